@@ -1,0 +1,54 @@
+"""The query-side application on ``--port``: JSON API, Jaeger-compatible API, OpenAPI, and the web UI."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass.api import jaeger, v1
+from spyglass.api.context import ApiContext
+from spyglass.api.json_response import json_response
+from spyglass.api.openapi import openapi_document
+from spyglass.api.params import BadRequest
+from spyglass.security import bearer_ok
+from spyglass.web.routes import web_routes
+
+_PROTECTED_PREFIXES = ("/api/", "/metrics")
+
+
+class QueryTokenMiddleware(BaseHTTPMiddleware):
+    """``--query-token``: API requests must carry ``Authorization: Bearer TOKEN``."""
+
+    def __init__(self, app: object, token: str | None) -> None:
+        super().__init__(app)  # type: ignore[arg-type]
+        self.token = token
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if self.token and request.url.path.startswith(_PROTECTED_PREFIXES):
+            if not bearer_ok(request.headers.get("authorization"), self.token):
+                return json_response(
+                    {"error": "missing or wrong bearer token"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+        return await call_next(request)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return json_response({"error": str(exc)}, status=400)
+
+
+def create_api_app(ctx: ApiContext) -> Starlette:
+    """Assemble the routes of every resource into one application."""
+
+    def openapi(request: Request) -> Response:
+        return json_response(openapi_document())
+
+    middleware = [Middleware(QueryTokenMiddleware, token=ctx.query_token)] if ctx.query_token else []
+    return Starlette(
+        routes=[*v1.routes(ctx), *jaeger.routes(ctx), Route("/openapi.json", openapi), *web_routes()],
+        middleware=middleware,
+        exception_handlers={BadRequest: _bad_request},
+    )

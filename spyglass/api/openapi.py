@@ -1,0 +1,114 @@
+"""The OpenAPI description of the JSON API, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spyglass import __version__
+
+
+def _param(name: str, kind: str = "string", where: str = "query", required: bool = False,
+           description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": {"type": kind}, "description": description}
+
+
+_SPAN = {
+    "type": "object",
+    "properties": {
+        "trace_id": {"type": "string"},
+        "span_id": {"type": "string"},
+        "parent_span_id": {"type": ["string", "null"]},
+        "service": {"type": "string"},
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["server", "client", "internal", "producer", "consumer"]},
+        "start_ns": {"type": "integer"},
+        "duration_ns": {"type": "integer"},
+        "status": {"type": "string", "enum": ["unset", "ok", "error"]},
+        "status_message": {"type": "string"},
+        "attributes": {"type": "object"},
+        "resource": {"type": "object"},
+        "events": {"type": "array", "items": {"type": "object"}},
+        "links": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_TRACE_SUMMARY = {
+    "type": "object",
+    "properties": {
+        "trace_id": {"type": "string"},
+        "root_service": {"type": ["string", "null"]},
+        "root_operation": {"type": ["string", "null"]},
+        "start_ns": {"type": "integer"},
+        "duration_ns": {"type": "integer"},
+        "span_count": {"type": "integer"},
+        "error": {"type": "boolean"},
+        "sample_weight": {"type": "number"},
+    },
+}
+
+
+def _get(summary: str, params: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+                "400": {"description": "a parameter is malformed"},
+                "401": {"description": "the query token is required"},
+            },
+        }
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    obj = {"type": "object"}
+    window = [_param("start_ns", "integer"), _param("end_ns", "integer")]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "spyglass", "version": __version__,
+                 "description": "Distributed tracing that explains. Ids are lowercase hex, times nanoseconds."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Span": _SPAN, "TraceSummary": _TRACE_SUMMARY},
+        },
+        "paths": {
+            "/api/v1/status": _get("Ingest, sampling and storage counters", [], obj),
+            "/api/v1/services": _get("Services seen", [], obj),
+            "/api/v1/services/{service}/operations": _get(
+                "Operations of a service", [_param("service", where="path", required=True)], obj
+            ),
+            "/api/v1/traces/{trace_id}": _get(
+                "One trace, every span",
+                [_param("trace_id", where="path", required=True)],
+                {"type": "object", "properties": {"trace_id": {"type": "string"},
+                                                  "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}}}},
+            ),
+            "/api/v1/traces": _get(
+                "Search traces",
+                [_param("service"), _param("operation"),
+                 _param("attr", description="KEY:VALUE, repeatable; matches any span of the trace"),
+                 _param("min_duration_ms", "number"), _param("max_duration_ms", "number"),
+                 _param("error", "boolean"), *window, _param("limit", "integer")],
+                {"type": "object", "properties": {"traces": {"type": "array",
+                                                             "items": {"$ref": "#/components/schemas/TraceSummary"}}}},
+            ),
+            "/api/v1/dependencies": _get("Service graph edges", window, obj),
+            "/api/services": _get("Jaeger: services", [], obj),
+            "/api/services/{service}/operations": _get(
+                "Jaeger: operations", [_param("service", where="path", required=True)], obj
+            ),
+            "/api/traces": _get(
+                "Jaeger: find traces",
+                [_param("service", required=True), _param("operation"), _param("tags"), _param("limit", "integer"),
+                 _param("start", "integer"), _param("end", "integer"), _param("minDuration"),
+                 _param("maxDuration"), _param("lookback")],
+                obj,
+            ),
+            "/api/traces/{trace_id}": _get(
+                "Jaeger: one trace", [_param("trace_id", where="path", required=True)], obj
+            ),
+            "/api/dependencies": _get(
+                "Jaeger: dependencies", [_param("endTs", "integer"), _param("lookback", "integer")], obj
+            ),
+        },
+    }

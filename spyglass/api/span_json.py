@@ -1,0 +1,90 @@
+"""Arrow spans -> the JSON shapes of the API (``Span`` of API.md). Output-side only, so per-span Python is fine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from spyglass.model.attributes import typed_attributes
+from spyglass.model.schema import KIND_NAMES, STATUS_NAMES
+
+
+def hex_id(value: bytes | None) -> str | None:
+    return value.hex() if value is not None else None
+
+
+def parse_trace_id(text: str) -> bytes | None:
+    """A 32-hex trace id (16-hex ids, as 64-bit Zipkin and Jaeger send them, are zero-padded); None if bad."""
+    text = text.strip().lower()
+    if len(text) == 16:
+        text = "0" * 16 + text
+    if len(text) != 32:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def span_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Distinct spans of a table as Python rows, ordered by start time (retried exports can repeat spans)."""
+    seen: set[tuple[bytes, str, int, int]] = set()
+    rows = []
+    for row in sorted(table.to_pylist(), key=lambda r: (r["start_ns"], r["span_id"])):
+        key = (row["span_id"], row["service"], row["kind"], row["start_ns"])
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+def span_to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One span row in API.md's ``Span`` shape."""
+    return {
+        "trace_id": hex_id(row["trace_id"]),
+        "span_id": hex_id(row["span_id"]),
+        "parent_span_id": hex_id(row["parent_span_id"]),
+        "service": row["service"],
+        "name": row["name"],
+        "kind": KIND_NAMES.get(row["kind"], "internal"),
+        "start_ns": row["start_ns"],
+        "duration_ns": row["duration_ns"],
+        "status": STATUS_NAMES.get(row["status_code"], "unset"),
+        "status_message": row["status_message"] or "",
+        "attributes": typed_attributes(row["attributes"], row["attribute_types"]),
+        "resource": typed_attributes(row["resource"], row["resource_types"]),
+        "scope": {"name": row["scope_name"] or "", "version": row["scope_version"] or ""},
+        "trace_state": row["trace_state"] or "",
+        "events": [
+            {
+                "name": event["name"],
+                "time_ns": event["time_ns"],
+                "attributes": typed_attributes(event["attributes"], event["attribute_types"]),
+            }
+            for event in row["events"] or []
+        ],
+        "links": [
+            {
+                "trace_id": hex_id(link["trace_id"]),
+                "span_id": hex_id(link["span_id"]),
+                "trace_state": link["trace_state"] or "",
+                "attributes": typed_attributes(link["attributes"], link["attribute_types"]),
+            }
+            for link in row["links"] or []
+        ],
+    }
+
+
+def summary_to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One ``find_traces`` row in API.md's trace-search shape."""
+    return {
+        "trace_id": hex_id(row["trace_id"]),
+        "root_service": row["root_service"],
+        "root_operation": row["root_operation"],
+        "start_ns": row["start_ns"],
+        "duration_ns": row["duration_ns"],
+        "span_count": row["span_count"],
+        "error": row["error_count"] > 0,
+        "sample_weight": row["sample_weight"],
+    }

@@ -1,0 +1,106 @@
+"""spyglass's own JSON API under ``/api/v1`` (API.md). Handlers translate HTTP to calls and back, no more."""
+
+from __future__ import annotations
+
+import time
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass import __version__
+from spyglass.analysis.dependencies import COLUMNS as DEPENDENCY_COLUMNS
+from spyglass.analysis.dependencies import dependency_edges
+from spyglass.analysis.traces import trace_spans
+from spyglass.api.context import ApiContext
+from spyglass.api.json_response import json_response
+from spyglass.api.params import BadRequest, attribute_filters, optional_bool, optional_float, optional_int
+from spyglass.api.span_json import parse_trace_id, span_rows, span_to_json, summary_to_json
+from spyglass.model.schema import KIND_NAMES
+from spyglass.store.protocol import TraceQuery
+
+MAX_SEARCH_LIMIT = 20_000
+DEFAULT_WINDOW_NS = 3_600 * 10**9
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    def status(request: Request) -> Response:
+        counters = ctx.satellite.counters
+        return json_response(
+            {
+                "spans_received": counters.spans_received,
+                "spans_rejected": counters.spans_rejected,
+                "traces_decided": counters.traces_decided,
+                "traces_kept": counters.traces_kept,
+                "spans_stored": counters.spans_stored,
+                "spans_queued": ctx.satellite.queued_spans,
+                "recall": {"spans": ctx.satellite.buffer.spans, "bytes": ctx.satellite.buffer.bytes},
+                "version": __version__,
+            }
+        )
+
+    def services(request: Request) -> Response:
+        return json_response({"services": [{"name": name} for name in ctx.store.services()]})
+
+    def operations(request: Request) -> Response:
+        service = request.path_params["service"]
+        return json_response(
+            {"operations": [{"name": name, "kind": kind} for name, kind in _named_kinds(ctx, service)]}
+        )
+
+    def trace(request: Request) -> Response:
+        trace_id = parse_trace_id(request.path_params["trace_id"])
+        if trace_id is None:
+            raise BadRequest("trace_id must be 32 lowercase hex characters")
+        rows = span_rows(trace_spans(ctx.store, ctx.satellite, trace_id))
+        if not rows:
+            return json_response({"error": "trace not found"}, status=404)
+        return json_response({"trace_id": trace_id.hex(), "spans": [span_to_json(r) for r in rows]})
+
+    def search(request: Request) -> Response:
+        params = request.query_params
+        min_ms = optional_float(params, "min_duration_ms")
+        max_ms = optional_float(params, "max_duration_ms")
+        limit = optional_int(params, "limit", minimum=1) or 20
+        query = TraceQuery(
+            service=params.get("service") or None,
+            operation=params.get("operation") or None,
+            attributes=attribute_filters(params),
+            min_duration_ns=int(min_ms * 1e6) if min_ms is not None else None,
+            max_duration_ns=int(max_ms * 1e6) if max_ms is not None else None,
+            error=optional_bool(params, "error"),
+            start_ns=optional_int(params, "start_ns"),
+            end_ns=optional_int(params, "end_ns"),
+            limit=min(limit, MAX_SEARCH_LIMIT),
+        )
+        found = ctx.store.find_traces(query)
+        return json_response({"traces": [summary_to_json(r) for r in found.to_pylist()]})
+
+    def dependencies(request: Request) -> Response:
+        start_ns, end_ns = window(request)
+        edges = dependency_edges(ctx.store.scan(DEPENDENCY_COLUMNS, start_ns, end_ns))
+        return json_response({"edges": edges.to_pylist()})
+
+    return [
+        Route("/api/v1/status", status),
+        Route("/api/v1/services", services),
+        Route("/api/v1/services/{service}/operations", operations),
+        Route("/api/v1/traces/{trace_id}", trace),
+        Route("/api/v1/traces", search),
+        Route("/api/v1/dependencies", dependencies),
+    ]
+
+
+def window(request: Request) -> tuple[int, int]:
+    """``start_ns``/``end_ns`` parameters, defaulting to the last hour."""
+    end_ns = optional_int(request.query_params, "end_ns") or time.time_ns()
+    start_ns = optional_int(request.query_params, "start_ns")
+    if start_ns is None:
+        start_ns = end_ns - DEFAULT_WINDOW_NS
+    if start_ns > end_ns:
+        raise BadRequest("start_ns must not be after end_ns")
+    return start_ns, end_ns
+
+
+def _named_kinds(ctx: ApiContext, service: str) -> list[tuple[str, str]]:
+    return [(name, KIND_NAMES.get(kind, "internal")) for name, kind in ctx.store.operations(service)]
+

@@ -1,0 +1,87 @@
+"""The ``spyglass`` command: ``serve`` runs the system, ``demo`` sends it realistic traffic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from spyglass import __version__
+from spyglass.config import ConfigError, add_serve_flags, serve_config_from_args
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spyglass", description="Distributed tracing that explains.")
+    parser.add_argument("--version", action="version", version=f"spyglass {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run spyglass: receivers, satellite, store, API and UI")
+    add_serve_flags(serve, os.environ)
+    demo = commands.add_parser("demo", help="run demo services that send traces to spyglass")
+    env = os.environ
+    demo.add_argument("--otlp-endpoint", default=env.get("SPYGLASS_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                      help="OTLP/HTTP endpoint (env SPYGLASS_OTLP_ENDPOINT)")
+    demo.add_argument("--duration", type=float, default=float(env["SPYGLASS_DURATION"]) if env.get("SPYGLASS_DURATION") else None,
+                      help="seconds to run; forever when unset (env SPYGLASS_DURATION)")
+    demo.add_argument("--scenario", default=env.get("SPYGLASS_SCENARIO", "healthy"),
+                      help="healthy, or a fault to inject after a healthy baseline (env SPYGLASS_SCENARIO)")
+    demo.add_argument("--rate", type=float, default=float(env.get("SPYGLASS_RATE", "20")),
+                      help="requests per second into the demo's front end (env SPYGLASS_RATE)")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from spyglass.server import SpyglassServer
+
+    config = serve_config_from_args(args)
+    server = SpyglassServer(config)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.request_stop)
+        task = asyncio.create_task(server.serve())
+        while server.ports is None and not task.done():
+            await asyncio.sleep(0.05)
+        if server.ports is not None:
+            ports = server.ports
+            print(
+                f"spyglass {__version__} serving: UI and API http://{config.host}:{ports.api}/ | "
+                f"OTLP gRPC {config.host}:{ports.otlp_grpc} | OTLP HTTP http://{config.host}:{ports.otlp_http} | "
+                f"Zipkin http://{config.host}:{ports.zipkin}/api/v2/spans | data {config.data_dir}",
+                flush=True,
+            )
+        await task
+
+    asyncio.run(main())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from spyglass.demo.runner import run_demo
+
+    stats = run_demo(otlp_endpoint=args.otlp_endpoint, duration_s=args.duration, scenario=args.scenario,
+                     rate_per_s=args.rate)
+    print(f"demo finished: {stats}", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "serve":
+            return _serve(args)
+        return _demo(args)
+    except ConfigError as exc:
+        print(f"spyglass: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Reading HTTP request bodies safely: a size bound, chunked bodies, and gzip without gzip bombs."""
+
+from __future__ import annotations
+
+import zlib
+
+from starlette.requests import Request
+
+from spyglass.receivers.decoders.result import DecodeError
+
+
+class BodyTooLarge(DecodeError):
+    """The body, as sent or once decompressed, is larger than the configured bound."""
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """Read the whole body (Content-Length or chunked), decompressing gzip/deflate, never past ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"request body of {declared} bytes exceeds the limit of {max_bytes} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+        parts.append(chunk)
+    body = b"".join(parts)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    return decompress(body, encoding, max_bytes)
+
+
+def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo a ``Content-Encoding``; the output is bounded too, so a small bomb cannot expand to gigabytes."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif encoding == "deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        raise DecodeError(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or identity)")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise DecodeError(f"invalid {encoding} body: {exc}") from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise BodyTooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")
+    if not inflater.eof:
+        raise DecodeError(f"truncated {encoding} body")
+    return out

@@ -1,0 +1,77 @@
+"""OTLP/gRPC receiver: ``TraceService/Export`` taking the raw request bytes straight to the columnar decoder.
+
+The request is not parsed into protobuf objects first: the handler's deserializer is the identity, and the
+bytes go to the same ptars decoder as OTLP/HTTP. gzip (the exporters' ``compression=gzip``) is undone by gRPC.
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc import aio
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
+from spyglass.receivers.decoders.result import DecodeError
+from spyglass.receivers.ingest import RETRY_AFTER_S, Outcome, ReceiverSettings, accept
+from spyglass.security import bearer_ok
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _serialize(response: trace_service_pb2.ExportTraceServiceResponse) -> bytes:
+    return response.SerializeToString()
+
+
+class TraceServiceHandler:
+    """Implements ``Export`` for raw request bytes."""
+
+    def __init__(self, settings: ReceiverSettings) -> None:
+        self.settings = settings
+
+    async def export(self, request: bytes, context: aio.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
+        metadata = dict(context.invocation_metadata() or ())
+        if not bearer_ok(metadata.get("authorization"), self.settings.ingest_token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            result = accept(decode_otlp_proto(request), self.settings)
+        except DecodeError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if result.outcome is Outcome.OVERLOADED:
+            # Retry advice as OTLP says: RESOURCE_EXHAUSTED is retryable; the trailer tells how long to wait.
+            context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, result.message)
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if result.rejected_spans:
+            response.partial_success.rejected_spans = result.rejected_spans
+            response.partial_success.error_message = result.message
+        return response
+
+
+def create_grpc_server(settings: ReceiverSettings, address: str) -> tuple[aio.Server, int]:
+    """An asyncio gRPC server with the trace service bound to ``address``; returns it and the bound port."""
+    server = aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_body_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ],
+        maximum_concurrent_rpcs=256,
+    )
+    handler = TraceServiceHandler(settings)
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE,
+                {
+                    "Export": grpc.unary_unary_rpc_method_handler(
+                        handler.export, request_deserializer=_identity, response_serializer=_serialize
+                    )
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port(address)
+    return server, port

@@ -1,0 +1,91 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, gzip, chunked, CORS for browsers.
+
+Responses follow the OTLP/HTTP spec: the body is encoded like the request (protobuf or JSON); a partial
+success names the rejected spans; errors carry a ``google.rpc.Status``; overload is 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import orjson
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass.receivers.decoders.otlp_json import decode_otlp_json
+from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
+from spyglass.receivers.ingest import RETRY_AFTER_S, IngestResult, Outcome, ReceiverSettings, ingest
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_STATUS_FOR = {Outcome.UNAUTHENTICATED: 401, Outcome.INVALID: 400, Outcome.OVERLOADED: 429}
+
+
+def _media_type(request: Request) -> str | None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if content_type == JSON:
+        return JSON
+    return None
+
+
+def _response(result: IngestResult, media_type: str) -> Response:
+    if result.outcome is Outcome.ACCEPTED:
+        if media_type == JSON:
+            payload: dict[str, object] = {}
+            if result.rejected_spans:
+                payload["partialSuccess"] = {
+                    "rejectedSpans": str(result.rejected_spans),
+                    "errorMessage": result.message,
+                }
+            return Response(orjson.dumps(payload), 200, media_type=JSON)
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if result.rejected_spans:
+            response.partial_success.rejected_spans = result.rejected_spans
+            response.partial_success.error_message = result.message
+        return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
+    return error_response(_STATUS_FOR[result.outcome], result.message, media_type)
+
+
+def error_response(status: int, message: str, media_type: str) -> Response:
+    """An OTLP error: a ``google.rpc.Status`` with the reason, plus Retry-After when retrying can help."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    grpc_code = {400: 3, 401: 16, 415: 3, 429: 8}.get(status, 2)
+    if media_type == PROTOBUF:
+        body = status_pb2.Status(code=grpc_code, message=message).SerializeToString()
+    else:
+        body = orjson.dumps({"code": grpc_code, "message": message})
+    return Response(body, status, headers=headers, media_type=media_type)
+
+
+def create_otlp_http_app(settings: ReceiverSettings) -> Starlette:
+    """The OTLP/HTTP ingest application."""
+
+    async def traces(request: Request) -> Response:
+        media_type = _media_type(request)
+        if media_type is None:
+            return error_response(
+                415, "Content-Type must be application/x-protobuf or application/json", JSON
+            )
+        decode = decode_otlp_proto if media_type == PROTOBUF else decode_otlp_json
+        return _response(await ingest(request, settings, decode), media_type)
+
+    return Starlette(
+        routes=[Route("/v1/traces", traces, methods=["POST"])],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["POST", "OPTIONS"],
+                allow_headers=["*"],
+                max_age=3600,
+            )
+        ],
+    )

@@ -1,0 +1,38 @@
+"""Zipkin v2 receiver: ``POST /api/v2/spans`` with a JSON list of spans (string tags), gzip accepted."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
+from spyglass.receivers.ingest import RETRY_AFTER_S, Outcome, ReceiverSettings, ingest
+
+
+def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
+    """The Zipkin ingest application; answers 202 as Zipkin's own server does."""
+
+    async def spans(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type not in ("application/json", "text/plain", ""):
+            return _error(415, "Content-Type must be application/json (Zipkin v2 JSON)")
+        result = await ingest(request, settings, decode_zipkin_json)
+        if result.outcome is Outcome.ACCEPTED:
+            return Response(status_code=202)
+        status = {Outcome.UNAUTHENTICATED: 401, Outcome.INVALID: 400, Outcome.OVERLOADED: 429}[result.outcome]
+        return _error(status, result.message)
+
+    return Starlette(
+        routes=[Route("/api/v2/spans", spans, methods=["POST"])],
+        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["POST"], allow_headers=["*"])],
+    )
+
+
+def _error(status: int, message: str) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 429 else {}
+    return Response(orjson.dumps({"error": message}), status, headers=headers, media_type="application/json")

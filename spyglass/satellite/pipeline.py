@@ -1,0 +1,181 @@
+"""The satellite: receivers hand it span batches; it buffers, decides and writes kept traces to the store.
+
+Three stages, each bounded, so overload turns into an explicit refusal at the receivers instead of memory
+growth: an intake queue (bounded in spans; ``submit`` says no when it is full), the recall buffer (bounded in
+bytes; traces are decided early when it is full) and the write queue (bounded in tables; when the store lags,
+deciding waits, the intake fills, and receivers answer 429 / RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from spyglass.satellite.recall_buffer import RecallBuffer
+from spyglass.satellite.sampler import Sampler
+from spyglass.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SatelliteSettings:
+    """The satellite's knobs, taken from the validated configuration."""
+
+    decision_wait_s: float = 5.0
+    recall_memory_bytes: int = 256 * 1024 * 1024
+    max_queued_spans: int = 200_000
+    max_pending_writes: int = 8
+
+
+@dataclass
+class SatelliteCounters:
+    """What ``/api/v1/status`` reports; written by the satellite's own threads only."""
+
+    spans_received: int = 0
+    spans_rejected: int = 0
+    traces_decided: int = 0
+    traces_kept: int = 0
+    spans_stored: int = 0
+    write_failures: int = 0
+
+
+class Satellite:
+    """Owns the intake queue, the recall buffer, the decision loop and the store writer."""
+
+    def __init__(self, settings: SatelliteSettings, store: Store, sampler: Sampler) -> None:
+        self.settings = settings
+        self.store = store
+        self.sampler = sampler
+        self.buffer = RecallBuffer(settings.recall_memory_bytes)
+        self.counters = SatelliteCounters()
+        self._intake: deque[tuple[pa.RecordBatch, int]] = deque()
+        self._queued_spans = 0
+        self._intake_lock = threading.Condition()
+        self._writes: queue.Queue[pa.Table | None] = queue.Queue(maxsize=settings.max_pending_writes)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._tick_s = max(0.05, min(1.0, settings.decision_wait_s / 4))
+
+    # -- receivers' side -------------------------------------------------------------------------------
+
+    def submit(self, batch: pa.RecordBatch) -> bool:
+        """Queue a decoded batch; False (refuse with 429) when the intake is full or the satellite stops."""
+        n = batch.num_rows
+        with self._intake_lock:
+            if self._stopping.is_set() or self._queued_spans + n > self.settings.max_queued_spans:
+                self.counters.spans_rejected += n
+                return False
+            self._intake.append((batch, time.time_ns()))
+            self._queued_spans += n
+            self._intake_lock.notify()
+        return True
+
+    def count_rejected(self, spans: int) -> None:
+        """Record spans a receiver refused as invalid."""
+        with self._intake_lock:
+            self.counters.spans_rejected += spans
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued_spans
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for target, name in ((self._decide_loop, "spyglass-decide"), (self._write_loop, "spyglass-write")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop taking spans, decide everything still buffered, write it, and wait for the writer."""
+        with self._intake_lock:
+            self._stopping.set()
+            self._intake_lock.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """Decide every buffered trace now and wait until it is written (tests and shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while self._queued_spans and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._decide(self.buffer.take_all())
+        self._writes.join()
+
+    # -- live view -------------------------------------------------------------------------------------
+
+    def live_trace(self, trace_id: bytes) -> pa.Table:
+        """Spans of a trace still in the recall buffer (not yet decided)."""
+        return self.buffer.trace(trace_id)
+
+    # -- the decision loop -----------------------------------------------------------------------------
+
+    def _decide_loop(self) -> None:
+        next_tick = time.monotonic() + self._tick_s
+        while True:
+            with self._intake_lock:
+                while not self._intake and not self._stopping.is_set():
+                    if not self._intake_lock.wait(timeout=max(0.0, next_tick - time.monotonic())):
+                        break
+                pending = list(self._intake)
+                self._intake.clear()
+                stopping = self._stopping.is_set()
+            for batch, arrival_ns in pending:
+                self.buffer.add(batch, arrival_ns)
+                with self._intake_lock:
+                    self._queued_spans -= batch.num_rows
+                    self.counters.spans_received += batch.num_rows
+            if self.buffer.over_bound():
+                self._decide(self.buffer.take_oldest(self.buffer.max_bytes * 3 // 4))
+            if stopping:
+                self._decide(self.buffer.take_all())
+                self._writes.put(None)
+                return
+            if time.monotonic() >= next_tick:
+                cutoff = time.time_ns() - int(self.settings.decision_wait_s * 1e9)
+                self._decide(self.buffer.take_quiet(cutoff))
+                next_tick = time.monotonic() + self._tick_s
+
+    def _decide(self, spans: pa.Table) -> None:
+        if spans.num_rows == 0:
+            return
+        traces = len(spans.column("trace_id").unique())
+        kept = self.sampler.decide(spans)
+        self.counters.traces_decided += traces
+        if kept.num_rows:
+            self.counters.traces_kept += len(kept.column("trace_id").unique())
+            self._writes.put(kept)
+
+    def _write_loop(self) -> None:
+        while True:
+            table = self._writes.get()
+            try:
+                if table is None:
+                    return
+                self._write_with_retry(table)
+            finally:
+                self._writes.task_done()
+
+    def _write_with_retry(self, table: pa.Table) -> None:
+        """Accepted spans are not dropped on a transient store error: retry with backoff, then log loudly."""
+        delay_s = 0.05
+        for attempt in range(8):
+            try:
+                self.store.write(table)
+                self.counters.spans_stored += table.num_rows
+                return
+            except Exception:
+                log.exception("store write failed (attempt %d), retrying", attempt + 1)
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 2.0)
+        self.counters.write_failures += 1
+        log.error("giving up on writing %d spans after repeated store failures", table.num_rows)

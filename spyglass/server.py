@@ -1,0 +1,161 @@
+"""``spyglass serve``: wires receivers -> satellite -> store -> API and runs every listener in one event loop.
+
+``SpyglassServer`` can also run in a background thread with port 0 everywhere, which is how tests and
+benchmarks start a real server on loopback and learn the ports it bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import uvicorn
+
+from spyglass.api.app import create_api_app
+from spyglass.api.context import ApiContext
+from spyglass.config import ConfigError, ServeConfig
+from spyglass.receivers.ingest import ReceiverSettings
+from spyglass.receivers.otlp_grpc import create_grpc_server
+from spyglass.receivers.otlp_http import create_otlp_http_app
+from spyglass.receivers.zipkin import create_zipkin_app
+from spyglass.satellite.pipeline import Satellite, SatelliteSettings
+from spyglass.satellite.sampler import KeepAllSampler
+from spyglass.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BoundPorts:
+    """The ports actually listened on (differs from the config when it asked for port 0)."""
+
+    api: int
+    otlp_grpc: int
+    otlp_http: int
+    zipkin: int
+
+
+def open_store(config: ServeConfig) -> Store:
+    """The configured store backend."""
+    if config.store == "duckdb":
+        from spyglass.store.duckdb_store import DuckDBStore
+
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        return DuckDBStore(Path(config.data_dir) / "spyglass.duckdb")
+    raise ConfigError("the ClickHouse store is not available in this version of spyglass; use --store duckdb")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class SpyglassServer:
+    """One spyglass process: store, satellite, receivers and API."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.store = open_store(config)
+        self.satellite = Satellite(
+            SatelliteSettings(
+                decision_wait_s=config.decision_wait_s,
+                recall_memory_bytes=config.recall_memory_mb * 1024 * 1024,
+                max_queued_spans=config.max_queued_spans,
+            ),
+            self.store,
+            KeepAllSampler(),
+        )
+        self.receiver_settings = ReceiverSettings(self.satellite, config.max_body_bytes, config.ingest_token)
+        self.ports: BoundPorts | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    async def serve(self) -> None:
+        """Run until ``request_stop``; then stop listening, write out the recall buffer, close the store."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        config = self.config
+        sockets = {
+            name: _listen(config.host, port)
+            for name, port in (("api", config.port), ("otlp_http", config.otlp_http_port), ("zipkin", config.zipkin_port))
+        }
+        grpc_server, grpc_port = create_grpc_server(self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}")
+        apps = {
+            "api": create_api_app(ApiContext(self.store, self.satellite, config.query_token)),
+            "otlp_http": create_otlp_http_app(self.receiver_settings),
+            "zipkin": create_zipkin_app(self.receiver_settings),
+        }
+        servers = [
+            uvicorn.Server(
+                uvicorn.Config(apps[name], log_level="warning", access_log=False, lifespan="off",
+                               timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024)
+            )
+            for name in sockets
+        ]
+        for server in servers:
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.satellite.start()
+        await grpc_server.start()
+        tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, sockets.values(), strict=True)]
+        self.ports = BoundPorts(
+            api=sockets["api"].getsockname()[1],
+            otlp_grpc=grpc_port,
+            otlp_http=sockets["otlp_http"].getsockname()[1],
+            zipkin=sockets["zipkin"].getsockname()[1],
+        )
+        while not all(s.started for s in servers):
+            await asyncio.sleep(0.01)
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await grpc_server.stop(grace=2.0)
+            for server in servers:
+                server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self.satellite.stop)
+            self.store.close()
+
+    def request_stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    # -- background mode, for tests and benchmarks -------------------------------------------------------
+
+    def start_in_thread(self, timeout_s: float = 20.0) -> BoundPorts:
+        def run() -> None:
+            try:
+                asyncio.run(self.serve())
+            except BaseException as exc:  # surfaced to the caller of start_in_thread
+                self._error = exc
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="spyglass-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s) or self.ports is None:
+            raise RuntimeError(f"spyglass did not start: {self._error!r}")
+        return self.ports
+
+    def stop_thread(self, timeout_s: float = 30.0) -> None:
+        self.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+
+def loopback_config(data_dir: Path, **overrides: object) -> ServeConfig:
+    """A config with every port chosen by the OS, for tests and benchmarks."""
+    base = ServeConfig(data_dir=data_dir, port=0, otlp_grpc_port=0, otlp_http_port=0, zipkin_port=0)
+    return replace(base, **overrides).validate()  # type: ignore[arg-type]
+
