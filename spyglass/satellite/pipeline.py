@@ -130,12 +130,13 @@ class Satellite:
                 self._intake.clear()
                 stopping = self._stopping.is_set()
             for batch, arrival_ns in pending:
+                self._make_room(batch.nbytes)
                 self.buffer.add(batch, arrival_ns)
                 with self._intake_lock:
                     self._queued_spans -= batch.num_rows
                     self.counters.spans_received += batch.num_rows
-            if self.buffer.over_bound():
-                self._decide(self.buffer.take_oldest(self.buffer.max_bytes * 3 // 4))
+            if self.buffer.over_bound():  # a single batch larger than the whole bound
+                self._decide(self.buffer.take_oldest(0))
             if stopping:
                 self._decide(self.buffer.take_all())
                 self._writes.put(None)
@@ -144,6 +145,12 @@ class Satellite:
                 cutoff = time.time_ns() - int(self.settings.decision_wait_s * 1e9)
                 self._decide(self.buffer.take_quiet(cutoff))
                 next_tick = time.monotonic() + self._tick_s
+
+    def _make_room(self, incoming_bytes: int) -> None:
+        """Decide the oldest traces early so the buffer stays under its bound with the next batch in it."""
+        bound = self.buffer.max_bytes
+        if self.buffer.bytes + incoming_bytes > bound:
+            self._decide(self.buffer.take_oldest(max(0, min(bound * 3 // 4, bound - incoming_bytes))))
 
     def _decide(self, spans: pa.Table) -> None:
         if spans.num_rows == 0:

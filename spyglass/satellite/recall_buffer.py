@@ -29,6 +29,7 @@ class RecallBuffer:
         self._chunks: list[_Chunk] = []
         self._bytes = 0
         self._spans = 0
+        self.peak_bytes = 0  # high-water mark, so tests and /metrics can check the bound held
         self._lock = threading.Lock()
 
     @property
@@ -47,6 +48,7 @@ class RecallBuffer:
             self._chunks.append(_Chunk(batch, arrival_ns))
             self._bytes += batch.nbytes
             self._spans += batch.num_rows
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
 
     def over_bound(self) -> bool:
         return self._bytes > self.max_bytes

@@ -1,0 +1,81 @@
+"""The satellite end to end on a real DuckDB store: intake bound, quiet decisions, memory bound, shutdown."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from spyglass.satellite.pipeline import Satellite, SatelliteSettings
+from spyglass.satellite.sampler import KeepAllSampler
+from spyglass.store.duckdb_store import DuckDBStore
+from tests.support.spans import trace_batch
+
+
+def _wait(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_traces_are_written_once_quiet(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.1), store, KeepAllSampler())
+    satellite.start()
+    try:
+        batch, ids = trace_batch(10)
+        assert satellite.submit(batch)
+        _wait(lambda: satellite.counters.spans_stored == 30)
+        assert satellite.counters.traces_decided == 10 and satellite.counters.traces_kept == 10
+        assert store.trace(ids[3]).num_rows == 3
+        assert store.trace(ids[3]).column("sample_weight").to_pylist() == [1.0] * 3
+    finally:
+        satellite.stop()
+        store.close()
+
+
+def test_intake_bound_refuses_and_counts(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(max_queued_spans=10), store, KeepAllSampler())
+    batch, _ = trace_batch(4)  # 12 spans: more than the intake holds
+    assert not satellite.submit(batch)
+    assert satellite.counters.spans_rejected == 12
+    store.close()
+
+
+def test_memory_bound_holds_under_a_flood(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    sample, _ = trace_batch(100)
+    bound = sample.nbytes * 4
+    satellite = Satellite(SatelliteSettings(decision_wait_s=3600, recall_memory_bytes=bound), store, KeepAllSampler())
+    satellite.start()
+    peak = 0
+    try:
+        for _ in range(40):
+            batch, _ = trace_batch(100)
+            while not satellite.submit(batch):
+                time.sleep(0.01)
+            peak = max(peak, satellite.buffer.bytes)
+            time.sleep(0.005)
+        _wait(lambda: satellite.queued_spans == 0)
+        assert 0 < peak <= satellite.buffer.peak_bytes <= bound
+        satellite.flush()
+        assert satellite.counters.spans_stored == 40 * 300
+        assert store.span_count() == 40 * 300
+    finally:
+        satellite.stop()
+        store.close()
+
+
+def test_stop_writes_out_everything_buffered(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=3600), store, KeepAllSampler())
+    satellite.start()
+    batch, ids = trace_batch(5)
+    satellite.submit(batch)
+    _wait(lambda: satellite.counters.spans_received == 15)
+    assert satellite.counters.spans_stored == 0
+    satellite.stop()
+    assert store.span_count() == 15 and store.trace(ids[0]).num_rows == 3
+    assert not satellite.submit(batch)
+    store.close()

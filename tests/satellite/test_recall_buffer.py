@@ -1,0 +1,49 @@
+"""The recall buffer hands out whole traces once quiet, or early when memory runs short."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from spyglass.model.schema import SPAN_SCHEMA
+from spyglass.satellite.recall_buffer import RecallBuffer
+from tests.support.spans import trace_batch
+
+
+def test_quiet_traces_leave_whole_and_active_ones_stay() -> None:
+    buffer = RecallBuffer(max_bytes=10**9)
+    old, old_ids = trace_batch(3)
+    buffer.add(old, arrival_ns=100)
+    # A late span of the first trace arrives after the cutoff: that trace stays, whole.
+    late, _ = trace_batch(1)
+    columns = [pa.array([old_ids[0]] * late.num_rows, pa.binary(16)), *late.columns[1:]]
+    late = pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
+    buffer.add(late, arrival_ns=300)
+    quiet = buffer.take_quiet(cutoff_ns=200)
+    assert set(quiet.column("trace_id").to_pylist()) == set(old_ids[1:])
+    assert quiet.num_rows == 6
+    assert buffer.spans == 6
+    assert buffer.trace(old_ids[0]).num_rows == 6
+    rest = buffer.take_quiet(cutoff_ns=400)
+    assert rest.num_rows == 6 and set(rest.column("trace_id").to_pylist()) == {old_ids[0]}
+    assert buffer.spans == 0 and buffer.bytes == 0
+
+
+def test_memory_bound_decides_oldest_traces_first() -> None:
+    first, first_ids = trace_batch(50)
+    second, second_ids = trace_batch(50)
+    buffer = RecallBuffer(max_bytes=first.nbytes + second.nbytes // 2)
+    buffer.add(first, arrival_ns=1)
+    buffer.add(second, arrival_ns=2)
+    assert buffer.over_bound()
+    taken = buffer.take_oldest(buffer.max_bytes * 3 // 4)
+    assert set(taken.column("trace_id").to_pylist()) == set(first_ids)
+    assert not buffer.over_bound()
+    assert set(buffer.snapshot().column("trace_id").to_pylist()) == set(second_ids)
+
+
+def test_take_all_empties_the_buffer() -> None:
+    buffer = RecallBuffer(max_bytes=10**9)
+    batch, _ = trace_batch(4)
+    buffer.add(batch, arrival_ns=1)
+    assert buffer.take_all().num_rows == 12
+    assert buffer.spans == 0 and buffer.take_all().num_rows == 0
