@@ -1,0 +1,126 @@
+"""Ingest throughput of the store path: OTLP/HTTP protobuf in, DuckDB out, through a real ``spyglass serve``.
+
+Starts spyglass as its own process (so the load generator does not share its interpreter), sends pre-encoded
+requests of 1000 spans from several connections, and prints: spans/s accepted (HTTP 200), spans/s through to
+the store (until ``spans_stored`` reaches the total), bytes per span on the wire, and on disk.
+
+    python bench/ingest_http.py --spans 500000
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from otlp_payloads import export_request  # noqa: E402
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=500_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--distinct-bodies", type=int, default=50)
+    args = parser.parse_args()
+
+    rng = random.Random(7)
+    now = time.time_ns()
+    bodies = [export_request(args.batch, rng, now) for _ in range(args.distinct_bodies)]
+    requests_total = args.spans // args.batch
+    data_dir = Path(tempfile.mkdtemp(prefix="spyglass-bench-"))
+    api, grpc_port, http_port, zipkin = free_ports(4)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "spyglass.cli", "serve", "--data-dir", str(data_dir), "--port", str(api),
+         "--otlp-grpc-port", str(grpc_port), "--otlp-http-port", str(http_port), "--zipkin-port", str(zipkin),
+         "--decision-wait", "1", "--recall-memory-mb", "512"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    status_url = f"http://127.0.0.1:{api}/api/v1/status"
+    while True:
+        try:
+            httpx.get(status_url, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+    sent = [0]
+    refused = [0]
+    lock = threading.Lock()
+    next_request = iter(range(requests_total))
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", http_port)
+        while True:
+            with lock:
+                index = next(next_request, None)
+            if index is None:
+                break
+            while True:
+                connection.request("POST", "/v1/traces", body=bodies[index % len(bodies)],
+                                   headers={"Content-Type": "application/x-protobuf"})
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    break
+                with lock:
+                    refused[0] += 1
+                time.sleep(float(response.getheader("Retry-After", "1")) / 10)
+            with lock:
+                sent[0] += args.batch
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    accepted_s = time.perf_counter() - started
+    total = sent[0]
+    while httpx.get(status_url).json()["spans_stored"] < total:
+        time.sleep(0.05)
+    stored_s = time.perf_counter() - started
+    status = httpx.get(status_url).json()
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+    disk = sum(f.stat().st_size for f in data_dir.iterdir())
+    wire = sum(len(b) for b in bodies) / (len(bodies) * args.batch)
+
+    rows = [
+        ("spans sent", f"{total:,}", "spans", f"{requests_total} requests of {args.batch}, {args.connections} connections"),
+        ("accepted (HTTP 200)", f"{total / accepted_s:,.0f}", "spans/s", "receive + decode + queue"),
+        ("through to the store", f"{total / stored_s:,.0f}", "spans/s",
+         "until spans_stored = sent; includes the 1 s decision wait"),
+        ("429 refusals", f"{refused[0]}", "requests", "retried by the client"),
+        ("OTLP protobuf on the wire", f"{wire:.0f}", "bytes/span", "uncompressed"),
+        ("DuckDB on disk", f"{disk / max(1, status['spans_stored']):.0f}", "bytes/span", f"{disk / 1e6:.1f} MB"),
+    ]
+    print(f"{'what':28} {'figure':>12} {'unit':10} conditions ({os.cpu_count()} cores)")
+    for what, figure, unit, conditions in rows:
+        print(f"{what:28} {figure:>12} {unit:10} {conditions}")
+
+
+if __name__ == "__main__":
+    main()

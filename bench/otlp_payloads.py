@@ -1,0 +1,46 @@
+"""Realistic OTLP export requests for benchmarks: pre-encoded, so clients spend their time sending."""
+
+from __future__ import annotations
+
+import random
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+SERVICES = ["frontend", "checkout", "cart", "inventory", "payments", "shipping"]
+ROUTES = ["/", "/product/{id}", "/cart", "/checkout", "/api/orders", "/api/stock"]
+
+
+def export_request(spans: int, rng: random.Random, now_ns: int, spans_per_trace: int = 10) -> bytes:
+    """One ``ExportTraceServiceRequest`` of ``spans`` spans in whole traces, grouped by service as SDKs send."""
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    scopes = {}
+    for service in SERVICES:
+        resource_spans = request.resource_spans.add()
+        for key, value in (("service.name", service), ("service.version", f"1.{rng.randint(0, 3)}.0"),
+                           ("host.name", f"{service}-{rng.randint(1, 3)}"), ("deployment.environment", "prod")):
+            resource_spans.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+        scope_spans = resource_spans.scope_spans.add()
+        scope_spans.scope.name = "opentelemetry.instrumentation.http"
+        scopes[service] = scope_spans
+    for _ in range(spans // spans_per_trace):
+        trace_id = rng.randbytes(16)
+        start = now_ns - rng.randint(0, 5_000_000_000)
+        root_id = rng.randbytes(8)
+        for index in range(spans_per_trace):
+            service = SERVICES[0] if index == 0 else rng.choice(SERVICES[1:])
+            span = scopes[service].spans.add()
+            span.trace_id = trace_id
+            span.span_id = root_id if index == 0 else rng.randbytes(8)
+            if index:
+                span.parent_span_id = root_id
+            span.name = f"GET {rng.choice(ROUTES)}" if index == 0 else f"op-{rng.randint(0, 11)}"
+            span.kind = 2 if index == 0 else 3
+            span.start_time_unix_nano = start + index * 1_000
+            span.end_time_unix_nano = span.start_time_unix_nano + int(rng.lognormvariate(15, 1))
+            span.attributes.add(key="http.route", value=AnyValue(string_value=rng.choice(ROUTES)))
+            span.attributes.add(key="http.response.status_code", value=AnyValue(int_value=200))
+            span.attributes.add(key="customer.id", value=AnyValue(string_value=f"c{rng.randint(1, 5000)}"))
+            if rng.random() < 0.02:
+                span.status.code = 2
+    return request.SerializeToString()

@@ -1,0 +1,416 @@
+"""Benchmark the DuckDB store: write throughput, bytes per span, trace-by-id and search latency.
+
+Spans are generated with numpy/pyarrow column operations (no Python loop per span), as realistic traces:
+~10 spans per trace over 6 services and a dozen operations, span attributes (http.route, customer.id with many
+values, http.status_code) and resource attributes (service.name, service.version, host.name).
+
+    .venv/bin/python bench/query_store.py --spans 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from spyglass.model.schema import (  # noqa: E402
+    ATTRIBUTE_TYPES,
+    ATTRIBUTES,
+    EVENT,
+    LINK,
+    STORED_SPAN_SCHEMA,
+    SpanKind,
+    StatusCode,
+    ValueType,
+)
+from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
+from spyglass.store.protocol import TraceQuery  # noqa: E402
+
+SERVICES = ["frontend", "checkout", "cart", "payment", "inventory", "users"]
+#: Two operations per service: (operation, http.route).
+OPERATIONS = [
+    ("GET /", "/"),
+    ("GET /product/{id}", "/product/{id}"),
+    ("POST /checkout", "/checkout"),
+    ("PlaceOrder", "/orders"),
+    ("GetCart", "/cart"),
+    ("AddItem", "/cart/items"),
+    ("Charge", "/charge"),
+    ("Refund", "/refund"),
+    ("CheckStock", "/stock"),
+    ("ReserveStock", "/stock/reserve"),
+    ("GetUser", "/users/{id}"),
+    ("Authenticate", "/auth"),
+]
+CUSTOMERS = 20_000
+HOSTS_PER_SERVICE = 4
+VERSIONS = ["1.4.0", "1.4.1", "1.5.0"]
+SPAN_ATTRIBUTE_KEYS = ["http.route", "customer.id", "http.status_code"]
+RESOURCE_KEYS = ["service.name", "service.version", "host.name"]
+
+
+def _map_array(offsets: np.ndarray, keys: pa.Array, items: pa.Array, map_type: pa.DataType) -> pa.Array:
+    return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), keys, items, type=map_type)
+
+
+def _interleave(columns: list[np.ndarray]) -> np.ndarray:
+    """Row-major interleave: [a0, b0, c0, a1, b1, c1, ...]."""
+    return np.stack(columns, axis=1).reshape(-1)
+
+
+def _fixed_binary(raw: bytes, width: int) -> pa.Array:
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(raw) // width, [None, pa.py_buffer(raw)]
+    )
+
+
+def generate_traces(
+    n_spans: int, seed: int = 7, start_ns: int = 1_700_000_000_000_000_000, window_s: float = 3600.0
+) -> tuple[pa.Table, np.ndarray]:
+    """Build about ``n_spans`` spans of realistic traces, whole traces in time order, as one table; also
+    returns the offset of each trace's first row (for cutting write batches at trace boundaries)."""
+    rng = np.random.default_rng(seed)
+    spans_per_trace = rng.integers(4, 17, size=max(1, n_spans // 10))  # mean 10
+    n_traces = len(spans_per_trace)
+    n = int(spans_per_trace.sum())
+    trace_offsets = np.concatenate([[0], np.cumsum(spans_per_trace)[:-1]])
+    trace_of_span = np.repeat(np.arange(n_traces), spans_per_trace)
+    position = np.arange(n) - trace_offsets[trace_of_span]
+    is_root = position == 0
+
+    trace_ids_raw = rng.bytes(16 * n_traces)
+    trace_ids = _fixed_binary(trace_ids_raw, 16).take(pa.array(trace_of_span))
+    span_ids = _fixed_binary(rng.bytes(8 * n), 8)
+    # Parent: an earlier span of the same trace, so the trace is a tree rooted at position 0.
+    parent_position = np.floor(rng.random(n) * position).astype(np.int64)
+    parent_index = trace_offsets[trace_of_span] + parent_position
+    parent_span_ids = span_ids.take(pa.array(parent_index, mask=is_root))
+
+    # Roots are mostly in frontend, children anywhere; two operations per service.
+    service_index = rng.integers(0, len(SERVICES), size=n)
+    service_index[is_root] = np.where(rng.random(int(is_root.sum())) < 0.7, 0, 1)
+    operation_index = service_index * 2 + rng.integers(0, 2, size=n)
+    kind = rng.choice(
+        np.array([SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL], dtype=np.int8),
+        size=n,
+        p=[0.45, 0.45, 0.1],
+    )
+    kind[is_root] = SpanKind.SERVER
+
+    trace_start = start_ns + np.sort(rng.integers(0, int(window_s * 1e9), size=n_traces))
+    span_offset_ns = position * rng.integers(200_000, 2_000_000, size=n)
+    start = trace_start[trace_of_span] + span_offset_ns
+    duration = rng.lognormal(mean=np.log(5e6), sigma=1.0, size=n).astype(np.int64) + 10_000
+    is_error = rng.random(n) < 0.02
+    status_code = np.where(is_error, StatusCode.ERROR, StatusCode.UNSET).astype(np.int8)
+
+    # One customer per trace, carried by every span of it.
+    customer_of_trace = rng.integers(0, CUSTOMERS, size=n_traces)
+    customer = customer_of_trace[trace_of_span]
+    http_status = np.where(is_error, 500, 200)
+
+    text_pool = pa.array(
+        [route for _, route in OPERATIONS]
+        + [f"cust-{i:05d}" for i in range(CUSTOMERS)]
+        + ["200", "500"]
+        + SERVICES
+        + VERSIONS
+        + [f"{service}-{h}" for service in SERVICES for h in range(HOSTS_PER_SERVICE)],
+        pa.string(),
+    )
+    base_customer = len(OPERATIONS)
+    base_status = base_customer + CUSTOMERS
+    base_service = base_status + 2
+    base_version = base_service + len(SERVICES)
+    base_host = base_version + len(VERSIONS)
+    key_pool = pa.array(SPAN_ATTRIBUTE_KEYS + RESOURCE_KEYS, pa.string())
+
+    attribute_values = text_pool.take(
+        pa.array(
+            _interleave(
+                [
+                    operation_index,
+                    base_customer + customer,
+                    base_status + (http_status == 500).astype(np.int64),
+                ]
+            )
+        )
+    )
+    attribute_keys = key_pool.take(pa.array(np.tile(np.arange(3), n)))
+    attributes = _map_array(np.arange(0, 3 * n + 1, 3), attribute_keys, attribute_values, ATTRIBUTES)
+    attribute_types = _map_array(
+        np.arange(0, n + 1),
+        key_pool.take(pa.array(np.full(n, 2))),
+        pa.array(np.full(n, ValueType.INT, dtype=np.int8)),
+        ATTRIBUTE_TYPES,
+    )
+    version = (service_index + trace_of_span // 5000) % len(VERSIONS)
+    host = service_index * HOSTS_PER_SERVICE + rng.integers(0, HOSTS_PER_SERVICE, size=n)
+    resource = _map_array(
+        np.arange(0, 3 * n + 1, 3),
+        key_pool.take(pa.array(np.tile(np.arange(3, 6), n))),
+        text_pool.take(
+            pa.array(_interleave([base_service + service_index, base_version + version, base_host + host]))
+        ),
+        ATTRIBUTES,
+    )
+    empty_types = _map_array(
+        np.zeros(n + 1, dtype=np.int64), pa.array([], pa.string()), pa.array([], pa.int8()), ATTRIBUTE_TYPES
+    )
+
+    # Error spans carry one exception event.
+    event_rows = np.flatnonzero(is_error)
+    n_events = len(event_rows)
+    event_offsets = np.concatenate([[0], np.cumsum(is_error)])
+    exception_keys = pa.array(["exception.type", "exception.message"])
+    events_struct = pa.StructArray.from_arrays(
+        [
+            pa.array(start[event_rows] + duration[event_rows] // 2, pa.int64()),
+            pa.array(np.full(n_events, "exception", dtype=object), pa.string()),
+            _map_array(
+                np.arange(0, 2 * n_events + 1, 2),
+                exception_keys.take(pa.array(np.tile([0, 1], n_events))),
+                pa.array(
+                    np.tile(np.array(["TimeoutError", "upstream timed out"], dtype=object), n_events),
+                    pa.string(),
+                ),
+                ATTRIBUTES,
+            ),
+            _map_array(
+                np.zeros(n_events + 1, dtype=np.int64),
+                pa.array([], pa.string()),
+                pa.array([], pa.int8()),
+                ATTRIBUTE_TYPES,
+            ),
+        ],
+        fields=list(EVENT),
+    )
+    events = pa.ListArray.from_arrays(
+        pa.array(event_offsets, pa.int32()), events_struct, type=pa.list_(EVENT)
+    )
+
+    # 1% of spans link to the trace before theirs (a batch consumer, say).
+    has_link = (rng.random(n) < 0.01) & ~is_root
+    link_rows = np.flatnonzero(has_link)
+    n_links = len(link_rows)
+    links_struct = pa.StructArray.from_arrays(
+        [
+            _fixed_binary(trace_ids_raw, 16).take(pa.array(np.maximum(trace_of_span[link_rows] - 1, 0))),
+            span_ids.take(pa.array(trace_offsets[np.maximum(trace_of_span[link_rows] - 1, 0)])),
+            pa.nulls(n_links, pa.string()),
+            _map_array(
+                np.zeros(n_links + 1, dtype=np.int64),
+                pa.array([], pa.string()),
+                pa.array([], pa.string()),
+                ATTRIBUTES,
+            ),
+            _map_array(
+                np.zeros(n_links + 1, dtype=np.int64),
+                pa.array([], pa.string()),
+                pa.array([], pa.int8()),
+                ATTRIBUTE_TYPES,
+            ),
+        ],
+        fields=list(LINK),
+    )
+    links = pa.ListArray.from_arrays(
+        pa.array(np.concatenate([[0], np.cumsum(has_link)]), pa.int32()), links_struct, type=pa.list_(LINK)
+    )
+
+    services = pa.array(SERVICES, pa.string()).take(pa.array(service_index))
+    table = pa.Table.from_arrays(
+        [
+            trace_ids,
+            span_ids,
+            parent_span_ids,
+            pa.nulls(n, pa.string()),
+            services,
+            pa.array([op for op, _ in OPERATIONS], pa.string()).take(pa.array(operation_index)),
+            pa.array(kind, pa.int8()),
+            pa.array(start, pa.int64()),
+            pa.array(duration, pa.int64()),
+            pa.array(status_code, pa.int8()),
+            pc.if_else(pa.array(is_error), "upstream timed out", pa.scalar(None, pa.string())),
+            attributes,
+            attribute_types,
+            resource,
+            empty_types,
+            pa.array(np.full(n, "io.opentelemetry.instrumentation", dtype=object), pa.string()),
+            pa.array(np.full(n, "2.1.0", dtype=object), pa.string()),
+            events,
+            links,
+            pa.array(np.ones(n), pa.float64()),
+        ],
+        schema=STORED_SPAN_SCHEMA,
+    )
+    return table, trace_offsets
+
+
+def write_batches(table: pa.Table, trace_offsets: np.ndarray, batch_spans: int) -> Iterator[pa.Table]:
+    """Slices of about ``batch_spans`` spans that never split a trace, as the sampler writes whole traces."""
+    cuts = trace_offsets[np.searchsorted(trace_offsets, np.arange(batch_spans, table.num_rows, batch_spans))]
+    bounds = [0, *sorted(set(cuts.tolist())), table.num_rows]
+    for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+        if end > begin:
+            yield table.slice(begin, end - begin)
+
+
+def _percentiles_ms(samples_s: list[float]) -> tuple[float, float]:
+    values = np.array(samples_s) * 1e3
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--spans", type=int, default=1_000_000, help="spans to generate and write")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="where to put spyglass.duckdb (default: temp)"
+    )
+    parser.add_argument("--batch-spans", type=int, default=10_000, help="spans per write")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
+    parser.add_argument("--memory-limit-mb", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as temp_dir:
+        data_dir = args.data_dir or Path(temp_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / "spyglass.duckdb"
+        for stale in (path, Path(str(path) + ".wal")):
+            stale.unlink(missing_ok=True)
+
+        began = time.perf_counter()
+        table, trace_offsets = generate_traces(args.spans, seed=args.seed)
+        generate_s = time.perf_counter() - began
+        n_spans, n_traces = table.num_rows, len(trace_offsets)
+
+        store = DuckDBStore(path, memory_limit_mb=args.memory_limit_mb, threads=args.threads)
+        began = time.perf_counter()
+        for batch in write_batches(table, trace_offsets, args.batch_spans):
+            store.write(batch)
+        write_s = time.perf_counter() - began
+        store.close()  # checkpoint, so the file size is what stays on disk
+        store = DuckDBStore(path, memory_limit_mb=args.memory_limit_mb, threads=args.threads)
+        bytes_per_span = store.disk_bytes() / n_spans
+
+        rng = np.random.default_rng(args.seed + 1)
+        trace_ids = table.column("trace_id").take(pa.array(trace_offsets)).to_pylist()
+        by_id: list[float] = []
+        for index in rng.integers(0, n_traces, size=200):
+            began = time.perf_counter()
+            found = store.trace(trace_ids[index])
+            by_id.append(time.perf_counter() - began)
+            assert found.num_rows > 0
+
+        def timed(queries: list[TraceQuery]) -> tuple[list[float], float]:
+            samples, hits = [], 0
+            for query in queries:
+                began = time.perf_counter()
+                hits += store.find_traces(query).num_rows
+                samples.append(time.perf_counter() - began)
+            return samples, hits / len(queries)
+
+        customers = rng.integers(0, CUSTOMERS, size=50)
+        by_attribute, hits_attribute = timed(
+            [
+                TraceQuery(service="frontend", attributes=(("customer.id", f"cust-{c:05d}"),), limit=20)
+                for c in customers
+            ]
+        )
+        by_resource, hits_resource = timed(
+            [
+                TraceQuery(
+                    service="checkout", attributes=(("host.name", f"cart-{c % HOSTS_PER_SERVICE}"),), limit=20
+                )
+                for c in customers
+            ]
+        )
+        by_service, hits_service = timed([TraceQuery(service=SERVICES[c % 2], limit=20) for c in customers])
+        window_start = int(table.column("start_ns")[0].as_py())
+        windowed, hits_windowed = timed(
+            [
+                TraceQuery(
+                    service="frontend",
+                    attributes=(("customer.id", f"cust-{c:05d}"),),
+                    start_ns=window_start + 2_400 * 10**9,
+                    end_ns=window_start + 3_000 * 10**9,
+                    limit=20,
+                )
+                for c in customers
+            ]
+        )
+        wide, hits_wide = timed([TraceQuery(service="frontend", limit=20_000) for _ in range(10)])
+        store.close()
+
+    rows = [
+        (
+            "generate spans (numpy/pyarrow)",
+            f"{n_spans / generate_s:,.0f}",
+            "spans/s",
+            f"{n_spans:,} spans, {n_traces:,} traces",
+        ),
+        (
+            "write",
+            f"{n_spans / write_s:,.0f}",
+            "spans/s",
+            f"batches of ~{args.batch_spans:,} spans, {args.threads} threads",
+        ),
+        ("stored size", f"{bytes_per_span:,.1f}", "bytes/span", "database file after checkpoint"),
+        (
+            "trace by id p50 / p99",
+            "{:.2f} / {:.2f}".format(*_percentiles_ms(by_id)),
+            "ms",
+            "200 random known ids",
+        ),
+        (
+            "search service + span attribute p50 / p99",
+            "{:.1f} / {:.1f}".format(*_percentiles_ms(by_attribute)),
+            "ms",
+            f"customer.id, 50 queries, limit 20, {hits_attribute:.1f} hits avg",
+        ),
+        (
+            "search service + resource attribute p50 / p99",
+            "{:.1f} / {:.1f}".format(*_percentiles_ms(by_resource)),
+            "ms",
+            f"host.name, 50 queries, limit 20, {hits_resource:.1f} hits avg",
+        ),
+        (
+            "search service + attribute, 10 min window p50 / p99",
+            "{:.1f} / {:.1f}".format(*_percentiles_ms(windowed)),
+            "ms",
+            f"50 queries, limit 20, {hits_windowed:.1f} hits avg",
+        ),
+        (
+            "search service alone p50 / p99",
+            "{:.1f} / {:.1f}".format(*_percentiles_ms(by_service)),
+            "ms",
+            f"50 queries, limit 20, {hits_service:.1f} hits avg",
+        ),
+        (
+            "search service alone, limit 20000 p50 / p99",
+            "{:.1f} / {:.1f}".format(*_percentiles_ms(wide)),
+            "ms",
+            f"10 queries, {hits_wide:.0f} hits avg",
+        ),
+    ]
+    widths = [
+        max(len(str(row[i])) for row in [("what", "figure", "unit", "conditions"), *rows]) for i in range(4)
+    ]
+    for row in [("what", "figure", "unit", "conditions"), *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
