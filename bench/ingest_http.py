@@ -39,7 +39,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=500_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=4)
@@ -53,10 +55,28 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="spyglass-bench-"))
     api, grpc_port, http_port, zipkin = free_ports(4)
     server = subprocess.Popen(
-        [sys.executable, "-m", "spyglass.cli", "serve", "--data-dir", str(data_dir), "--port", str(api),
-         "--otlp-grpc-port", str(grpc_port), "--otlp-http-port", str(http_port), "--zipkin-port", str(zipkin),
-         "--decision-wait", "1", "--recall-memory-mb", "512"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "spyglass.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(api),
+            "--otlp-grpc-port",
+            str(grpc_port),
+            "--otlp-http-port",
+            str(http_port),
+            "--zipkin-port",
+            str(zipkin),
+            "--decision-wait",
+            "1",
+            "--recall-memory-mb",
+            "512",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     status_url = f"http://127.0.0.1:{api}/api/v1/status"
     while True:
@@ -79,8 +99,12 @@ def main() -> None:
             if index is None:
                 break
             while True:
-                connection.request("POST", "/v1/traces", body=bodies[index % len(bodies)],
-                                   headers={"Content-Type": "application/x-protobuf"})
+                connection.request(
+                    "POST",
+                    "/v1/traces",
+                    body=bodies[index % len(bodies)],
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
                 response = connection.getresponse()
                 response.read()
                 if response.status == 200:
@@ -109,13 +133,27 @@ def main() -> None:
     wire = sum(len(b) for b in bodies) / (len(bodies) * args.batch)
 
     rows = [
-        ("spans sent", f"{total:,}", "spans", f"{requests_total} requests of {args.batch}, {args.connections} connections"),
+        (
+            "spans sent",
+            f"{total:,}",
+            "spans",
+            f"{requests_total} requests of {args.batch}, {args.connections} connections",
+        ),
         ("accepted (HTTP 200)", f"{total / accepted_s:,.0f}", "spans/s", "receive + decode + queue"),
-        ("through to the store", f"{total / stored_s:,.0f}", "spans/s",
-         "until spans_stored = sent; includes the 1 s decision wait"),
+        (
+            "through to the store",
+            f"{total / stored_s:,.0f}",
+            "spans/s",
+            "until spans_stored = sent; includes the 1 s decision wait",
+        ),
         ("429 refusals", f"{refused[0]}", "requests", "retried by the client"),
         ("OTLP protobuf on the wire", f"{wire:.0f}", "bytes/span", "uncompressed"),
-        ("DuckDB on disk", f"{disk / max(1, status['spans_stored']):.0f}", "bytes/span", f"{disk / 1e6:.1f} MB"),
+        (
+            "DuckDB on disk",
+            f"{disk / max(1, status['spans_stored']):.0f}",
+            "bytes/span",
+            f"{disk / 1e6:.1f} MB",
+        ),
     ]
     print(f"{'what':28} {'figure':>12} {'unit':10} conditions ({os.cpu_count()} cores)")
     for what, figure, unit, conditions in rows:

@@ -17,8 +17,12 @@ def export_request(spans: int, rng: random.Random, now_ns: int, spans_per_trace:
     scopes = {}
     for service in SERVICES:
         resource_spans = request.resource_spans.add()
-        for key, value in (("service.name", service), ("service.version", f"1.{rng.randint(0, 3)}.0"),
-                           ("host.name", f"{service}-{rng.randint(1, 3)}"), ("deployment.environment", "prod")):
+        for key, value in (
+            ("service.name", service),
+            ("service.version", f"1.{rng.randint(0, 3)}.0"),
+            ("host.name", f"{service}-{rng.randint(1, 3)}"),
+            ("deployment.environment", "prod"),
+        ):
             resource_spans.resource.attributes.add(key=key, value=AnyValue(string_value=value))
         scope_spans = resource_spans.scope_spans.add()
         scope_spans.scope.name = "opentelemetry.instrumentation.http"

@@ -7,9 +7,11 @@ benchmarks start a real server on loopback and learn the ports it bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,6 +49,14 @@ def open_store(config: ServeConfig) -> Store:
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         return DuckDBStore(Path(config.data_dir) / "spyglass.duckdb")
     raise ConfigError("the ClickHouse store is not available in this version of spyglass; use --store duckdb")
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals alone: spyglass stops all its listeners together, then flushes."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -89,26 +99,39 @@ class SpyglassServer:
         config = self.config
         sockets = {
             name: _listen(config.host, port)
-            for name, port in (("api", config.port), ("otlp_http", config.otlp_http_port), ("zipkin", config.zipkin_port))
+            for name, port in (
+                ("api", config.port),
+                ("otlp_http", config.otlp_http_port),
+                ("zipkin", config.zipkin_port),
+            )
         }
-        grpc_server, grpc_port = create_grpc_server(self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}")
+        grpc_server, grpc_port = create_grpc_server(
+            self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}"
+        )
         apps = {
             "api": create_api_app(ApiContext(self.store, self.satellite, config.query_token)),
             "otlp_http": create_otlp_http_app(self.receiver_settings),
             "zipkin": create_zipkin_app(self.receiver_settings),
         }
         servers = [
-            uvicorn.Server(
-                uvicorn.Config(apps[name], log_level="warning", access_log=False, lifespan="off",
-                               timeout_keep_alive=30, h11_max_incomplete_event_size=64 * 1024)
+            _QuietServer(
+                uvicorn.Config(
+                    apps[name],
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    timeout_keep_alive=30,
+                    h11_max_incomplete_event_size=64 * 1024,
+                )
             )
             for name in sockets
         ]
-        for server in servers:
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.satellite.start()
         await grpc_server.start()
-        tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, sockets.values(), strict=True)]
+        tasks = [
+            asyncio.create_task(s.serve(sockets=[sock]))
+            for s, sock in zip(servers, sockets.values(), strict=True)
+        ]
         self.ports = BoundPorts(
             api=sockets["api"].getsockname()[1],
             otlp_grpc=grpc_port,
@@ -158,4 +181,3 @@ def loopback_config(data_dir: Path, **overrides: object) -> ServeConfig:
     """A config with every port chosen by the OS, for tests and benchmarks."""
     base = ServeConfig(data_dir=data_dir, port=0, otlp_grpc_port=0, otlp_http_port=0, zipkin_port=0)
     return replace(base, **overrides).validate()  # type: ignore[arg-type]
-

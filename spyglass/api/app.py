@@ -31,7 +31,9 @@ class QueryTokenMiddleware(BaseHTTPMiddleware):
         if self.token and request.url.path.startswith(_PROTECTED_PREFIXES):
             if not bearer_ok(request.headers.get("authorization"), self.token):
                 return json_response(
-                    {"error": "missing or wrong bearer token"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+                    {"error": "missing or wrong bearer token"},
+                    status=401,
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
         return await call_next(request)
 

@@ -28,8 +28,13 @@ _HOUR_US = 3_600 * 1_000_000
 
 
 def _envelope(data: Any, status: int = 200, error: str | None = None) -> Response:
-    payload: dict[str, Any] = {"data": data, "total": len(data) if isinstance(data, list) else 0,
-                               "limit": 0, "offset": 0, "errors": None}
+    payload: dict[str, Any] = {
+        "data": data,
+        "total": len(data) if isinstance(data, list) else 0,
+        "limit": 0,
+        "offset": 0,
+        "errors": None,
+    }
     if error:
         payload["errors"] = [{"code": status, "msg": error}]
     return json_response(payload, status=status)
@@ -73,7 +78,9 @@ def jaeger_trace(spans: list[dict[str, Any]]) -> dict[str, Any]:
             tags.append(_tag("otel.status_code", "OK"))
         references = []
         if span["parent_span_id"]:
-            references.append({"refType": "CHILD_OF", "traceID": span["trace_id"], "spanID": span["parent_span_id"]})
+            references.append(
+                {"refType": "CHILD_OF", "traceID": span["trace_id"], "spanID": span["parent_span_id"]}
+            )
         references += [
             {"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]}
             for link in span["links"]
@@ -145,7 +152,11 @@ def routes(ctx: ApiContext) -> list[Route]:
         lookback = params.get("lookback")
         start_us = optional_int(params, "start")
         if start_us is None:
-            span_us = go_duration_ns(lookback, "lookback") // 1_000 if lookback and lookback != "custom" else _HOUR_US
+            span_us = (
+                go_duration_ns(lookback, "lookback") // 1_000
+                if lookback and lookback != "custom"
+                else _HOUR_US
+            )
             start_us = end_us - span_us
         min_d, max_d = params.get("minDuration"), params.get("maxDuration")
         query = TraceQuery(

@@ -7,9 +7,16 @@ from typing import Any
 from spyglass import __version__
 
 
-def _param(name: str, kind: str = "string", where: str = "query", required: bool = False,
-           description: str = "") -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": {"type": kind}, "description": description}
+def _param(
+    name: str, kind: str = "string", where: str = "query", required: bool = False, description: str = ""
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required,
+        "schema": {"type": kind},
+        "description": description,
+    }
 
 
 _SPAN = {
@@ -65,8 +72,11 @@ def openapi_document() -> dict[str, Any]:
     window = [_param("start_ns", "integer"), _param("end_ns", "integer")]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "spyglass", "version": __version__,
-                 "description": "Distributed tracing that explains. Ids are lowercase hex, times nanoseconds."},
+        "info": {
+            "title": "spyglass",
+            "version": __version__,
+            "description": "Distributed tracing that explains. Ids are lowercase hex, times nanoseconds.",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Span": _SPAN, "TraceSummary": _TRACE_SUMMARY},
@@ -80,17 +90,32 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/traces/{trace_id}": _get(
                 "One trace, every span",
                 [_param("trace_id", where="path", required=True)],
-                {"type": "object", "properties": {"trace_id": {"type": "string"},
-                                                  "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}}}},
+                {
+                    "type": "object",
+                    "properties": {
+                        "trace_id": {"type": "string"},
+                        "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
+                    },
+                },
             ),
             "/api/v1/traces": _get(
                 "Search traces",
-                [_param("service"), _param("operation"),
-                 _param("attr", description="KEY:VALUE, repeatable; matches any span of the trace"),
-                 _param("min_duration_ms", "number"), _param("max_duration_ms", "number"),
-                 _param("error", "boolean"), *window, _param("limit", "integer")],
-                {"type": "object", "properties": {"traces": {"type": "array",
-                                                             "items": {"$ref": "#/components/schemas/TraceSummary"}}}},
+                [
+                    _param("service"),
+                    _param("operation"),
+                    _param("attr", description="KEY:VALUE, repeatable; matches any span of the trace"),
+                    _param("min_duration_ms", "number"),
+                    _param("max_duration_ms", "number"),
+                    _param("error", "boolean"),
+                    *window,
+                    _param("limit", "integer"),
+                ],
+                {
+                    "type": "object",
+                    "properties": {
+                        "traces": {"type": "array", "items": {"$ref": "#/components/schemas/TraceSummary"}}
+                    },
+                },
             ),
             "/api/v1/dependencies": _get("Service graph edges", window, obj),
             "/api/services": _get("Jaeger: services", [], obj),
@@ -99,9 +124,17 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/api/traces": _get(
                 "Jaeger: find traces",
-                [_param("service", required=True), _param("operation"), _param("tags"), _param("limit", "integer"),
-                 _param("start", "integer"), _param("end", "integer"), _param("minDuration"),
-                 _param("maxDuration"), _param("lookback")],
+                [
+                    _param("service", required=True),
+                    _param("operation"),
+                    _param("tags"),
+                    _param("limit", "integer"),
+                    _param("start", "integer"),
+                    _param("end", "integer"),
+                    _param("minDuration"),
+                    _param("maxDuration"),
+                    _param("lookback"),
+                ],
                 obj,
             ),
             "/api/traces/{trace_id}": _get(

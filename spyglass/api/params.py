@@ -58,8 +58,15 @@ def attribute_filters(params: QueryParams, name: str = "attr") -> tuple[tuple[st
     return tuple(pairs)
 
 
-_GO_UNITS_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-                "h": 3_600_000_000_000}
+_GO_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 
 
 def go_duration_ns(raw: str, name: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,7 +34,7 @@ def routes(ctx: ApiContext) -> list[Route]:
                 "traces_kept": counters.traces_kept,
                 "spans_stored": counters.spans_stored,
                 "spans_queued": ctx.satellite.queued_spans,
-                "recall": {"spans": ctx.satellite.buffer.spans, "bytes": ctx.satellite.buffer.bytes},
+                "recall": {"spans": ctx.satellite.buffer.spans, "bytes": ctx.satellite.buffer.nbytes},
                 "version": __version__,
             }
         )
@@ -103,4 +104,3 @@ def window(request: Request) -> tuple[int, int]:
 
 def _named_kinds(ctx: ApiContext, service: str) -> list[tuple[str, str]]:
     return [(name, KIND_NAMES.get(kind, "internal")) for name, kind in ctx.store.operations(service)]
-

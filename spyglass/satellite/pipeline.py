@@ -149,7 +149,7 @@ class Satellite:
     def _make_room(self, incoming_bytes: int) -> None:
         """Decide the oldest traces early so the buffer stays under its bound with the next batch in it."""
         bound = self.buffer.max_bytes
-        if self.buffer.bytes + incoming_bytes > bound:
+        if self.buffer.nbytes + incoming_bytes > bound:
             self._decide(self.buffer.take_oldest(max(0, min(bound * 3 // 4, bound - incoming_bytes))))
 
     def _decide(self, spans: pa.Table) -> None:

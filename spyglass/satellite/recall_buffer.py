@@ -33,7 +33,7 @@ class RecallBuffer:
         self._lock = threading.Lock()
 
     @property
-    def bytes(self) -> int:
+    def nbytes(self) -> int:
         return self._bytes
 
     @property

@@ -46,8 +46,12 @@ def _grpc_export(spyglass: RunningServer, body: bytes, metadata: tuple = ()) -> 
         (PROTOBUF, b"\xff\x00garbage", "invalid OTLP protobuf"),
         (JSON, b"{not json", "JSON"),
         (JSON, b'{"resourceSpans": "nope"}', "resourceSpans"),
-        (JSON, b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"0102030405060708",'
-               b'"name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}', "traceId"),
+        (
+            JSON,
+            b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"0102030405060708",'
+            b'"name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}',
+            "traceId",
+        ),
         ({**PROTOBUF, "Content-Encoding": "gzip"}, b"not gzip at all", "gzip"),
         ({**PROTOBUF, "Content-Encoding": "br"}, b"x", "Content-Encoding"),
     ],
@@ -61,7 +65,9 @@ def test_malformed_otlp_http_is_400_naming_the_problem(
 
 
 def test_unsupported_content_type_is_415(spyglass: RunningServer) -> None:
-    response = httpx.post(spyglass.otlp_http + "/v1/traces", content=b"x", headers={"Content-Type": "text/xml"})
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces", content=b"x", headers={"Content-Type": "text/xml"}
+    )
     assert response.status_code == 415
 
 
@@ -72,8 +78,9 @@ def test_oversize_bodies_and_gzip_bombs_are_refused(start_server) -> None:
     assert response.status_code == 400 and "exceeds" in response.text
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))  # 64 MiB of zeros in ~64 KiB
     assert len(bomb) < 1024 * 1024
-    response = httpx.post(spyglass.otlp_http + "/v1/traces", content=bomb,
-                          headers={**PROTOBUF, "Content-Encoding": "gzip"})
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces", content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"}
+    )
     assert response.status_code == 400 and "exceeds" in response.text
 
     def chunks():
@@ -82,10 +89,16 @@ def test_oversize_bodies_and_gzip_bombs_are_refused(start_server) -> None:
 
     response = httpx.post(spyglass.otlp_http + "/v1/traces", content=chunks(), headers=PROTOBUF)
     assert response.status_code == 400 and "exceeds" in response.text
-    assert _grpc_export(spyglass, b"\x0a" + b"\x00" * (2 * 1024 * 1024)).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (
+        _grpc_export(spyglass, b"\x0a" + b"\x00" * (2 * 1024 * 1024)).code()
+        == grpc.StatusCode.RESOURCE_EXHAUSTED
+    )
     zipkin_bomb = zlib.compress(b"[" + b" " * (8 * 1024 * 1024) + b"]")
-    response = httpx.post(spyglass.zipkin, content=zipkin_bomb,
-                          headers={"Content-Type": "application/json", "Content-Encoding": "deflate"})
+    response = httpx.post(
+        spyglass.zipkin,
+        content=zipkin_bomb,
+        headers={"Content-Type": "application/json", "Content-Encoding": "deflate"},
+    )
     assert response.status_code == 400
 
 
@@ -93,14 +106,22 @@ def test_garbage_everywhere_then_still_healthy_and_nothing_lost(spyglass: Runnin
     before = _send_good_trace(spyglass, "before the storm")
     spyglass.wait_for(lambda s: s["spans_received"] == 1)
     hostile = [
-        b"", b"\x00", b"[]", b"null", b'{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}]}',
-        b"[" * 100_000, b'[{"traceId": "' + b"A" * 100_000 + b'"}]',
+        b"",
+        b"\x00",
+        b"[]",
+        b"null",
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}]}',
+        b"[" * 100_000,
+        b'[{"traceId": "' + b"A" * 100_000 + b'"}]',
         b'[{"traceId":"0123456789abcdef0123456789abcdef","id":"0123456789abcdef","name":"\'; DROP TABLE spans; --",'
         b'"timestamp":"soon"}]',
     ]
     for body in hostile:
-        for url, headers in ((spyglass.otlp_http + "/v1/traces", PROTOBUF), (spyglass.otlp_http + "/v1/traces", JSON),
-                             (spyglass.zipkin, JSON)):
+        for url, headers in (
+            (spyglass.otlp_http + "/v1/traces", PROTOBUF),
+            (spyglass.otlp_http + "/v1/traces", JSON),
+            (spyglass.zipkin, JSON),
+        ):
             response = httpx.post(url, content=body, headers=headers)
             assert response.status_code in (200, 202, 400), (url, body[:40], response.status_code)
         error = _grpc_export(spyglass, body)
@@ -128,7 +149,9 @@ def test_partial_success_over_http_and_grpc(spyglass: RunningServer) -> None:
     bad = request.resource_spans[0].scope_spans[0].spans.add()
     bad.CopyFrom(request.resource_spans[0].scope_spans[0].spans[0])
     bad.span_id = b"\x00" * 8
-    response = httpx.post(spyglass.otlp_http + "/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces", content=request.SerializeToString(), headers=PROTOBUF
+    )
     assert response.status_code == 200
     parsed = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
     assert parsed.partial_success.rejected_spans == 1 and "spanId" in parsed.partial_success.error_message
@@ -137,7 +160,8 @@ def test_partial_success_over_http_and_grpc(spyglass: RunningServer) -> None:
     assert reply.partial_success.rejected_spans == 1
     document = to_otlp_json(list(exporter.get_finished_spans()))
     document["resourceSpans"][0]["scopeSpans"][0]["spans"].append(
-        {**document["resourceSpans"][0]["scopeSpans"][0]["spans"][0], "spanId": "zz"})
+        {**document["resourceSpans"][0]["scopeSpans"][0]["spans"][0], "spanId": "zz"}
+    )
     response = httpx.post(spyglass.otlp_http + "/v1/traces", json=document)
     assert response.status_code == 200 and response.json()["partialSuccess"]["rejectedSpans"] == "1"
     assert spyglass.wait_for(lambda s: s["spans_rejected"] == 3)["spans_received"] == 3
@@ -157,7 +181,9 @@ def test_tokens_guard_ingest_and_query(start_server) -> None:
     ok_grpc = provider("guarded", grpc_exporter(spyglass.otlp_grpc, token="in-secret")).get_tracer("t")
     with ok_grpc.start_as_current_span("with token over grpc"):
         pass
-    assert httpx.post(spyglass.zipkin, json=[], headers={"Authorization": "Bearer in-secret"}).status_code == 202
+    assert (
+        httpx.post(spyglass.zipkin, json=[], headers={"Authorization": "Bearer in-secret"}).status_code == 202
+    )
     assert spyglass.get("/api/v1/status").status_code == 401
     assert spyglass.get("/api/services").status_code == 401
     assert spyglass.get("/api/v1/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -191,8 +217,14 @@ def test_query_api_refuses_bad_parameters_and_keeps_values_as_data(spyglass: Run
     assert spyglass.get("/api/v1/traces/not-hex").status_code == 400
     assert spyglass.get("/api/v1/traces/" + "0" * 31 + "1").status_code == 404
     assert spyglass.get("/api/traces/zz").status_code == 400
-    for params in ({"limit": "many"}, {"min_duration_ms": "fast"}, {"error": "maybe"}, {"attr": "nocolon"},
-                   {"start_ns": "yesterday"}, {"limit": "-1"}):
+    for params in (
+        {"limit": "many"},
+        {"min_duration_ms": "fast"},
+        {"error": "maybe"},
+        {"attr": "nocolon"},
+        {"start_ns": "yesterday"},
+        {"limit": "-1"},
+    ):
         response = spyglass.get("/api/v1/traces", params=params)
         assert response.status_code == 400, params
         assert next(iter(params)) in response.json()["error"]

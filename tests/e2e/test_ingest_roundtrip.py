@@ -19,11 +19,12 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
     payments_tracer, payments_spans, _ = record("payments", **{"cloud.availability_zone": "eu-west-1b"})
 
     with frontend.get_tracer("web").start_as_current_span(
-        "GET /cart", kind=SpanKind.SERVER,
+        "GET /cart",
+        kind=SpanKind.SERVER,
         attributes={"http.response.status_code": 200, "customer.vip": True, "weights": [0.5, 1.5]},
     ) as root:
         root.add_event("cache miss", {"key": "cart:42", "attempt": 2})
-        with checkout.get_tracer("svc").start_as_current_span("POST /checkout", kind=SpanKind.SERVER) as mid:
+        with checkout.get_tracer("svc").start_as_current_span("POST /checkout", kind=SpanKind.SERVER):
             with payments_tracer.start_as_current_span(
                 "charge", kind=SpanKind.CLIENT, links=[Link(root.get_span_context(), {"reason": "async"})]
             ) as charge:
@@ -32,15 +33,24 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
     charge_id = format(charge.get_span_context().span_id, "016x")
 
     body = gzip.compress(orjson.dumps(otlp_json(list(payments_spans.get_finished_spans()))))
-    response = httpx.post(spyglass.otlp_http + "/v1/traces", content=body,
-                          headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces",
+        content=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {}
 
     zipkin_span = {
-        "traceId": trace_id, "id": "00000000000000ab", "parentId": charge_id, "name": "authorize",
-        "kind": "SERVER", "timestamp": charge.start_time // 1000 + 10, "duration": 250,
-        "localEndpoint": {"serviceName": "legacy-bank", "ipv4": "10.0.0.9"}, "tags": {"http.status_code": "402"},
+        "traceId": trace_id,
+        "id": "00000000000000ab",
+        "parentId": charge_id,
+        "name": "authorize",
+        "kind": "SERVER",
+        "timestamp": charge.start_time // 1000 + 10,
+        "duration": 250,
+        "localEndpoint": {"serviceName": "legacy-bank", "ipv4": "10.0.0.9"},
+        "tags": {"http.status_code": "402"},
     }
     response = httpx.post(spyglass.zipkin, json=[zipkin_span])
     assert response.status_code == 202, response.text
@@ -53,7 +63,11 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
 
     root_span = by_name["GET /cart"]
     assert root_span["parent_span_id"] is None and root_span["kind"] == "server"
-    assert root_span["attributes"] == {"http.response.status_code": 200, "customer.vip": True, "weights": [0.5, 1.5]}
+    assert root_span["attributes"] == {
+        "http.response.status_code": 200,
+        "customer.vip": True,
+        "weights": [0.5, 1.5],
+    }
     assert root_span["resource"]["service.version"] == "2.0.1"
     assert root_span["events"][0]["name"] == "cache miss"
     assert root_span["events"][0]["attributes"] == {"key": "cart:42", "attempt": 2}
@@ -61,9 +75,19 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
     assert by_name["POST /checkout"]["resource"]["host.name"] == "node-7"
     charge_span = by_name["charge"]
     assert charge_span["parent_span_id"] == by_name["POST /checkout"]["span_id"]
-    assert (charge_span["kind"], charge_span["status"], charge_span["status_message"]) == ("client", "error", "card declined")
-    assert charge_span["links"] == [{"trace_id": trace_id, "span_id": root_span["span_id"], "trace_state": "",
-                                     "attributes": {"reason": "async"}}]
+    assert (charge_span["kind"], charge_span["status"], charge_span["status_message"]) == (
+        "client",
+        "error",
+        "card declined",
+    )
+    assert charge_span["links"] == [
+        {
+            "trace_id": trace_id,
+            "span_id": root_span["span_id"],
+            "trace_state": "",
+            "attributes": {"reason": "async"},
+        }
+    ]
     assert charge_span["resource"]["cloud.availability_zone"] == "eu-west-1b"
     legacy = by_name["authorize"]
     assert legacy["parent_span_id"] == charge_id and legacy["attributes"]["http.status_code"] == "402"
@@ -76,7 +100,11 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
     assert sorted(s["span_id"] for s in stored) == sorted(s["span_id"] for s in spans)
     found = spyglass.get("/api/v1/traces", params={"service": "frontend"}).json()["traces"]
     assert [t["trace_id"] for t in found] == [trace_id]
-    assert found[0]["span_count"] == 4 and found[0]["error"] is True and found[0]["root_operation"] == "GET /cart"
+    assert (
+        found[0]["span_count"] == 4
+        and found[0]["error"] is True
+        and found[0]["root_operation"] == "GET /cart"
+    )
     jaeger = spyglass.get(f"/api/traces/{trace_id}").json()["data"][0]
     assert len(jaeger["spans"]) == 4
     services = {p["serviceName"] for p in jaeger["processes"].values()}
@@ -89,8 +117,9 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
 def test_search_filters(spyglass: RunningServer) -> None:
     tracer, exporter, _ = record("shop", **{"service.version": "1.0"})
     for customer, delay_ms, fail in (("alice", 5, False), ("bob", 40, True), ("carol", 20, False)):
-        with tracer.start_as_current_span("GET /item", kind=SpanKind.SERVER, start_time=1_800_000_000_000_000_000,
-                                          end_on_exit=False) as span:
+        with tracer.start_as_current_span(
+            "GET /item", kind=SpanKind.SERVER, start_time=1_800_000_000_000_000_000, end_on_exit=False
+        ) as span:
             span.set_attribute("customer.id", customer)
             if fail:
                 span.set_status(Status(StatusCode.ERROR))
@@ -99,8 +128,12 @@ def test_search_filters(spyglass: RunningServer) -> None:
                 db.end(end_time=1_800_000_000_000_000_000 + delay_ms * 1_000_000)
             span.end(end_time=1_800_000_000_000_000_000 + delay_ms * 1_000_000)
     body = orjson.dumps(otlp_json(list(exporter.get_finished_spans())))
-    assert httpx.post(spyglass.otlp_http + "/v1/traces", content=body,
-                      headers={"Content-Type": "application/json"}).status_code == 200
+    assert (
+        httpx.post(
+            spyglass.otlp_http + "/v1/traces", content=body, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 200
+    )
     spyglass.wait_for(lambda s: s["spans_received"] == 6)
     spyglass.flush()
 
@@ -121,10 +154,24 @@ def test_search_filters(spyglass: RunningServer) -> None:
     assert search(start_ns=1_800_000_000_000_000_001) == []
     assert len(spyglass.get("/api/v1/traces", params={"limit": 2}).json()["traces"]) == 2
     assert spyglass.get("/api/v1/services").json() == {"services": [{"name": "shop"}]}
-    jaeger = spyglass.get("/api/traces", params={"service": "shop", "tags": '{"customer.id":"bob"}',
-                                                 "start": 1_799_999_999_000_000, "end": 1_800_000_001_000_000}).json()
+    jaeger = spyglass.get(
+        "/api/traces",
+        params={
+            "service": "shop",
+            "tags": '{"customer.id":"bob"}',
+            "start": 1_799_999_999_000_000,
+            "end": 1_800_000_001_000_000,
+        },
+    ).json()
     assert len(jaeger["data"]) == 1 and len(jaeger["data"][0]["spans"]) == 2
-    jaeger = spyglass.get("/api/traces", params={"service": "shop", "minDuration": "15ms",
-                                                 "start": 1_799_999_999_000_000, "end": 1_800_000_001_000_000}).json()
+    jaeger = spyglass.get(
+        "/api/traces",
+        params={
+            "service": "shop",
+            "minDuration": "15ms",
+            "start": 1_799_999_999_000_000,
+            "end": 1_800_000_001_000_000,
+        },
+    ).json()
     assert len(jaeger["data"]) == 2
     assert spyglass.get("/api/services/shop/operations").json()["data"] == ["GET /item", "db"]

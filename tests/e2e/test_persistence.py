@@ -35,9 +35,25 @@ class ServeProcess:
         self.otlp_http = f"http://127.0.0.1:{http_port}"
         env = {**os.environ, "SPYGLASS_DECISION_WAIT": str(decision_wait_s)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "spyglass.cli", "serve", "--data-dir", str(data_dir), "--port", str(api),
-             "--otlp-grpc-port", str(grpc_port), "--otlp-http-port", str(http_port), "--zipkin-port", str(zipkin)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "spyglass.cli",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(api),
+                "--otlp-grpc-port",
+                str(grpc_port),
+                "--otlp-http-port",
+                str(http_port),
+                "--zipkin-port",
+                str(zipkin),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while True:

@@ -47,7 +47,9 @@ def test_memory_bound_holds_under_a_flood(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb")
     sample, _ = trace_batch(100)
     bound = sample.nbytes * 4
-    satellite = Satellite(SatelliteSettings(decision_wait_s=3600, recall_memory_bytes=bound), store, KeepAllSampler())
+    satellite = Satellite(
+        SatelliteSettings(decision_wait_s=3600, recall_memory_bytes=bound), store, KeepAllSampler()
+    )
     satellite.start()
     peak = 0
     try:
@@ -55,7 +57,7 @@ def test_memory_bound_holds_under_a_flood(tmp_path: Path) -> None:
             batch, _ = trace_batch(100)
             while not satellite.submit(batch):
                 time.sleep(0.01)
-            peak = max(peak, satellite.buffer.bytes)
+            peak = max(peak, satellite.buffer.nbytes)
             time.sleep(0.005)
         _wait(lambda: satellite.queued_spans == 0)
         assert 0 < peak <= satellite.buffer.peak_bytes <= bound

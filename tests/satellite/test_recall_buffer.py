@@ -25,7 +25,7 @@ def test_quiet_traces_leave_whole_and_active_ones_stay() -> None:
     assert buffer.trace(old_ids[0]).num_rows == 6
     rest = buffer.take_quiet(cutoff_ns=400)
     assert rest.num_rows == 6 and set(rest.column("trace_id").to_pylist()) == {old_ids[0]}
-    assert buffer.spans == 0 and buffer.bytes == 0
+    assert buffer.spans == 0 and buffer.nbytes == 0
 
 
 def test_memory_bound_decides_oldest_traces_first() -> None:
