@@ -10,7 +10,6 @@ values, http.status_code) and resource attributes (service.name, service.version
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,9 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from spyglass.model.schema import (  # noqa: E402
+from spyglass.model.schema import (
     ATTRIBUTE_TYPES,
     ATTRIBUTES,
     EVENT,
@@ -32,8 +29,8 @@ from spyglass.model.schema import (  # noqa: E402
     StatusCode,
     ValueType,
 )
-from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
-from spyglass.store.protocol import TraceQuery  # noqa: E402
+from spyglass.store.duckdb_store import DuckDBStore
+from spyglass.store.protocol import TraceQuery
 
 SERVICES = ["frontend", "checkout", "cart", "payment", "inventory", "users"]
 #: Two operations per service: (operation, http.route).

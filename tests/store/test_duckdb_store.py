@@ -1,0 +1,234 @@
+"""What only the DuckDB store promises: a file that survives restarts and crashes, and readers beside a writer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.ipc
+import pytest
+
+from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store.duckdb_store import DuckDBStore
+from spyglass.store.protocol import ScanFilter, TraceQuery
+
+from .conftest import BASE_NS, SECOND, Corpus, make_trace, trace_id_of
+
+
+def test_data_survives_close_and_reopen(tmp_path: Path, corpus: Corpus) -> None:
+    path = tmp_path / "spyglass.duckdb"
+    store = DuckDBStore(path)
+    store.write(corpus.spans)
+    store.close()
+    store.close()  # closing twice is harmless
+
+    reopened = DuckDBStore(path)
+    try:
+        assert reopened.span_count() == corpus.spans.num_rows
+        first = corpus.traces[0].trace_id
+        assert reopened.trace(first).equals(corpus.spans.slice(0, 6).sort_by("start_ns"))
+        assert len(reopened.find_traces(TraceQuery(limit=100))) == len(corpus.traces)
+        assert reopened.services() == ["frontend", "mobile-api", "notifier", "payment"]
+        reopened.write(make_trace(trace_id_of("after reopen"), start_ns=BASE_NS + 99 * SECOND))
+        assert reopened.span_count() == corpus.spans.num_rows + 6
+        assert reopened.disk_bytes() > 0
+    finally:
+        reopened.close()
+
+
+def test_a_file_from_a_newer_spyglass_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "spyglass.duckdb"
+    DuckDBStore(path).close()
+
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("UPDATE schema_version SET version = version + 1")
+    with pytest.raises(RuntimeError, match="newer"):
+        DuckDBStore(path)
+
+
+def test_in_memory_store_for_tests(corpus: Corpus) -> None:
+    store = DuckDBStore(":memory:")
+    store.write(corpus.spans)
+    assert store.span_count() == corpus.spans.num_rows
+    assert store.disk_bytes() == 0
+    store.close()
+
+
+def test_write_accepts_a_record_batch_and_rejects_missing_columns(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spyglass.duckdb")
+    table = make_trace(trace_id_of("batch"))
+    store.write(table.to_batches()[0])  # type: ignore[arg-type]
+    assert store.span_count() == 6
+    with pytest.raises(ValueError, match="sample_weight"):
+        store.write(table.drop_columns(["sample_weight"]))
+    assert store.span_count() == 6
+    store.close()
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import pyarrow.ipc
+    from spyglass.store.duckdb_store import DuckDBStore
+
+    table = pyarrow.ipc.open_file(sys.argv[2]).read_all()
+    store = DuckDBStore(sys.argv[1])
+    for begin in range(0, table.num_rows, 6):
+        store.write(table.slice(begin, 6))
+    print("committed", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_committed_writes_survive_kill_9(tmp_path: Path, corpus: Corpus) -> None:
+    path = tmp_path / "spyglass.duckdb"
+    spans_file = tmp_path / "spans.arrow"
+    with pyarrow.ipc.new_file(spans_file, corpus.spans.schema) as writer:
+        writer.write_table(corpus.spans)
+    writer_process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path), str(spans_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer_process.stdout is not None
+        assert writer_process.stdout.readline().strip() == "committed"
+    finally:
+        os.kill(writer_process.pid, signal.SIGKILL)
+        writer_process.wait(timeout=30)
+    assert writer_process.returncode == -signal.SIGKILL
+    assert Path(str(path) + ".wal").exists()  # nothing was checkpointed: recovery replays the WAL
+
+    store = DuckDBStore(path)
+    try:
+        assert store.span_count() == corpus.spans.num_rows
+        got = store.scan(list(STORED_SPAN_SCHEMA.names), BASE_NS, BASE_NS + 100 * SECOND)
+        key = [("start_ns", "ascending"), ("span_id", "ascending")]
+        assert got.sort_by(key).equals(corpus.spans.sort_by(key))
+        summaries = store.find_traces(TraceQuery(limit=100)).to_pylist()
+        assert [s["trace_id"] for s in summaries] == corpus.ids()
+        assert all(s["span_count"] == 6 for s in summaries)
+    finally:
+        store.close()
+
+
+def test_readers_run_while_one_thread_writes(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spyglass.duckdb")
+    traces = [make_trace(trace_id_of(f"concurrent-{i}"), start_ns=BASE_NS + i * SECOND) for i in range(60)]
+    committed: list[bytes] = []  # appended only after write returns
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for table in traces:
+                store.write(table)
+                committed.append(table.column("trace_id")[0].as_py())
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+        finally:
+            done.set()
+
+    def reader() -> None:
+        try:
+            reads = 0
+            while not done.is_set() or reads < 5:
+                known = list(committed)
+                count = store.span_count()
+                assert count >= 6 * len(known)
+                if known:
+                    assert store.trace(known[-1]).num_rows == 6
+                    assert store.trace(known[0]).num_rows == 6
+                found = store.find_traces(TraceQuery(service="frontend", limit=1000))
+                assert found.num_rows >= len(known)
+                store.scan(
+                    ["trace_id", "duration_ns"],
+                    BASE_NS,
+                    BASE_NS + 100 * SECOND,
+                    ScanFilter(service="payment"),
+                )
+                store.services()
+                reads += 1
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert store.span_count() == 6 * len(traces)
+    assert store.find_traces(TraceQuery(limit=1000)).num_rows == len(traces)
+    store.close()
+
+
+def test_concurrent_writers_are_serialized(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spyglass.duckdb")
+    shared = trace_id_of("shared")
+    whole = make_trace(shared)
+    errors: list[BaseException] = []
+
+    def write_one(index: int) -> None:
+        try:
+            store.write(whole.slice(index, 1))  # every thread upserts the same summary row
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=write_one, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    (summary,) = store.find_traces(TraceQuery()).to_pylist()
+    assert summary["span_count"] == 6 and summary["root_service"] == "frontend"
+    assert store.trace(shared).equals(whole.sort_by("start_ns"))
+    store.close()
+
+
+def test_settings_come_from_the_constructor(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spyglass.duckdb", memory_limit_mb=256, threads=1)
+    with store._conn.cursor() as cur:
+        settings = dict(
+            cur.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'memory_limit')"
+            ).fetchall()
+        )
+    assert settings["threads"] == "1"
+    assert settings["memory_limit"].startswith(("244", "256"))
+    store.close()
+
+
+def test_stored_types_are_the_schema_types(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spyglass.duckdb")
+    store.write(make_trace(trace_id_of("types")))
+    got = store.scan(["trace_id", "span_id", "parent_span_id", "events", "links"], BASE_NS, BASE_NS + SECOND)
+    assert got.schema.field("trace_id").type == pa.binary(16)
+    assert got.schema.field("links").type == STORED_SPAN_SCHEMA.field("links").type
+    store.close()
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "spyglass.duckdb")
+    table = make_trace(trace_id_of("bad"))
+    services = table.column("service").to_pylist()
+    services[-1] = None  # violates NOT NULL after the other spans were inserted
+    bad = table.set_column(
+        table.schema.get_field_index("service"), "service", pa.array(services, pa.string())
+    )
+    with pytest.raises(duckdb.Error):
+        store.write(bad)
+    assert store.span_count() == 0
+    assert store.find_traces(TraceQuery()).num_rows == 0
+    store.write(table)  # the store is still usable
+    assert store.span_count() == 6
+    store.close()

@@ -1,0 +1,342 @@
+"""What every store backend must do, whichever database answers: run against each backend in ``BACKENDS``."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from spyglass.model.builder import SpanBatchBuilder, encode_attributes
+from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
+from spyglass.store.protocol import TRACE_SUMMARY_SCHEMA, ScanFilter, Store, TraceQuery
+
+from .conftest import BASE_NS, MS, SECOND, Corpus, make_trace, span_id_of, stored, trace_id_of
+
+SQL_LOOKING_VALUES = ["' OR 1=1 --", '"; DROP TABLE spans; --', "x') OR ('1'='1", "%", "*"]
+
+
+def found(store: Store, **query: object) -> list[bytes]:
+    result = store.find_traces(TraceQuery(**{"limit": 1000, **query}))  # type: ignore[arg-type]
+    assert result.schema.equals(TRACE_SUMMARY_SCHEMA)
+    return result.column("trace_id").to_pylist()
+
+
+# -- writing and reading one trace ---------------------------------------------------------------------------
+
+
+def test_trace_round_trip_is_exact(store: Store) -> None:
+    trace_id = trace_id_of("round trip")
+    written = make_trace(trace_id, error=True, sample_weight=0.25)
+    store.write(written)
+
+    got = store.trace(trace_id)
+
+    assert got.schema.equals(STORED_SPAN_SCHEMA)
+    assert got.equals(written.sort_by("start_ns"))
+    rows = got.to_pylist()
+    assert rows[0]["parent_span_id"] is None and all(r["parent_span_id"] for r in rows[1:])
+    assert {r["kind"] for r in rows} == {
+        SpanKind.SERVER,
+        SpanKind.INTERNAL,
+        SpanKind.CLIENT,
+        SpanKind.PRODUCER,
+        SpanKind.CONSUMER,
+    }
+    assert dict(rows[0]["attribute_types"])["cart.items"] == 4  # typed values keep their type
+    assert rows[0]["status_message"] == "charge failed" and rows[0]["trace_state"] == "vendor=abc"
+    assert [e["name"] for e in rows[1]["events"]] == ["cache miss", "rendered"]
+    assert rows[5]["links"][0]["trace_id"] == trace_id_of("upstream batch")
+    assert {r["sample_weight"] for r in rows} == {0.25}
+
+
+def test_unknown_trace_is_empty(populated: Store) -> None:
+    got = populated.trace(trace_id_of("never written"))
+    assert got.num_rows == 0
+    assert got.schema.equals(STORED_SPAN_SCHEMA)
+
+
+def test_empty_write_is_a_no_op(store: Store) -> None:
+    store.write(STORED_SPAN_SCHEMA.empty_table())
+    assert store.span_count() == 0
+    assert store.services() == []
+
+
+def test_trace_split_across_writes_merges_its_summary(store: Store) -> None:
+    trace_id = trace_id_of("split")
+    whole = make_trace(trace_id, start_ns=BASE_NS, duration_ns=100 * MS, error=True, sample_weight=2.0)
+
+    store.write(whole.slice(3, 3))  # children first: no root yet
+    summary = store.find_traces(TraceQuery()).to_pylist()
+    assert len(summary) == 1
+    assert summary[0]["root_service"] is None and summary[0]["root_operation"] is None
+    assert summary[0]["span_count"] == 3
+    assert store.trace(trace_id).num_rows == 3
+
+    store.write(whole.slice(0, 3))  # the root arrives later
+    summary = store.find_traces(TraceQuery()).to_pylist()
+    assert summary == [
+        {
+            "trace_id": trace_id,
+            "root_service": "frontend",
+            "root_operation": "GET /checkout",
+            "start_ns": BASE_NS,
+            "duration_ns": 100 * MS,
+            "span_count": 6,
+            "error_count": 3,
+            "sample_weight": 2.0,
+        }
+    ]
+    assert store.trace(trace_id).equals(whole.sort_by("start_ns"))
+
+
+def test_late_span_extends_the_trace(store: Store) -> None:
+    trace_id = trace_id_of("late")
+    store.write(make_trace(trace_id, start_ns=BASE_NS, duration_ns=100 * MS))
+    late = SpanBatchBuilder()
+    late.add(
+        trace_id=trace_id,
+        span_id=b"\x0f" * 8,
+        parent_span_id=span_id_of(trace_id, 0),
+        service="notifier",
+        name="retry receipt",
+        kind=SpanKind.CONSUMER,
+        start_ns=BASE_NS + 30 * SECOND,
+        duration_ns=5 * MS,
+        status_code=StatusCode.ERROR,
+        attributes=encode_attributes([("retry", 1)]),
+    )
+    store.write(stored(late.finish()))
+
+    (summary,) = store.find_traces(TraceQuery()).to_pylist()
+    assert summary["duration_ns"] == 30 * SECOND + 5 * MS
+    assert summary["span_count"] == 7 and summary["error_count"] == 1
+    assert summary["root_service"] == "frontend"
+    spans = store.trace(trace_id)
+    assert spans.num_rows == 7
+    assert spans.column("name").to_pylist()[-1] == "retry receipt"
+
+
+# -- searching traces ----------------------------------------------------------------------------------------
+
+
+def test_summary_fields(populated: Store, corpus: Corpus) -> None:
+    info = corpus.traces[5]
+    rows = {r["trace_id"]: r for r in populated.find_traces(TraceQuery(limit=100)).to_pylist()}
+    assert rows[info.trace_id] == {
+        "trace_id": info.trace_id,
+        "root_service": "mobile-api",
+        "root_operation": "GET /cart",
+        "start_ns": BASE_NS + 5 * SECOND,
+        "duration_ns": 60 * MS,
+        "span_count": 6,
+        "error_count": 3,
+        "sample_weight": 4.0,
+    }
+
+
+def test_no_filter_returns_every_trace_newest_first(populated: Store, corpus: Corpus) -> None:
+    assert found(populated) == corpus.ids()
+
+
+@pytest.mark.parametrize(
+    ("query", "predicate"),
+    [
+        ({"service": "frontend"}, lambda t: t.root_service == "frontend"),
+        ({"service": "payment"}, lambda t: False),  # payment is never the root
+        ({"operation": "GET /checkout"}, lambda t: t.root_operation == "GET /checkout"),
+        ({"operation": "Charge"}, lambda t: False),
+        ({"attributes": (("customer.id", "cust-1"),)}, lambda t: t.customer == "cust-1"),
+        ({"attributes": (("service.version", "1.5.0"),)}, lambda t: t.version == "1.5.0"),  # resource
+        ({"attributes": (("host.name", "payment-7"),)}, lambda t: True),  # resource of a child span
+        ({"attributes": (("http.status_code", "502"),)}, lambda t: t.error),  # typed value, text compare
+        ({"attributes": (("customer.id", "nobody"),)}, lambda t: False),
+        ({"attributes": (("no.such.key", "cust-1"),)}, lambda t: False),
+        (
+            {"attributes": (("customer.id", "cust-2"), ("service.version", "1.4.0"))},
+            lambda t: t.customer == "cust-2" and t.version == "1.4.0",
+        ),
+        ({"min_duration_ns": 100 * MS}, lambda t: t.duration_ns >= 100 * MS),
+        ({"max_duration_ns": 50 * MS}, lambda t: t.duration_ns <= 50 * MS),
+        (
+            {"min_duration_ns": 50 * MS, "max_duration_ns": 120 * MS},
+            lambda t: 50 * MS <= t.duration_ns <= 120 * MS,
+        ),
+        ({"error": True}, lambda t: t.error),
+        ({"error": False}, lambda t: not t.error),
+        ({"start_ns": BASE_NS + 5 * SECOND}, lambda t: t.start_ns >= BASE_NS + 5 * SECOND),
+        ({"end_ns": BASE_NS + 5 * SECOND}, lambda t: t.start_ns < BASE_NS + 5 * SECOND),
+        (
+            {"start_ns": BASE_NS + 5 * SECOND, "end_ns": BASE_NS + 10 * SECOND},
+            lambda t: BASE_NS + 5 * SECOND <= t.start_ns < BASE_NS + 10 * SECOND,
+        ),
+        ({"start_ns": BASE_NS + 100 * SECOND}, lambda t: False),
+        (
+            {
+                "service": "frontend",
+                "operation": "GET /cart",
+                "error": False,
+                "min_duration_ns": 50 * MS,
+                "attributes": (("service.version", "1.5.0"),),
+                "start_ns": BASE_NS + 10 * SECOND,
+                "end_ns": BASE_NS + 28 * SECOND,
+            },
+            lambda t: (
+                t.root_service == "frontend"
+                and t.root_operation == "GET /cart"
+                and not t.error
+                and t.duration_ns >= 50 * MS
+                and t.version == "1.5.0"
+                and BASE_NS + 10 * SECOND <= t.start_ns < BASE_NS + 28 * SECOND
+            ),
+        ),
+        (
+            {
+                "attributes": (("customer.id", "cust-3"),),
+                "start_ns": BASE_NS + 6 * SECOND,
+                "end_ns": BASE_NS + 20 * SECOND,
+            },
+            lambda t: t.customer == "cust-3" and BASE_NS + 6 * SECOND <= t.start_ns < BASE_NS + 20 * SECOND,
+        ),
+    ],
+)
+def test_find_traces_filters(populated: Store, corpus: Corpus, query: dict[str, object], predicate) -> None:  # type: ignore[no-untyped-def]
+    assert found(populated, **query) == corpus.ids(predicate)
+
+
+@pytest.mark.parametrize(
+    ("query", "predicate"),
+    [
+        ({"service": "payment"}, lambda t: True),
+        ({"service": "payment", "operation": "Charge"}, lambda t: True),
+        ({"service": "frontend", "operation": "Charge"}, lambda t: False),  # one span must carry both
+        ({"service": "frontend", "operation": "render cart"}, lambda t: t.root_service == "frontend"),
+        # span durations: the shortest spans of traces 0 and 1 take at most 1 ms
+        ({"max_duration_ns": 1 * MS}, lambda t: t.duration_ns <= 20 * MS),
+        (
+            {"service": "notifier", "attributes": (("customer.id", "cust-0"),), "error": True},
+            lambda t: t.customer == "cust-0" and t.error,
+        ),
+    ],
+)
+def test_find_traces_matching_any_span(
+    populated: Store, corpus: Corpus, query: dict[str, object], predicate
+) -> None:  # type: ignore[no-untyped-def]
+    assert found(populated, match_any_span=True, **query) == corpus.ids(predicate)
+
+
+def test_limit_keeps_the_newest(populated: Store, corpus: Corpus) -> None:
+    assert found(populated, limit=5) == corpus.ids()[:5]
+    assert (
+        found(populated, service="frontend", limit=3)
+        == corpus.ids(lambda t: t.root_service == "frontend")[:3]
+    )
+    assert len(populated.find_traces(TraceQuery(limit=20_000))) == len(corpus.traces)
+    assert populated.find_traces(TraceQuery(limit=0)).num_rows == 0
+
+
+@pytest.mark.parametrize("value", SQL_LOOKING_VALUES)
+def test_sql_looking_values_match_nothing_and_break_nothing(populated: Store, value: str) -> None:
+    before = (populated.span_count(), populated.services())
+    for query in (
+        TraceQuery(service=value),
+        TraceQuery(operation=value),
+        TraceQuery(service=value, operation=value, match_any_span=True),
+        TraceQuery(attributes=((value, "cust-1"),)),
+        TraceQuery(attributes=(("customer.id", value),)),
+        TraceQuery(attributes=((value, value),), start_ns=BASE_NS, end_ns=BASE_NS + 100 * SECOND),
+    ):
+        assert populated.find_traces(query).num_rows == 0, query
+    assert populated.operations(value) == []
+    filters = ScanFilter(service=value, operation=value, attributes=((value, value),))
+    assert populated.scan(["span_id"], BASE_NS, BASE_NS + 100 * SECOND, filters).num_rows == 0
+    with pytest.raises(ValueError):
+        populated.scan([value], BASE_NS, BASE_NS + 100 * SECOND)
+    assert (populated.span_count(), populated.services()) == before
+
+
+def test_sql_looking_names_are_stored_and_found_as_text(store: Store) -> None:
+    trace_id = trace_id_of("quoted")
+    service = SQL_LOOKING_VALUES[0]
+    store.write(
+        make_trace(trace_id, root_service=service, root_operation=SQL_LOOKING_VALUES[1], customer="'")
+    )
+    store.write(make_trace(trace_id_of("plain"), start_ns=BASE_NS + SECOND))
+    assert found(store, service=service, operation=SQL_LOOKING_VALUES[1]) == [trace_id]
+    assert found(store, attributes=(("customer.id", "'"),)) == [trace_id]
+    assert service in store.services()
+    assert store.trace(trace_id).column("service").to_pylist()[0] == service
+
+
+# -- catalog and scans ---------------------------------------------------------------------------------------
+
+
+def test_services_and_operations(populated: Store) -> None:
+    assert populated.services() == ["frontend", "mobile-api", "notifier", "payment"]
+    assert populated.operations("payment") == [
+        ("Charge", SpanKind.SERVER),
+        ("publish receipt", SpanKind.PRODUCER),
+    ]
+    assert populated.operations("frontend") == [
+        ("GET /cart", SpanKind.SERVER),
+        ("GET /checkout", SpanKind.SERVER),
+        ("POST /charge", SpanKind.CLIENT),
+        ("render cart", SpanKind.INTERNAL),
+    ]
+    assert populated.operations("no such service") == []
+
+
+def test_span_count(populated: Store, corpus: Corpus) -> None:
+    assert populated.span_count() == corpus.spans.num_rows == 180
+
+
+def test_scan_returns_the_named_columns_of_the_window(populated: Store) -> None:
+    got = populated.scan(["trace_id", "service", "duration_ns"], BASE_NS + 5 * SECOND, BASE_NS + 10 * SECOND)
+    assert got.schema.equals(
+        pa.schema([STORED_SPAN_SCHEMA.field(n) for n in ("trace_id", "service", "duration_ns")])
+    )
+    assert got.num_rows == 5 * 6
+    assert {trace_id_of(f"trace-{i}") for i in range(5, 10)} == set(got.column("trace_id").to_pylist())
+
+
+def test_scan_window_is_half_open(populated: Store) -> None:
+    start = BASE_NS + 5 * SECOND  # the root span of trace 5 starts exactly here
+    assert populated.scan(["name"], start, start + 1).column("name").to_pylist() == ["GET /cart"]
+    assert populated.scan(["name"], start, start).num_rows == 0
+    assert populated.scan(["name"], start - 10 * MS, start).num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "rows"),
+    [
+        (ScanFilter(service="payment"), 10),
+        (ScanFilter(operation="Charge"), 5),
+        (ScanFilter(service="payment", operation="Charge"), 5),
+        (ScanFilter(service="frontend", operation="Charge"), 0),
+        (ScanFilter(attributes=(("customer.id", "cust-1"),)), 4),  # traces 5 and 9: root and Charge spans
+        (ScanFilter(attributes=(("host.name", "payment-7"),)), 10),  # resource
+        (
+            ScanFilter(
+                service="payment", attributes=(("host.name", "payment-7"), ("payment.amount", "12.5"))
+            ),
+            5,
+        ),
+    ],
+)
+def test_scan_filters(populated: Store, filters: ScanFilter, rows: int) -> None:
+    got = populated.scan(
+        ["service", "name", "attributes", "resource"], BASE_NS + 5 * SECOND, BASE_NS + 10 * SECOND, filters
+    )
+    assert got.num_rows == rows
+
+
+def test_scan_every_column_round_trips(populated: Store, corpus: Corpus) -> None:
+    got = populated.scan(list(STORED_SPAN_SCHEMA.names), BASE_NS, BASE_NS + 100 * SECOND)
+    assert got.schema.equals(STORED_SPAN_SCHEMA)
+    key = [("start_ns", "ascending"), ("span_id", "ascending")]
+    assert got.sort_by(key).equals(corpus.spans.sort_by(key))
+
+
+def test_scan_rejects_unknown_columns(populated: Store) -> None:
+    with pytest.raises(ValueError, match="nope"):
+        populated.scan(["service", "nope"], BASE_NS, BASE_NS + SECOND)
+    with pytest.raises(ValueError):
+        populated.scan([], BASE_NS, BASE_NS + SECOND)
