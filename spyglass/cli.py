@@ -22,14 +22,28 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_flags(serve, os.environ)
     demo = commands.add_parser("demo", help="run demo services that send traces to spyglass")
     env = os.environ
-    demo.add_argument("--otlp-endpoint", default=env.get("SPYGLASS_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
-                      help="OTLP/HTTP endpoint (env SPYGLASS_OTLP_ENDPOINT)")
-    demo.add_argument("--duration", type=float, default=float(env["SPYGLASS_DURATION"]) if env.get("SPYGLASS_DURATION") else None,
-                      help="seconds to run; forever when unset (env SPYGLASS_DURATION)")
-    demo.add_argument("--scenario", default=env.get("SPYGLASS_SCENARIO", "healthy"),
-                      help="healthy, or a fault to inject after a healthy baseline (env SPYGLASS_SCENARIO)")
-    demo.add_argument("--rate", type=float, default=float(env.get("SPYGLASS_RATE", "20")),
-                      help="requests per second into the demo's front end (env SPYGLASS_RATE)")
+    demo.add_argument(
+        "--otlp-endpoint",
+        default=env.get("SPYGLASS_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        help="OTLP/HTTP endpoint (env SPYGLASS_OTLP_ENDPOINT)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=float(env["SPYGLASS_DURATION"]) if env.get("SPYGLASS_DURATION") else None,
+        help="seconds to run; forever when unset (env SPYGLASS_DURATION)",
+    )
+    demo.add_argument(
+        "--scenario",
+        default=env.get("SPYGLASS_SCENARIO", "healthy"),
+        help="healthy, or a fault to inject after a healthy baseline (env SPYGLASS_SCENARIO)",
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=float(env.get("SPYGLASS_RATE", "20")),
+        help="requests per second into the demo's front end (env SPYGLASS_RATE)",
+    )
     return parser
 
 
@@ -63,8 +77,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from spyglass.demo.runner import run_demo
 
-    stats = run_demo(otlp_endpoint=args.otlp_endpoint, duration_s=args.duration, scenario=args.scenario,
-                     rate_per_s=args.rate)
+    stats = run_demo(
+        otlp_endpoint=args.otlp_endpoint,
+        duration_s=args.duration,
+        scenario=args.scenario,
+        rate_per_s=args.rate,
+    )
     print(f"demo finished: {stats}", flush=True)
     return 0
 

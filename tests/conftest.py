@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from spyglass.server import BoundPorts, SpyglassServer
 
 
-
 @dataclass
 class RunningServer:
     server: SpyglassServer
@@ -44,7 +43,9 @@ class RunningServer:
     def status(self) -> dict[str, Any]:
         return self.get("/api/v1/status").json()
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 15.0) -> dict[str, Any]:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 15.0
+    ) -> dict[str, Any]:
         """Poll ``/api/v1/status`` until ``predicate`` holds."""
         deadline = time.monotonic() + timeout_s
         status = self.status()

@@ -13,15 +13,30 @@ from spyglass.config import ConfigError, parse_serve_args
 def test_defaults_bind_loopback() -> None:
     config = parse_serve_args([], env={})
     assert (config.host, config.port, config.otlp_grpc_port, config.otlp_http_port, config.zipkin_port) == (
-        "127.0.0.1", 8686, 4317, 4318, 9411)
+        "127.0.0.1",
+        8686,
+        4317,
+        4318,
+        9411,
+    )
     assert config.ingest_token is None and config.query_token is None and config.store == "duckdb"
 
 
 def test_environment_then_flags() -> None:
-    env = {"SPYGLASS_SAMPLE_RATE": "0.1", "SPYGLASS_PORT": "9000", "SPYGLASS_DATA_DIR": "/tmp/x",
-           "SPYGLASS_INGEST_TOKEN": "t", "SPYGLASS_PEERS": "http://a:1, http://b:2/"}
+    env = {
+        "SPYGLASS_SAMPLE_RATE": "0.1",
+        "SPYGLASS_PORT": "9000",
+        "SPYGLASS_DATA_DIR": "/tmp/x",
+        "SPYGLASS_INGEST_TOKEN": "t",
+        "SPYGLASS_PEERS": "http://a:1, http://b:2/",
+    }
     config = parse_serve_args([], env=env)
-    assert (config.sample_rate, config.port, config.data_dir, config.ingest_token) == (0.1, 9000, Path("/tmp/x"), "t")
+    assert (config.sample_rate, config.port, config.data_dir, config.ingest_token) == (
+        0.1,
+        9000,
+        Path("/tmp/x"),
+        "t",
+    )
     assert config.peers == ("http://a:1", "http://b:2")
     assert parse_serve_args(["--port", "9100"], env=env).port == 9100
 

@@ -32,7 +32,9 @@ class TraceServiceHandler:
     def __init__(self, settings: ReceiverSettings) -> None:
         self.settings = settings
 
-    async def export(self, request: bytes, context: aio.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
+    async def export(
+        self, request: bytes, context: aio.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
         metadata = dict(context.invocation_metadata() or ())
         if not bearer_ok(metadata.get("authorization"), self.settings.ingest_token):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")

@@ -29,7 +29,9 @@ def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
 
     return Starlette(
         routes=[Route("/api/v2/spans", spans, methods=["POST"])],
-        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["POST"], allow_headers=["*"])],
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["POST"], allow_headers=["*"])
+        ],
     )
 
 

@@ -29,7 +29,8 @@ TRACE_SUMMARY_SCHEMA = pa.schema(
 @dataclass(frozen=True)
 class TraceQuery:
     """A trace search. ``service``/``operation`` match the root span; ``attributes`` match any span of the
-    trace, on its span attributes or its resource; durations are of the whole trace."""
+    trace, on its span attributes or its resource; durations are of the whole trace; ``start_ns`` (inclusive)
+    and ``end_ns`` (exclusive) bound the trace's start."""
 
     service: str | None = None
     operation: str | None = None
@@ -40,8 +41,8 @@ class TraceQuery:
     start_ns: int | None = None
     end_ns: int | None = None
     limit: int = 20
-    #: Jaeger semantics: when set, ``service``/``operation``/``attributes``/durations may match any span of the
-    #: trace rather than its root.
+    #: Jaeger semantics: when set, one span of the trace must carry ``service``, ``operation`` and the
+    #: duration bounds together (durations are then that span's), and each attribute may be on any span.
     match_any_span: bool = False
 
 
@@ -58,7 +59,8 @@ class Store(Protocol):
     """Where kept traces live. Writes come whole from the satellite; reads return Arrow tables."""
 
     def write(self, spans: pa.Table) -> None:
-        """Append spans (``STORED_SPAN_SCHEMA``) durably; returns once committed."""
+        """Append spans (``STORED_SPAN_SCHEMA``) durably; returns once committed. Spans are not deduplicated:
+        the satellite writes each kept trace once."""
         ...
 
     def trace(self, trace_id: bytes) -> pa.Table:

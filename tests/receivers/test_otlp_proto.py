@@ -26,17 +26,28 @@ from spyglass.receivers.decoders.result import DecodeError
 
 def sdk_request() -> tuple[trace_service_pb2.ExportTraceServiceRequest, list]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "checkout", "service.version": "1.4.2",
-                                                        "host.cpu.count": 8}))
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": "checkout", "service.version": "1.4.2", "host.cpu.count": 8}
+        )
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("spyglass-tests", "1.0")
     with tracer.start_as_current_span(
-        "POST /checkout", kind=SpanKind.SERVER,
-        attributes={"http.status_code": 200, "ratio": 0.25, "cached": False, "tags": ["a", "b"], "ids": [1, 2]},
+        "POST /checkout",
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.status_code": 200,
+            "ratio": 0.25,
+            "cached": False,
+            "tags": ["a", "b"],
+            "ids": [1, 2],
+        },
     ) as root:
         root.add_event("cart loaded", {"items": 3, "note": "<b>hi</b>"})
-        with tracer.start_as_current_span("SELECT cart", kind=SpanKind.CLIENT,
-                                          links=[Link(root.get_span_context(), {"why": "retry"})]) as child:
+        with tracer.start_as_current_span(
+            "SELECT cart", kind=SpanKind.CLIENT, links=[Link(root.get_span_context(), {"why": "retry"})]
+        ) as child:
             child.set_status(Status(StatusCode.ERROR, "deadlock"))
     provider.shutdown()
     spans = exporter.get_finished_spans()
@@ -59,13 +70,21 @@ def test_sdk_spans_decode_completely() -> None:
     assert root["service"] == "checkout"
     assert root["duration_ns"] == sdk_root.end_time - sdk_root.start_time
     assert typed_attributes(root["attributes"], root["attribute_types"]) == {
-        "http.status_code": 200, "ratio": 0.25, "cached": False, "tags": ["a", "b"], "ids": [1, 2]}
+        "http.status_code": 200,
+        "ratio": 0.25,
+        "cached": False,
+        "tags": ["a", "b"],
+        "ids": [1, 2],
+    }
     resource = typed_attributes(root["resource"], root["resource_types"])
     assert resource["service.version"] == "1.4.2" and resource["host.cpu.count"] == 8
     assert root["scope_name"] == "spyglass-tests" and root["scope_version"] == "1.0"
     (event,) = root["events"]
     assert event["name"] == "cart loaded"
-    assert typed_attributes(event["attributes"], event["attribute_types"]) == {"items": 3, "note": "<b>hi</b>"}
+    assert typed_attributes(event["attributes"], event["attribute_types"]) == {
+        "items": 3,
+        "note": "<b>hi</b>",
+    }
     assert (child["status_code"], child["status_message"]) == (2, "deadlock")
     (link,) = child["links"]
     assert link["span_id"] == root["span_id"]
@@ -117,7 +136,9 @@ def test_missing_service_name_and_empty_request() -> None:
     request = trace_service_pb2.ExportTraceServiceRequest()
     request.resource_spans.add().scope_spans.add()
     _span(request)
-    assert decode_otlp_proto(request.SerializeToString()).batch.column("service").to_pylist() == ["unknown_service"]
+    assert decode_otlp_proto(request.SerializeToString()).batch.column("service").to_pylist() == [
+        "unknown_service"
+    ]
     assert decode_otlp_proto(b"").batch.num_rows == 0
 
 

@@ -77,8 +77,12 @@ def _spans_from_record(record: pa.RecordBatch) -> DecodeResult:
     reasons.check(pc.or_(pc.equal(parent_len, 0), pc.equal(parent_len, 8)), "parentSpanId must be 8 bytes")
     start = spans.field("start_time_unix_nano")
     end = spans.field("end_time_unix_nano")
-    reasons.check(pc.and_(pc.greater(start, 0), pc.less(start, _MAX_TIME_NS)), "startTimeUnixNano out of range")
-    reasons.check(pc.and_(pc.greater_equal(end, start), pc.less(end, _MAX_TIME_NS)), "endTimeUnixNano before start")
+    reasons.check(
+        pc.and_(pc.greater(start, 0), pc.less(start, _MAX_TIME_NS)), "startTimeUnixNano out of range"
+    )
+    reasons.check(
+        pc.and_(pc.greater_equal(end, start), pc.less(end, _MAX_TIME_NS)), "endTimeUnixNano before start"
+    )
 
     attributes, attribute_types = _attribute_maps(spans.field("attributes"), reasons=reasons)
     events = _events(spans.field("events"), reasons)
@@ -347,4 +351,3 @@ def _links(link_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
         names=[f.name for f in LINK],
     )
     return pa.ListArray.from_arrays(_offsets(link_lists), structs)
-
