@@ -17,7 +17,7 @@ def dependency_edges(spans: pa.Table) -> pa.Table:
     connection = duckdb.connect()
     try:
         connection.register("spans", spans.select(COLUMNS))
-        return connection.execute(
+        return connection.sql(
             """
             SELECT p.service AS parent, c.service AS child,
                    count(*) AS calls,

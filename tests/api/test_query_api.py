@@ -1,0 +1,54 @@
+"""Query API details beyond ingest round trips: dependencies, operations, OpenAPI, and the UI shell."""
+
+from __future__ import annotations
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tests.conftest import RunningServer
+from tests.support.otel import http_exporter, provider
+
+
+def _call_chain(spyglass: RunningServer, fail: bool) -> None:
+    frontend = provider("frontend", http_exporter(spyglass.otlp_http)).get_tracer("t")
+    checkout = provider("checkout", http_exporter(spyglass.otlp_http)).get_tracer("t")
+    with frontend.start_as_current_span("GET /", kind=SpanKind.SERVER):
+        with frontend.start_as_current_span("call checkout", kind=SpanKind.CLIENT):
+            with checkout.start_as_current_span("POST /checkout", kind=SpanKind.SERVER) as server:
+                if fail:
+                    server.set_status(Status(StatusCode.ERROR, "boom"))
+
+
+def test_dependencies_from_parent_child_pairs(spyglass: RunningServer) -> None:
+    for fail in (False, False, True):
+        _call_chain(spyglass, fail)
+    spyglass.wait_for(lambda s: s["spans_received"] == 9)
+    spyglass.flush()
+    edges = spyglass.get("/api/v1/dependencies").json()["edges"]
+    assert len(edges) == 1
+    edge = edges[0]
+    assert (edge["parent"], edge["child"], edge["calls"], edge["errors"]) == ("frontend", "checkout", 3, 1)
+    assert edge["p99_ms"] > 0
+    jaeger = spyglass.get("/api/dependencies").json()["data"]
+    assert jaeger == [{"parent": "frontend", "child": "checkout", "callCount": 3}]
+    assert spyglass.get("/api/v1/dependencies", params={"start_ns": 2, "end_ns": 1}).status_code == 400
+
+
+def test_operations_in_both_apis(spyglass: RunningServer) -> None:
+    _call_chain(spyglass, False)
+    spyglass.wait_for(lambda s: s["spans_received"] == 3)
+    spyglass.flush()
+    ops = spyglass.get("/api/v1/services/frontend/operations").json()["operations"]
+    assert ops == [{"name": "GET /", "kind": "server"}, {"name": "call checkout", "kind": "client"}]
+    jaeger = spyglass.get("/api/operations", params={"service": "frontend", "spanKind": "client"}).json()
+    assert jaeger["data"] == [{"name": "call checkout", "spanKind": "client"}]
+
+
+def test_openapi_and_ui_shell(spyglass: RunningServer) -> None:
+    document = spyglass.get("/openapi.json").json()
+    for path in ("/api/v1/status", "/api/v1/traces", "/api/v1/traces/{trace_id}", "/api/traces"):
+        assert path in document["paths"]
+    for page in ("/", "/traces/0123456789abcdef0123456789abcdef"):
+        response = spyglass.get(page)
+        assert response.status_code == 200 and "<title>spyglass</title>" in response.text
+    script = spyglass.get("/static/app.js").text
+    assert "innerHTML" not in script  # span values are only ever rendered as text
