@@ -23,10 +23,17 @@ def encode_value(value: Any) -> tuple[str, int]:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(bytes(value)).decode("ascii"), ValueType.BYTES
     if isinstance(value, list | tuple):
-        return orjson.dumps(list(value)).decode(), ValueType.ARRAY
+        return orjson.dumps(list(value), default=_bytes_as_base64).decode(), ValueType.ARRAY
     if isinstance(value, dict):
-        return orjson.dumps(value).decode(), ValueType.KVLIST
+        return orjson.dumps(value, default=_bytes_as_base64).decode(), ValueType.KVLIST
     return str(value), ValueType.STRING
+
+
+def _bytes_as_base64(value: Any) -> str:
+    """orjson cannot write bytes nested in arrays or kvlists; OTLP JSON writes them as base64."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"cannot encode {type(value).__name__} as an attribute value")
 
 
 def decode_value(text: str, value_type: int) -> Any:

@@ -26,13 +26,12 @@ from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTES_PER_SPAN,
     MAX_NAME_BYTES,
     MAX_NESTING_DEPTH,
+    MAX_TIME_NS,
 )
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 
 _REQUEST = trace_service_pb2.ExportTraceServiceRequest
 _handler = HandlerPool([trace_service_pb2.DESCRIPTOR]).get_for_message(_REQUEST.DESCRIPTOR)
-
-_MAX_TIME_NS = 2**62  # year 2116: anything later is garbage, and it keeps int64 arithmetic safe
 
 
 def decode_otlp_proto(body: bytes) -> DecodeResult:
@@ -78,10 +77,10 @@ def _spans_from_record(record: pa.RecordBatch) -> DecodeResult:
     start = spans.field("start_time_unix_nano")
     end = spans.field("end_time_unix_nano")
     reasons.check(
-        pc.and_(pc.greater(start, 0), pc.less(start, _MAX_TIME_NS)), "startTimeUnixNano out of range"
+        pc.and_(pc.greater(start, 0), pc.less(start, MAX_TIME_NS)), "startTimeUnixNano out of range"
     )
     reasons.check(
-        pc.and_(pc.greater_equal(end, start), pc.less(end, _MAX_TIME_NS)), "endTimeUnixNano before start"
+        pc.and_(pc.greater_equal(end, start), pc.less(end, MAX_TIME_NS)), "endTimeUnixNano before start"
     )
 
     attributes, attribute_types = _attribute_maps(spans.field("attributes"), reasons=reasons)

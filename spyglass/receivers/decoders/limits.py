@@ -1,0 +1,150 @@
+"""Limits every decoder enforces, and the small checks they share, so that all formats accept the same spans.
+
+Values past a size limit are truncated rather than refused (a long SQL statement should not cost the whole
+span); things that make a span meaningless (bad ids, impossible times, runaway nesting) reject that span.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spyglass.model.builder import SpanBatchBuilder
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult
+
+#: String attribute values (and bytes values) longer than this are cut, on a UTF-8 character boundary.
+MAX_ATTRIBUTE_VALUE_BYTES = 64 * 1024
+#: Attributes past this many on one span (or resource, event, link) are dropped.
+MAX_ATTRIBUTES_PER_SPAN = 1024
+#: Array and kvlist values nested deeper than this reject the span.
+MAX_NESTING_DEPTH = 16
+#: Span, service, event and scope names, and attribute keys, are cut to this many bytes.
+MAX_NAME_BYTES = 4096
+#: Times at or after this (2**62 ns, in year 2116) are absurd; the bound also keeps int64 arithmetic safe.
+MAX_TIME_NS = 2**62
+
+TRACE_ID_BYTES = 16
+SPAN_ID_BYTES = 8
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never splitting a character."""
+    # A character is at most 4 bytes, so short strings need no encoding at all (the common case).
+    if len(text) * 4 <= max_bytes:
+        return text
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[:max_bytes].decode("utf-8", "ignore")
+
+
+def parse_hex_id(text: Any, size: int) -> bytes | None:
+    """The id spelled by exactly ``2 * size`` hex digits, or None if ``text`` is anything else or all zero.
+
+    All-zero ids are invalid in W3C trace context and OTLP, so they are refused here too; a caller that reads
+    an all-zero *parent* id as "no parent" checks for that itself.
+    """
+    if type(text) is not str or len(text) != 2 * size:
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return None
+    # fromhex skips spaces between bytes, which would make the result short.
+    if len(raw) != size or not any(raw):
+        return None
+    return raw
+
+
+def is_valid_id(raw: bytes, size: int) -> bool:
+    """True if binary ``raw`` (as protobuf carries ids) is ``size`` bytes and not all zero."""
+    return len(raw) == size and any(raw)
+
+
+def is_zero_hex(text: Any) -> bool:
+    """True for a non-empty string of zeros: some exporters write a root span's parent id that way."""
+    return type(text) is str and text != "" and text.strip("0") == ""
+
+
+def time_problem(start_ns: int, end_ns: int) -> str | None:
+    """Why a span with these times cannot be accepted, or None if they are plausible.
+
+    The reason starts with "start" when the start time itself is wrong, so callers can name the field.
+    """
+    if start_ns <= 0:
+        return f"start time {_number(start_ns)} is not after the epoch"
+    if start_ns >= MAX_TIME_NS:
+        return f"start time {_number(start_ns)} is absurdly far in the future"
+    if end_ns >= MAX_TIME_NS:
+        return f"end time {_number(end_ns)} is absurdly far in the future"
+    if end_ns < start_ns:
+        return f"end time {end_ns} is before start time {start_ns}"
+    return None
+
+
+def _number(value: int) -> str:
+    return str(value) if -(10**30) < value < 10**30 else f"{'-' if value < 0 else ''}(more than 30 digits)"
+
+
+def time_in_range(time_ns: int) -> bool:
+    """True if an event (annotation) time is plausible: not before the epoch, not absurdly late."""
+    return 0 <= time_ns < MAX_TIME_NS
+
+
+def preview(value: Any, max_chars: int = 40) -> str:
+    """A short description of a received JSON value, for error messages that must not echo a huge payload."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str | bytes):
+        text = repr(value[: max_chars + 1])
+        return text if len(value) <= max_chars else text[:-1] + "..." + text[-1]
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+
+
+class Problem(Exception):
+    """Something wrong at a path inside a request; the path grows as the exception climbs out of the decoder.
+
+    Paths are only built once something is wrong, so valid spans pay nothing for good error messages.
+    """
+
+    def __init__(self, what: str, where: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.where = where
+
+    def at(self, prefix: str) -> Problem:
+        """Put ``prefix`` (a field name or ``[index]``) in front of the path, and return the same problem."""
+        if not self.where:
+            self.where = prefix
+        elif self.where.startswith("["):
+            self.where = prefix + self.where
+        else:
+            self.where = f"{prefix}.{self.where}"
+        return self
+
+    def message(self) -> str:
+        return f"{self.where}: {self.what}" if self.where else self.what
+
+
+class RequestMalformed(Problem):
+    """The request's shape or types are wrong: refuse all of it."""
+
+
+class SpanRejected(Problem):
+    """One span is invalid: drop it and keep the others."""
+
+
+def finish_batch(builder: SpanBatchBuilder, total: int, rejected: int, first_problem: str) -> DecodeResult:
+    """The decoder's answer: all spans, a partial success, or ``DecodeError`` when every span was rejected."""
+    if rejected:
+        summary = f"{first_problem} ({rejected} of {total} spans rejected)"
+        if rejected >= total:
+            raise DecodeError(summary)
+        return DecodeResult(builder.finish(), rejected, summary)
+    return DecodeResult(builder.finish())
