@@ -101,8 +101,10 @@ def send_trace(node: str, protocol: str, endpoint: str, gzip: bool) -> dict[str,
 
 
 def assert_nested(child: dict[str, Any], parent: dict[str, Any]) -> None:
-    """The child starts and ends within its parent (1 ms of slack for Zipkin's microsecond rounding)."""
-    slack = 1_000_000
+    """The child starts and ends within its parent, with 5 ms of slack: the JS SDK takes span start times
+    from ``Date.now()`` (millisecond precision) and end times from the performance clock, so a child can
+    appear to end a millisecond or two after its parent on a loaded machine."""
+    slack = 5_000_000
     assert child["start_ns"] >= parent["start_ns"] - slack
     assert child["start_ns"] + child["duration_ns"] <= parent["start_ns"] + parent["duration_ns"] + slack
 
