@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
+from spyglass.satellite.recall_buffer import RecallBuffer
 from spyglass.satellite.sampler import KeepAllSampler
 from spyglass.store.duckdb_store import DuckDBStore
 from tests.support.spans import trace_batch
@@ -46,7 +47,7 @@ def test_intake_bound_refuses_and_counts(tmp_path: Path) -> None:
 def test_memory_bound_holds_under_a_flood(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb")
     sample, _ = trace_batch(100)
-    bound = sample.nbytes * 4
+    bound = RecallBuffer.packed_size(sample) * 4
     satellite = Satellite(
         SatelliteSettings(decision_wait_s=3600, recall_memory_bytes=bound), store, KeepAllSampler()
     )

@@ -31,7 +31,7 @@ def test_quiet_traces_leave_whole_and_active_ones_stay() -> None:
 def test_memory_bound_decides_oldest_traces_first() -> None:
     first, first_ids = trace_batch(50)
     second, second_ids = trace_batch(50)
-    buffer = RecallBuffer(max_bytes=first.nbytes + second.nbytes // 2)
+    buffer = RecallBuffer(max_bytes=RecallBuffer.packed_size(first) + RecallBuffer.packed_size(second) // 2)
     buffer.add(first, arrival_ns=1)
     buffer.add(second, arrival_ns=2)
     assert buffer.over_bound()
@@ -47,3 +47,12 @@ def test_take_all_empties_the_buffer() -> None:
     buffer.add(batch, arrival_ns=1)
     assert buffer.take_all().num_rows == 12
     assert buffer.spans == 0 and buffer.take_all().num_rows == 0
+
+
+def test_buffered_spans_cost_less_than_their_decoded_arrow_form() -> None:
+    batch, ids = trace_batch(200)
+    buffer = RecallBuffer(max_bytes=10**9)
+    buffer.add(batch, arrival_ns=1)
+    assert buffer.nbytes < batch.nbytes / 2
+    assert buffer.trace(ids[7]).to_pylist() == [r for r in batch.to_pylist() if r["trace_id"] == ids[7]]
+    assert buffer.snapshot().to_pylist() == batch.to_pylist()
