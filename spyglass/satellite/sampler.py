@@ -1,18 +1,24 @@
-"""Sampling decisions: given the spans of decided traces, which to keep and what each kept one stands for.
+"""Sampling decisions: given whole, quiet traces, which to keep and how many traces each kept one stands for.
 
-A sampler is a pure function of the traces and live statistics, so it is tested with synthetic traces and no
-server. Every sampler returns the kept spans with a ``sample_weight`` column: the number of traces each kept
-trace represents, so that sums over stored traces estimate the totals.
+A sampler is a function of the traces and of live statistics, so it is tested with synthetic traces and no
+server. Every sampler returns the kept spans with a ``sample_weight`` column: the inverse of the probability
+the trace was kept with, so sums of weights over stored traces estimate the unsampled totals (Horvitz-Thompson).
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.satellite.trace_features import trace_attribute_values, trace_features
 
 
 class Sampler(Protocol):
@@ -23,9 +29,328 @@ class Sampler(Protocol):
         ...
 
 
+def with_weights(spans: pa.Table, trace_ids: pa.Array, weights: np.ndarray) -> pa.Table:
+    """The spans of the given traces, each carrying its trace's weight."""
+    position = pc.index_in(spans.column("trace_id"), value_set=trace_ids)
+    kept = spans.filter(pc.is_valid(position))
+    span_weights = (
+        pa.array(weights)[0:0]
+        if kept.num_rows == 0
+        else pc.take(pa.array(weights, pa.float64()), position.filter(pc.is_valid(position)))
+    )
+    return kept.append_column("sample_weight", span_weights).cast(STORED_SPAN_SCHEMA)
+
+
 class KeepAllSampler:
     """Keeps every trace with weight 1.0: the behaviour of ``--sample-rate 1.0``."""
 
     def decide(self, traces: pa.Table) -> pa.Table:
         weights = pa.array(np.ones(traces.num_rows, dtype=np.float64))
         return traces.append_column("sample_weight", weights).cast(STORED_SPAN_SCHEMA)
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """The knobs of dynamic sampling. The defaults are what ``spyglass serve`` uses."""
+
+    sample_rate: float = 0.05
+    #: Share of the budget errors may take before signatures are rationed against each other.
+    error_share: float = 0.7
+    #: Share of the budget the latency tail may take.
+    tail_share: float = 0.3
+    #: The body (neither error nor tail) always gets at least this share, so every mode stays represented.
+    min_body_share: float = 0.05
+    #: Traces seen of a root operation before its latency distribution is trusted; earlier ones are kept.
+    warmup_traces: int = 30
+    #: Keep the first this-many traces of each never-seen shape and of each rare attribute value.
+    novelty_keeps: int = 3
+    #: Attribute values (span or resource) whose first appearances are kept: deployments, hosts, zones.
+    novelty_keys: tuple[str, ...] = (
+        "service.version",
+        "host.name",
+        "cloud.availability_zone",
+        "k8s.pod.name",
+        "peer.service",
+        "http.route",
+        "deployment.environment",
+    )
+    #: Statistics halve this often, so the sampler follows traffic as it changes.
+    half_life_s: float = 300.0
+    #: Width of a latency stratum, as a factor: strata are log-spaced, each this many times wider than the last.
+    stratum_factor: float = 2.0
+
+
+_RANK_BIN = float(np.log(1.01))  # latency ranks from 1%-wide log bins
+_RANK_BINS = 3200  # up to 1.01**3200 ns: far beyond any trace
+_MAX_REMEMBERED = (
+    100_000  # shapes or attribute values remembered for novelty, before the rarest are forgotten
+)
+
+
+class _OperationLatency:
+    """A decaying histogram of one root operation's trace durations, to rank new traces against."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(_RANK_BINS, dtype=np.float64)
+
+    @staticmethod
+    def bins(durations_ns: np.ndarray) -> np.ndarray:
+        safe = np.maximum(durations_ns.astype(np.float64), 1.0)
+        return np.clip((np.log(safe) / _RANK_BIN).astype(np.int64), 0, _RANK_BINS - 1)
+
+    @property
+    def total(self) -> float:
+        return float(self.counts.sum())
+
+    def ranks(self, bins: np.ndarray) -> np.ndarray:
+        """Fraction of earlier traces strictly faster than each given bin (mid-bin for ties)."""
+        total = self.total
+        if total <= 0:
+            return np.zeros(len(bins))
+        below = np.concatenate([[0.0], np.cumsum(self.counts)])
+        return (below[bins] + self.counts[bins] / 2) / total
+
+    def add(self, bins: np.ndarray) -> None:
+        np.add.at(self.counts, bins, 1.0)
+
+
+class DynamicSampler:
+    """Keeps ``sample_rate`` of traces on average, spending the budget on what explains.
+
+    Priorities, each informed by all traffic seen so far (the statistics every trace updates):
+    errors, rationed per error signature so a storm of one error does not starve the others; the latency tail
+    of each root operation; the first traces of a new root operation, a new shape, or a new value of an
+    attribute that marks a change (a version, a host, a zone); and for the rest, an equal share for each latency
+    stratum of each root operation, so that every mode of performance is represented, not only the common one.
+    """
+
+    def __init__(
+        self,
+        policy: SamplingPolicy,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._rng = np.random.default_rng(seed)
+        self._clock = clock
+        self._last_decay = clock()
+        self._latency: dict[str, _OperationLatency] = {}  # by root service and operation
+        self._seen_shapes: dict[int, float] = {}
+        self._seen_values: dict[tuple[str, str], float] = {}
+        self._errors = _ClassRates()
+        self._tail = _ClassRates()
+        self._body = _ClassRates()
+        self._ids: dict[object, int] = {}
+        self._credit: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def decide(self, traces: pa.Table) -> pa.Table:
+        if traces.num_rows == 0:
+            return traces.append_column("sample_weight", pa.array([], pa.float64())).cast(STORED_SPAN_SCHEMA)
+        table = trace_features(traces)
+        features = pa.RecordBatch.from_arrays(
+            [c.combine_chunks() for c in table.columns], names=table.column_names
+        )
+        values = trace_attribute_values(traces, list(self.policy.novelty_keys))
+        with self._lock:
+            self._decay()
+            probabilities, labels = self._probabilities(features, values)
+            keep = self._systematic(labels, probabilities)
+        trace_ids = features.column("trace_id").filter(pa.array(keep))
+        return with_weights(traces, trace_ids, 1.0 / probabilities[keep])
+
+    # -- the policy ------------------------------------------------------------------------------------
+
+    def _probabilities(self, features: pa.RecordBatch, values: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Keep probability and sampling stratum per trace. Budgets are fractions of all traces, and each class's
+        share of traffic is a running average over many decisions, so a small batch is decided as fairly as a
+        large one."""
+        policy = self.policy
+        n = features.num_rows
+        if policy.sample_rate >= 1.0:
+            return np.ones(n), np.zeros(n, dtype=np.int64)
+        rate = policy.sample_rate
+        has_error = features.column("has_error").to_numpy(zero_copy_only=False).astype(bool)
+        tail, warming, strata = self._latency_classes(features)
+        novel = (warming | self._novel_shapes(features) | self._novel_values(features, values)) & ~has_error
+        tail &= ~(has_error | novel)
+        body = ~(has_error | novel | tail)
+        p = np.zeros(n)
+
+        # Errors first: all of them while they fit their share, else an equal ration per signature.
+        signatures = pc.fill_null(features.column("error_signature").filter(pa.array(has_error)), "")
+        signature_ids = np.array([self._id(("error", s)) for s in signatures.to_pylist()], dtype=np.int64)
+        p[has_error], error_spend = self._errors.allocate(signature_ids, n, policy.error_share * rate)
+        # The first traces of anything new are kept: there are few by construction (a handful per new value).
+        p[novel] = 1.0
+        novel_spend = float(novel.sum()) / n
+        # Then the latency tail, with what is left once the body has its minimum.
+        room = max(0.0, rate - error_spend - novel_spend - policy.min_body_share * rate)
+        p[tail], tail_spend = self._tail.allocate(np.zeros(int(tail.sum()), dtype=np.int64), n, room)
+        # The body: what is left, an equal part for every latency stratum of every root operation.
+        left = max(policy.min_body_share * rate, rate - error_spend - novel_spend - tail_spend)
+        p[body], _ = self._body.allocate(strata[body], n, left)
+        labels = strata.copy()
+        labels[has_error] = signature_ids
+        labels[novel] = self._id("novel")
+        labels[tail] = self._id("tail")
+        return np.clip(p, 1e-6, 1.0), labels
+
+    def _id(self, key: object) -> int:
+        """A stable integer for a stratum key (an error signature, a root operation, a class)."""
+        return self._ids.setdefault(key, len(self._ids))
+
+    def _systematic(self, labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """Systematic selection within each stratum, in arrival order: a running credit per stratum gains each
+        trace's probability and a trace is kept whenever the credit crosses a whole number. The kept count of a
+        stratum is then within one of its expectation, so weighted estimates are far tighter than independent
+        coin flips give; each stratum's credit starts at a random point, so every trace has its probability."""
+        keep = np.zeros(len(labels), dtype=bool)
+        order = np.argsort(labels, kind="stable")
+        boundaries = np.flatnonzero(np.diff(labels[order])) + 1
+        for rows in np.split(order, boundaries):
+            label = int(labels[rows[0]])
+            start = self._credit.get(label)
+            if start is None:
+                start = float(self._rng.random())
+            running = start + np.cumsum(probabilities[rows])
+            previous = np.concatenate([[start], running[:-1]])
+            keep[rows] = np.floor(running) > np.floor(previous)
+            self._credit[label] = float(running[-1] % 1.0)
+        return keep
+
+    def _latency_classes(self, features: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per trace: in its root operation's tail? root operation still warming up? its latency stratum."""
+        n = features.num_rows
+        tail = np.zeros(n, dtype=bool)
+        warming = np.zeros(n, dtype=bool)
+        strata = np.zeros(n, dtype=np.int64)
+        tail_rank = 1.0 - max(0.005, min(0.02, 0.6 * self.policy.sample_rate))
+        stratum_bins = max(1, round(np.log(self.policy.stratum_factor) / _RANK_BIN))
+        root = pc.binary_join_element_wise(
+            pc.fill_null(features.column("root_service"), ""),
+            pc.fill_null(features.column("root_operation"), ""),
+            "\x1f",
+        ).dictionary_encode()
+        codes = root.indices.to_numpy(zero_copy_only=False)
+        durations = features.column("duration_ns").to_numpy(zero_copy_only=False)
+        order = np.argsort(codes, kind="stable")
+        boundaries = np.flatnonzero(np.diff(codes[order])) + 1
+        for rows in np.split(order, boundaries):
+            key = root.dictionary[int(codes[rows[0]])].as_py()
+            latency = self._latency.setdefault(key, _OperationLatency())
+            bins = latency.bins(durations[rows])
+            still_warming = max(0, self.policy.warmup_traces - int(latency.total))
+            warming[rows[:still_warming]] = True
+            if latency.total >= self.policy.warmup_traces:
+                tail[rows] = latency.ranks(bins) >= tail_rank
+            latency.add(bins)
+            strata[rows] = (1 + self._id(("operation", key))) * _RANK_BINS + bins // stratum_bins
+        return tail, warming, strata
+
+    def _novel_shapes(self, features: pa.RecordBatch) -> np.ndarray:
+        """The first ``novelty_keeps`` traces of every shape never seen before."""
+        shapes = features.column("shape").to_numpy(zero_copy_only=False)
+        distinct, inverse, counts = np.unique(shapes, return_inverse=True, return_counts=True)
+        novel = np.zeros(len(shapes), dtype=bool)
+        for index, (shape, count) in enumerate(zip(distinct.tolist(), counts.tolist(), strict=True)):
+            seen = self._seen_shapes.get(shape, 0.0)
+            if seen < self.policy.novelty_keeps:
+                novel[np.flatnonzero(inverse == index)[: int(self.policy.novelty_keeps - seen)]] = True
+            self._seen_shapes[shape] = seen + count
+        return novel
+
+    def _novel_values(self, features: pa.RecordBatch, values: pa.Table) -> np.ndarray:
+        """The first ``novelty_keeps`` traces carrying each value never seen before of a change-marking key."""
+        novel = np.zeros(features.num_rows, dtype=bool)
+        if values.num_rows == 0:
+            return novel
+        pairs = values.group_by(["key", "value"]).aggregate([("trace_id", "count")])
+        labels = None
+        for key, value, count in zip(
+            pairs.column("key").to_pylist(),
+            pairs.column("value").to_pylist(),
+            pairs.column("trace_id_count").to_pylist(),
+            strict=True,
+        ):
+            seen = self._seen_values.get((key, value), 0.0)
+            self._seen_values[(key, value)] = seen + count
+            if seen >= self.policy.novelty_keeps:
+                continue
+            if labels is None:
+                labels = pc.binary_join_element_wise(values.column("key"), values.column("value"), "\x1f")
+            carriers = values.column("trace_id").filter(pc.equal(labels, f"{key}\x1f{value}"))
+            first = carriers[: int(self.policy.novelty_keeps - seen)]
+            novel |= pc.is_in(features.column("trace_id"), value_set=first).to_numpy(zero_copy_only=False)
+        return novel
+
+    def _decay(self) -> None:
+        """Halve every statistic once per half-life, forgetting what no longer happens."""
+        now = self._clock()
+        if now - self._last_decay < self.policy.half_life_s:
+            return
+        self._last_decay = now
+        for latency in self._latency.values():
+            latency.counts *= 0.5
+        # Shapes and values stay known (halved, never below the novelty bar): a host seen an hour ago is not new.
+        floor = float(self.policy.novelty_keeps)
+        for shape, count in self._seen_shapes.items():
+            self._seen_shapes[shape] = max(floor, count * 0.5)
+        for pair, count in self._seen_values.items():
+            self._seen_values[pair] = max(floor, count * 0.5)
+        for table in (self._seen_shapes, self._seen_values):
+            if len(table) > _MAX_REMEMBERED:  # unbounded values (pod names...) must not grow memory forever
+                keep = sorted(table.items(), key=lambda item: item[1], reverse=True)[: _MAX_REMEMBERED // 2]
+                table.clear()
+                table.update(keep)  # type: ignore[arg-type]
+
+
+class _ClassRates:
+    """Running share of all traces that falls in each label of one class (signatures, strata...).
+
+    An exponential average over traces, not over calls: a label's share moves by how many traces were seen.
+    """
+
+    half_life_traces = 10_000.0
+
+    def __init__(self) -> None:
+        self.share: dict[object, float] = {}
+        self.seen = 0
+
+    def allocate(self, labels: np.ndarray, n: int, budget: float) -> tuple[np.ndarray, float]:
+        """Update the shares with ``labels`` (one per trace of this class, out of ``n`` traces in all), then
+        give each label an equal part of ``budget`` (a fraction of all traces) by water-filling.
+
+        Returns each trace's keep probability and the fraction of all traffic the class is expected to keep.
+        """
+        if n == 0:
+            return np.zeros(0), 0.0
+        # A plain running average until a half-life of traces was seen, then an exponential one.
+        self.seen += n
+        weight = max(n / self.seen, 1.0 - 0.5 ** (n / self.half_life_traces))
+        distinct, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        for label in self.share:
+            self.share[label] *= 1.0 - weight
+        for label, count in zip(distinct.tolist(), counts.tolist(), strict=True):
+            self.share[label] = self.share.get(label, 0.0) + weight * count / n
+        if len(self.share) > _MAX_REMEMBERED:
+            self.share = dict(sorted(self.share.items(), key=lambda item: item[1])[-_MAX_REMEMBERED // 2 :])
+        if len(labels) == 0:
+            return np.zeros(0), 0.0
+        shares = np.fromiter(self.share.values(), dtype=np.float64, count=len(self.share))
+        cap = _water_level(shares, budget)
+        own = np.array([self.share[label] for label in distinct.tolist()])
+        keep = np.minimum(1.0, cap / np.maximum(own, 1e-12))
+        return keep[inverse], float(np.minimum(shares, cap).sum())
+
+
+def _water_level(shares: np.ndarray, budget: float) -> float:
+    """The cap c with sum(min(share, c)) == budget (every share fits: the largest share)."""
+    ordered = np.sort(shares)
+    remaining = budget
+    for index, share in enumerate(ordered):
+        fair = remaining / (len(ordered) - index)
+        if share > fair:
+            return fair
+        remaining -= share
+    return float(ordered[-1]) if len(ordered) else 0.0

@@ -1,0 +1,140 @@
+"""Dynamic sampling on synthetic traffic: the budget holds, and what explains is kept, with honest weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from spyglass.satellite.sampler import DynamicSampler, KeepAllSampler, SamplingPolicy, _water_level
+from spyglass.satellite.trace_features import trace_features
+from tests.support.spans import synthetic_traffic
+
+OPERATIONS = {
+    "GET /product": (0.6, 20.0, 0.4),
+    "POST /checkout": (0.3, 120.0, 0.5),
+    "GET /health": (0.1, 2.0, 0.2),
+}
+
+
+def run(sampler: DynamicSampler, traffic: pa.Table, batch_traces: int = 2000) -> pa.Table:
+    """Feed whole traces in decision-sized batches, as the satellite does; return everything kept."""
+    ids = trace_features(traffic).column("trace_id")
+    kept = []
+    for start in range(0, len(ids), batch_traces):
+        chunk_ids = ids[start : start + batch_traces]
+        chunk = traffic.filter(pc.is_in(traffic.column("trace_id"), value_set=chunk_ids))
+        kept.append(sampler.decide(chunk))
+    return pa.concat_tables(kept)
+
+
+def per_trace(table: pa.Table) -> dict[bytes, dict]:
+    features = trace_features(table)
+    return {row["trace_id"]: row for row in features.to_pylist()}
+
+
+def test_two_percent_keeps_errors_and_outliers_with_unbiased_weights() -> None:
+    rng = np.random.default_rng(42)
+    traffic = synthetic_traffic(
+        rng,
+        60_000,
+        OPERATIONS,
+        {"db timeout after 30ms": 0.003, "card declined": 0.001, "NullPointerException in Cart": 0.0005},
+        slow_mode=("GET /product", 0.03, 8.0),
+    )
+    truth = per_trace(traffic)
+    sampler = DynamicSampler(SamplingPolicy(sample_rate=0.02), seed=1)
+    kept_spans = run(sampler, traffic)
+    kept = per_trace(kept_spans)
+    weights = {
+        r["trace_id"]: r["sample_weight"]
+        for r in kept_spans.group_by("trace_id")
+        .aggregate([("sample_weight", "max")])
+        .rename_columns(["trace_id", "sample_weight"])
+        .to_pylist()
+    }
+
+    fraction = len(kept) / len(truth)
+    assert 0.015 <= fraction <= 0.03, fraction
+    # Kept traces are whole.
+    assert all(kept[t]["span_count"] == truth[t]["span_count"] for t in kept)
+    errors = [t for t, row in truth.items() if row["has_error"]]
+    assert sum(t in kept for t in errors) / len(errors) >= 0.95
+    for operation in OPERATIONS:
+        durations = np.array([r["duration_ns"] for r in truth.values() if r["root_operation"] == operation])
+        p99 = np.quantile(durations, 0.99)
+        outliers = [
+            t for t, r in truth.items() if r["root_operation"] == operation and r["duration_ns"] > p99
+        ]
+        share = sum(t in kept for t in outliers) / len(outliers)
+        assert share >= 0.9, (operation, share)
+    assert sum(weights.values()) == pytest.approx(len(truth), rel=0.10)
+    # Weights estimate per-operation counts too, not only the total.
+    for operation in OPERATIONS:
+        true_count = sum(1 for r in truth.values() if r["root_operation"] == operation)
+        estimate = sum(weights[t] for t, r in kept.items() if r["root_operation"] == operation)
+        assert estimate == pytest.approx(true_count, rel=0.2), operation
+
+
+def test_a_storm_of_one_error_does_not_starve_the_others() -> None:
+    rng = np.random.default_rng(7)
+    traffic = synthetic_traffic(
+        rng, 30_000, OPERATIONS, {"connection refused": 0.2, "rare corruption": 0.001}
+    )
+    truth = per_trace(traffic)
+    kept = per_trace(run(DynamicSampler(SamplingPolicy(sample_rate=0.02), seed=3), traffic))
+    rare = [t for t, r in truth.items() if r["error_signature"] and "rare corruption" in r["error_signature"]]
+    storm = [
+        t for t, r in truth.items() if r["error_signature"] and "connection refused" in r["error_signature"]
+    ]
+    assert sum(t in kept for t in rare) / len(rare) >= 0.9
+    assert sum(t in kept for t in storm) / len(storm) < 0.1
+    assert len(kept) / len(truth) < 0.05
+
+
+def test_every_latency_mode_is_represented() -> None:
+    rng = np.random.default_rng(11)
+    traffic = synthetic_traffic(
+        rng, 40_000, {"GET /search": (1.0, 10.0, 0.1)}, {}, slow_mode=("GET /search", 0.01, 30.0)
+    )
+    truth = per_trace(traffic)
+    kept = per_trace(run(DynamicSampler(SamplingPolicy(sample_rate=0.01), seed=5), traffic))
+    slow = [t for t, r in truth.items() if r["duration_ns"] > 100_000_000]
+    fast = [t for t, r in truth.items() if r["duration_ns"] <= 100_000_000]
+    # The rare slow mode is kept far above the average rate; the common fast mode is still there.
+    assert sum(t in kept for t in slow) / len(slow) > 0.3
+    assert sum(t in kept for t in fast) > 50
+
+
+def test_new_shapes_and_new_versions_are_kept() -> None:
+    rng = np.random.default_rng(3)
+    traffic = synthetic_traffic(rng, 10_000, OPERATIONS, {})
+    sampler = DynamicSampler(SamplingPolicy(sample_rate=0.01), seed=2)
+    run(sampler, traffic)
+    fresh = synthetic_traffic(rng, 2, {"GET /brand-new": (1.0, 5.0, 0.1)}, {})
+    assert trace_features(sampler.decide(fresh)).num_rows == 2
+    deploy = synthetic_traffic(rng, 2, {"GET /product": (1.0, 20.0, 0.01)}, {})
+    resource = pa.array(
+        [[("service.name", "shop"), ("service.version", "2.0")]] * deploy.num_rows,
+        deploy.schema.field("resource").type,
+    )
+    deploy = deploy.set_column(
+        deploy.schema.get_field_index("resource"), deploy.schema.field("resource"), resource
+    )
+    assert trace_features(sampler.decide(deploy)).num_rows == 2
+
+
+def test_rate_one_keeps_everything_with_weight_one() -> None:
+    traffic = synthetic_traffic(np.random.default_rng(0), 500, OPERATIONS, {"x": 0.1})
+    kept = DynamicSampler(SamplingPolicy(sample_rate=1.0), seed=0).decide(traffic)
+    assert kept.num_rows == traffic.num_rows and set(kept.column("sample_weight").to_pylist()) == {1.0}
+    assert KeepAllSampler().decide(traffic).num_rows == traffic.num_rows
+
+
+def test_water_level() -> None:
+    shares = np.array([0.5, 0.05, 0.01])
+    cap = _water_level(shares, budget=0.11)
+    assert cap == pytest.approx(0.05)
+    assert np.minimum(shares, cap).sum() == pytest.approx(0.11)
+    assert _water_level(shares, budget=1.0) == 0.5
