@@ -25,7 +25,7 @@ from spyglass.receivers.otlp_grpc import create_grpc_server
 from spyglass.receivers.otlp_http import create_otlp_http_app
 from spyglass.receivers.zipkin import create_zipkin_app
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
-from spyglass.satellite.sampler import KeepAllSampler
+from spyglass.satellite.sampler import DynamicSampler, KeepAllSampler, SamplingPolicy
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ class SpyglassServer:
                 max_queued_spans=config.max_queued_spans,
             ),
             self.store,
-            KeepAllSampler(),
+            KeepAllSampler()
+            if config.sample_rate >= 1.0
+            else DynamicSampler(SamplingPolicy(config.sample_rate)),
         )
         self.receiver_settings = ReceiverSettings(self.satellite, config.max_body_bytes, config.ingest_token)
         self.ports: BoundPorts | None = None

@@ -15,10 +15,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer
-from spyglass.satellite.sampler import Sampler
+from spyglass.satellite.sampler import Sampler, with_weights
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class SatelliteCounters:
     traces_decided: int = 0
     traces_kept: int = 0
     spans_stored: int = 0
+    late_spans: int = 0
     write_failures: int = 0
 
 
@@ -54,6 +58,7 @@ class Satellite:
         self.store = store
         self.sampler = sampler
         self.buffer = RecallBuffer(settings.recall_memory_bytes)
+        self.decisions = DecisionMemory()
         self.counters = SatelliteCounters()
         self._intake: deque[tuple[pa.RecordBatch, int]] = deque()
         self._queued_spans = 0
@@ -155,12 +160,35 @@ class Satellite:
     def _decide(self, spans: pa.Table) -> None:
         if spans.num_rows == 0:
             return
-        traces = len(spans.column("trace_id").unique())
+        spans = self._route_late_spans(spans)
+        if spans.num_rows == 0:
+            return
+        decided = _unique_ids(spans)
         kept = self.sampler.decide(spans)
-        self.counters.traces_decided += traces
+        kept_traces = kept.group_by("trace_id").aggregate([("sample_weight", "max")])
+        weights = np.full(len(decided), np.nan)
+        position = pc.index_in(kept_traces.column("trace_id"), value_set=decided).to_numpy(
+            zero_copy_only=False
+        )
+        weights[position] = kept_traces.column("sample_weight_max").to_numpy()
+        self.decisions.remember(decided, weights)
+        self.counters.traces_decided += len(decided)
         if kept.num_rows:
-            self.counters.traces_kept += len(kept.column("trace_id").unique())
+            self.counters.traces_kept += kept_traces.num_rows
             self._writes.put(kept)
+
+    def _route_late_spans(self, spans: pa.Table) -> pa.Table:
+        """Spans of traces decided earlier follow that decision; the rest are returned to be decided."""
+        late_ids, late_weights = self.decisions.recall(_unique_ids(spans))
+        if len(late_ids) == 0:
+            return spans
+        is_late = pc.is_in(spans.column("trace_id"), value_set=late_ids)
+        late = spans.filter(is_late)
+        self.counters.late_spans += late.num_rows
+        kept = ~np.isnan(late_weights)
+        if kept.any():
+            self._writes.put(with_weights(late, late_ids.filter(pa.array(kept)), late_weights[kept]))
+        return spans.filter(pc.invert(is_late))
 
     def _write_loop(self) -> None:
         while True:
@@ -186,3 +214,7 @@ class Satellite:
                 delay_s = min(delay_s * 2, 2.0)
         self.counters.write_failures += 1
         log.error("giving up on writing %d spans after repeated store failures", table.num_rows)
+
+
+def _unique_ids(spans: pa.Table) -> pa.Array:
+    return pc.unique(spans.column("trace_id").combine_chunks())

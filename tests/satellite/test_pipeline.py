@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
+from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
 from spyglass.satellite.recall_buffer import RecallBuffer
 from spyglass.satellite.sampler import KeepAllSampler
@@ -82,3 +85,45 @@ def test_stop_writes_out_everything_buffered(tmp_path: Path) -> None:
     assert store.span_count() == 15 and store.trace(ids[0]).num_rows == 3
     assert not satellite.submit(batch)
     store.close()
+
+
+class _KeepOnly:
+    """A sampler keeping exactly the given traces with weight 4 (to follow decisions in a test)."""
+
+    def __init__(self, keep: set[bytes]) -> None:
+        self.keep = keep
+
+    def decide(self, traces):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from spyglass.satellite.sampler import with_weights
+
+        ids = pc.unique(traces.column("trace_id").combine_chunks())
+        kept = pa.array([i for i in ids.to_pylist() if i in self.keep], pa.binary(16))
+        return with_weights(traces, kept, [4.0] * len(kept))
+
+
+def test_late_spans_follow_their_traces_decision(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    first, ids = trace_batch(2)
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, _KeepOnly({ids[0]}))
+    satellite.start()
+    try:
+        satellite.submit(first)
+        _wait(lambda: satellite.counters.traces_decided == 2)
+        late, _ = trace_batch(2)
+        columns = [
+            pa.array([ids[0], ids[0], ids[0], ids[1], ids[1], ids[1]], pa.binary(16)),
+            *late.columns[1:],
+        ]
+        satellite.submit(pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA))
+        _wait(lambda: satellite.counters.late_spans == 6)
+        satellite.flush()
+        assert store.trace(ids[0]).num_rows == 6
+        assert set(store.trace(ids[0]).column("sample_weight").to_pylist()) == {4.0}
+        assert store.trace(ids[1]).num_rows == 0
+        assert satellite.counters.traces_decided == 2
+    finally:
+        satellite.stop()
+        store.close()
