@@ -27,14 +27,14 @@ class _Chunk:
     """Spans that arrived together: their trace ids in the clear, everything else compressed."""
 
     trace_ids: pa.Array
-    payload: pa.Buffer
+    payload: bytes
     raw_size: int
     rows: int
     arrival_ns: int
 
     @property
     def nbytes(self) -> int:
-        return self.payload.size + self.trace_ids.nbytes
+        return len(self.payload) + self.trace_ids.nbytes
 
     @classmethod
     def pack(cls, spans: pa.RecordBatch, arrival_ns: int) -> _Chunk:
@@ -42,7 +42,9 @@ class _Chunk:
         trace_ids = pc.cast(spans.column("trace_id"), pa.binary(16))
         # A copy, so the chunk does not keep the decoder's whole request buffers alive.
         trace_ids = pa.concat_arrays([trace_ids]) if trace_ids.offset else trace_ids
-        return cls(trace_ids, _CODEC.compress(message), message.size, spans.num_rows, arrival_ns)
+        # The codec's output buffer is sized for the worst case (about the input size): copy out what it used.
+        payload = _CODEC.compress(message, asbytes=True)
+        return cls(trace_ids, payload, message.size, spans.num_rows, arrival_ns)
 
     def unpack(self) -> pa.RecordBatch:
         message = _CODEC.decompress(self.payload, decompressed_size=self.raw_size)
