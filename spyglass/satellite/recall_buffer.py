@@ -1,6 +1,9 @@
-"""The recall buffer: recent spans, grouped by the time they arrived, until their trace is decided.
+"""The recall buffer: recent spans, grouped by the time they arrived, until their trace is decided and after.
 
-A trace is *quiet* when none of its spans arrived after a cutoff; quiet traces leave the buffer whole.
+A trace is *quiet* when none of its spans arrived after a cutoff; quiet traces leave the undecided region
+whole, to be decided. Decided traces, kept or not, then stay in a second region as long as memory allows, so
+that the last minutes of traffic can be looked at in full (any trace, and grouped by any attribute); that
+region gives way first whenever room is needed.
 
 Memory is the point of this class. Each chunk keeps its trace ids as a plain Arrow column (16 bytes a span:
 every decision and lookup is a hash membership test on them) and the rest of its spans as one zstd-compressed
@@ -11,6 +14,7 @@ than the OTLP encoding. Chunks are decompressed only when spans leave, or for a 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -60,19 +64,35 @@ class RecallBuffer:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._chunks: list[_Chunk] = []
+        self._chunks: list[_Chunk] = []  # undecided
+        self._decided: deque[_Chunk] = deque()  # decided, kept for live queries, oldest first
         self._bytes = 0
         self._spans = 0
+        self._decided_bytes = 0
+        self._decided_spans = 0
         self.peak_bytes = 0  # high-water mark, so tests and /metrics can check the bound held
         self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        """Bytes held, undecided and decided: what ``max_bytes`` bounds."""
+        return self._bytes + self._decided_bytes
 
     @property
     def spans(self) -> int:
+        """Spans held, undecided and decided."""
+        return self._spans + self._decided_spans
+
+    @property
+    def undecided_spans(self) -> int:
         return self._spans
+
+    @property
+    def covered_since_ns(self) -> int | None:
+        """Arrival time from which the buffer holds every span that arrived (None when empty)."""
+        with self._lock:
+            firsts = [region[0].arrival_ns for region in (self._decided, self._chunks) if region]
+        return min(firsts) if firsts else None
 
     @staticmethod
     def packed_size(batch: pa.RecordBatch) -> int:
@@ -89,10 +109,34 @@ class RecallBuffer:
             self._chunks.append(chunk)
             self._bytes += chunk.nbytes
             self._spans += chunk.rows
-            self.peak_bytes = max(self.peak_bytes, self._bytes)
+            self.peak_bytes = max(self.peak_bytes, self.nbytes)
 
     def over_bound(self) -> bool:
-        return self._bytes > self.max_bytes
+        return self.nbytes > self.max_bytes
+
+    def retain_decided(self, spans: pa.Table, decided_ns: int) -> None:
+        """Keep decided traces (kept or dropped) for live queries, while memory allows."""
+        chunks = [_Chunk.pack(b, decided_ns) for b in spans.combine_chunks().to_batches() if b.num_rows]
+        with self._lock:
+            for chunk in chunks:
+                self._decided.append(chunk)
+                self._decided_bytes += chunk.nbytes
+                self._decided_spans += chunk.rows
+            self._evict_decided(self.max_bytes)
+            self.peak_bytes = max(self.peak_bytes, self.nbytes)
+
+    def make_room(self, incoming_bytes: int) -> bool:
+        """Forget decided traces, oldest first, so ``incoming_bytes`` more fit; False if undecided spans alone
+        leave too little room (then the caller decides the oldest undecided traces early)."""
+        with self._lock:
+            self._evict_decided(self.max_bytes - incoming_bytes)
+            return self.nbytes + incoming_bytes <= self.max_bytes
+
+    def _evict_decided(self, target_bytes: int) -> None:
+        while self._decided and self.nbytes > target_bytes:
+            chunk = self._decided.popleft()
+            self._decided_bytes -= chunk.nbytes
+            self._decided_spans -= chunk.rows
 
     def take_quiet(self, cutoff_ns: int) -> pa.Table:
         """Remove and return every span of each trace none of whose spans arrived after ``cutoff_ns``."""
@@ -114,7 +158,7 @@ class RecallBuffer:
             return quiet
 
     def take_oldest(self, target_bytes: int) -> pa.Table:
-        """Decide early: remove whole traces, oldest first, until the buffer holds at most ``target_bytes``."""
+        """Decide early: remove whole undecided traces, oldest first, until they hold at most ``target_bytes``."""
         with self._lock:
             freed = 0
             cut = 0
@@ -140,17 +184,17 @@ class RecallBuffer:
             return pa.concat_tables(taken)
 
     def take_all(self) -> pa.Table:
-        """Remove and return everything (at shutdown)."""
+        """Remove and return every undecided span (at shutdown)."""
         with self._lock:
             table = _table(self._chunks)
             self._replace([])
             return table
 
     def trace(self, trace_id: bytes) -> pa.Table:
-        """Every buffered span of one trace (the live view of a trace not yet decided)."""
+        """Every buffered span of one trace, decided or not (the live view of a recent trace)."""
         wanted = pa.scalar(trace_id, pa.binary(16))
         with self._lock:
-            chunks = list(self._chunks)
+            chunks = [*self._decided, *self._chunks]
         batches = []
         for chunk in chunks:
             match = pc.equal(chunk.trace_ids, wanted)
@@ -158,10 +202,10 @@ class RecallBuffer:
                 batches.append(chunk.unpack().filter(match))
         return pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
 
-    def snapshot(self) -> pa.Table:
-        """Everything buffered now, without removing it (for live queries over 100% of recent spans)."""
+    def snapshot(self, include_decided: bool = True) -> pa.Table:
+        """Everything buffered now, without removing it (live queries over 100% of recent spans)."""
         with self._lock:
-            chunks = list(self._chunks)
+            chunks = [*self._decided, *self._chunks] if include_decided else list(self._chunks)
         return _table(chunks)
 
     def _replace(self, chunks: list[_Chunk]) -> None:

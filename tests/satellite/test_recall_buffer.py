@@ -56,3 +56,25 @@ def test_buffered_spans_cost_less_than_their_decoded_arrow_form() -> None:
     assert buffer.nbytes < batch.nbytes / 2
     assert buffer.trace(ids[7]).to_pylist() == [r for r in batch.to_pylist() if r["trace_id"] == ids[7]]
     assert buffer.snapshot().to_pylist() == batch.to_pylist()
+
+
+def test_decided_traces_stay_visible_until_room_is_needed() -> None:
+    first, first_ids = trace_batch(50)
+    second, second_ids = trace_batch(50)
+    size = RecallBuffer.packed_size(first)
+    buffer = RecallBuffer(max_bytes=int(size * 2.5))
+    buffer.add(first, arrival_ns=1)
+    decided = buffer.take_quiet(cutoff_ns=1)
+    buffer.retain_decided(decided, decided_ns=2)
+    assert buffer.undecided_spans == 0 and buffer.spans == 150
+    assert buffer.trace(first_ids[0]).num_rows == 3  # decided, still there for a person to look at
+    assert buffer.snapshot(include_decided=False).num_rows == 0
+    assert buffer.covered_since_ns == 2
+    # New spans need the room: the decided ones give way, the undecided never do.
+    assert buffer.make_room(size)
+    buffer.add(second, arrival_ns=3)
+    assert buffer.make_room(size)
+    assert buffer.trace(first_ids[0]).num_rows == 0
+    assert buffer.trace(second_ids[0]).num_rows == 3
+    assert not buffer.make_room(size * 3)
+    assert buffer.peak_bytes <= buffer.max_bytes
