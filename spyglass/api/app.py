@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import jaeger, v1
+from spyglass.api import jaeger, metrics, v1
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.openapi import openapi_document
@@ -50,7 +50,13 @@ def create_api_app(ctx: ApiContext) -> Starlette:
 
     middleware = [Middleware(QueryTokenMiddleware, token=ctx.query_token)] if ctx.query_token else []
     return Starlette(
-        routes=[*v1.routes(ctx), *jaeger.routes(ctx), Route("/openapi.json", openapi), *web_routes()],
+        routes=[
+            *v1.routes(ctx),
+            *metrics.routes(ctx),
+            *jaeger.routes(ctx),
+            Route("/openapi.json", openapi),
+            *web_routes(),
+        ],
         middleware=middleware,
         exception_handlers={BadRequest: _bad_request},
     )

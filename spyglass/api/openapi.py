@@ -52,6 +52,42 @@ _TRACE_SUMMARY = {
     },
 }
 
+_METRIC_FIELDS = {
+    "count": {"type": "integer"},
+    "errors": {"type": "integer"},
+    "p50_ms": {"type": ["number", "null"]},
+    "p90_ms": {"type": ["number", "null"]},
+    "p99_ms": {"type": ["number", "null"]},
+    "max_ms": {"type": ["number", "null"]},
+}
+_METRIC_GROUP = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        **_METRIC_FIELDS,
+        "series": {
+            "type": "array",
+            "description": "with step_s: one point per step, empty steps included",
+            "items": {"type": "object", "properties": {"start_ns": {"type": "integer"}, **_METRIC_FIELDS}},
+        },
+    },
+}
+_METRICS = {
+    "type": "object",
+    "properties": {
+        "groups": {"type": "array", "items": {"$ref": "#/components/schemas/MetricGroup"}},
+        "estimated": {
+            "type": "boolean",
+            "description": "true when grouped by an attribute without rollups: from buffered and weighted "
+            "stored spans",
+        },
+        "group_by": {"type": "string"},
+        "step_s": {"type": "integer", "description": "the step used: a whole number of rollup buckets"},
+        "start_ns": {"type": "integer"},
+        "end_ns": {"type": "integer"},
+    },
+}
+
 
 def _get(summary: str, params: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -79,7 +115,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Span": _SPAN, "TraceSummary": _TRACE_SUMMARY},
+            "schemas": {"Span": _SPAN, "TraceSummary": _TRACE_SUMMARY, "MetricGroup": _METRIC_GROUP},
         },
         "paths": {
             "/api/v1/status": _get("Ingest, sampling and storage counters", [], obj),
@@ -118,6 +154,21 @@ def openapi_document() -> dict[str, Any]:
                 },
             ),
             "/api/v1/dependencies": _get("Service graph edges", window, obj),
+            "/api/v1/metrics": _get(
+                "RED metrics from 100% of spans: counts exact, percentiles within 1%",
+                [
+                    _param("service"),
+                    _param("operation"),
+                    *window,
+                    _param(
+                        "group_by",
+                        description="service, operation, or an attribute key (span or resource); keys "
+                        "without rollups are estimated",
+                    ),
+                    _param("step_s", "integer", description="adds a series per group with this step"),
+                ],
+                _METRICS,
+            ),
             "/api/services": _get("Jaeger: services", [], obj),
             "/api/services/{service}/operations": _get(
                 "Jaeger: operations", [_param("service", where="path", required=True)], obj

@@ -53,7 +53,9 @@ def synthetic_traffic(
     children = [span_ids[16 * i + 8 : 16 * i + 16] for i in range(traces)]
     ids = [trace_ids[16 * i : 16 * i + 16] for i in range(traces)]
     empty_map: list[list[tuple[str, str]]] = [[] for _ in range(traces)]
-    resource = [[("service.name", "shop"), ("service.version", "1.0")] for _ in range(traces)]
+    resource = [[("service.name", "shop"), ("service.version", "1.0")]] * traces + [
+        [("service.name", "db"), ("service.version", "9.6")]
+    ] * traces
     columns = {
         "trace_id": pa.array(ids + ids, pa.binary(16)),
         "span_id": pa.array(roots + children, pa.binary(8)),
@@ -68,7 +70,7 @@ def synthetic_traffic(
         "status_message": pa.array([None] * traces + list(message), pa.string()),
         "attributes": pa.array(empty_map + empty_map, ATTRIBUTES),
         "attribute_types": pa.array(empty_map + empty_map, ATTRIBUTE_TYPES),
-        "resource": pa.array(resource + resource, ATTRIBUTES),
+        "resource": pa.array(resource, ATTRIBUTES),
         "resource_types": pa.array(empty_map + empty_map, ATTRIBUTE_TYPES),
         "scope_name": pa.nulls(2 * traces, pa.string()),
         "scope_version": pa.nulls(2 * traces, pa.string()),
@@ -76,3 +78,42 @@ def synthetic_traffic(
         "links": pa.array([[]] * (2 * traces), pa.list_(LINK)),
     }
     return pa.table(columns).cast(SPAN_SCHEMA)
+
+
+def otlp_requests(spans: pa.Table, spans_per_request: int = 1000) -> list[bytes]:
+    """The table as OTLP protobuf export requests, one resource per service, as SDKs batch them."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+    bodies = []
+    for batch in spans.to_batches(max_chunksize=spans_per_request):
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        scopes: dict[str, ScopeSpans] = {}
+        for row in batch.to_pylist():
+            scope = scopes.get(row["service"])
+            if scope is None:
+                resource_spans = request.resource_spans.add()
+                for key, value in row["resource"]:
+                    resource_spans.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+                if not any(key == "service.name" for key, _ in row["resource"]):
+                    resource_spans.resource.attributes.add(
+                        key="service.name", value=AnyValue(string_value=row["service"])
+                    )
+                scope = scopes[row["service"]] = resource_spans.scope_spans.add()
+            span = scope.spans.add()
+            span.trace_id = row["trace_id"]
+            span.span_id = row["span_id"]
+            if row["parent_span_id"]:
+                span.parent_span_id = row["parent_span_id"]
+            span.name = row["name"]
+            span.kind = row["kind"]
+            span.start_time_unix_nano = row["start_ns"]
+            span.end_time_unix_nano = row["start_ns"] + row["duration_ns"]
+            span.status.code = row["status_code"]
+            if row["status_message"]:
+                span.status.message = row["status_message"]
+            for key, value in row["attributes"]:
+                span.attributes.add(key=key, value=AnyValue(string_value=value))
+        bodies.append(request.SerializeToString())
+    return bodies

@@ -19,12 +19,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer
 from spyglass.satellite.sampler import Sampler, with_weights
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
+
+#: How often the decide loop hands closed rollup buckets to the writer.
+ROLLUP_DRAIN_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,15 @@ class Satellite:
         self.store = store
         self.sampler = sampler
         self.buffer = RecallBuffer(settings.recall_memory_bytes)
+        self.aggregator = Aggregator()  # 100% of spans, before sampling; rollups drained once a second
         self.decisions = DecisionMemory()
         self.counters = SatelliteCounters()
         self._intake: deque[tuple[pa.RecordBatch, int]] = deque()
         self._queued_spans = 0
         self._intake_lock = threading.Condition()
-        self._writes: queue.Queue[pa.Table | None] = queue.Queue(maxsize=settings.max_pending_writes)
+        self._writes: queue.Queue[pa.Table | RollupRows | None] = queue.Queue(
+            maxsize=settings.max_pending_writes
+        )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._tick_s = max(0.05, min(1.0, settings.decision_wait_s / 4))
@@ -126,6 +133,7 @@ class Satellite:
 
     def _decide_loop(self) -> None:
         next_tick = time.monotonic() + self._tick_s
+        next_rollup_drain = time.monotonic() + ROLLUP_DRAIN_INTERVAL_S
         while True:
             with self._intake_lock:
                 while not self._intake and not self._stopping.is_set():
@@ -136,6 +144,7 @@ class Satellite:
                 stopping = self._stopping.is_set()
             for batch, arrival_ns in pending:
                 self._make_room(batch.nbytes)
+                self.aggregator.add(batch)
                 self.buffer.add(batch, arrival_ns)
                 with self._intake_lock:
                     self._queued_spans -= batch.num_rows
@@ -144,12 +153,16 @@ class Satellite:
                 self._decide(self.buffer.take_oldest(0))
             if stopping:
                 self._decide(self.buffer.take_all())
+                self._queue_rollups(final=True)
                 self._writes.put(None)
                 return
             if time.monotonic() >= next_tick:
                 cutoff = time.time_ns() - int(self.settings.decision_wait_s * 1e9)
                 self._decide(self.buffer.take_quiet(cutoff))
                 next_tick = time.monotonic() + self._tick_s
+            if time.monotonic() >= next_rollup_drain:
+                self._queue_rollups()
+                next_rollup_drain = time.monotonic() + ROLLUP_DRAIN_INTERVAL_S
 
     def _make_room(self, incoming_bytes: int) -> None:
         """Decide the oldest traces early so the buffer stays under its bound with the next batch in it."""
@@ -196,9 +209,29 @@ class Satellite:
             try:
                 if table is None:
                     return
+                if isinstance(table, RollupRows):
+                    self._write_rollups(table.rows)
+                    continue
                 self._write_with_retry(table)
             finally:
                 self._writes.task_done()
+
+    # -- aggregator hooks ------------------------------------------------------------------------------
+
+    def _queue_rollups(self, final: bool = False) -> None:
+        """Hand the aggregator's closed buckets (all of them when ``final``) to the writer."""
+        rows = self.aggregator.drain(final=final)
+        if rows.num_rows:
+            self._writes.put(RollupRows(rows))
+
+    def _write_rollups(self, rows: pa.Table) -> None:
+        """Store drained rollups; on failure the aggregator keeps them and hands them out at the next drain."""
+        try:
+            with self.aggregator.publishing(rows):
+                self.store.write_rollups(rows)
+        except Exception:
+            self.counters.write_failures += 1
+            log.exception("rollup write failed; it is retried at the next drain")
 
     def _write_with_retry(self, table: pa.Table) -> None:
         """Accepted spans are not dropped on a transient store error: retry with backoff, then log loudly."""

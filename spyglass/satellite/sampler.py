@@ -60,6 +60,8 @@ class SamplingPolicy:
     tail_share: float = 0.3
     #: The body (neither error nor tail) always gets at least this share, so every mode stays represented.
     min_body_share: float = 0.05
+    #: The smallest keep probability, as a share of the rate: bounds every weight by 1 / (share * rate).
+    min_probability_share: float = 0.05
     #: Traces seen of a root operation before its latency distribution is trusted; earlier ones are kept.
     warmup_traces: int = 30
     #: Keep the first this-many traces of each never-seen shape and of each rare attribute value.
@@ -139,6 +141,7 @@ class DynamicSampler:
         self._seen_values: dict[tuple[str, str], float] = {}
         self._errors = _ClassRates()
         self._tail = _ClassRates()
+        self._novel = _ClassRates()
         self._body = _ClassRates()
         self._ids: dict[object, int] = {}
         self._credit: dict[int, float] = {}
@@ -181,12 +184,12 @@ class DynamicSampler:
         signatures = pc.fill_null(features.column("error_signature").filter(pa.array(has_error)), "")
         signature_ids = np.array([self._id(("error", s)) for s in signatures.to_pylist()], dtype=np.int64)
         p[has_error], error_spend = self._errors.allocate(signature_ids, n, policy.error_share * rate)
-        # The first traces of anything new are kept: there are few by construction (a handful per new value).
-        p[novel] = 1.0
-        novel_spend = float(novel.sum()) / n
-        # Then the latency tail, with what is left once the body has its minimum.
-        room = max(0.0, rate - error_spend - novel_spend - policy.min_body_share * rate)
+        # Then the latency tail, with what is left once the body has its minimum (and never nothing).
+        room = max(policy.min_body_share * rate, rate - error_spend - policy.min_body_share * rate)
         p[tail], tail_spend = self._tail.allocate(np.zeros(int(tail.sum()), dtype=np.int64), n, room)
+        # The first traces of anything new are all kept; they are few once traffic is known, so they come out of
+        # the body's part rather than the tail's.
+        p[novel], novel_spend = self._novel.allocate(np.zeros(int(novel.sum()), dtype=np.int64), n, 1.0)
         # The body: what is left, an equal part for every latency stratum of every root operation.
         left = max(policy.min_body_share * rate, rate - error_spend - novel_spend - tail_spend)
         p[body], _ = self._body.allocate(strata[body], n, left)
@@ -194,7 +197,8 @@ class DynamicSampler:
         labels[has_error] = signature_ids
         labels[novel] = self._id("novel")
         labels[tail] = self._id("tail")
-        return np.clip(p, 1e-6, 1.0), labels
+        # No trace is kept with a vanishing probability: its weight would swamp every estimate.
+        return np.clip(p, policy.min_probability_share * rate, 1.0), labels
 
     def _id(self, key: object) -> int:
         """A stable integer for a stratum key (an error signature, a root operation, a class)."""
@@ -242,9 +246,10 @@ class DynamicSampler:
             bins = latency.bins(durations[rows])
             still_warming = max(0, self.policy.warmup_traces - int(latency.total))
             warming[rows[:still_warming]] = True
+            # Rank against history and this round together: a first round can be thousands of traces.
+            latency.add(bins)
             if latency.total >= self.policy.warmup_traces:
                 tail[rows] = latency.ranks(bins) >= tail_rank
-            latency.add(bins)
             strata[rows] = (1 + self._id(("operation", key))) * _RANK_BINS + bins // stratum_bins
         return tail, warming, strata
 

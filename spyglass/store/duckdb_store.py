@@ -2,7 +2,8 @@
 
 Spans live in one columnar ``spans`` table exactly as the Arrow batch gives them; a ``traces`` table keeps one
 summary row per trace, upserted on every write, so searches touch 1 row per trace instead of ~10 per trace and
-a trace lookup knows which time range (hence which row groups) of ``spans`` to read.
+a trace lookup knows which time range (hence which row groups) of ``spans`` to read. Rollups (aggregates of
+100% of spans) live in a ``rollups`` table, one row per group and bucket with its sketch as parallel lists.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store.protocol import TRACE_SUMMARY_SCHEMA, ScanFilter, TraceQuery
+from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, ScanFilter, TraceQuery
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
-SCHEMA_VERSION = 1
-_MIGRATIONS: dict[int, list[str]] = {}
+SCHEMA_VERSION = 2
 
 _MAP_TEXT = "MAP(VARCHAR, VARCHAR)"
 _MAP_TYPES = "MAP(VARCHAR, TINYINT)"
@@ -29,6 +30,35 @@ _LINK = (
     "STRUCT(trace_id BLOB, span_id BLOB, trace_state VARCHAR, "
     f"attributes {_MAP_TEXT}, attribute_types {_MAP_TYPES})"
 )
+
+# Aggregates of 100% of spans, appended as the satellite drains them; readers sum by key. ROLLUP_SCHEMA has one
+# row per sketch bin; here a group's bins of one write share one row (bins, counts, errors as parallel lists),
+# which halved the bytes on disk against one row per bin (bench/aggregate.py). No primary key: an upsert would
+# cost far more than summing the few duplicate keys (late spans) at read time.
+_CREATE_ROLLUPS = """CREATE TABLE IF NOT EXISTS rollups (
+    bucket_start_ns BIGINT NOT NULL,
+    bucket_s INTEGER NOT NULL,
+    service VARCHAR NOT NULL,
+    operation VARCHAR NOT NULL,
+    kind TINYINT NOT NULL,
+    attr_key VARCHAR NOT NULL,
+    attr_value VARCHAR NOT NULL,
+    bins SMALLINT[] NOT NULL,
+    counts BIGINT[] NOT NULL,
+    errors BIGINT[] NOT NULL
+)"""
+# Sorted by group so that runs of equal values compress (RLE, dictionaries); bins sorted inside each list.
+_INSERT_ROLLUPS = """
+INSERT INTO rollups
+SELECT bucket_start_ns, bucket_s, service, operation, kind, attr_key, attr_value,
+       list(bin ORDER BY bin), list(count ORDER BY bin), list(errors ORDER BY bin)
+FROM incoming_rollups
+GROUP BY bucket_start_ns, bucket_s, service, operation, kind, attr_key, attr_value
+ORDER BY bucket_start_ns, bucket_s, service, operation, kind, attr_key, attr_value
+"""
+_MIGRATIONS: dict[int, list[str]] = {1: [_CREATE_ROLLUPS]}
+#: The widest rollup bucket a write may carry; it lets window queries prune row groups on bucket_start_ns.
+MAX_ROLLUP_BUCKET_S = 3600
 
 _CREATE_TABLES = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -74,6 +104,7 @@ _CREATE_TABLES = [
         kind TINYINT NOT NULL,
         PRIMARY KEY (service, name, kind)
     )""",
+    _CREATE_ROLLUPS,
 ]
 
 # No ORDER BY: a row group holds ~12 writes, so sorting inside one write does not tighten its start_ns zone
@@ -221,6 +252,24 @@ class DuckDBStore:
             finally:
                 cur.unregister("incoming_spans")
 
+    def write_rollups(self, rows: pa.Table) -> None:
+        """Append rollup rows, one stored row per group with its bins as lists."""
+        missing = [name for name in ROLLUP_SCHEMA.names if name not in rows.column_names]
+        if missing:
+            raise ValueError(f"rollup table lacks columns: {', '.join(missing)}")
+        if rows.num_rows == 0:
+            return
+        rows = rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
+        bucket_s = rows.column("bucket_s")
+        if pc.any(pc.or_(pc.less_equal(bucket_s, 0), pc.greater(bucket_s, MAX_ROLLUP_BUCKET_S))).as_py():
+            raise ValueError(f"rollup bucket_s must be in 1..{MAX_ROLLUP_BUCKET_S}")
+        with self._write_lock, self._conn.cursor() as cur:
+            cur.register("incoming_rollups", rows)
+            try:
+                cur.execute(_INSERT_ROLLUPS)
+            finally:
+                cur.unregister("incoming_rollups")
+
     # -- reads -------------------------------------------------------------------------------------------
 
     def trace(self, trace_id: bytes) -> pa.Table:
@@ -349,6 +398,51 @@ class DuckDBStore:
             result = cur.sql(sql, params=params).to_arrow_table()
         schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
         return result.rename_columns(columns).cast(schema)
+
+    def rollups(
+        self,
+        start_ns: int,
+        end_ns: int,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        attr_key: str | None = None,
+        resolution_s: int | None = None,
+    ) -> pa.Table:
+        """Rollup rows whose bucket overlaps ``[start_ns, end_ns)``, summed by key; base rows when
+        ``attr_key`` is None; merged into ``resolution_s`` buckets when given (an hour of base rollups at
+        100k spans/s: 0.35 s instead of 8 s, because the sum happens here rather than on 8M rows in Python)."""
+        if resolution_s is not None and resolution_s <= 0:
+            raise ValueError("resolution_s must be positive")
+        where = [
+            "attr_key = ?",
+            # The first two bounds are plain ranges on bucket_start_ns, so zone maps skip old row groups.
+            "bucket_start_ns < ?",
+            "bucket_start_ns > ?",
+            "bucket_start_ns + bucket_s::BIGINT * 1000000000 > ?",
+        ]
+        params: list[Any] = [attr_key or "", end_ns, start_ns - MAX_ROLLUP_BUCKET_S * 10**9, start_ns]
+        if service is not None:
+            where.append("service = ?")
+            params.append(service)
+        if operation is not None:
+            where.append("operation = ?")
+            params.append(operation)
+        keys = ", ".join(ROLLUP_KEY)
+        bucket = "bucket_start_ns, bucket_s"
+        if resolution_s is not None:
+            bucket = "bucket_start_ns - bucket_start_ns % ? AS bucket_start_ns, ?::INTEGER AS bucket_s"
+            params = [resolution_s * 10**9, resolution_s, *params]
+        # Fixed fragments only; every value is a parameter. Parallel lists unnest together, element by element.
+        sql = (
+            f"SELECT {keys}, sum(count)::BIGINT AS count, sum(errors)::BIGINT AS errors FROM ("  # noqa: S608
+            f"SELECT {bucket}, service, operation, kind, attr_key, attr_value, "
+            "unnest(bins) AS bin, unnest(counts) AS count, unnest(errors) AS errors "
+            f"FROM rollups WHERE {' AND '.join(where)}) GROUP BY {keys}"
+        )
+        with self._conn.cursor() as cur:
+            result = cur.sql(sql, params=params).to_arrow_table()
+        return result.cast(ROLLUP_SCHEMA)
 
     def services(self) -> list[str]:
         """Every service seen in stored spans, sorted."""

@@ -25,6 +25,33 @@ TRACE_SUMMARY_SCHEMA = pa.schema(
     ]
 )
 
+#: Aggregates of 100% of spans, as the satellite's aggregator emits them and the store keeps them. One row is
+#: one latency-sketch bin of one group in one time bucket; the group's count and errors are the sums over its
+#: rows, its quantiles come from its ``(bin, count)`` pairs (``spyglass.satellite.sketch``). Rows with the same
+#: key are merged by summing ``count`` and ``errors``, so writers may append partial rows freely.
+#:
+#: Base rows (``attr_key == ""``) group by ``(bucket, service, operation, kind)`` in 10 s buckets; attribute
+#: rows group by ``(bucket, service, operation, kind, attr_key, attr_value)`` in 60 s buckets, for the
+#: attributes that explain (``service.version``, ``host.name``...), with rare values folded into ``__other__``.
+#: Long (one row per bin) rather than a list column per group: merging and windowed sums are plain SQL
+#: ``GROUP BY``/``sum`` in every backend, and on disk a row costs a few bytes once columns are compressed.
+ROLLUP_SCHEMA = pa.schema(
+    [
+        pa.field("bucket_start_ns", pa.int64(), nullable=False),  # span start, floored to the bucket
+        pa.field("bucket_s", pa.int32(), nullable=False),
+        pa.field("service", pa.string(), nullable=False),
+        pa.field("operation", pa.string(), nullable=False),  # span name
+        pa.field("kind", pa.int8(), nullable=False),
+        pa.field("attr_key", pa.string(), nullable=False),  # "" for the base rollup
+        pa.field("attr_value", pa.string(), nullable=False),  # "" for the base rollup
+        pa.field("bin", pa.int16(), nullable=False),  # latency sketch bin of the spans' durations
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("errors", pa.int64(), nullable=False),  # spans with status code ERROR
+    ]
+)
+#: The columns that identify a rollup row; rows agreeing on all of them are merged by summing.
+ROLLUP_KEY = ROLLUP_SCHEMA.names[:8]
+
 
 @dataclass(frozen=True)
 class TraceQuery:
@@ -75,6 +102,28 @@ class Store(Protocol):
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
     ) -> pa.Table:
         """Stored spans whose start is in ``[start_ns, end_ns)``, only the named columns, for analysis."""
+        ...
+
+    def write_rollups(self, rows: pa.Table) -> None:
+        """Append aggregate rows (``ROLLUP_SCHEMA``) durably; rows may repeat keys already stored (they add)."""
+        ...
+
+    def rollups(
+        self,
+        start_ns: int,
+        end_ns: int,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        attr_key: str | None = None,
+        resolution_s: int | None = None,
+    ) -> pa.Table:
+        """Rollup rows (``ROLLUP_SCHEMA``) whose bucket overlaps ``[start_ns, end_ns)``, merged by key.
+
+        ``attr_key=None`` selects the base rows (``attr_key == ""``); a key selects that attribute's rows.
+        ``resolution_s`` merges the selected buckets into epoch-aligned buckets of that many seconds (a
+        multiple of the stored bucket sizes), so long windows come back as few rows.
+        """
         ...
 
     def services(self) -> list[str]:

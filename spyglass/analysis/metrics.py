@@ -1,0 +1,283 @@
+"""RED metrics (rate, errors, latency percentiles) for any window, grouped and over time.
+
+Answers come from the rollups of 100% of spans (stored rows plus the aggregator's rows not yet stored), never
+from the sample, so counts are exact and percentiles within the sketch's accuracy. Only a group-by on an
+attribute nobody aggregates falls back to spans: the recall buffer (100% of recent, undecided spans) plus the
+stored spans weighted by ``sample_weight``; such answers are marked ``estimated``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spyglass.model.schema import StatusCode
+from spyglass.satellite.sketch import bucket_index, grouped_quantiles
+from spyglass.store.protocol import ScanFilter, Store
+
+QUANTILES = (0.5, 0.9, 0.99)
+#: Group-bys answered from base rollup columns rather than from an attribute.
+COLUMN_GROUPS = {"service": "service", "service.name": "service", "operation": "operation"}
+#: Stored-span columns the estimated (untracked attribute) path reads.
+SPAN_COLUMNS = ["start_ns", "duration_ns", "status_code", "attributes", "resource", "sample_weight"]
+
+
+class LiveRollups(Protocol):
+    """The aggregator as the metrics query sees it: its configuration and its rows not yet stored."""
+
+    @property
+    def attribute_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def bucket_s(self) -> int: ...
+
+    @property
+    def attribute_bucket_s(self) -> int: ...
+
+    def read_consistent(
+        self,
+        read_stored: Callable[[], pa.Table],
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        attr_key: str | None = None,
+    ) -> pa.Table: ...
+
+
+class LiveSpans(Protocol):
+    """The recall buffer: 100% of recent spans whose trace is not decided yet."""
+
+    def snapshot(self) -> pa.Table: ...
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """``start_ns`` inclusive, ``end_ns`` exclusive; ``step_s`` asks for a series per group."""
+
+    start_ns: int
+    end_ns: int
+    service: str | None = None
+    operation: str | None = None
+    group_by: str | None = None
+    step_s: int | None = None
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """What the summary needs, whatever the source: a label per row, a time, a sketch bin, weights."""
+
+    labels: pa.Array
+    times_ns: npt.NDArray[np.int64]
+    bins: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.float64]
+    errors: npt.NDArray[np.float64]
+
+
+def query_metrics(
+    store: Store, rollups: LiveRollups, live_spans: LiveSpans | None, query: MetricsQuery
+) -> dict[str, Any]:
+    """``{"groups": [...], "estimated": bool, ...}`` as ``GET /api/v1/metrics`` returns it."""
+    group_by = query.group_by
+    column = COLUMN_GROUPS.get(group_by) if group_by is not None else None
+    estimated = group_by is not None and column is None and group_by not in rollups.attribute_keys
+    attr_key = group_by if group_by is not None and column is None else None
+    if estimated:
+        resolution_s = 1
+    else:
+        resolution_s = rollups.attribute_bucket_s if attr_key else rollups.bucket_s
+    step_s = None
+    if query.step_s is not None:
+        # A series cannot be finer than the rollup buckets: round the step up to a whole number of them.
+        step_s = max(1, math.ceil(query.step_s / resolution_s)) * resolution_s
+    if estimated:
+        assert group_by is not None
+        cells = _span_cells(store, live_spans, query, group_by)
+    else:
+        # The store sums its buckets into steps (or into the whole window) before handing rows over.
+        window_s = math.lcm(rollups.bucket_s, rollups.attribute_bucket_s)
+        merge_s = step_s or (math.ceil((query.end_ns - query.start_ns) / 1e9 / window_s) + 1) * window_s
+        rows = rollups.read_consistent(
+            lambda: store.rollups(
+                query.start_ns,
+                query.end_ns,
+                service=query.service,
+                operation=query.operation,
+                attr_key=attr_key,
+                resolution_s=merge_s,
+            ),
+            query.start_ns,
+            query.end_ns,
+            service=query.service,
+            operation=query.operation,
+            attr_key=attr_key,
+        )
+        cells = _rollup_cells(rows, column, default_key(query) if group_by is None else None)
+    groups = summarize(cells, query.start_ns, query.end_ns, step_s, exact=not estimated)
+    if group_by is None and not groups:
+        groups = [_empty_group(default_key(query), query, step_s)]
+    result: dict[str, Any] = {
+        "groups": groups,
+        "estimated": estimated,
+        "start_ns": query.start_ns,
+        "end_ns": query.end_ns,
+    }
+    if group_by is not None:
+        result["group_by"] = group_by
+    if step_s is not None:
+        result["step_s"] = step_s
+    return result
+
+
+def default_key(query: MetricsQuery) -> str:
+    """The key of the single group when nothing is grouped: the filter itself, or ``all``."""
+    if query.service and query.operation:
+        return f"{query.service}/{query.operation}"
+    return query.service or query.operation or "all"
+
+
+def _rollup_cells(rows: pa.Table, column: str | None, constant: str | None) -> _Cells:
+    if constant is not None:
+        labels = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows.num_rows, np.int32)), [constant])
+    else:
+        labels = rows.column(column or "attr_value").combine_chunks()
+    return _Cells(
+        labels=labels,
+        times_ns=_numpy(rows.column("bucket_start_ns"), np.int64),
+        bins=_numpy(rows.column("bin"), np.int64),
+        counts=_numpy(rows.column("count"), np.float64),
+        errors=_numpy(rows.column("errors"), np.float64),
+    )
+
+
+def _span_cells(store: Store, live_spans: LiveSpans | None, query: MetricsQuery, key: str) -> _Cells:
+    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted: buffered spans
+    count once, stored spans by their ``sample_weight``."""
+    stored = store.scan(
+        SPAN_COLUMNS,
+        query.start_ns,
+        query.end_ns,
+        ScanFilter(service=query.service, operation=query.operation),
+    )
+    tables = [stored.select(SPAN_COLUMNS)]
+    if live_spans is not None:
+        buffered = live_spans.snapshot()
+        if buffered.num_rows:
+            mask = pc.and_(
+                pc.greater_equal(buffered.column("start_ns"), query.start_ns),
+                pc.less(buffered.column("start_ns"), query.end_ns),
+            )
+            if query.service is not None:
+                mask = pc.and_(mask, pc.equal(buffered.column("service"), query.service))
+            if query.operation is not None:
+                mask = pc.and_(mask, pc.equal(buffered.column("name"), query.operation))
+            buffered = buffered.filter(mask)
+            weights = pa.array(np.ones(buffered.num_rows), pa.float64())
+            buffered = buffered.append_column("sample_weight", weights).select(SPAN_COLUMNS)
+            tables.append(buffered.cast(tables[0].schema))
+    spans = pa.concat_tables(tables)
+    values = pc.coalesce(
+        pc.map_lookup(spans.column("attributes"), pa.scalar(key), "first"),
+        pc.map_lookup(spans.column("resource"), pa.scalar(key), "first"),
+    )
+    carried = pc.is_valid(values)
+    spans = spans.filter(carried)
+    weights = _numpy(spans.column("sample_weight"), np.float64)
+    is_error = _numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR
+    return _Cells(
+        labels=pc.filter(values, carried).combine_chunks(),
+        times_ns=_numpy(spans.column("start_ns"), np.int64),
+        bins=bucket_index(_numpy(spans.column("duration_ns"), np.int64)).astype(np.int64),
+        counts=weights,
+        errors=weights * is_error,
+    )
+
+
+def summarize(
+    cells: _Cells, start_ns: int, end_ns: int, step_s: int | None, *, exact: bool
+) -> list[dict[str, Any]]:
+    """One summary per label (busiest first), each with a dense series of steps when ``step_s`` is given."""
+    if len(cells.labels) == 0:
+        return []
+    encoded = (
+        cells.labels if isinstance(cells.labels, pa.DictionaryArray) else cells.labels.dictionary_encode()
+    )
+    names = encoded.dictionary.to_pylist()
+    group = _numpy(encoded.indices.fill_null(-1), np.int64)
+    ids, totals, values, maxima = grouped_quantiles(group, cells.bins, cells.counts, QUANTILES)
+    errors = np.bincount(group[group >= 0], weights=cells.errors[group >= 0], minlength=len(names))
+    summaries = {
+        int(gid): _summary(totals[i], errors[gid], values[i], maxima[i], exact)
+        for i, gid in enumerate(ids.tolist())
+        if gid >= 0
+    }
+    if step_s is not None:
+        step_ns = step_s * 1_000_000_000
+        first_ns = start_ns - start_ns % step_ns
+        n_steps = max(1, -(-(end_ns - first_ns) // step_ns))
+        step = np.clip((cells.times_ns - first_ns) // step_ns, 0, n_steps - 1)
+        cell_ids = np.where(group >= 0, group * n_steps + step, -1)
+        c_ids, c_totals, c_values, c_maxima = grouped_quantiles(cell_ids, cells.bins, cells.counts, QUANTILES)
+        valid = cell_ids >= 0
+        c_errors = np.bincount(cell_ids[valid], weights=cells.errors[valid], minlength=len(names) * n_steps)
+        filled = {int(cid): i for i, cid in enumerate(c_ids.tolist()) if cid >= 0}
+        for gid, summary in summaries.items():
+            series = []
+            for s in range(n_steps):
+                i = filled.get(gid * n_steps + s)
+                point = {"start_ns": first_ns + s * step_ns}
+                if i is None:
+                    point.update(_summary(0.0, 0.0, None, None, exact))
+                else:
+                    point.update(
+                        _summary(c_totals[i], c_errors[gid * n_steps + s], c_values[i], c_maxima[i], exact)
+                    )
+                series.append(point)
+            summary["series"] = series
+    groups = [{"key": names[gid], **summary} for gid, summary in summaries.items()]
+    groups.sort(key=lambda g: (-g["count"], str(g["key"])))
+    return groups
+
+
+def _summary(
+    count: float, errors: float, values: npt.NDArray[np.float64] | None, maximum: float | None, exact: bool
+) -> dict[str, Any]:
+    def ms(value_ns: float | None) -> float | None:
+        if value_ns is None or math.isnan(value_ns):
+            return None
+        return round(float(value_ns) / 1e6, 6)
+
+    p = [None, None, None] if values is None else [ms(v) for v in values.tolist()]
+    return {
+        "count": int(count) if exact else round(float(count)),
+        "errors": int(errors) if exact else round(float(errors)),
+        "p50_ms": p[0],
+        "p90_ms": p[1],
+        "p99_ms": p[2],
+        "max_ms": ms(maximum),
+    }
+
+
+def _empty_group(key: str, query: MetricsQuery, step_s: int | None) -> dict[str, Any]:
+    group: dict[str, Any] = {"key": key, **_summary(0.0, 0.0, None, None, True)}
+    if step_s is not None:
+        step_ns = step_s * 1_000_000_000
+        first_ns = query.start_ns - query.start_ns % step_ns
+        n_steps = max(1, -(-(query.end_ns - first_ns) // step_ns))
+        group["series"] = [
+            {"start_ns": first_ns + s * step_ns, **_summary(0.0, 0.0, None, None, True)}
+            for s in range(n_steps)
+        ]
+    return group
+
+
+def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)

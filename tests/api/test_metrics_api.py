@@ -1,0 +1,322 @@
+"""``/api/v1/metrics`` and ``/metrics`` end to end: spans with known durations sent by the real OTel SDK over
+OTLP/HTTP into a real server; counts must be exact and percentiles within 1% of the ones computed here."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tests.conftest import RunningServer
+from tests.support.otel import http_exporter
+
+MINUTE = 60 * 1_000_000_000
+QUANTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p99_ms": 0.99}
+
+
+@dataclass(frozen=True)
+class Sent:
+    service: str
+    version: str
+    operation: str
+    start_ns: int
+    duration_ns: int
+    error: bool
+    tier: str
+
+
+def send(spyglass: RunningServer, spans: list[Sent]) -> None:
+    """Export spans with explicit start and end times, one provider per (service, version) resource."""
+    resources = sorted({(s.service, s.version) for s in spans})
+    for service, version in resources:
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": service, "service.version": version})
+        )
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                http_exporter(spyglass.otlp_http), max_queue_size=100_000, max_export_batch_size=500
+            )
+        )
+        tracer = provider.get_tracer("metrics-test")
+        for s in spans:
+            if (s.service, s.version) != (service, version):
+                continue
+            span = tracer.start_span(
+                s.operation, kind=SpanKind.SERVER, start_time=s.start_ns, attributes={"customer.tier": s.tier}
+            )
+            if s.error:
+                span.set_status(Status(StatusCode.ERROR, "failed"))
+            span.end(end_time=s.start_ns + s.duration_ns)
+        provider.force_flush()
+        provider.shutdown()
+
+
+def expected(spans: Iterable[Sent]) -> dict[str, Any]:
+    """Count, errors and nearest-rank percentiles in ms (1-based rank ceil(q * n)), as the API defines them."""
+    chosen = list(spans)
+    ordered = np.sort([s.duration_ns for s in chosen])
+    result: dict[str, Any] = {"count": len(chosen), "errors": sum(s.error for s in chosen)}
+    for name, q in QUANTILES.items():
+        result[name] = ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1e6
+    result["max_ms"] = ordered[-1] / 1e6
+    return result
+
+
+def assert_matches(group: dict[str, Any], want: dict[str, Any]) -> None:
+    assert group["count"] == want["count"]
+    assert group["errors"] == want["errors"]
+    for name in (*QUANTILES, "max_ms"):
+        assert abs(group[name] - want[name]) <= 0.01 * want[name], (name, group[name], want[name])
+
+
+@pytest.fixture(scope="module")
+def traffic() -> tuple[int, list[Sent]]:
+    """Three minutes of traffic ten minutes ago (stored rollups) and a few seconds ago (pending rollups)."""
+    rng = np.random.default_rng(11)
+    now = time.time_ns()
+    base = now - now % MINUTE - 10 * MINUTE
+    spans = []
+    for i in range(900):
+        version = "1.0" if i % 3 else "2.0"
+        slow = 3.0 if version == "2.0" else 1.0
+        spans.append(
+            Sent(
+                service="shop",
+                version=version,
+                operation="GET /cart" if i % 4 else "POST /pay",
+                start_ns=base + i * 200_000_000,  # 5 per second over 3 minutes
+                duration_ns=int(rng.lognormal(16, 0.8) * slow),
+                error=i % 7 == 0,
+                tier="gold" if i % 5 == 0 else "silver",
+            )
+        )
+    for i in range(60):
+        spans.append(
+            Sent(
+                "shop", "2.0", "GET /cart", now - 3_000_000_000 + i, int(rng.lognormal(14, 1)), False, "gold"
+            )
+        )
+    spans.append(Sent("stock", "1.0", "check", now - 1_000_000_000, 5_000_000, True, "gold"))
+    return base, spans
+
+
+@pytest.fixture
+def loaded(spyglass: RunningServer, traffic: tuple[int, list[Sent]]) -> tuple[RunningServer, int, list[Sent]]:
+    base, spans = traffic
+    send(spyglass, spans)
+    spyglass.wait_for(lambda s: s["spans_received"] == len(spans))
+    return spyglass, base, spans
+
+
+def metrics(spyglass: RunningServer, **params: Any) -> dict[str, Any]:
+    response = spyglass.get("/api/v1/metrics", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_totals_and_percentiles_are_exact_from_stored_and_pending_rollups(loaded: Any) -> None:
+    spyglass, base, spans = loaded
+    shop = [s for s in spans if s.service == "shop"]
+    body = metrics(spyglass, service="shop")
+    assert body["estimated"] is False
+    (group,) = body["groups"]
+    assert group["key"] == "shop"
+    assert_matches(group, expected(shop))
+    everything = metrics(spyglass)["groups"]
+    assert [g["key"] for g in everything] == ["all"] and everything[0]["count"] == len(spans)
+    cart = metrics(spyglass, service="shop", operation="GET /cart")["groups"][0]
+    assert cart["key"] == "shop/GET /cart"
+    assert_matches(cart, expected(s for s in shop if s.operation == "GET /cart"))
+    # The old buckets reach the store within about a second of closing; the answer stays the same.
+    store = spyglass.server.store
+    deadline = time.monotonic() + 10
+    while store.rollups(base, base + 3 * MINUTE, service="shop").num_rows == 0:
+        assert time.monotonic() < deadline, "rollups never reached the store"
+        time.sleep(0.1)
+    assert_matches(metrics(spyglass, service="shop")["groups"][0], expected(shop))
+
+
+def test_group_by_operation_and_a_tracked_attribute(loaded: Any) -> None:
+    spyglass, _, spans = loaded
+    by_operation = metrics(spyglass, group_by="operation")
+    assert [g["key"] for g in by_operation["groups"]] == ["GET /cart", "POST /pay", "check"]
+    for group in by_operation["groups"]:
+        assert_matches(group, expected(s for s in spans if s.operation == group["key"]))
+    by_service = metrics(spyglass, group_by="service")["groups"]
+    assert {g["key"]: g["count"] for g in by_service} == {"shop": len(spans) - 1, "stock": 1}
+    by_version = metrics(spyglass, service="shop", group_by="service.version")
+    assert by_version["estimated"] is False and by_version["group_by"] == "service.version"
+    assert [g["key"] for g in by_version["groups"]] == ["1.0", "2.0"]
+    for group in by_version["groups"]:
+        assert_matches(group, expected(s for s in spans if s.service == "shop" and s.version == group["key"]))
+
+
+def test_group_by_an_untracked_attribute_is_estimated_from_spans(loaded: Any) -> None:
+    spyglass, _, spans = loaded
+    spyglass.flush()  # every trace decided and stored: buffered + stored then covers each span once
+    body = metrics(spyglass, service="shop", group_by="customer.tier")
+    assert body["estimated"] is True
+    groups = {g["key"]: g for g in body["groups"]}
+    assert set(groups) == {"gold", "silver"}
+    for tier, group in groups.items():
+        assert_matches(group, expected(s for s in spans if s.service == "shop" and s.tier == tier))
+
+
+def test_series_per_step(loaded: Any) -> None:
+    spyglass, base, spans = loaded
+    window = {"start_ns": base, "end_ns": base + 4 * MINUTE}
+    body = metrics(spyglass, service="shop", step_s=60, **window)
+    assert body["step_s"] == 60
+    (group,) = body["groups"]
+    assert [p["start_ns"] for p in group["series"]] == [base + m * MINUTE for m in range(4)]
+    for m, point in enumerate(group["series"]):
+        in_minute = [
+            s
+            for s in spans
+            if s.service == "shop" and base + m * MINUTE <= s.start_ns < base + (m + 1) * MINUTE
+        ]
+        if not in_minute:
+            assert point["count"] == 0 and point["p99_ms"] is None
+            continue
+        assert_matches(point, expected(in_minute))
+    assert sum(p["count"] for p in group["series"]) == group["count"] == 900
+    # Steps are whole rollup buckets: 25 s becomes 30 s for the 10 s base rollups, 60 s for attributes.
+    assert metrics(spyglass, step_s=25, **window)["step_s"] == 30
+    by_version = metrics(spyglass, group_by="service.version", step_s=25, **window)
+    assert by_version["step_s"] == 60
+    assert [len(g["series"]) for g in by_version["groups"]] == [4, 4]
+    estimated = metrics(spyglass, group_by="customer.tier", step_s=30, **window)
+    assert estimated["step_s"] == 30 and len(estimated["groups"][0]["series"]) == 8
+
+
+def test_an_empty_window_still_has_its_group(spyglass: RunningServer) -> None:
+    body = metrics(spyglass, service="nobody", step_s=600)
+    assert body["groups"][0]["key"] == "nobody" and body["groups"][0]["count"] == 0
+    assert body["groups"][0]["p50_ms"] is None and len(body["groups"][0]["series"]) in (6, 7)
+    assert metrics(spyglass, group_by="host.name")["groups"] == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start_ns": "yesterday"},
+        {"step_s": "0"},
+        {"step_s": "soon"},
+        {"start_ns": "2", "end_ns": "1"},
+        {"start_ns": "0", "end_ns": str(10**18), "step_s": "1"},
+    ],
+)
+def test_malformed_parameters_are_400(spyglass: RunningServer, params: dict[str, str]) -> None:
+    response = spyglass.get("/api/v1/metrics", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A tiny parser of the text exposition format (samples only), undoing label escapes."""
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_end = min(i for i in (line.find("{"), line.find(" ")) if i >= 0)
+        name = line[:name_end]
+        labels: list[tuple[str, str]] = []
+        rest = line[name_end:]
+        if rest.startswith("{"):
+            i = 1
+            while rest[i] != "}":
+                eq = rest.index("=", i)
+                label = rest[i:eq].lstrip(",")
+                assert rest[eq + 1] == '"'
+                i = eq + 2
+                value = []
+                while rest[i] != '"':
+                    if rest[i] == "\\":
+                        value.append({"\\": "\\", '"': '"', "n": "\n"}[rest[i + 1]])
+                        i += 2
+                    else:
+                        value.append(rest[i])
+                        i += 1
+                labels.append((label, "".join(value)))
+                i += 1
+                if rest[i] == ",":
+                    i += 1
+            rest = rest[i + 1 :]
+        samples[(name, tuple(labels))] = float(rest.strip())
+    return samples
+
+
+def test_prometheus_exposition(loaded: Any) -> None:
+    spyglass, _, spans = loaded
+    weird = 'we"ird\\svc\nname'
+    send(spyglass, [Sent(weird, "1", "op", time.time_ns(), 2_000_000, True, "gold")])
+    spyglass.wait_for(lambda s: s["spans_received"] == len(spans) + 1)
+    response = spyglass.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = parse_prometheus(response.text)
+    assert samples[("spyglass_spans_received_total", ())] == len(spans) + 1
+    for name in (
+        "spyglass_spans_rejected_total",
+        "spyglass_traces_decided_total",
+        "spyglass_traces_kept_total",
+        "spyglass_spans_stored_total",
+        "spyglass_write_failures_total",
+        "spyglass_intake_queue_spans",
+        "spyglass_recall_buffer_bytes",
+        "spyglass_recall_buffer_spans",
+        "spyglass_recall_buffer_peak_bytes",
+    ):
+        assert (name, ()) in samples, name
+    cart = (("service", "shop"), ("operation", "GET /cart"))
+    want = expected(s for s in spans if s.service == "shop" and s.operation == "GET /cart")
+    assert samples[("spyglass_span_requests_total", cart)] == want["count"]
+    assert samples[("spyglass_span_errors_total", cart)] == want["errors"]
+    assert samples[("spyglass_span_duration_seconds_count", cart)] == want["count"]
+    assert samples[("spyglass_span_duration_seconds_bucket", (*cart, ("le", "+Inf")))] == want["count"]
+    durations = [s.duration_ns for s in spans if s.service == "shop" and s.operation == "GET /cart"]
+    assert (
+        abs(samples[("spyglass_span_duration_seconds_sum", cart)] - sum(durations) / 1e9)
+        <= 0.005 * sum(durations) / 1e9
+    )
+    odd = (("service", weird), ("operation", "op"))
+    assert samples[("spyglass_span_requests_total", odd)] == 1
+    assert samples[("spyglass_span_errors_total", odd)] == 1
+    assert samples[("spyglass_span_duration_seconds_bucket", (*odd, ("le", "0.0025")))] == 1
+    assert samples[("spyglass_span_duration_seconds_bucket", (*odd, ("le", "0.001")))] == 0
+
+
+def test_rollups_still_open_at_stop_are_written_and_answer_after_a_restart(
+    start_server: Any, tmp_path: Any
+) -> None:
+    from spyglass.server import SpyglassServer, loopback_config
+
+    server = SpyglassServer(loopback_config(tmp_path / "kept", decision_wait_s=3600))
+    first = RunningServer(server, server.start_in_thread(), tmp_path / "kept")
+    now = time.time_ns()
+    spans = [
+        Sent("shop", "1.0", "GET /", now - 2_000_000_000 + i, 1_000_000 * (i + 1), i == 3, "x")
+        for i in range(40)
+    ]
+    send(first, spans)
+    first.wait_for(lambda s: s["spans_received"] == len(spans))
+    server.stop_thread()  # everything still buffered or aggregated is written out
+    second = start_server(data_dir=tmp_path / "kept")
+    body = metrics(second, service="shop", group_by="service.version")
+    assert_matches(body["groups"][0], expected(spans))
+    assert body["groups"][0]["key"] == "1.0"
+
+
+def test_openapi_describes_metrics(spyglass: RunningServer) -> None:
+    paths = spyglass.get("/openapi.json").json()["paths"]
+    names = [p["name"] for p in paths["/api/v1/metrics"]["get"]["parameters"]]
+    assert names == ["service", "operation", "start_ns", "end_ns", "group_by", "step_s"]
