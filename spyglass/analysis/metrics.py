@@ -54,9 +54,12 @@ class LiveRollups(Protocol):
 
 
 class LiveSpans(Protocol):
-    """The recall buffer: 100% of recent spans whose trace is not decided yet."""
+    """The recall buffer: 100% of recent spans, undecided and (while memory allows) decided."""
 
-    def snapshot(self) -> pa.Table: ...
+    @property
+    def covered_since_ns(self) -> int: ...
+
+    def snapshot(self, include_decided: bool = True) -> pa.Table: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def query_metrics(
         step_s = max(1, math.ceil(query.step_s / resolution_s)) * resolution_s
     if estimated:
         assert group_by is not None
-        cells = _span_cells(store, live_spans, query, group_by)
+        cells, complete = _span_cells(store, live_spans, query, group_by)
+        estimated = not complete
     else:
         # The store sums its buckets into steps (or into the whole window) before handing rows over.
         window_s = math.lcm(rollups.bucket_s, rollups.attribute_bucket_s)
@@ -158,18 +162,26 @@ def _rollup_cells(rows: pa.Table, column: str | None, constant: str | None) -> _
     )
 
 
-def _span_cells(store: Store, live_spans: LiveSpans | None, query: MetricsQuery, key: str) -> _Cells:
-    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted: buffered spans
-    count once, stored spans by their ``sample_weight``."""
+def _span_cells(
+    store: Store, live_spans: LiveSpans | None, query: MetricsQuery, key: str
+) -> tuple[_Cells, bool]:
+    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted.
+
+    When the recall buffer still holds every span since before the window began, it alone answers, each span
+    counting once: exact. Otherwise stored spans count by their ``sample_weight`` and undecided buffered spans
+    once (decided ones are already represented by the weights of those kept).
+    """
+    covered_since = live_spans.covered_since_ns if live_spans is not None else None
+    buffer_covers = covered_since is not None and covered_since < query.start_ns
     stored = store.scan(
         SPAN_COLUMNS,
-        query.start_ns,
+        query.start_ns if not buffer_covers else query.end_ns,  # an empty window when the buffer answers
         query.end_ns,
         ScanFilter(service=query.service, operation=query.operation),
     )
     tables = [stored.select(SPAN_COLUMNS)]
     if live_spans is not None:
-        buffered = live_spans.snapshot()
+        buffered = live_spans.snapshot(include_decided=buffer_covers)
         if buffered.num_rows:
             mask = pc.and_(
                 pc.greater_equal(buffered.column("start_ns"), query.start_ns),
@@ -192,13 +204,14 @@ def _span_cells(store: Store, live_spans: LiveSpans | None, query: MetricsQuery,
     spans = spans.filter(carried)
     weights = _numpy(spans.column("sample_weight"), np.float64)
     is_error = _numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR
-    return _Cells(
+    cells = _Cells(
         labels=pc.filter(values, carried).combine_chunks(),
         times_ns=_numpy(spans.column("start_ns"), np.int64),
         bins=bucket_index(_numpy(spans.column("duration_ns"), np.int64)).astype(np.int64),
         counts=weights,
         errors=weights * is_error,
     )
+    return cells, buffer_covers
 
 
 def summarize(

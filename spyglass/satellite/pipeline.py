@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
-from spyglass.satellite.recall_buffer import RecallBuffer
+from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
 from spyglass.satellite.sampler import Sampler, with_weights
 from spyglass.store.protocol import Store
 
@@ -72,6 +73,7 @@ class Satellite:
             maxsize=settings.max_pending_writes
         )
         self._stopping = threading.Event()
+        self._flush_requests: list[threading.Event] = []
         self._threads: list[threading.Thread] = []
         self._tick_s = max(0.05, min(1.0, settings.decision_wait_s / 4))
 
@@ -117,16 +119,23 @@ class Satellite:
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """Decide every buffered trace now and wait until it is written (tests and shutdown)."""
-        deadline = time.monotonic() + timeout_s
-        while self._queued_spans and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._decide(self.buffer.take_all())
+        done = threading.Event()
+        with self._intake_lock:
+            if not self._threads:  # not running: decide here
+                done.set()
+            else:
+                self._flush_requests.append(done)
+                self._intake_lock.notify()
+        if not self._threads:
+            self._decide(self.buffer.take_all())
+        elif not done.wait(timeout_s):
+            raise TimeoutError("the satellite did not flush in time")
         self._writes.join()
 
     # -- live view -------------------------------------------------------------------------------------
 
     def live_trace(self, trace_id: bytes) -> pa.Table:
-        """Spans of a trace still in the recall buffer (not yet decided)."""
+        """Spans of a recent trace from the recall buffer, whether it was kept or not."""
         return self.buffer.trace(trace_id)
 
     # -- the decision loop -----------------------------------------------------------------------------
@@ -136,21 +145,20 @@ class Satellite:
         next_rollup_drain = time.monotonic() + ROLLUP_DRAIN_INTERVAL_S
         while True:
             with self._intake_lock:
-                while not self._intake and not self._stopping.is_set():
+                while not self._intake and not self._stopping.is_set() and not self._flush_requests:
                     if not self._intake_lock.wait(timeout=max(0.0, next_tick - time.monotonic())):
                         break
                 pending = list(self._intake)
                 self._intake.clear()
                 stopping = self._stopping.is_set()
-            for batch, arrival_ns in pending:
-                self._make_room(batch.nbytes)
-                self.aggregator.add(batch)
-                self.buffer.add(batch, arrival_ns)
-                with self._intake_lock:
-                    self._queued_spans -= batch.num_rows
-                    self.counters.spans_received += batch.num_rows
-            if self.buffer.over_bound():  # a single batch larger than the whole bound
-                self._decide(self.buffer.take_oldest(0))
+                flushes, self._flush_requests = self._flush_requests, []
+            if pending:
+                self._take_in(pending)
+            if flushes:
+                # Everything queued before the request is in the buffer now: decide it all, in this thread.
+                self._decide(self.buffer.take_all())
+                for done in flushes:
+                    done.set()
             if stopping:
                 self._decide(self.buffer.take_all())
                 self._queue_rollups(final=True)
@@ -164,11 +172,42 @@ class Satellite:
                 self._queue_rollups()
                 next_rollup_drain = time.monotonic() + ROLLUP_DRAIN_INTERVAL_S
 
+    def _take_in(self, pending: list[tuple[pa.RecordBatch, int]]) -> None:
+        """Count every span in the aggregates, then buffer what arrived since the last round in a few large
+        chunks (one compression of many small batches packs far better than many of one each)."""
+        for batch, _ in pending:
+            self.aggregator.add(batch)
+        # Decoded Arrow compresses about 4x: this keeps a chunk near an eighth of the bound at most.
+        chunk_limit = max(1, self.buffer.max_bytes // 2)
+        group: list[tuple[pa.RecordBatch, int]] = []
+        group_bytes = 0
+        for batch, arrival_ns in pending:
+            if group and group_bytes + batch.nbytes > chunk_limit:
+                self._buffer_group(group)
+                group, group_bytes = [], 0
+            group.append((batch, arrival_ns))
+            group_bytes += batch.nbytes
+        self._buffer_group(group)
+
+    def _buffer_group(self, group: list[tuple[pa.RecordBatch, int]]) -> None:
+        spans = pa.Table.from_batches([batch for batch, _ in group], schema=SPAN_SCHEMA).combine_chunks()
+        chunk = pack_chunk(spans.to_batches()[0], max(arrival for _, arrival in group))
+        self._make_room(chunk.nbytes)
+        self.buffer.add_chunk(chunk)
+        if self.buffer.over_bound():  # one batch alone exceeds the whole bound
+            self._decide(self.buffer.take_oldest(0))
+        with self._intake_lock:
+            self._queued_spans -= spans.num_rows
+            self.counters.spans_received += spans.num_rows
+
     def _make_room(self, incoming_bytes: int) -> None:
-        """Decide the oldest traces early so the buffer stays under its bound with the next batch in it."""
+        """Forget decided traces first, then decide the oldest undecided early, so the buffer stays under its
+        bound with the next chunk in it."""
+        if self.buffer.make_room(incoming_bytes):
+            return
         bound = self.buffer.max_bytes
-        if self.buffer.nbytes + incoming_bytes > bound:
-            self._decide(self.buffer.take_oldest(max(0, min(bound * 3 // 4, bound - incoming_bytes))))
+        self._decide(self.buffer.take_oldest(max(0, min(bound * 3 // 4, bound - incoming_bytes))))
+        self.buffer.make_room(incoming_bytes)  # what that decision retained gives way too
 
     def _decide(self, spans: pa.Table) -> None:
         if spans.num_rows == 0:
@@ -185,6 +224,7 @@ class Satellite:
         )
         weights[position] = kept_traces.column("sample_weight_max").to_numpy()
         self.decisions.remember(decided, weights)
+        self.buffer.retain_decided(spans, time.time_ns())
         self.counters.traces_decided += len(decided)
         if kept.num_rows:
             self.counters.traces_kept += kept_traces.num_rows

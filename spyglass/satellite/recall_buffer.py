@@ -14,6 +14,7 @@ than the OTLP encoding. Chunks are decompressed only when spans leave, or for a 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -55,6 +56,11 @@ class _Chunk:
         return ipc.read_record_batch(message, SPAN_SCHEMA)
 
 
+def pack_chunk(spans: pa.RecordBatch, arrival_ns: int) -> _Chunk:
+    """Compress spans that arrived together into one buffer chunk (done before taking the buffer's lock)."""
+    return _Chunk.pack(spans, arrival_ns)
+
+
 def _table(chunks: list[_Chunk]) -> pa.Table:
     return pa.Table.from_batches([c.unpack() for c in chunks], schema=SPAN_SCHEMA)
 
@@ -71,6 +77,8 @@ class RecallBuffer:
         self._decided_bytes = 0
         self._decided_spans = 0
         self.peak_bytes = 0  # high-water mark, so tests and /metrics can check the bound held
+        # Every span that arrived after this is still here (decided or not): since start, until one is forgotten.
+        self._complete_since_ns = time.time_ns()
         self._lock = threading.Lock()
 
     @property
@@ -88,11 +96,9 @@ class RecallBuffer:
         return self._spans
 
     @property
-    def covered_since_ns(self) -> int | None:
-        """Arrival time from which the buffer holds every span that arrived (None when empty)."""
-        with self._lock:
-            firsts = [region[0].arrival_ns for region in (self._decided, self._chunks) if region]
-        return min(firsts) if firsts else None
+    def covered_since_ns(self) -> int:
+        """Arrival time after which the buffer holds every span that arrived, decided or not."""
+        return self._complete_since_ns
 
     @staticmethod
     def packed_size(batch: pa.RecordBatch) -> int:
@@ -116,6 +122,10 @@ class RecallBuffer:
 
     def retain_decided(self, spans: pa.Table, decided_ns: int) -> None:
         """Keep decided traces (kept or dropped) for live queries, while memory allows."""
+        if self.nbytes >= self.max_bytes * 0.9:
+            # Under memory pressure these would be forgotten at once: do not spend the compression.
+            self._complete_since_ns = max(self._complete_since_ns, decided_ns)
+            return
         chunks = [_Chunk.pack(b, decided_ns) for b in spans.combine_chunks().to_batches() if b.num_rows]
         with self._lock:
             for chunk in chunks:
@@ -135,6 +145,7 @@ class RecallBuffer:
     def _evict_decided(self, target_bytes: int) -> None:
         while self._decided and self.nbytes > target_bytes:
             chunk = self._decided.popleft()
+            self._complete_since_ns = max(self._complete_since_ns, chunk.arrival_ns)
             self._decided_bytes -= chunk.nbytes
             self._decided_spans -= chunk.rows
 

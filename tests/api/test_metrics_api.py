@@ -320,3 +320,28 @@ def test_openapi_describes_metrics(spyglass: RunningServer) -> None:
     paths = spyglass.get("/openapi.json").json()["paths"]
     names = [p["name"] for p in paths["/api/v1/metrics"]["get"]["parameters"]]
     assert names == ["service", "operation", "start_ns", "end_ns", "group_by", "step_s"]
+
+
+def test_recent_windows_group_by_any_attribute_exactly_from_the_recall_buffer(start_server: Any) -> None:
+    """At a low sample rate, the last minutes are still grouped exactly: the buffer holds every span."""
+    spyglass = start_server(sample_rate=0.1, decision_wait_s=0.1)
+    window_start = time.time_ns()
+    tracer, _, _ = _recording_tracer(spyglass)
+    for index in range(200):
+        with tracer.start_as_current_span("GET /cart", kind=SpanKind.SERVER) as span:
+            span.set_attribute("cart.coupon", f"code-{index % 4}")
+    spyglass.wait_for(lambda s: s["spans_received"] == 200)
+    spyglass.flush()
+    assert spyglass.status()["traces_kept"] < 200
+    result = spyglass.get(
+        "/api/v1/metrics", params={"group_by": "cart.coupon", "start_ns": window_start}
+    ).json()
+    assert result["estimated"] is False
+    assert {g["key"]: g["count"] for g in result["groups"]} == {f"code-{i}": 50 for i in range(4)}
+
+
+def _recording_tracer(spyglass: RunningServer) -> tuple[Any, Any, Any]:
+    from tests.support.otel import provider
+
+    tracer_provider = provider("cart", http_exporter(spyglass.otlp_http))
+    return tracer_provider.get_tracer("t"), None, tracer_provider
