@@ -56,8 +56,6 @@ class SamplingPolicy:
     sample_rate: float = 0.05
     #: Share of the budget errors may take before signatures are rationed against each other.
     error_share: float = 0.7
-    #: Share of the budget the latency tail may take.
-    tail_share: float = 0.3
     #: The body (neither error nor tail) always gets at least this share, so every mode stays represented.
     min_body_share: float = 0.05
     #: The smallest keep probability, as a share of the rate: bounds every weight by 1 / (share * rate).
@@ -66,6 +64,8 @@ class SamplingPolicy:
     warmup_traces: int = 30
     #: Keep the first this-many traces of each never-seen shape and of each rare attribute value.
     novelty_keeps: int = 3
+    #: Share of the budget novelty may take when it is not rare (then new traces are rationed).
+    novelty_share: float = 0.25
     #: Attribute values (span or resource) whose first appearances are kept: deployments, hosts, zones.
     novelty_keys: tuple[str, ...] = (
         "service.version",
@@ -82,8 +82,8 @@ class SamplingPolicy:
     stratum_factor: float = 2.0
 
 
-_RANK_BIN = float(np.log(1.01))  # latency ranks from 1%-wide log bins
-_RANK_BINS = 3200  # up to 1.01**3200 ns: far beyond any trace
+_RANK_BIN = float(np.log(1.005))  # latency ranks from 0.5%-wide log bins
+_RANK_BINS = 6400  # up to 1.005**6400 ns: far beyond any trace
 _MAX_REMEMBERED = (
     100_000  # shapes or attribute values remembered for novelty, before the rarest are forgotten
 )
@@ -141,7 +141,7 @@ class DynamicSampler:
         self._seen_values: dict[tuple[str, str], float] = {}
         self._errors = _ClassRates()
         self._tail = _ClassRates()
-        self._novel = _ClassRates()
+        self._novel = _ClassRates(half_life_traces=1_000.0)  # forget the start-up burst of novelty quickly
         self._body = _ClassRates()
         self._ids: dict[object, int] = {}
         self._credit: dict[int, float] = {}
@@ -174,9 +174,16 @@ class DynamicSampler:
             return np.ones(n), np.zeros(n, dtype=np.int64)
         rate = policy.sample_rate
         has_error = features.column("has_error").to_numpy(zero_copy_only=False).astype(bool)
-        tail, warming, strata = self._latency_classes(features)
-        novel = (warming | self._novel_shapes(features) | self._novel_values(features, values)) & ~has_error
-        tail &= ~(has_error | novel)
+        tail_band, warming, strata = self._latency_classes(features)
+        tail = tail_band >= 0
+        # Why a trace is new, so a flood of one kind (shapes made of random parts) does not crowd out another
+        # (the first traces of a new version): 0 new shape, 1 operation warming up, 2 new attribute value.
+        novelty = np.full(n, -1, dtype=np.int64)
+        novelty[self._novel_shapes(features)] = 0
+        novelty[warming] = 1
+        novelty[self._novel_values(features, values)] = 2
+        tail &= ~has_error
+        novel = (novelty >= 0) & ~(has_error | tail)
         body = ~(has_error | novel | tail)
         p = np.zeros(n)
 
@@ -186,17 +193,19 @@ class DynamicSampler:
         p[has_error], error_spend = self._errors.allocate(signature_ids, n, policy.error_share * rate)
         # Then the latency tail, with what is left once the body has its minimum (and never nothing).
         room = max(policy.min_body_share * rate, rate - error_spend - policy.min_body_share * rate)
-        p[tail], tail_spend = self._tail.allocate(np.zeros(int(tail.sum()), dtype=np.int64), n, room)
-        # The first traces of anything new are all kept; they are few once traffic is known, so they come out of
-        # the body's part rather than the tail's.
-        p[novel], novel_spend = self._novel.allocate(np.zeros(int(novel.sum()), dtype=np.int64), n, 1.0)
+        # The deepest outliers are served first.
+        p[tail], tail_spend = self._tail.allocate(tail_band[tail], n, room, priority=True)
+        # The first traces of anything new are kept; they are few once traffic is known, so they come out of the
+        # body's part rather than the tail's. Traffic where everything looks new (shapes made of random parts)
+        # is rationed to its share instead of taking the whole budget.
+        p[novel], novel_spend = self._novel.allocate(novelty[novel], n, policy.novelty_share * rate)
         # The body: what is left, an equal part for every latency stratum of every root operation.
         left = max(policy.min_body_share * rate, rate - error_spend - novel_spend - tail_spend)
         p[body], _ = self._body.allocate(strata[body], n, left)
         labels = strata.copy()
         labels[has_error] = signature_ids
-        labels[novel] = self._id("novel")
-        labels[tail] = self._id("tail")
+        labels[novel] = [self._id(("novel", int(kind))) for kind in novelty[novel]]
+        labels[tail] = [self._id(("tail", int(band))) for band in tail_band[tail]]
         # No trace is kept with a vanishing probability: its weight would swamp every estimate.
         return np.clip(p, policy.min_probability_share * rate, 1.0), labels
 
@@ -224,9 +233,11 @@ class DynamicSampler:
         return keep
 
     def _latency_classes(self, features: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per trace: in its root operation's tail? root operation still warming up? its latency stratum."""
+        """Per trace: its band of its root operation's tail (-1: not in the tail; 0: the deepest half of it;
+        1: the rest of it; 2: just short of it, while history is short and the estimate noisy), whether its root
+        operation is still warming up, and its latency stratum."""
         n = features.num_rows
-        tail = np.zeros(n, dtype=bool)
+        tail = np.full(n, -1, dtype=np.int64)
         warming = np.zeros(n, dtype=bool)
         strata = np.zeros(n, dtype=np.int64)
         tail_rank = 1.0 - max(0.005, min(0.02, 0.6 * self.policy.sample_rate))
@@ -249,7 +260,13 @@ class DynamicSampler:
             # Rank against history and this round together: a first round can be thousands of traces.
             latency.add(bins)
             if latency.total >= self.policy.warmup_traces:
-                tail[rows] = latency.ranks(bins) >= tail_rank
+                ranks = latency.ranks(bins)
+                widened = 1.0 - min(0.1, 20.0 / latency.total)
+                tail[rows] = np.select(
+                    [ranks >= (1.0 + tail_rank) / 2, ranks >= tail_rank, ranks >= widened],
+                    [0, 1, 2],
+                    default=-1,
+                )
             strata[rows] = (1 + self._id(("operation", key))) * _RANK_BINS + bins // stratum_bins
         return tail, warming, strata
 
@@ -316,15 +333,17 @@ class _ClassRates:
     An exponential average over traces, not over calls: a label's share moves by how many traces were seen.
     """
 
-    half_life_traces = 10_000.0
-
-    def __init__(self) -> None:
+    def __init__(self, half_life_traces: float = 10_000.0) -> None:
+        self.half_life_traces = half_life_traces
         self.share: dict[object, float] = {}
         self.seen = 0
 
-    def allocate(self, labels: np.ndarray, n: int, budget: float) -> tuple[np.ndarray, float]:
+    def allocate(
+        self, labels: np.ndarray, n: int, budget: float, priority: bool = False
+    ) -> tuple[np.ndarray, float]:
         """Update the shares with ``labels`` (one per trace of this class, out of ``n`` traces in all), then
-        give each label an equal part of ``budget`` (a fraction of all traces) by water-filling.
+        give each label an equal part of ``budget`` (a fraction of all traces) by water-filling, or with
+        ``priority``, serve the labels in increasing order.
 
         Returns each trace's keep probability and the fraction of all traffic the class is expected to keep.
         """
@@ -342,9 +361,18 @@ class _ClassRates:
             self.share = dict(sorted(self.share.items(), key=lambda item: item[1])[-_MAX_REMEMBERED // 2 :])
         if len(labels) == 0:
             return np.zeros(0), 0.0
+        own = np.array([self.share[label] for label in distinct.tolist()])
+        if priority:
+            # Lower labels first, each taking what it needs of what is left.
+            granted: dict[object, float] = {}
+            remaining = budget
+            for label, share in sorted(self.share.items(), key=lambda item: item[0]):  # type: ignore[arg-type, return-value]
+                granted[label] = min(share, remaining)
+                remaining -= granted[label]
+            keep = np.array([granted[label] for label in distinct.tolist()]) / np.maximum(own, 1e-12)
+            return np.minimum(1.0, keep)[inverse], budget - remaining
         shares = np.fromiter(self.share.values(), dtype=np.float64, count=len(self.share))
         cap = _water_level(shares, budget)
-        own = np.array([self.share[label] for label in distinct.tolist()])
         keep = np.minimum(1.0, cap / np.maximum(own, 1e-12))
         return keep[inverse], float(np.minimum(shares, cap).sum())
 

@@ -34,6 +34,7 @@ SELECT trace_id,
                start_ns) FILTER (WHERE status_code = 2) AS error_signature,
        hash(list_sort(list_distinct(list(service || chr(31) || name)))) AS shape
 FROM spans GROUP BY trace_id
+ORDER BY min(start_ns), trace_id
 """
 
 _VALUES_SQL = """
