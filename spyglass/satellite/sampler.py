@@ -57,7 +57,7 @@ class SamplingPolicy:
     #: Share of the budget errors may take before signatures are rationed against each other.
     error_share: float = 0.7
     #: The body (neither error nor tail) always gets at least this share, so every mode stays represented.
-    min_body_share: float = 0.05
+    min_body_share: float = 0.1
     #: The smallest keep probability, as a share of the rate: bounds every weight by 1 / (share * rate).
     min_probability_share: float = 0.05
     #: Traces seen of a root operation before its latency distribution is trusted; earlier ones are kept.

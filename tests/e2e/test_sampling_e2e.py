@@ -23,7 +23,7 @@ def test_two_percent_sampling_end_to_end(start_server) -> None:
     rng = np.random.default_rng(2024)
     start_ns = 1_790_000_000_000_000_000
     traffic = synthetic_traffic(
-        rng, 20_000, OPERATIONS, ERRORS, slow_mode=("GET /product", 0.02, 8.0), start_ns=start_ns
+        rng, 40_000, OPERATIONS, ERRORS, slow_mode=("GET /product", 0.02, 8.0), start_ns=start_ns
     )
     traffic = traffic.sort_by([("start_ns", "ascending")])  # a trace's spans arrive together, as from SDKs
     with httpx.Client() as client:
