@@ -34,7 +34,14 @@ def routes(ctx: ApiContext) -> list[Route]:
                 "traces_kept": counters.traces_kept,
                 "spans_stored": counters.spans_stored,
                 "spans_queued": ctx.satellite.queued_spans,
-                "recall": {"spans": ctx.satellite.buffer.spans, "bytes": ctx.satellite.buffer.nbytes},
+                "spans_late": counters.late_spans,
+                "recall": {
+                    "spans": ctx.satellite.buffer.spans,
+                    "bytes": ctx.satellite.buffer.nbytes,
+                    "undecided_spans": ctx.satellite.buffer.undecided_spans,
+                    "max_bytes": ctx.satellite.buffer.max_bytes,
+                    "peak_bytes": ctx.satellite.buffer.peak_bytes,
+                },
                 "version": __version__,
             }
         )
