@@ -37,6 +37,7 @@ class ServeConfig:
     advertise: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_queued_spans: int = 200_000
+    owners_file: Path | None = None
 
     def validate(self) -> ServeConfig:
         for name in ("port", "otlp_grpc_port", "otlp_http_port", "zipkin_port"):
@@ -51,6 +52,8 @@ class ServeConfig:
             raise ConfigError(f"--recall-memory-mb must be >= 1, got {self.recall_memory_mb}")
         if self.store not in ("duckdb", "clickhouse"):
             raise ConfigError(f"--store must be duckdb or clickhouse, got {self.store!r}")
+        if self.owners_file is not None and not Path(self.owners_file).is_file():
+            raise ConfigError(f"--owners: no such file {self.owners_file}")
         if self.store == "clickhouse" and not self.clickhouse_url:
             raise ConfigError("--store clickhouse needs --clickhouse-url")
         return self
@@ -99,6 +102,7 @@ def add_serve_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> 
     flag("--advertise", str, None, "this satellite's URL as written in --peers")
     flag("--max-body-bytes", int, defaults.max_body_bytes, "largest accepted request body, after gzip")
     flag("--max-queued-spans", int, defaults.max_queued_spans, "intake bound before refusing with 429")
+    flag("--owners", Path, None, 'JSON file {"service": "team"} naming owners explain reports')
 
 
 def serve_config_from_args(args: argparse.Namespace) -> ServeConfig:
@@ -122,6 +126,7 @@ def serve_config_from_args(args: argparse.Namespace) -> ServeConfig:
         advertise=args.advertise,
         max_body_bytes=args.max_body_bytes,
         max_queued_spans=args.max_queued_spans,
+        owners_file=args.owners,
     ).validate()
 
 

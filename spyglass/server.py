@@ -17,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from spyglass.analysis.ownership import Ownership
 from spyglass.api.app import create_api_app
 from spyglass.api.context import ApiContext
 from spyglass.config import ConfigError, ServeConfig
@@ -111,7 +112,11 @@ class SpyglassServer:
             self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}"
         )
         apps = {
-            "api": create_api_app(ApiContext(self.store, self.satellite, config.query_token)),
+            "api": create_api_app(
+                ApiContext(
+                    self.store, self.satellite, config.query_token, Ownership.from_file(config.owners_file)
+                )
+            ),
             "otlp_http": create_otlp_http_app(self.receiver_settings),
             "zipkin": create_zipkin_app(self.receiver_settings),
         }

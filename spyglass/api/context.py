@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from spyglass.analysis.ownership import Ownership
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.protocol import Store
 
@@ -13,3 +14,4 @@ class ApiContext:
     store: Store
     satellite: Satellite
     query_token: str | None = None
+    ownership: Ownership = field(default_factory=Ownership)

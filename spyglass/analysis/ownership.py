@@ -1,0 +1,59 @@
+"""Which team owns a service: from a configured map first, else from what the service says about itself.
+
+Services tell their owner through resource attributes (``service.namespace`` in OpenTelemetry's semantic
+conventions, or a ``team`` / ``service.owner`` attribute); an operator can override or fill gaps with a map
+(``--owners FILE``, JSON ``{"service": "team"}``). Every finding of ``explain`` names the owner this way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+#: Resource attributes naming a service's owning team, most specific first.
+OWNER_ATTRIBUTES = ("team", "service.owner", "owner", "service.namespace")
+
+
+class Ownership:
+    """Resolves service -> owning team."""
+
+    def __init__(self, configured: Mapping[str, str] | None = None) -> None:
+        self.configured = dict(configured or {})
+        self.learned: dict[str, str] = {}
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> Ownership:
+        """Read ``{"service": "team", ...}``; a missing path means no configured owners."""
+        if path is None:
+            return cls()
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise ValueError(f"{path}: expected a JSON object mapping service names to team names")
+        return cls(data)
+
+    def learn(self, spans: pa.Table) -> None:
+        """Pick up owners from the resources of these spans (any ``SPAN_SCHEMA`` table with ``resource``)."""
+        if spans.num_rows == 0 or "resource" not in spans.column_names:
+            return
+        connection = duckdb.connect()
+        try:
+            connection.register("spans", spans.select(["service", "resource"]))
+            owner = "coalesce(" + ", ".join(f"resource['{key}']" for key in OWNER_ATTRIBUTES) + ")"
+            rows = connection.sql(
+                f"SELECT service, any_value({owner}) FROM spans WHERE {owner} IS NOT NULL GROUP BY service"  # noqa: S608
+            ).fetchall()
+        finally:
+            connection.close()
+        self.learned.update({service: team for service, team in rows if team})
+
+    def owner(self, service: str | None) -> str | None:
+        """The owning team of a service, or None when nobody said."""
+        if service is None:
+            return None
+        return self.configured.get(service) or self.learned.get(service)
