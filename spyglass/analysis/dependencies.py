@@ -1,7 +1,9 @@
-"""The service graph: which service calls which, how often, how many failed, how slow.
+"""The service graph: which service calls which, how often, how many calls failed, how slow they were.
 
-An edge is a parent span in one service whose child span is in another. Computed with DuckDB over the Arrow
-table of the window's spans, so it is one hash join whatever the number of spans.
+Two sources of edges: a span in one service whose child span is in another (both sides instrumented), and a
+client or producer span with no child in another service but naming its peer (``peer.service``, else
+``db.system``, else ``server.address`` / ``net.peer.name``): an uninstrumented dependency such as a database
+or a third-party API. Computed with DuckDB over the window's Arrow spans: a hash join, whatever the volume.
 """
 
 from __future__ import annotations
@@ -9,24 +11,54 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-COLUMNS = ["trace_id", "span_id", "parent_span_id", "service", "status_code", "duration_ns"]
+COLUMNS = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "kind",
+    "status_code",
+    "duration_ns",
+    "attributes",
+]
+
+_EDGES_SQL = """
+WITH instrumented AS (
+    SELECT p.service AS parent, c.service AS child, c.status_code, c.duration_ns, p.span_id, p.trace_id
+    FROM spans c JOIN spans p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
+    WHERE c.service <> p.service
+),
+peers AS (
+    SELECT s.service AS parent,
+           coalesce(s.attributes['peer.service'], s.attributes['db.system'], s.attributes['server.address'],
+                    s.attributes['net.peer.name']) AS child,
+           s.status_code, s.duration_ns
+    FROM spans s
+    WHERE s.kind IN (3, 4)
+      AND coalesce(s.attributes['peer.service'], s.attributes['db.system'], s.attributes['server.address'],
+                   s.attributes['net.peer.name']) IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM instrumented i WHERE i.trace_id = s.trace_id AND i.span_id = s.span_id)
+),
+edges AS (
+    SELECT parent, child, status_code, duration_ns, false AS uninstrumented FROM instrumented
+    UNION ALL
+    SELECT parent, child, status_code, duration_ns, true FROM peers WHERE child <> parent
+)
+SELECT parent, child,
+       count(*) AS calls,
+       count(*) FILTER (WHERE status_code = 2) AS errors,
+       quantile_cont(duration_ns, 0.99) / 1e6 AS p99_ms,
+       bool_and(uninstrumented) AS uninstrumented
+FROM edges
+GROUP BY parent, child ORDER BY calls DESC, parent, child
+"""
 
 
 def dependency_edges(spans: pa.Table) -> pa.Table:
-    """``parent, child, calls, errors, p99_ms`` per service pair, busiest first."""
+    """``parent, child, calls, errors, p99_ms, uninstrumented`` per service pair, busiest first."""
     connection = duckdb.connect()
     try:
         connection.register("spans", spans.select(COLUMNS))
-        return connection.sql(
-            """
-            SELECT p.service AS parent, c.service AS child,
-                   count(*) AS calls,
-                   count(*) FILTER (WHERE c.status_code = 2) AS errors,
-                   quantile_cont(c.duration_ns, 0.99) / 1e6 AS p99_ms
-            FROM spans c JOIN spans p ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id
-            WHERE c.service <> p.service
-            GROUP BY ALL ORDER BY calls DESC, parent, child
-            """
-        ).to_arrow_table()
+        return connection.sql(_EDGES_SQL).to_arrow_table()
     finally:
         connection.close()

@@ -52,3 +52,24 @@ def test_openapi_and_ui_shell(spyglass: RunningServer) -> None:
         assert response.status_code == 200 and "<title>spyglass</title>" in response.text
     script = spyglass.get("/static/app.js").text
     assert "innerHTML" not in script  # span values are only ever rendered as text
+
+
+def test_uninstrumented_peers_are_edges_too(spyglass: RunningServer) -> None:
+    tracer = provider("payments", http_exporter(spyglass.otlp_http)).get_tracer("t")
+    with tracer.start_as_current_span("POST /charge", kind=SpanKind.SERVER):
+        with tracer.start_as_current_span(
+            "POST /score", kind=SpanKind.CLIENT, attributes={"peer.service": "fraud-api"}
+        ):
+            pass
+        with tracer.start_as_current_span(
+            "INSERT payments", kind=SpanKind.CLIENT, attributes={"db.system": "postgresql"}
+        ) as db:
+            db.set_status(Status(StatusCode.ERROR))
+    spyglass.wait_for(lambda s: s["spans_received"] == 3)
+    spyglass.flush()
+    edges = {(e["parent"], e["child"]): e for e in spyglass.get("/api/v1/dependencies").json()["edges"]}
+    assert set(edges) == {("payments", "fraud-api"), ("payments", "postgresql")}
+    assert (
+        edges[("payments", "postgresql")]["errors"] == 1
+        and edges[("payments", "fraud-api")]["uninstrumented"]
+    )
