@@ -73,3 +73,23 @@ def test_uninstrumented_peers_are_edges_too(spyglass: RunningServer) -> None:
         edges[("payments", "postgresql")]["errors"] == 1
         and edges[("payments", "fraud-api")]["uninstrumented"]
     )
+
+
+def test_compare_two_traces(spyglass: RunningServer) -> None:
+    tracer = provider("checkout", http_exporter(spyglass.otlp_http)).get_tracer("t")
+    ids = []
+    for queries in (1, 6):
+        with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER) as root:
+            for _ in range(queries):
+                with tracer.start_as_current_span("SELECT item", kind=SpanKind.CLIENT):
+                    pass
+        ids.append(format(root.get_span_context().trace_id, "032x"))
+    spyglass.wait_for(lambda s: s["spans_received"] == 9)
+    result = spyglass.get("/api/v1/compare", params={"a": ids[0], "b": ids[1]}).json()
+    select = next(row for row in result["operations"] if row["operation"] == "SELECT item")
+    assert (select["a"]["calls_per_trace"], select["b"]["calls_per_trace"]) == (1, 6)
+    assert select["difference"]["calls_per_trace"] == 5
+    own = [abs(row["difference"]["own_ms_per_trace"]) for row in result["operations"]]
+    assert own == sorted(own, reverse=True)  # the largest difference in own time first
+    assert spyglass.get("/api/v1/compare", params={"a": ids[0]}).status_code == 400
+    assert spyglass.get("/api/v1/compare", params={"a": ids[0], "b": "f" * 32}).status_code == 400
