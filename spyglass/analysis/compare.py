@@ -99,7 +99,7 @@ def compare_traces(a: pa.Table, b: pa.Table, max_rows: int = 100) -> dict[str, A
             shares.setdefault((row["key"], row["value"]), {"a": 0.0, "b": 0.0})[side] = round(
                 row["share_of_traces"], 3
             )
-    attribute_rows = [
+    attribute_rows: list[dict[str, Any]] = [
         {
             "key": key,
             "value": value,
@@ -110,7 +110,7 @@ def compare_traces(a: pa.Table, b: pa.Table, max_rows: int = 100) -> dict[str, A
         for (key, value), share in shares.items()
         if share["a"] != share["b"]
     ]
-    attribute_rows.sort(key=lambda r: (-abs(r["difference"]), r["key"], r["value"]))
+    attribute_rows.sort(key=lambda r: (-abs(float(r["difference"])), str(r["key"]), str(r["value"])))
     return {
         "a": {"traces": traces_a},
         "b": {"traces": traces_b},
