@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from spyglass.analysis.self_time import with_self_time
+from spyglass.model.arrow_sql import query_arrow
 
 _COLUMNS = [
     "trace_id",
@@ -49,13 +49,9 @@ SELECT key, value, count(*) / ? AS share_of_traces FROM pairs GROUP BY key, valu
 def _side(spans: pa.Table) -> tuple[pa.Table, pa.Table, int]:
     traces = len(spans.column("trace_id").unique()) if spans.num_rows else 0
     divisor = max(1, traces)
-    connection = duckdb.connect()
-    try:
-        connection.register("side", with_self_time(spans.select(_COLUMNS)))
-        operations = connection.sql(_OPERATIONS_SQL, params=[divisor] * 3).to_arrow_table()
-        attributes = connection.sql(_ATTRIBUTES_SQL, params=[divisor]).to_arrow_table()
-    finally:
-        connection.close()
+    side = with_self_time(spans.select(_COLUMNS))
+    operations = query_arrow(_OPERATIONS_SQL, [divisor] * 3, side=side)
+    attributes = query_arrow(_ATTRIBUTES_SQL, [divisor], side=side)
     return operations, attributes, traces
 
 

@@ -8,8 +8,9 @@ or a third-party API. Computed with DuckDB over the window's Arrow spans: a hash
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
+
+from spyglass.model.arrow_sql import query_arrow
 
 COLUMNS = [
     "trace_id",
@@ -56,9 +57,4 @@ GROUP BY parent, child ORDER BY calls DESC, parent, child
 
 def dependency_edges(spans: pa.Table) -> pa.Table:
     """``parent, child, calls, errors, p99_ms, uninstrumented`` per service pair, busiest first."""
-    connection = duckdb.connect()
-    try:
-        connection.register("spans", spans.select(COLUMNS))
-        return connection.sql(_EDGES_SQL).to_arrow_table()
-    finally:
-        connection.close()
+    return query_arrow(_EDGES_SQL, spans=spans.select(COLUMNS))

@@ -11,8 +11,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
+
+from spyglass.model.arrow_sql import query_arrow
 
 #: Resource attributes naming a service's owning team, most specific first.
 OWNER_ATTRIBUTES = ("team", "service.owner", "owner", "service.namespace")
@@ -41,16 +42,12 @@ class Ownership:
         """Pick up owners from the resources of these spans (any ``SPAN_SCHEMA`` table with ``resource``)."""
         if spans.num_rows == 0 or "resource" not in spans.column_names:
             return
-        connection = duckdb.connect()
-        try:
-            connection.register("spans", spans.select(["service", "resource"]))
-            owner = "coalesce(" + ", ".join(f"resource['{key}']" for key in OWNER_ATTRIBUTES) + ")"
-            rows = connection.sql(
-                f"SELECT service, any_value({owner}) FROM spans WHERE {owner} IS NOT NULL GROUP BY service"  # noqa: S608
-            ).fetchall()
-        finally:
-            connection.close()
-        self.learned.update({service: team for service, team in rows if team})
+        owner = "coalesce(" + ", ".join(f"resource['{key}']" for key in OWNER_ATTRIBUTES) + ")"
+        rows = query_arrow(
+            f"SELECT service, any_value({owner}) AS team FROM spans WHERE {owner} IS NOT NULL GROUP BY service",  # noqa: S608
+            spans=spans.select(["service", "resource"]),
+        )
+        self.learned.update({row["service"]: row["team"] for row in rows.to_pylist() if row["team"]})
 
     def owner(self, service: str | None) -> str | None:
         """The owning team of a service, or None when nobody said."""

@@ -6,8 +6,9 @@ same time once), with one DuckDB window function over all spans at once.
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
+
+from spyglass.model.arrow_sql import query_arrow
 
 _SELF_TIME_SQL = """
 WITH kids AS (
@@ -34,9 +35,4 @@ FROM spans LEFT JOIN covered ON covered.trace_id = spans.trace_id AND covered.pa
 def with_self_time(spans: pa.Table) -> pa.Table:
     """``spans`` (any columns including trace_id, span_id, parent_span_id, start_ns, duration_ns) plus
     ``self_ns``."""
-    connection = duckdb.connect()
-    try:
-        connection.register("spans", spans)
-        return connection.sql(_SELF_TIME_SQL).to_arrow_table()
-    finally:
-        connection.close()
+    return query_arrow(_SELF_TIME_SQL, spans=spans)

@@ -8,8 +8,9 @@ distinct service/operation pairs it touched).
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
+
+from spyglass.model.arrow_sql import query_arrow
 
 FEATURE_COLUMNS = [
     "trace_id",
@@ -46,19 +47,9 @@ WHERE coalesce(attributes[k], resource[k]) IS NOT NULL
 
 def trace_features(spans: pa.Table) -> pa.Table:
     """Per-trace features of a table of whole traces (``SPAN_SCHEMA`` columns)."""
-    connection = duckdb.connect()
-    try:
-        connection.register("spans", spans.select(FEATURE_COLUMNS))
-        return connection.sql(_FEATURES_SQL).to_arrow_table()
-    finally:
-        connection.close()
+    return query_arrow(_FEATURES_SQL, spans=spans.select(FEATURE_COLUMNS))
 
 
 def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
     """Distinct ``(trace_id, key, value)`` for the given attribute keys (span attribute or resource)."""
-    connection = duckdb.connect()
-    try:
-        connection.register("spans", spans.select(["trace_id", "attributes", "resource"]))
-        return connection.sql(_VALUES_SQL, params=[keys]).to_arrow_table()
-    finally:
-        connection.close()
+    return query_arrow(_VALUES_SQL, [keys], spans=spans.select(["trace_id", "attributes", "resource"]))
