@@ -25,6 +25,7 @@ from spyglass.receivers.ingest import ReceiverSettings
 from spyglass.receivers.otlp_grpc import create_grpc_server
 from spyglass.receivers.otlp_http import create_otlp_http_app
 from spyglass.receivers.zipkin import create_zipkin_app
+from spyglass.satellite.log_writer import LogWriter
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
 from spyglass.satellite.sampler import DynamicSampler, KeepAllSampler, SamplingPolicy
 from spyglass.store.protocol import Store
@@ -88,6 +89,8 @@ class SpyglassServer:
             else DynamicSampler(SamplingPolicy(config.sample_rate)),
         )
         self.receiver_settings = ReceiverSettings(self.satellite, config.max_body_bytes, config.ingest_token)
+        # OTLP logs with trace context: straight to the store through a bounded queue (429 when it is full).
+        self.log_writer = LogWriter(self.store, max_queued_records=config.max_queued_spans)
         self.ports: BoundPorts | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -109,15 +112,19 @@ class SpyglassServer:
             )
         }
         grpc_server, grpc_port = create_grpc_server(
-            self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}"
+            self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}", logs=self.log_writer
         )
         apps = {
             "api": create_api_app(
                 ApiContext(
-                    self.store, self.satellite, config.query_token, Ownership.from_file(config.owners_file)
+                    self.store,
+                    self.satellite,
+                    config.query_token,
+                    Ownership.from_file(config.owners_file),
+                    self.log_writer,
                 )
             ),
-            "otlp_http": create_otlp_http_app(self.receiver_settings),
+            "otlp_http": create_otlp_http_app(self.receiver_settings, logs=self.log_writer),
             "zipkin": create_zipkin_app(self.receiver_settings),
         }
         servers = [
@@ -134,6 +141,7 @@ class SpyglassServer:
             for name in sockets
         ]
         self.satellite.start()
+        self.log_writer.start()
         await grpc_server.start()
         tasks = [
             asyncio.create_task(s.serve(sockets=[sock]))
@@ -156,6 +164,7 @@ class SpyglassServer:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.satellite.stop)
+            await asyncio.to_thread(self.log_writer.stop)
             self.store.close()
 
     def request_stop(self) -> None:

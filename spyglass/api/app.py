@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import compare, jaeger, metrics, v1
+from spyglass.api import compare, critical_path, explain, jaeger, metrics, v1
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.openapi import openapi_document
@@ -52,6 +52,8 @@ def create_api_app(ctx: ApiContext) -> Starlette:
     return Starlette(
         routes=[
             *v1.routes(ctx),
+            *critical_path.routes(ctx),
+            *explain.routes(ctx),
             *metrics.routes(ctx),
             *compare.routes(ctx),
             *jaeger.routes(ctx),

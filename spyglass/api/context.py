@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from spyglass.analysis.ownership import Ownership
+from spyglass.satellite.log_writer import LogWriter
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.protocol import Store
 
@@ -15,3 +16,4 @@ class ApiContext:
     satellite: Satellite
     query_token: str | None = None
     ownership: Ownership = field(default_factory=Ownership)
+    log_writer: LogWriter | None = None

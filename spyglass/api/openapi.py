@@ -52,6 +52,23 @@ _TRACE_SUMMARY = {
     },
 }
 
+_LOG_RECORD = {
+    "type": "object",
+    "properties": {
+        "time_ns": {"type": "integer"},
+        "observed_time_ns": {"type": "integer"},
+        "trace_id": {"type": "string"},
+        "span_id": {"type": ["string", "null"]},
+        "severity": {"type": "string", "description": "severity text, else the name of severity_number"},
+        "severity_number": {"type": "integer"},
+        "body": {"type": ["string", "null"], "description": "non-string bodies as JSON text"},
+        "attributes": {"type": "object"},
+        "resource": {"type": "object"},
+        "service": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+}
+
 _METRIC_FIELDS = {
     "count": {"type": "integer"},
     "errors": {"type": "integer"},
@@ -115,7 +132,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Span": _SPAN, "TraceSummary": _TRACE_SUMMARY, "MetricGroup": _METRIC_GROUP},
+            "schemas": {
+                "Span": _SPAN,
+                "TraceSummary": _TRACE_SUMMARY,
+                "MetricGroup": _METRIC_GROUP,
+                "LogRecord": _LOG_RECORD,
+            },
         },
         "paths": {
             "/api/v1/status": _get("Ingest, sampling and storage counters", [], obj),
@@ -131,6 +153,16 @@ def openapi_document() -> dict[str, Any]:
                     "properties": {
                         "trace_id": {"type": "string"},
                         "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
+                    },
+                },
+            ),
+            "/api/v1/traces/{trace_id}/logs": _get(
+                "Log records of one trace (OTLP logs carrying its trace id), oldest first",
+                [_param("trace_id", where="path", required=True), _param("limit", "integer")],
+                {
+                    "type": "object",
+                    "properties": {
+                        "logs": {"type": "array", "items": {"$ref": "#/components/schemas/LogRecord"}}
                     },
                 },
             ),
@@ -150,6 +182,43 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "traces": {"type": "array", "items": {"$ref": "#/components/schemas/TraceSummary"}}
+                    },
+                },
+            ),
+            "/api/v1/critical-path": _get(
+                "Critical path of the traces whose root is this operation: each operation's share, Amdahl's bound",
+                [
+                    _param("service", required=True, description="root span's service"),
+                    _param("operation", required=True, description="root span's operation"),
+                    *window,
+                    _param("limit", "integer", description="traces analyzed, newest first (max 20000)"),
+                ],
+                {
+                    "type": "object",
+                    "properties": {
+                        "traces": {"type": "integer"},
+                        "contributions": {
+                            "type": "array",
+                            "description": "largest share first",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "service": {"type": "string"},
+                                    "operation": {"type": "string"},
+                                    "share": {
+                                        "type": "number",
+                                        "description": "fraction of the total critical-path time spent in "
+                                        "this operation's own time (weighted by sample_weight)",
+                                    },
+                                    "p50_ms": {"type": "number"},
+                                    "p99_ms": {"type": "number"},
+                                    "max_speedup": {
+                                        "type": ["number", "null"],
+                                        "description": "Amdahl's bound 1 / (1 - share); null when share is 1",
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
             ),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,11 +17,14 @@ from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import BadRequest, attribute_filters, optional_bool, optional_float, optional_int
-from spyglass.api.span_json import parse_trace_id, span_rows, span_to_json, summary_to_json
+from spyglass.api.span_json import hex_id, parse_trace_id, span_rows, span_to_json, summary_to_json
+from spyglass.model.attributes import typed_attributes
+from spyglass.model.log_schema import severity_name
 from spyglass.model.schema import KIND_NAMES
 from spyglass.store.protocol import TraceQuery
 
 MAX_SEARCH_LIMIT = 20_000
+MAX_LOG_LIMIT = 10_000
 DEFAULT_WINDOW_NS = 3_600 * 10**9
 
 
@@ -35,6 +40,7 @@ def routes(ctx: ApiContext) -> list[Route]:
                 "spans_stored": counters.spans_stored,
                 "spans_queued": ctx.satellite.queued_spans,
                 "spans_late": counters.late_spans,
+                "logs": asdict(ctx.log_writer.counters) if ctx.log_writer is not None else None,
                 "recall": {
                     "spans": ctx.satellite.buffer.spans,
                     "bytes": ctx.satellite.buffer.nbytes,
@@ -63,6 +69,14 @@ def routes(ctx: ApiContext) -> list[Route]:
         if not rows:
             return json_response({"error": "trace not found"}, status=404)
         return json_response({"trace_id": trace_id.hex(), "spans": [span_to_json(r) for r in rows]})
+
+    def trace_logs(request: Request) -> Response:
+        trace_id = parse_trace_id(request.path_params["trace_id"])
+        if trace_id is None:
+            raise BadRequest("trace_id must be 32 lowercase hex characters")
+        limit = min(optional_int(request.query_params, "limit", minimum=1) or 1000, MAX_LOG_LIMIT)
+        rows = ctx.store.logs_for_traces([trace_id], limit).to_pylist()
+        return json_response({"logs": [log_to_json(row) for row in rows]})
 
     def search(request: Request) -> Response:
         params = request.query_params
@@ -93,9 +107,27 @@ def routes(ctx: ApiContext) -> list[Route]:
         Route("/api/v1/services", services),
         Route("/api/v1/services/{service}/operations", operations),
         Route("/api/v1/traces/{trace_id}", trace),
+        Route("/api/v1/traces/{trace_id}/logs", trace_logs),
         Route("/api/v1/traces", search),
         Route("/api/v1/dependencies", dependencies),
     ]
+
+
+def log_to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One stored log record (``LOG_SCHEMA`` row) as the API gives it."""
+    return {
+        "time_ns": row["time_ns"],
+        "observed_time_ns": row["observed_time_ns"],
+        "trace_id": hex_id(row["trace_id"]),
+        "span_id": hex_id(row["span_id"]),
+        "severity": row["severity_text"] or severity_name(row["severity_number"]),
+        "severity_number": row["severity_number"],
+        "body": row["body"],
+        "attributes": typed_attributes(row["attributes"], row["attribute_types"]),
+        "resource": typed_attributes(row["resource"], row["resource_types"]),
+        "service": row["service"],
+        "scope": row["scope_name"] or "",
+    }
 
 
 def window(request: Request) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""OTLP/gRPC receiver: ``TraceService/Export`` taking the raw request bytes straight to the columnar decoder.
+"""OTLP/gRPC receiver: ``TraceService/Export`` (and ``LogsService/Export``), raw bytes to the columnar decoders.
 
 The request is not parsed into protobuf objects first: the handler's deserializer is the identity, and the
 bytes go to the same ptars decoder as OTLP/HTTP. gzip (the exporters' ``compression=gzip``) is undone by gRPC.
@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import grpc
 from grpc import aio
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from spyglass.receivers.decoders.otlp_logs import decode_otlp_logs_proto
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.decoders.result import DecodeError
 from spyglass.receivers.ingest import RETRY_AFTER_S, Outcome, ReceiverSettings, accept
+from spyglass.receivers.logs import accept_logs
+from spyglass.receivers.sink import LogSink
 from spyglass.security import bearer_ok
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 def _identity(data: bytes) -> bytes:
     return data
 
 
-def _serialize(response: trace_service_pb2.ExportTraceServiceResponse) -> bytes:
+def _serialize(
+    response: trace_service_pb2.ExportTraceServiceResponse | logs_service_pb2.ExportLogsServiceResponse,
+) -> bytes:
     return response.SerializeToString()
 
 
@@ -53,8 +60,38 @@ class TraceServiceHandler:
         return response
 
 
-def create_grpc_server(settings: ReceiverSettings, address: str) -> tuple[aio.Server, int]:
-    """An asyncio gRPC server with the trace service bound to ``address``; returns it and the bound port."""
+class LogsServiceHandler:
+    """Implements ``LogsService/Export`` for raw request bytes; records without trace context are dropped."""
+
+    def __init__(self, settings: ReceiverSettings, sink: LogSink) -> None:
+        self.settings = settings
+        self.sink = sink
+
+    async def export(
+        self, request: bytes, context: aio.ServicerContext
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        metadata = dict(context.invocation_metadata() or ())
+        if not bearer_ok(metadata.get("authorization"), self.settings.ingest_token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            result = accept_logs(decode_otlp_logs_proto(request), self.sink)
+        except DecodeError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if result.outcome is Outcome.OVERLOADED:
+            context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, result.message)
+        response = logs_service_pb2.ExportLogsServiceResponse()
+        if result.rejected_spans or result.message:
+            response.partial_success.rejected_log_records = result.rejected_spans
+            response.partial_success.error_message = result.message
+        return response
+
+
+def create_grpc_server(
+    settings: ReceiverSettings, address: str, logs: LogSink | None = None
+) -> tuple[aio.Server, int]:
+    """An asyncio gRPC server with the trace service (and the logs service, given a log sink) bound to
+    ``address``; returns it and the bound port."""
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
@@ -75,5 +112,21 @@ def create_grpc_server(settings: ReceiverSettings, address: str) -> tuple[aio.Se
             ),
         )
     )
+    if logs is not None:
+        logs_handler = LogsServiceHandler(settings, logs)
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    LOGS_SERVICE,
+                    {
+                        "Export": grpc.unary_unary_rpc_method_handler(
+                            logs_handler.export,
+                            request_deserializer=_identity,
+                            response_serializer=_serialize,
+                        )
+                    },
+                ),
+            )
+        )
     port = server.add_insecure_port(address)
     return server, port

@@ -17,3 +17,15 @@ class SpanSink(Protocol):
     def count_rejected(self, spans: int) -> None:
         """Record spans refused as invalid."""
         ...
+
+
+class LogSink(Protocol):
+    """Where receivers hand decoded log records (``spyglass.model.log_schema.LOG_SCHEMA``)."""
+
+    def submit_logs(self, batch: pa.RecordBatch) -> bool:
+        """Queue a batch of log records; False means overloaded: refuse with 429 / RESOURCE_EXHAUSTED."""
+        ...
+
+    def count_logs(self, *, rejected: int = 0, dropped: int = 0) -> None:
+        """Record log records refused as invalid, and those dropped for carrying no trace context."""
+        ...

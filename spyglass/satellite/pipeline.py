@@ -24,6 +24,7 @@ from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
 from spyglass.satellite.sampler import Sampler, with_weights
+from spyglass.satellite.store_retry import write_with_retry
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -274,19 +275,11 @@ class Satellite:
             log.exception("rollup write failed; it is retried at the next drain")
 
     def _write_with_retry(self, table: pa.Table) -> None:
-        """Accepted spans are not dropped on a transient store error: retry with backoff, then log loudly."""
-        delay_s = 0.05
-        for attempt in range(8):
-            try:
-                self.store.write(table)
-                self.counters.spans_stored += table.num_rows
-                return
-            except Exception:
-                log.exception("store write failed (attempt %d), retrying", attempt + 1)
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 2.0)
-        self.counters.write_failures += 1
-        log.error("giving up on writing %d spans after repeated store failures", table.num_rows)
+        """Accepted spans are not dropped on a transient store error."""
+        if write_with_retry(lambda: self.store.write(table), f"{table.num_rows} spans"):
+            self.counters.spans_stored += table.num_rows
+        else:
+            self.counters.write_failures += 1
 
 
 def _unique_ids(spans: pa.Table) -> pa.Array:

@@ -17,11 +17,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, ScanFilter, TraceQuery
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MAP_TEXT = "MAP(VARCHAR, VARCHAR)"
 _MAP_TYPES = "MAP(VARCHAR, TINYINT)"
@@ -56,7 +57,23 @@ FROM incoming_rollups
 GROUP BY bucket_start_ns, bucket_s, service, operation, kind, attr_key, attr_value
 ORDER BY bucket_start_ns, bucket_s, service, operation, kind, attr_key, attr_value
 """
-_MIGRATIONS: dict[int, list[str]] = {1: [_CREATE_ROLLUPS]}
+# Log records that carry trace context (LOG_SCHEMA), looked up by trace id; appended as received.
+_CREATE_LOGS = f"""CREATE TABLE IF NOT EXISTS logs (
+    time_ns BIGINT NOT NULL,
+    observed_time_ns BIGINT NOT NULL,
+    trace_id BLOB NOT NULL,
+    span_id BLOB,
+    severity_number TINYINT NOT NULL,
+    severity_text VARCHAR,
+    body VARCHAR,
+    attributes {_MAP_TEXT},
+    attribute_types {_MAP_TYPES},
+    resource {_MAP_TEXT},
+    resource_types {_MAP_TYPES},
+    service VARCHAR NOT NULL,
+    scope_name VARCHAR
+)"""
+_MIGRATIONS: dict[int, list[str]] = {1: [_CREATE_ROLLUPS], 2: [_CREATE_LOGS]}
 #: The widest rollup bucket a write may carry; it lets window queries prune row groups on bucket_start_ns.
 MAX_ROLLUP_BUCKET_S = 3600
 
@@ -105,6 +122,7 @@ _CREATE_TABLES = [
         PRIMARY KEY (service, name, kind)
     )""",
     _CREATE_ROLLUPS,
+    _CREATE_LOGS,
 ]
 
 # No ORDER BY: a row group holds ~12 writes, so sorting inside one write does not tighten its start_ns zone
@@ -270,7 +288,42 @@ class DuckDBStore:
             finally:
                 cur.unregister("incoming_rollups")
 
+    def write_logs(self, logs: pa.Table) -> None:
+        """Append log records (``LOG_SCHEMA``) in one transaction."""
+        if isinstance(logs, pa.RecordBatch):
+            logs = pa.Table.from_batches([logs])
+        missing = [name for name in LOG_SCHEMA.names if name not in logs.column_names]
+        if missing:
+            raise ValueError(f"log table lacks columns: {', '.join(missing)}")
+        if logs.num_rows == 0:
+            return
+        logs = logs.select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
+        with self._write_lock, self._conn.cursor() as cur:
+            cur.register("incoming_logs", logs)
+            try:
+                cur.execute("INSERT INTO logs BY NAME SELECT * FROM incoming_logs")
+            finally:
+                cur.unregister("incoming_logs")
+
     # -- reads -------------------------------------------------------------------------------------------
+
+    def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
+        """Log records of these traces, by time (then span id), at most ``limit``. No index: a scan of the
+        trace_id column, which DuckDB does at hundreds of millions of rows a second."""
+        if not trace_ids or limit <= 0:
+            return LOG_SCHEMA.empty_table()
+        wanted = pa.table({"trace_id": pa.array([bytes(t) for t in trace_ids], pa.binary())})
+        with self._conn.cursor() as cur:
+            cur.register("wanted_traces", wanted)
+            try:
+                result = cur.sql(
+                    "SELECT * FROM logs WHERE trace_id IN (SELECT trace_id FROM wanted_traces) "
+                    "ORDER BY time_ns, span_id NULLS FIRST, observed_time_ns LIMIT ?",
+                    params=[int(limit)],
+                ).to_arrow_table()
+            finally:
+                cur.unregister("wanted_traces")
+        return result.select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
 
     def trace(self, trace_id: bytes) -> pa.Table:
         """All spans of one trace, by start time; the summary row narrows the scan to the trace's time range."""

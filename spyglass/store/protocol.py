@@ -126,6 +126,14 @@ class Store(Protocol):
         """
         ...
 
+    def write_logs(self, logs: pa.Table) -> None:
+        """Append log records (``spyglass.model.log_schema.LOG_SCHEMA``) durably; not deduplicated."""
+        ...
+
+    def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
+        """Stored log records (``LOG_SCHEMA``) of these traces, oldest first, at most ``limit``."""
+        ...
+
     def services(self) -> list[str]:
         """Every service name seen in stored spans, sorted."""
         ...

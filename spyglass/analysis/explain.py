@@ -1,0 +1,820 @@
+"""Explain: from a symptom (a root operation got slower or fails more) to its most likely causes.
+
+The traces whose root is the symptom's ``(service, operation)`` are taken from a regression and a baseline
+window. Each trace is marked as showing the symptom (latency: its root is slower than the baseline's p90;
+errors: its root failed). Candidate causes are then scored by the share of the symptom's growth they explain:
+
+- ``attribute``: a (service, key, value) carried by any span of the trace (span attributes or resource). Its
+  excess symptom traces are those with the value beyond what the traces without it show (in the regression, or
+  in the baseline when every regression trace carries it); score = excess / total excess, times how cleanly
+  the value selects symptom traces. Values selecting (nearly) the same traces are folded into one finding.
+- ``operation``: own (exclusive) time per trace of a (service, operation) grew (latency), or its errors did.
+- ``n_plus_one``: a child operation called >= 5 times under one parent whose calls per trace grew.
+- ``sequential``: a parent whose children overlapped in the baseline and ran one after another now.
+- ``error_source``: the deepest failed span of each failed trace, aggregated to (service, operation).
+
+Everything is DuckDB over Arrow, so it is a few hash joins and group-bys whatever the number of spans.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+
+from spyglass.analysis.ownership import Ownership
+
+#: Columns the analysis reads (``sample_weight`` is added as 1.0 when the source has none).
+COLUMNS = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "name",
+    "start_ns",
+    "duration_ns",
+    "status_code",
+    "attributes",
+    "resource",
+]
+MAX_FINDINGS = 10
+MIN_SCORE = 0.05
+#: A latency trace is slow when its root is slower than this quantile of the baseline's roots.
+SLOW_QUANTILE = 0.9
+#: Calls of one child operation under one parent that make an n+1.
+N_PLUS_ONE_CALLS = 5
+#: Two attribute values whose regression traces overlap this much (Jaccard) are one cause.
+FOLD_JACCARD = 0.9
+#: Operation findings say where time went, attributes and structure say why: rank those first on a tie.
+OPERATION_WEIGHT = 0.8
+#: A value present in every regression trace has no contrast inside the regression: trust it less.
+NO_CONTRAST_WEIGHT = 0.7
+EXAMPLES = 3
+
+#: Fold preference: the more general / causal name first; keys not listed come after these.
+KEY_PREFERENCE = (
+    "service.version",
+    "deployment.id",
+    "k8s.deployment.name",
+    "peer.service",
+    "customer.id",
+    "enduser.id",
+    "tenant.id",
+    "cloud.availability_zone",
+    "cloud.region",
+    "host.name",
+    "k8s.node.name",
+    "host.id",
+    "k8s.pod.name",
+    "container.id",
+    "service.instance.id",
+)
+#: Keys that name what was deployed: a new value everywhere (a full rollout) is still a strong cause.
+DEPLOY_KEYS = {"service.version", "deployment.id", "k8s.deployment.name", "deployment.environment"}
+#: Keys never worth reporting: they describe the symptom itself or are per-request identifiers / times.
+SKIP_KEYS = {
+    "service.name",
+    "telemetry.sdk.name",
+    "telemetry.sdk.language",
+    "telemetry.sdk.version",
+    "process.pid",
+    "thread.id",
+    "thread.name",
+}
+SKIP_SUFFIXES = (".time", ".timestamp", "_ns", "_ms", ".id_hash")
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    service: str
+    operation: str
+    start_ns: int
+    end_ns: int
+    baseline_start_ns: int
+    baseline_end_ns: int
+    signal: Literal["latency", "errors"] = "latency"
+
+
+def req_signal_latency(req: ExplainRequest) -> bool:
+    return req.signal == "latency"
+
+
+def _key_rank(key: str) -> int:
+    return KEY_PREFERENCE.index(key) if key in KEY_PREFERENCE else len(KEY_PREFERENCE)
+
+
+def _skip_key(key: str) -> bool:
+    return key in SKIP_KEYS or key.endswith(SKIP_SUFFIXES)
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None or (isinstance(ns, float) and math.isnan(ns)) else round(ns / 1e6, 3)
+
+
+def _r(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
+
+
+def _clip(x: float) -> float:
+    return 0.0 if math.isnan(x) else min(1.0, max(0.0, x))
+
+
+@dataclass
+class _Group:
+    """Weighted sums of the per-trace symptom value ``y`` over a set of traces."""
+
+    n: float
+    y: float
+    yy: float
+    c: int
+    s: float
+
+    def __post_init__(self) -> None:
+        self.n, self.y, self.yy, self.c, self.s = (
+            self.n or 0.0, self.y or 0.0, self.yy or 0.0, self.c or 0, self.s or 0.0
+        )
+
+    def minus(self, other: _Group) -> _Group:
+        return _Group(self.n - other.n, self.y - other.y, self.yy - other.yy, self.c - other.c, self.s - other.s)
+
+    @property
+    def mean(self) -> float:
+        return self.y / self.n if self.n > 0 else 0.0
+
+    @property
+    def var(self) -> float:
+        return max(self.yy / self.n - self.mean**2, 0.0) if self.n > 0 else 0.0
+
+
+class _Analysis:
+    """One explain computation over one span table (spans of both windows, any extra spans are ignored)."""
+
+    def __init__(self, spans: pa.Table, req: ExplainRequest) -> None:
+        self.req = req
+        self.db = duckdb.connect()
+        if "sample_weight" not in spans.column_names:
+            spans = spans.append_column("sample_weight", pa.array([1.0] * spans.num_rows, pa.float64()))
+        self.db.register("raw", spans.select([*COLUMNS, "sample_weight"]))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def q(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, params or []).fetchall()
+
+    # --- traces and the symptom ----------------------------------------------------------------------------
+
+    def select_traces(self) -> bool:
+        r = self.req
+        self.db.execute(
+            """
+            CREATE TEMP TABLE roots AS
+            SELECT trace_id,
+                   CASE WHEN start_ns >= $rs AND start_ns < $re THEN 1 ELSE 0 END AS win,
+                   duration_ns AS root_dur, status_code = 2 AS root_err,
+                   greatest(sample_weight, 1e-9) AS w, start_ns AS root_start
+            FROM raw
+            WHERE parent_span_id IS NULL AND service = $svc AND name = $op
+              AND ((start_ns >= $rs AND start_ns < $re) OR (start_ns >= $bs AND start_ns < $be))
+            QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_ns) = 1
+            """,
+            {
+                "rs": r.start_ns,
+                "re": r.end_ns,
+                "bs": r.baseline_start_ns,
+                "be": r.baseline_end_ns,
+                "svc": r.service,
+                "op": r.operation,
+            },
+        )
+        counts = dict(self.q("SELECT win, count(*) FROM roots GROUP BY win"))
+        if counts.get(0, 0) < 2 or counts.get(1, 0) < 2:
+            return False
+        if self.req.signal == "latency":
+            (threshold,) = self.q("SELECT quantile_cont(root_dur, $1) FROM roots WHERE win = 0", [SLOW_QUANTILE])[0]
+            self.threshold_ns: float | None = float(threshold)
+            sym = f"root_dur > {int(threshold)}"
+            # Winsorized: one stuck request must not outweigh a hundred slower ones.
+            (cap,) = self.q("SELECT 3 * quantile_cont(root_dur, 0.99) FROM roots WHERE win = 0")[0]
+            y = f"least(root_dur, {int(cap)})::DOUBLE"
+        else:
+            self.threshold_ns = None
+            sym = "root_err"
+            y = "root_err::DOUBLE"
+        self.db.execute(
+            f"""CREATE TEMP TABLE traces AS
+            SELECT row_number() OVER (ORDER BY root_start, trace_id) AS tix, trace_id, win, w, root_dur,
+                   root_err, {sym} AS sym, {y} AS y
+            FROM roots"""  # noqa: S608
+        )
+        self.db.execute(
+            """
+            CREATE TEMP TABLE s AS
+            SELECT t.tix, t.win, t.w, t.sym, t.y, r.span_id, r.parent_span_id, r.service, r.name, r.start_ns,
+                   r.duration_ns AS dur, r.start_ns + r.duration_ns AS end_ns, r.status_code = 2 AS err,
+                   r.attributes, r.resource
+            FROM raw r JOIN traces t USING (trace_id)
+            """
+        )
+        rows = self.q(
+            """SELECT win, sum(w), sum(w * sym::INT), sum(w * y) / sum(w),
+                      quantile_cont(root_dur, 0.5), quantile_cont(root_dur, 0.99), count(*)
+               FROM traces GROUP BY win"""
+        )
+        self.tot = {win: (wsum, ssum, mean, p50, p99, n) for win, wsum, ssum, mean, p50, p99, n in rows}
+        w0, s0 = self.tot[0][0], self.tot[0][1]
+        w1, s1 = self.tot[1][0], self.tot[1][1]
+        self.rate0, self.rate1 = s0 / w0, s1 / w1
+        self.excess = s1 - w1 * self.rate0  # symptom traces beyond the baseline's rate, in the regression
+        # Mean root latency growth (or the median's, when the tail hides a shift of the whole distribution).
+        self.dmean = max(self.tot[1][2] - self.tot[0][2], self.tot[1][3] - self.tot[0][3])
+        (above,) = self.q(
+            f"SELECT avg((root_dur > {self.tot[0][3]})::INT) FROM traces WHERE win = 1"  # noqa: S608
+        )[0]
+        self.above_median = float(above)
+        # The growth of the per-trace symptom value (latency: mean root duration; errors: failure rate).
+        self.delta = self.dmean if req_signal_latency(self.req) else self.rate1 - self.rate0
+        return True
+
+    def changed(self) -> bool:
+        n1 = self.tot[1][5]
+        # The symptom rate must grow beyond noise: a few standard errors of the baseline rate, and >= 3 points.
+        noise = 3 * math.sqrt(max(self.rate0 * (1 - self.rate0), 0.01) / max(n1, 1))
+        if self.rate1 - self.rate0 > max(0.03, noise) and self.excess > 0:
+            return True
+        # Latency: most regression requests slower than the baseline's median is a shift too.
+        shift = 0.5 + max(0.1, 3 * 0.5 / math.sqrt(max(n1, 1)))
+        return self.req.signal == "latency" and self.above_median > shift and self.dmean > 0
+
+    # --- attributes -----------------------------------------------------------------------------------------
+
+    def attributes(self) -> list[dict[str, Any]]:
+        self.db.execute(
+            """
+            CREATE TEMP TABLE attrs AS
+            SELECT DISTINCT tix, win, w, sym, y, service, k, v FROM (
+                SELECT tix, win, w, sym, y, service, unnest(map_keys(attributes)) AS k,
+                       unnest(map_values(attributes)) AS v FROM s
+                UNION ALL
+                SELECT tix, win, w, sym, y, service, unnest(map_keys(resource)) AS k,
+                       unnest(map_values(resource)) AS v FROM s
+            )
+            """
+        )
+        s1 = self.tot[1][1]
+        min_support = max(2.0, 0.02 * s1)
+        stats = ", ".join(
+            f"sum(w) FILTER (WHERE win = {win}) AS n{win}, sum(w * y) FILTER (WHERE win = {win}) AS y{win}, "
+            f"sum(w * y * y) FILTER (WHERE win = {win}) AS yy{win}, count(*) FILTER (WHERE win = {win}) AS c{win}, "
+            f"sum(w * sym::INT) FILTER (WHERE win = {win}) AS s{win}"
+            for win in (1, 0)
+        )
+        # Compared within the traces that went through the same service: a value of a service that only some
+        # requests reach must not be blamed for what reaching that service costs.
+        rows = self.db.execute(
+            f"""
+            WITH through AS (
+                SELECT service, {stats} FROM (SELECT DISTINCT tix, win, w, sym, y, service FROM s) GROUP BY service
+            ), vals AS (
+                SELECT service, k, v, {stats} FROM attrs GROUP BY service, k, v
+                HAVING sum(w * sym::INT) FILTER (WHERE win = 1) >= $1
+            )
+            SELECT vals.*, through.* EXCLUDE (service) FROM vals JOIN through USING (service)
+            """,  # noqa: S608
+            [min_support],
+        ).fetchall()
+        w1 = self.tot[1][0]
+        candidates = []
+        for row in rows:
+            service, key, value = row[:3]
+            if _skip_key(key) or value is None:
+                continue
+            a1, a0, t1, t0 = (_Group(*row[i : i + 5]) for i in (3, 8, 13, 18))
+            r1, r0 = t1.minus(a1), t0.minus(a0)
+            contrast = r1.c >= 3 and r1.n >= 0.05 * t1.n
+            if contrast:
+                gap, se = a1.mean - r1.mean, math.sqrt(a1.var / max(a1.c, 1) + r1.var / max(r1.c, 1))
+                if a0.c >= 3 and r0.c >= 3:  # the same contrast in the baseline is structure, not change
+                    gap -= a0.mean - r0.mean
+                    se = math.sqrt(se**2 + a0.var / a0.c + r0.var / r0.c)
+                reference = r1
+            elif r0.c >= 3 and a0.c < 3:
+                gap = a1.mean - r0.mean
+                se = math.sqrt(a1.var / max(a1.c, 1) + r0.var / r0.c)
+                reference = r0
+            else:
+                continue  # on every trace through the service in both windows: it explains nothing
+            if gap <= 0 or gap < 2.5 * se:
+                continue
+            score = _clip((a1.n / w1) * gap / self.delta)
+            if not contrast and key not in DEPLOY_KEYS:
+                score *= NO_CONTRAST_WEIGHT
+            if score < MIN_SCORE:
+                continue
+            candidates.append(
+                {
+                    "kind": "attribute",
+                    "score": score,
+                    "service": service,
+                    "key": key,
+                    "value": value,
+                    "evidence": {
+                        "regression": {
+                            "traces": _r(a1.n, 1),
+                            "symptom_share_with": _r(a1.s / a1.n if a1.n else None),
+                            "symptom_share_without": _r(r1.s / r1.n if r1.n > 0 else None),
+                            "share_of_symptom_traces": _r(a1.s / s1 if s1 else None),
+                            **self._mean_fields(a1.mean, reference.mean if contrast else None),
+                        },
+                        "baseline": {
+                            "traces": _r(a0.n, 1),
+                            "symptom_share_with": _r(a0.s / a0.n if a0.n else None),
+                            "symptom_share_without": _r(r0.s / r0.n if r0.n > 0 else None),
+                            **self._mean_fields(a0.mean if a0.c else None, r0.mean if r0.c else None),
+                        },
+                        "compared_with": "regression traces without it" if contrast else "baseline traces",
+                    },
+                }
+            )
+        candidates.sort(key=lambda f: -f["score"])
+        return self._fold(candidates[:60])
+
+    def _mean_fields(self, with_value: float | None, without: float | None) -> dict[str, Any]:
+        if self.req.signal == "latency":
+            return {"mean_ms_with": _ms(with_value), "mean_ms_without": _ms(without)}
+        return {"error_rate_with": _r(with_value), "error_rate_without": _r(without)}
+
+    def _fold(self, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Merge values selecting (nearly) the same regression traces into one finding with the best name."""
+        if not candidates:
+            return []
+        self.db.register(
+            "cand",
+            pa.table(
+                {
+                    "i": list(range(len(candidates))),
+                    "service": [c["service"] for c in candidates],
+                    "k": [c["key"] for c in candidates],
+                    "v": [c["value"] for c in candidates],
+                }
+            ),
+        )
+        sets: list[set[int]] = [set() for _ in candidates]
+        for i, tix in self.q(
+            "SELECT c.i, a.tix FROM attrs a JOIN cand c USING (service, k, v) WHERE a.win = 1"
+        ):
+            sets[i].add(tix)
+        groups: list[list[int]] = []
+        for i in range(len(candidates)):
+            for group in groups:
+                head = group[0]
+                inter = len(sets[i] & sets[head])
+                union = len(sets[i] | sets[head]) or 1
+                if inter / union >= FOLD_JACCARD:
+                    group.append(i)
+                    break
+            else:
+                groups.append([i])
+        # A value whose traces are a subset of another's, explaining about as much, is the sharper name.
+        absorbed: set[int] = set()
+        extra: list[list[int]] = [[] for _ in groups]
+        for gi, outer in enumerate(groups):
+            for gj, inner in enumerate(groups):
+                if gi == gj or gj in absorbed or gi in absorbed:
+                    continue
+                a, b = sets[inner[0]], sets[outer[0]]
+                if len(a) < len(b) and len(a & b) >= 0.9 * len(a):
+                    if candidates[inner[0]]["score"] >= 0.9 * candidates[outer[0]]["score"]:
+                        extra[gj].extend(outer + extra[gi])
+                        absorbed.add(gi)
+                        break
+        folded = []
+        for index, group in enumerate(groups):
+            if index in absorbed:
+                continue
+            named = [candidates[i] for i in group]
+            members = named + [candidates[i] for i in extra[index]]
+            best = min(
+                named,
+                key=lambda c: (
+                    _key_rank(c["key"]),
+                    c["service"] != self.req.service,
+                    -c["score"],
+                ),
+            )
+            finding = dict(best)
+            finding["score"] = max(c["score"] for c in members)
+            others = [f"{c['service']} {c['key']}={c['value']}" for c in members if c is not best]
+            if others:
+                finding["evidence"] = {**best["evidence"], "also": others[:10]}
+            folded.append(finding)
+        return folded
+
+    # --- operations, structure ------------------------------------------------------------------------------
+
+    def build_structure(self) -> None:
+        # Children clipped to their parent; their union is what the parent did not do itself.
+        self.db.execute(
+            """
+            CREATE TEMP TABLE kids AS
+            SELECT c.tix, c.parent_span_id AS pid, c.service, c.name, c.dur,
+                   greatest(c.start_ns, p.start_ns) AS cs, least(c.end_ns, p.end_ns) AS ce
+            FROM s c JOIN s p ON c.tix = p.tix AND c.parent_span_id = p.span_id
+            """
+        )
+        self.db.execute(
+            """
+            CREATE TEMP TABLE cover AS
+            SELECT tix, pid, count(*) AS n_kids, count(DISTINCT name) AS n_names,
+                   sum(greatest(ce - cs, 0)) AS kid_total,
+                   sum(greatest(0, ce - greatest(cs, coalesce(prev_end, cs)))) AS covered
+            FROM (
+                SELECT *, max(ce) OVER (PARTITION BY tix, pid ORDER BY cs, ce
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+                FROM kids WHERE ce > cs
+            ) GROUP BY tix, pid
+            """
+        )
+        self.db.execute(
+            """
+            CREATE TEMP TABLE own AS
+            SELECT s.tix, s.win, s.w, s.sym, s.service, s.name, s.span_id, s.dur, s.err,
+                   greatest(s.dur - coalesce(c.covered, 0), 0) AS self_ns,
+                   coalesce(c.kid_total - c.covered, 0) AS overlap_ns, coalesce(c.n_kids, 0) AS n_kids,
+                   coalesce(c.n_names, 0) AS n_names
+            FROM s LEFT JOIN cover c ON c.tix = s.tix AND c.pid = s.span_id
+            """
+        )
+
+    def _per_trace(self, win: int) -> float:
+        return float(self.tot[win][0])
+
+    def operations(self) -> list[dict[str, Any]]:
+        w0, w1 = self._per_trace(0), self._per_trace(1)
+        rows = self.q(
+            f"""
+            SELECT service, name,
+                sum(w * self_ns) FILTER (WHERE win = 1) / {w1}, sum(w * self_ns) FILTER (WHERE win = 0) / {w0},
+                sum(w) FILTER (WHERE win = 1) / {w1}, sum(w) FILTER (WHERE win = 0) / {w0},
+                sum(w * err::INT) FILTER (WHERE win = 1) / {w1}, sum(w * err::INT) FILTER (WHERE win = 0) / {w0},
+                quantile_cont(dur, 0.5) FILTER (WHERE win = 1), quantile_cont(dur, 0.5) FILTER (WHERE win = 0),
+                quantile_cont(dur, 0.99) FILTER (WHERE win = 1), quantile_cont(dur, 0.99) FILTER (WHERE win = 0)
+            FROM own GROUP BY ALL
+            """  # noqa: S608
+        )
+        findings = []
+        for service, name, self1, self0, calls1, calls0, err1, err0, p50_1, p50_0, p99_1, p99_0 in rows:
+            self1, self0, err1, err0 = self1 or 0.0, self0 or 0.0, err1 or 0.0, err0 or 0.0
+            if self.req.signal == "latency":
+                if self.dmean <= 0:
+                    continue
+                score = _clip((self1 - self0) / self.dmean) * OPERATION_WEIGHT
+            else:
+                denominator = self.rate1 - self.rate0
+                score = _clip((err1 - err0) / denominator) * 0.5 if denominator > 0 else 0.0
+            if score < MIN_SCORE:
+                continue
+            findings.append(
+                {
+                    "kind": "operation",
+                    "score": score,
+                    "service": service,
+                    "operation": name,
+                    "evidence": {
+                        "regression": {
+                            "own_ms_per_trace": _ms(self1),
+                            "calls_per_trace": _r(calls1),
+                            "errors_per_trace": _r(err1),
+                            "p50_ms": _ms(p50_1),
+                            "p99_ms": _ms(p99_1),
+                        },
+                        "baseline": {
+                            "own_ms_per_trace": _ms(self0),
+                            "calls_per_trace": _r(calls0),
+                            "errors_per_trace": _r(err0),
+                            "p50_ms": _ms(p50_0),
+                            "p99_ms": _ms(p99_0),
+                        },
+                    },
+                }
+            )
+        return findings
+
+    def n_plus_one(self) -> list[dict[str, Any]]:
+        if self.dmean <= 0:
+            return []
+        w0, w1 = self._per_trace(0), self._per_trace(1)
+        rows = self.q(
+            f"""
+            WITH per_parent AS (
+                SELECT k.tix, k.pid, k.service, k.name, count(*) AS calls, sum(k.dur) AS total
+                FROM kids k GROUP BY ALL
+            ), agg AS (
+                SELECT p.service, p.name, t.win,
+                       sum(t.w * p.calls) AS calls, sum(t.w * p.total) AS total,
+                       max(p.calls) AS max_calls, quantile_cont(p.calls, 0.5) AS median_calls,
+                       count(*) FILTER (WHERE p.calls >= {N_PLUS_ONE_CALLS}) AS repeated_parents
+                FROM per_parent p JOIN traces t USING (tix) GROUP BY ALL
+            )
+            SELECT a1.service, a1.name, a1.calls / {w1}, coalesce(a0.calls, 0) / {w0},
+                   a1.total / {w1}, coalesce(a0.total, 0) / {w0}, a1.median_calls, a0.median_calls,
+                   a1.max_calls
+            FROM agg a1 LEFT JOIN agg a0 ON a0.service = a1.service AND a0.name = a1.name AND a0.win = 0
+            WHERE a1.win = 1 AND a1.repeated_parents > 0
+            """  # noqa: S608
+        )
+        findings = []
+        for service, name, calls1, calls0, total1, total0, med1, med0, max1 in rows:
+            if med1 < N_PLUS_ONE_CALLS or calls1 < 1.5 * calls0:
+                continue
+            score = _clip((total1 - total0) / self.dmean)
+            if score < MIN_SCORE:
+                continue
+            findings.append(
+                {
+                    "kind": "n_plus_one",
+                    "score": score,
+                    "service": service,
+                    "operation": name,
+                    "evidence": {
+                        "regression": {
+                            "calls_per_trace": _r(calls1, 2),
+                            "median_calls_per_parent": _r(med1, 1),
+                            "max_calls_per_parent": int(max1),
+                            "ms_per_trace": _ms(total1),
+                        },
+                        "baseline": {
+                            "calls_per_trace": _r(calls0, 2),
+                            "median_calls_per_parent": _r(med0, 1),
+                            "ms_per_trace": _ms(total0),
+                        },
+                    },
+                }
+            )
+        return findings
+
+    def sequential(self) -> list[dict[str, Any]]:
+        if self.dmean <= 0:
+            return []
+        w0, w1 = self._per_trace(0), self._per_trace(1)
+        rows = self.q(
+            f"""
+            SELECT service, name,
+                sum(w * overlap_ns) FILTER (WHERE win = 1) / {w1}, sum(w * overlap_ns) FILTER (WHERE win = 0) / {w0},
+                avg(CASE WHEN overlap_ns > 0 THEN 1 ELSE 0 END) FILTER (WHERE win = 1),
+                avg(CASE WHEN overlap_ns > 0 THEN 1 ELSE 0 END) FILTER (WHERE win = 0),
+                quantile_cont(n_kids, 0.5) FILTER (WHERE win = 1)
+            FROM own WHERE n_names >= 2 GROUP BY ALL
+            """  # noqa: S608
+        )
+        findings = []
+        for service, name, ov1, ov0, share1, share0, kids in rows:
+            ov1, ov0 = ov1 or 0.0, ov0 or 0.0
+            score = _clip((ov0 - ov1) / self.dmean)
+            if score < MIN_SCORE:
+                continue
+            findings.append(
+                {
+                    "kind": "sequential",
+                    "score": score,
+                    "service": service,
+                    "operation": name,
+                    "evidence": {
+                        "regression": {
+                            "overlapped_ms_per_trace": _ms(ov1),
+                            "share_of_calls_with_parallel_children": _r(share1),
+                            "median_children": _r(kids, 1),
+                        },
+                        "baseline": {
+                            "overlapped_ms_per_trace": _ms(ov0),
+                            "share_of_calls_with_parallel_children": _r(share0),
+                        },
+                        "time_lost_ms_per_trace": _ms(ov0 - ov1),
+                    },
+                }
+            )
+        return findings
+
+    def error_sources(self) -> list[dict[str, Any]]:
+        denominator = self.rate1 - self.rate0
+        if denominator <= 0:
+            return []
+        w0, w1 = self._per_trace(0), self._per_trace(1)
+        rows = self.q(
+            f"""
+            WITH failed_children AS (SELECT DISTINCT tix, parent_span_id AS pid FROM s WHERE err),
+            origins AS (
+                SELECT DISTINCT s.tix, s.win, s.w, s.service, s.name FROM s
+                LEFT JOIN failed_children f ON f.tix = s.tix AND f.pid = s.span_id
+                WHERE s.err AND s.sym AND f.pid IS NULL
+            )
+            SELECT service, name, sum(w) FILTER (WHERE win = 1) / {w1},
+                   coalesce(sum(w) FILTER (WHERE win = 0), 0) / {w0}
+            FROM origins GROUP BY ALL
+            """  # noqa: S608
+        )
+        findings = []
+        for service, name, share1, share0 in rows:
+            share1 = share1 or 0.0
+            score = _clip((share1 - share0) / denominator)
+            if score < MIN_SCORE:
+                continue
+            findings.append(
+                {
+                    "kind": "error_source",
+                    "score": score,
+                    "service": service,
+                    "operation": name,
+                    "evidence": {
+                        "regression": {"failed_traces_originating_here": _r(share1)},
+                        "baseline": {"failed_traces_originating_here": _r(share0)},
+                    },
+                }
+            )
+        return findings
+
+    # --- examples -------------------------------------------------------------------------------------------
+
+    def examples(self, finding: dict[str, Any]) -> dict[str, list[str]]:
+        if finding["kind"] == "attribute":
+            source = "SELECT tix FROM attrs WHERE service = $1 AND k = $2 AND v = $3"
+            params: list[Any] = [finding["service"], finding["key"], finding["value"]]
+        else:
+            source = "SELECT tix FROM s WHERE service = $1 AND name = $2"
+            params = [finding["service"], finding["operation"]]
+        rows = self.q(
+            f"""
+            SELECT win, list(trace_id ORDER BY sym DESC, root_dur DESC)[1:{EXAMPLES}] FROM (
+                SELECT DISTINCT t.win, t.trace_id, t.root_dur,
+                       CASE WHEN t.win = 1 THEN t.sym ELSE NOT t.sym END AS sym
+                FROM traces t WHERE t.tix IN ({source})
+            ) GROUP BY win
+            """,  # noqa: S608
+            params,
+        )
+        found = {win: [bytes(t).hex() for t in ids] for win, ids in rows}
+        if not found.get(0):  # new in the regression: show healthy baseline requests to compare with
+            (ids,) = self.q(
+                f"SELECT list(trace_id ORDER BY sym, root_dur)[1:{EXAMPLES}] FROM traces WHERE win = 0"  # noqa: S608
+            )[0]
+            found[0] = [bytes(t).hex() for t in ids or []]
+        return {"regression": found.get(1, []), "baseline": found.get(0, [])}
+
+
+def _summary(f: dict[str, Any], req: ExplainRequest) -> str:
+    symptom = f"{req.service} {req.operation}"
+    what = "slower" if req.signal == "latency" else "failing"
+    pct = f"{f['score'] * 100:.0f}%"
+    ev = f.get("evidence", {})
+    reg, base = ev.get("regression", {}), ev.get("baseline", {})
+    if f["kind"] == "attribute":
+        return (
+            f"Traces through {f['service']} with {f['key']}={f['value']} explain {pct} of the {what} "
+            f"{symptom} traces ({_pct(reg.get('symptom_share_with'))} of them are {what}, against "
+            f"{_pct(reg.get('symptom_share_without') if reg.get('symptom_share_without') is not None else base.get('symptom_share_without'))} without it)."
+        )
+    if f["kind"] == "operation":
+        if req.signal == "latency":
+            return (
+                f"{f['service']} '{f['operation']}' own time grew from {base.get('own_ms_per_trace')} to "
+                f"{reg.get('own_ms_per_trace')} ms per {symptom} request ({pct} of the latency growth)."
+            )
+        return (
+            f"{f['service']} '{f['operation']}' errors grew from {base.get('errors_per_trace')} to "
+            f"{reg.get('errors_per_trace')} per {symptom} request."
+        )
+    if f["kind"] == "n_plus_one":
+        return (
+            f"{f['service']} calls '{f['operation']}' {reg.get('calls_per_trace')} times per {symptom} request "
+            f"(was {base.get('calls_per_trace')}): an n+1 pattern costing {pct} of the latency growth."
+        )
+    if f["kind"] == "sequential":
+        return (
+            f"{f['service']} '{f['operation']}' now runs its independent calls one after another, losing "
+            f"{ev.get('time_lost_ms_per_trace')} ms of overlap per request ({pct} of the latency growth)."
+        )
+    return (
+        f"Errors of {symptom} originate in {f['service']} '{f['operation']}' "
+        f"({_pct(reg.get('failed_traces_originating_here'))} of requests now, "
+        f"{_pct(base.get('failed_traces_originating_here'))} before)."
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.0f}%"
+
+
+def _relabel_peer(findings: list[dict[str, Any]], a: _Analysis) -> None:
+    """An operation whose own time is an uninstrumented peer's time is better named by its ``peer.service``."""
+    for f in findings:
+        if f["kind"] != "operation":
+            continue
+        peers = a.q(
+            """SELECT attributes['peer.service'] AS peer, count(*) FROM s
+               LEFT JOIN (SELECT DISTINCT tix, pid FROM kids) k ON k.tix = s.tix AND k.pid = s.span_id
+               WHERE s.service = $1 AND s.name = $2 GROUP BY ALL""",
+            [f["service"], f["operation"]],
+        )
+        if len(peers) == 1 and peers[0][0]:
+            # The peer's own spans would be children; an uninstrumented peer leaves the client span childless.
+            (has_kids,) = a.q(
+                """SELECT count(*) FROM kids k JOIN s p ON p.tix = k.tix AND p.span_id = k.pid
+                   WHERE p.service = $1 AND p.name = $2""",
+                [f["service"], f["operation"]],
+            )[0]
+            if has_kids == 0:
+                f["kind"] = "attribute"
+                f["key"], f["value"] = "peer.service", peers[0][0]
+                f["evidence"] = {**f["evidence"], "also": [f"{f['service']} operation '{f.pop('operation')}'"]}
+
+
+def explain_spans(
+    spans: pa.Table, req: ExplainRequest, ownership: Ownership | None = None, limit: int = MAX_FINDINGS
+) -> list[dict[str, Any]]:
+    """Ranked findings for the symptom, from the spans of both windows (``SPAN_SCHEMA`` columns, optionally
+    ``sample_weight``). Empty when the symptom did not change."""
+    if spans.num_rows == 0:
+        return []
+    a = _Analysis(spans, req)
+    try:
+        if not a.select_traces() or not a.changed():
+            return []
+        a.build_structure()
+        findings = a.attributes()
+        operations = a.operations()
+        if req.signal == "latency":
+            structural = a.n_plus_one() + a.sequential()
+        else:
+            structural = a.error_sources()
+        named = {(f["service"], f["operation"]) for f in structural}
+        findings += structural + [o for o in operations if (o["service"], o["operation"]) not in named]
+        _relabel_peer(findings, a)
+        findings = _fold_into_structure(findings, a)
+        findings = _dedupe(findings)
+        findings.sort(key=lambda f: -f["score"])
+        findings = findings[:limit]
+        if ownership is not None:
+            ownership.learn(spans.select(["service", "resource"]))
+        for f in findings:
+            f["score"] = round(f["score"], 4)
+            f["summary"] = _summary(f, req)
+            f["owner"] = ownership.owner(f["service"]) if ownership is not None else None
+            f["examples"] = a.examples(f)
+            if a.threshold_ns is not None:
+                f["evidence"]["slow_threshold_ms"] = _ms(a.threshold_ns)
+            f["evidence"]["regression"]["requests"] = _r(a.tot[1][0], 1)
+            f["evidence"]["baseline"]["requests"] = _r(a.tot[0][0], 1)
+            f["evidence"]["regression"]["symptom_share"] = _r(a.rate1)
+            f["evidence"]["baseline"]["symptom_share"] = _r(a.rate0)
+            f["evidence"]["regression"]["root_p50_ms"] = _ms(a.tot[1][3])
+            f["evidence"]["baseline"]["root_p50_ms"] = _ms(a.tot[0][3])
+            f["evidence"]["regression"]["root_p99_ms"] = _ms(a.tot[1][4])
+            f["evidence"]["baseline"]["root_p99_ms"] = _ms(a.tot[0][4])
+        return [_ordered(f) for f in findings]
+    finally:
+        a.close()
+
+
+def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:
+    """An attribute carried only by the spans of an operation a structural finding names (the n+1 query's
+    statement, say) is that finding seen twice: tell it once, as the structure."""
+    structural = {
+        (f["service"], f["operation"]): f
+        for f in findings
+        if f["kind"] in ("n_plus_one", "sequential", "error_source")
+    }
+    if not structural:
+        return findings
+    kept = []
+    for f in findings:
+        if f["kind"] == "attribute" and f["service"] in {service for service, _ in structural}:
+            ops = a.q(
+                """SELECT DISTINCT name FROM s WHERE win = 1 AND service = $1
+                   AND (attributes[$2] = $3 OR resource[$2] = $3)""",
+                [f["service"], f["key"], f["value"]],
+            )
+            target = structural.get((f["service"], ops[0][0])) if len(ops) == 1 else None
+            if target is not None:
+                also = target["evidence"].setdefault("also", [])
+                also.append(f"{f['service']} {f['key']}={f['value']}")
+                continue
+        kept.append(f)
+    return kept
+
+
+def _dedupe(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same attribute named twice (folded candidate and relabelled peer): keep the higher score."""
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for f in findings:
+        key = (f["kind"], f["service"], f.get("key"), f.get("value"), f.get("operation"))
+        if key not in best or best[key]["score"] < f["score"]:
+            best[key] = f
+    return list(best.values())
+
+
+def _ordered(f: dict[str, Any]) -> dict[str, Any]:
+    head = ["kind", "score", "summary", "service", "operation", "key", "value", "owner", "evidence", "examples"]
+    return {k: f[k] for k in head if k in f} | {k: v for k, v in f.items() if k not in head}

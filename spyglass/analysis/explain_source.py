@@ -1,0 +1,83 @@
+"""Where explain reads spans from: the recall buffer (100% of recent spans) for the time it covers, the store's
+weighted sample before that. The result holds every known span of the traces starting in the two windows."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spyglass.analysis.explain import COLUMNS, ExplainRequest, explain_spans
+from spyglass.analysis.ownership import Ownership
+from spyglass.store.protocol import Store
+
+#: How long after its root started a trace's last span may start (reads go this far past a window).
+TRACE_SLACK_NS = 60 * 10**9
+_READ = [*COLUMNS, "sample_weight"]
+
+
+class Buffer(Protocol):
+    @property
+    def covered_since_ns(self) -> int: ...
+
+    def snapshot(self, include_decided: bool = True) -> pa.Table: ...
+
+
+def _ranges(req: ExplainRequest) -> list[tuple[int, int]]:
+    """The two windows (plus slack for late child spans), merged where they overlap."""
+    spans = sorted(
+        [
+            (req.baseline_start_ns, req.baseline_end_ns + TRACE_SLACK_NS),
+            (req.start_ns, req.end_ns + TRACE_SLACK_NS),
+        ]
+    )
+    merged = [spans[0]]
+    for start, end in spans[1:]:
+        if start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def gather_spans(store: Store, buffer: Buffer | None, req: ExplainRequest) -> pa.Table:
+    """Spans starting in either window (or shortly after): from the buffer since it covers, else the store."""
+    covered = buffer.covered_since_ns if buffer is not None else None
+    parts: list[pa.Table] = []
+    snapshot: pa.Table | None = None
+    for start, end in _ranges(req):
+        store_end = end if covered is None else min(end, covered)
+        if start < store_end:
+            stored = store.scan(_READ, start, store_end)
+            parts.append(stored.select(_READ).cast(_schema(stored)))
+        if covered is not None and end > max(start, covered) and buffer is not None:
+            if snapshot is None:
+                snapshot = buffer.snapshot()
+            begin = max(start, covered)
+            column = snapshot.column("start_ns")
+            live = snapshot.filter(pc.and_(pc.greater_equal(column, begin), pc.less(column, end)))
+            live = live.select(COLUMNS)
+            live = live.append_column("sample_weight", pa.array([1.0] * live.num_rows, pa.float64()))
+            parts.append(live.cast(_schema(live)))
+    if not parts:
+        return pa.table({name: [] for name in _READ})
+    schema = max(parts, key=lambda p: p.num_rows).schema
+    return pa.concat_tables([p.cast(schema) for p in parts])
+
+
+def _schema(table: pa.Table) -> pa.Schema:
+    fields = []
+    for name in _READ:
+        field = table.schema.field(name)
+        # Store ids come back as variable binary, buffer ids as fixed: analysis compares them as blobs.
+        kind = pa.binary() if pa.types.is_binary(field.type) or pa.types.is_fixed_size_binary(field.type) else field.type
+        fields.append(pa.field(name, kind))
+    return pa.schema(fields)
+
+
+def explain(
+    store: Store, buffer: Buffer | None, ownership: Ownership | None, req: ExplainRequest
+) -> list[dict[str, Any]]:
+    """Ranked findings for one symptom, reading spans from wherever they are most complete."""
+    return explain_spans(gather_spans(store, buffer, req), req, ownership)

@@ -1,0 +1,57 @@
+"""``POST /api/v1/explain``: from a symptom (a root operation, two windows, latency or errors) to its causes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass.analysis.explain import ExplainRequest
+from spyglass.analysis.explain_source import explain
+from spyglass.api.context import ApiContext
+from spyglass.api.json_response import json_response
+from spyglass.api.params import BadRequest
+
+_TIMES = ("start_ns", "end_ns", "baseline_start_ns", "baseline_end_ns")
+
+
+def parse_explain(body: Any) -> ExplainRequest:
+    """Validate the request body; every problem is a ``BadRequest`` naming the field."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    values: dict[str, Any] = {}
+    for name in ("service", "operation"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            raise BadRequest(f"{name} must be a non-empty string")
+        values[name] = value
+    for name in _TIMES:
+        value = body.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadRequest(f"{name} must be a non-negative integer (ns since the epoch)")
+        values[name] = value
+    if values["start_ns"] >= values["end_ns"]:
+        raise BadRequest("start_ns must be before end_ns")
+    if values["baseline_start_ns"] >= values["baseline_end_ns"]:
+        raise BadRequest("baseline_start_ns must be before baseline_end_ns")
+    signal = body.get("signal", "latency")
+    if signal not in ("latency", "errors"):
+        raise BadRequest("signal must be 'latency' or 'errors'")
+    return ExplainRequest(signal=signal, **values)
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    async def explain_route(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("the body must be valid JSON") from None
+        req = parse_explain(body)
+        findings = await run_in_threadpool(explain, ctx.store, ctx.satellite.buffer, ctx.ownership, req)
+        return json_response({"findings": findings})
+
+    return [Route("/api/v1/explain", explain_route, methods=["POST"])]
