@@ -9,13 +9,20 @@ echo "== ruff"
 .venv/bin/ruff format --check spyglass tests bench
 echo "== mypy"
 .venv/bin/mypy
-echo "== pytest"
-set +e
-.venv/bin/pytest -n auto -q "$@"
-status=$?
-set -e
-if [ "$status" = "5" ]; then
-  echo "pytest collected no tests: that is a failure" >&2
-  exit 1
-fi
-exit "$status"
+run_pytest() {
+  set +e
+  .venv/bin/pytest "$@"
+  local status=$?
+  set -e
+  if [ "$status" = "5" ]; then
+    echo "pytest collected no tests: that is a failure" >&2
+    exit 1
+  fi
+  if [ "$status" != "0" ]; then
+    exit "$status"
+  fi
+}
+echo "== pytest (parallel)"
+run_pytest -n auto -q -m "not alone" "$@"
+echo "== pytest (latency-sensitive, alone)"
+run_pytest -q -m alone "$@"

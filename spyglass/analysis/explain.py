@@ -48,6 +48,9 @@ SLOW_QUANTILE = 0.9
 N_PLUS_ONE_CALLS = 5
 #: Two attribute values whose regression traces overlap this much (Jaccard) are one cause.
 FOLD_JACCARD = 0.9
+#: A value whose traces lie inside another's and that explains at least this share of its score is the
+#: sharper name for the same cause (a customer inside its tier).
+SUBSET_SHARE = 0.75
 #: Operation findings say where time went, attributes and structure say why: rank those first on a tie.
 OPERATION_WEIGHT = 0.8
 #: A value present in every regression trace has no contrast inside the regression: trust it less.
@@ -134,11 +137,17 @@ class _Group:
 
     def __post_init__(self) -> None:
         self.n, self.y, self.yy, self.c, self.s = (
-            self.n or 0.0, self.y or 0.0, self.yy or 0.0, self.c or 0, self.s or 0.0
+            self.n or 0.0,
+            self.y or 0.0,
+            self.yy or 0.0,
+            self.c or 0,
+            self.s or 0.0,
         )
 
     def minus(self, other: _Group) -> _Group:
-        return _Group(self.n - other.n, self.y - other.y, self.yy - other.yy, self.c - other.c, self.s - other.s)
+        return _Group(
+            self.n - other.n, self.y - other.y, self.yy - other.yy, self.c - other.c, self.s - other.s
+        )
 
     @property
     def mean(self) -> float:
@@ -194,7 +203,9 @@ class _Analysis:
         if counts.get(0, 0) < 2 or counts.get(1, 0) < 2:
             return False
         if self.req.signal == "latency":
-            (threshold,) = self.q("SELECT quantile_cont(root_dur, $1) FROM roots WHERE win = 0", [SLOW_QUANTILE])[0]
+            (threshold,) = self.q(
+                "SELECT quantile_cont(root_dur, $1) FROM roots WHERE win = 0", [SLOW_QUANTILE]
+            )[0]
             self.threshold_ns: float | None = float(threshold)
             sym = f"root_dur > {int(threshold)}"
             # Winsorized: one stuck request must not outweigh a hundred slower ones.
@@ -294,12 +305,15 @@ class _Analysis:
                 continue
             a1, a0, t1, t0 = (_Group(*row[i : i + 5]) for i in (3, 8, 13, 18))
             r1, r0 = t1.minus(a1), t0.minus(a0)
-            contrast = r1.c >= 3 and r1.n >= 0.05 * t1.n
+            contrast = r1.c >= 5 and r1.n >= 0.05 * t1.n
             if contrast:
                 gap, se = a1.mean - r1.mean, math.sqrt(a1.var / max(a1.c, 1) + r1.var / max(r1.c, 1))
                 if a0.c >= 3 and r0.c >= 3:  # the same contrast in the baseline is structure, not change
                     gap -= a0.mean - r0.mean
                     se = math.sqrt(se**2 + a0.var / a0.c + r0.var / r0.c)
+                elif a0.c >= 3:  # nearly every baseline trace had it: it must have grown more than the rest
+                    gap = (a1.mean - a0.mean) - (t1.mean - t0.mean)
+                    se = math.sqrt(a1.var / max(a1.c, 1) + a0.var / a0.c)
                 reference = r1
             elif r0.c >= 3 and a0.c < 3:
                 gap = a1.mean - r0.mean
@@ -387,7 +401,7 @@ class _Analysis:
                     continue
                 a, b = sets[inner[0]], sets[outer[0]]
                 if len(a) < len(b) and len(a & b) >= 0.9 * len(a):
-                    if candidates[inner[0]]["score"] >= 0.9 * candidates[outer[0]]["score"]:
+                    if candidates[inner[0]]["score"] >= SUBSET_SHARE * candidates[outer[0]]["score"]:
                         extra[gj].extend(outer + extra[gi])
                         absorbed.add(gi)
                         break
@@ -728,7 +742,10 @@ def _relabel_peer(findings: list[dict[str, Any]], a: _Analysis) -> None:
             if has_kids == 0:
                 f["kind"] = "attribute"
                 f["key"], f["value"] = "peer.service", peers[0][0]
-                f["evidence"] = {**f["evidence"], "also": [f"{f['service']} operation '{f.pop('operation')}'"]}
+                f["evidence"] = {
+                    **f["evidence"],
+                    "also": [f"{f['service']} operation '{f.pop('operation')}'"],
+                }
 
 
 def explain_spans(
@@ -816,5 +833,16 @@ def _dedupe(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _ordered(f: dict[str, Any]) -> dict[str, Any]:
-    head = ["kind", "score", "summary", "service", "operation", "key", "value", "owner", "evidence", "examples"]
+    head = [
+        "kind",
+        "score",
+        "summary",
+        "service",
+        "operation",
+        "key",
+        "value",
+        "owner",
+        "evidence",
+        "examples",
+    ]
     return {k: f[k] for k in head if k in f} | {k: v for k, v in f.items() if k not in head}

@@ -71,7 +71,11 @@ def _schema(table: pa.Table) -> pa.Schema:
     for name in _READ:
         field = table.schema.field(name)
         # Store ids come back as variable binary, buffer ids as fixed: analysis compares them as blobs.
-        kind = pa.binary() if pa.types.is_binary(field.type) or pa.types.is_fixed_size_binary(field.type) else field.type
+        kind = (
+            pa.binary()
+            if pa.types.is_binary(field.type) or pa.types.is_fixed_size_binary(field.type)
+            else field.type
+        )
         fields.append(pa.field(name, kind))
     return pa.schema(fields)
 

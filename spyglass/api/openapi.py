@@ -106,6 +106,85 @@ _METRICS = {
 }
 
 
+_FINDING: dict[str, Any] = {
+    "type": "object",
+    "required": ["kind", "score", "summary", "service", "owner", "evidence", "examples"],
+    "properties": {
+        "kind": {
+            "type": "string",
+            "enum": ["attribute", "operation", "n_plus_one", "sequential", "error_source"],
+        },
+        "score": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "share of the symptom explained",
+        },
+        "summary": {"type": "string"},
+        "service": {"type": "string"},
+        "operation": {"type": "string", "description": "operation, n_plus_one, sequential, error_source"},
+        "key": {"type": "string", "description": "attribute findings"},
+        "value": {"type": "string", "description": "attribute findings"},
+        "owner": {"type": ["string", "null"], "description": "the team owning the service"},
+        "evidence": {"type": "object", "description": "numbers for the regression and baseline windows"},
+        "examples": {
+            "type": "object",
+            "properties": {
+                "regression": {"type": "array", "items": {"type": "string"}},
+                "baseline": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+_EXPLAIN: dict[str, Any] = {
+    "post": {
+        "summary": "Explain a symptom: ranked likely causes of a root operation's latency or errors change",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": [
+                            "service",
+                            "operation",
+                            "start_ns",
+                            "end_ns",
+                            "baseline_start_ns",
+                            "baseline_end_ns",
+                        ],
+                        "properties": {
+                            "service": {"type": "string"},
+                            "operation": {"type": "string"},
+                            "start_ns": {"type": "integer"},
+                            "end_ns": {"type": "integer"},
+                            "baseline_start_ns": {"type": "integer"},
+                            "baseline_end_ns": {"type": "integer"},
+                            "signal": {"type": "string", "enum": ["latency", "errors"], "default": "latency"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "findings, most likely cause first; empty when nothing changed",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"findings": {"type": "array", "items": _FINDING}},
+                        }
+                    }
+                },
+            },
+            "400": {"description": "a field is missing or malformed"},
+            "401": {"description": "the query token is required"},
+        },
+    }
+}
+
+
 def _get(summary: str, params: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "get": {
@@ -223,6 +302,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             ),
             "/api/v1/dependencies": _get("Service graph edges", window, obj),
+            "/api/v1/explain": _EXPLAIN,
             "/api/v1/metrics": _get(
                 "RED metrics from 100% of spans: counts exact, percentiles within 1%",
                 [

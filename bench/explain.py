@@ -1,0 +1,111 @@
+"""Explain latency at ~1M stored spans, and top-1/top-3 accuracy over synthetic fault scenarios.
+
+    .venv/bin/python bench/explain.py [--spans 1000000]
+
+The store is a real DuckDB file; explain reads it through the same path as the API (no recall buffer). The
+demo scenarios' accuracy is measured end to end by tests/e2e/test_explain_scenarios.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from spyglass.analysis.explain import ExplainRequest
+from spyglass.analysis.explain_source import explain
+from spyglass.analysis.ownership import Ownership
+from spyglass.demo.explain_workloads import BASE_T0, MS, build, shop
+from spyglass.store.duckdb_store import DuckDBStore
+
+SCENARIOS: dict[str, tuple[dict[str, Any], str, tuple[Any, ...]]] = {
+    "slow-host": ({"slow_host": "db-2"}, "latency", ("attribute", "db", "host.name", "db-2")),
+    "slow-version": ({"slow_version": "2.0"}, "latency", ("attribute", "db", "service.version", "2.0")),
+    "own-time": ({"render_extra": 15.0}, "latency", ("operation", "api", "render", None)),
+    "n-plus-one": ({"queries": 20}, "latency", ("n_plus_one", "db", "SELECT row", None)),
+    "sequential": ({"sequential": True}, "latency", ("sequential", "api", "GET /x", None)),
+    "zone-errors": (
+        {"fail_zone": "zone-a"},
+        "errors",
+        ("attribute", "db", "cloud.availability_zone", "zone-a"),
+    ),
+}
+
+
+def workload(traces_per_window: int, fault: dict[str, Any], spacing_ms: float, seed: int = 5) -> pa.Table:
+    rng = random.Random(seed)
+    rows = []
+    window_ns = int(traces_per_window * spacing_ms * MS)
+    for regression, t0 in ((False, BASE_T0), (True, BASE_T0 + window_ns + 10**9)):
+        for i in range(traces_per_window):
+            rows.append((t0 + int(i * spacing_ms * MS), shop(rng, regression, i, **fault)))
+    return build(rows)
+
+
+def request(traces_per_window: int, spacing_ms: float, signal: str) -> ExplainRequest:
+    window_ns = int(traces_per_window * spacing_ms * MS)
+    return ExplainRequest(
+        "api",
+        "GET /x",
+        BASE_T0 + window_ns + 10**9,
+        BASE_T0 + 2 * window_ns + 10**9,
+        BASE_T0,
+        BASE_T0 + window_ns,
+        signal,  # type: ignore[arg-type]
+    )
+
+
+def key(f: dict[str, Any]) -> tuple[Any, ...]:
+    return (f["kind"], f["service"], f.get("key") or f.get("operation"), f.get("value"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        # Latency at scale: ~5 spans per trace, two windows.
+        per_window = args.spans // 10
+        started = time.perf_counter()
+        spans = workload(per_window, {"slow_host": "db-2"}, spacing_ms=1.0)
+        store = DuckDBStore(Path(tmp) / "big.duckdb")
+        weighted = spans.append_column("sample_weight", pa.array([1.0] * spans.num_rows, pa.float64()))
+        for batch in weighted.to_batches(max_chunksize=50_000):
+            store.write(pa.Table.from_batches([batch]))
+        print(f"built and stored {store.span_count():,} spans in {time.perf_counter() - started:.1f} s")
+        req = request(per_window, 1.0, "latency")
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            findings = explain(store, None, Ownership(), req)
+            timings.append(time.perf_counter() - started)
+        store.close()
+        print(
+            f"explain over {spans.num_rows:,} spans: best {min(timings):.2f} s, worst {max(timings):.2f} s; "
+            f"top finding {key(findings[0]) if findings else None}"
+        )
+
+        top1 = top3 = 0
+        for name, (fault, signal, expected) in SCENARIOS.items():
+            store = DuckDBStore(Path(tmp) / f"{name}.duckdb")
+            table = workload(400, fault, spacing_ms=50.0)
+            store.write(table.append_column("sample_weight", pa.array([1.0] * table.num_rows, pa.float64())))
+            found = [key(f) for f in explain(store, None, Ownership(), request(400, 50.0, signal))]
+            store.close()
+            rank = found.index(expected) + 1 if expected in found else None
+            top1 += rank == 1
+            top3 += rank is not None and rank <= 3
+            print(f"  {name:14s} expected {expected} -> rank {rank}")
+        print(
+            f"accuracy over {len(SCENARIOS)} synthetic scenarios: top-1 {top1}/{len(SCENARIOS)}, "
+            f"top-3 {top3}/{len(SCENARIOS)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
