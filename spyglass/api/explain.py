@@ -12,9 +12,11 @@ from starlette.routing import Route
 
 from spyglass.analysis.explain import ExplainRequest
 from spyglass.analysis.explain_source import explain
+from spyglass.analysis.finding_context import example_events, example_logs
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import BadRequest
+from spyglass.api.v1 import log_to_json
 
 _TIMES = ("start_ns", "end_ns", "baseline_start_ns", "baseline_end_ns")
 
@@ -44,6 +46,19 @@ def parse_explain(body: Any) -> ExplainRequest:
     return ExplainRequest(signal=signal, **values)
 
 
+CONTEXT_PER_FINDING = 5
+
+
+def _attach_context(ctx: ApiContext, findings: list[dict[str, Any]]) -> None:
+    """Each finding gets the log records and span events of its regression examples (the logs that matter)."""
+    for finding in findings:
+        trace_ids = [bytes.fromhex(t) for t in finding.get("examples", {}).get("regression", [])]
+        finding["logs"] = [
+            log_to_json(row) for row in example_logs(ctx.store, trace_ids, CONTEXT_PER_FINDING).to_pylist()
+        ]
+        finding["events"] = example_events(ctx.store, ctx.satellite, trace_ids, CONTEXT_PER_FINDING)
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     async def explain_route(request: Request) -> Response:
         try:
@@ -52,6 +67,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             raise BadRequest("the body must be valid JSON") from None
         req = parse_explain(body)
         findings = await run_in_threadpool(explain, ctx.store, ctx.satellite.buffer, ctx.ownership, req)
+        await run_in_threadpool(_attach_context, ctx, findings)
         return json_response({"findings": findings})
 
     return [Route("/api/v1/explain", explain_route, methods=["POST"])]

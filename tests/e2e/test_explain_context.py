@@ -1,0 +1,68 @@
+"""Each explain finding brings the logs that matter: log records and span events of its example traces."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tests.conftest import RunningServer
+from tests.e2e.test_logs import python_logger
+from tests.support.otel import http_exporter, provider
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+MS = 1_000_000
+T0 = 1_795_000_000_000_000_000
+
+
+def test_findings_carry_logs_and_events_of_their_examples(start_server) -> None:
+    spyglass: RunningServer = start_server(decision_wait_s=0.1)
+    tracers = {
+        version: provider(
+            "cart", http_exporter(spyglass.otlp_http), **{"service.version": version}
+        ).get_tracer("t")
+        for version in ("1.0", "2.0")
+    }
+    with python_logger("cart", HttpLogExporter(endpoint=spyglass.otlp_http + "/v1/logs")) as logger:
+        for window, start in (("baseline", T0), ("regression", T0 + 100_000 * MS)):
+            for i in range(60):
+                version = "2.0" if window == "regression" and i % 2 == 0 else "1.0"
+                slow = version == "2.0"
+                begin = start + i * 500 * MS
+                duration = (90 if slow else 10) * MS
+                root = tracers[version].start_span("GET /cart", kind=SpanKind.SERVER, start_time=begin)
+                if slow:
+                    root.add_event("cache miss", {"key": f"cart:{i}"}, timestamp=begin + MS)
+                    root.set_status(Status(StatusCode.ERROR, "slow path"))
+                    with trace.use_span(root):
+                        logger.warning("cart %d rebuilt from the database", i)
+                root.end(end_time=begin + duration)
+    spyglass.wait_for(lambda s: s["spans_received"] == 120)
+    spyglass.flush()
+    spyglass.server.log_writer.flush()
+    response = spyglass.get("/api/v1/traces", params={"start_ns": T0 - 1, "limit": 1000})
+    assert len(response.json()["traces"]) == 120
+    findings = (
+        __import__("httpx")
+        .post(
+            spyglass.api + "/api/v1/explain",
+            json={
+                "service": "cart",
+                "operation": "GET /cart",
+                "start_ns": T0 + 100_000 * MS,
+                "end_ns": T0 + 200_000 * MS,
+                "baseline_start_ns": T0,
+                "baseline_end_ns": T0 + 60_000 * MS,
+                "signal": "latency",
+            },
+            timeout=30,
+        )
+        .json()["findings"]
+    )
+    version = next(f for f in findings if f.get("key") == "service.version" and f.get("value") == "2.0")
+    for finding in (findings[0], version):  # whatever ranks first, the findings bring their context
+        assert finding["logs"] and all("rebuilt from the database" in log["body"] for log in finding["logs"])
+        assert finding["logs"][0]["trace_id"] in finding["examples"]["regression"]
+        assert finding["events"] and finding["events"][0]["name"] == "cache miss"
+        assert finding["events"][0]["trace_id"] in finding["examples"]["regression"]
