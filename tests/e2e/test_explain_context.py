@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -43,23 +44,17 @@ def test_findings_carry_logs_and_events_of_their_examples(start_server) -> None:
     spyglass.server.log_writer.flush()
     response = spyglass.get("/api/v1/traces", params={"start_ns": T0 - 1, "limit": 1000})
     assert len(response.json()["traces"]) == 120
-    findings = (
-        __import__("httpx")
-        .post(
-            spyglass.api + "/api/v1/explain",
-            json={
-                "service": "cart",
-                "operation": "GET /cart",
-                "start_ns": T0 + 100_000 * MS,
-                "end_ns": T0 + 200_000 * MS,
-                "baseline_start_ns": T0,
-                "baseline_end_ns": T0 + 60_000 * MS,
-                "signal": "latency",
-            },
-            timeout=30,
-        )
-        .json()["findings"]
-    )
+    window = {"start_ns": T0 + 100_000 * MS, "end_ns": T0 + 200_000 * MS}
+    baseline = {"baseline_start_ns": T0, "baseline_end_ns": T0 + 60_000 * MS}
+    body = {"service": "cart", "operation": "GET /cart", "signal": "latency", **window, **baseline}
+    answer = httpx.post(spyglass.api + "/api/v1/explain", json=body, timeout=30).json()
+    findings = answer["findings"]
+    # The symptom in numbers from 100% of spans; tracked attributes get their exact counts too.
+    assert answer["symptom"]["regression"]["count"] == 60 and answer["symptom"]["baseline"]["count"] == 60
+    version_finding = next(f for f in findings if f.get("key") == "service.version")
+    exact = version_finding["evidence"]["exact"]
+    assert exact["regression"]["count"] == 30 and exact["baseline"] is None
+    assert abs(exact["regression"]["p50_ms"] - 90) <= 0.9
     # The version explains all of it; whichever way explain ranks its findings, each brings its context.
     assert any(f.get("key") == "service.version" and f.get("value") == "2.0" for f in findings)
     for finding in findings:
