@@ -55,6 +55,8 @@ SUBSET_SHARE = 0.75
 OPERATION_WEIGHT = 0.8
 #: A value present in every regression trace has no contrast inside the regression: trust it less.
 NO_CONTRAST_WEIGHT = 0.7
+#: Order among findings of equal score.
+KIND_PRECEDENCE = {"n_plus_one": 0, "sequential": 0, "error_source": 1, "attribute": 1, "operation": 2}
 EXAMPLES = 3
 
 #: Fold preference: the more general / causal name first; keys not listed come after these.
@@ -771,7 +773,9 @@ def explain_spans(
         _relabel_peer(findings, a)
         findings = _fold_into_structure(findings, a)
         findings = _dedupe(findings)
-        findings.sort(key=lambda f: -f["score"])
+        # On a tie, a mechanism (repeated or serialized calls) names the cause more precisely than an attribute
+        # that merely travels with it, and both more precisely than where the time went.
+        findings.sort(key=lambda f: (-round(f["score"], 3), KIND_PRECEDENCE.get(f["kind"], 1)))
         findings = findings[:limit]
         if ownership is not None:
             ownership.learn(spans.select(["service", "resource"]))

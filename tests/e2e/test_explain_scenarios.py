@@ -100,7 +100,7 @@ def test_explain_rejects_malformed_requests(start_server: Callable[..., RunningS
         "baseline_end_ns": 10,
         "signal": "latency",
     }
-    assert httpx.post(url, json=good).json() == {"findings": []}
+    assert httpx.post(url, json=good).json()["findings"] == []
     assert httpx.post(url, json={**good, "signal": "cpu"}).status_code == 400
     assert httpx.post(url, json={k: v for k, v in good.items() if k != "end_ns"}).status_code == 400
     assert httpx.post(url, content=b"{not json").status_code == 400
