@@ -13,19 +13,7 @@ import pyarrow as pa
 
 from spyglass.analysis.self_time import with_self_time
 from spyglass.model.arrow_sql import query_arrow
-
-_COLUMNS = [
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "service",
-    "name",
-    "start_ns",
-    "duration_ns",
-    "status_code",
-    "attributes",
-    "resource",
-]
+from spyglass.model.schema import TREE_COLUMNS
 
 _OPERATIONS_SQL = """
 SELECT service, name AS operation,
@@ -49,7 +37,7 @@ SELECT key, value, count(*) / ? AS share_of_traces FROM pairs GROUP BY key, valu
 def _side(spans: pa.Table) -> tuple[pa.Table, pa.Table, int]:
     traces = len(spans.column("trace_id").unique()) if spans.num_rows else 0
     divisor = max(1, traces)
-    side = with_self_time(spans.select(_COLUMNS))
+    side = with_self_time(spans.select(TREE_COLUMNS))
     operations = query_arrow(_OPERATIONS_SQL, [divisor] * 3, side=side)
     attributes = query_arrow(_ATTRIBUTES_SQL, [divisor], side=side)
     return operations, attributes, traces

@@ -26,20 +26,10 @@ import duckdb
 import pyarrow as pa
 
 from spyglass.analysis.ownership import Ownership
+from spyglass.model.schema import TREE_COLUMNS
 
 #: Columns the analysis reads (``sample_weight`` is added as 1.0 when the source has none).
-COLUMNS = [
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "service",
-    "name",
-    "start_ns",
-    "duration_ns",
-    "status_code",
-    "attributes",
-    "resource",
-]
+COLUMNS = TREE_COLUMNS
 MAX_FINDINGS = 10
 MIN_SCORE = 0.05
 #: A latency trace is slow when its root is slower than this quantile of the baseline's roots.

@@ -107,6 +107,20 @@ SPAN_SCHEMA = pa.schema(
     ]
 )
 
+#: The columns that describe a trace's tree, timing, outcome and attributes: what trace analyses read.
+TREE_COLUMNS = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "service",
+    "name",
+    "start_ns",
+    "duration_ns",
+    "status_code",
+    "attributes",
+    "resource",
+]
+
 #: The store's spans: the span batch plus how many traces the kept trace stands for.
 STORED_SPAN_SCHEMA = SPAN_SCHEMA.append(pa.field("sample_weight", pa.float64(), nullable=False))
 

@@ -6,6 +6,8 @@ bytes go to the same ptars decoder as OTLP/HTTP. gzip (the exporters' ``compress
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from grpc import aio
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -14,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from spyglass.receivers.decoders.otlp_logs import decode_otlp_logs_proto
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.decoders.result import DecodeError
-from spyglass.receivers.ingest import RETRY_AFTER_S, Outcome, ReceiverSettings, accept
+from spyglass.receivers.ingest import RETRY_AFTER_S, IngestResult, Outcome, ReceiverSettings, accept
 from spyglass.receivers.logs import accept_logs
 from spyglass.receivers.sink import LogSink
 from spyglass.security import bearer_ok
@@ -33,6 +35,24 @@ def _serialize(
     return response.SerializeToString()
 
 
+async def _admit(
+    context: aio.ServicerContext, token: str | None, decode_and_accept: Callable[[], IngestResult]
+) -> IngestResult:
+    """What both export services do first: authenticate, decode and hand over, and answer the errors
+    (INVALID_ARGUMENT for bad input; RESOURCE_EXHAUSTED with retry advice, as OTLP says, for overload)."""
+    metadata = dict(context.invocation_metadata() or ())
+    if not bearer_ok(metadata.get("authorization"), token):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+    try:
+        result = decode_and_accept()
+    except DecodeError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    if result.outcome is Outcome.OVERLOADED:
+        context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, result.message)
+    return result
+
+
 class TraceServiceHandler:
     """Implements ``Export`` for raw request bytes."""
 
@@ -42,17 +62,9 @@ class TraceServiceHandler:
     async def export(
         self, request: bytes, context: aio.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
-        metadata = dict(context.invocation_metadata() or ())
-        if not bearer_ok(metadata.get("authorization"), self.settings.ingest_token):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        try:
-            result = accept(decode_otlp_proto(request), self.settings)
-        except DecodeError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if result.outcome is Outcome.OVERLOADED:
-            # Retry advice as OTLP says: RESOURCE_EXHAUSTED is retryable; the trailer tells how long to wait.
-            context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, result.message)
+        result = await _admit(
+            context, self.settings.ingest_token, lambda: accept(decode_otlp_proto(request), self.settings)
+        )
         response = trace_service_pb2.ExportTraceServiceResponse()
         if result.rejected_spans:
             response.partial_success.rejected_spans = result.rejected_spans
@@ -70,16 +82,11 @@ class LogsServiceHandler:
     async def export(
         self, request: bytes, context: aio.ServicerContext
     ) -> logs_service_pb2.ExportLogsServiceResponse:
-        metadata = dict(context.invocation_metadata() or ())
-        if not bearer_ok(metadata.get("authorization"), self.settings.ingest_token):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        try:
-            result = accept_logs(decode_otlp_logs_proto(request), self.sink)
-        except DecodeError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if result.outcome is Outcome.OVERLOADED:
-            context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, result.message)
+        result = await _admit(
+            context,
+            self.settings.ingest_token,
+            lambda: accept_logs(decode_otlp_logs_proto(request), self.sink),
+        )
         response = logs_service_pb2.ExportLogsServiceResponse()
         if result.rejected_spans or result.message:
             response.partial_success.rejected_log_records = result.rejected_spans
