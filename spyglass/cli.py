@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from spyglass import __version__
 from spyglass.config import ConfigError, add_serve_flags, serve_config_from_args
+from spyglass.demo.scenarios import SCENARIOS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         default=env.get("SPYGLASS_SCENARIO", "healthy"),
-        help="healthy, or a fault to inject after a healthy baseline (env SPYGLASS_SCENARIO)",
+        choices=sorted(SCENARIOS),
+        help="healthy, or a fault injected after a healthy baseline (env SPYGLASS_SCENARIO)",
     )
     demo.add_argument(
         "--rate",
