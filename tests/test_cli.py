@@ -1,0 +1,15 @@
+"""The `spyglass demo` command sends real traces to a running spyglass."""
+
+from __future__ import annotations
+
+from spyglass.cli import main
+from tests.conftest import RunningServer
+
+
+def test_demo_command_feeds_a_server(spyglass: RunningServer) -> None:
+    assert main(["demo", "--otlp-endpoint", spyglass.otlp_http, "--duration", "2", "--rate", "10"]) == 0
+    status = spyglass.wait_for(lambda s: s["spans_received"] > 50)
+    assert status["spans_rejected"] == 0
+    spyglass.flush()
+    services = {s["name"] for s in spyglass.get("/api/v1/services").json()["services"]}
+    assert {"frontend", "checkout", "cart", "inventory"} <= services
