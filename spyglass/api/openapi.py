@@ -301,6 +301,25 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             ),
+            "/api/v1/compare": _get(
+                "Two traces or two sets side by side: operations (calls, own time, errors) and attributes",
+                [
+                    _param("a", required=True, description="trace ids, comma-separated"),
+                    _param("b", required=True, description="trace ids, comma-separated"),
+                ],
+                obj,
+            ),
+            "/api/operations": _get(
+                "Jaeger: operations with span kinds",
+                [_param("service", required=True), _param("spanKind")],
+                obj,
+            ),
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus text: spyglass's health and span-derived RED metrics",
+                    "responses": {"200": {"description": "OK", "content": {"text/plain": {}}}},
+                }
+            },
             "/api/v1/dependencies": _get("Service graph edges", window, obj),
             "/api/v1/explain": _EXPLAIN,
             "/api/v1/metrics": _get(
