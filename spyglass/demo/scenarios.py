@@ -170,12 +170,12 @@ class NoisyHost(Scenario):
 class HeavyCustomer(Scenario):
     name = "heavy-customer"
     description = (
-        f"Customer {HEAVY_CUSTOMER_ID} starts sending a fifth of the traffic with 300-500-item carts."
+        f"Customer {HEAVY_CUSTOMER_ID} starts sending a third of the traffic with 300-500-item carts."
     )
     symptom = Symptom("frontend", "POST /checkout", "latency")
     expected = (ExpectedFinding("attribute", "frontend", key="customer.id", value=HEAVY_CUSTOMER_ID),)
 
-    def __init__(self, customer_id: str = HEAVY_CUSTOMER_ID, share: float = 0.2) -> None:
+    def __init__(self, customer_id: str = HEAVY_CUSTOMER_ID, share: float = 0.35) -> None:
         self.customer_id, self.share = customer_id, share
 
     @property
