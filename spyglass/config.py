@@ -38,6 +38,7 @@ class ServeConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     max_queued_spans: int = 200_000
     owners_file: Path | None = None
+    aggregate_attributes: tuple[str, ...] = field(default_factory=tuple)
 
     def validate(self) -> ServeConfig:
         for name in ("port", "otlp_grpc_port", "otlp_http_port", "zipkin_port"):
@@ -102,6 +103,7 @@ def add_serve_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> 
     flag("--advertise", str, None, "this satellite's URL as written in --peers")
     flag("--max-body-bytes", int, defaults.max_body_bytes, "largest accepted request body, after gzip")
     flag("--max-queued-spans", int, defaults.max_queued_spans, "intake bound before refusing with 429")
+    flag("--aggregate-attributes", str, "", "extra attribute keys to roll up per value, comma-separated")
     flag("--owners", Path, None, 'JSON file {"service": "team"} naming owners explain reports')
 
 
@@ -127,6 +129,9 @@ def serve_config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_body_bytes=args.max_body_bytes,
         max_queued_spans=args.max_queued_spans,
         owners_file=args.owners,
+        aggregate_attributes=tuple(
+            k.strip() for k in (args.aggregate_attributes or "").split(",") if k.strip()
+        ),
     ).validate()
 
 

@@ -82,6 +82,7 @@ class SpyglassServer:
                 decision_wait_s=config.decision_wait_s,
                 recall_memory_bytes=config.recall_memory_mb * 1024 * 1024,
                 max_queued_spans=config.max_queued_spans,
+                aggregate_attributes=config.aggregate_attributes,
             ),
             self.store,
             KeepAllSampler()

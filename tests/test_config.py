@@ -61,3 +61,11 @@ def test_invalid_values_are_refused_with_the_reason(argv: list[str], env: dict, 
 def test_cli_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--sample-rate", "7"]) == 2
     assert "sample-rate" in capsys.readouterr().err
+
+
+def test_extra_aggregated_attributes_reach_the_aggregator(start_server) -> None:
+    config = parse_serve_args(["--aggregate-attributes", "tenant.id, plan.tier"], env={})
+    assert config.aggregate_attributes == ("tenant.id", "plan.tier")
+    server = start_server(aggregate_attributes=config.aggregate_attributes)
+    keys = server.server.satellite.aggregator.attribute_keys
+    assert "tenant.id" in keys and "plan.tier" in keys and "service.version" in keys

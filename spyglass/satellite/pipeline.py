@@ -41,6 +41,8 @@ class SatelliteSettings:
     recall_memory_bytes: int = 256 * 1024 * 1024
     max_queued_spans: int = 200_000
     max_pending_writes: int = 8
+    #: Attribute keys rolled up per value besides the defaults (``--aggregate-attributes``).
+    aggregate_attributes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,7 +66,8 @@ class Satellite:
         self.store = store
         self.sampler = sampler
         self.buffer = RecallBuffer(settings.recall_memory_bytes)
-        self.aggregator = Aggregator()  # 100% of spans, before sampling; rollups drained once a second
+        # 100% of spans, before sampling; rollups drained once a second
+        self.aggregator = Aggregator(extra_keys=settings.aggregate_attributes)
         self.decisions = DecisionMemory()
         self.counters = SatelliteCounters()
         self._intake: deque[tuple[pa.RecordBatch, int]] = deque()
