@@ -123,8 +123,3 @@ TREE_COLUMNS = [
 
 #: The store's spans: the span batch plus how many traces the kept trace stands for.
 STORED_SPAN_SCHEMA = SPAN_SCHEMA.append(pa.field("sample_weight", pa.float64(), nullable=False))
-
-
-def empty_batch() -> pa.RecordBatch:
-    """A span batch with no rows, for code paths that must return a batch."""
-    return pa.RecordBatch.from_pylist([], schema=SPAN_SCHEMA)

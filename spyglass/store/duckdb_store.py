@@ -248,14 +248,9 @@ class DuckDBStore:
 
     def write(self, spans: pa.Table) -> None:
         """Append spans and merge their trace summaries in one transaction; committed (WAL) on return."""
-        if isinstance(spans, pa.RecordBatch):
-            spans = pa.Table.from_batches([spans])
-        missing = [name for name in STORED_SPAN_SCHEMA.names if name not in spans.column_names]
-        if missing:
-            raise ValueError(f"span table lacks stored columns: {', '.join(missing)}")
+        spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns", cast=False)
         if spans.num_rows == 0:
             return
-        spans = spans.select(STORED_SPAN_SCHEMA.names)
         with self._write_lock, self._conn.cursor() as cur:
             cur.register("incoming_spans", spans)
             cur.execute("BEGIN TRANSACTION")
@@ -272,12 +267,9 @@ class DuckDBStore:
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows, one stored row per group with its bins as lists."""
-        missing = [name for name in ROLLUP_SCHEMA.names if name not in rows.column_names]
-        if missing:
-            raise ValueError(f"rollup table lacks columns: {', '.join(missing)}")
+        rows = _conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
         if rows.num_rows == 0:
             return
-        rows = rows.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
         bucket_s = rows.column("bucket_s")
         if pc.any(pc.or_(pc.less_equal(bucket_s, 0), pc.greater(bucket_s, MAX_ROLLUP_BUCKET_S))).as_py():
             raise ValueError(f"rollup bucket_s must be in 1..{MAX_ROLLUP_BUCKET_S}")
@@ -290,14 +282,9 @@ class DuckDBStore:
 
     def write_logs(self, logs: pa.Table) -> None:
         """Append log records (``LOG_SCHEMA``) in one transaction."""
-        if isinstance(logs, pa.RecordBatch):
-            logs = pa.Table.from_batches([logs])
-        missing = [name for name in LOG_SCHEMA.names if name not in logs.column_names]
-        if missing:
-            raise ValueError(f"log table lacks columns: {', '.join(missing)}")
+        logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
         if logs.num_rows == 0:
             return
-        logs = logs.select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
         with self._write_lock, self._conn.cursor() as cur:
             cur.register("incoming_logs", logs)
             try:
@@ -535,3 +522,17 @@ class DuckDBStore:
         with self._write_lock:
             self._closed = True
             self._conn.close()
+
+
+def _conform(
+    table: pa.Table | pa.RecordBatch, schema: pa.Schema, missing_message: str, cast: bool = True
+) -> pa.Table:
+    """A table of exactly ``schema``'s columns (in order, cast unless told not to); ValueError naming any
+    missing column."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{missing_message}: {', '.join(missing)}")
+    table = table.select(schema.names)
+    return table.cast(schema) if cast else table

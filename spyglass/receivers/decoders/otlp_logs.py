@@ -77,16 +77,7 @@ _ZERO_TIME = pa.scalar(0, pa.uint64())
 
 def decode_otlp_logs_proto(body: bytes) -> LogDecodeResult:
     """Decode a protobuf OTLP logs export; raise ``DecodeError`` when it cannot be accepted at all."""
-    try:
-        record = _handler.list_to_record_batch([body])
-    except Exception as exc:  # ptars raises ValueError on bad wire data; never let anything else escape
-        raise DecodeError(f"invalid OTLP protobuf: {exc}") from None
-    try:
-        return _logs_from_record(record)
-    except DecodeError:
-        raise
-    except Exception as exc:  # a bug or an input we did not foresee must still be a clean 400
-        raise DecodeError(f"invalid OTLP log data: {type(exc).__name__}: {exc}") from None
+    return _proto.decode_with_ptars(_handler, body, _logs_from_record, "log")
 
 
 class _LogReasons(_proto._Reasons):

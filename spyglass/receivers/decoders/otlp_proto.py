@@ -9,7 +9,8 @@ kvlists, bytes, over-long strings) fall back to Python, and only for those value
 from __future__ import annotations
 
 import base64
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -30,22 +31,31 @@ from spyglass.receivers.decoders.limits import (
 )
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 
+_Result = TypeVar("_Result")
 _REQUEST = trace_service_pb2.ExportTraceServiceRequest
 _handler = HandlerPool([trace_service_pb2.DESCRIPTOR]).get_for_message(_REQUEST.DESCRIPTOR)
 
 
 def decode_otlp_proto(body: bytes) -> DecodeResult:
     """Decode a protobuf OTLP trace export; raise ``DecodeError`` when nothing in it can be accepted."""
+    return decode_with_ptars(_handler, body, _spans_from_record, "trace")
+
+
+def decode_with_ptars(
+    handler: Any, body: bytes, convert: Callable[[pa.RecordBatch], _Result], signal: str
+) -> _Result:
+    """Parse a whole OTLP request with ptars, then ``convert`` its nested record; whatever goes wrong on the way
+    (bad wire data, or an input nobody foresaw) is a ``DecodeError``, so the receiver answers 400, never 500."""
     try:
-        record = _handler.list_to_record_batch([body])
-    except Exception as exc:  # ptars raises ValueError on bad wire data; never let anything else escape
+        record = handler.list_to_record_batch([body])
+    except Exception as exc:  # ptars raises ValueError on bad wire data
         raise DecodeError(f"invalid OTLP protobuf: {exc}") from None
     try:
-        return _spans_from_record(record)
+        return convert(record)
     except DecodeError:
         raise
-    except Exception as exc:  # a bug or an input we did not foresee must still be a clean 400
-        raise DecodeError(f"invalid OTLP trace data: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        raise DecodeError(f"invalid OTLP {signal} data: {type(exc).__name__}: {exc}") from None
 
 
 def _spans_from_record(record: pa.RecordBatch) -> DecodeResult:
