@@ -69,6 +69,18 @@ KEY_PREFERENCE = (
 )
 #: Keys that name what was deployed: a new value everywhere (a full rollout) is still a strong cause.
 DEPLOY_KEYS = {"service.version", "deployment.id", "k8s.deployment.name", "deployment.environment"}
+#: Keys that describe an outcome (a status, an error type), not a circumstance: they name a cause only when
+#: nothing else selects the same traces.
+EFFECT_KEYS = {
+    "error.type",
+    "exception.type",
+    "exception.message",
+    "http.response.status_code",
+    "http.status_code",
+    "rpc.grpc.status_code",
+    "otel.status_code",
+    "otel.status_description",
+}
 #: Keys never worth reporting: they describe the symptom itself or are per-request identifiers / times.
 SKIP_KEYS = {
     "service.name",
@@ -148,6 +160,32 @@ class _Group:
     @property
     def var(self) -> float:
         return max(self.yy / self.n - self.mean**2, 0.0) if self.n > 0 else 0.0
+
+
+def _value_gap(a1: _Group, a0: _Group, t1: _Group, t0: _Group) -> tuple[float, _Group, bool] | None:
+    """How much more symptom the traces carrying a value show than those without it, beyond the same contrast
+    in the baseline; with the group compared against and whether the regression itself had a contrast.
+    None when the difference is within noise (2.5 standard errors) or there is nothing to compare."""
+    r1, r0 = t1.minus(a1), t0.minus(a0)
+    contrast = r1.c >= 5 and r1.n >= 0.05 * t1.n
+    if contrast:
+        gap, se = a1.mean - r1.mean, math.sqrt(a1.var / max(a1.c, 1) + r1.var / max(r1.c, 1))
+        if a0.c >= 3 and r0.c >= 3:  # the same contrast in the baseline is structure, not change
+            gap -= a0.mean - r0.mean
+            se = math.sqrt(se**2 + a0.var / a0.c + r0.var / r0.c)
+        elif a0.c >= 3:  # nearly every baseline trace had it: it must have grown more than the rest
+            gap = (a1.mean - a0.mean) - (t1.mean - t0.mean)
+            se = math.sqrt(a1.var / max(a1.c, 1) + a0.var / a0.c)
+        reference = r1
+    elif r0.c >= 3 and a0.c < 3:
+        gap = a1.mean - r0.mean
+        se = math.sqrt(a1.var / max(a1.c, 1) + r0.var / r0.c)
+        reference = r0
+    else:
+        return None  # on every trace through the service in both windows: it explains nothing
+    if gap <= 0 or gap < 2.5 * se:
+        return None
+    return gap, reference, contrast
 
 
 class _Analysis:
@@ -255,34 +293,62 @@ class _Analysis:
     # --- attributes -----------------------------------------------------------------------------------------
 
     def attributes(self) -> list[dict[str, Any]]:
+        # Each service's own share of the trace: the time inside the requests it served (its entry spans).
+        # A fault local to one service stands out there long before it does in the root's noisy latency.
+        self.db.execute(
+            f"""
+            CREATE TEMP TABLE entry AS
+            SELECT c.tix, c.service, {"sum(c.dur)" if self.req.signal == "latency" else "bool_or(c.err)::INT"}::DOUBLE AS ys
+            FROM s c LEFT JOIN s p ON p.tix = c.tix AND p.span_id = c.parent_span_id
+            WHERE p.span_id IS NULL OR p.service <> c.service
+            GROUP BY ALL
+            """  # noqa: S608
+        )
+        self.db.execute(
+            """
+            CREATE TEMP TABLE entry_w AS
+            SELECT e.tix, e.service, least(e.ys, coalesce(cap.c, e.ys)) AS ys
+            FROM entry e LEFT JOIN (
+                SELECT e.service, 3 * quantile_cont(e.ys, 0.99) AS c
+                FROM entry e JOIN traces t USING (tix) WHERE t.win = 0 GROUP BY ALL
+            ) cap USING (service)
+            """
+        )
         self.db.execute(
             """
             CREATE TEMP TABLE attrs AS
-            SELECT DISTINCT tix, win, w, sym, y, service, k, v FROM (
+            SELECT DISTINCT tix, win, w, sym, y, ys, service, k, v FROM (
                 SELECT tix, win, w, sym, y, service, unnest(map_keys(attributes)) AS k,
                        unnest(map_values(attributes)) AS v FROM s
                 UNION ALL
                 SELECT tix, win, w, sym, y, service, unnest(map_keys(resource)) AS k,
                        unnest(map_values(resource)) AS v FROM s
-            )
+            ) JOIN entry_w USING (tix, service)
             """
         )
         s1 = self.tot[1][1]
         min_support = max(2.0, 0.02 * s1)
-        stats = ", ".join(
-            f"sum(w) FILTER (WHERE win = {win}) AS n{win}, sum(w * y) FILTER (WHERE win = {win}) AS y{win}, "
-            f"sum(w * y * y) FILTER (WHERE win = {win}) AS yy{win}, count(*) FILTER (WHERE win = {win}) AS c{win}, "
-            f"sum(w * sym::INT) FILTER (WHERE win = {win}) AS s{win}"
-            for win in (1, 0)
-        )
+
+        def stats(y: str) -> str:
+            return ", ".join(
+                f"sum(w) FILTER (WHERE win = {win}), sum(w * {y}) FILTER (WHERE win = {win}), "
+                f"sum(w * {y} * {y}) FILTER (WHERE win = {win}), count(*) FILTER (WHERE win = {win}), "
+                f"sum(w * sym::INT) FILTER (WHERE win = {win})"
+                for win in (1, 0)
+            )
+
         # Compared within the traces that went through the same service: a value of a service that only some
         # requests reach must not be blamed for what reaching that service costs.
         rows = self.db.execute(
             f"""
-            WITH through AS (
-                SELECT service, {stats} FROM (SELECT DISTINCT tix, win, w, sym, y, service FROM s) GROUP BY service
+            WITH per_trace AS (
+                SELECT DISTINCT tix, win, w, sym, y, service FROM s
+            ), through AS (
+                SELECT service, {stats("y")}, {stats("ys")}
+                FROM per_trace JOIN entry_w USING (tix, service) GROUP BY service
             ), vals AS (
-                SELECT service, k, v, {stats} FROM attrs GROUP BY service, k, v
+                SELECT service, k, v, {stats("y")}, {stats("ys")}
+                FROM attrs GROUP BY service, k, v
                 HAVING sum(w * sym::INT) FILTER (WHERE win = 1) >= $1
             )
             SELECT vals.*, through.* EXCLUDE (service) FROM vals JOIN through USING (service)
@@ -295,26 +361,20 @@ class _Analysis:
             service, key, value = row[:3]
             if _skip_key(key) or value is None:
                 continue
-            a1, a0, t1, t0 = (_Group(*row[i : i + 5]) for i in (3, 8, 13, 18))
-            r1, r0 = t1.minus(a1), t0.minus(a0)
-            contrast = r1.c >= 5 and r1.n >= 0.05 * t1.n
-            if contrast:
-                gap, se = a1.mean - r1.mean, math.sqrt(a1.var / max(a1.c, 1) + r1.var / max(r1.c, 1))
-                if a0.c >= 3 and r0.c >= 3:  # the same contrast in the baseline is structure, not change
-                    gap -= a0.mean - r0.mean
-                    se = math.sqrt(se**2 + a0.var / a0.c + r0.var / r0.c)
-                elif a0.c >= 3:  # nearly every baseline trace had it: it must have grown more than the rest
-                    gap = (a1.mean - a0.mean) - (t1.mean - t0.mean)
-                    se = math.sqrt(a1.var / max(a1.c, 1) + a0.var / a0.c)
-                reference = r1
-            elif r0.c >= 3 and a0.c < 3:
-                gap = a1.mean - r0.mean
-                se = math.sqrt(a1.var / max(a1.c, 1) + r0.var / r0.c)
-                reference = r0
-            else:
-                continue  # on every trace through the service in both windows: it explains nothing
-            if gap <= 0 or gap < 2.5 * se:
+            a1, a0, v1, v0, t1, t0, u1, u0 = (_Group(*row[i : i + 5]) for i in range(3, 43, 5))
+            # The root's latency first; the service's own share when the root's noise hides a local change.
+            found = _value_gap(a1, a0, t1, t0)
+            measured_on = "the symptom's root spans"
+            if found is None:
+                found = _value_gap(v1, v0, u1, u0)
+                measured_on = (
+                    f"the time inside {service}" if self.req.signal == "latency" else f"errors in {service}"
+                )
+                a1, a0, t1, t0 = v1, v0, u1, u0
+            if found is None:
                 continue
+            gap, reference, contrast = found
+            r1, r0 = t1.minus(a1), t0.minus(a0)
             score = _clip((a1.n / w1) * gap / self.delta)
             if not contrast and key not in DEPLOY_KEYS:
                 score *= NO_CONTRAST_WEIGHT
@@ -342,6 +402,7 @@ class _Analysis:
                             **self._mean_fields(a0.mean if a0.c else None, r0.mean if r0.c else None),
                         },
                         "compared_with": "regression traces without it" if contrast else "baseline traces",
+                        "measured_on": measured_on,
                     },
                 }
             )
@@ -397,15 +458,34 @@ class _Analysis:
                         extra[gj].extend(outer + extra[gi])
                         absorbed.add(gi)
                         break
+        # A value that other services carry without being slow there (the zone of one slow host) is a broader
+        # name than the cause: among one service's names for the same traces, prefer one slow wherever it occurs.
+        carriers: dict[tuple[str, str], set[str]] = {}
+        for service, key, value in self.q(
+            "SELECT DISTINCT a.service, a.k, a.v FROM attrs a JOIN (SELECT DISTINCT k, v FROM cand) c "
+            "USING (k, v) WHERE a.win = 1"
+        ):
+            carriers.setdefault((key, value), set()).add(service)
+        slow_on: dict[tuple[str, str], set[str]] = {}
+        for c in candidates:
+            slow_on.setdefault((c["key"], c["value"]), set()).add(c["service"])
+
+        def broader(c: dict[str, Any]) -> bool:
+            pair = (c["key"], c["value"])
+            return bool(carriers.get(pair, set()) - slow_on[pair])
+
         folded = []
         for index, group in enumerate(groups):
             if index in absorbed:
                 continue
             named = [candidates[i] for i in group]
             members = named + [candidates[i] for i in extra[index]]
+            precise = {c["service"] for c in named if not broader(c) and c["key"] not in EFFECT_KEYS}
             best = min(
                 named,
                 key=lambda c: (
+                    c["key"] in EFFECT_KEYS,
+                    c["service"] in precise and broader(c),
                     _key_rank(c["key"]),
                     c["service"] != self.req.service,
                     -c["score"],
