@@ -47,17 +47,17 @@ class Demo:
     def __init__(
         self,
         otlp_endpoint: str = "http://127.0.0.1:4318",
-        scenario: str = "healthy",
+        scenario: str | Scenario = "healthy",
         rate_per_s: float = 20.0,
         baseline_s: float = DEFAULT_BASELINE_S,
         seed: int | None = None,
         ingest_token: str | None = None,
     ) -> None:
-        if scenario not in SCENARIOS:
+        if isinstance(scenario, str) and scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
-        self.scenario: Scenario = SCENARIOS[scenario]
+        self.scenario: Scenario = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
         self.baseline_s = max(0.0, baseline_s)
         self.faults = FaultSwitch(self.scenario)
         self.health = ExportHealth(otlp_endpoint)
@@ -166,7 +166,7 @@ class Demo:
 def run_demo(
     otlp_endpoint: str = "http://127.0.0.1:4318",
     duration_s: float | None = None,
-    scenario: str = "healthy",
+    scenario: str | Scenario = "healthy",
     rate_per_s: float = 20.0,
     stop_event: threading.Event | None = None,
     *,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 HEAVY_CUSTOMER_ID = "cust-0217"
 
@@ -48,6 +49,15 @@ class ExpectedFinding:
     operation: str | None = None
     key: str | None = None
     value: str | None = None
+
+    def matches(self, finding: Mapping[str, Any]) -> bool:
+        """Whether an explain finding names this cause. An attribute names it by key and value: which
+        service's spans carried it can differ (a customer id travels as baggage to every service)."""
+        if finding.get("kind") != self.kind:
+            return False
+        if self.kind == "attribute":
+            return finding.get("key") == self.key and finding.get("value") == self.value
+        return finding.get("service") == self.service and finding.get("operation") == self.operation
 
 
 class ServiceUnavailable(Exception):

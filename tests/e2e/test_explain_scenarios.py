@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from spyglass.demo.runner import run_demo
-from spyglass.demo.scenarios import SCENARIOS, ExpectedFinding
+from spyglass.demo.scenarios import SCENARIOS
 from tests.conftest import RunningServer
 
 # Latency scenarios need the machine to themselves: scripts/test.sh runs the `alone` tests after the rest.
@@ -22,17 +22,7 @@ RATE = 40.0
 FAULTS = [name for name, scenario in SCENARIOS.items() if scenario.has_fault]
 
 
-def matches(finding: dict[str, Any], expected: ExpectedFinding) -> bool:
-    if finding["kind"] != expected.kind:
-        return False
-    if expected.kind == "attribute":
-        # An attribute names its cause by key and value; which service's spans carried it can differ (a
-        # customer id travels as baggage to every service of the request).
-        return finding.get("key") == expected.key and finding.get("value") == expected.value
-    return finding.get("service") == expected.service and finding.get("operation") == expected.operation
-
-
-def run_scenario(server: RunningServer, name: str) -> tuple[list[dict[str, Any]], float]:
+def run_scenario(server: RunningServer, name: str, seed: int) -> tuple[list[dict[str, Any]], float]:
     scenario = SCENARIOS[name]
     stats = run_demo(
         server.otlp_http,
@@ -40,7 +30,7 @@ def run_scenario(server: RunningServer, name: str) -> tuple[list[dict[str, Any]]
         scenario=name,
         rate_per_s=RATE,
         baseline_s=BASELINE_S,
-        seed=7,
+        seed=seed,
     )
     server.flush()
     assert stats.fault_started_ns is not None and scenario.symptom is not None
@@ -64,27 +54,28 @@ def run_scenario(server: RunningServer, name: str) -> tuple[list[dict[str, Any]]
     return response.json()["findings"], elapsed
 
 
-def test_each_scenario_cause_is_among_the_first_findings(start_server: Callable[..., RunningServer]) -> None:
+def test_each_scenario_cause_is_named_first(start_server: Callable[..., RunningServer]) -> None:
     """One server, the scenarios one after another (in parallel they would starve each other of CPU and the
     demo's latencies would be noise); each gets its own baseline and fault windows.
 
-    The injected cause must be among the first three findings of every scenario. It is first in most runs, not
-    all: with a hundred or so traces per window, a bystander attribute sometimes ranks above it. The count of
-    scenarios with the cause first is printed, and must be a majority.
+    The injected cause must be the first finding of every scenario. A scenario whose first finding is another
+    gets one more run with a fresh baseline and another seed (the demo's services are real, so a window of a
+    hundred requests on a busy two-core machine can be noisy); both runs are printed.
     """
     server = start_server(decision_wait_s=0.3)
     failures = []
-    first = 0
     for name in FAULTS:
-        findings, elapsed = run_scenario(server, name)
         expected = SCENARIOS[name].expected
-        brief = [
-            (f["kind"], f.get("service"), f.get("key") or f.get("operation"), f.get("value"), f["score"])
-            for f in findings[:3]
-        ]
-        if any(matches(f, e) for f in findings[:1] for e in expected):
-            first += 1
-        if not any(matches(f, e) for f in findings[:3] for e in expected):
+        for seed in (7, 11):
+            findings, elapsed = run_scenario(server, name, seed)
+            brief = [
+                (f["kind"], f.get("service"), f.get("key") or f.get("operation"), f.get("value"), f["score"])
+                for f in findings[:3]
+            ]
+            print(f"{name} (seed {seed}): {brief}")
+            if findings and any(e.matches(findings[0]) for e in expected):
+                break
+        else:
             failures.append(f"{name}: {brief}")
             continue
         top = findings[0]
@@ -92,9 +83,7 @@ def test_each_scenario_cause_is_among_the_first_findings(start_server: Callable[
         assert top["examples"]["regression"] and top["examples"]["baseline"], top
         assert 0 <= top["score"] <= 1 and top["summary"], top
         assert elapsed < 10, f"{name}: explain took {elapsed:.1f} s"
-    print(f"explain scenarios: cause first in {first} of {len(FAULTS)}")
     assert not failures, failures
-    assert first > len(FAULTS) // 2, f"cause first in only {first} of {len(FAULTS)}"
 
 
 def test_explain_rejects_malformed_requests(start_server: Callable[..., RunningServer]) -> None:
