@@ -304,11 +304,19 @@ class _Analysis:
             GROUP BY ALL
             """  # noqa: S608
         )
+        # Only requests of the service's usual shape (the same set of operations) are compared: otherwise a
+        # value that marks the requests doing the slow work at all (its query text, a 200 against the 404s
+        # that skip it) would pass for a cause of that work getting slower.
         self.db.execute(
             """
             CREATE TEMP TABLE entry_w AS
-            SELECT e.tix, e.service, least(e.ys, coalesce(cap.c, e.ys)) AS ys
-            FROM entry e LEFT JOIN (
+            WITH shapes AS (
+                SELECT tix, service, hash(list_sort(list(DISTINCT name))) AS shape FROM s GROUP BY ALL
+            ), usual AS (SELECT service, mode(shape) AS shape FROM shapes GROUP BY ALL)
+            SELECT e.tix, e.service,
+                   CASE WHEN sh.shape = u.shape THEN least(e.ys, coalesce(cap.c, e.ys)) END AS ys
+            FROM entry e JOIN shapes sh USING (tix, service) JOIN usual u USING (service)
+            LEFT JOIN (
                 SELECT e.service, 3 * quantile_cont(e.ys, 0.99) AS c
                 FROM entry e JOIN traces t USING (tix) WHERE t.win = 0 GROUP BY ALL
             ) cap USING (service)
@@ -331,10 +339,9 @@ class _Analysis:
 
         def stats(y: str) -> str:
             return ", ".join(
-                f"sum(w) FILTER (WHERE win = {win}), sum(w * {y}) FILTER (WHERE win = {win}), "
-                f"sum(w * {y} * {y}) FILTER (WHERE win = {win}), count(*) FILTER (WHERE win = {win}), "
-                f"sum(w * sym::INT) FILTER (WHERE win = {win})"
-                for win in (1, 0)
+                f"sum(w) FILTER ({where}), sum(w * {y}) FILTER ({where}), sum(w * {y} * {y}) FILTER ({where}), "
+                f"count(*) FILTER ({where}), sum(w * sym::INT) FILTER ({where})"
+                for where in (f"WHERE win = {win} AND {y} IS NOT NULL" for win in (1, 0))
             )
 
         # Compared within the traces that went through the same service: a value of a service that only some
