@@ -278,6 +278,10 @@ class _Analysis:
         self.above_median = float(above)
         # The growth of the per-trace symptom value (latency: mean root duration; errors: failure rate).
         self.delta = self.dmean if req_signal_latency(self.req) else self.rate1 - self.rate0
+        # The same growth measured as attribute gaps are (winsorized means), so that a value carried by every
+        # slower request explains all of it, however long the slowest of them took.
+        ydelta = self.tot[1][2] - self.tot[0][2]
+        self.ydelta = ydelta if req_signal_latency(self.req) and ydelta > 0 else self.delta
         return True
 
     def changed(self) -> bool:
@@ -372,7 +376,9 @@ class _Analysis:
             # The root's latency first; the service's own share when the root's noise hides a local change.
             found = _value_gap(a1, a0, t1, t0)
             measured_on = "the symptom's root spans"
+            growth = self.ydelta
             if found is None:
+                growth = self.delta
                 found = _value_gap(v1, v0, u1, u0)
                 measured_on = (
                     f"the time inside {service}" if self.req.signal == "latency" else f"errors in {service}"
@@ -382,7 +388,7 @@ class _Analysis:
                 continue
             gap, reference, contrast = found
             r1, r0 = t1.minus(a1), t0.minus(a0)
-            score = _clip((a1.n / w1) * gap / self.delta)
+            score = _clip((a1.n / w1) * gap / growth)
             if not contrast and key not in DEPLOY_KEYS:
                 score *= NO_CONTRAST_WEIGHT
             if score < MIN_SCORE:

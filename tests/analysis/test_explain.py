@@ -10,7 +10,7 @@ from spyglass.analysis.explain import ExplainRequest, explain_spans
 from spyglass.analysis.ownership import Ownership
 from spyglass.api.explain import parse_explain
 from spyglass.api.params import BadRequest
-from spyglass.demo.explain_workloads import BASE_T0, REG_T0, shop, workload
+from spyglass.demo.explain_workloads import BASE_T0, REG_T0, S, shop, workload
 
 
 def request(signal: str = "latency") -> ExplainRequest:
@@ -135,3 +135,18 @@ def test_parse_explain_rejects_bad_bodies() -> None:
     ):
         with pytest.raises(BadRequest):
             parse_explain(bad)
+
+
+def test_full_rollout_of_a_slow_version_in_single_span_traces() -> None:
+    """Every request is one span; in the regression every instance runs 2.0, which makes each request 9x
+    slower. The version is the cause (the operation's own time is where it shows, and ranks after it)."""
+
+    def one_span(rng: Any, regression: bool, i: int) -> list[S]:
+        version = "2.0" if regression else "1.9"
+        dur = rng.lognormvariate(2.3, 0.3) * (9.0 if regression else 1.0)
+        host = f"api-{i % 3 + 1}"
+        return [S("api", "GET /x", 0.0, dur, resource={"service.version": version, "host.name": host})]
+
+    findings = explain_spans(workload(one_span), request())
+    assert first(findings) == ("attribute", "api", "service.version", "2.0"), findings[:3]
+    assert findings[0]["score"] > 0.8
