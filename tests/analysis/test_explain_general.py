@@ -1,0 +1,155 @@
+"""explain on a workload it was not tuned on: a four-tier chain with its own attribute keys and five faults.
+
+gateway POST /order -> orders place -> (pricing quote -> db SELECT price) || (stock reserve -> db UPDATE stock),
+with tenants, Kubernetes pods, a feature flag and versions. Each test injects one fault into the regression
+window and checks that the cause comes first.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from spyglass.analysis.explain import ExplainRequest, explain_spans
+from spyglass.demo.explain_workloads import BASE_T0, REG_T0, S, workload
+
+PODS = {"pricing": ["pricing-7f9c-a1", "pricing-7f9c-b2", "pricing-7f9c-c3", "pricing-7f9c-d4"]}
+
+
+def chain(
+    rng: random.Random,
+    regression: bool,
+    i: int,
+    *,
+    slow_pod: str | None = None,
+    pricing_version: str | None = None,
+    flag_share: float = 0.0,
+    failing_tenant: str | None = None,
+    stock_failures: float = 0.0,
+    sequential: bool = False,
+    price_queries: int = 1,
+) -> list[S]:
+    tenant = rng.choice(["acme", "globex", "initech", "umbrella", "hooli"])
+    pod = rng.choice(PODS["pricing"])
+    version = pricing_version if regression and pricing_version else "4.0.2"
+    flag = regression and rng.random() < flag_share
+    price_ms = rng.lognormvariate(1.8, 0.35)
+    if regression and slow_pod == pod:
+        price_ms *= 6
+    if version != "4.0.2":
+        price_ms *= 3
+    if flag:
+        price_ms *= 5
+    stock_ms = rng.lognormvariate(1.6, 0.35)
+    tenant_fails = regression and failing_tenant == tenant and rng.random() < 0.8
+    stock_fails = regression and rng.random() < stock_failures
+    failed = tenant_fails or stock_fails
+    queries = price_queries if regression else 1
+    query_ms = price_ms if queries == 1 else rng.uniform(0.8, 1.2)
+    pricing_total = query_ms * queries + 2
+    stock_start = 2 + pricing_total if regression and sequential else 2
+    branches_end = max(2 + pricing_total, stock_start + stock_ms + 1) + 1
+    root_ms = branches_end + rng.uniform(1, 2)
+    pricing_resource = {"k8s.pod.name": pod, "service.version": version, "k8s.namespace.name": "shop"}
+    spans = [
+        S(
+            "gateway",
+            "POST /order",
+            0,
+            root_ms,
+            attrs={"tenant.id": tenant, "http.route": "/order"},
+            error=failed,
+        ),
+        S("orders", "place", 1, root_ms - 2, 0, attrs={"tenant.id": tenant}, error=failed),
+        S(
+            "pricing",
+            "quote",
+            2,
+            pricing_total,
+            1,
+            attrs={"feature_flag.key": "new-pricing" if flag else "none"},
+            resource=pricing_resource,
+        ),
+        S("stock", "reserve", stock_start, stock_ms + 1, 1, error=stock_fails),
+        S(
+            "db",
+            "UPDATE stock",
+            stock_start + 0.5,
+            stock_ms,
+            3,
+            attrs={"db.system": "postgresql"},
+            error=stock_fails,
+        ),
+    ]
+    for q in range(queries):
+        spans.append(
+            S("db", "SELECT price", 3 + q * query_ms, query_ms * 0.95, 2, attrs={"db.system": "postgresql"})
+        )
+    if tenant_fails:
+        spans.append(S("orders", "check quota", 1.5, 0.5, 1, attrs={"tenant.id": tenant}, error=True))
+    return spans
+
+
+def request(signal: str = "latency") -> ExplainRequest:
+    return ExplainRequest(
+        service="gateway",
+        operation="POST /order",
+        start_ns=REG_T0,
+        end_ns=REG_T0 + 60 * 10**9,
+        baseline_start_ns=BASE_T0,
+        baseline_end_ns=BASE_T0 + 60 * 10**9,
+        signal=signal,  # type: ignore[arg-type]
+    )
+
+
+def top(findings: list[dict[str, Any]]) -> tuple[Any, ...]:
+    assert findings, "no findings"
+    f = findings[0]
+    return (f["kind"], f["service"], f.get("key") or f.get("operation"), f.get("value"))
+
+
+def test_one_slow_pod() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, slow_pod="pricing-7f9c-b2"))
+    findings = explain_spans(spans, request())
+    assert top(findings) == ("attribute", "pricing", "k8s.pod.name", "pricing-7f9c-b2"), findings[:3]
+
+
+def test_a_full_rollout_of_a_slower_upstream_version() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, pricing_version="4.1.0"))
+    findings = explain_spans(spans, request())
+    assert top(findings) == ("attribute", "pricing", "service.version", "4.1.0"), findings[:3]
+
+
+def test_a_feature_flag_on_some_requests() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, flag_share=0.4))
+    findings = explain_spans(spans, request())
+    assert top(findings) == ("attribute", "pricing", "feature_flag.key", "new-pricing"), findings[:3]
+
+
+def test_errors_of_one_tenant() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, failing_tenant="globex"))
+    findings = explain_spans(spans, request("errors"))
+    first = top(findings)
+    assert first[2:] == ("tenant.id", "globex") or first == ("error_source", "orders", "check quota", None), (
+        findings[:3]
+    )
+    named = [(f["kind"], f.get("key") or f.get("operation"), f.get("value")) for f in findings[:3]]
+    assert ("attribute", "tenant.id", "globex") in named, named
+
+
+def test_errors_originating_deep_in_the_chain() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, stock_failures=0.3))
+    findings = explain_spans(spans, request("errors"))
+    assert top(findings) == ("error_source", "db", "UPDATE stock", None), findings[:3]
+
+
+def test_branches_run_in_sequence() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, sequential=True))
+    findings = explain_spans(spans, request())
+    assert top(findings) == ("sequential", "orders", "place", None), findings[:3]
+
+
+def test_one_query_per_price() -> None:
+    spans = workload(lambda rng, reg, i: chain(rng, reg, i, price_queries=25))
+    findings = explain_spans(spans, request())
+    assert top(findings) == ("n_plus_one", "db", "SELECT price", None), findings[:3]
