@@ -1,10 +1,12 @@
-"""Benchmark the DuckDB store: write throughput, bytes per span, trace-by-id and search latency.
+"""Benchmark the stores side by side: write throughput, bytes per span, trace-by-id and search latency.
 
 Spans are generated with numpy/pyarrow column operations (no Python loop per span), as realistic traces:
 ~10 spans per trace over 6 services and a dozen operations, span attributes (http.route, customer.id with many
-values, http.status_code) and resource attributes (service.name, service.version, host.name).
+values, http.status_code) and resource attributes (service.name, service.version, host.name). The same spans
+go to each store: DuckDB (a file) and ClickHouse (in-process chDB on a directory, or a server with
+``--clickhouse-url``), written in the same batches and asked the same queries.
 
-    .venv/bin/python bench/query_store.py --spans 1000000
+    .venv/bin/python bench/query_store.py --spans 1000000 [--store duckdb|clickhouse|both]
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pyarrow as pa
@@ -29,8 +34,10 @@ from spyglass.model.schema import (
     StatusCode,
     ValueType,
 )
+from spyglass.store.clickhouse_connection import connect
+from spyglass.store.clickhouse_store import ClickHouseStore
 from spyglass.store.duckdb_store import DuckDBStore
-from spyglass.store.protocol import TraceQuery
+from spyglass.store.protocol import Store, TraceQuery
 
 SERVICES = ["frontend", "checkout", "cart", "payment", "inventory", "users"]
 #: Two operations per service: (operation, http.route).
@@ -266,13 +273,141 @@ def _percentiles_ms(samples_s: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure of one store."""
+
+    what: str
+    value: str
+    unit: str
+    conditions: str
+
+
+def measure(
+    name: str,
+    open_store: Callable[[], Store],
+    reopen_store: Callable[[Store], Store],
+    disk_bytes: Callable[[Store], int],
+    table: pa.Table,
+    trace_offsets: np.ndarray,
+    batch_spans: int,
+    seed: int,
+) -> list[Figure]:
+    """Write ``table`` to a fresh store in batches, then time trace lookups and searches; same queries for all."""
+    n_spans, n_traces = table.num_rows, len(trace_offsets)
+    store = open_store()
+    began = time.perf_counter()
+    for batch in write_batches(table, trace_offsets, batch_spans):
+        store.write(batch)
+    write_s = time.perf_counter() - began
+    store = reopen_store(store)
+    bytes_per_span = disk_bytes(store) / n_spans
+
+    rng = np.random.default_rng(seed + 1)
+    trace_ids = table.column("trace_id").take(pa.array(trace_offsets)).to_pylist()
+    by_id: list[float] = []
+    for index in rng.integers(0, n_traces, size=200):
+        began = time.perf_counter()
+        found = store.trace(trace_ids[index])
+        by_id.append(time.perf_counter() - began)
+        assert found.num_rows > 0, f"{name}: trace not found"
+
+    def timed(queries: list[TraceQuery]) -> tuple[list[float], float]:
+        samples, hits = [], 0
+        for query in queries:
+            began = time.perf_counter()
+            hits += store.find_traces(query).num_rows
+            samples.append(time.perf_counter() - began)
+        return samples, hits / len(queries)
+
+    customers = rng.integers(0, CUSTOMERS, size=50)
+    by_attribute, hits_attribute = timed(
+        [
+            TraceQuery(service="frontend", attributes=(("customer.id", f"cust-{c:05d}"),), limit=20)
+            for c in customers
+        ]
+    )
+    by_resource, hits_resource = timed(
+        [
+            TraceQuery(
+                service="checkout", attributes=(("host.name", f"cart-{c % HOSTS_PER_SERVICE}"),), limit=20
+            )
+            for c in customers
+        ]
+    )
+    by_service, hits_service = timed([TraceQuery(service=SERVICES[c % 2], limit=20) for c in customers])
+    window_start = int(table.column("start_ns")[0].as_py())
+    windowed, hits_windowed = timed(
+        [
+            TraceQuery(
+                service="frontend",
+                attributes=(("customer.id", f"cust-{c:05d}"),),
+                start_ns=window_start + 2_400 * 10**9,
+                end_ns=window_start + 3_000 * 10**9,
+                limit=20,
+            )
+            for c in customers
+        ]
+    )
+    wide, hits_wide = timed([TraceQuery(service="frontend", limit=20_000) for _ in range(10)])
+    store.close()
+
+    def pair(samples: list[float], digits: int) -> str:
+        p50, p99 = _percentiles_ms(samples)
+        return f"{p50:.{digits}f} / {p99:.{digits}f}"
+
+    return [
+        Figure("write", f"{n_spans / write_s:,.0f}", "spans/s", f"batches of ~{batch_spans:,} spans"),
+        Figure("stored size", f"{bytes_per_span:,.1f}", "bytes/span", "on disk after close"),
+        Figure("trace by id p50 / p99", pair(by_id, 2), "ms", "200 random known ids"),
+        Figure(
+            "search service + span attribute p50 / p99",
+            pair(by_attribute, 1),
+            "ms",
+            f"customer.id, 50 queries, limit 20, {hits_attribute:.1f} hits avg",
+        ),
+        Figure(
+            "search service + resource attribute p50 / p99",
+            pair(by_resource, 1),
+            "ms",
+            f"host.name, 50 queries, limit 20, {hits_resource:.1f} hits avg",
+        ),
+        Figure(
+            "search service + attribute, 10 min window p50 / p99",
+            pair(windowed, 1),
+            "ms",
+            f"50 queries, limit 20, {hits_windowed:.1f} hits avg",
+        ),
+        Figure(
+            "search service alone p50 / p99",
+            pair(by_service, 1),
+            "ms",
+            f"50 queries, limit 20, {hits_service:.1f} hits avg",
+        ),
+        Figure(
+            "search service alone, limit 20000 p50 / p99",
+            pair(wide, 1),
+            "ms",
+            f"10 queries, {hits_wide:.0f} hits avg",
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--spans", type=int, default=1_000_000, help="spans to generate and write")
     parser.add_argument(
-        "--data-dir", type=Path, default=None, help="where to put spyglass.duckdb (default: temp)"
+        "--store", choices=["duckdb", "clickhouse", "both"], default="both", help="which stores to measure"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="where to put the stores' files (default: temp)"
+    )
+    parser.add_argument(
+        "--clickhouse-url",
+        default=None,
+        help="a ClickHouse server (http://user:pass@host:8123/database) instead of in-process chDB",
     )
     parser.add_argument("--batch-spans", type=int, default=10_000, help="spans per write")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
@@ -283,128 +418,93 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as temp_dir:
         data_dir = args.data_dir or Path(temp_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / "spyglass.duckdb"
-        for stale in (path, Path(str(path) + ".wal")):
-            stale.unlink(missing_ok=True)
 
         began = time.perf_counter()
         table, trace_offsets = generate_traces(args.spans, seed=args.seed)
         generate_s = time.perf_counter() - began
         n_spans, n_traces = table.num_rows, len(trace_offsets)
 
-        store = DuckDBStore(path, memory_limit_mb=args.memory_limit_mb, threads=args.threads)
-        began = time.perf_counter()
-        for batch in write_batches(table, trace_offsets, args.batch_spans):
-            store.write(batch)
-        write_s = time.perf_counter() - began
-        store.close()  # checkpoint, so the file size is what stays on disk
-        store = DuckDBStore(path, memory_limit_mb=args.memory_limit_mb, threads=args.threads)
-        bytes_per_span = store.disk_bytes() / n_spans
+        results: dict[str, list[Figure]] = {}
+        if args.store in ("duckdb", "both"):
+            path = data_dir / "spyglass.duckdb"
+            for stale in (path, Path(str(path) + ".wal")):
+                stale.unlink(missing_ok=True)
 
-        rng = np.random.default_rng(args.seed + 1)
-        trace_ids = table.column("trace_id").take(pa.array(trace_offsets)).to_pylist()
-        by_id: list[float] = []
-        for index in rng.integers(0, n_traces, size=200):
-            began = time.perf_counter()
-            found = store.trace(trace_ids[index])
-            by_id.append(time.perf_counter() - began)
-            assert found.num_rows > 0
+            def open_duckdb() -> Store:
+                return DuckDBStore(path, memory_limit_mb=args.memory_limit_mb, threads=args.threads)
 
-        def timed(queries: list[TraceQuery]) -> tuple[list[float], float]:
-            samples, hits = [], 0
-            for query in queries:
-                began = time.perf_counter()
-                hits += store.find_traces(query).num_rows
-                samples.append(time.perf_counter() - began)
-            return samples, hits / len(queries)
+            def reopen_duckdb(store: Store) -> Store:
+                store.close()  # checkpoint, so the file size is what stays on disk
+                return open_duckdb()
 
-        customers = rng.integers(0, CUSTOMERS, size=50)
-        by_attribute, hits_attribute = timed(
-            [
-                TraceQuery(service="frontend", attributes=(("customer.id", f"cust-{c:05d}"),), limit=20)
-                for c in customers
-            ]
-        )
-        by_resource, hits_resource = timed(
-            [
-                TraceQuery(
-                    service="checkout", attributes=(("host.name", f"cart-{c % HOSTS_PER_SERVICE}"),), limit=20
-                )
-                for c in customers
-            ]
-        )
-        by_service, hits_service = timed([TraceQuery(service=SERVICES[c % 2], limit=20) for c in customers])
-        window_start = int(table.column("start_ns")[0].as_py())
-        windowed, hits_windowed = timed(
-            [
-                TraceQuery(
-                    service="frontend",
-                    attributes=(("customer.id", f"cust-{c:05d}"),),
-                    start_ns=window_start + 2_400 * 10**9,
-                    end_ns=window_start + 3_000 * 10**9,
-                    limit=20,
-                )
-                for c in customers
-            ]
-        )
-        wide, hits_wide = timed([TraceQuery(service="frontend", limit=20_000) for _ in range(10)])
-        store.close()
+            def duckdb_bytes(store: Store) -> int:
+                assert isinstance(store, DuckDBStore)
+                return store.disk_bytes()
 
+            results["duckdb"] = measure(
+                "duckdb",
+                open_duckdb,
+                reopen_duckdb,
+                duckdb_bytes,
+                table,
+                trace_offsets,
+                args.batch_spans,
+                args.seed,
+            )
+        if args.store in ("clickhouse", "both"):
+            # A new database each run, so every run writes to empty tables.
+            database = f"spyglass_bench_{uuid.uuid4().hex[:12]}"
+            if args.clickhouse_url:
+                url = urlunsplit(urlsplit(args.clickhouse_url)._replace(path="/" + database))
+            else:
+                url = f"chdb://{data_dir / 'clickhouse'}?database={database}"
+
+            def open_clickhouse() -> Store:
+                return ClickHouseStore(url)
+
+            def reopen_clickhouse(store: Store) -> Store:
+                store.close()
+                return ClickHouseStore(url)
+
+            def clickhouse_bytes(store: Store) -> int:
+                assert isinstance(store, ClickHouseStore)
+                return store.disk_bytes()
+
+            results["clickhouse"] = measure(
+                "clickhouse",
+                open_clickhouse,
+                reopen_clickhouse,
+                clickhouse_bytes,
+                table,
+                trace_offsets,
+                args.batch_spans,
+                args.seed,
+            )
+            conn = connect(url)
+            conn.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
+            conn.close()
+
+    header = ("what", *results, "unit", "conditions")
+    stores = list(results.values())
     rows = [
         (
             "generate spans (numpy/pyarrow)",
-            f"{n_spans / generate_s:,.0f}",
+            *[f"{n_spans / generate_s:,.0f}"] * len(stores),
             "spans/s",
             f"{n_spans:,} spans, {n_traces:,} traces",
-        ),
-        (
-            "write",
-            f"{n_spans / write_s:,.0f}",
-            "spans/s",
-            f"batches of ~{args.batch_spans:,} spans, {args.threads} threads",
-        ),
-        ("stored size", f"{bytes_per_span:,.1f}", "bytes/span", "database file after checkpoint"),
-        (
-            "trace by id p50 / p99",
-            "{:.2f} / {:.2f}".format(*_percentiles_ms(by_id)),
-            "ms",
-            "200 random known ids",
-        ),
-        (
-            "search service + span attribute p50 / p99",
-            "{:.1f} / {:.1f}".format(*_percentiles_ms(by_attribute)),
-            "ms",
-            f"customer.id, 50 queries, limit 20, {hits_attribute:.1f} hits avg",
-        ),
-        (
-            "search service + resource attribute p50 / p99",
-            "{:.1f} / {:.1f}".format(*_percentiles_ms(by_resource)),
-            "ms",
-            f"host.name, 50 queries, limit 20, {hits_resource:.1f} hits avg",
-        ),
-        (
-            "search service + attribute, 10 min window p50 / p99",
-            "{:.1f} / {:.1f}".format(*_percentiles_ms(windowed)),
-            "ms",
-            f"50 queries, limit 20, {hits_windowed:.1f} hits avg",
-        ),
-        (
-            "search service alone p50 / p99",
-            "{:.1f} / {:.1f}".format(*_percentiles_ms(by_service)),
-            "ms",
-            f"50 queries, limit 20, {hits_service:.1f} hits avg",
-        ),
-        (
-            "search service alone, limit 20000 p50 / p99",
-            "{:.1f} / {:.1f}".format(*_percentiles_ms(wide)),
-            "ms",
-            f"10 queries, {hits_wide:.0f} hits avg",
-        ),
+        )
     ]
-    widths = [
-        max(len(str(row[i])) for row in [("what", "figure", "unit", "conditions"), *rows]) for i in range(4)
-    ]
-    for row in [("what", "figure", "unit", "conditions"), *rows]:
+    for index, figure in enumerate(stores[0]):
+        rows.append(
+            (figure.what, *[figures[index].value for figures in stores], figure.unit, figure.conditions)
+        )
+    conditions = {
+        "duckdb": f"DuckDB {args.threads} threads",
+        "clickhouse": args.clickhouse_url or "chDB in-process",
+    }
+    rows.append(("store", *[conditions[name] for name in results], "", ""))
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 

@@ -1,43 +1,104 @@
 """Store fixtures: one ``store`` per backend, and realistic synthetic traces to put in it.
 
-The conformance suite runs against every backend in ``BACKENDS``; adding ClickHouse is one more name here and
-one more branch in ``open_store`` (skipping when no server is configured).
+The conformance suite runs against every backend in ``BACKENDS``: DuckDB, ClickHouse in-process (chDB, one
+engine per test process, one fresh database per test) and, when ``SPYGLASS_TEST_CLICKHOUSE_URL`` names a
+server (``http://user:pass@host:8123``), ClickHouse on that server, again one fresh database per test.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import pytest
 
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
+from spyglass.store.clickhouse_connection import connect
+from spyglass.store.clickhouse_store import ClickHouseStore
 from spyglass.store.duckdb_store import DuckDBStore
 from spyglass.store.protocol import Store
 
-BACKENDS = ["duckdb"]
+CLICKHOUSE_SERVER_URL = os.environ.get("SPYGLASS_TEST_CLICKHOUSE_URL", "")
+BACKENDS = ["duckdb", "clickhouse"] + (["clickhouse-server"] if CLICKHOUSE_SERVER_URL else [])
 
 BASE_NS = 1_700_000_000_000_000_000
 MS = 1_000_000
 SECOND = 1_000_000_000
 
 
+@functools.cache
+def _chdb_directory() -> str:
+    """The one chDB engine directory of this test process (chDB runs one engine path per process).
+
+    A client kept open for the whole run keeps the engine up between tests (starting it costs ~0.2 s).
+    """
+    import clickhouse_connect
+
+    directory = tempfile.mkdtemp(prefix="spyglass-chdb-")
+    keeper = clickhouse_connect.get_client(interface="chdb", path=directory)
+
+    def shut_down() -> None:
+        keeper.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(shut_down)
+    return directory
+
+
+def fresh_database() -> str:
+    return f"spyglass_test_{uuid.uuid4().hex[:16]}"
+
+
+def chdb_url(database: str | None = None) -> str:
+    """A ``chdb://`` URL on this process's engine, in a new database unless one is named."""
+    return f"chdb://{_chdb_directory()}?database={database or fresh_database()}"
+
+
+def clickhouse_server_url(database: str | None = None) -> str:
+    """``SPYGLASS_TEST_CLICKHOUSE_URL`` with a new database (unless one is named) as its path."""
+    parts = urlsplit(CLICKHOUSE_SERVER_URL)
+    return urlunsplit(parts._replace(path="/" + (database or fresh_database())))
+
+
 def open_store(backend: str, directory: Path) -> Store:
-    """A fresh, empty store of one backend, keeping its data under ``directory``."""
+    """A fresh, empty store of one backend, keeping its data under ``directory`` (or a new database)."""
     if backend == "duckdb":
         return DuckDBStore(directory / "spyglass.duckdb")
+    if backend == "clickhouse":
+        return ClickHouseStore(chdb_url())
+    if backend == "clickhouse-server":
+        return ClickHouseStore(clickhouse_server_url())
     raise ValueError(f"unknown store backend {backend!r}")
+
+
+def discard_store(backend: str, opened: Store) -> None:
+    """Close a store from ``open_store``, dropping a ClickHouse test database so the engine stays small."""
+    opened.close()
+    if isinstance(opened, ClickHouseStore):
+        url = chdb_url(opened.database) if backend == "clickhouse" else clickhouse_server_url(opened.database)
+        conn = connect(url)
+        try:
+            conn.command(f"DROP DATABASE IF EXISTS `{opened.database}` SYNC")
+        finally:
+            conn.close()
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = open_store(request.param, tmp_path)
     yield opened
-    opened.close()
+    discard_store(request.param, opened)
 
 
 def trace_id_of(seed: str) -> bytes:

@@ -340,3 +340,56 @@ def test_scan_rejects_unknown_columns(populated: Store) -> None:
         populated.scan(["service", "nope"], BASE_NS, BASE_NS + SECOND)
     with pytest.raises(ValueError):
         populated.scan([], BASE_NS, BASE_NS + SECOND)
+
+
+# -- logs ----------------------------------------------------------------------------------------------------
+
+
+def _log(trace_id: bytes, time_ns: int, span_id: bytes | None, body: str | None) -> dict[str, object]:
+    return {
+        "time_ns": time_ns,
+        "observed_time_ns": time_ns + 1,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "severity_number": 9,
+        "severity_text": "INFO",
+        "body": body,
+        "attributes": [("attempt", "1")],
+        "attribute_types": [("attempt", 2)],
+        "resource": [("service.name", "payment")],
+        "resource_types": [],
+        "service": "payment",
+        "scope_name": None,
+    }
+
+
+def test_logs_come_back_by_trace_oldest_first(store: Store) -> None:
+    from spyglass.model.log_schema import LOG_SCHEMA
+
+    one, two, other = trace_id_of("log one"), trace_id_of("log two"), trace_id_of("log other")
+    rows = [
+        _log(one, BASE_NS + 30, b"\x02" * 8, "third"),
+        _log(one, BASE_NS + 10, b"\x01" * 8, "first"),
+        _log(two, BASE_NS + 20, None, '{"json": ["body"]}'),
+        _log(other, BASE_NS + 15, b"\x03" * 8, None),
+        _log(one, BASE_NS + 10, None, "no span, same time: comes first"),
+    ]
+    store.write_logs(pa.Table.from_pylist(rows, schema=LOG_SCHEMA))
+    store.write_logs(LOG_SCHEMA.empty_table())
+
+    got = store.logs_for_traces([one, two])
+    assert got.schema.equals(LOG_SCHEMA)
+    assert got.column("body").to_pylist() == [
+        "no span, same time: comes first",
+        "first",
+        '{"json": ["body"]}',
+        "third",
+    ]
+    assert got.to_pylist()[1] == rows[1]
+    assert store.logs_for_traces([one], limit=2).column("body").to_pylist() == [
+        "no span, same time: comes first",
+        "first",
+    ]
+    assert store.logs_for_traces([other]).column("body").to_pylist() == [None]
+    assert store.logs_for_traces([trace_id_of("no logs")]).num_rows == 0
+    assert store.logs_for_traces([]).num_rows == 0

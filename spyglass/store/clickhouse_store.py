@@ -1,0 +1,342 @@
+"""The ClickHouse store: spans in the OpenTelemetry Collector exporter's ``otel_traces``, for when one machine
+is not enough, or when a Collector already ships spans to ClickHouse.
+
+Writes are one Arrow insert per batch; materialized views summarize each insert per trace (whoever inserted:
+spyglass or a Collector). Reads push filters, grouping and sums down to ClickHouse and get back Arrow tables
+of exactly the protocol's schemas. Tables and their layout: ``spyglass.store.clickhouse_schema``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spyglass.model.log_schema import LOG_SCHEMA
+from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store.clickhouse_columns import (
+    LOG_COLUMN_SQL,
+    SPAN_COLUMN_SQL,
+    conform,
+    hex_ids,
+    logs_to_rows,
+    select_list,
+    spans_to_rows,
+)
+from spyglass.store.clickhouse_connection import ClickHouseConnection, connect
+from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, SUMMARIES, migrate
+from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, ScanFilter, TraceQuery
+
+#: The widest rollup bucket a write may carry (as in the DuckDB store); window queries rely on it.
+MAX_ROLLUP_BUCKET_S = 3600
+
+_SPAN_KIND_CODE = SPAN_COLUMN_SQL["kind"]
+
+
+class _Params:
+    """Collects bound values and hands out their ``{name:Type}`` placeholders, so SQL text holds none."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any, kind: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{kind}}}"
+
+
+def _attribute_match(params: _Params, key: str, value: str) -> str:
+    """Span or resource attribute ``key`` equals ``value``; a missing key never matches (not even ``''``)."""
+    k, v = params(key, "String"), params(value, "String")
+    if value == "":
+        return f"((mapContains(SpanAttributes, {k}) AND SpanAttributes[{k}] = {v}) OR (mapContains(ResourceAttributes, {k}) AND ResourceAttributes[{k}] = {v}))"
+    return f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})"
+
+
+class ClickHouseStore:
+    """The ``Store`` protocol over a ClickHouse database (a server over HTTP, or chDB in-process).
+
+    ``url`` is ``http://user:pass@host:8123/database`` (``https://`` too) or ``chdb://PATH[?database=NAME]``;
+    the database defaults to ``default``, where the Collector's exporter writes. Opening creates or upgrades
+    the tables (``clickhouse_schema.migrate``).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._conn: ClickHouseConnection = connect(url)
+        self._closed = False
+        try:
+            migrate(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def database(self) -> str:
+        return self._conn.database
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def write(self, spans: pa.Table) -> None:
+        """Insert spans as ``otel_traces`` rows in one insert; the views summarize them in the same insert."""
+        spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
+        if spans.num_rows == 0:
+            return
+        self._conn.insert_arrow(SPANS, spans_to_rows(spans))
+
+    def write_rollups(self, rows: pa.Table) -> None:
+        """Append rollup rows as they are; ClickHouse sums equal keys in background merges."""
+        rows = _conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
+        if rows.num_rows == 0:
+            return
+        bucket_s = rows.column("bucket_s")
+        if pc.any(pc.or_(pc.less_equal(bucket_s, 0), pc.greater(bucket_s, MAX_ROLLUP_BUCKET_S))).as_py():
+            raise ValueError(f"rollup bucket_s must be in 1..{MAX_ROLLUP_BUCKET_S}")
+        self._conn.insert_arrow(ROLLUPS, rows)
+
+    def write_logs(self, logs: pa.Table) -> None:
+        """Insert log records as ``otel_logs`` rows."""
+        logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
+        if logs.num_rows == 0:
+            return
+        self._conn.insert_arrow(LOGS, logs_to_rows(logs))
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def trace(self, trace_id: bytes) -> pa.Table:
+        """All spans of one trace, by start time. The trace's summary bounds the time range read, so only the
+        day partitions it spans are opened, and the TraceId bloom filter skips most granules in them."""
+        params = _Params()
+        trace_hex = params(bytes(trace_id).hex(), "String")
+        sql = (
+            f"WITH (SELECT (min(StartNs), max(MaxStartNs)) FROM {SUMMARIES} WHERE TraceId = {trace_hex}) AS bounds "  # noqa: S608
+            f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "
+            f"WHERE TraceId = {trace_hex} "
+            "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2) "
+            "ORDER BY Timestamp, SpanId"
+        )
+        return conform(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
+
+    def find_traces(self, query: TraceQuery) -> pa.Table:
+        """Summaries of matching traces, newest first, merged by ``GROUP BY TraceId`` in ClickHouse.
+
+        Summary rows are partial (one per trace per insert), so conditions on whole-trace values go in
+        ``HAVING``; ``WHERE`` only narrows the traces considered, through ``TraceId IN`` sets that are
+        supersets of the answer (the summaries are sorted by TraceId, so those sets prune granules).
+        """
+        limit = max(0, int(query.limit))
+        if limit == 0:
+            return TRACE_SUMMARY_SCHEMA.empty_table()
+        params = _Params()
+        candidates: list[str] = []
+        having: list[str] = []
+        span_window: list[str] = []
+        if query.start_ns is not None or query.end_ns is not None:
+            window = []
+            if query.start_ns is not None:
+                start = params(int(query.start_ns), "Int64")
+                window.append(f"StartNs >= {start}")
+                having.append(f"start_ns >= {start}")
+                # Every span of a trace starts at or after the trace's start.
+                span_window.append(f"Timestamp >= fromUnixTimestamp64Nano({start})")
+            if query.end_ns is not None:
+                end = params(int(query.end_ns), "Int64")
+                window.append(f"StartNs < {end}")
+                having.append(f"start_ns < {end}")
+            in_window = f"SELECT TraceId FROM {SUMMARIES} WHERE {' AND '.join(window)}"  # noqa: S608
+            candidates.append(f"TraceId IN ({in_window})")
+            if query.end_ns is not None:
+                latest = self._latest_span_start(in_window, params)
+                if latest is None:
+                    return TRACE_SUMMARY_SCHEMA.empty_table()
+                span_window.append(f"Timestamp <= fromUnixTimestamp64Nano({params(latest, 'Int64')})")
+
+        if query.match_any_span:
+            # Jaeger semantics: one span of the trace carries the service, the operation and the duration.
+            span_conditions: list[str] = []
+            if query.service is not None:
+                span_conditions.append(f"ServiceName = {params(query.service, 'String')}")
+            if query.operation is not None:
+                span_conditions.append(f"SpanName = {params(query.operation, 'String')}")
+            if query.min_duration_ns is not None:
+                span_conditions.append(f"Duration >= {params(max(0, query.min_duration_ns), 'UInt64')}")
+            if query.max_duration_ns is not None:
+                if query.max_duration_ns < 0:
+                    return TRACE_SUMMARY_SCHEMA.empty_table()
+                span_conditions.append(f"Duration <= {params(query.max_duration_ns, 'UInt64')}")
+            if span_conditions:
+                candidates.append(_traces_with_span(span_conditions + span_window))
+        else:
+            if query.service is not None:
+                having.append(f"root.1 = 0 AND root.3 = {params(query.service, 'String')}")
+            if query.operation is not None:
+                having.append(f"root.1 = 0 AND root.4 = {params(query.operation, 'String')}")
+            if query.min_duration_ns is not None:
+                having.append(f"end_ns - start_ns >= {params(int(query.min_duration_ns), 'Int64')}")
+            if query.max_duration_ns is not None:
+                having.append(f"end_ns - start_ns <= {params(int(query.max_duration_ns), 'Int64')}")
+        if query.error is True:
+            having.append("error_count > 0")
+        elif query.error is False:
+            having.append("error_count = 0")
+        for key, value in query.attributes:
+            candidates.append(_traces_with_span([_attribute_match(params, key, value), *span_window]))
+
+        where = f"WHERE {' AND '.join(candidates)} " if candidates else ""
+        having_sql = f"HAVING {' AND '.join(having)} " if having else ""
+        # Only fixed fragments are joined into the statement; every value is a bound parameter.
+        sql = (
+            f"SELECT {SPAN_COLUMN_SQL['trace_id']} AS trace_id, "  # noqa: S608
+            "if(root.1 = 0, root.3, NULL) AS root_service, if(root.1 = 0, root.4, NULL) AS root_operation, "
+            "start_ns, end_ns - start_ns AS duration_ns, span_count, error_count, sample_weight FROM ("
+            "SELECT TraceId, min(StartNs) AS start_ns, max(EndNs) AS end_ns, "
+            "toInt64(sum(SpanCount)) AS span_count, toInt64(sum(ErrorCount)) AS error_count, "
+            "max(SampleWeight) AS sample_weight, min(Root) AS root "
+            f"FROM {SUMMARIES} {where}GROUP BY TraceId {having_sql}"
+            f"ORDER BY start_ns DESC, TraceId LIMIT {params(limit, 'UInt64')})"
+        )
+        return conform(self._conn.query_arrow(sql, params.values), TRACE_SUMMARY_SCHEMA)
+
+    def _latest_span_start(self, in_window: str, params: _Params) -> int | None:
+        """The latest span start of traces with a summary row in the window: an upper bound for the spans worth
+        reading (over all rows of those traces, since a late span's row may start after the window)."""
+        sql = f"SELECT maxOrNull(MaxStartNs) AS latest FROM {SUMMARIES} WHERE TraceId IN ({in_window})"  # noqa: S608
+        latest = self._conn.query_arrow(sql, params.values).column("latest")[0].as_py()
+        return None if latest is None else int(latest)
+
+    def scan(
+        self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
+    ) -> pa.Table:
+        """Stored spans starting in ``[start_ns, end_ns)``, only ``columns``, filtered in ClickHouse; names are
+        checked against the schema because they are the one thing that cannot be a bound parameter."""
+        if not columns:
+            raise ValueError("scan needs at least one column")
+        unknown = [name for name in columns if name not in SPAN_COLUMN_SQL]
+        if unknown:
+            raise ValueError(f"unknown span columns: {', '.join(map(repr, unknown))}")
+        params = _Params()
+        where = [
+            f"Timestamp >= fromUnixTimestamp64Nano({params(int(start_ns), 'Int64')})",
+            f"Timestamp < fromUnixTimestamp64Nano({params(int(end_ns), 'Int64')})",
+        ]
+        if filters is not None:
+            if filters.service is not None:
+                where.append(f"ServiceName = {params(filters.service, 'String')}")
+            if filters.operation is not None:
+                where.append(f"SpanName = {params(filters.operation, 'String')}")
+            for key, value in filters.attributes:
+                where.append(_attribute_match(params, key, value))
+        # Column expressions come from the schema (checked above); conditions are fixed fragments.
+        sql = f"SELECT {select_list(columns, SPAN_COLUMN_SQL)} FROM {SPANS} WHERE {' AND '.join(where)}"  # noqa: S608
+        schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
+        return conform(self._conn.query_arrow(sql, params.values), schema)
+
+    def rollups(
+        self,
+        start_ns: int,
+        end_ns: int,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        attr_key: str | None = None,
+        resolution_s: int | None = None,
+    ) -> pa.Table:
+        """Rollup rows whose bucket overlaps ``[start_ns, end_ns)``, summed by key in ClickHouse; base rows when
+        ``attr_key`` is None; merged into epoch-aligned ``resolution_s`` buckets when given."""
+        if resolution_s is not None and resolution_s <= 0:
+            raise ValueError("resolution_s must be positive")
+        params = _Params()
+        where = [
+            f"attr_key = {params(attr_key or '', 'String')}",
+            # Plain ranges on the sort key's second column, so ClickHouse reads one range of granules.
+            f"bucket_start_ns < {params(int(end_ns), 'Int64')}",
+            f"bucket_start_ns > {params(int(start_ns) - MAX_ROLLUP_BUCKET_S * 10**9, 'Int64')}",
+            f"bucket_start_ns + toInt64(bucket_s) * 1000000000 > {params(int(start_ns), 'Int64')}",
+        ]
+        if service is not None:
+            where.append(f"service = {params(service, 'String')}")
+        if operation is not None:
+            where.append(f"operation = {params(operation, 'String')}")
+        if resolution_s is None:
+            bucket = "bucket_start_ns AS b_start, bucket_s AS b_s"
+        else:
+            step_ns = params(int(resolution_s) * 10**9, "Int64")
+            bucket = f"bucket_start_ns - bucket_start_ns % {step_ns} AS b_start, toInt32({params(int(resolution_s), 'Int32')}) AS b_s"
+        keys = "b_start, b_s, service, operation, kind, attr_key, attr_value, bin"
+        # Fresh aliases (b_start, b_s): ClickHouse lets aliases shadow columns in WHERE, which must see the
+        # stored bucket. Fixed fragments only; every value is a parameter.
+        sql = (
+            f"SELECT {bucket}, toString(service) AS service, toString(operation) AS operation, kind, "  # noqa: S608
+            "toString(attr_key) AS attr_key, attr_value, bin, "
+            "sum(`count`) AS total_count, sum(errors) AS total_errors "
+            f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY {keys}"
+        )
+        result = self._conn.query_arrow(sql, params.values)
+        renamed = result.rename_columns([*ROLLUP_KEY, "count", "errors"])
+        return conform(renamed, ROLLUP_SCHEMA)
+
+    def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
+        """Log records of these traces, by time (then span id), at most ``limit``; the TraceId bloom filter
+        skips the granules that hold none of them."""
+        if not trace_ids or limit <= 0:
+            return LOG_SCHEMA.empty_table()
+        params = _Params()
+        wanted = hex_ids(pa.array([bytes(t) for t in trace_ids], pa.binary(16))).to_pylist()
+        sql = (
+            f"SELECT {select_list(LOG_SCHEMA.names, LOG_COLUMN_SQL)} FROM {LOGS} "  # noqa: S608
+            f"WHERE TraceId IN {params(wanted, 'Array(String)')} "
+            f"ORDER BY Timestamp, SpanId, ObservedTimestamp LIMIT {params(int(limit), 'UInt64')}"
+        )
+        return conform(self._conn.query_arrow(sql, params.values), LOG_SCHEMA)
+
+    def services(self) -> list[str]:
+        """Every service seen in stored spans, sorted (from the operation catalog, not the spans)."""
+        result = self._conn.query_arrow(
+            f"SELECT DISTINCT toString(ServiceName) AS service FROM {OPERATIONS} ORDER BY service"  # noqa: S608
+        )
+        return [str(name) for name in result.column("service").to_pylist()]
+
+    def operations(self, service: str) -> list[tuple[str, int]]:
+        """``(operation, kind)`` pairs of one service, sorted."""
+        kind = _SPAN_KIND_CODE
+        result = self._conn.query_arrow(
+            f"SELECT DISTINCT toString(SpanName) AS name, {kind} AS kind FROM {OPERATIONS} "  # noqa: S608
+            "WHERE ServiceName = {service:String} ORDER BY name, kind",
+            {"service": service},
+        )
+        return list(zip(result.column("name").to_pylist(), result.column("kind").to_pylist(), strict=True))
+
+    def span_count(self) -> int:
+        """How many spans are stored."""
+        result = self._conn.query_arrow(f"SELECT count() AS n FROM {SPANS}")  # noqa: S608
+        return int(result.column("n")[0].as_py())
+
+    def disk_bytes(self) -> int:
+        """Compressed bytes of every active part in the database, for benchmarks and status."""
+        result = self._conn.query_arrow(
+            "SELECT toInt64(sum(bytes_on_disk)) AS bytes FROM system.parts "
+            "WHERE database = currentDatabase() AND active"
+        )
+        return int(result.column("bytes")[0].as_py() or 0)
+
+    def close(self) -> None:
+        """Release the connection (ClickHouse has already made every insert durable)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._conn.close()
+
+
+def _traces_with_span(conditions: list[str]) -> str:
+    """A summaries condition: the trace has a span meeting every one of ``conditions`` (fixed fragments)."""
+    return f"TraceId IN (SELECT TraceId FROM {SPANS} WHERE {' AND '.join(conditions)})"  # noqa: S608
+
+
+def _conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema, missing_message: str) -> pa.Table:
+    """A table of exactly ``schema``'s columns, in order and cast; ValueError naming any missing column."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{missing_message}: {', '.join(missing)}")
+    return table.select(schema.names).cast(schema)
