@@ -35,6 +35,11 @@ class ServeConfig:
     query_token: str | None = None
     peers: tuple[str, ...] = field(default_factory=tuple)
     advertise: str | None = None
+    #: A file listing the members (one URL a line), re-read when it changes; instead of ``peers``.
+    peers_file: Path | None = None
+    #: ``forward``: satellites send spans to their trace's owner; ``upstream``: something in front (Collectors'
+    #: load-balancing exporter) already sends each trace to one satellite, so spans stay where they arrive.
+    span_routing: str = "forward"
     max_body_bytes: int = 32 * 1024 * 1024
     max_queued_spans: int = 200_000
     owners_file: Path | None = None
@@ -57,11 +62,40 @@ class ServeConfig:
             raise ConfigError(f"--owners: no such file {self.owners_file}")
         if self.store == "clickhouse" and not self.clickhouse_url:
             raise ConfigError("--store clickhouse needs --clickhouse-url")
+        clickhouse_schemes = ("http://", "https://", "chdb://")
+        if self.store == "clickhouse" and not str(self.clickhouse_url).startswith(clickhouse_schemes):
+            raise ConfigError(
+                "--clickhouse-url must be http://user:pass@host:8123/database, https://... or chdb://PATH, "
+                f"got {self.clickhouse_url!r}"
+            )
+        self._validate_cluster()
         return self
+
+    def _validate_cluster(self) -> None:
+        if self.peers and self.peers_file is not None:
+            raise ConfigError("give the cluster's members with --peers or --peers-file, not both")
+        if self.peers_file is not None and not Path(self.peers_file).is_file():
+            raise ConfigError(f"--peers-file: no such file {self.peers_file}")
+        if self.span_routing not in ("forward", "upstream"):
+            raise ConfigError(f"--span-routing must be forward or upstream, got {self.span_routing!r}")
+        for url in (*self.peers, *([self.advertise] if self.advertise else [])):
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"cluster member URLs must start with http:// or https://, got {url!r}")
+        # A defaulted address missing from the list is allowed (the satellite then owns no traces and forwards
+        # all, as one leaving the cluster does; it warns at start); a wrong --advertise is a mistake.
+        if self.peers and self.advertise and self.advertised_url not in self.peers:
+            raise ConfigError(
+                f"this satellite's URL {self.advertised_url} is not in --peers; set --advertise to the URL "
+                "by which the others reach it, as written in --peers"
+            )
+
+    @property
+    def clustered(self) -> bool:
+        return bool(self.peers) or self.peers_file is not None
 
     @property
     def advertised_url(self) -> str:
-        return self.advertise or f"http://{self.host}:{self.port}"
+        return (self.advertise or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 def _env_name(flag: str) -> str:
@@ -101,6 +135,8 @@ def add_serve_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> 
     flag("--query-token", str, None, "bearer token the API requires")
     flag("--peers", str, "", "query API URLs of every satellite of the cluster, comma-separated")
     flag("--advertise", str, None, "this satellite's URL as written in --peers")
+    flag("--peers-file", Path, None, "file listing the cluster's members, one URL a line; re-read on change")
+    flag("--span-routing", str, defaults.span_routing, "forward (to each trace's owner) or upstream")
     flag("--max-body-bytes", int, defaults.max_body_bytes, "largest accepted request body, after gzip")
     flag("--max-queued-spans", int, defaults.max_queued_spans, "intake bound before refusing with 429")
     flag("--aggregate-attributes", str, "", "extra attribute keys to roll up per value, comma-separated")
@@ -125,7 +161,9 @@ def serve_config_from_args(args: argparse.Namespace) -> ServeConfig:
         ingest_token=args.ingest_token or None,
         query_token=args.query_token or None,
         peers=peers,
-        advertise=args.advertise,
+        advertise=args.advertise.rstrip("/") if args.advertise else None,
+        peers_file=args.peers_file,
+        span_routing=args.span_routing,
         max_body_bytes=args.max_body_bytes,
         max_queued_spans=args.max_queued_spans,
         owners_file=args.owners,

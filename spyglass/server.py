@@ -20,6 +20,7 @@ import uvicorn
 from spyglass.analysis.ownership import Ownership
 from spyglass.api.app import create_api_app
 from spyglass.api.context import ApiContext
+from spyglass.cluster.node import ClusterNode
 from spyglass.config import ConfigError, ServeConfig
 from spyglass.receivers.ingest import ReceiverSettings
 from spyglass.receivers.otlp_grpc import create_grpc_server
@@ -50,7 +51,15 @@ def open_store(config: ServeConfig) -> Store:
 
         Path(config.data_dir).mkdir(parents=True, exist_ok=True)
         return DuckDBStore(Path(config.data_dir) / "spyglass.duckdb")
-    raise ConfigError("the ClickHouse store is not available in this version of spyglass; use --store duckdb")
+    if config.store == "clickhouse" and config.clickhouse_url:
+        # http(s)://user:pass@host:8123/database reaches a server; chdb://PATH runs ClickHouse in-process.
+        from spyglass.store.clickhouse_store import ClickHouseStore
+
+        try:
+            return ClickHouseStore(config.clickhouse_url)
+        except ValueError as error:
+            raise ConfigError(f"--clickhouse-url: {error}") from error
+    raise ConfigError(f"--store {config.store} needs --clickhouse-url")
 
 
 class _QuietServer(uvicorn.Server):
@@ -63,8 +72,11 @@ class _QuietServer(uvicorn.Server):
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets that say they are TCP, and with Nagle on,
+    # a response written as headers then body waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.setblocking(False)
@@ -89,7 +101,25 @@ class SpyglassServer:
             if config.sample_rate >= 1.0
             else DynamicSampler(SamplingPolicy(config.sample_rate)),
         )
-        self.receiver_settings = ReceiverSettings(self.satellite, config.max_body_bytes, config.ingest_token)
+        # In a cluster, receivers hand spans to the router, which sends each to the satellite owning its trace.
+        self.cluster = (
+            ClusterNode(
+                self.satellite,
+                self.store,
+                peers=config.peers,
+                peers_file=config.peers_file,
+                self_url=config.advertise or "",
+                shared_store=config.store == "clickhouse",
+                forward=config.span_routing == "forward",
+                ingest_token=config.ingest_token,
+                query_token=config.query_token,
+                max_body_bytes=config.max_body_bytes,
+            )
+            if config.clustered
+            else None
+        )
+        sink = self.cluster.sink if self.cluster is not None else self.satellite
+        self.receiver_settings = ReceiverSettings(sink, config.max_body_bytes, config.ingest_token)
         # OTLP logs with trace context: straight to the store through a bounded queue (429 when it is full).
         self.log_writer = LogWriter(self.store, max_queued_records=config.max_queued_spans)
         self.ports: BoundPorts | None = None
@@ -118,11 +148,12 @@ class SpyglassServer:
         apps = {
             "api": create_api_app(
                 ApiContext(
-                    self.store,
-                    self.satellite,
+                    self.cluster.store_view if self.cluster is not None else self.store,
+                    self.cluster.satellite_view if self.cluster is not None else self.satellite,
                     config.query_token,
                     Ownership.from_file(config.owners_file),
                     self.log_writer,
+                    self.cluster,
                 )
             ),
             "otlp_http": create_otlp_http_app(self.receiver_settings, logs=self.log_writer),
@@ -142,6 +173,9 @@ class SpyglassServer:
             for name in sockets
         ]
         self.satellite.start()
+        if self.cluster is not None:
+            api_port = sockets["api"].getsockname()[1]
+            self.cluster.start(self_url=config.advertise or f"http://{config.host}:{api_port}")
         self.log_writer.start()
         await grpc_server.start()
         tasks = [
@@ -164,12 +198,14 @@ class SpyglassServer:
             for server in servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.cluster is not None:
+                await asyncio.to_thread(self.cluster.stop)
             await asyncio.to_thread(self.satellite.stop)
             await asyncio.to_thread(self.log_writer.stop)
             self.store.close()
 
     def request_stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
 
     # -- background mode, for tests and benchmarks -------------------------------------------------------

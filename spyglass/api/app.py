@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from spyglass.api import compare, critical_path, explain, jaeger, metrics, v1
+from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, ui_support, v1
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.openapi import openapi_document
@@ -49,6 +49,8 @@ def create_api_app(ctx: ApiContext) -> Starlette:
         return json_response(openapi_document())
 
     middleware = [Middleware(QueryTokenMiddleware, token=ctx.query_token)] if ctx.query_token else []
+    if ctx.cluster is not None:
+        middleware.append(Middleware(peer.PartialAnswerMiddleware))
     return Starlette(
         routes=[
             *v1.routes(ctx),
@@ -56,7 +58,9 @@ def create_api_app(ctx: ApiContext) -> Starlette:
             *explain.routes(ctx),
             *metrics.routes(ctx),
             *compare.routes(ctx),
+            *ui_support.routes(ctx),
             *jaeger.routes(ctx),
+            *peer.routes(ctx),
             Route("/openapi.json", openapi),
             *web_routes(),
         ],

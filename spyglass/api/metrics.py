@@ -46,7 +46,8 @@ def routes(ctx: ApiContext) -> list[Route]:
         return json_response(query_metrics(ctx.store, satellite.aggregator, satellite.buffer, query))
 
     def prometheus(request: Request) -> Response:
-        return Response(prometheus_text(ctx.satellite), media_type=PROMETHEUS_CONTENT_TYPE)
+        # This member's own figures: Prometheus scrapes every member, and sums across them itself.
+        return Response(prometheus_text(ctx.own_satellite), media_type=PROMETHEUS_CONTENT_TYPE)
 
     return [Route("/api/v1/metrics", metrics), Route("/metrics", prometheus)]
 

@@ -21,6 +21,8 @@ from spyglass.api.span_json import hex_id, parse_trace_id, span_rows, span_to_js
 from spyglass.model.attributes import typed_attributes
 from spyglass.model.log_schema import severity_name
 from spyglass.model.schema import KIND_NAMES
+from spyglass.satellite.log_writer import LogWriter
+from spyglass.satellite.pipeline import Satellite
 from spyglass.store.protocol import TraceQuery
 
 MAX_SEARCH_LIMIT = 20_000
@@ -28,29 +30,33 @@ MAX_LOG_LIMIT = 10_000
 DEFAULT_WINDOW_NS = 3_600 * 10**9
 
 
+def local_status(satellite: Satellite, log_writer: LogWriter | None) -> dict[str, Any]:
+    """One satellite's own ``/api/v1/status`` (a cluster's answer sums these over its members)."""
+    counters = satellite.counters
+    return {
+        "spans_received": counters.spans_received,
+        "spans_rejected": counters.spans_rejected,
+        "traces_decided": counters.traces_decided,
+        "traces_kept": counters.traces_kept,
+        "spans_stored": counters.spans_stored,
+        "spans_queued": satellite.queued_spans,
+        "spans_late": counters.late_spans,
+        "logs": asdict(log_writer.counters) if log_writer is not None else None,
+        "recall": {
+            "spans": satellite.buffer.spans,
+            "bytes": satellite.buffer.nbytes,
+            "undecided_spans": satellite.buffer.undecided_spans,
+            "max_bytes": satellite.buffer.max_bytes,
+            "peak_bytes": satellite.buffer.peak_bytes,
+        },
+        "version": __version__,
+    }
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     def status(request: Request) -> Response:
-        counters = ctx.satellite.counters
-        return json_response(
-            {
-                "spans_received": counters.spans_received,
-                "spans_rejected": counters.spans_rejected,
-                "traces_decided": counters.traces_decided,
-                "traces_kept": counters.traces_kept,
-                "spans_stored": counters.spans_stored,
-                "spans_queued": ctx.satellite.queued_spans,
-                "spans_late": counters.late_spans,
-                "logs": asdict(ctx.log_writer.counters) if ctx.log_writer is not None else None,
-                "recall": {
-                    "spans": ctx.satellite.buffer.spans,
-                    "bytes": ctx.satellite.buffer.nbytes,
-                    "undecided_spans": ctx.satellite.buffer.undecided_spans,
-                    "max_bytes": ctx.satellite.buffer.max_bytes,
-                    "peak_bytes": ctx.satellite.buffer.peak_bytes,
-                },
-                "version": __version__,
-            }
-        )
+        own = local_status(ctx.own_satellite, ctx.log_writer)
+        return json_response(own if ctx.cluster is None else ctx.cluster.status(own))
 
     def services(request: Request) -> Response:
         return json_response({"services": [{"name": name} for name in ctx.store.services()]})

@@ -1,0 +1,194 @@
+"""What satellites of one cluster ask each other, on the API port: spans forwarded to their owner
+(``POST /v1/traces``, OTLP/HTTP), and local reads for cluster-wide queries (``POST /api/v1/peer/{verb}``,
+Arrow IPC or JSON back). Peer reads answer from this member's own store and satellite only, so a query never
+bounces around the cluster. ``/api/v1/peer/`` sits behind ``--query-token``; forwarded spans need the
+``--ingest-token``, like any receiver.
+
+``PartialAnswerMiddleware`` marks answers that lack some member's data: ``"partial": true`` and
+``"missing_peers"`` in JSON objects, and an ``X-Spyglass-Partial`` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spyglass.api.context import ApiContext
+from spyglass.api.json_response import json_response
+from spyglass.api.v1 import local_status
+from spyglass.cluster.forwarder import FORWARD_PATH, FORWARDED_HEADER
+from spyglass.cluster.node import ClusterNode
+from spyglass.cluster.peer_client import (
+    ARROW_STREAM,
+    PEER_PREFIX,
+    PartialAnswer,
+    current_partial,
+    table_to_ipc,
+)
+from spyglass.cluster.views import filter_from_args, query_from_args
+from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
+from spyglass.receivers.ingest import Outcome, ReceiverSettings, ingest
+from spyglass.receivers.otlp_http import PROTOBUF, error_response
+from spyglass.store.protocol import ROLLUP_SCHEMA
+
+
+def _arrow(table: pa.Table) -> Response:
+    return Response(table_to_ipc(table), media_type=ARROW_STREAM)
+
+
+def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, Any]], Response]]:
+    store = node.store  # this member's own: never the cluster view
+    satellite = node.satellite
+
+    def rollups(args: dict[str, Any]) -> Response:
+        """This member's rollups read consistently (stored and pending); pending only when the store is
+        shared, since the asking member reads the shared store itself."""
+        start_ns, end_ns = args.get("start_ns"), args.get("end_ns")
+        keys = {
+            "service": args.get("service"),
+            "operation": args.get("operation"),
+            "attr_key": args.get("attr_key"),
+        }
+
+        def read_stored() -> pa.Table:
+            if not args.get("stored", True) or start_ns is None or end_ns is None:
+                return ROLLUP_SCHEMA.empty_table()
+            return store.rollups(start_ns, end_ns, **keys, resolution_s=args.get("resolution_s"))
+
+        return _arrow(satellite.aggregator.read_consistent(read_stored, start_ns, end_ns, **keys))
+
+    return {
+        "ping": lambda args: json_response({"url": node.membership.self_url}),
+        "status": lambda args: json_response(
+            {**local_status(satellite, ctx.log_writer), "cluster_member": node.local_status_extras()}
+        ),
+        "store.trace": lambda args: _arrow(store.trace(bytes.fromhex(args["trace_id"]))),
+        "store.find_traces": lambda args: _arrow(store.find_traces(query_from_args(args))),
+        "store.scan": lambda args: _arrow(
+            store.scan(
+                args["columns"], args["start_ns"], args["end_ns"], filter_from_args(args.get("filters"))
+            )
+        ),
+        "store.rollups": lambda args: _arrow(store.rollups(**args)),
+        "store.logs_for_traces": lambda args: _arrow(
+            store.logs_for_traces([bytes.fromhex(t) for t in args["trace_ids"]], int(args["limit"]))
+        ),
+        "store.services": lambda args: json_response({"services": store.services()}),
+        "store.operations": lambda args: json_response(
+            {"operations": [list(pair) for pair in store.operations(args["service"])]}
+        ),
+        "store.span_count": lambda args: json_response({"count": store.span_count()}),
+        "live.trace": lambda args: _arrow(satellite.live_trace(bytes.fromhex(args["trace_id"]))),
+        "live.snapshot": lambda args: _arrow(
+            satellite.buffer.snapshot(bool(args.get("include_decided", True)))
+        ),
+        "live.coverage": lambda args: json_response({"covered_since_ns": satellite.buffer.covered_since_ns}),
+        "live.rollups": rollups,
+    }
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    """Peer routes; none unless this satellite is a member of a cluster."""
+    node = ctx.cluster
+    if node is None:
+        return []
+    verbs = _verbs(ctx, node)
+    # Forwarded spans are this member's to keep: straight to the local satellite, never routed again.
+    local = ReceiverSettings(node.satellite, node.max_body_bytes, node.ingest_token)
+
+    async def peer_read(request: Request) -> Response:
+        handler = verbs.get(request.path_params["verb"])
+        if handler is None:
+            return json_response(
+                {"error": f"unknown peer request {request.path_params['verb']!r}"}, status=404
+            )
+        try:
+            args = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            return json_response({"error": "the body must be a JSON object"}, status=400)
+        if not isinstance(args, dict):
+            return json_response({"error": "the body must be a JSON object"}, status=400)
+        response: Response = await run_in_threadpool(handler, args)
+        return response
+
+    async def forwarded_spans(request: Request) -> Response:
+        if request.headers.get(FORWARDED_HEADER) != "1":
+            return error_response(
+                404, "this is the query port: send spans to the OTLP ports", "application/json"
+            )
+        result = await ingest(request, local, decode_otlp_proto)
+        if result.outcome is not Outcome.ACCEPTED:
+            status = {Outcome.UNAUTHENTICATED: 401, Outcome.INVALID: 400, Outcome.OVERLOADED: 429}
+            return error_response(status[result.outcome], result.message, PROTOBUF)
+        node.spans_from_peers += result.accepted_spans
+        return Response(b"", 200, media_type=PROTOBUF)  # an empty ExportTraceServiceResponse
+
+    return [
+        Route(PEER_PREFIX + "{verb}", peer_read, methods=["POST"]),
+        Route(FORWARD_PATH, forwarded_spans, methods=["POST"]),
+    ]
+
+
+class PartialAnswerMiddleware:
+    """Collects, per API request, the peers a cluster-wide read had to leave out, and says so in the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith("/api/")
+            or scope["path"].startswith(PEER_PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        partial = PartialAnswer()
+        token = current_partial.set(partial)
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def send_marked(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and partial.missing:
+                start = message  # held until the body is complete, to be marked
+                return
+            if start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            assert start is not None
+            await _send_partial(send, start, b"".join(chunks), sorted(partial.missing))
+
+        try:
+            await self.app(scope, receive, send_marked)
+        finally:
+            current_partial.reset(token)
+
+
+async def _send_partial(send: Send, start: Message, body: bytes, missing: list[str]) -> None:
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+    if content_type.startswith(b"application/json"):
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            document = None
+        if isinstance(document, dict):
+            document["partial"] = True
+            document["missing_peers"] = missing
+            body = orjson.dumps(document)
+    headers.append((b"content-length", str(len(body)).encode()))
+    headers.append((b"x-spyglass-partial", ",".join(missing).encode()))
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
