@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.store.protocol import Store
@@ -24,4 +25,9 @@ def trace_spans(store: Store, live: LiveView | None, trace_id: bytes) -> pa.Tabl
     buffered = live.live_trace(trace_id)
     if buffered.num_rows == 0:
         return stored
-    return pa.concat_tables([stored, buffered.cast(SPAN_SCHEMA)])
+    # A kept trace stays in the buffer after it is written: each span once, the stored copy first.
+    buffered = buffered.cast(SPAN_SCHEMA)
+    if stored.num_rows:
+        seen = pc.is_in(buffered.column("span_id"), value_set=stored.column("span_id").combine_chunks())
+        buffered = buffered.filter(pc.invert(seen))
+    return pa.concat_tables([stored, buffered])
