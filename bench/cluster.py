@@ -13,14 +13,12 @@ process and per 100k spans. Also the forwarding encoder alone (Arrow -> OTLP pro
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest_http import free_ports  # noqa: E402
-from otlp_payloads import export_request  # noqa: E402
+from otlp_payloads import export_request, send_all  # noqa: E402
 
 
 def start_member(api: int, ports: list[int], peers: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
@@ -69,44 +67,6 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def send_all(bodies: list[bytes], http_ports: list[int], connections: int, spans_per_request: int) -> int:
-    """Send every body (retrying 429s), spread over the members; returns 429 refusals."""
-    refused = [0]
-    lock = threading.Lock()
-    next_request = iter(range(len(bodies)))
-
-    def client(port: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port)
-        while True:
-            with lock:
-                index = next(next_request, None)
-            if index is None:
-                return
-            while True:
-                connection.request(
-                    "POST",
-                    "/v1/traces",
-                    body=bodies[index],
-                    headers={"Content-Type": "application/x-protobuf"},
-                )
-                response = connection.getresponse()
-                response.read()
-                if response.status == 200:
-                    break
-                with lock:
-                    refused[0] += 1
-                time.sleep(0.1)
-
-    threads = [
-        threading.Thread(target=client, args=(http_ports[i % len(http_ports)],)) for i in range(connections)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return refused[0]
-
-
 def run(bodies: list[bytes], members: int, connections: int, spans_per_request: int) -> dict[str, float]:
     total = len(bodies) * spans_per_request
     all_ports = free_ports(4 * members)
@@ -128,7 +88,7 @@ def run(bodies: list[bytes], members: int, connections: int, spans_per_request: 
                 time.sleep(0.1)
     cpu_before = [cpu_seconds(p.pid) for p in processes]
     started = time.perf_counter()
-    refused = send_all(bodies, http_ports, connections, spans_per_request)
+    refused = send_all(bodies, http_ports, connections)
     accepted_s = time.perf_counter() - started
     status_url = f"http://127.0.0.1:{apis[0]}/api/v1/status"
     applied_s = None

@@ -13,7 +13,6 @@ its kept spans are stored, bytes per span on the wire, and on disk.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import signal
@@ -21,14 +20,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from otlp_payloads import export_request  # noqa: E402
+from otlp_payloads import export_request, send_all  # noqa: E402
 
 
 def free_ports(count: int) -> list[int]:
@@ -109,41 +107,9 @@ def main() -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
 
-    sent = [0]
-    refused = [0]
-    lock = threading.Lock()
-    next_request = iter(range(requests_total))
-
-    def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", http_port)
-        while True:
-            with lock:
-                index = next(next_request, None)
-            if index is None:
-                break
-            while True:
-                connection.request(
-                    "POST",
-                    "/v1/traces",
-                    body=bodies[index],
-                    headers={"Content-Type": "application/x-protobuf"},
-                )
-                response = connection.getresponse()
-                response.read()
-                if response.status == 200:
-                    break
-                with lock:
-                    refused[0] += 1
-                time.sleep(float(response.getheader("Retry-After", "1")) / 10)
-            with lock:
-                sent[0] += args.batch
-
     started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(args.connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    refused = [send_all(bodies, [http_port], args.connections)]
+    sent = [len(bodies) * args.batch]
     accepted_s = time.perf_counter() - started
     total = sent[0]
     traces_total = total // 10  # the payloads hold traces of 10 spans

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import random
+import threading
+import time
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -48,3 +51,42 @@ def export_request(spans: int, rng: random.Random, now_ns: int, spans_per_trace:
             if rng.random() < 0.02:
                 span.status.code = 2
     return request.SerializeToString()
+
+
+def send_all(bodies: list[bytes], http_ports: list[int], connections: int) -> int:
+    """POST every body to ``/v1/traces`` over ``connections`` keep-alive connections spread over the ports,
+    retrying each 429 after a tenth of its Retry-After; returns how many times spyglass refused."""
+    refused = [0]
+    lock = threading.Lock()
+    next_request = iter(range(len(bodies)))
+
+    def client(port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        while True:
+            with lock:
+                index = next(next_request, None)
+            if index is None:
+                return
+            while True:
+                connection.request(
+                    "POST",
+                    "/v1/traces",
+                    body=bodies[index],
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    break
+                with lock:
+                    refused[0] += 1
+                time.sleep(float(response.getheader("Retry-After", "1")) / 10)
+
+    threads = [
+        threading.Thread(target=client, args=(http_ports[i % len(http_ports)],)) for i in range(connections)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return refused[0]
