@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything spyglass needs on a fresh machine, idempotently: Debian packages (node for the JS SDK
-# interop test), a Python virtualenv in .venv with spyglass and its dev tools, and the npm test dependencies.
+# Installs everything spyglass needs on a fresh machine, idempotently: Debian packages (node and npm for the web UI
+# and the JS SDK interop test, chromium for the browser tests), a Python virtualenv in .venv with spyglass and its
+# dev tools, the npm test dependencies, and the web UI built from ui/ into spyglass/web/static/dist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,11 @@ apt_install() {
   fi
 }
 
+packages=(chromium)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  apt_install nodejs npm
+  packages+=(nodejs npm)
 fi
+apt_install "${packages[@]}"
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
@@ -37,5 +40,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d tests/e2e/js/
   echo "setup: installing npm packages for the JS SDK test"
   npm ci --prefix tests/e2e/js --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
+fi
+
+# The web UI: npm packages from ui/package-lock.json, then type-check and bundle. Rebuilt whenever the lock file,
+# a source file or the build configuration changes, or the bundle is missing.
+ui_stamp=".venv/.spyglass-ui-built"
+ui_want="$(find ui -path ui/node_modules -prune -o -type f -print | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$ui_stamp" ] || [ "$(cat "$ui_stamp")" != "$ui_want" ] || [ ! -f spyglass/web/static/dist/index.html ] \
+  || [ ! -d ui/node_modules ]; then
+  echo "setup: building the web UI"
+  npm ci --prefix ui --no-audit --no-fund --loglevel=error
+  npm run --prefix ui --silent build
+  echo "$ui_want" > "$ui_stamp"
 fi
 echo "setup: ready"

@@ -309,6 +309,42 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 obj,
             ),
+            "/api/v1/traces/{trace_id}/critical-path": _get(
+                "The spans on one trace's critical path, each with its exclusive critical time",
+                [_param("trace_id", where="path", required=True)],
+                {
+                    "type": "object",
+                    "properties": {
+                        "trace_id": {"type": "string"},
+                        "spans": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "span_id": {"type": "string"},
+                                    "critical_ns": {"type": "integer"},
+                                },
+                            },
+                        },
+                    },
+                },
+            ),
+            "/api/v1/ui/services": _get(
+                "For the web UI: each service's owner and RED series of its entry (server, consumer) spans",
+                [*window, _param("step_s", "integer")],
+                obj,
+            ),
+            "/api/v1/ui/latency-heatmap": _get(
+                "For the web UI: span counts per time step and log-spaced latency band, from 100% of spans",
+                [_param("service"), _param("operation"), *window, _param("step_s", "integer")],
+                obj,
+            ),
+            "/api/v1/ui/deployments": _get(
+                "For the web UI: when each service.version was first seen; deployed=true when it appeared after "
+                "the service's first version of the window",
+                [_param("service"), *window],
+                obj,
+            ),
             "/api/operations": _get(
                 "Jaeger: operations with span kinds",
                 [_param("service", required=True), _param("spanKind")],

@@ -50,8 +50,9 @@ def test_openapi_and_ui_shell(spyglass: RunningServer) -> None:
     for page in ("/", "/traces/0123456789abcdef0123456789abcdef"):
         response = spyglass.get(page)
         assert response.status_code == 200 and "<title>spyglass</title>" in response.text
-    script = spyglass.get("/static/app.js").text
-    assert "innerHTML" not in script  # span values are only ever rendered as text
+    bundle = spyglass.get("/static/dist/app.js")
+    assert bundle.status_code == 200, "the web UI is not built (scripts/setup.sh builds it)"
+    assert "innerHTML" not in bundle.text  # span values are only ever rendered as text
 
 
 def test_uninstrumented_peers_are_edges_too(spyglass: RunningServer) -> None:
