@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +21,7 @@ from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import BadRequest
 from spyglass.api.v1 import log_to_json
+from spyglass.model.schema import StatusCode
 
 _TIMES = ("start_ns", "end_ns", "baseline_start_ns", "baseline_end_ns")
 
@@ -76,6 +80,33 @@ def _exact(
     return groups
 
 
+def _window_summary(
+    spans: pa.Table, service: str, operation: str, start_ns: int, end_ns: int
+) -> dict[str, Any]:
+    """Count, errors and latency percentiles of one operation's spans starting in the window, exactly."""
+    starts = spans.column("start_ns")
+    mask = pc.and_(
+        pc.and_(pc.equal(spans.column("service"), service), pc.equal(spans.column("name"), operation)),
+        pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns)),
+    )
+    chosen = spans.filter(mask)
+    durations = np.asarray(chosen.column("duration_ns").to_numpy(), dtype=np.float64) / 1e6
+    errors = int(pc.sum(pc.equal(chosen.column("status_code"), int(StatusCode.ERROR))).as_py() or 0)
+
+    def quantile(q: float) -> float | None:
+        return round(float(np.quantile(durations, q)), 6) if durations.size else None
+
+    return {
+        "key": service,
+        "count": int(durations.size),
+        "errors": errors,
+        "p50_ms": quantile(0.5),
+        "p90_ms": quantile(0.9),
+        "p99_ms": quantile(0.99),
+        "max_ms": round(float(durations.max()), 6) if durations.size else None,
+    }
+
+
 def _attach_exact_numbers(
     ctx: ApiContext, req: ExplainRequest, findings: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -86,9 +117,19 @@ def _attach_exact_numbers(
         "baseline": (req.baseline_start_ns, req.baseline_end_ns),
     }
     symptom: dict[str, Any] = {}
-    for name, (start, end) in windows.items():
-        groups = _exact(ctx, start, end, service=req.service, operation=req.operation)
-        symptom[name] = groups[0] if groups else None
+    buffer = ctx.satellite.buffer
+    bucket_ns = ctx.satellite.aggregator.bucket_s * 1_000_000_000
+    short = min(end - start for start, end in windows.values()) < 3 * bucket_ns
+    if short and buffer.covered_since_ns <= min(start for start, _ in windows.values()):
+        # Windows of a few seconds would be rounded out to whole rollup buckets (both the same bucket, even):
+        # the recall buffer holds every span of them, so count those exactly instead.
+        spans = buffer.snapshot()
+        for name, (start, end) in windows.items():
+            symptom[name] = _window_summary(spans, req.service, req.operation, start, end)
+    else:
+        for name, (start, end) in windows.items():
+            groups = _exact(ctx, start, end, service=req.service, operation=req.operation)
+            symptom[name] = groups[0] if groups else None
     tracked = set(ctx.satellite.aggregator.attribute_keys)
     for finding in findings:
         if finding["kind"] != "attribute" or finding.get("key") not in tracked:

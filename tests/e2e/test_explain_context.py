@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from opentelemetry import trace
@@ -62,3 +64,31 @@ def test_findings_carry_logs_and_events_of_their_examples(start_server) -> None:
         assert finding["logs"][0]["trace_id"] in finding["examples"]["regression"]
         assert finding["events"] and finding["events"][0]["name"] == "cache miss"
         assert finding["events"][0]["trace_id"] in finding["examples"]["regression"]
+
+
+def test_symptom_of_windows_shorter_than_a_rollup_bucket_is_exact(start_server) -> None:
+    """Two adjacent 4 s windows inside one 10 s rollup bucket: the symptom must still tell them apart."""
+    spyglass: RunningServer = start_server(decision_wait_s=30)
+    tracer = provider("cart", http_exporter(spyglass.otlp_http)).get_tracer("t")
+    now = time.time_ns()
+    t0 = now - now % (10_000 * MS) + 10_000 * MS  # the next rollup bucket, after the server started
+    for start, duration in ((t0, 10 * MS), (t0 + 4_000 * MS, 50 * MS)):
+        for i in range(20):
+            begin = start + i * 150 * MS
+            tracer.start_span("GET /cart", kind=SpanKind.SERVER, start_time=begin).end(
+                end_time=begin + duration
+            )
+    spyglass.wait_for(lambda s: s["spans_received"] == 40)
+    body = {
+        "service": "cart",
+        "operation": "GET /cart",
+        "signal": "latency",
+        "baseline_start_ns": t0,
+        "baseline_end_ns": t0 + 4_000 * MS,
+        "start_ns": t0 + 4_000 * MS,
+        "end_ns": t0 + 8_000 * MS,
+    }
+    symptom = httpx.post(spyglass.api + "/api/v1/explain", json=body, timeout=30).json()["symptom"]
+    assert symptom["baseline"]["count"] == 20 and symptom["regression"]["count"] == 20
+    assert symptom["baseline"]["p50_ms"] == pytest.approx(10, abs=0.01)
+    assert symptom["regression"]["p50_ms"] == pytest.approx(50, abs=0.01)
