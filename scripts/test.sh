@@ -25,4 +25,4 @@ run_pytest() {
 echo "== pytest (parallel)"
 run_pytest -n auto -q -m "not alone" "$@"
 echo "== pytest (latency-sensitive, alone)"
-run_pytest -q -m alone "$@"
+run_pytest -q -rP -m alone "$@"
