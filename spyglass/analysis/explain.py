@@ -825,6 +825,7 @@ def _relabel_peer(findings: list[dict[str, Any]], a: _Analysis) -> None:
                 [f["service"], f["operation"]],
             )[0]
             if has_kids == 0:
+                f["where"] = True
                 f["kind"] = "attribute"
                 f["key"], f["value"] = "peer.service", peers[0][0]
                 f["evidence"] = {
@@ -854,6 +855,7 @@ def explain_spans(
         named = {(f["service"], f["operation"]) for f in structural}
         findings += structural + [o for o in operations if (o["service"], o["operation"]) not in named]
         _relabel_peer(findings, a)
+        _why_before_where(findings)
         findings = _fold_into_structure(findings, a)
         findings = _dedupe(findings)
         # On a tie, a mechanism (repeated or serialized calls) names the cause more precisely than an attribute
@@ -880,6 +882,24 @@ def explain_spans(
         return [_ordered(f) for f in findings]
     finally:
         a.close()
+
+
+def _why_before_where(findings: list[dict[str, Any]]) -> None:
+    """Where the time went (an operation's own time, an uninstrumented peer it waits on) ranks after why it
+    went there: a value that splits that service's requests into slower and unchanged ones (a version on some
+    instances), when the value explains at least half as much."""
+    why: dict[str, float] = {}
+    for f in findings:
+        if f["kind"] == "attribute" and not f.get("where"):
+            if f["evidence"].get("compared_with") == "regression traces without it":
+                why[f["service"]] = max(why.get(f["service"], 0.0), f["score"])
+    for f in findings:
+        if f["kind"] == "operation" or f.get("where"):
+            best = why.get(f["service"], 0.0)
+            if best >= 0.5 * f["score"]:
+                f["score"] = min(f["score"], best * 0.99)
+    for f in findings:
+        f.pop("where", None)
 
 
 def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:
