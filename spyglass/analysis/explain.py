@@ -903,8 +903,9 @@ def _why_before_where(findings: list[dict[str, Any]]) -> None:
 
 
 def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:
-    """An attribute carried only by the spans of an operation a structural finding names (the n+1 query's
-    statement, say) is that finding seen twice: tell it once, as the structure."""
+    """An attribute carried only by the spans of an operation a structural finding names, and by nearly all of
+    them (the n+1 query's statement, say), is that finding seen twice: tell it once, as the structure. A value
+    on some of its spans only (the route that fails, the region) says which of them, and stays a finding."""
     structural = {
         (f["service"], f["operation"]): f
         for f in findings
@@ -916,11 +917,13 @@ def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[d
     for f in findings:
         if f["kind"] == "attribute" and f["service"] in {service for service, _ in structural}:
             ops = a.q(
-                """SELECT DISTINCT name FROM s WHERE win = 1 AND service = $1
-                   AND (attributes[$2] = $3 OR resource[$2] = $3)""",
+                """SELECT name, count(*) FILTER (WHERE attributes[$2] = $3 OR resource[$2] = $3), count(*)
+                   FROM s WHERE win = 1 AND service = $1 GROUP BY name
+                   HAVING count(*) FILTER (WHERE attributes[$2] = $3 OR resource[$2] = $3) > 0""",
                 [f["service"], f["key"], f["value"]],
             )
-            target = structural.get((f["service"], ops[0][0])) if len(ops) == 1 else None
+            alias = len(ops) == 1 and ops[0][1] >= 0.9 * ops[0][2]
+            target = structural.get((f["service"], ops[0][0])) if alias else None
             if target is not None:
                 also = target["evidence"].setdefault("also", [])
                 also.append(f"{f['service']} {f['key']}={f['value']}")

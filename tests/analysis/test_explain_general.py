@@ -153,3 +153,61 @@ def test_one_query_per_price() -> None:
     spans = workload(lambda rng, reg, i: chain(rng, reg, i, price_queries=25))
     findings = explain_spans(spans, request())
     assert top(findings) == ("n_plus_one", "db", "SELECT price", None), findings[:3]
+
+
+def routed(
+    rng: random.Random, regression: bool, i: int, *, failing_route: str = "", failing_region: str = ""
+) -> list[S]:
+    """gateway GET /api -> api handle (one of four routes, one of two regions) -> db query."""
+    route = rng.choice(["/a", "/b", "/c", "/d"])
+    region = rng.choice(["eu-west-1", "us-east-1"])
+    route_fails = regression and route == failing_route and rng.random() < 0.5
+    region_fails = regression and region == failing_region and rng.random() < 0.3
+    failed = route_fails or region_fails
+    work, query = rng.lognormvariate(3.0, 0.6), rng.lognormvariate(1.2, 0.2)
+    return [
+        S("gateway", "GET /api", 0, work + query + 4, error=failed),
+        S(
+            "api",
+            "handle",
+            1,
+            work + query + 2,
+            0,
+            attrs={"http.route": route},
+            resource={"cloud.region": region},
+            error=failed,
+        ),
+        S("db", "query", 2 + work, query, 1, resource={"cloud.region": region}, error=region_fails),
+    ]
+
+
+def routed_request() -> ExplainRequest:
+    r = request("errors")
+    return ExplainRequest(
+        "gateway", "GET /api", r.start_ns, r.end_ns, r.baseline_start_ns, r.baseline_end_ns, "errors"
+    )
+
+
+def test_errors_of_one_route_name_the_route_and_where_they_start() -> None:
+    """The failing route splits the failing operation's spans: it is a finding of its own, not folded into the
+    error source."""
+    findings = explain_spans(
+        workload(lambda rng, reg, i: routed(rng, reg, i, failing_route="/c")), routed_request()
+    )
+    named = [
+        (f["kind"], f["service"], f.get("key") or f.get("operation"), f.get("value")) for f in findings[:2]
+    ]
+    assert set(named) == {
+        ("attribute", "api", "http.route", "/c"),
+        ("error_source", "api", "handle", None),
+    }, named
+
+
+def test_errors_of_one_region() -> None:
+    findings = explain_spans(
+        workload(lambda rng, reg, i: routed(rng, reg, i, failing_region="eu-west-1")), routed_request()
+    )
+    named = [(f["kind"], f.get("key") or f.get("operation"), f.get("value")) for f in findings[:2]]
+    assert ("attribute", "cloud.region", "eu-west-1") in named and ("error_source", "query", None) in named, (
+        named
+    )
