@@ -290,9 +290,27 @@ class _Analysis:
         noise = 3 * math.sqrt(max(self.rate0 * (1 - self.rate0), 0.01) / max(n1, 1))
         if self.rate1 - self.rate0 > max(0.03, noise) and self.excess > 0:
             return True
+        if self.req.signal != "latency" or self.dmean <= 0:
+            return False
         # Latency: most regression requests slower than the baseline's median is a shift too.
         shift = 0.5 + max(0.1, 3 * 0.5 / math.sqrt(max(n1, 1)))
-        return self.req.signal == "latency" and self.above_median > shift and self.dmean > 0
+        if self.above_median > shift:
+            return True
+        # And a tail: a few requests (one slow host of twenty) much slower moves the mean well beyond its
+        # standard error while the share above the baseline's p90 stays within noise.
+        ((var0, var1),) = self.q(
+            "SELECT var_samp(y) FILTER (WHERE win = 0), var_samp(y) FILTER (WHERE win = 1) FROM traces"
+        )
+        se = math.sqrt((var0 or 0.0) / max(self.tot[0][5], 1) + (var1 or 0.0) / max(n1, 1))
+        if se > 0 and (self.tot[1][2] - self.tot[0][2]) > 3 * se:
+            return True
+        # Or a few requests far beyond anything the baseline did: the p99 spike a person sees on the chart.
+        ((far0, far1),) = self.q(
+            f"""SELECT count(*) FILTER (WHERE win = 0), count(*) FILTER (WHERE win = 1) FROM traces
+                WHERE root_dur > 2 * {float(self.tot[0][4])}"""  # noqa: S608
+        )
+        n0 = max(self.tot[0][5], 1)
+        return far1 >= 4 and far1 / max(n1, 1) > 3 * (far0 + 1) / n0
 
     # --- attributes -----------------------------------------------------------------------------------------
 
@@ -564,15 +582,46 @@ class _Analysis:
             FROM own GROUP BY ALL
             """  # noqa: S608
         )
+        # Per-trace second moments (traces without the operation count as zero), for the noise of each change.
+        moments: dict[tuple[str, str, int], tuple[float, float, float]] = {}
+        for service, name, win, xx, e in self.q(
+            """
+            WITH per AS (
+                SELECT service, name, tix, win, any_value(w) AS w, sum(self_ns)::DOUBLE AS x,
+                       max(err::INT) AS e
+                FROM own GROUP BY ALL
+            )
+            SELECT service, name, win, sum(w * x * x), sum(w * e) FROM per GROUP BY ALL
+            """
+        ):
+            moments[(service, name, win)] = (xx or 0.0, e or 0.0, float(self.tot[win][0]))
+
+        def noise(service: str, name: str, mean1: float, mean0: float) -> float:
+            """2.5 standard errors of the difference of per-trace means (own time, or failing at all)."""
+            total = 0.0
+            for win, mean in ((1, mean1), (0, mean0)):
+                xx, e, weight = moments.get((service, name, win), (0.0, 0.0, 1.0))
+                if self.req.signal == "latency":
+                    var = max(xx / weight - mean**2, 0.0)
+                else:
+                    rate = e / weight
+                    var = rate * (1 - rate)
+                total += var / max(self.tot[win][5], 1)
+            return 2.5 * math.sqrt(total)
+
         findings = []
         for service, name, self1, self0, calls1, calls0, err1, err0, p50_1, p50_0, p99_1, p99_0 in rows:
             self1, self0, err1, err0 = self1 or 0.0, self0 or 0.0, err1 or 0.0, err0 or 0.0
             if self.req.signal == "latency":
-                if self.dmean <= 0:
+                if self.dmean <= 0 or self1 - self0 <= noise(service, name, self1, self0):
                     continue
                 score = _clip((self1 - self0) / self.dmean) * OPERATION_WEIGHT
             else:
                 denominator = self.rate1 - self.rate0
+                failing = [moments.get((service, name, win), (0.0, 0.0, 1.0)) for win in (1, 0)]
+                f1, f0 = (e / weight for _, e, weight in failing)
+                if f1 - f0 <= noise(service, name, f1, f0):
+                    continue
                 score = _clip((err1 - err0) / denominator) * 0.5 if denominator > 0 else 0.0
             if score < MIN_SCORE:
                 continue

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from spyglass.analysis.explain import ExplainRequest, explain_spans
 from spyglass.demo.explain_workloads import BASE_T0, REG_T0, S, workload
 
@@ -211,3 +213,37 @@ def test_errors_of_one_region() -> None:
     assert ("attribute", "cloud.region", "eu-west-1") in named and ("error_source", "query", None) in named, (
         named
     )
+
+
+def web(rng: random.Random, regression: bool, i: int, *, slow_host: str | None = None) -> list[S]:
+    """One service on twenty hosts; ``slow_host`` makes 1 request in 20 ten times slower: a tail, not a shift."""
+    host = f"web-{rng.randrange(20)}"
+    ms = rng.lognormvariate(2.5, 0.3) * (10 if regression and host == slow_host else 1)
+    return [S("web", "GET /", 0, ms + 1, resource={"host.name": host}), S("web", "render", 0.5, ms, 0)]
+
+
+def web_request() -> ExplainRequest:
+    r = request()
+    return ExplainRequest("web", "GET /", r.start_ns, r.end_ns, r.baseline_start_ns, r.baseline_end_ns)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_tail_of_one_slow_host_in_twenty(seed: int) -> None:
+    """Only ~8 of 150 requests slow down: the share above the baseline's p90 barely moves, the p99 jumps."""
+    spans = workload(lambda rng, reg, i: web(rng, reg, i, slow_host="web-7"), n=150, seed=seed)
+    assert top(explain_spans(spans, web_request())) == ("attribute", "web", "host.name", "web-7")
+
+
+def test_no_fault_gives_no_confident_finding() -> None:
+    """Healthy traffic in both windows, ten times over: noise must not read as a cause."""
+    confident = []
+    for seed in range(1, 11):
+        for spans, req in (
+            (workload(lambda rng, reg, i: web(rng, reg, i), n=150, seed=seed), web_request()),
+            (workload(lambda rng, reg, i: chain(rng, reg, i), n=150, seed=seed), request()),
+            (workload(lambda rng, reg, i: chain(rng, reg, i), n=150, seed=seed), request("errors")),
+        ):
+            confident += [
+                (seed, f["kind"], f["score"]) for f in explain_spans(spans, req) if f["score"] >= 0.3
+            ]
+    assert not confident, confident
