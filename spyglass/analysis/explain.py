@@ -366,6 +366,9 @@ class _Analysis:
                 for where in (f"WHERE win = {win} AND {y} IS NOT NULL" for win in (1, 0))
             )
 
+        # Latency at the root is compared among requests of the service's usual shape too (a 200 against the
+        # 404s that skip the work is not a cause); failures change a request's shape, so errors take them all.
+        usual_y = "(CASE WHEN ys IS NOT NULL THEN y END)" if self.req.signal == "latency" else "y"
         # Compared within the traces that went through the same service: a value of a service that only some
         # requests reach must not be blamed for what reaching that service costs.
         rows = self.db.execute(
@@ -373,10 +376,10 @@ class _Analysis:
             WITH per_trace AS (
                 SELECT DISTINCT tix, win, w, sym, y, service FROM s
             ), through AS (
-                SELECT service, {stats("y")}, {stats("ys")}
+                SELECT service, {stats(usual_y)}, {stats("ys")}
                 FROM per_trace JOIN entry_w USING (tix, service) GROUP BY service
             ), vals AS (
-                SELECT service, k, v, {stats("y")}, {stats("ys")}
+                SELECT service, k, v, {stats(usual_y)}, {stats("ys")}
                 FROM attrs GROUP BY service, k, v
                 HAVING sum(w * sym::INT) FILTER (WHERE win = 1) >= $1
             )
