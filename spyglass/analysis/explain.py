@@ -409,15 +409,18 @@ class _Analysis:
                 continue
             gap, reference, contrast = found
             r1, r0 = t1.minus(a1), t0.minus(a0)
-            score = _clip((a1.n / w1) * gap / growth)
+            raw = (a1.n / w1) * gap / growth
+            score = _clip(raw)
             if not contrast and key not in DEPLOY_KEYS:
                 score *= NO_CONTRAST_WEIGHT
+                raw *= NO_CONTRAST_WEIGHT
             if score < MIN_SCORE:
                 continue
             candidates.append(
                 {
                     "kind": "attribute",
                     "score": score,
+                    "raw_score": raw,
                     "service": service,
                     "key": key,
                     "value": value,
@@ -488,7 +491,8 @@ class _Analysis:
                     continue
                 a, b = sets[inner[0]], sets[outer[0]]
                 if len(a) < len(b) and len(a & b) >= 0.9 * len(a):
-                    if candidates[inner[0]]["score"] >= SUBSET_SHARE * candidates[outer[0]]["score"]:
+                    # Unclipped: two values that both "explain all of it" may still differ twofold.
+                    if candidates[inner[0]]["raw_score"] >= SUBSET_SHARE * candidates[outer[0]]["raw_score"]:
                         extra[gj].extend(outer + extra[gi])
                         absorbed.add(gi)
                         break
@@ -525,7 +529,7 @@ class _Analysis:
                     -c["score"],
                 ),
             )
-            finding = dict(best)
+            finding = {k: v for k, v in best.items() if k != "raw_score"}
             finding["score"] = max(c["score"] for c in members)
             others = [f"{c['service']} {c['key']}={c['value']}" for c in members if c is not best]
             if others:

@@ -33,7 +33,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 # baseline runs longer than the fault: explain compares the fault with the equally long window just before it,
 # which then leaves out the demo's first seconds (cold connection pools, noisy latencies).
 BASELINE_S = 12.0
-FAULT_S = 8.0
+FAULT_S = 12.0
 RATE = 40.0
 
 
