@@ -26,10 +26,11 @@ class Buffer(Protocol):
 
 def _ranges(req: ExplainRequest) -> list[tuple[int, int]]:
     """The two windows (plus slack for late child spans), merged where they overlap."""
+    latest = 2**63 - 1  # the slack must not push a window past 64-bit nanoseconds
     spans = sorted(
         [
-            (req.baseline_start_ns, req.baseline_end_ns + TRACE_SLACK_NS),
-            (req.start_ns, req.end_ns + TRACE_SLACK_NS),
+            (req.baseline_start_ns, min(req.baseline_end_ns + TRACE_SLACK_NS, latest)),
+            (req.start_ns, min(req.end_ns + TRACE_SLACK_NS, latest)),
         ]
     )
     merged = [spans[0]]

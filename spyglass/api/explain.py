@@ -19,7 +19,7 @@ from spyglass.analysis.finding_context import example_events, example_logs
 from spyglass.analysis.metrics import MetricsQuery, query_metrics
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
-from spyglass.api.params import BadRequest
+from spyglass.api.params import INT64_MAX, BadRequest
 from spyglass.api.v1 import log_to_json
 from spyglass.model.schema import StatusCode
 
@@ -38,8 +38,8 @@ def parse_explain(body: Any) -> ExplainRequest:
         values[name] = value
     for name in _TIMES:
         value = body.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise BadRequest(f"{name} must be a non-negative integer (ns since the epoch)")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+            raise BadRequest(f"{name} must be a non-negative 64-bit integer (ns since the epoch)")
         values[name] = value
     if values["start_ns"] >= values["end_ns"]:
         raise BadRequest("start_ns must be before end_ns")

@@ -17,7 +17,7 @@ from spyglass import __version__
 from spyglass.analysis.metrics import MetricsQuery, query_metrics
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
-from spyglass.api.params import BadRequest, optional_int
+from spyglass.api.params import MAX_STEP_S, BadRequest, optional_int
 from spyglass.api.v1 import window
 from spyglass.satellite.aggregator import HISTOGRAM_BOUNDS_S
 from spyglass.satellite.pipeline import Satellite
@@ -31,7 +31,7 @@ def routes(ctx: ApiContext) -> list[Route]:
     def metrics(request: Request) -> Response:
         params = request.query_params
         start_ns, end_ns = window(request)
-        step_s = optional_int(params, "step_s", minimum=1)
+        step_s = optional_int(params, "step_s", minimum=1, maximum=MAX_STEP_S)
         if step_s is not None and (end_ns - start_ns) // (step_s * 1_000_000_000) > MAX_SERIES_POINTS:
             raise BadRequest(f"step_s={step_s} makes more than {MAX_SERIES_POINTS} points in the window")
         query = MetricsQuery(

@@ -9,7 +9,17 @@ class BadRequest(ValueError):
     """A request parameter is malformed; the message names it."""
 
 
-def optional_int(params: QueryParams, name: str, minimum: int | None = None) -> int | None:
+#: Every integer parameter must fit the stores' 64-bit columns (nanosecond times, counts).
+INT64_MAX = 2**63 - 1
+#: Largest duration filter, in ms (a year): beyond it, ns values would overflow 64 bits.
+MAX_DURATION_MS = 365 * 86_400 * 1_000.0
+#: Largest series step, in seconds (a year).
+MAX_STEP_S = 365 * 86_400
+
+
+def optional_int(
+    params: QueryParams, name: str, minimum: int | None = None, maximum: int = INT64_MAX
+) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
@@ -19,6 +29,8 @@ def optional_int(params: QueryParams, name: str, minimum: int | None = None) -> 
         raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise BadRequest(f"{name} must be >= {minimum}, got {value}")
+    if not -INT64_MAX <= value <= maximum:
+        raise BadRequest(f"{name} must be at most {maximum}, got {raw[:40]!r}")
     return value
 
 
@@ -32,6 +44,8 @@ def optional_float(params: QueryParams, name: str) -> float | None:
         raise BadRequest(f"{name} must be a number, got {raw!r}") from None
     if value != value or value in (float("inf"), float("-inf")) or value < 0:
         raise BadRequest(f"{name} must be a finite non-negative number, got {raw!r}")
+    if value > MAX_DURATION_MS:
+        raise BadRequest(f"{name} must be at most {MAX_DURATION_MS:.0f}, got {raw[:40]!r}")
     return value
 
 

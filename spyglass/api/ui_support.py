@@ -24,7 +24,7 @@ from spyglass.analysis.critical_path import span_critical_ns
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
-from spyglass.api.params import BadRequest, optional_int
+from spyglass.api.params import MAX_STEP_S, BadRequest, optional_int
 from spyglass.api.span_json import hex_id, parse_trace_id
 from spyglass.api.v1 import window
 from spyglass.model.schema import SpanKind
@@ -43,7 +43,7 @@ MAX_STEPS = 2_000
 
 def _step_s(request: Request, start_ns: int, end_ns: int, bucket_s: int) -> int:
     """The requested step rounded up to whole rollup buckets, refused when it makes too many points."""
-    wanted = optional_int(request.query_params, "step_s", minimum=1) or bucket_s
+    wanted = optional_int(request.query_params, "step_s", minimum=1, maximum=MAX_STEP_S) or bucket_s
     step_s = max(1, math.ceil(wanted / bucket_s)) * bucket_s
     if (end_ns - start_ns) // (step_s * 10**9) > MAX_STEPS:
         raise BadRequest(f"step_s={step_s} makes more than {MAX_STEPS} points in the window")

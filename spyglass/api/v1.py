@@ -96,8 +96,8 @@ def routes(ctx: ApiContext) -> list[Route]:
             min_duration_ns=int(min_ms * 1e6) if min_ms is not None else None,
             max_duration_ns=int(max_ms * 1e6) if max_ms is not None else None,
             error=optional_bool(params, "error"),
-            start_ns=optional_int(params, "start_ns"),
-            end_ns=optional_int(params, "end_ns"),
+            start_ns=optional_int(params, "start_ns", minimum=0),
+            end_ns=optional_int(params, "end_ns", minimum=0),
             limit=min(limit, MAX_SEARCH_LIMIT),
         )
         found = ctx.store.find_traces(query)
@@ -138,8 +138,8 @@ def log_to_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def window(request: Request) -> tuple[int, int]:
     """``start_ns``/``end_ns`` parameters, defaulting to the last hour."""
-    end_ns = optional_int(request.query_params, "end_ns") or time.time_ns()
-    start_ns = optional_int(request.query_params, "start_ns")
+    end_ns = optional_int(request.query_params, "end_ns", minimum=0) or time.time_ns()
+    start_ns = optional_int(request.query_params, "start_ns", minimum=0)
     if start_ns is None:
         start_ns = end_ns - DEFAULT_WINDOW_NS
     if start_ns > end_ns:

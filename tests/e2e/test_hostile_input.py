@@ -237,3 +237,36 @@ def test_query_api_refuses_bad_parameters_and_keeps_values_as_data(spyglass: Run
     assert span["name"] == "<script>alert('x')</script>"
     assert len(spyglass.get("/api/v1/traces").json()["traces"]) == 1
     assert spyglass.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+HUGE = "9" * 40
+QUERY_PATHS = [
+    "/api/v1/traces",
+    "/api/v1/metrics",
+    "/api/v1/dependencies",
+    "/api/v1/critical-path",
+    "/api/v1/ui/services",
+    "/api/v1/ui/latency-heatmap",
+    "/api/v1/ui/deployments",
+    "/api/traces",
+]
+
+
+@pytest.mark.parametrize("path", QUERY_PATHS)
+@pytest.mark.parametrize(
+    "name", ["start_ns", "end_ns", "step_s", "limit", "min_duration_ms", "max_duration_ms", "start", "end"]
+)
+def test_numbers_beyond_64_bits_are_400_not_500(spyglass: RunningServer, path: str, name: str) -> None:
+    for value in (HUGE, "-" + HUGE, "1e400"):
+        response = spyglass.get(path, params={"service": "checkout", "operation": "GET /", name: value})
+        assert response.status_code < 500, (path, name, value, response.text)
+
+
+def test_explain_refuses_times_beyond_64_bits_and_survives_the_last_nanosecond(
+    spyglass: RunningServer,
+) -> None:
+    body = {"service": "a", "operation": "b", "baseline_start_ns": 0, "baseline_end_ns": 1, "start_ns": 1}
+    huge = httpx.post(spyglass.api + "/api/v1/explain", json={**body, "end_ns": 10**30})
+    assert huge.status_code == 400 and "64-bit" in huge.json()["error"]
+    last = httpx.post(spyglass.api + "/api/v1/explain", json={**body, "end_ns": 2**63 - 1})
+    assert last.status_code == 200 and last.json()["findings"] == []
