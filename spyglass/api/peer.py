@@ -95,6 +95,10 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, 
     }
 
 
+#: What a peer request with missing, mistyped or out-of-range arguments raises on its way to the store.
+_MALFORMED = (KeyError, TypeError, ValueError, OverflowError, AttributeError, pa.ArrowException)
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     """Peer routes; none unless this satellite is a member of a cluster."""
     node = ctx.cluster
@@ -116,7 +120,12 @@ def routes(ctx: ApiContext) -> list[Route]:
             return json_response({"error": "the body must be a JSON object"}, status=400)
         if not isinstance(args, dict):
             return json_response({"error": "the body must be a JSON object"}, status=400)
-        response: Response = await run_in_threadpool(handler, args)
+        try:
+            response: Response = await run_in_threadpool(handler, args)
+        except _MALFORMED as error:
+            # Peers send well-formed requests; anything else is a caller's mistake, answered as one.
+            name = request.path_params["verb"]
+            return json_response({"error": f"malformed {name} request: {error!r}"[:500]}, status=400)
         return response
 
     async def forwarded_spans(request: Request) -> Response:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.trace import SpanKind
 
@@ -202,3 +204,35 @@ def _wait_up(member: RunningServer, url: str, timeout_s: float = 10.0) -> None:
     while url in cluster.membership.down:
         assert time.monotonic() < deadline, f"{url} still down"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        "store.trace",
+        "store.find_traces",
+        "store.scan",
+        "store.rollups",
+        "store.operations",
+        "store.logs_for_traces",
+        "live.trace",
+        "live.rollups",
+        "unknown",
+    ],
+)
+def test_malformed_peer_requests_are_400_never_500(start_cluster, verb: str) -> None:
+    """Peers send well-formed requests; whoever else holds the query token gets a 400 for garbage."""
+    (member,), _ = start_cluster(1)
+    for args in (
+        {},
+        {"trace_id": "zz"},
+        {"trace_id": 5},
+        {"columns": ["'; DROP TABLE spans; --"], "start_ns": 0, "end_ns": 1},
+        {"start_ns": "x", "end_ns": None},
+        {"service": ["a"], "limit": -5},
+        {"start_ns": 10**30, "end_ns": 10**31},
+        {"bogus": 1},
+    ):
+        response = httpx.post(member.api + "/api/v1/peer/" + verb, json=args, timeout=10)
+        assert response.status_code in (200, 400, 404), (verb, args, response.status_code, response.text)
+    assert member.get("/api/v1/status").status_code == 200
