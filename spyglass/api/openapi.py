@@ -345,6 +345,27 @@ def openapi_document() -> dict[str, Any]:
                 [_param("service"), *window],
                 obj,
             ),
+            "/api/v1/peer/{verb}": {
+                "post": {
+                    "summary": "Cluster members only (--peers): one member's local data for a cluster-wide query. "
+                    "verb is one of ping, status, store.trace, store.find_traces, store.scan, store.rollups, "
+                    "store.logs_for_traces, store.services, store.operations, store.span_count, live.trace, "
+                    "live.snapshot, live.coverage, live.rollups; the body is a JSON object of its arguments; "
+                    "tables come back as Arrow IPC streams. 400 for malformed arguments, 404 for an unknown verb.",
+                    "parameters": [
+                        {"name": "verb", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"application/vnd.apache.arrow.stream": {}, "application/json": {}},
+                        },
+                        "400": {"description": "malformed arguments"},
+                        "404": {"description": "unknown verb, or not a cluster member"},
+                    },
+                }
+            },
             "/api/operations": _get(
                 "Jaeger: operations with span kinds",
                 [_param("service", required=True), _param("spanKind")],
