@@ -11,11 +11,8 @@ from collections.abc import Callable
 from starlette.requests import Request
 
 from spyglass.receivers.decoders.otlp_logs import LogDecodeResult
-from spyglass.receivers.decoders.result import DecodeError
-from spyglass.receivers.http_body import read_body
-from spyglass.receivers.ingest import IngestResult, Outcome, ReceiverSettings
+from spyglass.receivers.ingest import IngestResult, Outcome, ReceiverSettings, receive
 from spyglass.receivers.sink import LogSink
-from spyglass.security import bearer_ok
 
 
 def accept_logs(result: LogDecodeResult, sink: LogSink) -> IngestResult:
@@ -40,11 +37,5 @@ async def ingest_logs(
     decode: Callable[[bytes], LogDecodeResult],
 ) -> IngestResult:
     """One HTTP logs export through authentication, bounded reading, decoding and submission."""
-    if not bearer_ok(request.headers.get("authorization"), settings.ingest_token):
-        return IngestResult(Outcome.UNAUTHENTICATED, "missing or wrong bearer token")
-    try:
-        body = await read_body(request, settings.max_body_bytes)
-        result = decode(body)
-    except DecodeError as exc:
-        return IngestResult(Outcome.INVALID, str(exc))
-    return accept_logs(result, sink)
+    result = await receive(request, settings, decode)
+    return result if isinstance(result, IngestResult) else accept_logs(result, sink)

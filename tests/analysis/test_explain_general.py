@@ -8,6 +8,7 @@ window and checks that the cause comes first.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -184,10 +185,7 @@ def routed(
 
 
 def routed_request() -> ExplainRequest:
-    r = request("errors")
-    return ExplainRequest(
-        "gateway", "GET /api", r.start_ns, r.end_ns, r.baseline_start_ns, r.baseline_end_ns, "errors"
-    )
+    return replace(request("errors"), operation="GET /api")
 
 
 def test_errors_of_one_route_name_the_route_and_where_they_start() -> None:
@@ -223,8 +221,7 @@ def web(rng: random.Random, regression: bool, i: int, *, slow_host: str | None =
 
 
 def web_request() -> ExplainRequest:
-    r = request()
-    return ExplainRequest("web", "GET /", r.start_ns, r.end_ns, r.baseline_start_ns, r.baseline_end_ns)
+    return replace(request(), service="web", operation="GET /")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
