@@ -279,6 +279,25 @@ def _summary(
     }
 
 
+def exact_window_summary(
+    spans: pa.Table, service: str, operation: str, start_ns: int, end_ns: int
+) -> dict[str, Any]:
+    """Count, errors and exact latency percentiles of one operation's spans starting in the window: for
+    windows shorter than a rollup bucket, from spans the recall buffer holds in full."""
+    starts = spans.column("start_ns")
+    chosen = spans.filter(
+        pc.and_(
+            pc.and_(pc.equal(spans.column("service"), service), pc.equal(spans.column("name"), operation)),
+            pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns)),
+        )
+    )
+    durations = _numpy(chosen.column("duration_ns"), np.float64)
+    errors = int(pc.sum(pc.equal(chosen.column("status_code"), int(StatusCode.ERROR))).as_py() or 0)
+    if not durations.size:
+        return _summary(0.0, 0.0, None, None, True)
+    return _summary(durations.size, errors, np.quantile(durations, QUANTILES), float(durations.max()), True)
+
+
 def _empty_group(key: str, query: MetricsQuery, step_s: int | None) -> dict[str, Any]:
     group: dict[str, Any] = {"key": key, **_summary(0.0, 0.0, None, None, True)}
     if step_s is not None:

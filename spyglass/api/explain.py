@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,12 +13,11 @@ from starlette.routing import Route
 from spyglass.analysis.explain import ExplainRequest
 from spyglass.analysis.explain_source import explain
 from spyglass.analysis.finding_context import example_events, example_logs
-from spyglass.analysis.metrics import MetricsQuery, query_metrics
+from spyglass.analysis.metrics import MetricsQuery, exact_window_summary, query_metrics
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import INT64_MAX, BadRequest
 from spyglass.api.v1 import log_to_json
-from spyglass.model.schema import StatusCode
 
 _TIMES = ("start_ns", "end_ns", "baseline_start_ns", "baseline_end_ns")
 
@@ -80,33 +76,6 @@ def _exact(
     return groups
 
 
-def _window_summary(
-    spans: pa.Table, service: str, operation: str, start_ns: int, end_ns: int
-) -> dict[str, Any]:
-    """Count, errors and latency percentiles of one operation's spans starting in the window, exactly."""
-    starts = spans.column("start_ns")
-    mask = pc.and_(
-        pc.and_(pc.equal(spans.column("service"), service), pc.equal(spans.column("name"), operation)),
-        pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns)),
-    )
-    chosen = spans.filter(mask)
-    durations = np.asarray(chosen.column("duration_ns").to_numpy(), dtype=np.float64) / 1e6
-    errors = int(pc.sum(pc.equal(chosen.column("status_code"), int(StatusCode.ERROR))).as_py() or 0)
-
-    def quantile(q: float) -> float | None:
-        return round(float(np.quantile(durations, q)), 6) if durations.size else None
-
-    return {
-        "key": service,
-        "count": int(durations.size),
-        "errors": errors,
-        "p50_ms": quantile(0.5),
-        "p90_ms": quantile(0.9),
-        "p99_ms": quantile(0.99),
-        "max_ms": round(float(durations.max()), 6) if durations.size else None,
-    }
-
-
 def _attach_exact_numbers(
     ctx: ApiContext, req: ExplainRequest, findings: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -125,7 +94,10 @@ def _attach_exact_numbers(
         # the recall buffer holds every span of them, so count those exactly instead.
         spans = buffer.snapshot()
         for name, (start, end) in windows.items():
-            symptom[name] = _window_summary(spans, req.service, req.operation, start, end)
+            symptom[name] = {
+                "key": req.service,
+                **exact_window_summary(spans, req.service, req.operation, start, end),
+            }
     else:
         for name, (start, end) in windows.items():
             groups = _exact(ctx, start, end, service=req.service, operation=req.operation)
