@@ -259,7 +259,12 @@ export function scatter(holder: HTMLElement, name: string, points: ScatterPoint[
     title: "Trace duration over time (click a dot to open the trace)",
     width: Math.max(200, holder.clientWidth || 600),
     height: 240,
-    scales: { x: { time: true }, y: { distr: 3 } },
+    // Padded ranges: the slowest, first and last dots sit inside the plot, whole and clickable, not cut in
+    // half on its border.
+    scales: {
+      x: { time: true, range: (_u, min, max) => { const pad = (max - min) * 0.02 || 1; return [min - pad, max + pad]; } },
+      y: { distr: 3, range: (_u, min, max) => [min / 1.5, max * 1.5] },
+    },
     cursor: { drag: { x: false, y: false }, points: { show: false } },
     axes: [{}, { label: "duration", values: (_u, splits) => splits.map((v) => (v === null ? "" : ms(v))), size: 70 }],
     series: [{}, { ...dots("#4e79a7"), label: "ok" }, { ...dots("#d62728"), label: "error" }],
