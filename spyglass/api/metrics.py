@@ -20,6 +20,7 @@ from spyglass.api.json_response import json_response
 from spyglass.api.params import MAX_STEP_S, BadRequest, optional_int
 from spyglass.api.v1 import window
 from spyglass.satellite.aggregator import HISTOGRAM_BOUNDS_S
+from spyglass.satellite.log_writer import LogWriter
 from spyglass.satellite.pipeline import Satellite
 
 #: A series longer than this is refused (400): ask for a larger ``step_s`` or a shorter window.
@@ -47,7 +48,9 @@ def routes(ctx: ApiContext) -> list[Route]:
 
     def prometheus(request: Request) -> Response:
         # This member's own figures: Prometheus scrapes every member, and sums across them itself.
-        return Response(prometheus_text(ctx.own_satellite), media_type=PROMETHEUS_CONTENT_TYPE)
+        return Response(
+            prometheus_text(ctx.own_satellite, ctx.log_writer), media_type=PROMETHEUS_CONTENT_TYPE
+        )
 
     return [Route("/api/v1/metrics", metrics), Route("/metrics", prometheus)]
 
@@ -72,7 +75,7 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def prometheus_text(satellite: Satellite) -> str:
+def prometheus_text(satellite: Satellite, log_writer: LogWriter | None = None) -> str:
     """The whole exposition: health gauges and counters first, then RED metrics per service/operation."""
     counters = satellite.counters
     buffer = satellite.buffer
@@ -106,6 +109,18 @@ def prometheus_text(satellite: Satellite) -> str:
         counters.write_failures,
     )
     single(
+        "spyglass_spans_unwritable_total",
+        "counter",
+        "Kept spans the store refused for what they hold; each was isolated and the rest of its write stored.",
+        counters.spans_unwritable,
+    )
+    single(
+        "spyglass_spans_write_failed_total",
+        "counter",
+        "Kept spans given up after the store kept failing for the whole retry bound.",
+        counters.spans_write_failed,
+    )
+    single(
         "spyglass_intake_queue_spans",
         "gauge",
         "Spans accepted by receivers and waiting for the satellite.",
@@ -125,6 +140,24 @@ def prometheus_text(satellite: Satellite) -> str:
         "The recall buffer's bound (--recall-memory-mb).",
         buffer.max_bytes,
     )
+    if log_writer is not None:
+        logs = log_writer.counters
+        single("spyglass_log_records_received_total", "counter", "Log records accepted.", logs.received)
+        single(
+            "spyglass_log_records_stored_total", "counter", "Log records written to the store.", logs.stored
+        )
+        single(
+            "spyglass_log_records_unwritable_total",
+            "counter",
+            "Log records the store refused for what they hold; the rest of their write was stored.",
+            logs.unwritable,
+        )
+        single(
+            "spyglass_log_records_write_failed_total",
+            "counter",
+            "Log records given up after the store kept failing for the whole retry bound.",
+            logs.write_failed,
+        )
     aggregator = satellite.aggregator
     single(
         "spyglass_aggregator_spans_total",

@@ -41,6 +41,8 @@ def local_status(satellite: Satellite, log_writer: LogWriter | None) -> dict[str
         "spans_stored": counters.spans_stored,
         "spans_queued": satellite.queued_spans,
         "spans_late": counters.late_spans,
+        "spans_unwritable": counters.spans_unwritable,
+        "spans_write_failed": counters.spans_write_failed,
         "logs": asdict(log_writer.counters) if log_writer is not None else None,
         "recall": {
             "spans": satellite.buffer.spans,

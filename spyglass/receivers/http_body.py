@@ -31,7 +31,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    """Undo a ``Content-Encoding``; the output is bounded too, so a small bomb cannot expand to gigabytes."""
+    """Undo a ``Content-Encoding``; the output is bounded too, so a small bomb cannot expand to gigabytes.
+
+    A gzip body may hold several members one after another (what ``cat a.gz b.gz`` gives, and what
+    concatenating compressors send): every member is read, and ``max_bytes`` bounds their total.
+    """
     if encoding in ("", "identity"):
         return body
     if encoding in ("gzip", "x-gzip"):
@@ -40,13 +44,25 @@ def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
         wbits = zlib.MAX_WBITS
     else:
         raise DecodeError(f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or identity)")
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise DecodeError(f"invalid {encoding} body: {exc}") from None
-    if len(out) > max_bytes or inflater.unconsumed_tail:
-        raise BodyTooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")
-    if not inflater.eof:
-        raise DecodeError(f"truncated {encoding} body")
-    return out
+    parts: list[bytes] = []
+    size = 0
+    remaining = body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(remaining, max_bytes - size + 1)
+        except zlib.error as exc:
+            raise DecodeError(f"invalid {encoding} body: {exc}") from None
+        size += len(out)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise BodyTooLarge(f"decompressed body exceeds the limit of {max_bytes} bytes")
+        if not inflater.eof:
+            raise DecodeError(f"truncated {encoding} body")
+        parts.append(out)
+        remaining = inflater.unused_data
+        if not remaining:
+            return b"".join(parts)
+        if wbits == zlib.MAX_WBITS:
+            raise DecodeError(f"{len(remaining)} bytes after the end of the deflate stream")
+        if remaining.strip(b"\x00") == b"":
+            return b"".join(parts)  # gzip's own tools ignore zero padding after the last member

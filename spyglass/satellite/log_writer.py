@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from spyglass.satellite.store_retry import write_with_retry
+from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ class LogCounters:
     rejected: int = 0  # invalid records (an OTLP partial success)
     dropped: int = 0  # records without trace context: not kept, by policy
     stored: int = 0
-    write_failures: int = 0
+    write_failures: int = 0  # writes that lost records (refused ones, or given up after the retry bound)
+    unwritable: int = 0  # records the store refused for what they hold; the rest of their batch was written
+    write_failed: int = 0  # records given up after the retry bound because the store kept failing
 
 
 class LogWriter:
@@ -108,7 +110,9 @@ class LogWriter:
                     self._cond.notify_all()
 
     def _write_with_retry(self, table: pa.Table) -> None:
-        if write_with_retry(lambda: self.store.write_logs(table), f"{table.num_rows} log records"):
-            self.counters.stored += table.num_rows
-        else:
+        report = write_isolating(self.store.write_logs, table, "log records")
+        self.counters.stored += report.written
+        self.counters.unwritable += report.unwritable
+        self.counters.write_failed += report.failed
+        if report.unwritable or report.failed:
             self.counters.write_failures += 1

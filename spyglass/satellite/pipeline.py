@@ -24,7 +24,7 @@ from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
 from spyglass.satellite.sampler import Sampler, with_weights
-from spyglass.satellite.store_retry import write_with_retry
+from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,12 @@ class SatelliteCounters:
     traces_kept: int = 0
     spans_stored: int = 0
     late_spans: int = 0
+    #: store writes (of kept spans) that lost rows: refused rows isolated, or given up after the retry bound
     write_failures: int = 0
+    #: kept spans the store refused for what they hold (each isolated; the rest of its batch was written)
+    spans_unwritable: int = 0
+    #: kept spans given up after the retry bound because the store kept failing
+    spans_write_failed: int = 0
 
 
 class Satellite:
@@ -278,10 +283,12 @@ class Satellite:
             log.exception("rollup write failed; it is retried at the next drain")
 
     def _write_with_retry(self, table: pa.Table) -> None:
-        """Accepted spans are not dropped on a transient store error."""
-        if write_with_retry(lambda: self.store.write(table), f"{table.num_rows} spans"):
-            self.counters.spans_stored += table.num_rows
-        else:
+        """Accepted spans are not dropped on a transient store error, nor for another span's bad value."""
+        report = write_isolating(self.store.write, table, "spans")
+        self.counters.spans_stored += report.written
+        self.counters.spans_unwritable += report.unwritable
+        self.counters.spans_write_failed += report.failed
+        if report.unwritable or report.failed:
             self.counters.write_failures += 1
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from clickhouse_connect.driver import exceptions as clickhouse_errors
 
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
@@ -26,10 +27,28 @@ from spyglass.store.clickhouse_columns import (
 )
 from spyglass.store.clickhouse_connection import ClickHouseConnection, connect
 from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, SUMMARIES, migrate
-from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, ScanFilter, TraceQuery
+from spyglass.store.protocol import (
+    ROLLUP_KEY,
+    ROLLUP_SCHEMA,
+    TRACE_SUMMARY_SCHEMA,
+    ScanFilter,
+    TraceQuery,
+    refusing_rows,
+)
 
 #: The widest rollup bucket a write may carry (as in the DuckDB store); window queries rely on it.
 MAX_ROLLUP_BUCKET_S = 3600
+
+#: ClickHouse's errors about the rows written (DB-API classes), as against the server being away.
+_ROW_ERRORS: tuple[type[BaseException], ...] = (
+    clickhouse_errors.DataError,
+    clickhouse_errors.IntegrityError,
+    clickhouse_errors.ProgrammingError,
+    clickhouse_errors.NotSupportedError,
+    pa.ArrowException,
+    ValueError,
+    TypeError,
+)
 
 _SPAN_KIND_CODE = SPAN_COLUMN_SQL["kind"]
 
@@ -78,11 +97,14 @@ class ClickHouseStore:
     # -- writes ------------------------------------------------------------------------------------------
 
     def write(self, spans: pa.Table) -> None:
-        """Insert spans as ``otel_traces`` rows in one insert; the views summarize them in the same insert."""
-        spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
-        if spans.num_rows == 0:
-            return
-        self._conn.insert_arrow(SPANS, spans_to_rows(spans))
+        """Insert spans as ``otel_traces`` rows in one insert; the views summarize them in the same insert.
+
+        Raises ``UnwritableRows`` when ClickHouse refuses what the rows hold."""
+        with refusing_rows(_ROW_ERRORS):
+            spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
+            if spans.num_rows == 0:
+                return
+            self._conn.insert_arrow(SPANS, spans_to_rows(spans))
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows as they are; ClickHouse sums equal keys in background merges."""
@@ -95,11 +117,12 @@ class ClickHouseStore:
         self._conn.insert_arrow(ROLLUPS, rows)
 
     def write_logs(self, logs: pa.Table) -> None:
-        """Insert log records as ``otel_logs`` rows."""
-        logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
-        if logs.num_rows == 0:
-            return
-        self._conn.insert_arrow(LOGS, logs_to_rows(logs))
+        """Insert log records as ``otel_logs`` rows; ``UnwritableRows`` as ``write``."""
+        with refusing_rows(_ROW_ERRORS):
+            logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
+            if logs.num_rows == 0:
+                return
+            self._conn.insert_arrow(LOGS, logs_to_rows(logs))
 
     # -- reads -------------------------------------------------------------------------------------------
 

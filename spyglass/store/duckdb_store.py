@@ -19,7 +19,14 @@ import pyarrow.compute as pc
 
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, ScanFilter, TraceQuery
+from spyglass.store.protocol import (
+    ROLLUP_KEY,
+    ROLLUP_SCHEMA,
+    TRACE_SUMMARY_SCHEMA,
+    ScanFilter,
+    TraceQuery,
+    refusing_rows,
+)
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
 SCHEMA_VERSION = 3
@@ -180,6 +187,17 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         cur.execute("ROLLBACK")
 
 
+#: DuckDB's errors about the rows written, as against the file or the machine (``OperationalError``: I/O, memory).
+_ROW_ERRORS: tuple[type[BaseException], ...] = (
+    duckdb.DataError,
+    duckdb.IntegrityError,
+    duckdb.ProgrammingError,
+    duckdb.NotSupportedError,
+    pa.ArrowException,
+    ValueError,
+    TypeError,
+)
+
 _COLUMN_SQL = {name: '"' + name + '"' for name in STORED_SPAN_SCHEMA.names}
 
 
@@ -247,23 +265,26 @@ class DuckDBStore:
     # -- writes ------------------------------------------------------------------------------------------
 
     def write(self, spans: pa.Table) -> None:
-        """Append spans and merge their trace summaries in one transaction; committed (WAL) on return."""
-        spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns", cast=False)
-        if spans.num_rows == 0:
-            return
-        with self._write_lock, self._conn.cursor() as cur:
-            cur.register("incoming_spans", spans)
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute(_INSERT_SPANS)
-                cur.execute(_UPSERT_TRACES)
-                cur.execute(_UPSERT_OPERATIONS)
-                cur.execute("COMMIT")
-            except BaseException:
-                _rollback(cur)
-                raise
-            finally:
-                cur.unregister("incoming_spans")
+        """Append spans and merge their trace summaries in one transaction; committed (WAL) on return.
+
+        Raises ``UnwritableRows`` when DuckDB refuses what the rows hold (nothing of them is written then)."""
+        with refusing_rows(_ROW_ERRORS):
+            spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns", cast=False)
+            if spans.num_rows == 0:
+                return
+            with self._write_lock, self._conn.cursor() as cur:
+                cur.register("incoming_spans", spans)
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    cur.execute(_INSERT_SPANS)
+                    cur.execute(_UPSERT_TRACES)
+                    cur.execute(_UPSERT_OPERATIONS)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    _rollback(cur)
+                    raise
+                finally:
+                    cur.unregister("incoming_spans")
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows, one stored row per group with its bins as lists."""
@@ -281,16 +302,17 @@ class DuckDBStore:
                 cur.unregister("incoming_rollups")
 
     def write_logs(self, logs: pa.Table) -> None:
-        """Append log records (``LOG_SCHEMA``) in one transaction."""
-        logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
-        if logs.num_rows == 0:
-            return
-        with self._write_lock, self._conn.cursor() as cur:
-            cur.register("incoming_logs", logs)
-            try:
-                cur.execute("INSERT INTO logs BY NAME SELECT * FROM incoming_logs")
-            finally:
-                cur.unregister("incoming_logs")
+        """Append log records (``LOG_SCHEMA``) in one statement; ``UnwritableRows`` as ``write``."""
+        with refusing_rows(_ROW_ERRORS):
+            logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
+            if logs.num_rows == 0:
+                return
+            with self._write_lock, self._conn.cursor() as cur:
+                cur.register("incoming_logs", logs)
+                try:
+                    cur.execute("INSERT INTO logs BY NAME SELECT * FROM incoming_logs")
+                finally:
+                    cur.unregister("incoming_logs")
 
     # -- reads -------------------------------------------------------------------------------------------
 

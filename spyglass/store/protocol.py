@@ -6,10 +6,31 @@ backend answered.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import pyarrow as pa
+
+
+class UnwritableRows(ValueError):
+    """The store refuses these rows for what they hold: writing the same rows again will fail again.
+
+    Writers isolate such rows instead of retrying (``spyglass.satellite.store_writes``); every other error out of
+    a write is taken as transient and retried.
+    """
+
+
+@contextmanager
+def refusing_rows(row_errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Turn a backend's errors about the data written (DB-API's DataError, IntegrityError, ProgrammingError,
+    NotSupportedError; Arrow's conversion errors) into ``UnwritableRows``."""
+    try:
+        yield
+    except row_errors as error:
+        raise UnwritableRows(f"{type(error).__name__}: {error}") from error
+
 
 #: One row per trace, as ``find_traces`` returns them.
 TRACE_SUMMARY_SCHEMA = pa.schema(

@@ -226,4 +226,12 @@ def test_store_roundtrip_and_migration(tmp_path: Path) -> None:
 
 def test_status_counts_logs(spyglass) -> None:
     status = spyglass.status()
-    assert set(status["logs"]) == {"received", "rejected", "dropped", "stored", "write_failures"}
+    assert set(status["logs"]) == {
+        "received",
+        "rejected",
+        "dropped",
+        "stored",
+        "write_failures",
+        "unwritable",
+        "write_failed",
+    }

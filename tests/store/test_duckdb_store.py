@@ -17,7 +17,7 @@ import pytest
 
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.store.duckdb_store import DuckDBStore
-from spyglass.store.protocol import ScanFilter, TraceQuery
+from spyglass.store.protocol import ScanFilter, TraceQuery, UnwritableRows
 
 from .conftest import BASE_NS, SECOND, Corpus, make_trace, trace_id_of
 
@@ -225,7 +225,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     bad = table.set_column(
         table.schema.get_field_index("service"), "service", pa.array(services, pa.string())
     )
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(UnwritableRows):
         store.write(bad)
     assert store.span_count() == 0
     assert store.find_traces(TraceQuery()).num_rows == 0

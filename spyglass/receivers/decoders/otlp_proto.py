@@ -229,19 +229,56 @@ def _attribute_maps(
     text, types = _nested_values(value, text, types, kv_lists, reasons, owners)
     text = _truncate(pc.fill_null(text, ""), MAX_ATTRIBUTE_VALUE_BYTES)
     types_np = pc.fill_null(types, 0).to_numpy(zero_copy_only=False).astype(np.int8)
+    parents_np = pc.list_parent_indices(kv_lists).to_numpy()
+    keep = last_of_repeated_keys(keys, parents_np)
+    if keep is not None:  # a key repeated within one list: the last value wins, as the SDKs do
+        keys, text, types_np, parents_np = (
+            keys.filter(keep),
+            text.filter(keep),
+            types_np[keep],
+            parents_np[keep],
+        )
+        counts = np.bincount(parents_np, minlength=len(kv_lists))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
     values_map = pa.MapArray.from_arrays(offsets, keys, text)
     typed = types_np != 0
     if not typed.any():
         empty_offsets = pa.array(np.zeros(len(kv_lists) + 1, dtype=np.int32))
         types_map = pa.MapArray.from_arrays(empty_offsets, pa.array([], pa.string()), pa.array([], pa.int8()))
     else:
-        parents = pc.list_parent_indices(kv_lists).to_numpy()[typed]
+        parents = parents_np[typed]
         counts = np.bincount(parents, minlength=len(kv_lists))
         type_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
         types_map = pa.MapArray.from_arrays(
             pa.array(type_offsets), keys.filter(pa.array(typed)), pa.array(types_np[typed], pa.int8())
         )
     return values_map, types_map
+
+
+def last_of_repeated_keys(keys: pa.Array, parents: np.ndarray) -> np.ndarray | None:
+    """A mask keeping only the last of each key repeated within one list (row ``parents``), or None when no
+    list repeats a key (the usual case, found with one sort of ~16 ns a key).
+
+    OTLP allows a key twice on the wire and the stores' map columns do not: collapsing here, the way the JSON
+    decoders and the SDKs do, keeps one odd span from failing a whole store write.
+    """
+    if len(keys) < 2:
+        return None
+    encoded = pc.dictionary_encode(keys)
+    if len(encoded.dictionary) == len(keys):
+        return None  # every key distinct across the whole batch
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    pairs = parents.astype(np.int64) * len(encoded.dictionary) + codes
+    ordered = np.sort(pairs)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return None
+    order = np.argsort(pairs, kind="stable")
+    ordered = pairs[order]
+    last = np.ones(len(pairs), dtype=bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[order[last]] = True
+    return keep
 
 
 def _offsets(lists: pa.ListArray) -> pa.Array:
