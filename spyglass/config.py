@@ -42,8 +42,17 @@ class ServeConfig:
     span_routing: str = "forward"
     max_body_bytes: int = 32 * 1024 * 1024
     max_queued_spans: int = 200_000
+    #: Threads that decode exports off the event loop; 0: one per core.
+    workers: int = 0
+    #: Bytes of export bodies each receiver holds in flight (read, or waiting for or in decoding) before it
+    #: refuses more with 429 / RESOURCE_EXHAUSTED.
+    max_inflight_bytes: int = 64 * 1024 * 1024
     owners_file: Path | None = None
     aggregate_attributes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def decode_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
     def validate(self) -> ServeConfig:
         for name in ("port", "otlp_grpc_port", "otlp_http_port", "zipkin_port"):
@@ -56,6 +65,10 @@ class ServeConfig:
             raise ConfigError(f"--decision-wait must be >= 0 seconds, got {self.decision_wait_s}")
         if self.recall_memory_mb < 1:
             raise ConfigError(f"--recall-memory-mb must be >= 1, got {self.recall_memory_mb}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0 (0: one per core), got {self.workers}")
+        if self.max_inflight_bytes < 1:
+            raise ConfigError(f"--max-inflight-bytes must be >= 1, got {self.max_inflight_bytes}")
         if self.store not in ("duckdb", "clickhouse"):
             raise ConfigError(f"--store must be duckdb or clickhouse, got {self.store!r}")
         if self.owners_file is not None and not Path(self.owners_file).is_file():
@@ -139,6 +152,15 @@ def add_serve_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> 
     flag("--span-routing", str, defaults.span_routing, "forward (to each trace's owner) or upstream")
     flag("--max-body-bytes", int, defaults.max_body_bytes, "largest accepted request body, after gzip")
     flag("--max-queued-spans", int, defaults.max_queued_spans, "intake bound before refusing with 429")
+    flag(
+        "--workers", int, defaults.workers, "threads that decode exports off the event loop; 0: one per core"
+    )
+    flag(
+        "--max-inflight-bytes",
+        int,
+        defaults.max_inflight_bytes,
+        "bytes of export bodies each receiver holds in flight before refusing with 429",
+    )
     flag("--aggregate-attributes", str, "", "extra attribute keys to roll up per value, comma-separated")
     flag("--owners", Path, None, 'JSON file {"service": "team"} naming owners explain reports')
 
@@ -166,6 +188,8 @@ def serve_config_from_args(args: argparse.Namespace) -> ServeConfig:
         span_routing=args.span_routing,
         max_body_bytes=args.max_body_bytes,
         max_queued_spans=args.max_queued_spans,
+        workers=args.workers,
+        max_inflight_bytes=args.max_inflight_bytes,
         owners_file=args.owners,
         aggregate_attributes=tuple(
             k.strip() for k in (args.aggregate_attributes or "").split(",") if k.strip()

@@ -11,7 +11,8 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from spyglass.api.app import create_api_app
 from spyglass.api.context import ApiContext
 from spyglass.cluster.node import ClusterNode
 from spyglass.config import ConfigError, ServeConfig
+from spyglass.receivers.admission import Admission
 from spyglass.receivers.ingest import ReceiverSettings
 from spyglass.receivers.otlp_grpc import create_grpc_server
 from spyglass.receivers.otlp_http import create_otlp_http_app
@@ -32,6 +34,10 @@ from spyglass.satellite.sampler import DynamicSampler, KeepAllSampler, SamplingP
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
+
+#: Exports a receiver holds in flight per decode worker before refusing more: enough to keep every worker
+#: busy while the next bodies are read, few enough that an admitted export is answered within a second or so.
+EXPORTS_IN_FLIGHT_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,14 @@ class SpyglassServer:
             else None
         )
         sink = self.cluster.sink if self.cluster is not None else self.satellite
-        self.receiver_settings = ReceiverSettings(sink, config.max_body_bytes, config.ingest_token)
+        # Decoding runs on these threads, never on the event loop that answers queries and gRPC.
+        self.decode_pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="spyglass-decode")
+        self.receiver_settings = ReceiverSettings(
+            sink, config.max_body_bytes, config.ingest_token, decode_pool=self.decode_pool
+        )
         # OTLP logs with trace context: straight to the store through a bounded queue (429 when it is full).
         self.log_writer = LogWriter(self.store, max_queued_records=config.max_queued_spans)
+        self.admissions: dict[str, Admission] = {}
         self.ports: BoundPorts | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -143,7 +154,10 @@ class SpyglassServer:
             )
         }
         grpc_server, grpc_port = create_grpc_server(
-            self.receiver_settings, f"{config.host}:{config.otlp_grpc_port}", logs=self.log_writer
+            self._admitting("otlp_grpc"),
+            f"{config.host}:{config.otlp_grpc_port}",
+            logs=self.log_writer,
+            logs_settings=self._admitting("otlp_grpc_logs", self.log_writer.accepting_logs),
         )
         apps = {
             "api": create_api_app(
@@ -154,10 +168,15 @@ class SpyglassServer:
                     Ownership.from_file(config.owners_file),
                     self.log_writer,
                     self.cluster,
+                    self.ingest_status,
                 )
             ),
-            "otlp_http": create_otlp_http_app(self.receiver_settings, logs=self.log_writer),
-            "zipkin": create_zipkin_app(self.receiver_settings),
+            "otlp_http": create_otlp_http_app(
+                self._admitting("otlp_http"),
+                logs=self.log_writer,
+                logs_settings=self._admitting("otlp_http_logs", self.log_writer.accepting_logs),
+            ),
+            "zipkin": create_zipkin_app(self._admitting("zipkin")),
         }
         servers = [
             _QuietServer(
@@ -202,7 +221,22 @@ class SpyglassServer:
                 await asyncio.to_thread(self.cluster.stop)
             await asyncio.to_thread(self.satellite.stop)
             await asyncio.to_thread(self.log_writer.stop)
+            self.decode_pool.shutdown(wait=True)
             self.store.close()
+
+    def _admitting(self, name: str, room: Callable[[], bool] | None = None) -> ReceiverSettings:
+        """Receiver settings with an in-flight bound of their own: each receiver admits apart. ``room``: whether
+        its sink takes more (default: the satellite's intake)."""
+        settings = self.receiver_settings.bounded(
+            self.config.max_inflight_bytes, EXPORTS_IN_FLIGHT_PER_WORKER * self.config.decode_workers, room
+        )
+        assert settings.admission is not None
+        self.admissions[name] = settings.admission
+        return settings
+
+    def ingest_status(self) -> dict[str, dict[str, int]]:
+        """Each receiver's in-flight bound and what it refused, for ``/api/v1/status``."""
+        return {name: admission.status() for name, admission in self.admissions.items()}
 
     def request_stop(self) -> None:
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():

@@ -6,6 +6,7 @@ every handler answers for the whole cluster unchanged; ``own_satellite`` is this
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -66,6 +67,8 @@ class ApiContext:
     ownership: Ownership = field(default_factory=Ownership)
     log_writer: LogWriter | None = None
     cluster: ClusterNode | None = None
+    #: Each receiver's in-flight figures (exports refused at the door, exports and bytes in flight), by name.
+    ingest_status: Callable[[], dict[str, dict[str, int]]] = dict
 
     @property
     def own_satellite(self) -> Satellite:

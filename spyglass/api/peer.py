@@ -68,7 +68,10 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, 
     return {
         "ping": lambda args: json_response({"url": node.membership.self_url}),
         "status": lambda args: json_response(
-            {**local_status(satellite, ctx.log_writer), "cluster_member": node.local_status_extras()}
+            {
+                **local_status(satellite, ctx.log_writer, ctx.ingest_status()),
+                "cluster_member": node.local_status_extras(),
+            }
         ),
         "store.trace": lambda args: _arrow(store.trace(bytes.fromhex(args["trace_id"]))),
         "store.find_traces": lambda args: _arrow(store.find_traces(query_from_args(args))),
@@ -95,6 +98,10 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, 
     }
 
 
+#: The in-flight bound of forwarded spans; past it peers are told 429 and send again (the forwarder retries).
+PEER_INFLIGHT_BYTES = 64 * 1024 * 1024
+PEER_EXPORTS_IN_FLIGHT = 16
+
 #: What a peer request with missing, mistyped or out-of-range arguments raises on its way to the store.
 _MALFORMED = (KeyError, TypeError, ValueError, OverflowError, AttributeError, pa.ArrowException)
 
@@ -106,7 +113,9 @@ def routes(ctx: ApiContext) -> list[Route]:
         return []
     verbs = _verbs(ctx, node)
     # Forwarded spans are this member's to keep: straight to the local satellite, never routed again.
-    local = ReceiverSettings(node.satellite, node.max_body_bytes, node.ingest_token)
+    local = ReceiverSettings(node.satellite, node.max_body_bytes, node.ingest_token).bounded(
+        PEER_INFLIGHT_BYTES, PEER_EXPORTS_IN_FLIGHT
+    )
 
     async def peer_read(request: Request) -> Response:
         handler = verbs.get(request.path_params["verb"])

@@ -30,7 +30,9 @@ MAX_LOG_LIMIT = 10_000
 DEFAULT_WINDOW_NS = 3_600 * 10**9
 
 
-def local_status(satellite: Satellite, log_writer: LogWriter | None) -> dict[str, Any]:
+def local_status(
+    satellite: Satellite, log_writer: LogWriter | None, ingest: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
     """One satellite's own ``/api/v1/status`` (a cluster's answer sums these over its members)."""
     counters = satellite.counters
     return {
@@ -44,6 +46,7 @@ def local_status(satellite: Satellite, log_writer: LogWriter | None) -> dict[str
         "spans_unwritable": counters.spans_unwritable,
         "spans_write_failed": counters.spans_write_failed,
         "logs": asdict(log_writer.counters) if log_writer is not None else None,
+        "ingest": ingest or {},
         "recall": {
             "spans": satellite.buffer.spans,
             "bytes": satellite.buffer.nbytes,
@@ -57,7 +60,7 @@ def local_status(satellite: Satellite, log_writer: LogWriter | None) -> dict[str
 
 def routes(ctx: ApiContext) -> list[Route]:
     def status(request: Request) -> Response:
-        own = local_status(ctx.own_satellite, ctx.log_writer)
+        own = local_status(ctx.own_satellite, ctx.log_writer, ctx.ingest_status())
         return json_response(own if ctx.cluster is None else ctx.cluster.status(own))
 
     def services(request: Request) -> Response:

@@ -34,6 +34,9 @@ class RoutingSink:
     def count_rejected(self, spans: int) -> None:
         self.local.count_rejected(spans)
 
+    def accepting(self) -> bool:
+        return self.local.accepting()
+
     def reroute(self, failed_url: str, batches: list[pa.RecordBatch]) -> None:
         """A peer stopped answering: mark it down, and send what was queued for it to the new owners."""
         self.membership.mark_down(failed_url)

@@ -1,20 +1,31 @@
-"""Reading HTTP request bodies safely: a size bound, chunked bodies, and gzip without gzip bombs."""
+"""Reading HTTP request bodies safely: a size bound, an in-flight bound, chunked bodies, and gzip (every member)
+without gzip bombs."""
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 from starlette.requests import Request
 
 from spyglass.receivers.decoders.result import DecodeError
 
 
+def _always(nbytes: int) -> bool:
+    return True
+
+
 class BodyTooLarge(DecodeError):
     """The body, as sent or once decompressed, is larger than the configured bound."""
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """Read the whole body (Content-Length or chunked), decompressing gzip/deflate, never past ``max_bytes``."""
+class Refused(Exception):
+    """Reading this body would pass the receiver's in-flight bound: the export is refused (429)."""
+
+
+async def read_body(request: Request, max_bytes: int, reserve: Callable[[int], bool] = _always) -> bytes:
+    """Read the whole body as sent (Content-Length or chunked), never past ``max_bytes``; ``reserve`` is asked
+    for every chunk's bytes first, and ``Refused`` is raised when it says no. Decompress with ``decompress``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body of {declared} bytes exceeds the limit of {max_bytes} bytes")
@@ -24,10 +35,24 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         size += len(chunk)
         if size > max_bytes:
             raise BodyTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+        if not reserve(len(chunk)):
+            raise Refused()
         parts.append(chunk)
-    body = b"".join(parts)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    return decompress(body, encoding, max_bytes)
+    return b"".join(parts)
+
+
+async def discard_body(request: Request, max_bytes: int) -> None:
+    """Read what is left of a refused body without keeping it, so the client reads its answer on a connection
+    it may reuse; past ``max_bytes`` it is left unread and the connection ends with the answer."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return
+
+
+def content_encoding(request: Request) -> str:
+    return request.headers.get("content-encoding", "identity").strip().lower()
 
 
 def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:

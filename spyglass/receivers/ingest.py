@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
 from starlette.requests import Request
 
+from spyglass.receivers.admission import Admission
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
-from spyglass.receivers.http_body import read_body
+from spyglass.receivers.http_body import Refused, content_encoding, decompress, discard_body, read_body
 from spyglass.receivers.sink import SpanSink
 from spyglass.security import bearer_ok
 
@@ -23,11 +26,27 @@ RETRY_AFTER_S = 1
 
 @dataclass(frozen=True)
 class ReceiverSettings:
-    """What every receiver needs: where spans go, the body bound, the ingest token."""
+    """What every receiver needs: where spans go, the body bound, the ingest token, its in-flight bound
+    (None: unbounded) and the workers that decode off the event loop (None: asyncio's default executor)."""
 
     sink: SpanSink
     max_body_bytes: int
     ingest_token: str | None = None
+    admission: Admission | None = None
+    decode_pool: Executor | None = None
+
+    def bounded(
+        self, max_bytes: int, max_exports: int, room: Callable[[], bool] | None = None
+    ) -> ReceiverSettings:
+        """The same settings with an in-flight bound of their own (one per receiver); ``room`` says whether the
+        sink can take more (default: the span sink's intake)."""
+        return replace(self, admission=Admission(max_bytes, max_exports, room or self.sink.accepting))
+
+    def with_room(self, room: Callable[[], bool]) -> ReceiverSettings:
+        """The same bounds, counted apart, for a receiver whose exports go to another sink (logs)."""
+        if self.admission is None:
+            return self
+        return self.bounded(self.admission.max_bytes, self.admission.max_exports, room)
 
 
 class Outcome(Enum):
@@ -45,27 +64,52 @@ class IngestResult:
     rejected_spans: int = 0
 
 
+#: The answer to an export refused at the door, before decoding.
+BUSY = IngestResult(Outcome.OVERLOADED, "spyglass is busy with other exports; retry later")
+
+
 def accept(result: DecodeResult, settings: ReceiverSettings) -> IngestResult:
     """Hand a decoded batch to the sink; shared by the HTTP and gRPC receivers."""
     if result.rejected_spans:
         settings.sink.count_rejected(result.rejected_spans)
     if result.batch.num_rows and not settings.sink.submit(result.batch):
-        return IngestResult(Outcome.OVERLOADED, "spyglass is overloaded; retry later")
+        return IngestResult(Outcome.OVERLOADED, "spyglass's intake is full; retry later")
     return IngestResult(Outcome.ACCEPTED, result.error_message, result.batch.num_rows, result.rejected_spans)
 
 
 async def receive(
     request: Request, settings: ReceiverSettings, decode: Callable[[bytes], Decoded]
 ) -> Decoded | IngestResult:
-    """Authentication, bounded reading and decoding of one HTTP export (spans or logs): what it decoded to,
-    or why it was refused."""
+    """Authentication, admission, bounded reading and decoding (off the event loop) of one HTTP export (spans
+    or logs): what it decoded to, or why it was refused."""
     if not bearer_ok(request.headers.get("authorization"), settings.ingest_token):
         return IngestResult(Outcome.UNAUTHENTICATED, "missing or wrong bearer token")
+    ticket = settings.admission.enter() if settings.admission is not None else None
+    if settings.admission is not None and ticket is None:
+        await discard_body(request, settings.max_body_bytes)
+        return BUSY
     try:
-        body = await read_body(request, settings.max_body_bytes)
-        return decode(body)
+        body = await read_body(request, settings.max_body_bytes, ticket.grow if ticket else _unbounded)
+        encoding = content_encoding(request)
+        max_bytes = settings.max_body_bytes
+        return await off_loop(settings, lambda: decode(decompress(body, encoding, max_bytes)))
+    except Refused:
+        await discard_body(request, settings.max_body_bytes)
+        return BUSY
     except DecodeError as exc:
         return IngestResult(Outcome.INVALID, str(exc))
+    finally:
+        if ticket is not None:
+            ticket.release()
+
+
+async def off_loop(settings: ReceiverSettings, work: Callable[[], Decoded]) -> Decoded:
+    """Run decoding on the decode workers, so the event loop keeps serving queries and other exports."""
+    return await asyncio.get_running_loop().run_in_executor(settings.decode_pool, work)
+
+
+def _unbounded(nbytes: int) -> bool:
+    return True
 
 
 async def ingest(

@@ -7,8 +7,11 @@ bytes go to the same ptars decoder as OTLP/HTTP. gzip (the exporters' ``compress
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
 from grpc import aio
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -16,7 +19,16 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from spyglass.receivers.decoders.otlp_logs import decode_otlp_logs_proto
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.decoders.result import DecodeError
-from spyglass.receivers.ingest import RETRY_AFTER_S, IngestResult, Outcome, ReceiverSettings, accept
+from spyglass.receivers.ingest import (
+    BUSY,
+    RETRY_AFTER_S,
+    Decoded,
+    IngestResult,
+    Outcome,
+    ReceiverSettings,
+    accept,
+    off_loop,
+)
 from spyglass.receivers.logs import accept_logs
 from spyglass.receivers.sink import LogSink
 from spyglass.security import bearer_ok
@@ -35,21 +47,47 @@ def _serialize(
     return response.SerializeToString()
 
 
+#: Retry advice in the form OTLP/gRPC exporters read (``google.rpc.RetryInfo`` in trailing metadata).
+_RETRY_METADATA = (
+    ("google.rpc.retryinfo-bin", RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_S)).SerializeToString()),
+    ("retry-after", str(RETRY_AFTER_S)),
+)
+
+
+async def _refuse_busy(context: aio.ServicerContext, message: str) -> NoReturn:
+    context.set_trailing_metadata(_RETRY_METADATA)
+    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+    raise AssertionError("abort returns only by raising")
+
+
 async def _admit(
-    context: aio.ServicerContext, token: str | None, decode_and_accept: Callable[[], IngestResult]
+    context: aio.ServicerContext,
+    settings: ReceiverSettings,
+    request: bytes,
+    decode: Callable[[bytes], Decoded],
+    hand_over: Callable[[Decoded], IngestResult],
 ) -> IngestResult:
-    """What both export services do first: authenticate, decode and hand over, and answer the errors
-    (INVALID_ARGUMENT for bad input; RESOURCE_EXHAUSTED with retry advice, as OTLP says, for overload)."""
+    """What both export services do: authenticate, admit (before decoding), decode off the event loop, hand
+    over, and answer the errors (INVALID_ARGUMENT for bad input; RESOURCE_EXHAUSTED with retry advice, as
+    OTLP says, for overload)."""
     metadata = dict(context.invocation_metadata() or ())
-    if not bearer_ok(metadata.get("authorization"), token):
+    if not bearer_ok(metadata.get("authorization"), settings.ingest_token):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+    ticket = settings.admission.enter() if settings.admission is not None else None
+    if settings.admission is not None and (ticket is None or not ticket.grow(len(request))):
+        if ticket is not None:
+            ticket.release()
+        await _refuse_busy(context, BUSY.message)
     try:
-        result = decode_and_accept()
+        decoded = await off_loop(settings, lambda: decode(request))
     except DecodeError as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    finally:
+        if ticket is not None:
+            ticket.release()
+    result = hand_over(decoded)
     if result.outcome is Outcome.OVERLOADED:
-        context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, result.message)
+        await _refuse_busy(context, result.message)
     return result
 
 
@@ -63,7 +101,7 @@ class TraceServiceHandler:
         self, request: bytes, context: aio.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         result = await _admit(
-            context, self.settings.ingest_token, lambda: accept(decode_otlp_proto(request), self.settings)
+            context, self.settings, request, decode_otlp_proto, lambda d: accept(d, self.settings)
         )
         response = trace_service_pb2.ExportTraceServiceResponse()
         if result.rejected_spans:
@@ -83,9 +121,7 @@ class LogsServiceHandler:
         self, request: bytes, context: aio.ServicerContext
     ) -> logs_service_pb2.ExportLogsServiceResponse:
         result = await _admit(
-            context,
-            self.settings.ingest_token,
-            lambda: accept_logs(decode_otlp_logs_proto(request), self.sink),
+            context, self.settings, request, decode_otlp_logs_proto, lambda d: accept_logs(d, self.sink)
         )
         response = logs_service_pb2.ExportLogsServiceResponse()
         if result.rejected_spans or result.message:
@@ -95,10 +131,13 @@ class LogsServiceHandler:
 
 
 def create_grpc_server(
-    settings: ReceiverSettings, address: str, logs: LogSink | None = None
+    settings: ReceiverSettings,
+    address: str,
+    logs: LogSink | None = None,
+    logs_settings: ReceiverSettings | None = None,
 ) -> tuple[aio.Server, int]:
-    """An asyncio gRPC server with the trace service (and the logs service, given a log sink) bound to
-    ``address``; returns it and the bound port."""
+    """An asyncio gRPC server with the trace service (and the logs service, given a log sink, admitting by
+    ``logs_settings`` as ``create_otlp_http_app``) bound to ``address``; returns it and the bound port."""
     server = aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
@@ -120,7 +159,7 @@ def create_grpc_server(
         )
     )
     if logs is not None:
-        logs_handler = LogsServiceHandler(settings, logs)
+        logs_handler = LogsServiceHandler(logs_settings or settings.with_room(logs.accepting_logs), logs)
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(

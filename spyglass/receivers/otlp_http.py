@@ -88,8 +88,11 @@ def error_response(status: int, message: str, media_type: str) -> Response:
     return Response(body, status, headers=headers, media_type=media_type)
 
 
-def create_otlp_http_app(settings: ReceiverSettings, logs: LogSink | None = None) -> Starlette:
-    """The OTLP/HTTP ingest application; ``/v1/logs`` when a log sink is given."""
+def create_otlp_http_app(
+    settings: ReceiverSettings, logs: LogSink | None = None, logs_settings: ReceiverSettings | None = None
+) -> Starlette:
+    """The OTLP/HTTP ingest application; ``/v1/logs`` when a log sink is given, admitting by
+    ``logs_settings`` (default: ``settings``' bounds, counted apart, and the log sink's room)."""
 
     async def traces(request: Request) -> Response:
         media_type = _media_type(request)
@@ -100,6 +103,9 @@ def create_otlp_http_app(settings: ReceiverSettings, logs: LogSink | None = None
         decode = decode_otlp_proto if media_type == PROTOBUF else decode_otlp_json
         return _response(await ingest(request, settings, decode), media_type)
 
+    if logs_settings is None:
+        logs_settings = settings.with_room(logs.accepting_logs) if logs is not None else settings
+
     async def log_records(request: Request) -> Response:
         media_type = _media_type(request)
         if media_type is None:
@@ -108,7 +114,7 @@ def create_otlp_http_app(settings: ReceiverSettings, logs: LogSink | None = None
             )
         assert logs is not None
         decode = decode_otlp_logs_proto if media_type == PROTOBUF else decode_otlp_logs_json
-        return _logs_response(await ingest_logs(request, settings, logs, decode), media_type)
+        return _logs_response(await ingest_logs(request, logs_settings, logs, decode), media_type)
 
     routes = [Route("/v1/traces", traces, methods=["POST"])]
     if logs is not None:

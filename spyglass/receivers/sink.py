@@ -18,6 +18,10 @@ class SpanSink(Protocol):
         """Record spans refused as invalid."""
         ...
 
+    def accepting(self) -> bool:
+        """Whether a new export may be admitted at all: False refuses it before decoding."""
+        ...
+
 
 class LogSink(Protocol):
     """Where receivers hand decoded log records (``spyglass.model.log_schema.LOG_SCHEMA``)."""
@@ -28,4 +32,8 @@ class LogSink(Protocol):
 
     def count_logs(self, *, rejected: int = 0, dropped: int = 0) -> None:
         """Record log records refused as invalid, and those dropped for carrying no trace context."""
+        ...
+
+    def accepting_logs(self) -> bool:
+        """Whether a new logs export may be admitted at all: False refuses it before decoding."""
         ...

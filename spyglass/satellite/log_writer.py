@@ -63,6 +63,10 @@ class LogWriter:
             self._cond.notify_all()
         return True
 
+    def accepting_logs(self) -> bool:
+        """Whether the queue has room for more: receivers refuse exports before decoding them when not."""
+        return self._queued_records < self.max_queued_records and not self._stopping
+
     def count_logs(self, *, rejected: int = 0, dropped: int = 0) -> None:
         with self._cond:
             self.counters.rejected += rejected

@@ -100,6 +100,10 @@ class Satellite:
             self._intake_lock.notify()
         return True
 
+    def accepting(self) -> bool:
+        """Whether the intake has room for more: receivers refuse exports before decoding them when not."""
+        return self._queued_spans < self.settings.max_queued_spans and not self._stopping.is_set()
+
     def count_rejected(self, spans: int) -> None:
         """Record spans a receiver refused as invalid."""
         with self._intake_lock:
