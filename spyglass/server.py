@@ -21,6 +21,7 @@ import uvicorn
 from spyglass.analysis.ownership import Ownership
 from spyglass.api.app import create_api_app
 from spyglass.api.context import ApiContext
+from spyglass.background import yield_to_queries
 from spyglass.cluster.node import ClusterNode
 from spyglass.config import ConfigError, ServeConfig
 from spyglass.receivers.admission import Admission
@@ -89,6 +90,20 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _serve_apart(server: uvicorn.Server, sock: socket.socket) -> threading.Thread:
+    """Run ``server`` on ``sock`` on a new event loop in a thread of its own; it ends when ``should_exit``."""
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except Exception:
+            log.exception("the query API stopped")
+
+    thread = threading.Thread(target=run, name="spyglass-api", daemon=True)
+    thread.start()
+    return thread
+
+
 class SpyglassServer:
     """One spyglass process: store, satellite, receivers and API."""
 
@@ -126,7 +141,9 @@ class SpyglassServer:
         )
         sink = self.cluster.sink if self.cluster is not None else self.satellite
         # Decoding runs on these threads, never on the event loop that answers queries and gRPC.
-        self.decode_pool = ThreadPoolExecutor(config.decode_workers, thread_name_prefix="spyglass-decode")
+        self.decode_pool = ThreadPoolExecutor(
+            config.decode_workers, thread_name_prefix="spyglass-decode", initializer=yield_to_queries
+        )
         self.receiver_settings = ReceiverSettings(
             sink, config.max_body_bytes, config.ingest_token, decode_pool=self.decode_pool
         )
@@ -197,9 +214,13 @@ class SpyglassServer:
             self.cluster.start(self_url=config.advertise or f"http://{config.host}:{api_port}")
         self.log_writer.start()
         await grpc_server.start()
+        # The query API runs on an event loop of its own thread: a query waits for nothing ingest does on its
+        # loop (reading bodies, answering gRPC), so a flood of exports cannot queue the people looking.
+        api_server = servers[0]
+        api_thread = _serve_apart(api_server, sockets["api"])
         tasks = [
             asyncio.create_task(s.serve(sockets=[sock]))
-            for s, sock in zip(servers, sockets.values(), strict=True)
+            for s, sock in zip(servers[1:], list(sockets.values())[1:], strict=True)
         ]
         self.ports = BoundPorts(
             api=sockets["api"].getsockname()[1],
@@ -217,6 +238,7 @@ class SpyglassServer:
             for server in servers:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(api_thread.join)
             if self.cluster is not None:
                 await asyncio.to_thread(self.cluster.stop)
             await asyncio.to_thread(self.satellite.stop)

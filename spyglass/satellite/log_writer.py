@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from spyglass.background import yield_to_queries
 from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
 
@@ -95,6 +96,7 @@ class LogWriter:
                 self._cond.wait(remaining)
 
     def _run(self) -> None:
+        yield_to_queries()
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.background import yield_to_queries
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
@@ -154,6 +155,7 @@ class Satellite:
     # -- the decision loop -----------------------------------------------------------------------------
 
     def _decide_loop(self) -> None:
+        yield_to_queries()
         next_tick = time.monotonic() + self._tick_s
         next_rollup_drain = time.monotonic() + ROLLUP_DRAIN_INTERVAL_S
         while True:
@@ -257,6 +259,7 @@ class Satellite:
         return spans.filter(pc.invert(is_late))
 
     def _write_loop(self) -> None:
+        yield_to_queries()
         while True:
             table = self._writes.get()
             try:

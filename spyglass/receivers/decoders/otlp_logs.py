@@ -139,7 +139,7 @@ def _logs_from_record(record: pa.RecordBatch) -> LogDecodeResult:
 
     resource_attrs = resources.field("resource").field("attributes")
     resource_values, resource_types = _proto._attribute_maps(resource_attrs)
-    services = _proto._service_names(resource_attrs, len(resources))
+    services = _proto._service_names(resource_values)
     attributes, attribute_types = _proto._attribute_maps(records.field("attributes"), reasons=reasons)
     severity = records.field("severity_number")
     severity = pc.if_else(
@@ -177,7 +177,11 @@ def _logs_from_record(record: pa.RecordBatch) -> LogDecodeResult:
 
 
 def _bodies(body: pa.StructArray, reasons: _LogReasons) -> pa.Array:
-    """Body ``AnyValue`` -> text: strings as they are, scalars in their canonical text, the rest as JSON."""
+    """Body ``AnyValue`` -> text: strings as they are, scalars in their canonical text, the rest as JSON.
+
+    An empty body is null: ClickHouse's ``otel_logs`` keeps both as ``''``, so only null reads back the same
+    from every store.
+    """
     fields = {field.name: array for field, array in zip(body.type, body.flatten(), strict=True)}
     s, b, i, d = (fields[name] for name in ("string_value", "bool_value", "int_value", "double_value"))
     text = pc.coalesce(s, pc.cast(i, pa.string()), pc.if_else(b, "true", "false"), pc.cast(d, pa.string()))
@@ -205,7 +209,7 @@ def _bodies(body: pa.StructArray, reasons: _LogReasons) -> pa.Array:
                 texts[index] = None
                 reasons.reject(int(index), f"body {exc or 'nested too deeply'}")
         text = pa.array(texts, pa.string())
-    return _proto._truncate(text, MAX_ATTRIBUTE_VALUE_BYTES)
+    return _proto._empty_to_null(_proto._truncate(text, MAX_ATTRIBUTE_VALUE_BYTES))
 
 
 # -- JSON --------------------------------------------------------------------------------------------------
@@ -354,7 +358,7 @@ def _body_text(body: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str:
-        return truncate_utf8(value, MAX_ATTRIBUTE_VALUE_BYTES)
+        return truncate_utf8(value, MAX_ATTRIBUTE_VALUE_BYTES) or None  # empty is null, as in _bodies
     if type(value) is bool:
         return "true" if value else "false"
     if type(value) is int:

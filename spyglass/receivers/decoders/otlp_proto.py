@@ -21,19 +21,27 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from ptars import HandlerPool
 
-from spyglass.model.schema import EVENT, LINK, SPAN_SCHEMA, UNKNOWN_SERVICE, ValueType
+from spyglass.model.schema import EVENT, LINK, SPAN_SCHEMA, UNKNOWN_SERVICE, SpanKind, StatusCode, ValueType
 from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_ATTRIBUTES_PER_SPAN,
     MAX_NAME_BYTES,
     MAX_NESTING_DEPTH,
     MAX_TIME_NS,
+    truncate_utf8,
 )
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 
 _Result = TypeVar("_Result")
 _REQUEST = trace_service_pb2.ExportTraceServiceRequest
 _handler = HandlerPool([trace_service_pb2.DESCRIPTOR]).get_for_message(_REQUEST.DESCRIPTOR)
+# Times are fixed64 on the wire: compared with an int64 scalar, Arrow would cast them to int64 and fail the
+# whole request on one time past 2**63.
+_MAX_TIME = pa.scalar(MAX_TIME_NS, pa.uint64())
+_ZERO_TIME = pa.scalar(0, pa.uint64())
+_ZERO_SPAN_ID = pa.scalar(b"\x00" * 8, pa.binary())
+_MAX_KIND = max(SpanKind)
+_MAX_STATUS = max(StatusCode)
 
 
 def decode_otlp_proto(body: bytes) -> DecodeResult:
@@ -74,7 +82,7 @@ def _spans_from_record(record: pa.RecordBatch) -> DecodeResult:
 
     resource_attrs = resources.field("resource").field("attributes")
     resource_values, resource_types = _attribute_maps(resource_attrs)
-    services = _service_names(resource_attrs, len(resources))
+    services = _service_names(resource_values)
 
     reasons = _Reasons(n)
     trace_id = spans.field("trace_id")
@@ -87,38 +95,40 @@ def _spans_from_record(record: pa.RecordBatch) -> DecodeResult:
     start = spans.field("start_time_unix_nano")
     end = spans.field("end_time_unix_nano")
     reasons.check(
-        pc.and_(pc.greater(start, 0), pc.less(start, MAX_TIME_NS)), "startTimeUnixNano out of range"
+        pc.and_(pc.greater(start, _ZERO_TIME), pc.less(start, _MAX_TIME)), "startTimeUnixNano out of range"
     )
-    reasons.check(
-        pc.and_(pc.greater_equal(end, start), pc.less(end, MAX_TIME_NS)), "endTimeUnixNano before start"
-    )
+    reasons.check(pc.less(end, _MAX_TIME), "endTimeUnixNano out of range")
+    reasons.check(pc.greater_equal(end, start), "endTimeUnixNano before start")
 
     attributes, attribute_types = _attribute_maps(spans.field("attributes"), reasons=reasons)
     events = _events(spans.field("events"), reasons)
     links = _links(spans.field("links"), reasons)
 
     status = spans.field("status")
-    trace_state = spans.field("trace_state")
     scope = scopes.field("scope")
     start64 = pc.cast(start, pa.int64(), safe=False)
+    # An all-zero parent id means "no parent", as in the JSON decoders.
+    has_parent = pc.and_(pc.equal(parent_len, 8), pc.not_equal(parent, _ZERO_SPAN_ID))
     columns: dict[str, pa.Array] = {
         "trace_id": trace_id,
         "span_id": span_id,
-        "parent_span_id": pc.if_else(pc.equal(parent_len, 8), parent, pa.scalar(None, pa.binary())),
-        "trace_state": pc.if_else(pc.equal(pc.utf8_length(trace_state), 0), None, trace_state),
+        "parent_span_id": pc.if_else(has_parent, parent, pa.scalar(None, pa.binary())),
+        "trace_state": _empty_to_null(_truncate(spans.field("trace_state"), MAX_ATTRIBUTE_VALUE_BYTES)),
         "service": pc.take(services, span_resource),
         "name": _truncate(spans.field("name"), MAX_NAME_BYTES),
-        "kind": pc.cast(spans.field("kind"), pa.int8(), safe=False),
+        "kind": _known_enum(spans.field("kind"), _MAX_KIND),
         "start_ns": start64,
         "duration_ns": pc.subtract(pc.cast(end, pa.int64(), safe=False), start64),
-        "status_code": pc.cast(status.field("code"), pa.int8(), safe=False),
-        "status_message": _empty_to_null(status.field("message")),
+        "status_code": _known_enum(status.field("code"), _MAX_STATUS),
+        "status_message": _empty_to_null(_truncate(status.field("message"), MAX_ATTRIBUTE_VALUE_BYTES)),
         "attributes": attributes,
         "attribute_types": attribute_types,
         "resource": pc.take(resource_values, span_resource),
         "resource_types": pc.take(resource_types, span_resource),
-        "scope_name": _empty_to_null(pc.take(scope.field("name"), span_scope)),
-        "scope_version": _empty_to_null(pc.take(scope.field("version"), span_scope)),
+        "scope_name": _empty_to_null(_truncate(pc.take(scope.field("name"), span_scope), MAX_NAME_BYTES)),
+        "scope_version": _empty_to_null(
+            _truncate(pc.take(scope.field("version"), span_scope), MAX_NAME_BYTES)
+        ),
         "events": events,
         "links": links,
     }
@@ -168,13 +178,23 @@ def _valid_id(ids: pa.Array, size: int) -> pa.Array:
     return pc.and_(pc.equal(pc.binary_length(ids), size), pc.not_equal(ids, zero))
 
 
+def _known_enum(codes: pa.Array, highest: int) -> pa.Array:
+    """Enum values as int8, any value outside ``0..highest`` as 0 (unspecified/unset).
+
+    Open enums let a sender put any int32 on the wire; cut to int8 as they are, 258 would read as 2 (SERVER),
+    and the stores would disagree on the rest. Jaeger and the Collector show an unknown kind as unspecified.
+    """
+    known = pc.and_(pc.greater_equal(codes, 0), pc.less_equal(codes, highest))
+    return pc.cast(pc.if_else(known, codes, 0), pa.int8())
+
+
 def _empty_to_null(strings: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.binary_length(strings), 0), None, strings)
 
 
 def _truncate(strings: pa.Array, max_bytes: int) -> pa.Array:
     """Cut over-long strings at a UTF-8 boundary (rare, so done in Python for just those)."""
-    too_long = pc.greater(pc.binary_length(strings), max_bytes)
+    too_long = pc.fill_null(pc.greater(pc.binary_length(strings), max_bytes), False)
     if not pc.any(too_long).as_py():
         return strings
     values = strings.to_pylist()
@@ -183,18 +203,12 @@ def _truncate(strings: pa.Array, max_bytes: int) -> pa.Array:
     return pa.array(values, pa.string())
 
 
-def _service_names(resource_attrs: pa.ListArray, n_resources: int) -> pa.Array:
-    names = np.full(n_resources, UNKNOWN_SERVICE, dtype=object)
-    flat = resource_attrs.flatten()
-    if len(flat):
-        is_service = pc.equal(flat.field("key"), "service.name").to_numpy(zero_copy_only=False)
-        if is_service.any():
-            owners = pc.list_parent_indices(resource_attrs).to_numpy()[is_service]
-            values = flat.field("value").field("string_value").to_numpy(zero_copy_only=False)[is_service]
-            for owner, value in zip(owners, values, strict=True):
-                if value:
-                    names[owner] = value
-    return _truncate(pa.array(names, pa.string()), MAX_NAME_BYTES)
+def _service_names(resource_values: pa.MapArray) -> pa.Array:
+    """Each resource's ``service.name`` as text (its last value when repeated, as the resource map keeps it),
+    else ``UNKNOWN_SERVICE``: what the JSON decoders take too."""
+    names = pc.map_lookup(resource_values, pa.scalar("service.name", pa.string()), "last")
+    names = pc.if_else(pc.greater(pc.fill_null(pc.binary_length(names), 0), 0), names, UNKNOWN_SERVICE)
+    return _truncate(names, MAX_NAME_BYTES)
 
 
 def _attribute_maps(
@@ -202,15 +216,17 @@ def _attribute_maps(
 ) -> tuple[pa.MapArray, pa.MapArray]:
     """``list<KeyValue>`` -> (text map, non-string type map), one entry per list row.
 
-    ``reasons``/``owners`` let a nested value too deep reject the span that owns the list row.
+    ``reasons``/``owners`` let a nested value too deep reject the span that owns the list row. Keys are cut to
+    ``MAX_NAME_BYTES`` and strings (also inside arrays and kvlists) and bytes to ``MAX_ATTRIBUTE_VALUE_BYTES``,
+    as the JSON decoders cut them; an array or kvlist is not cut as a whole, as its text must stay JSON.
     """
     if len(kv_lists) and pc.max(pc.list_value_length(kv_lists)).as_py() > MAX_ATTRIBUTES_PER_SPAN:
         kv_lists = pc.list_slice(kv_lists, 0, MAX_ATTRIBUTES_PER_SPAN)
     offsets = _offsets(kv_lists)
     flat = kv_lists.flatten()
-    keys = flat.field("key")
+    keys = _truncate(flat.field("key"), MAX_NAME_BYTES)  # before collapsing: two long keys may become one
     value = flat.field("value")
-    s = value.field("string_value")
+    s = _truncate(value.field("string_value"), MAX_ATTRIBUTE_VALUE_BYTES)
     b = value.field("bool_value")
     i = value.field("int_value")
     d = value.field("double_value")
@@ -227,7 +243,7 @@ def _attribute_maps(
         pc.if_else(pc.is_valid(d), int(ValueType.DOUBLE), None),
     )
     text, types = _nested_values(value, text, types, kv_lists, reasons, owners)
-    text = _truncate(pc.fill_null(text, ""), MAX_ATTRIBUTE_VALUE_BYTES)
+    text = pc.fill_null(text, "")
     types_np = pc.fill_null(types, 0).to_numpy(zero_copy_only=False).astype(np.int8)
     parents_np = pc.list_parent_indices(kv_lists).to_numpy()
     keep = last_of_repeated_keys(keys, parents_np)
@@ -309,7 +325,7 @@ def _nested_values(
     for index in np.flatnonzero(rare.to_numpy(zero_copy_only=False)):
         try:
             if raw_bytes[index].is_valid:
-                text_list[index] = base64.b64encode(raw_bytes[index].as_py()).decode("ascii")
+                text_list[index] = _base64(raw_bytes[index].as_py())
                 type_list[index] = int(ValueType.BYTES)
                 continue
             is_array = arrays[index].is_valid
@@ -324,6 +340,11 @@ def _nested_values(
                 span = int(owner_of[row]) if owner_of is not None else row
                 reasons.reject(span, f"attribute value {exc or 'nested too deeply'}")
     return pa.array(text_list, pa.string()), pa.array(type_list, pa.int8())
+
+
+def _base64(raw: bytes) -> str:
+    """A bytes value as OTLP JSON writes it, cut to the limit first (as the JSON decoders cut it)."""
+    return base64.b64encode(raw[:MAX_ATTRIBUTE_VALUE_BYTES]).decode("ascii")
 
 
 class _TooDeep(ValueError):
@@ -350,8 +371,10 @@ def _any_value(value: common_pb2.AnyValue, depth: int) -> Any:
         return [_any_value(v, depth + 1) for v in value.array_value.values]
     if which == "kvlist_value":
         return {kv.key: _any_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
+    if which == "string_value":
+        return truncate_utf8(value.string_value, MAX_ATTRIBUTE_VALUE_BYTES)
     if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
+        return _base64(value.bytes_value)
     if which == "double_value":
         d = value.double_value
         return d if d == d and abs(d) != float("inf") else str(d)
@@ -363,11 +386,13 @@ def _any_value(value: common_pb2.AnyValue, depth: int) -> Any:
 def _events(event_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
     events = event_lists.flatten()
     owners = pc.list_parent_indices(event_lists)
+    times = events.field("time_unix_nano")
+    _reject_owners(reasons, owners, pc.less(times, _MAX_TIME), "event timeUnixNano out of range")
     values, types = _attribute_maps(events.field("attributes"), reasons=reasons, owners=owners)
     structs = pa.StructArray.from_arrays(
         [
-            pc.cast(events.field("time_unix_nano"), pa.int64(), safe=False),
-            events.field("name"),
+            pc.cast(times, pa.int64(), safe=False),
+            _truncate(events.field("name"), MAX_NAME_BYTES),
             values,
             types,
         ],
@@ -379,21 +404,26 @@ def _events(event_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
 def _links(link_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
     links = link_lists.flatten()
     owners = pc.list_parent_indices(link_lists)
-    if len(links):
-        ok = pc.and_(_valid_id(links.field("trace_id"), 16), _valid_id(links.field("span_id"), 8))
-        bad = ~ok.to_numpy(zero_copy_only=False)
-        for link_index in np.flatnonzero(bad):
-            reasons.reject(int(owners[link_index].as_py()), "link ids must be 16 and 8 bytes")
+    ok = pc.and_(_valid_id(links.field("trace_id"), 16), _valid_id(links.field("span_id"), 8))
+    _reject_owners(reasons, owners, ok, "link ids must be 16 and 8 bytes and not all zero")
     values, types = _attribute_maps(links.field("attributes"), reasons=reasons, owners=owners)
-    trace_state = links.field("trace_state")
     structs = pa.StructArray.from_arrays(
         [
             links.field("trace_id"),
             links.field("span_id"),
-            pc.if_else(pc.equal(pc.utf8_length(trace_state), 0), None, trace_state),
+            _empty_to_null(_truncate(links.field("trace_state"), MAX_ATTRIBUTE_VALUE_BYTES)),
             values,
             types,
         ],
         names=[f.name for f in LINK],
     )
     return pa.ListArray.from_arrays(_offsets(link_lists), structs)
+
+
+def _reject_owners(reasons: _Reasons, owners: pa.Array, ok: pa.Array, reason: str) -> None:
+    """Reject the span owning each event or link that is not ``ok`` (rare: a loop over just those)."""
+    bad = ~pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    if bad.any():
+        owner_of = owners.to_numpy()
+        for index in np.flatnonzero(bad):
+            reasons.reject(int(owner_of[index]), reason)
