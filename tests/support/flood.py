@@ -268,7 +268,7 @@ def flood(
     duration_s: float,
     http_processes: int = 2,
     grpc_processes: int = 2,
-    threads_per_process: int = 8,
+    threads_per_process: int = 16,
     spans_per_export: int = 1000,
 ) -> FloodReport:
     """Flood for ``duration_s`` seconds and report; the senders run in processes of their own."""
