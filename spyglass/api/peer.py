@@ -35,7 +35,7 @@ from spyglass.cluster.peer_client import (
 )
 from spyglass.cluster.views import filter_from_args, query_from_args
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
-from spyglass.receivers.ingest import Outcome, ReceiverSettings, ingest
+from spyglass.receivers.ingest import HTTP_STATUS, Outcome, ReceiverSettings, ingest
 from spyglass.receivers.otlp_http import PROTOBUF, error_response
 from spyglass.store.protocol import ROLLUP_SCHEMA
 
@@ -144,8 +144,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             )
         result = await ingest(request, local, decode_otlp_proto)
         if result.outcome is not Outcome.ACCEPTED:
-            status = {Outcome.UNAUTHENTICATED: 401, Outcome.INVALID: 400, Outcome.OVERLOADED: 429}
-            return error_response(status[result.outcome], result.message, PROTOBUF)
+            return error_response(HTTP_STATUS[result.outcome], result.message, PROTOBUF)
         node.spans_from_peers += result.accepted_spans
         return Response(b"", 200, media_type=PROTOBUF)  # an empty ExportTraceServiceResponse
 

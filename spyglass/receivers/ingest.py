@@ -13,7 +13,14 @@ from starlette.requests import Request
 
 from spyglass.receivers.admission import Admission
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
-from spyglass.receivers.http_body import Refused, content_encoding, decompress, discard_body, read_body
+from spyglass.receivers.http_body import (
+    BodyTooLarge,
+    Refused,
+    content_encoding,
+    decompress,
+    discard_body,
+    read_body,
+)
 from spyglass.receivers.sink import SpanSink
 from spyglass.security import bearer_ok
 
@@ -53,7 +60,18 @@ class Outcome(Enum):
     ACCEPTED = "accepted"
     UNAUTHENTICATED = "unauthenticated"
     INVALID = "invalid"
+    TOO_LARGE = "too_large"
     OVERLOADED = "overloaded"
+
+
+#: The one map from an export's outcome to its HTTP status, for every HTTP receiver (OTLP, Zipkin, peers).
+HTTP_STATUS = {
+    Outcome.ACCEPTED: 200,
+    Outcome.UNAUTHENTICATED: 401,
+    Outcome.INVALID: 400,
+    Outcome.TOO_LARGE: 413,  # as the OTLP/HTTP specification asks of a body over the server's limit
+    Outcome.OVERLOADED: 429,
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,8 @@ async def receive(
     except Refused:
         await discard_body(request, settings.max_body_bytes)
         return BUSY
+    except BodyTooLarge as exc:
+        return IngestResult(Outcome.TOO_LARGE, str(exc))
     except DecodeError as exc:
         return IngestResult(Outcome.INVALID, str(exc))
     finally:

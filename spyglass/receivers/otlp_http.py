@@ -20,13 +20,19 @@ from starlette.routing import Route
 from spyglass.receivers.decoders.otlp_json import decode_otlp_json
 from spyglass.receivers.decoders.otlp_logs import decode_otlp_logs_json, decode_otlp_logs_proto
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
-from spyglass.receivers.ingest import RETRY_AFTER_S, IngestResult, Outcome, ReceiverSettings, ingest
+from spyglass.receivers.ingest import (
+    HTTP_STATUS,
+    RETRY_AFTER_S,
+    IngestResult,
+    Outcome,
+    ReceiverSettings,
+    ingest,
+)
 from spyglass.receivers.logs import ingest_logs
 from spyglass.receivers.sink import LogSink
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-_STATUS_FOR = {Outcome.UNAUTHENTICATED: 401, Outcome.INVALID: 400, Outcome.OVERLOADED: 429}
 
 
 def _media_type(request: Request) -> str | None:
@@ -53,13 +59,13 @@ def _response(result: IngestResult, media_type: str) -> Response:
             response.partial_success.rejected_spans = result.rejected_spans
             response.partial_success.error_message = result.message
         return Response(response.SerializeToString(), 200, media_type=PROTOBUF)
-    return error_response(_STATUS_FOR[result.outcome], result.message, media_type)
+    return error_response(HTTP_STATUS[result.outcome], result.message, media_type)
 
 
 def _logs_response(result: IngestResult, media_type: str) -> Response:
     """As ``_response``, for ``/v1/logs``: a message without rejections is a warning (dropped records)."""
     if result.outcome is not Outcome.ACCEPTED:
-        return error_response(_STATUS_FOR[result.outcome], result.message, media_type)
+        return error_response(HTTP_STATUS[result.outcome], result.message, media_type)
     if media_type == JSON:
         payload: dict[str, object] = {}
         if result.rejected_spans or result.message:
@@ -80,7 +86,7 @@ def error_response(status: int, message: str, media_type: str) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    grpc_code = {400: 3, 401: 16, 415: 3, 429: 8}.get(status, 2)
+    grpc_code = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8}.get(status, 2)
     if media_type == PROTOBUF:
         body = status_pb2.Status(code=grpc_code, message=message).SerializeToString()
     else:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
-from spyglass.receivers.ingest import RETRY_AFTER_S, Outcome, ReceiverSettings, ingest
+from spyglass.receivers.ingest import HTTP_STATUS, RETRY_AFTER_S, Outcome, ReceiverSettings, ingest
 
 
 def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
@@ -24,8 +24,7 @@ def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
         result = await ingest(request, settings, decode_zipkin_json)
         if result.outcome is Outcome.ACCEPTED:
             return Response(status_code=202)
-        status = {Outcome.UNAUTHENTICATED: 401, Outcome.INVALID: 400, Outcome.OVERLOADED: 429}[result.outcome]
-        return _error(status, result.message)
+        return _error(HTTP_STATUS[result.outcome], result.message)
 
     return Starlette(
         routes=[Route("/api/v2/spans", spans, methods=["POST"])],
