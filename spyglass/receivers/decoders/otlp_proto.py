@@ -182,10 +182,12 @@ def _known_enum(codes: pa.Array, highest: int) -> pa.Array:
     """Enum values as int8, any value outside ``0..highest`` as 0 (unspecified/unset).
 
     Open enums let a sender put any int32 on the wire; cut to int8 as they are, 258 would read as 2 (SERVER),
-    and the stores would disagree on the rest. Jaeger and the Collector show an unknown kind as unspecified.
+    and the stores would disagree on the rest. Jaeger's OTLP translation treats an unknown kind as unspecified.
     """
-    known = pc.and_(pc.greater_equal(codes, 0), pc.less_equal(codes, highest))
-    return pc.cast(pc.if_else(known, codes, 0), pa.int8())
+    bounds = pc.min_max(codes)
+    if len(codes) and not (bounds["min"].as_py() >= 0 and bounds["max"].as_py() <= highest):
+        codes = pc.if_else(pc.and_(pc.greater_equal(codes, 0), pc.less_equal(codes, highest)), codes, 0)
+    return pc.cast(codes, pa.int8())
 
 
 def _empty_to_null(strings: pa.Array) -> pa.Array:
@@ -194,9 +196,11 @@ def _empty_to_null(strings: pa.Array) -> pa.Array:
 
 def _truncate(strings: pa.Array, max_bytes: int) -> pa.Array:
     """Cut over-long strings at a UTF-8 boundary (rare, so done in Python for just those)."""
-    too_long = pc.fill_null(pc.greater(pc.binary_length(strings), max_bytes), False)
-    if not pc.any(too_long).as_py():
+    lengths = pc.binary_length(strings)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= max_bytes:
         return strings
+    too_long = pc.fill_null(pc.greater(lengths, max_bytes), False)
     values = strings.to_pylist()
     for i in np.flatnonzero(too_long.to_numpy(zero_copy_only=False)):
         values[i] = values[i].encode()[:max_bytes].decode("utf-8", "ignore")
@@ -387,7 +391,9 @@ def _events(event_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
     events = event_lists.flatten()
     owners = pc.list_parent_indices(event_lists)
     times = events.field("time_unix_nano")
-    _reject_owners(reasons, owners, pc.less(times, _MAX_TIME), "event timeUnixNano out of range")
+    latest = pc.max(times).as_py()
+    if latest is not None and latest >= MAX_TIME_NS:
+        _reject_owners(reasons, owners, pc.less(times, _MAX_TIME), "event timeUnixNano out of range")
     values, types = _attribute_maps(events.field("attributes"), reasons=reasons, owners=owners)
     structs = pa.StructArray.from_arrays(
         [
@@ -404,8 +410,9 @@ def _events(event_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
 def _links(link_lists: pa.ListArray, reasons: _Reasons) -> pa.Array:
     links = link_lists.flatten()
     owners = pc.list_parent_indices(link_lists)
-    ok = pc.and_(_valid_id(links.field("trace_id"), 16), _valid_id(links.field("span_id"), 8))
-    _reject_owners(reasons, owners, ok, "link ids must be 16 and 8 bytes and not all zero")
+    if len(links):
+        ok = pc.and_(_valid_id(links.field("trace_id"), 16), _valid_id(links.field("span_id"), 8))
+        _reject_owners(reasons, owners, ok, "link ids must be 16 and 8 bytes and not all zero")
     values, types = _attribute_maps(links.field("attributes"), reasons=reasons, owners=owners)
     structs = pa.StructArray.from_arrays(
         [
