@@ -44,8 +44,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--http-processes", type=int, default=2)
-    parser.add_argument("--grpc-processes", type=int, default=2)
+    parser.add_argument("--http-processes", type=int, default=3)
+    parser.add_argument("--grpc-processes", type=int, default=3)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--spans-per-export", type=int, default=1000)
     parser.add_argument("--sample-rate", type=float, default=1.0)

@@ -36,9 +36,10 @@ from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
-#: Exports a receiver holds in flight per decode worker before refusing more: enough to keep every worker
-#: busy while the next bodies are read, few enough that an admitted export is answered within a second or so.
-EXPORTS_IN_FLIGHT_PER_WORKER = 4
+#: Exports a receiver holds in flight per decode worker before refusing more. Many services' small exports at
+#: once are normal (a fleet's batch processors firing together), so the count is generous; the byte bound
+#: (--max-inflight-bytes) is what keeps a flood of large exports from waiting longer than a few seconds.
+EXPORTS_IN_FLIGHT_PER_WORKER = 16
 
 
 @dataclass(frozen=True)

@@ -266,8 +266,8 @@ def flood(
     otlp_http_port: int,
     otlp_grpc: str,
     duration_s: float,
-    http_processes: int = 2,
-    grpc_processes: int = 2,
+    http_processes: int = 3,
+    grpc_processes: int = 3,
     threads_per_process: int = 16,
     spans_per_export: int = 1000,
 ) -> FloodReport:
