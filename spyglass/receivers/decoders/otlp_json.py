@@ -39,7 +39,7 @@ from spyglass.receivers.decoders.limits import (
     time_problem,
     truncate_utf8,
 )
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult, unforeseen
 
 __all__ = ["decode_otlp_json"]
 
@@ -83,7 +83,7 @@ def decode_otlp_json(body: bytes) -> DecodeResult:
     except Problem as problem:
         raise DecodeError(problem.message()) from None
     except Exception as error:  # a decoder must answer 400, never 500, whatever it is sent
-        raise DecodeError(f"cannot decode OTLP JSON: {type(error).__name__}: {error}") from None
+        raise unforeseen(error, "OTLP JSON") from None
 
 
 def _decode(body: bytes) -> DecodeResult:

@@ -43,7 +43,7 @@ from spyglass.receivers.decoders.limits import (
     preview,
     truncate_utf8,
 )
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult, unforeseen
 
 __all__ = ["LogDecodeResult", "decode_otlp_logs_json", "decode_otlp_logs_proto"]
 
@@ -231,7 +231,7 @@ def decode_otlp_logs_json(body: bytes) -> LogDecodeResult:
     except Problem as problem:
         raise DecodeError(problem.message()) from None
     except Exception as error:  # a decoder must answer 400, never 500, whatever it is sent
-        raise DecodeError(f"cannot decode OTLP JSON logs: {type(error).__name__}: {error}") from None
+        raise unforeseen(error, "OTLP JSON logs") from None
 
 
 def _decode_json(body: bytes) -> LogDecodeResult:

@@ -30,7 +30,7 @@ from spyglass.receivers.decoders.limits import (
     MAX_TIME_NS,
     truncate_utf8,
 )
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult, unforeseen
 
 _Result = TypeVar("_Result")
 _REQUEST = trace_service_pb2.ExportTraceServiceRequest
@@ -63,7 +63,7 @@ def decode_with_ptars(
     except DecodeError:
         raise
     except Exception as exc:
-        raise DecodeError(f"invalid OTLP {signal} data: {type(exc).__name__}: {exc}") from None
+        raise unforeseen(exc, f"OTLP {signal} data") from None
 
 
 def _spans_from_record(record: pa.RecordBatch) -> DecodeResult:

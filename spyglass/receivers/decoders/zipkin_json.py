@@ -33,7 +33,7 @@ from spyglass.receivers.decoders.limits import (
     time_problem,
     truncate_utf8,
 )
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult, unforeseen
 
 __all__ = ["decode_zipkin_json"]
 
@@ -57,7 +57,7 @@ def decode_zipkin_json(body: bytes) -> DecodeResult:
     except Problem as problem:
         raise DecodeError(problem.message()) from None
     except Exception as error:  # a decoder must answer 400, never 500, whatever it is sent
-        raise DecodeError(f"cannot decode Zipkin JSON: {type(error).__name__}: {error}") from None
+        raise unforeseen(error, "Zipkin JSON") from None
 
 
 def _decode(body: bytes) -> DecodeResult:
