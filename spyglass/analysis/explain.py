@@ -25,6 +25,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
+from spyglass.analysis.outcomes import is_outcome
 from spyglass.analysis.ownership import Ownership
 from spyglass.model.schema import TREE_COLUMNS
 
@@ -69,18 +70,6 @@ KEY_PREFERENCE = (
 )
 #: Keys that name what was deployed: a new value everywhere (a full rollout) is still a strong cause.
 DEPLOY_KEYS = {"service.version", "deployment.id", "k8s.deployment.name", "deployment.environment"}
-#: Keys that describe an outcome (a status, an error type), not a circumstance: they name a cause only when
-#: nothing else selects the same traces.
-EFFECT_KEYS = {
-    "error.type",
-    "exception.type",
-    "exception.message",
-    "http.response.status_code",
-    "http.status_code",
-    "rpc.grpc.status_code",
-    "otel.status_code",
-    "otel.status_description",
-}
 #: Keys never worth reporting: they describe the symptom itself or are per-request identifiers / times.
 SKIP_KEYS = {
     "service.name",
@@ -485,10 +474,13 @@ class _Analysis:
         # A value whose traces are a subset of another's, explaining about as much, is the sharper name.
         absorbed: set[int] = set()
         extra: list[list[int]] = [[] for _ in groups]
+        outcome_only = [all(is_outcome(candidates[i]["key"]) for i in group) for group in groups]
         for gi, outer in enumerate(groups):
             for gj, inner in enumerate(groups):
                 if gi == gj or gj in absorbed or gi in absorbed:
                     continue
+                if outcome_only[gj] and not outcome_only[gi]:
+                    continue  # an outcome never absorbs a circumstance: it is the zone's errors, not their cause
                 a, b = sets[inner[0]], sets[outer[0]]
                 if len(a) < len(b) and len(a & b) >= 0.9 * len(a):
                     # Unclipped: two values that both "explain all of it" may still differ twofold.
@@ -514,15 +506,15 @@ class _Analysis:
 
         folded = []
         for index, group in enumerate(groups):
-            if index in absorbed:
-                continue
+            if index in absorbed or outcome_only[index]:
+                continue  # how requests ended is the symptom, never its cause
             named = [candidates[i] for i in group]
             members = named + [candidates[i] for i in extra[index]]
-            precise = {c["service"] for c in named if not broader(c) and c["key"] not in EFFECT_KEYS}
+            precise = {c["service"] for c in named if not broader(c) and not is_outcome(c["key"])}
             best = min(
                 named,
                 key=lambda c: (
-                    c["key"] in EFFECT_KEYS,
+                    is_outcome(c["key"]),
                     c["service"] in precise and broader(c),
                     _key_rank(c["key"]),
                     c["service"] != self.req.service,
