@@ -253,7 +253,6 @@ class SpyglassServer:
         settings = self.receiver_settings.bounded(
             self.config.max_inflight_bytes, EXPORTS_IN_FLIGHT_PER_WORKER * self.config.decode_workers, room
         )
-        assert settings.admission is not None
         self.admissions[name] = settings.admission
         return settings
 

@@ -12,6 +12,7 @@ Bodies count as they arrive on the wire (compressed); what they decompress to is
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 
@@ -49,6 +50,11 @@ class Admission:
         self.exports_in_flight = 0
         #: exports refused by this bound, for the status page
         self.refused = 0
+
+    @classmethod
+    def unbounded(cls) -> Admission:
+        """No bound at all: what a receiver built without one (tests, embedding) admits."""
+        return cls(sys.maxsize, sys.maxsize)
 
     def enter(self) -> Ticket | None:
         """Admit one more export, or None when it must be refused (the bound is reached, or the sink is full)."""

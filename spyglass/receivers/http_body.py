@@ -11,10 +11,6 @@ from starlette.requests import Request
 from spyglass.receivers.decoders.result import DecodeError
 
 
-def _always(nbytes: int) -> bool:
-    return True
-
-
 class BodyTooLarge(DecodeError):
     """The body, as sent or once decompressed, is larger than the configured bound."""
 
@@ -23,7 +19,7 @@ class Refused(Exception):
     """Reading this body would pass the receiver's in-flight bound: the export is refused (429)."""
 
 
-async def read_body(request: Request, max_bytes: int, reserve: Callable[[int], bool] = _always) -> bytes:
+async def read_body(request: Request, max_bytes: int, reserve: Callable[[int], bool]) -> bytes:
     """Read the whole body as sent (Content-Length or chunked), never past ``max_bytes``; ``reserve`` is asked
     for every chunk's bytes first, and ``Refused`` is raised when it says no. Decompress with ``decompress``."""
     declared = request.headers.get("content-length")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TypeVar
 
@@ -34,12 +34,12 @@ RETRY_AFTER_S = 1
 @dataclass(frozen=True)
 class ReceiverSettings:
     """What every receiver needs: where spans go, the body bound, the ingest token, its in-flight bound
-    (None: unbounded) and the workers that decode off the event loop (None: asyncio's default executor)."""
+    (default: none) and the workers that decode off the event loop (None: asyncio's default executor)."""
 
     sink: SpanSink
     max_body_bytes: int
     ingest_token: str | None = None
-    admission: Admission | None = None
+    admission: Admission = field(default_factory=Admission.unbounded)
     decode_pool: Executor | None = None
 
     def bounded(
@@ -51,8 +51,6 @@ class ReceiverSettings:
 
     def with_room(self, room: Callable[[], bool]) -> ReceiverSettings:
         """The same bounds, counted apart, for a receiver whose exports go to another sink (logs)."""
-        if self.admission is None:
-            return self
         return self.bounded(self.admission.max_bytes, self.admission.max_exports, room)
 
 
@@ -102,12 +100,12 @@ async def receive(
     or logs): what it decoded to, or why it was refused."""
     if not bearer_ok(request.headers.get("authorization"), settings.ingest_token):
         return IngestResult(Outcome.UNAUTHENTICATED, "missing or wrong bearer token")
-    ticket = settings.admission.enter() if settings.admission is not None else None
-    if settings.admission is not None and ticket is None:
+    ticket = settings.admission.enter()
+    if ticket is None:
         await discard_body(request, settings.max_body_bytes)
         return BUSY
     try:
-        body = await read_body(request, settings.max_body_bytes, ticket.grow if ticket else _unbounded)
+        body = await read_body(request, settings.max_body_bytes, ticket.grow)
         encoding = content_encoding(request)
         max_bytes = settings.max_body_bytes
         return await off_loop(settings, lambda: decode(decompress(body, encoding, max_bytes)))
@@ -119,17 +117,12 @@ async def receive(
     except DecodeError as exc:
         return IngestResult(Outcome.INVALID, str(exc))
     finally:
-        if ticket is not None:
-            ticket.release()
+        ticket.release()
 
 
 async def off_loop(settings: ReceiverSettings, work: Callable[[], Decoded]) -> Decoded:
     """Run decoding on the decode workers, so the event loop keeps serving queries and other exports."""
     return await asyncio.get_running_loop().run_in_executor(settings.decode_pool, work)
-
-
-def _unbounded(nbytes: int) -> bool:
-    return True
 
 
 async def ingest(

@@ -73,18 +73,17 @@ async def _admit(
     metadata = dict(context.invocation_metadata() or ())
     if not bearer_ok(metadata.get("authorization"), settings.ingest_token):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-    ticket = settings.admission.enter() if settings.admission is not None else None
-    if settings.admission is not None and (ticket is None or not ticket.grow(len(request))):
-        if ticket is not None:
-            ticket.release()
+    ticket = settings.admission.enter()
+    if ticket is None:
         await _refuse_busy(context, BUSY.message)
     try:
+        if not ticket.grow(len(request)):
+            await _refuse_busy(context, BUSY.message)
         decoded = await off_loop(settings, lambda: decode(request))
     except DecodeError as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     finally:
-        if ticket is not None:
-            ticket.release()
+        ticket.release()
     result = hand_over(decoded)
     if result.outcome is Outcome.OVERLOADED:
         await _refuse_busy(context, result.message)

@@ -69,9 +69,10 @@ def _write(
             return
         except UnwritableRows as refusal:
             if rows.num_rows == 1:
+                trace_id = _trace_id(rows)
                 report.unwritable += 1
-                report.unwritable_trace_ids.append(_trace_id(rows))
-                log.debug("unwritable row of trace %s: %s", _trace_id(rows), refusal)
+                report.unwritable_trace_ids.append(trace_id)
+                log.debug("unwritable row of trace %s: %s", trace_id, refusal)
                 return
             break
         except Exception:

@@ -203,7 +203,7 @@ def _truncate(strings: pa.Array, max_bytes: int) -> pa.Array:
     too_long = pc.fill_null(pc.greater(lengths, max_bytes), False)
     values = strings.to_pylist()
     for i in np.flatnonzero(too_long.to_numpy(zero_copy_only=False)):
-        values[i] = values[i].encode()[:max_bytes].decode("utf-8", "ignore")
+        values[i] = truncate_utf8(values[i], max_bytes)
     return pa.array(values, pa.string())
 
 
