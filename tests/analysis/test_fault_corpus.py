@@ -142,3 +142,15 @@ def test_faults_make_a_symptom_and_healthy_windows_do_not(seed: int) -> None:
         assert regression - baseline < 0.08, c.description
     else:
         assert regression - baseline >= 0.04, c.description
+
+
+@pytest.mark.parametrize("seed", CHECKED)
+def test_every_fault_names_its_culprit_services(seed: int) -> None:
+    """Service-level methods are judged on the services the fault changed; an unrelated full deploy never
+    lands on the one service a fault changes."""
+    c = cached(seed)
+    assert bool(c.culprits) == (not c.healthy)
+    assert c.culprits <= set(c.services)
+    if len(c.culprits) == 1:
+        deployed = c.description.split("unrelated deploy ")[1].split(" ")[0]
+        assert deployed not in c.culprits

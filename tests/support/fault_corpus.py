@@ -95,6 +95,8 @@ class Case:
     services: list[str]
     healthy: bool
     description: str
+    #: The services whose own spans the fault changed (empty when healthy): the service-level answer.
+    culprits: frozenset[str] = frozenset()
     #: Share of regression roots showing the symptom (slower than the baseline's p90, or failed) and the same
     #: share in the baseline: how strong the generated symptom is.
     symptom_share: tuple[float, float] = (0.0, 0.0)
@@ -361,6 +363,8 @@ class Fault:
     size_value: int = 150
     customer_boost: tuple[str, float] | None = None
     decoy: tuple[str, str, float, float] | None = None  # key, value, P(value | hit), P(value | miss)
+    #: The services whose own spans the fault changes (for service-level methods: the right answer).
+    culprits: set[str] = field(default_factory=set)
 
     def strengthen(self) -> None:
         self.slow = [(pred, 1 + (f - 1) * 1.6) for pred, f in self.slow]
@@ -411,6 +415,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         ids = {id(i) for i in chosen}
         fault.slow.append((lambda n, i, c, ids=ids, node=node: n is node and id(i) in ids, factor))
         fault.expected = {("attribute", "service.version", new)}
+        fault.culprits = {service.name}
         fault.description = f"{service.name} {new} on {len(chosen)}/{len(service.instances)} instances, {node.op} x{factor:.1f}"
     elif kind in ("slow_node", "slow_host", "slow_zone"):
         key = {
@@ -430,6 +435,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         ids = {id(i) for i in affected}
         fault.slow.append((lambda n, i, c, ids=ids: id(i) in ids, factor))
         fault.expected = {("attribute", key, value)} | _equivalent_infra(topo, affected)
+        fault.culprits = {i.service for i in affected if i.service in {n.service.name for n in nodes}}
         fault.description = f"{key}={value} ({len(affected)} instances) x{factor:.1f}"
     elif kind == "heavy_customer":
         customer = rng.choice(topo.customers[:8])
@@ -437,6 +443,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         fault.customer_boost = (customer, rng.uniform(0.1, 0.3))
         fault.slow.append((lambda n, i, c, node=node, cu=customer: n is node and c.customer == cu, factor))
         fault.expected = {("attribute", topo.customer_key, customer)}
+        fault.culprits = {node.service.name}
         fault.description = (
             f"{topo.customer_key}={customer} heavy at {node.service.name} {node.op} x{factor:.1f}"
         )
@@ -446,12 +453,14 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         fault.size_share = rng.uniform(0.1, 0.4)
         fault.slow.append((lambda n, i, c, node=node, v=fault.size_value: n is node and c.size == v, factor))
         fault.expected = {("attribute", topo.size_key, str(fault.size_value))}
+        fault.culprits = {node.service.name}
         fault.description = (
             f"{topo.size_key}={fault.size_value} on {fault.size_share:.0%}, {node.op} x{factor:.1f}"
         )
     elif kind in ("slow_upstream", "failing_upstream"):
         node = rng.choice([n for n in nodes if n is not topo.root and not n.consumer] or nodes)
         answer_kind = "operation"
+        fault.culprits = {node.service.name}
         if kind == "slow_upstream":
             fault.slow.append((lambda n, i, c, node=node: n is node, factor))
             fault.expected = {("operation", node.service.name, node.op)}
@@ -469,6 +478,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
             return _plan(rng, topo, "slow_upstream" if kind == "slow_peer" else "failing_upstream")
         caller, edge = rng.choice([(n, e) for n, e in topo.peers if n in nodes] or topo.peers)
         assert edge.peer is not None
+        fault.culprits = {caller.service.name}
         if kind == "slow_peer":
             fault.peer_slow[id(edge)] = factor
             fault.expected = {("operation", caller.service.name, edge.client_op)}
@@ -495,6 +505,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         calls = rng.randint(8, 40)
         behind = rng.choice(("flag", "version"))
         fault.expected = {("n_plus_one", caller.service.name, edge.client_op)}
+        fault.culprits = {caller.service.name}
         if edge.node is not None:
             fault.expected.add(("n_plus_one", edge.node.service.name, edge.node.op))
         if behind == "flag":
@@ -522,6 +533,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         node = rng.choice(candidates)
         fault.sequential = node
         fault.expected = {("sequential", node.service.name, node.op)}
+        fault.culprits = {node.service.name}
         if rng.random() < 0.5:
             new = _bump(rng, node.service.version)
             fault.versions.update({id(i): new for i in node.service.instances})
@@ -535,6 +547,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         p = rng.uniform(0.15, 0.5)
         fault.fail.append((lambda n, i, c, ids=ids: id(i) in ids, p))
         fault.expected = {("attribute", "cloud.availability_zone", zone)} | _equivalent_infra(topo, affected)
+        fault.culprits = {i.service for i in affected if i.service in {n.service.name for n in nodes}}
         fault.description = f"errors in zone {zone} ({len(affected)} instances) p={p:.2f}"
     elif kind == "cohort_errors":
         fault.signal = "errors"
@@ -548,6 +561,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
             value = rng.choice(topo.customers[:3])
             fault.fail.append((lambda n, i, c, node=node, v=value: n is node and c.customer == v, p))
             fault.expected = {("attribute", topo.customer_key, value)}
+        fault.culprits = {node.service.name}
         fault.description = f"errors for {value} at {node.service.name} {node.op} p={p:.2f}"
     return fault
 
@@ -837,8 +851,12 @@ def case(seed: int, traces_per_window: int = TRACES_PER_WINDOW) -> Case:
     kind = fault.kind if fault else kind  # a kind this topology cannot hold (no peer) falls back to another
     signal = fault.signal if fault else rng.choice(("latency", "latency", "errors"))
 
-    # The unrelated deploy: another service's new version, everywhere or on a canary, changing nothing.
+    # The unrelated deploy: another service's new version, everywhere or on a canary, changing nothing. It
+    # never lands on the one service a fault changes (a rollout of the very service that got slower is a
+    # likely cause, not a bystander); infrastructure faults touch many services and may share one with it.
     touched = {s for s in topo.services if fault and any(id(i) in fault.versions for i in s.instances)}
+    if fault and len(fault.culprits) == 1:
+        touched |= {s for s in topo.services if s.name in fault.culprits}
     deploy_service = rng.choice([s for s in topo.services if s not in touched] or topo.services)
     deploy_version = _bump(rng, deploy_service.version)
     deployed = deploy_service.instances
@@ -887,5 +905,6 @@ def case(seed: int, traces_per_window: int = TRACES_PER_WINDOW) -> Case:
         services=[s.name for s in topo.services],
         healthy=healthy,
         description=description,
+        culprits=frozenset(fault.culprits if fault else ()),
         symptom_share=share,
     )
