@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from spyglass.analysis.explain import ExplainRequest
-from spyglass.analysis.explain_source import explain
-from spyglass.analysis.ownership import Ownership
-from spyglass.demo.explain_workloads import BASE_T0, MS, build, shop
-from spyglass.store.duckdb_store import DuckDBStore
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from spyglass.analysis.explain import ExplainRequest  # noqa: E402
+from spyglass.analysis.explain_source import explain  # noqa: E402
+from spyglass.analysis.ownership import Ownership  # noqa: E402
+from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
+from tests.support.explain_workloads import BASE_T0, MS, build, shop  # noqa: E402
 
 SCENARIOS: dict[str, tuple[dict[str, Any], str, tuple[Any, ...]]] = {
     "slow-host": ({"slow_host": "db-2"}, "latency", ("attribute", "db", "host.name", "db-2")),

@@ -10,7 +10,7 @@ from spyglass.analysis.explain import ExplainRequest, explain_spans
 from spyglass.analysis.ownership import Ownership
 from spyglass.api.explain import parse_explain
 from spyglass.api.params import BadRequest
-from spyglass.demo.explain_workloads import BASE_T0, REG_T0, S, shop, workload
+from tests.support.explain_workloads import BASE_T0, REG_T0, S, shop, workload
 
 
 def request(signal: str = "latency") -> ExplainRequest:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from spyglass.analysis.explain import ExplainRequest, explain_spans
-from spyglass.demo.explain_workloads import BASE_T0, REG_T0, S, workload
+from tests.support.explain_workloads import BASE_T0, REG_T0, S, workload
 
 PODS = {"pricing": ["pricing-7f9c-a1", "pricing-7f9c-b2", "pricing-7f9c-c3", "pricing-7f9c-d4"]}
 

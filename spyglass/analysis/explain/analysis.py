@@ -25,6 +25,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
+from spyglass.analysis.explain import places as place_evidence
 from spyglass.analysis.outcomes import is_outcome
 from spyglass.analysis.ownership import Ownership
 from spyglass.model.schema import TREE_COLUMNS
@@ -339,9 +340,6 @@ class _Analysis:
             SELECT DISTINCT tix, win, w, sym, y, ys, service, k, v FROM (
                 SELECT tix, win, w, sym, y, service, unnest(map_keys(attributes)) AS k,
                        unnest(map_values(attributes)) AS v FROM s
-                UNION ALL
-                SELECT tix, win, w, sym, y, service, unnest(map_keys(resource)) AS k,
-                       unnest(map_values(resource)) AS v FROM s
             ) JOIN entry_w USING (tix, service)
             """
         )
@@ -529,6 +527,56 @@ class _Analysis:
             folded.append(finding)
         return folded
 
+    def places(self) -> list[dict[str, Any]]:
+        """Resource values (where spans ran), judged by their own spans across every service that carries them."""
+        latency = req_signal_latency(self.req)
+        growth = self.dmean if latency else self.rate1 - self.rate0
+        if growth <= 0:
+            return []
+        place_evidence.span_measure(self.db, self.req.signal)
+        found = place_evidence.places(self.db, float(self.tot[1][0]), _skip_key)
+        findings = []
+        for place, parts in place_evidence.narrowest(found, _key_rank):
+            score = _clip(place.excess / growth)
+            if score < MIN_SCORE:
+                continue
+            services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]
+            unit = _ms if latency else (lambda x: _r(x, 4))
+            measure = "own_ms" if latency else "errors_originated_per_span"
+            findings.append(
+                {
+                    "kind": "attribute",
+                    "score": score,
+                    "service": services[0],
+                    "key": place.key,
+                    "value": place.value,
+                    "evidence": {
+                        "regression": {
+                            "spans": _r(place.spans, 1),
+                            f"{measure}_with": unit(place.mean_with),
+                            f"{measure}_without": unit(place.mean_without),
+                            "excess_per_trace": unit(place.excess),
+                        },
+                        "baseline": {f"{measure}_with": unit(place.mean_before)},
+                        "services": services,
+                        "compared_with": (
+                            "spans of the same operations elsewhere"
+                            if place.contrast
+                            else "the same operations in the baseline"
+                        ),
+                        "measured_on": (
+                            "the own time of the spans that ran there"
+                            if latency
+                            else "the errors originating in the spans that ran there"
+                        ),
+                        **({"also": [f"{p.key}={p.value}" for p in parts][:10]} if parts else {}),
+                    },
+                    "why_services": services,
+                    "place": True,
+                }
+            )
+        return findings
+
     # --- operations, structure ------------------------------------------------------------------------------
 
     def build_structure(self) -> None:
@@ -557,7 +605,7 @@ class _Analysis:
         self.db.execute(
             """
             CREATE TEMP TABLE own AS
-            SELECT s.tix, s.win, s.w, s.sym, s.service, s.name, s.span_id, s.dur, s.err,
+            SELECT s.tix, s.win, s.w, s.sym, s.service, s.name, s.span_id, s.dur, s.err, s.resource,
                    greatest(s.dur - coalesce(c.covered, 0), 0) AS self_ns,
                    coalesce(c.kid_total - c.covered, 0) AS overlap_ns, coalesce(c.n_kids, 0) AS n_kids,
                    coalesce(c.n_names, 0) AS n_names
@@ -786,9 +834,12 @@ class _Analysis:
     # --- examples -------------------------------------------------------------------------------------------
 
     def examples(self, finding: dict[str, Any]) -> dict[str, list[str]]:
-        if finding["kind"] == "attribute":
+        if finding.get("place"):
+            source = "SELECT tix FROM span_x JOIN res_kv USING (rid) WHERE k = $1 AND v = $2"
+            params: list[Any] = [finding["key"], finding["value"]]
+        elif finding["kind"] == "attribute":
             source = "SELECT tix FROM attrs WHERE service = $1 AND k = $2 AND v = $3"
-            params: list[Any] = [finding["service"], finding["key"], finding["value"]]
+            params = [finding["service"], finding["key"], finding["value"]]
         else:
             source = "SELECT tix FROM s WHERE service = $1 AND name = $2"
             params = [finding["service"], finding["operation"]]
@@ -817,6 +868,18 @@ def _summary(f: dict[str, Any], req: ExplainRequest) -> str:
     pct = f"{f['score'] * 100:.0f}%"
     ev = f.get("evidence", {})
     reg, base = ev.get("regression", {}), ev.get("baseline", {})
+    if f["kind"] == "attribute" and "services" in ev:
+        where = ", ".join(ev["services"][:3]) + (" and more" if len(ev["services"]) > 3 else "")
+        if req.signal == "latency":
+            return (
+                f"Spans with {f['key']}={f['value']} (in {where}) took {reg.get('own_ms_with')} ms of own time "
+                f"against {reg.get('own_ms_without') if reg.get('own_ms_without') is not None else base.get('own_ms_with')} ms "
+                f"{'elsewhere' if reg.get('own_ms_without') is not None else 'before'}: {pct} of the {symptom} latency growth."
+            )
+        return (
+            f"Spans with {f['key']}={f['value']} (in {where}) originate errors in "
+            f"{_pct(reg.get('errors_originated_per_span_with'))} of their calls: {pct} of the new {symptom} failures."
+        )
     if f["kind"] == "attribute":
         return (
             f"Traces through {f['service']} with {f['key']}={f['value']} explain {pct} of the {what} "
@@ -894,7 +957,7 @@ def explain_spans(
         if not a.select_traces() or not a.changed():
             return []
         a.build_structure()
-        findings = a.attributes()
+        findings = a.attributes() + a.places()
         operations = a.operations()
         if req.signal == "latency":
             structural = a.n_plus_one() + a.sequential()
@@ -917,6 +980,7 @@ def explain_spans(
             f["summary"] = _summary(f, req)
             f["owner"] = ownership.owner(f["service"]) if ownership is not None else None
             f["examples"] = a.examples(f)
+            f.pop("place", None)
             if a.threshold_ns is not None:
                 f["evidence"]["slow_threshold_ms"] = _ms(a.threshold_ns)
             f["evidence"]["regression"]["requests"] = _r(a.tot[1][0], 1)
@@ -939,8 +1003,9 @@ def _why_before_where(findings: list[dict[str, Any]]) -> None:
     why: dict[str, float] = {}
     for f in findings:
         if f["kind"] == "attribute" and not f.get("where"):
-            if f["evidence"].get("compared_with") == "regression traces without it":
-                why[f["service"]] = max(why.get(f["service"], 0.0), f["score"])
+            if f.get("place") or f["evidence"].get("compared_with") == "regression traces without it":
+                for service in f.get("why_services") or [f["service"]]:
+                    why[service] = max(why.get(service, 0.0), f["score"])
     for f in findings:
         if f["kind"] == "operation" or f.get("where"):
             best = why.get(f["service"], 0.0)
@@ -948,6 +1013,7 @@ def _why_before_where(findings: list[dict[str, Any]]) -> None:
                 f["score"] = min(f["score"], best * 0.99)
     for f in findings:
         f.pop("where", None)
+        f.pop("why_services", None)
 
 
 def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:

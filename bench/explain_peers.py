@@ -1,0 +1,207 @@
+"""spyglass's explain beside TraceRCA and MicroRank (RCAEval's published code) on the randomized fault corpus.
+
+    bash bench/peers_setup.sh            # once: .venv-peers with rcaeval 1.8.1 and what its two modules import
+    .venv/bin/python bench/explain_peers.py [--cases 100] [--seed 1]
+
+Case ``seed * 1,000,000 + k`` for k < N comes from ``tests/support/fault_corpus.case`` (as in explain_corpus.py);
+healthy cases are skipped, since the peers always name a culprit. The question all three answer is which
+service is at fault: a method's ranking becomes its distinct services in order, and a case is a top-1 (top-3) hit
+when a service of ``Case.culprits`` comes first (among the first three). spyglass's ranking is the ``service`` of
+its findings; its cause-level accuracy (``answer_of`` against ``Case.expected``) is printed too. Times are per
+case: explain_spans on the case's Arrow table; each peer's call on its pandas frame, in .venv-peers, through
+bench/peers/run_peers.py (one process for all cases; reading the frame and starting up are not counted).
+
+The peers get RCAEval's trace frame: traceID, spanID, parentSpanID, serviceName, methodName and operationName
+(both the span name), startTime and duration in microseconds, for the traces whose root starts in the baseline or
+the regression window; inject_time is the regression window's start in microseconds, and RCAEval calls a span
+normal when startTime + duration < inject_time. Both read durations only, so on error-signal cases they get the
+same frame with no status: those columns show what latency alone reveals there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from spyglass.analysis.explain import ExplainRequest, explain_spans  # noqa: E402
+from tests.support.fault_corpus import answer_of, case  # noqa: E402
+
+PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+PEERS_RUNNER = ROOT / "bench" / "peers" / "run_peers.py"
+PEERS = {"tracerca": "TraceRCA", "microrank": "MicroRank"}
+NS_PER_US = 1000
+
+
+@dataclass
+class Ranking:
+    """One method's answer on one case: the services it names, in order, and what it cost."""
+
+    services: list[str]
+    ms: float
+    error: str | None = None
+
+
+@dataclass
+class Scored:
+    """A fault case as the table needs it, with each method's ranking."""
+
+    seed: int
+    signal: str
+    culprits: frozenset[str]
+    rankings: dict[str, Ranking]
+
+    def hit(self, method: str, k: int) -> bool:
+        return any(s in self.culprits for s in self.rankings[method].services[:k])
+
+
+def peer_frame(spans: pa.Table, request: ExplainRequest) -> pa.Table:
+    """RCAEval's trace frame of the traces rooted in the baseline or the regression window.
+
+    A trace belongs to the window its root starts in, as in explain; times go from nanoseconds to RCAEval's
+    microseconds (Jaeger's unit, which its methods divide by 1,000 to get milliseconds).
+    """
+    roots = spans.filter(pc.is_null(spans["parent_span_id"]))
+    start = roots["start_ns"]
+    in_windows = pc.or_(
+        pc.and_(pc.greater_equal(start, request.baseline_start_ns), pc.less(start, request.baseline_end_ns)),
+        pc.and_(pc.greater_equal(start, request.start_ns), pc.less(start, request.end_ns)),
+    )
+    kept = spans.filter(pc.is_in(spans["trace_id"], value_set=roots.filter(in_windows)["trace_id"]))
+    return pa.table(
+        {
+            "traceID": _hex(kept["trace_id"]),
+            "spanID": _hex(kept["span_id"]),
+            "parentSpanID": _hex(kept["parent_span_id"]),
+            "serviceName": kept["service"],
+            "methodName": kept["name"],
+            "operationName": kept["name"],
+            "startTime": pc.divide(kept["start_ns"], NS_PER_US),
+            "duration": pc.divide(kept["duration_ns"], NS_PER_US),
+        }
+    )
+
+
+def _hex(ids: pa.ChunkedArray) -> pa.Array:
+    # Arrow has no hex kernel; a few thousand ids per case make this loop cheap next to either method.
+    return pa.array([None if i is None else i.hex() for i in ids.to_pylist()], pa.string())
+
+
+def run_peers(manifest: list[dict[str, object]], workdir: Path) -> dict[str, dict[str, Ranking]]:
+    """Every case through both peers in one .venv-peers process; their rankings by case seed."""
+    manifest_path, results_path = workdir / "manifest.json", workdir / "results.json"
+    manifest_path.write_text(json.dumps({"cases": manifest}))
+    subprocess.run([str(PEERS_PYTHON), str(PEERS_RUNNER), str(manifest_path), str(results_path)], check=True)
+    results = json.loads(results_path.read_text())["results"]
+    return {
+        seed: {m: Ranking(r["services"], r["ms"], r["error"]) for m, r in by_method.items()}
+        for seed, by_method in results.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if not PEERS_PYTHON.exists():
+        raise SystemExit("no .venv-peers: run bash bench/peers_setup.sh first")
+
+    scored: list[Scored] = []
+    cause_hits: list[tuple[bool, bool]] = []
+    healthy = 0
+    with tempfile.TemporaryDirectory(prefix="explain-peers-") as tmp:
+        workdir = Path(tmp)
+        manifest: list[dict[str, object]] = []
+        for k in range(args.cases):
+            seed = args.seed * 1_000_000 + k
+            c = case(seed)
+            if c.healthy:
+                healthy += 1
+                continue
+            started = time.perf_counter()
+            findings = explain_spans(c.spans, c.request)
+            ms = (time.perf_counter() - started) * 1e3
+            services = list(dict.fromkeys(str(f["service"]) for f in findings))
+            answers = [answer_of(f) for f in findings]
+            cause_hits.append(
+                (answers[:1] != [] and answers[0] in c.expected, any(a in c.expected for a in answers[:3]))
+            )
+            scored.append(Scored(seed, c.request.signal, c.culprits, {"spyglass": Ranking(services, ms)}))
+
+            frame_path = workdir / f"{seed}.csv"
+            pa_csv.write_csv(peer_frame(c.spans, c.request), frame_path)
+            manifest.append(
+                {"seed": seed, "frame": str(frame_path), "inject_time_us": c.request.start_ns // NS_PER_US}
+            )
+        print(f"running TraceRCA and MicroRank on {len(manifest)} cases in .venv-peers ...", file=sys.stderr)
+        peer_rankings = run_peers(manifest, workdir)
+        for s in scored:
+            s.rankings.update(peer_rankings[str(s.seed)])
+
+    _print_table(args, scored, healthy, cause_hits)
+
+
+def _print_table(
+    args: argparse.Namespace, scored: list[Scored], healthy: int, cause_hits: list[tuple[bool, bool]]
+) -> None:
+    latency = [s for s in scored if s.signal == "latency"]
+    errors = [s for s in scored if s.signal == "errors"]
+    print(
+        f"service-level root cause on the fault corpus: {len(scored)} fault cases of {args.cases} from seed "
+        f"{args.seed} ({healthy} healthy skipped), 300 traces per window"
+    )
+    print("a hit: a culprit service among the first 1 / 3 distinct services the method ranks")
+    print(
+        f"{'method':<10} {'cases':>5} {'top-1':>6} {'top-3':>6}   {f'latency ({len(latency)})':>14}"
+        f"   {f'errors ({len(errors)})':>13}   {'failed':>6} {'median':>8}"
+    )
+    print(
+        f"{'':<10} {'':>5} {'':>6} {'':>6}   {'top-1  top-3':>14}   {'top-1  top-3':>13}   {'':>6} {'ms/case':>8}"
+    )
+    for method, label in (("spyglass", "spyglass"), *PEERS.items()):
+        failed = sum(s.rankings[method].error is not None for s in scored)
+        median_ms = statistics.median(s.rankings[method].ms for s in scored) if scored else 0.0
+        print(
+            f"{label:<10} {len(scored):>5} {_share(s.hit(method, 1) for s in scored):>6} "
+            f"{_share(s.hit(method, 3) for s in scored):>6}   "
+            f"{_share(s.hit(method, 1) for s in latency):>7}{_share(s.hit(method, 3) for s in latency):>7}   "
+            f"{_share(s.hit(method, 1) for s in errors):>6}{_share(s.hit(method, 3) for s in errors):>7}   "
+            f"{failed:>6} {median_ms:>8.0f}"
+        )
+    print()
+    print(
+        f"spyglass at the cause level (answer_of against expected): top-1 {_share(x for x, _ in cause_hits)}, "
+        f"top-3 {_share(y for _, y in cause_hits)}"
+    )
+    print(
+        "TraceRCA and MicroRank read span durations only: on the error-signal cases they got the same frame, "
+        "with no status."
+    )
+    for method, label in PEERS.items():
+        errors_seen = [(s.seed, s.rankings[method].error) for s in scored if s.rankings[method].error]
+        for seed, error in errors_seen[:3]:
+            print(f"{label} raised on case {seed}: {error}")
+
+
+def _share(values: Iterable[bool]) -> str:
+    values = list(values)
+    return f"{100 * sum(values) / len(values):.0f}%" if values else "-"
+
+
+if __name__ == "__main__":
+    main()

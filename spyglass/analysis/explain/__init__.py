@@ -1,0 +1,5 @@
+"""Explain: from a symptom (a root operation got slower or fails more) to its most likely causes."""
+
+from spyglass.analysis.explain.analysis import COLUMNS, MAX_FINDINGS, ExplainRequest, explain_spans
+
+__all__ = ["COLUMNS", "MAX_FINDINGS", "ExplainRequest", "explain_spans"]

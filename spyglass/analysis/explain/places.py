@@ -1,0 +1,222 @@
+"""Where spans ran (resource values: a version, a pod, a node, a host, a zone) judged by the spans that ran there.
+
+A resource value describes the process that ran a span, not the request: a node is slow for every service it
+hosts, and a new version can only be a cause if the spans of the service that carries it changed. So a place is
+scored by the change in its own spans' own (exclusive) time, or in the errors those spans originate, compared
+with spans of the same operation that ran elsewhere (or, for a value new in the regression on every instance,
+with the same operation in the baseline), summed across every service that carries it. That one measure is why
+an unrelated rollout scores nothing, why a node outranks each of its pods, and why a zone outranks its hosts only
+when more than one of them got slower.
+
+A value present in every span of an operation in both windows says nothing about that operation: the same
+circumstance was there before, when it was fine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import duckdb
+
+#: Significance of a place's summed excess, in standard errors.
+NOISE_SE = 2.5
+#: Spans needed on each side of a comparison inside one operation.
+MIN_SPANS = 3
+#: Of nested places (pod in node in zone), the narrowest one explaining at least this share of the broadest's
+#: excess is the name: a node whose pods are all slow, a host alone in a zone that is otherwise healthy.
+NESTED_SHARE = 0.85
+#: A service is named among a place's evidence when it holds at least this share of the excess.
+SERVICE_SHARE = 0.1
+
+
+@dataclass
+class Moments:
+    """Weighted sums of a per-span measure ``x`` over a set of spans."""
+
+    n: float = 0.0
+    x: float = 0.0
+    xx: float = 0.0
+    c: int = 0
+
+    def minus(self, other: Moments) -> Moments:
+        return Moments(self.n - other.n, self.x - other.x, self.xx - other.xx, self.c - other.c)
+
+    @property
+    def mean(self) -> float:
+        return self.x / self.n if self.n > 0 else 0.0
+
+    @property
+    def var(self) -> float:
+        return max(self.xx / self.n - self.mean**2, 0.0) if self.n > 0 else 0.0
+
+    def se2(self) -> float:
+        """Squared standard error of the mean."""
+        return self.var / max(self.c, 1)
+
+
+@dataclass
+class Place:
+    """One resource value's evidence: its own spans' excess, per trace of the regression, across services."""
+
+    key: str
+    value: str
+    excess: float = 0.0
+    variance: float = 0.0
+    spans: float = 0.0
+    contrast: bool = False
+    new: bool = False
+    by_service: dict[str, float] = field(default_factory=dict)
+    mean_with: float = 0.0
+    mean_without: float | None = None
+    mean_before: float | None = None
+    resources: frozenset[int] = frozenset()
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.variance)
+
+    def significant(self) -> bool:
+        return self.excess > 0 and self.excess > NOISE_SE * self.se
+
+    def services(self) -> list[str]:
+        """Services holding a real share of the excess, most first."""
+        total = sum(v for v in self.by_service.values() if v > 0) or 1.0
+        ranked = sorted(self.by_service.items(), key=lambda kv: -kv[1])
+        return [s for s, v in ranked if v / total >= SERVICE_SHARE]
+
+
+def span_measure(db: duckdb.DuckDBPyConnection, signal: str) -> None:
+    """``span_x``: every span of the chosen traces with its measure: own time, or the errors it originated
+    (it failed and none of its children did: the deepest failure, where errors come from)."""
+    if signal == "latency":
+        x = "o.self_ns::DOUBLE"
+        failed = ""
+    else:
+        x = "(o.err AND f.pid IS NULL)::INT::DOUBLE"
+        failed = """LEFT JOIN (SELECT DISTINCT tix, parent_span_id AS pid FROM s WHERE err) f
+                    ON f.tix = o.tix AND f.pid = o.span_id"""
+    db.execute(
+        f"""
+        CREATE TEMP TABLE span_x AS
+        SELECT o.tix, o.win, o.w, o.service, o.name, {x} AS x, hash(o.resource) AS rid, o.resource
+        FROM own o {failed}
+        """  # noqa: S608
+    )
+
+
+def places(
+    db: duckdb.DuckDBPyConnection, regression_weight: float, skip: Callable[[str], bool], limit: int = 200
+) -> list[Place]:
+    """Significant places, strongest first; ``skip(key)`` names keys never worth reporting."""
+    groups: dict[tuple[str, str, int], Moments] = {}
+    for service, name, win, n, x, xx, c in db.execute(
+        "SELECT service, name, win, sum(w), sum(w * x), sum(w * x * x), count(*) FROM span_x GROUP BY ALL"
+    ).fetchall():
+        groups[(service, name, win)] = Moments(n, x, xx, c)
+    db.execute(
+        """
+        CREATE TEMP TABLE res_kv AS
+        SELECT rid, unnest(map_keys(resource)) AS k, unnest(map_values(resource)) AS v
+        FROM (SELECT DISTINCT rid, resource FROM span_x)
+        """
+    )
+    rows = db.execute(
+        """
+        SELECT r.k, r.v, x.service, x.name, x.win, sum(x.w), sum(x.w * x.x), sum(x.w * x.x * x.x), count(*)
+        FROM span_x x JOIN res_kv r USING (rid) WHERE r.v IS NOT NULL
+        GROUP BY ALL
+        """
+    ).fetchall()
+    per_value: dict[tuple[str, str], dict[tuple[str, str, int], Moments]] = defaultdict(dict)
+    for key, value, service, name, win, n, x, xx, c in rows:
+        if not skip(key):
+            per_value[(key, value)][(service, name, win)] = Moments(n, x, xx, c)
+
+    found = []
+    for (key, value), carried in per_value.items():
+        place = _score(key, value, carried, groups, regression_weight)
+        if place is not None and place.significant():
+            found.append(place)
+    found.sort(key=lambda p: -p.excess)
+    found = found[:limit]
+    if found:
+        carriers: dict[tuple[str, str], set[int]] = defaultdict(set)
+        wanted = {(p.key, p.value) for p in found}
+        for rid, key, value in db.execute("SELECT rid, k, v FROM res_kv").fetchall():
+            if (key, value) in wanted:
+                carriers[(key, value)].add(rid)
+        for p in found:
+            p.resources = frozenset(carriers[(p.key, p.value)])
+    return found
+
+
+def _score(
+    key: str,
+    value: str,
+    carried: dict[tuple[str, str, int], Moments],
+    groups: dict[tuple[str, str, int], Moments],
+    regression_weight: float,
+) -> Place | None:
+    """Sum, over the operations whose regression spans carry the value, of how much more its spans took than
+    comparable spans, per regression trace."""
+    place = Place(key, value)
+    with_n = with_x = without_n = without_x = before_n = before_x = 0.0
+    for (service, name, win), p1 in carried.items():
+        if win != 1:
+            continue
+        g1, g0 = groups.get((service, name, 1)), groups.get((service, name, 0))
+        if g1 is None or g0 is None or g0.c < MIN_SPANS or p1.c < 1:
+            continue  # an operation new in the regression has nothing to compare with
+        p0 = carried.get((service, name, 0), Moments())
+        r1, r0 = g1.minus(p1), g0.minus(p0)
+        if r1.c >= MIN_SPANS:
+            gap, var = p1.mean - r1.mean, p1.se2() + r1.se2()
+            if p0.c >= MIN_SPANS and r0.c >= MIN_SPANS:  # the same contrast in the baseline is structure
+                gap -= p0.mean - r0.mean
+                var += p0.se2() + r0.se2()
+            place.contrast = True
+            without_n, without_x = without_n + r1.n, without_x + r1.x
+        elif p0.c == 0:  # new everywhere it runs (a rollout): its own spans against the baseline's
+            gap, var = p1.mean - g0.mean, p1.se2() + g0.se2()
+            place.new = True
+        else:
+            continue  # on every span of the operation before and after: no evidence either way
+        contribution = p1.n * gap / regression_weight
+        place.excess += contribution
+        place.variance += (p1.n / regression_weight) ** 2 * var
+        place.spans += p1.n
+        place.by_service[service] = place.by_service.get(service, 0.0) + contribution
+        with_n, with_x = with_n + p1.n, with_x + p1.x
+        before_n, before_x = before_n + p0.n, before_x + p0.x
+    if place.spans == 0:
+        return None
+    place.mean_with = with_x / with_n
+    place.mean_without = without_x / without_n if without_n > 0 else None
+    place.mean_before = before_x / before_n if before_n > 0 else None
+    return place
+
+
+def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Place, list[Place]]]:
+    """Each place that names a cause, with the places it stands for (its parts, or the broader places that only
+    echo it). Of nested places, the narrowest explaining nearly all that the broadest does wins; of places
+    carried by the same processes, the key ``rank`` puts first."""
+    kept: list[tuple[Place, list[Place]]] = []
+    taken: set[int] = set()
+    for i, p in enumerate(found):  # strongest first
+        if i in taken:
+            continue
+        family = [
+            j
+            for j, q in enumerate(found)
+            if j not in taken and (q.resources <= p.resources or p.resources <= q.resources)
+        ]
+        broadest = max((found[j] for j in family), key=lambda q: q.excess)
+        chosen = min(
+            (found[j] for j in family if found[j].excess >= NESTED_SHARE * broadest.excess),
+            key=lambda q: (len(q.resources), rank(q.key)),
+        )
+        taken.update(family)
+        kept.append((chosen, [found[j] for j in family if found[j] is not chosen]))
+    return kept
