@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from spyglass.analysis.explain import places as place_evidence
+from spyglass.analysis.explain.keys import is_destination
 from spyglass.analysis.outcomes import is_outcome
 from spyglass.analysis.ownership import Ownership
 from spyglass.model.schema import TREE_COLUMNS
@@ -591,6 +592,13 @@ class _Analysis:
         )
         self.db.execute(
             """
+            CREATE TEMP TABLE remote_parents AS
+            SELECT DISTINCT k.tix, k.pid FROM kids k JOIN s p ON p.tix = k.tix AND p.span_id = k.pid
+            WHERE p.service <> k.service
+            """
+        )
+        self.db.execute(
+            """
             CREATE TEMP TABLE cover AS
             SELECT tix, pid, count(*) AS n_kids, count(DISTINCT name) AS n_names,
                    sum(greatest(ce - cs, 0)) AS kid_total,
@@ -966,7 +974,8 @@ def explain_spans(
         named = {(f["service"], f["operation"]) for f in structural}
         findings += structural + [o for o in operations if (o["service"], o["operation"]) not in named]
         _relabel_peer(findings, a)
-        _why_before_where(findings)
+        findings = _callee_speaks(findings, a)
+        _why_before_where(findings, a)
         findings = _fold_into_structure(findings, a)
         findings = _dedupe(findings)
         # On a tie, a mechanism (repeated or serialized calls) names the cause more precisely than an attribute
@@ -996,24 +1005,86 @@ def explain_spans(
         a.close()
 
 
-def _why_before_where(findings: list[dict[str, Any]]) -> None:
+def _callee_speaks(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:
+    """A destination value (``server.address``, ``peer.service``...) on calls into an instrumented service is
+    that service's own findings seen from outside: leave it to them."""
+    kept = []
+    for f in findings:
+        if f["kind"] == "attribute" and not f.get("place") and not f.get("where") and is_destination(f["key"]):
+            (into_service, carried) = a.q(
+                """SELECT count(*) FILTER (WHERE r.pid IS NOT NULL), count(*) FROM s
+                   LEFT JOIN remote_parents r ON r.tix = s.tix AND r.pid = s.span_id
+                   WHERE s.service = $1 AND s.attributes[$2] = $3""",
+                [f["service"], f["key"], f["value"]],
+            )[0]
+            if carried and into_service >= 0.9 * carried:
+                continue
+        kept.append(f)
+    return kept
+
+
+def _why_before_where(findings: list[dict[str, Any]], a: _Analysis) -> None:
     """Where the time went (an operation's own time, an uninstrumented peer it waits on) ranks after why it
-    went there: a value that splits that service's requests into slower and unchanged ones (a version on some
-    instances), when the value explains at least half as much."""
+    went there, when the why explains at least half as much: a place whose own spans in that service got
+    slower (a version on some instances, a node), or a request value (a customer, a flag, a large input) on
+    whose requests that operation's growth is concentrated."""
     why: dict[str, float] = {}
     for f in findings:
-        if f["kind"] == "attribute" and not f.get("where"):
-            if f.get("place") or f["evidence"].get("compared_with") == "regression traces without it":
-                for service in f.get("why_services") or [f["service"]]:
-                    why[service] = max(why.get(service, 0.0), f["score"])
+        if f["kind"] == "attribute" and f.get("place"):
+            for service in f.get("why_services") or [f["service"]]:
+                why[service] = max(why.get(service, 0.0), f["score"])
+    requests = [
+        f
+        for f in findings
+        if f["kind"] == "attribute"
+        and not f.get("place")
+        and not f.get("where")
+        and f["evidence"].get("compared_with") == "regression traces without it"
+    ]
     for f in findings:
         if f["kind"] == "operation" or f.get("where"):
             best = why.get(f["service"], 0.0)
+            for v in requests:
+                if v["score"] > best and v["score"] >= 0.5 * f["score"] and _concentrated(a, f, v):
+                    best = v["score"]
             if best >= 0.5 * f["score"]:
                 f["score"] = min(f["score"], best * 0.99)
     for f in findings:
         f.pop("where", None)
         f.pop("why_services", None)
+
+
+#: A request value switched an operation's change on when its requests hold at least this share of it.
+CONCENTRATED_SHARE = 0.6
+
+
+def _concentrated(a: _Analysis, where: dict[str, Any], value: dict[str, Any]) -> bool:
+    """Whether the operation's growth (own time, or errors) happened on the requests carrying the value."""
+    x = "self_ns" if req_signal_latency(a.req) else "err::INT"
+    operation = where.get("operation") or where["evidence"].get("also", [""])[0]
+    service = where["service"]
+    if not where.get("operation"):
+        return False
+    row = a.q(
+        f"""
+        WITH marked AS (
+            SELECT DISTINCT tix FROM attrs WHERE win = 1 AND service = $3 AND k = $4 AND v = $5
+        ), per AS (
+            SELECT tix, win, any_value(w) AS w, sum({x})::DOUBLE AS x FROM own
+            WHERE service = $1 AND name = $2 GROUP BY ALL
+        )
+        SELECT sum(t.w * coalesce(p.x, 0)) FILTER (WHERE t.win = 0) / sum(t.w) FILTER (WHERE t.win = 0),
+               sum(t.w * coalesce(p.x, 0)) FILTER (WHERE t.win = 1),
+               sum(t.w) FILTER (WHERE t.win = 1),
+               sum(t.w * coalesce(p.x, 0)) FILTER (WHERE t.win = 1 AND m.tix IS NOT NULL),
+               sum(t.w) FILTER (WHERE t.win = 1 AND m.tix IS NOT NULL)
+        FROM traces t LEFT JOIN per p USING (tix, win) LEFT JOIN marked m USING (tix)
+        """,  # noqa: S608
+        [service, operation, value["service"], value["key"], value["value"]],
+    )[0]
+    base, x1, w1, x_with, w_with = (float(v or 0.0) for v in row)
+    total = x1 - w1 * base
+    return total > 0 and (x_with - w_with * base) >= CONCENTRATED_SHARE * total
 
 
 def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:
