@@ -538,7 +538,7 @@ class _Analysis:
         found = place_evidence.places(self.db, float(self.tot[1][0]), _skip_key)
         findings = []
         for place, parts in place_evidence.narrowest(found, _key_rank):
-            score = _clip(place.excess / growth)
+            score = _clip(place.total / growth)
             if score < MIN_SCORE:
                 continue
             services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]
@@ -556,7 +556,7 @@ class _Analysis:
                             "spans": _r(place.spans, 1),
                             f"{measure}_with": unit(place.mean_with),
                             f"{measure}_without": unit(place.mean_without),
-                            "excess_per_trace": unit(place.excess),
+                            "excess_per_trace": unit(place.total),
                         },
                         "baseline": {f"{measure}_with": unit(place.mean_before)},
                         "services": services,
@@ -1100,7 +1100,9 @@ def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[d
         return findings
     kept = []
     for f in findings:
-        if f["kind"] == "attribute" and f["service"] in {service for service, _ in structural}:
+        if f.get("place"):
+            pass  # where processes ran is never an alias of one operation
+        elif f["kind"] == "attribute" and f["service"] in {service for service, _ in structural}:
             ops = a.q(
                 """SELECT name, count(*) FILTER (WHERE attributes[$2] = $3 OR resource[$2] = $3), count(*)
                    FROM s WHERE win = 1 AND service = $1 GROUP BY name

@@ -72,10 +72,19 @@ class Place:
     mean_without: float | None = None
     mean_before: float | None = None
     resources: frozenset[int] = frozenset()
+    #: The change of operations that ran only there, before and after: it counts once the place has shown
+    #: its effect where it can be compared (a node slow for the services it shares with other nodes is slow
+    #: for the service that lives on it alone too).
+    echo: float = 0.0
 
     @property
     def se(self) -> float:
         return math.sqrt(self.variance)
+
+    @property
+    def total(self) -> float:
+        """What the place explains: its measured excess and the echo of the operations living there alone."""
+        return self.excess + self.echo
 
     def significant(self) -> bool:
         return self.excess > 0 and self.excess > NOISE_SE * self.se
@@ -181,8 +190,11 @@ def _score(
         elif p0.c == 0:  # new everywhere it runs (a rollout): its own spans against the baseline's
             gap, var = p1.mean - g0.mean, p1.se2() + g0.se2()
             place.new = True
-        else:
-            continue  # on every span of the operation before and after: no evidence either way
+        else:  # on every span of the operation before and after: no evidence by itself, but its echo
+            contribution = p1.n * (p1.mean - g0.mean) / regression_weight
+            place.echo += contribution
+            place.by_service[service] = place.by_service.get(service, 0.0) + contribution
+            continue
         contribution = p1.n * gap / regression_weight
         place.excess += contribution
         place.variance += (p1.n / regression_weight) ** 2 * var
@@ -213,10 +225,21 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
             if j not in taken and (q.resources <= p.resources or p.resources <= q.resources)
         ]
         broadest = max((found[j] for j in family), key=lambda q: q.excess)
+
+        def echoes(q: Place, broadest: Place = broadest) -> bool:
+            """What the broadest explains beyond ``q`` is within noise, or a small share of it."""
+            beyond = broadest.excess - q.excess
+            return beyond <= max((1 - NESTED_SHARE) * broadest.excess, NOISE_SE * _se_beyond(broadest, q))
+
         chosen = min(
-            (found[j] for j in family if found[j].excess >= NESTED_SHARE * broadest.excess),
+            (found[j] for j in family if echoes(found[j])),
             key=lambda q: (len(q.resources), rank(q.key)),
         )
         taken.update(family)
         kept.append((chosen, [found[j] for j in family if found[j] is not chosen]))
     return kept
+
+
+def _se_beyond(broad: Place, narrow: Place) -> float:
+    """Standard error of what a broad place measures beyond a narrower one inside it."""
+    return math.sqrt(max(broad.variance - narrow.variance, 0.0))
