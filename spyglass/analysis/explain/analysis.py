@@ -379,8 +379,8 @@ class _Analysis:
         candidates = []
         for row in rows:
             service, key, value = row[:3]
-            if _skip_key(key) or value is None:
-                continue
+            if _skip_key(key) or value is None or is_destination(key):
+                continue  # where a call went is measured by the call's own time (operations), not here
             a1, a0, v1, v0, t1, t0, u1, u0 = (_Group(*row[i : i + 5]) for i in range(3, 43, 5))
             # The root's latency first; the service's own share when the root's noise hides a local change.
             found = _value_gap(a1, a0, t1, t0)
@@ -719,19 +719,20 @@ class _Analysis:
                 SELECT p.service, p.name, t.win,
                        sum(t.w * p.calls) AS calls, sum(t.w * p.total) AS total,
                        max(p.calls) AS max_calls, quantile_cont(p.calls, 0.5) AS median_calls,
+                       quantile_cont(p.calls, 0.9) AS p90_calls,
                        count(*) FILTER (WHERE p.calls >= {N_PLUS_ONE_CALLS}) AS repeated_parents
                 FROM per_parent p JOIN traces t USING (tix) GROUP BY ALL
             )
             SELECT a1.service, a1.name, a1.calls / {w1}, coalesce(a0.calls, 0) / {w0},
                    a1.total / {w1}, coalesce(a0.total, 0) / {w0}, a1.median_calls, a0.median_calls,
-                   a1.max_calls
+                   a1.max_calls, a1.p90_calls
             FROM agg a1 LEFT JOIN agg a0 ON a0.service = a1.service AND a0.name = a1.name AND a0.win = 0
             WHERE a1.win = 1 AND a1.repeated_parents > 0
             """  # noqa: S608
         )
         findings = []
-        for service, name, calls1, calls0, total1, total0, med1, med0, max1 in rows:
-            if med1 < N_PLUS_ONE_CALLS or calls1 < 1.5 * calls0:
+        for service, name, calls1, calls0, total1, total0, med1, med0, max1, p90_1 in rows:
+            if p90_1 < N_PLUS_ONE_CALLS or calls1 < 1.5 * calls0:
                 continue
             score = _clip((total1 - total0) / self.dmean)
             if score < MIN_SCORE:

@@ -185,6 +185,10 @@ def _score(
             if p0.c >= MIN_SPANS and r0.c >= MIN_SPANS:  # the same contrast in the baseline is structure
                 gap -= p0.mean - r0.mean
                 var += p0.se2() + r0.se2()
+            if p0.c >= MIN_SPANS:  # and a place that was there before must itself have got slower
+                growth = p1.mean - p0.mean
+                if growth < gap:
+                    gap, var = growth, p1.se2() + p0.se2()
             place.contrast = True
             without_n, without_x = without_n + r1.n, without_x + r1.x
         elif p0.c == 0:  # new everywhere it runs (a rollout): its own spans against the baseline's
