@@ -432,7 +432,40 @@ class _Analysis:
                 }
             )
         candidates.sort(key=lambda f: -f["score"])
-        return self._fold(candidates[:60])
+        return self._fold(self._drop_operation_constants(candidates[:60]))
+
+    def _drop_operation_constants(self, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A value on every span of each operation that carries it (``rpc.system=grpc``, a fixed route's
+        method) only says that the request reached that operation: structure, told by the operation's own
+        findings, never a circumstance of the request."""
+        if not candidates:
+            return candidates
+        self.db.register(
+            "cand_kv",
+            pa.table(
+                {
+                    "i": list(range(len(candidates))),
+                    "service": [c["service"] for c in candidates],
+                    "k": [c["key"] for c in candidates],
+                    "v": [c["value"] for c in candidates],
+                }
+            ),
+        )
+        constant = {
+            i
+            for (i,) in self.q(
+                """
+                WITH per_op AS (
+                    SELECT c.i, s.name, count(*) FILTER (WHERE s.attributes[c.k] = c.v) AS carried,
+                           count(*) AS spans
+                    FROM cand_kv c JOIN s USING (service) GROUP BY ALL
+                )
+                SELECT i FROM per_op WHERE carried > 0 GROUP BY i HAVING min(carried / spans) >= 0.99
+                """
+            )
+        }
+        self.db.unregister("cand_kv")
+        return [c for i, c in enumerate(candidates) if i not in constant]
 
     def _mean_fields(self, with_value: float | None, without: float | None) -> dict[str, Any]:
         if self.req.signal == "latency":
@@ -1043,7 +1076,7 @@ def _why_before_where(findings: list[dict[str, Any]], a: _Analysis) -> None:
         and f["evidence"].get("compared_with") == "regression traces without it"
     ]
     for f in findings:
-        if f["kind"] == "operation" or f.get("where"):
+        if f["kind"] in ("operation", "error_source") or f.get("where"):
             best = why.get(f["service"], 0.0)
             for v in requests:
                 if v["score"] > best and v["score"] >= 0.5 * f["score"] and _concentrated(a, f, v):
