@@ -1,7 +1,7 @@
 """spyglass's explain beside TraceRCA and MicroRank (RCAEval's published code) on the randomized fault corpus.
 
     bash bench/peers_setup.sh            # once: .venv-peers with rcaeval 1.8.1 and what its two modules import
-    .venv/bin/python bench/explain_peers.py [--cases 100] [--seed 1]
+    .venv/bin/python bench/explain_peers.py [--cases 100] [--seed 1] [--callee-side-only]
 
 Case ``seed * 1,000,000 + k`` for k < N comes from ``tests/support/fault_corpus.case`` (as in explain_corpus.py);
 healthy cases are skipped, since the peers always name a culprit. The question all three answer is which
@@ -15,7 +15,15 @@ The peers get RCAEval's trace frame: traceID, spanID, parentSpanID, serviceName,
 (both the span name), startTime and duration in microseconds, for the traces whose root starts in the baseline or
 the regression window; inject_time is the regression window's start in microseconds, and RCAEval calls a span
 normal when startTime + duration < inject_time. Both read durations only, so on error-signal cases they get the
-same frame with no status: those columns show what latency alone reveals there.
+same frame with no status: those columns show what latency alone reveals there. RCAEval's versions, run as
+published: TraceRCA flags a span when its duration is at least its operation's (service_span name) baseline mean
++ 3 sigma, and ranks operations by the harmonic mean of support and confidence; MicroRank runs its PageRank over
+all baseline and all regression spans and ranks operations by the DStar2 spectrum. A client span counts for the
+calling service, as in the Jaeger traces RCAEval ships. "raised" counts cases where a peer threw (a miss),
+"empty" cases it ranked nothing. ``--callee-side-only`` drops, from the peers' frame only, the client spans of
+calls into an instrumented service (a client span with a child), so a slow callee is not also its caller's slow
+operation; calls to uninstrumented peers keep theirs. It shows how much of a peer's miss is that attribution
+(MicroRank's call graph loses those edges with them).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from spyglass.analysis.explain import ExplainRequest, explain_spans  # noqa: E402
+from spyglass.model.schema import SpanKind  # noqa: E402
 from tests.support.fault_corpus import answer_of, case  # noqa: E402
 
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
@@ -64,17 +73,22 @@ class Scored:
     signal: str
     culprits: frozenset[str]
     rankings: dict[str, Ranking]
+    #: spyglass's cause-level top-1 and top-3: ``answer_of`` its findings against ``Case.expected``.
+    cause_hits: tuple[bool, bool]
 
     def hit(self, method: str, k: int) -> bool:
         return any(s in self.culprits for s in self.rankings[method].services[:k])
 
 
-def peer_frame(spans: pa.Table, request: ExplainRequest) -> pa.Table:
+def peer_frame(spans: pa.Table, request: ExplainRequest, callee_side_only: bool = False) -> pa.Table:
     """RCAEval's trace frame of the traces rooted in the baseline or the regression window.
 
     A trace belongs to the window its root starts in, as in explain; times go from nanoseconds to RCAEval's
     microseconds (Jaeger's unit, which its methods divide by 1,000 to get milliseconds).
     """
+    if callee_side_only:
+        has_child = pc.is_in(spans["span_id"], value_set=pc.unique(spans["parent_span_id"].drop_null()))
+        spans = spans.filter(pc.invert(pc.and_(pc.equal(spans["kind"], int(SpanKind.CLIENT)), has_child)))
     roots = spans.filter(pc.is_null(spans["parent_span_id"]))
     start = roots["start_ns"]
     in_windows = pc.or_(
@@ -117,12 +131,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--callee-side-only",
+        action="store_true",
+        help="peers get no client span of calls into an instrumented service",
+    )
     args = parser.parse_args()
     if not PEERS_PYTHON.exists():
         raise SystemExit("no .venv-peers: run bash bench/peers_setup.sh first")
 
     scored: list[Scored] = []
-    cause_hits: list[tuple[bool, bool]] = []
     healthy = 0
     with tempfile.TemporaryDirectory(prefix="explain-peers-") as tmp:
         workdir = Path(tmp)
@@ -138,13 +156,16 @@ def main() -> None:
             ms = (time.perf_counter() - started) * 1e3
             services = list(dict.fromkeys(str(f["service"]) for f in findings))
             answers = [answer_of(f) for f in findings]
-            cause_hits.append(
-                (answers[:1] != [] and answers[0] in c.expected, any(a in c.expected for a in answers[:3]))
+            cause_hits = (
+                answers[:1] != [] and answers[0] in c.expected,
+                any(a in c.expected for a in answers[:3]),
             )
-            scored.append(Scored(seed, c.request.signal, c.culprits, {"spyglass": Ranking(services, ms)}))
+            scored.append(
+                Scored(seed, c.request.signal, c.culprits, {"spyglass": Ranking(services, ms)}, cause_hits)
+            )
 
             frame_path = workdir / f"{seed}.csv"
-            pa_csv.write_csv(peer_frame(c.spans, c.request), frame_path)
+            pa_csv.write_csv(peer_frame(c.spans, c.request, args.callee_side_only), frame_path)
             manifest.append(
                 {"seed": seed, "frame": str(frame_path), "inject_time_us": c.request.start_ns // NS_PER_US}
             )
@@ -153,12 +174,10 @@ def main() -> None:
         for s in scored:
             s.rankings.update(peer_rankings[str(s.seed)])
 
-    _print_table(args, scored, healthy, cause_hits)
+    _print_table(args, scored, healthy)
 
 
-def _print_table(
-    args: argparse.Namespace, scored: list[Scored], healthy: int, cause_hits: list[tuple[bool, bool]]
-) -> None:
+def _print_table(args: argparse.Namespace, scored: list[Scored], healthy: int) -> None:
     latency = [s for s in scored if s.signal == "latency"]
     errors = [s for s in scored if s.signal == "errors"]
     print(
@@ -166,27 +185,35 @@ def _print_table(
         f"{args.seed} ({healthy} healthy skipped), 300 traces per window"
     )
     print("a hit: a culprit service among the first 1 / 3 distinct services the method ranks")
+    if args.callee_side_only:
+        print("peers' frame: --callee-side-only (no client span of calls into an instrumented service)")
     print(
         f"{'method':<10} {'cases':>5} {'top-1':>6} {'top-3':>6}   {f'latency ({len(latency)})':>14}"
-        f"   {f'errors ({len(errors)})':>13}   {'failed':>6} {'median':>8}"
+        f"   {f'errors ({len(errors)})':>13}   {'raised':>6} {'empty':>5} {'median':>8}"
     )
     print(
-        f"{'':<10} {'':>5} {'':>6} {'':>6}   {'top-1  top-3':>14}   {'top-1  top-3':>13}   {'':>6} {'ms/case':>8}"
+        f"{'':<10} {'':>5} {'':>6} {'':>6}   {'top-1  top-3':>14}   {'top-1  top-3':>13}   {'':>6} {'':>5} {'ms/case':>8}"
     )
     for method, label in (("spyglass", "spyglass"), *PEERS.items()):
-        failed = sum(s.rankings[method].error is not None for s in scored)
+        raised = sum(s.rankings[method].error is not None for s in scored)
+        empty = sum(not s.rankings[method].services for s in scored)
         median_ms = statistics.median(s.rankings[method].ms for s in scored) if scored else 0.0
         print(
             f"{label:<10} {len(scored):>5} {_share(s.hit(method, 1) for s in scored):>6} "
             f"{_share(s.hit(method, 3) for s in scored):>6}   "
             f"{_share(s.hit(method, 1) for s in latency):>7}{_share(s.hit(method, 3) for s in latency):>7}   "
             f"{_share(s.hit(method, 1) for s in errors):>6}{_share(s.hit(method, 3) for s in errors):>7}   "
-            f"{failed:>6} {median_ms:>8.0f}"
+            f"{raised:>6} {empty:>5} {median_ms:>8.0f}"
         )
     print()
     print(
-        f"spyglass at the cause level (answer_of against expected): top-1 {_share(x for x, _ in cause_hits)}, "
-        f"top-3 {_share(y for _, y in cause_hits)}"
+        f"spyglass at the cause level (answer_of against expected): top-1 {_share(s.cause_hits[0] for s in scored)}, "
+        f"top-3 {_share(s.cause_hits[1] for s in scored)}"
+    )
+    elsewhere = sum(s.cause_hits[0] and not s.hit("spyglass", 1) for s in scored)
+    print(
+        f"  in {elsewhere} cases its first finding is the right cause but its service is no culprit: e.g. a "
+        "customer, input size or flag, reported on the service whose spans carry that attribute"
     )
     print(
         "TraceRCA and MicroRank read span durations only: on the error-signal cases they got the same frame, "

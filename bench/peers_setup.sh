@@ -29,7 +29,7 @@ stamp="$VENV/.peers-installed"
 want="$(printf '%s\n' "${PACKAGES[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "peers_setup: installing ${PACKAGES[*]}"
-  # (the grep drops this machine's notes about absent local package indexes; pip's own errors still fail the script)
+  # the grep drops notes about absent local package indexes; with pipefail, a pip error still stops the script
   "$VENV/bin/python" -m pip install -q --no-deps "${PACKAGES[@]}" 2>&1 | { grep -v "^WARNING: Location" || true; }
   "$VENV/bin/python" -m pip check
   echo "$want" >"$stamp"

@@ -50,7 +50,7 @@ def test_coincident_attributes_fold_into_the_version() -> None:
     spans = workload(lambda rng, reg, i: shop(rng, reg, i, slow_version="2.0"))
     findings = explain_spans(spans, request())
     assert first(findings) == ("attribute", "db", "service.version", "2.0"), findings[:3]
-    assert "db host.name=db-2" in findings[0]["evidence"]["also"]
+    assert "host.name=db-2" in findings[0]["evidence"]["also"]
     assert not any(f.get("key") == "host.name" and f.get("value") == "db-2" for f in findings)
 
 

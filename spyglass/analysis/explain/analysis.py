@@ -575,8 +575,9 @@ class _Analysis:
             if score < MIN_SCORE:
                 continue
             services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]
+            with_share, without_share = self._symptom_shares(place.key, place.value)
             unit = _ms if latency else (lambda x: _r(x, 4))
-            measure = "own_ms" if latency else "errors_originated_per_span"
+            measure = "ms" if latency else "errors_originated_per_span"
             findings.append(
                 {
                     "kind": "attribute",
@@ -590,6 +591,8 @@ class _Analysis:
                             f"{measure}_with": unit(place.mean_with),
                             f"{measure}_without": unit(place.mean_without),
                             "excess_per_trace": unit(place.total),
+                            "symptom_share_with": with_share,
+                            "symptom_share_without": without_share,
                         },
                         "baseline": {f"{measure}_with": unit(place.mean_before)},
                         "services": services,
@@ -599,7 +602,8 @@ class _Analysis:
                             else "the same operations in the baseline"
                         ),
                         "measured_on": (
-                            "the own time of the spans that ran there"
+                            "the time of the service entry spans that ran there (own time against the baseline "
+                            "for a value new on every instance)"
                             if latency
                             else "the errors originating in the spans that ran there"
                         ),
@@ -610,6 +614,22 @@ class _Analysis:
                 }
             )
         return findings
+
+    def _symptom_shares(self, key: str, value: str) -> tuple[float | None, float | None]:
+        """Share of the regression's requests showing the symptom, with a span that ran at the place and
+        without one: what a person checks first."""
+        row = self.q(
+            """
+            WITH there AS (
+                SELECT DISTINCT tix FROM span_x JOIN res_kv USING (rid) WHERE win = 1 AND k = $1 AND v = $2
+            )
+            SELECT sum(t.w * t.sym::INT) FILTER (WHERE h.tix IS NOT NULL) / sum(t.w) FILTER (WHERE h.tix IS NOT NULL),
+                   sum(t.w * t.sym::INT) FILTER (WHERE h.tix IS NULL) / sum(t.w) FILTER (WHERE h.tix IS NULL)
+            FROM traces t LEFT JOIN there h USING (tix) WHERE t.win = 1
+            """,
+            [key, value],
+        )[0]
+        return _r(row[0]), _r(row[1])
 
     # --- operations, structure ------------------------------------------------------------------------------
 
@@ -914,9 +934,9 @@ def _summary(f: dict[str, Any], req: ExplainRequest) -> str:
         where = ", ".join(ev["services"][:3]) + (" and more" if len(ev["services"]) > 3 else "")
         if req.signal == "latency":
             return (
-                f"Spans with {f['key']}={f['value']} (in {where}) took {reg.get('own_ms_with')} ms of own time "
-                f"against {reg.get('own_ms_without') if reg.get('own_ms_without') is not None else base.get('own_ms_with')} ms "
-                f"{'elsewhere' if reg.get('own_ms_without') is not None else 'before'}: {pct} of the {symptom} latency growth."
+                f"Spans with {f['key']}={f['value']} (in {where}) took {reg.get('ms_with')} ms "
+                f"against {reg.get('ms_without') if reg.get('ms_without') is not None else base.get('ms_with')} ms "
+                f"{'elsewhere' if reg.get('ms_without') is not None else 'before'}: {pct} of the {symptom} latency growth."
             )
         return (
             f"Spans with {f['key']}={f['value']} (in {where}) originate errors in "
@@ -1044,7 +1064,12 @@ def _callee_speaks(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[st
     that service's own findings seen from outside: leave it to them."""
     kept = []
     for f in findings:
-        if f["kind"] == "attribute" and not f.get("place") and not f.get("where") and is_destination(f["key"]):
+        if (
+            f["kind"] == "attribute"
+            and not f.get("place")
+            and not f.get("where")
+            and is_destination(f["key"])
+        ):
             (into_service, carried) = a.q(
                 """SELECT count(*) FILTER (WHERE r.pid IS NOT NULL), count(*) FROM s
                    LEFT JOIN remote_parents r ON r.tix = s.tix AND r.pid = s.span_id

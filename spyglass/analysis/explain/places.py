@@ -27,6 +27,9 @@ MIN_SPANS = 3
 #: Of nested places (pod in node in zone), the narrowest one explaining at least this share of the broadest's
 #: excess is the name: a node whose pods are all slow, a host alone in a zone that is otherwise healthy.
 NESTED_SHARE = 0.85
+#: A value new on every instance of a service (a full rollout) has nothing to be compared with but the
+#: baseline; the time of its calls counts at this weight, below what the callees' own findings say.
+ROLLOUT_SUBTREE_WEIGHT = 0.7
 #: A service is named among a place's evidence when it holds at least this share of the excess.
 SERVICE_SHARE = 0.1
 
@@ -97,33 +100,48 @@ class Place:
 
 
 def span_measure(db: duckdb.DuckDBPyConnection, signal: str) -> None:
-    """``span_x``: every span of the chosen traces with its measure: own time, or the errors it originated
-    (it failed and none of its children did: the deepest failure, where errors come from)."""
+    """``span_x``: every span of the chosen traces with its measures. ``x``: own time, or the errors it
+    originated (it failed and none of its children did: the deepest failure, where errors come from). ``xc``,
+    for comparing spans of one operation across places: the whole time of a service's entry spans (a version
+    whose queries got heavier is slow in its calls, not in itself; what its callees do to every instance alike
+    cancels out in the comparison), the originated errors for errors."""
     if signal == "latency":
         x = "o.self_ns::DOUBLE"
+        xc = "CASE WHEN p.span_id IS NULL OR p.service <> c.service THEN o.dur::DOUBLE END"
         failed = ""
     else:
-        x = "(o.err AND f.pid IS NULL)::INT::DOUBLE"
+        x = xc = "(o.err AND f.pid IS NULL)::INT::DOUBLE"
         failed = """LEFT JOIN (SELECT DISTINCT tix, parent_span_id AS pid FROM s WHERE err) f
                     ON f.tix = o.tix AND f.pid = o.span_id"""
     db.execute(
         f"""
         CREATE TEMP TABLE span_x AS
-        SELECT o.tix, o.win, o.w, o.service, o.name, {x} AS x, hash(o.resource) AS rid, o.resource
-        FROM own o {failed}
+        SELECT o.tix, o.win, o.w, o.service, o.name, {x} AS x, {xc} AS xc, hash(o.resource) AS rid, o.resource
+        FROM own o JOIN s c ON c.tix = o.tix AND c.span_id = o.span_id
+        LEFT JOIN s p ON p.tix = c.tix AND p.span_id = c.parent_span_id {failed}
         """  # noqa: S608
     )
+
+
+#: Weighted moments of both measures over a set of spans, in SQL.
+_MOMENTS = """sum(w), sum(w * x), sum(w * x * x), count(*),
+              sum(w) FILTER (WHERE xc IS NOT NULL), sum(w * xc), sum(w * xc * xc), count(xc)"""
+
+
+def _moments(row: tuple[float, ...]) -> tuple[Moments, Moments]:
+    n, x, xx, c, ne, xe, xxe, ce = row
+    return Moments(n, x, xx, c), Moments(ne or 0.0, xe or 0.0, xxe or 0.0, ce)
 
 
 def places(
     db: duckdb.DuckDBPyConnection, regression_weight: float, skip: Callable[[str], bool], limit: int = 200
 ) -> list[Place]:
     """Significant places, strongest first; ``skip(key)`` names keys never worth reporting."""
-    groups: dict[tuple[str, str, int], Moments] = {}
-    for service, name, win, n, x, xx, c in db.execute(
-        "SELECT service, name, win, sum(w), sum(w * x), sum(w * x * x), count(*) FROM span_x GROUP BY ALL"
+    groups: dict[tuple[str, str, int], tuple[Moments, Moments]] = {}
+    for service, name, win, *sums in db.execute(
+        f"SELECT service, name, win, {_MOMENTS} FROM span_x GROUP BY ALL"  # noqa: S608
     ).fetchall():
-        groups[(service, name, win)] = Moments(n, x, xx, c)
+        groups[(service, name, win)] = _moments(tuple(sums))
     db.execute(
         """
         CREATE TEMP TABLE res_kv AS
@@ -132,16 +150,16 @@ def places(
         """
     )
     rows = db.execute(
-        """
-        SELECT r.k, r.v, x.service, x.name, x.win, sum(x.w), sum(x.w * x.x), sum(x.w * x.x * x.x), count(*)
-        FROM span_x x JOIN res_kv r USING (rid) WHERE r.v IS NOT NULL
+        f"""
+        SELECT k, v, service, name, win, {_MOMENTS}
+        FROM span_x JOIN res_kv USING (rid) WHERE v IS NOT NULL
         GROUP BY ALL
-        """
+        """  # noqa: S608
     ).fetchall()
-    per_value: dict[tuple[str, str], dict[tuple[str, str, int], Moments]] = defaultdict(dict)
-    for key, value, service, name, win, n, x, xx, c in rows:
+    per_value: dict[tuple[str, str], dict[tuple[str, str, int], tuple[Moments, Moments]]] = defaultdict(dict)
+    for key, value, service, name, win, *sums in rows:
         if not skip(key):
-            per_value[(key, value)][(service, name, win)] = Moments(n, x, xx, c)
+            per_value[(key, value)][(service, name, win)] = _moments(tuple(sums))
 
     found = []
     for (key, value), carried in per_value.items():
@@ -164,23 +182,27 @@ def places(
 def _score(
     key: str,
     value: str,
-    carried: dict[tuple[str, str, int], Moments],
-    groups: dict[tuple[str, str, int], Moments],
+    carried: dict[tuple[str, str, int], tuple[Moments, Moments]],
+    groups: dict[tuple[str, str, int], tuple[Moments, Moments]],
     regression_weight: float,
 ) -> Place | None:
     """Sum, over the operations whose regression spans carry the value, of how much more its spans took than
     comparable spans, per regression trace."""
     place = Place(key, value)
     with_n = with_x = without_n = without_x = before_n = before_x = 0.0
-    for (service, name, win), p1 in carried.items():
+    empty = (Moments(), Moments())
+    for (service, name, win), (p1, p1c) in carried.items():
         if win != 1:
             continue
-        g1, g0 = groups.get((service, name, 1)), groups.get((service, name, 0))
-        if g1 is None or g0 is None or g0.c < MIN_SPANS or p1.c < 1:
+        (g1, g1c), (g0, g0c) = groups.get((service, name, 1), empty), groups.get((service, name, 0), empty)
+        if g0.c < MIN_SPANS or p1.c < 1:
             continue  # an operation new in the regression has nothing to compare with
-        p0 = carried.get((service, name, 0), Moments())
-        r1, r0 = g1.minus(p1), g0.minus(p0)
-        if r1.c >= MIN_SPANS:
+        p0, p0c = carried.get((service, name, 0), empty)
+        if g1.c - p1.c >= MIN_SPANS:  # spans of the operation ran elsewhere too: compare with them
+            if p1c.c == 0:
+                continue  # inner spans of a service: its entry spans hold their time
+            p1, p0, g1, g0 = p1c, p0c, g1c, g0c
+            r1, r0 = g1.minus(p1), g0.minus(p0)
             gap, var = p1.mean - r1.mean, p1.se2() + r1.se2()
             if p0.c >= MIN_SPANS and r0.c >= MIN_SPANS:  # the same contrast in the baseline is structure
                 gap -= p0.mean - r0.mean
@@ -191,8 +213,15 @@ def _score(
                     gap, var = growth, p1.se2() + p0.se2()
             place.contrast = True
             without_n, without_x = without_n + r1.n, without_x + r1.x
-        elif p0.c == 0:  # new everywhere it runs (a rollout): its own spans against the baseline's
+        elif p0.c == 0:  # new everywhere it runs (a rollout): its own spans' own time against the baseline's
             gap, var = p1.mean - g0.mean, p1.se2() + g0.se2()
+            if p1c.c and g0c.c >= MIN_SPANS:
+                # Or, trusted less, its whole time: its calls may have got heavier, or its callees slower
+                # by themselves, which their own findings tell first.
+                whole = ROLLOUT_SUBTREE_WEIGHT * (p1c.mean - g0c.mean)
+                if whole > gap:
+                    gap = whole
+                    var = ROLLOUT_SUBTREE_WEIGHT**2 * (p1c.se2() + g0c.se2())
             place.new = True
         else:  # on every span of the operation before and after: no evidence by itself, but its echo
             contribution = p1.n * (p1.mean - g0.mean) / regression_weight
