@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
 import duckdb
 
 #: Significance of a place's summed excess, in standard errors.
