@@ -571,7 +571,7 @@ class _Analysis:
         found = place_evidence.places(self.db, float(self.tot[1][0]), _skip_key)
         findings = []
         for place, parts in place_evidence.narrowest(found, _key_rank):
-            score = _clip(place.total / growth)
+            score = _clip(place.total / growth) * place.trust
             if score < MIN_SCORE:
                 continue
             services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]

@@ -25,9 +25,6 @@ import duckdb
 NOISE_SE = 2.5
 #: Spans needed on each side of a comparison inside one operation.
 MIN_SPANS = 3
-#: Of nested places (pod in node in zone), the narrowest one explaining at least this share of the broadest's
-#: excess is the name: a node whose pods are all slow, a host alone in a zone that is otherwise healthy.
-NESTED_SHARE = 0.85
 #: A value new on every instance of a service (a full rollout) has nothing to be compared with but the
 #: baseline; the time of its calls counts at this weight, below what the callees' own findings say.
 ROLLOUT_SUBTREE_WEIGHT = 0.7
@@ -80,6 +77,13 @@ class Place:
     #: its effect where it can be compared (a node slow for the services it shares with other nodes is slow
     #: for the service that lives on it alone too).
     echo: float = 0.0
+    echo_variance: float = 0.0
+    #: A rollout known only by its calls' time: trusted at ``ROLLOUT_SUBTREE_WEIGHT``.
+    via_calls: bool = False
+
+    @property
+    def trust(self) -> float:
+        return ROLLOUT_SUBTREE_WEIGHT if self.via_calls else 1.0
 
     @property
     def se(self) -> float:
@@ -219,14 +223,15 @@ def _score(
             if p1c.c and g0c.c >= MIN_SPANS:
                 # Or, trusted less, its whole time: its calls may have got heavier, or its callees slower
                 # by themselves, which their own findings tell first.
-                whole = ROLLOUT_SUBTREE_WEIGHT * (p1c.mean - g0c.mean)
-                if whole > gap:
-                    gap = whole
-                    var = ROLLOUT_SUBTREE_WEIGHT**2 * (p1c.se2() + g0c.se2())
+                whole = p1c.mean - g0c.mean
+                if ROLLOUT_SUBTREE_WEIGHT * whole > gap:
+                    gap, var = whole, p1c.se2() + g0c.se2()
+                    place.via_calls = True
             place.new = True
         else:  # on every span of the operation before and after: no evidence by itself, but its echo
             contribution = p1.n * (p1.mean - g0.mean) / regression_weight
             place.echo += contribution
+            place.echo_variance += (p1.n / regression_weight) ** 2 * (p1.se2() + g0.se2())
             place.by_service[service] = place.by_service.get(service, 0.0) + contribution
             continue
         contribution = p1.n * gap / regression_weight
@@ -246,8 +251,9 @@ def _score(
 
 def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Place, list[Place]]]:
     """Each place that names a cause, with the places it stands for (its parts, or the broader places that only
-    echo it). Of nested places, the narrowest explaining nearly all that the broadest does wins; of places
-    carried by the same processes, the key ``rank`` puts first."""
+        echo it). Of nested places, the narrowest whose difference from the broadest is within noise wins (a node
+    whose pods are all slow, a host alone in an otherwise healthy zone); of places
+        carried by the same processes, the key ``rank`` puts first."""
     kept: list[tuple[Place, list[Place]]] = []
     taken: set[int] = set()
     for i, p in enumerate(found):  # strongest first
@@ -258,12 +264,11 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
             for j, q in enumerate(found)
             if j not in taken and (q.resources <= p.resources or p.resources <= q.resources)
         ]
-        broadest = max((found[j] for j in family), key=lambda q: q.excess)
+        broadest = max((found[j] for j in family), key=lambda q: q.total)
 
         def echoes(q: Place, broadest: Place = broadest) -> bool:
-            """What the broadest explains beyond ``q`` is within noise, or a small share of it."""
-            beyond = broadest.excess - q.excess
-            return beyond <= max((1 - NESTED_SHARE) * broadest.excess, NOISE_SE * _se_beyond(broadest, q))
+            """What the broadest explains beyond ``q`` is within noise."""
+            return broadest.total - q.total <= NOISE_SE * _se_beyond(broadest, q)
 
         chosen = min(
             (found[j] for j in family if echoes(found[j])),
@@ -276,4 +281,5 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
 
 def _se_beyond(broad: Place, narrow: Place) -> float:
     """Standard error of what a broad place measures beyond a narrower one inside it."""
-    return math.sqrt(max(broad.variance - narrow.variance, 0.0))
+    broad_var = broad.variance + broad.echo_variance
+    return math.sqrt(max(broad_var - narrow.variance - narrow.echo_variance, 0.0))
