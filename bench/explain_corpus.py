@@ -4,7 +4,8 @@
 
 Case ``seed * 1,000,000 + k`` for k < N (so two seeds never share a case) comes from ``tests/support/fault_corpus.case``; explain runs in process on its spans.
 Per fault kind and overall: the cause ranked first (top-1), the cause in the first three (top-3), and for healthy
-windows the share whose findings all score <= 0.3 (quiet). Then explain's median and worst time, and the first
+windows the share whose findings all score <= 0.3 (quiet). Faults the root never felt (the generator could not
+make them visible) are counted apart: there is nothing to explain. Then explain's median and worst time, and the first
 misses with what ranked first, to look at.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spyglass.analysis.explain import explain_spans  # noqa: E402
-from tests.support.fault_corpus import answer_of, case  # noqa: E402
+from tests.support.fault_corpus import VISIBLE_GROWTH, answer_of, case  # noqa: E402
 
 QUIET_SCORE = 0.3
 
@@ -45,6 +46,7 @@ def main() -> None:
     times_ms: list[float] = []
     build_ms: list[float] = []
     misses: list[tuple[int, str, str, str, str]] = []
+    invisible = 0
     for k in range(args.cases):
         seed = args.seed * 1_000_000 + k
         t0 = time.perf_counter()
@@ -59,6 +61,9 @@ def main() -> None:
             quiet.append(ok)
             if not ok:
                 misses.append((seed, "healthy", "-", _first(findings), c.description))
+            continue
+        if not c.visible:
+            invisible += 1
             continue
         answers = [answer_of(f) for f in findings]
         top1 = bool(answers) and answers[0] in c.expected
@@ -80,6 +85,10 @@ def main() -> None:
     )
     print(
         f"{'healthy (quiet)':<18} {len(quiet):>5} {_share(quiet):>7}  (no finding scored above {QUIET_SCORE})"
+    )
+    print(
+        f"{'invisible faults':<18} {invisible:>5}  (the root's symptom share grew less than "
+        f"{VISIBLE_GROWTH['latency']:.0%} / {VISIBLE_GROWTH['errors']:.0%}: nothing to explain, not counted)"
     )
     print()
     print(f"{'what':<24} {'figure':>8} unit")

@@ -54,6 +54,8 @@ FAULT_KINDS = (
 )
 ERROR_KINDS = {"failing_upstream", "failing_peer", "zone_errors", "cohort_errors"}
 HEALTHY_SHARE = 1 / 6
+#: Growth of the share of roots showing the symptom that makes a fault visible at the root.
+VISIBLE_GROWTH = {"errors": 0.05, "latency": 0.08}
 
 Answer = tuple[str, str, str]
 
@@ -95,6 +97,14 @@ class Case:
     services: list[str]
     healthy: bool
     description: str
+
+    @property
+    def visible(self) -> bool:
+        """Whether the fault reached the symptom: a fault the root never felt (a slowed branch off the
+        critical path) leaves nothing to explain, even after the generator strengthened it three times."""
+        grew = self.symptom_share[0] - self.symptom_share[1]
+        return not self.healthy and grew >= VISIBLE_GROWTH[self.request.signal]
+
     #: The services whose own spans the fault changed (empty when healthy): the service-level answer.
     culprits: frozenset[str] = frozenset()
     #: Share of regression roots showing the symptom (slower than the baseline's p90, or failed) and the same
@@ -881,7 +891,7 @@ def case(seed: int, traces_per_window: int = TRACES_PER_WINDOW) -> Case:
         for i in range(traces_per_window):
             reg.request(i * spacing_ms)
         share = _symptom(base, reg, signal)
-        if fault is None or share[0] - share[1] >= (0.05 if signal == "errors" else 0.08):
+        if fault is None or share[0] - share[1] >= VISIBLE_GROWTH[signal]:
             break
         fault.strengthen()  # too weak to be a symptom at the root: a mislabelled healthy case otherwise
 
