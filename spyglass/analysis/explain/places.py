@@ -135,7 +135,7 @@ _MOMENTS = """sum(w), sum(w * x), sum(w * x * x), count(*),
 
 def _moments(row: tuple[float, ...]) -> tuple[Moments, Moments]:
     n, x, xx, c, ne, xe, xxe, ce = row
-    return Moments(n, x, xx, c), Moments(ne or 0.0, xe or 0.0, xxe or 0.0, ce)
+    return Moments(n, x, xx, int(c)), Moments(ne or 0.0, xe or 0.0, xxe or 0.0, int(ce))
 
 
 def places(
