@@ -39,6 +39,8 @@ MIN_SCORE = 0.05
 SLOW_QUANTILE = 0.9
 #: Calls of one child operation under one parent that make an n+1.
 N_PLUS_ONE_CALLS = 5
+#: Calls made sequential: the share of parent calls whose children overlap drops by at least this much.
+SERIALIZED_SHARE = 0.1
 #: Two attribute values whose regression traces overlap this much (Jaccard) are one cause.
 FOLD_JACCARD = 0.9
 #: A value whose traces lie inside another's and that explains at least this share of its score is the
@@ -831,8 +833,8 @@ class _Analysis:
         for service, name, ov1, ov0, share1, share0, kids in rows:
             ov1, ov0 = ov1 or 0.0, ov0 or 0.0
             score = _clip((ov0 - ov1) / self.dmean)
-            if score < MIN_SCORE:
-                continue
+            if score < MIN_SCORE or (share0 or 0.0) - (share1 or 0.0) < SERIALIZED_SHARE:
+                continue  # one child that got slower loses overlap too; serialized calls stop overlapping
             findings.append(
                 {
                     "kind": "sequential",
