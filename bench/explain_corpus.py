@@ -79,12 +79,12 @@ def main() -> None:
     every = [r for kind_rows in rows.values() for r in kind_rows]
     for kind in sorted(rows):
         r = rows[kind]
-        print(f"{kind:<18} {len(r):>5} {_share(x for x, _ in r):>7} {_share(y for _, y in r):>7}")
+        print(f"{kind:<18} {len(r):>5} {share(x for x, _ in r):>7} {share(y for _, y in r):>7}")
     print(
-        f"{'all faults':<18} {len(every):>5} {_share(x for x, _ in every):>7} {_share(y for _, y in every):>7}"
+        f"{'all faults':<18} {len(every):>5} {share(x for x, _ in every):>7} {share(y for _, y in every):>7}"
     )
     print(
-        f"{'healthy (quiet)':<18} {len(quiet):>5} {_share(quiet):>7}  (no finding scored above {QUIET_SCORE})"
+        f"{'healthy (quiet)':<18} {len(quiet):>5} {share(quiet):>7}  (no finding scored above {QUIET_SCORE})"
     )
     print(
         f"{'invisible faults':<18} {invisible:>5}  (the root's symptom share grew less than "
@@ -106,7 +106,8 @@ def main() -> None:
         print(f"        fault: {description}")
 
 
-def _share(values: Any) -> str:
+def share(values: Any) -> str:
+    """A share of true values as a percentage, '-' for none."""
     values = list(values)
     return f"{100 * sum(values) / len(values):.0f}%" if values else "-"
 

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +45,7 @@ import pyarrow.csv as pa_csv
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.explain_corpus import share  # noqa: E402
 from spyglass.analysis.explain import ExplainRequest, explain_spans  # noqa: E402
 from spyglass.model.schema import SpanKind  # noqa: E402
 from tests.support.fault_corpus import answer_of, case  # noqa: E402
@@ -199,16 +199,16 @@ def _print_table(args: argparse.Namespace, scored: list[Scored], healthy: int) -
         empty = sum(not s.rankings[method].services for s in scored)
         median_ms = statistics.median(s.rankings[method].ms for s in scored) if scored else 0.0
         print(
-            f"{label:<10} {len(scored):>5} {_share(s.hit(method, 1) for s in scored):>6} "
-            f"{_share(s.hit(method, 3) for s in scored):>6}   "
-            f"{_share(s.hit(method, 1) for s in latency):>7}{_share(s.hit(method, 3) for s in latency):>7}   "
-            f"{_share(s.hit(method, 1) for s in errors):>6}{_share(s.hit(method, 3) for s in errors):>7}   "
+            f"{label:<10} {len(scored):>5} {share(s.hit(method, 1) for s in scored):>6} "
+            f"{share(s.hit(method, 3) for s in scored):>6}   "
+            f"{share(s.hit(method, 1) for s in latency):>7}{share(s.hit(method, 3) for s in latency):>7}   "
+            f"{share(s.hit(method, 1) for s in errors):>6}{share(s.hit(method, 3) for s in errors):>7}   "
             f"{raised:>6} {empty:>5} {median_ms:>8.0f}"
         )
     print()
     print(
-        f"spyglass at the cause level (answer_of against expected): top-1 {_share(s.cause_hits[0] for s in scored)}, "
-        f"top-3 {_share(s.cause_hits[1] for s in scored)}"
+        f"spyglass at the cause level (answer_of against expected): top-1 {share(s.cause_hits[0] for s in scored)}, "
+        f"top-3 {share(s.cause_hits[1] for s in scored)}"
     )
     elsewhere = sum(s.cause_hits[0] and not s.hit("spyglass", 1) for s in scored)
     print(
@@ -223,11 +223,6 @@ def _print_table(args: argparse.Namespace, scored: list[Scored], healthy: int) -
         errors_seen = [(s.seed, s.rankings[method].error) for s in scored if s.rankings[method].error]
         for seed, error in errors_seen[:3]:
             print(f"{label} raised on case {seed}: {error}")
-
-
-def _share(values: Iterable[bool]) -> str:
-    values = list(values)
-    return f"{100 * sum(values) / len(values):.0f}%" if values else "-"
 
 
 if __name__ == "__main__":

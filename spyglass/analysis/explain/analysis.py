@@ -4,10 +4,13 @@ The traces whose root is the symptom's ``(service, operation)`` are taken from a
 window. Each trace is marked as showing the symptom (latency: its root is slower than the baseline's p90;
 errors: its root failed). Candidate causes are then scored by the share of the symptom's growth they explain:
 
-- ``attribute``: a (service, key, value) carried by any span of the trace (span attributes or resource). Its
-  excess symptom traces are those with the value beyond what the traces without it show (in the regression, or
-  in the baseline when every regression trace carries it); score = excess / total excess, times how cleanly
-  the value selects symptom traces. Values selecting (nearly) the same traces are folded into one finding.
+- ``attribute`` from a span attribute (what the request carried: a customer, a flag, a size): a (service, key,
+  value) compared across whole traces, those with it against those without (in the regression, or in the
+  baseline when every regression trace carries it), minus the same contrast in the baseline. Values selecting
+  (nearly) the same traces are folded into one finding. Outcomes, destinations and values constant on their
+  operations are never candidates.
+- ``attribute`` from a resource value (where spans ran: a version, node, zone): judged by the spans that ran
+  there, across every service carrying it (``places.py``).
 - ``operation``: own (exclusive) time per trace of a (service, operation) grew (latency), or its errors did.
 - ``n_plus_one``: a child operation called >= 5 times under one parent whose calls per trace grew.
 - ``sequential``: a parent whose children overlapped in the baseline and ran one after another now.
@@ -123,36 +126,19 @@ def _clip(x: float) -> float:
 
 
 @dataclass
-class _Group:
-    """Weighted sums of the per-trace symptom value ``y`` over a set of traces."""
+class _Group(place_evidence.Moments):
+    """Weighted moments of the per-trace symptom value over a set of traces, with ``s``, the weighted count of
+    those traces showing the symptom."""
 
-    n: float
-    y: float
-    yy: float
-    c: int
-    s: float
+    s: float = 0.0
 
     def __post_init__(self) -> None:
-        self.n, self.y, self.yy, self.c, self.s = (
-            self.n or 0.0,
-            self.y or 0.0,
-            self.yy or 0.0,
-            self.c or 0,
-            self.s or 0.0,
-        )
+        super().__post_init__()
+        self.s = self.s or 0.0
 
-    def minus(self, other: _Group) -> _Group:
-        return _Group(
-            self.n - other.n, self.y - other.y, self.yy - other.yy, self.c - other.c, self.s - other.s
-        )
-
-    @property
-    def mean(self) -> float:
-        return self.y / self.n if self.n > 0 else 0.0
-
-    @property
-    def var(self) -> float:
-        return max(self.yy / self.n - self.mean**2, 0.0) if self.n > 0 else 0.0
+    def minus(self, other: place_evidence.Moments) -> _Group:
+        s = other.s if isinstance(other, _Group) else 0.0
+        return _Group(self.n - other.n, self.x - other.x, self.xx - other.xx, self.c - other.c, self.s - s)
 
 
 def _value_gap(a1: _Group, a0: _Group, t1: _Group, t0: _Group) -> tuple[float, _Group, bool] | None:
@@ -647,13 +633,6 @@ class _Analysis:
         )
         self.db.execute(
             """
-            CREATE TEMP TABLE remote_parents AS
-            SELECT DISTINCT k.tix, k.pid FROM kids k JOIN s p ON p.tix = k.tix AND p.span_id = k.pid
-            WHERE p.service <> k.service
-            """
-        )
-        self.db.execute(
-            """
             CREATE TEMP TABLE cover AS
             SELECT tix, pid, count(*) AS n_kids, count(DISTINCT name) AS n_names,
                    sum(greatest(ce - cs, 0)) AS kid_total,
@@ -668,7 +647,8 @@ class _Analysis:
         self.db.execute(
             """
             CREATE TEMP TABLE own AS
-            SELECT s.tix, s.win, s.w, s.sym, s.service, s.name, s.span_id, s.dur, s.err, s.resource,
+            SELECT s.tix, s.win, s.w, s.sym, s.service, s.name, s.span_id, s.parent_span_id, s.dur, s.err,
+                   s.resource,
                    greatest(s.dur - coalesce(c.covered, 0), 0) AS self_ns,
                    coalesce(c.kid_total - c.covered, 0) AS overlap_ns, coalesce(c.n_kids, 0) AS n_kids,
                    coalesce(c.n_names, 0) AS n_names
@@ -1030,7 +1010,6 @@ def explain_spans(
         named = {(f["service"], f["operation"]) for f in structural}
         findings += structural + [o for o in operations if (o["service"], o["operation"]) not in named]
         _relabel_peer(findings, a)
-        findings = _callee_speaks(findings, a)
         _why_before_where(findings, a)
         findings = _fold_into_structure(findings, a)
         findings = _dedupe(findings)
@@ -1059,29 +1038,6 @@ def explain_spans(
         return [_ordered(f) for f in findings]
     finally:
         a.close()
-
-
-def _callee_speaks(findings: list[dict[str, Any]], a: _Analysis) -> list[dict[str, Any]]:
-    """A destination value (``server.address``, ``peer.service``...) on calls into an instrumented service is
-    that service's own findings seen from outside: leave it to them."""
-    kept = []
-    for f in findings:
-        if (
-            f["kind"] == "attribute"
-            and not f.get("place")
-            and not f.get("where")
-            and is_destination(f["key"])
-        ):
-            (into_service, carried) = a.q(
-                """SELECT count(*) FILTER (WHERE r.pid IS NOT NULL), count(*) FROM s
-                   LEFT JOIN remote_parents r ON r.tix = s.tix AND r.pid = s.span_id
-                   WHERE s.service = $1 AND s.attributes[$2] = $3""",
-                [f["service"], f["key"], f["value"]],
-            )[0]
-            if carried and into_service >= 0.9 * carried:
-                continue
-        kept.append(f)
-    return kept
 
 
 def _why_before_where(findings: list[dict[str, Any]], a: _Analysis) -> None:
@@ -1121,11 +1077,9 @@ CONCENTRATED_SHARE = 0.6
 
 def _concentrated(a: _Analysis, where: dict[str, Any], value: dict[str, Any]) -> bool:
     """Whether the operation's growth (own time, or errors) happened on the requests carrying the value."""
-    x = "self_ns" if req_signal_latency(a.req) else "err::INT"
-    operation = where.get("operation") or where["evidence"].get("also", [""])[0]
-    service = where["service"]
     if not where.get("operation"):
-        return False
+        return False  # a peer named by its caller's operation: no operation left to look into
+    x = "self_ns" if req_signal_latency(a.req) else "err::INT"
     row = a.q(
         f"""
         WITH marked AS (
@@ -1141,7 +1095,7 @@ def _concentrated(a: _Analysis, where: dict[str, Any], value: dict[str, Any]) ->
                sum(t.w) FILTER (WHERE t.win = 1 AND m.tix IS NOT NULL)
         FROM traces t LEFT JOIN per p USING (tix, win) LEFT JOIN marked m USING (tix)
         """,  # noqa: S608
-        [service, operation, value["service"], value["key"], value["value"]],
+        [where["service"], where["operation"], value["service"], value["key"], value["value"]],
     )[0]
     base, x1, w1, x_with, w_with = (float(v or 0.0) for v in row)
     total = x1 - w1 * base
@@ -1161,9 +1115,12 @@ def _fold_into_structure(findings: list[dict[str, Any]], a: _Analysis) -> list[d
         return findings
     kept = []
     for f in findings:
-        if f.get("place"):
-            pass  # where processes ran is never an alias of one operation
-        elif f["kind"] == "attribute" and f["service"] in {service for service, _ in structural}:
+        # Where processes ran (a place) is never an alias of one operation.
+        if (
+            f["kind"] == "attribute"
+            and not f.get("place")
+            and f["service"] in {service for service, _ in structural}
+        ):
             ops = a.q(
                 """SELECT name, count(*) FILTER (WHERE attributes[$2] = $3 OR resource[$2] = $3), count(*)
                    FROM s WHERE win = 1 AND service = $1 GROUP BY name

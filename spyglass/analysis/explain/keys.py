@@ -1,9 +1,8 @@
 """Which attribute keys name a call's destination (the service, host or URL a client span talks to).
 
-A value naming the callee says where time or errors went, never why: when the callee is instrumented, its own
-spans say the same thing more precisely (its operation, its version, its host), so a destination finding on a
-call into an instrumented service is left to them. An uninstrumented peer has only the caller's word for it, and
-there the destination is the answer.
+A value naming the callee says where time or errors went, never why, so it is never compared across traces:
+an instrumented callee's own spans say it more precisely (its operation, its version, its host), and an
+uninstrumented peer is named by the calls' own time, through the client operation that waits on it.
 """
 
 from __future__ import annotations

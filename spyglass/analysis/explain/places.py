@@ -41,6 +41,10 @@ class Moments:
     xx: float = 0.0
     c: int = 0
 
+    def __post_init__(self) -> None:
+        """SQL sums over no rows are NULL: they count as zero."""
+        self.n, self.x, self.xx, self.c = self.n or 0.0, self.x or 0.0, self.xx or 0.0, self.c or 0
+
     def minus(self, other: Moments) -> Moments:
         return Moments(self.n - other.n, self.x - other.x, self.xx - other.xx, self.c - other.c)
 
@@ -67,7 +71,6 @@ class Place:
     variance: float = 0.0
     spans: float = 0.0
     contrast: bool = False
-    new: bool = False
     by_service: dict[str, float] = field(default_factory=dict)
     mean_with: float = 0.0
     mean_without: float | None = None
@@ -112,7 +115,7 @@ def span_measure(db: duckdb.DuckDBPyConnection, signal: str) -> None:
     cancels out in the comparison), the originated errors for errors."""
     if signal == "latency":
         x = "o.self_ns::DOUBLE"
-        xc = "CASE WHEN p.span_id IS NULL OR p.service <> c.service THEN o.dur::DOUBLE END"
+        xc = "CASE WHEN p.span_id IS NULL OR p.service <> o.service THEN o.dur::DOUBLE END"
         failed = ""
     else:
         x = xc = "(o.err AND f.pid IS NULL)::INT::DOUBLE"
@@ -122,8 +125,7 @@ def span_measure(db: duckdb.DuckDBPyConnection, signal: str) -> None:
         f"""
         CREATE TEMP TABLE span_x AS
         SELECT o.tix, o.win, o.w, o.service, o.name, {x} AS x, {xc} AS xc, hash(o.resource) AS rid, o.resource
-        FROM own o JOIN s c ON c.tix = o.tix AND c.span_id = o.span_id
-        LEFT JOIN s p ON p.tix = c.tix AND p.span_id = c.parent_span_id {failed}
+        FROM own o LEFT JOIN s p ON p.tix = o.tix AND p.span_id = o.parent_span_id {failed}
         """  # noqa: S608
     )
 
@@ -135,7 +137,7 @@ _MOMENTS = """sum(w), sum(w * x), sum(w * x * x), count(*),
 
 def _moments(row: tuple[float, ...]) -> tuple[Moments, Moments]:
     n, x, xx, c, ne, xe, xxe, ce = row
-    return Moments(n, x, xx, int(c)), Moments(ne or 0.0, xe or 0.0, xxe or 0.0, int(ce))
+    return Moments(n, x, xx, int(c)), Moments(ne, xe, xxe, int(ce))
 
 
 def places(
@@ -227,7 +229,6 @@ def _score(
                 if ROLLOUT_SUBTREE_WEIGHT * whole > gap:
                     gap, var = whole, p1c.se2() + g0c.se2()
                     place.via_calls = True
-            place.new = True
         else:  # on every span of the operation before and after: no evidence by itself, but its echo
             contribution = p1.n * (p1.mean - g0.mean) / regression_weight
             place.echo += contribution
