@@ -302,4 +302,7 @@ def flood(
             break
     for process in processes:
         process.join(timeout=30)
+        if process.is_alive():  # a sender left running would load the machine for the tests after this one
+            process.kill()
+            process.join(timeout=10)
     return FloodReport(duration_s, spans_per_export, senders, query_latency, query_failures, query_paths)
