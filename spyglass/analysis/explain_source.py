@@ -1,5 +1,7 @@
 """Where explain reads spans from: the recall buffer (100% of recent spans) for the time it covers, the store's
-weighted sample before that. The result holds every known span of the traces starting in the two windows."""
+weighted sample before that. The result holds every known span of the traces starting in the two windows; from
+a window holding many more than ``TRACES_PER_WINDOW`` of the symptom's traces, a uniform sample of whole traces
+is read, weighed up by the share left out, so that explain's time stays bounded however long the window."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.analysis.explain import COLUMNS, ExplainRequest, explain_spans
+from spyglass.analysis.explain import COLUMNS, TRACES_PER_WINDOW, ExplainRequest, explain_spans
 from spyglass.analysis.ownership import Ownership
-from spyglass.store.protocol import Store
+from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, Store
 
 #: How long after its root started a trace's last span may start (reads go this far past a window).
 TRACE_SLACK_NS = 60 * 10**9
@@ -42,15 +44,37 @@ def _ranges(req: ExplainRequest) -> list[tuple[int, int]]:
     return merged
 
 
+def _stored_share(store: Store, req: ExplainRequest, covered: int | None) -> float:
+    """The share of stored traces worth reading: enough for ``TRACES_PER_WINDOW`` of the symptom's traces
+    (their roots counted in the store, one column) in the fuller window, in whole millionths."""
+    symptom = ScanFilter(service=req.service, operation=req.operation)
+    most = 0
+    for start, end in ((req.baseline_start_ns, req.baseline_end_ns), (req.start_ns, req.end_ns)):
+        end = end if covered is None else min(end, covered)
+        if start < end:
+            parents = store.scan(["parent_span_id"], start, end, symptom).column(0)
+            most = max(most, parents.null_count)
+    if most <= TRACES_PER_WINDOW:
+        return 1.0
+    return max(1, round(TRACES_PER_WINDOW / most * TRACE_SHARE_SCALE)) / TRACE_SHARE_SCALE
+
+
 def gather_spans(store: Store, buffer: Buffer | None, req: ExplainRequest) -> pa.Table:
     """Spans starting in either window (or shortly after): from the buffer since it covers, else the store."""
     covered = buffer.covered_since_ns if buffer is not None else None
     parts: list[pa.Table] = []
     snapshot: pa.Table | None = None
+    share = _stored_share(store, req, covered)
+    sample = ScanFilter(trace_share=share) if share < 1.0 else None
     for start, end in _ranges(req):
         store_end = end if covered is None else min(end, covered)
         if start < store_end:
-            stored = store.scan(_READ, start, store_end)
+            stored = store.scan(_READ, start, store_end, sample)
+            if sample is not None:
+                weight = pc.divide(stored.column("sample_weight"), share)
+                stored = stored.set_column(
+                    stored.column_names.index("sample_weight"), "sample_weight", weight
+                )
             parts.append(stored.select(_READ).cast(_schema(stored)))
         if covered is not None and end > max(start, covered) and buffer is not None:
             if snapshot is None:

@@ -30,6 +30,7 @@ from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, S
 from spyglass.store.protocol import (
     ROLLUP_KEY,
     ROLLUP_SCHEMA,
+    TRACE_SHARE_SCALE,
     TRACE_SUMMARY_SCHEMA,
     ScanFilter,
     TraceQuery,
@@ -249,6 +250,9 @@ class ClickHouseStore:
                 where.append(f"SpanName = {params(filters.operation, 'String')}")
             for key, value in filters.attributes:
                 where.append(_attribute_match(params, key, value))
+            if filters.trace_share is not None:
+                share = params(round(filters.trace_share * TRACE_SHARE_SCALE), "UInt64")
+                where.append(f"cityHash64(TraceId) % {TRACE_SHARE_SCALE} < {share}")
         # Column expressions come from the schema (checked above); conditions are fixed fragments.
         sql = f"SELECT {select_list(columns, SPAN_COLUMN_SQL)} FROM {SPANS} WHERE {' AND '.join(where)}"  # noqa: S608
         schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])

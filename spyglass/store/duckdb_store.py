@@ -22,6 +22,7 @@ from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.store.protocol import (
     ROLLUP_KEY,
     ROLLUP_SCHEMA,
+    TRACE_SHARE_SCALE,
     TRACE_SUMMARY_SCHEMA,
     ScanFilter,
     TraceQuery,
@@ -452,6 +453,9 @@ class DuckDBStore:
             for key, value in filters.attributes:
                 where.append(_ATTRIBUTE_MATCH)
                 params.extend([key, value, key, value])
+            if filters.trace_share is not None:
+                where.append(f"hash(trace_id) % {TRACE_SHARE_SCALE} < ?")
+                params.append(round(filters.trace_share * TRACE_SHARE_SCALE))
         selected = ", ".join(_COLUMN_SQL[name] for name in columns)
         conditions = " AND ".join(where)
         # Column names come from the schema (checked above), conditions are fixed fragments with parameters.

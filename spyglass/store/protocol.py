@@ -101,6 +101,13 @@ class ScanFilter:
     service: str | None = None
     operation: str | None = None
     attributes: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: Keep only the traces whose id hashes into this share of the hash range: a uniform sample of whole
+    #: traces, the same on every call (explain reads a bounded number of traces from a long window this way).
+    trace_share: float | None = None
+
+
+#: The resolution of ``ScanFilter.trace_share`` (shares are whole millionths of the hash range).
+TRACE_SHARE_SCALE = 1_000_000
 
 
 class Store(Protocol):

@@ -328,6 +328,21 @@ def test_scan_filters(populated: Store, filters: ScanFilter, rows: int) -> None:
     assert got.num_rows == rows
 
 
+def test_scan_trace_share_keeps_whole_traces_the_same_on_every_call(populated: Store) -> None:
+    window = (BASE_NS, BASE_NS + 100 * SECOND)
+
+    def kept(share: float) -> dict[bytes, int]:
+        ids = populated.scan(["trace_id"], *window, ScanFilter(trace_share=share)).column(0).to_pylist()
+        return {trace_id: ids.count(trace_id) for trace_id in ids}
+
+    assert len(kept(1.0)) == 30 and kept(0.0) == {}
+    half = kept(0.5)
+    assert 5 <= len(half) <= 25, half  # a uniform share of the 30 traces
+    assert set(half.values()) == {6}  # a kept trace comes with every one of its spans
+    assert kept(0.5) == half
+    assert set(kept(0.25)) <= set(half)  # a smaller share keeps a subset: one hash decides
+
+
 def test_scan_every_column_round_trips(populated: Store, corpus: Corpus) -> None:
     got = populated.scan(list(STORED_SPAN_SCHEMA.names), BASE_NS, BASE_NS + 100 * SECOND)
     assert got.schema.equals(STORED_SPAN_SCHEMA)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.analysis.explain import places as place_evidence
 from spyglass.analysis.explain.keys import is_destination
@@ -56,6 +57,11 @@ NO_CONTRAST_WEIGHT = 0.7
 #: Order among findings of equal score.
 KIND_PRECEDENCE = {"n_plus_one": 0, "sequential": 0, "error_source": 1, "attribute": 1, "operation": 2}
 EXAMPLES = 3
+#: Traces of one window explain reads at most (about): beyond, a fixed pseudo-random subset of the window's
+#: traces (chosen by trace id, so the same call gives the same answer) stands for the rest, each weighed up by
+#: the share left out. Twenty thousand traces estimate a share of 1% within a tenth of itself; reading ten
+#: million spans would not say more, only later.
+TRACES_PER_WINDOW = 10_000
 
 #: Fold preference: the more general / causal name first; keys not listed come after these.
 KEY_PREFERENCE = (
@@ -175,7 +181,8 @@ class _Analysis:
         self.db = duckdb.connect()
         if "sample_weight" not in spans.column_names:
             spans = spans.append_column("sample_weight", pa.array([1.0] * spans.num_rows, pa.float64()))
-        self.db.register("raw", spans.select([*COLUMNS, "sample_weight"]))
+        self.spans = spans.select([*COLUMNS, "sample_weight"])
+        self.db.register("raw", self.spans)
 
     def close(self) -> None:
         self.db.close()
@@ -211,6 +218,9 @@ class _Analysis:
         counts = dict(self.q("SELECT win, count(*) FROM roots GROUP BY win"))
         if counts.get(0, 0) < 2 or counts.get(1, 0) < 2:
             return False
+        self.kept = {win: min(1.0, TRACES_PER_WINDOW / n) for win, n in counts.items()}
+        if min(self.kept.values()) < 1.0:
+            self._subsample()
         if self.req.signal == "latency":
             (threshold,) = self.q(
                 "SELECT quantile_cont(root_dur, $1) FROM roots WHERE win = 0", [SLOW_QUANTILE]
@@ -230,15 +240,7 @@ class _Analysis:
                    root_err, {sym} AS sym, {y} AS y
             FROM roots"""  # noqa: S608
         )
-        self.db.execute(
-            """
-            CREATE TEMP TABLE s AS
-            SELECT t.tix, t.win, t.w, t.sym, t.y, r.span_id, r.parent_span_id, r.service, r.name, r.start_ns,
-                   r.duration_ns AS dur, r.start_ns + r.duration_ns AS end_ns, r.status_code = 2 AS err,
-                   r.attributes, r.resource
-            FROM raw r JOIN traces t USING (trace_id)
-            """
-        )
+        self._trace_spans()
         rows = self.q(
             """SELECT win, sum(w), sum(w * sym::INT), sum(w * y) / sum(w),
                       quantile_cont(root_dur, 0.5), quantile_cont(root_dur, 0.99), count(*)
@@ -262,6 +264,50 @@ class _Analysis:
         ydelta = self.tot[1][2] - self.tot[0][2]
         self.ydelta = ydelta if req_signal_latency(self.req) and ydelta > 0 else self.delta
         return True
+
+    def _subsample(self) -> None:
+        """Keep about ``TRACES_PER_WINDOW`` traces of each window, uniformly by a hash of the trace id (equal
+        weights within a window keep every standard error honest), each weighed up by the share left out. The
+        hash is salted: a store that already sampled by the trace id's plain hash stays uniformly sampled."""
+        scale = 1_000_000
+        self.db.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE roots AS
+            SELECT * REPLACE (w / CASE win WHEN 1 THEN $k1 ELSE $k0 END AS w) FROM roots
+            WHERE hash(trace_id, 'explain') % {scale} < CASE win WHEN 1 THEN $k1 ELSE $k0 END * {scale}
+            """,  # noqa: S608
+            {"k0": self.kept.get(0, 1.0), "k1": self.kept.get(1, 1.0)},
+        )
+
+    def _trace_spans(self) -> None:
+        """``s``: every span of the chosen traces with its trace's columns. Joined in Arrow and read in place:
+        DuckDB would convert (and copy) every span's attribute maps to join them."""
+        traces = self.db.sql("SELECT trace_id, tix, win, w, sym, y FROM traces").to_arrow_table()
+        ids = self.spans.column("trace_id")
+        at = pc.index_in(ids, value_set=traces.column("trace_id").cast(ids.type))
+        keep = pc.is_valid(at)
+        spans, at = self.spans.filter(keep), at.filter(keep)
+        start, dur = spans.column("start_ns"), spans.column("duration_ns")
+        columns = {name: traces.column(name).take(at) for name in ("tix", "win", "w", "sym", "y")}
+        columns |= {name: spans.column(name) for name in ("span_id", "parent_span_id", "service", "name")}
+        columns |= {
+            "start_ns": start,
+            "dur": dur,
+            "end_ns": pc.add(start, dur),
+            "err": pc.equal(spans.column("status_code"), 2),
+            "attributes": spans.column("attributes"),
+            "resource": spans.column("resource"),
+        }
+        self.s = pa.table(columns)
+        self.db.register("s", self.s)
+
+    def resources(self, services: set[str]) -> pa.Table:
+        """The distinct resources of these services' spans (where owners are learned from)."""
+        return self.db.sql(
+            """SELECT service, any_value(resource) AS resource FROM s WHERE list_contains($1, service)
+               GROUP BY service, hash(resource)""",
+            params=[sorted(services)],
+        ).to_arrow_table()
 
     def changed(self) -> bool:
         n1 = self.tot[1][5]
@@ -1018,7 +1064,7 @@ def explain_spans(
         findings.sort(key=lambda f: (-round(f["score"], 3), KIND_PRECEDENCE.get(f["kind"], 1)))
         findings = findings[:limit]
         if ownership is not None:
-            ownership.learn(spans.select(["service", "resource"]))
+            ownership.learn(a.resources({f["service"] for f in findings}))
         for f in findings:
             f["score"] = round(f["score"], 4)
             f["summary"] = _summary(f, req)
@@ -1029,6 +1075,9 @@ def explain_spans(
                 f["evidence"]["slow_threshold_ms"] = _ms(a.threshold_ns)
             f["evidence"]["regression"]["requests"] = _r(a.tot[1][0], 1)
             f["evidence"]["baseline"]["requests"] = _r(a.tot[0][0], 1)
+            # Requests are weighted estimates when the window held more traces than explain reads.
+            f["evidence"]["regression"]["traces_analyzed"] = int(a.tot[1][5])
+            f["evidence"]["baseline"]["traces_analyzed"] = int(a.tot[0][5])
             f["evidence"]["regression"]["symptom_share"] = _r(a.rate1)
             f["evidence"]["baseline"]["symptom_share"] = _r(a.rate0)
             f["evidence"]["regression"]["root_p50_ms"] = _ms(a.tot[1][3])
