@@ -39,15 +39,23 @@ class Ownership:
         return cls(data)
 
     def learn(self, spans: pa.Table) -> None:
-        """Pick up owners from the resources of these spans (any ``SPAN_SCHEMA`` table with ``resource``)."""
+        """Pick up owners from the resources of these spans (any ``SPAN_SCHEMA`` table with ``resource``). When
+        a service's resources disagree, the owner most rows name wins (then the first by name), so the answer
+        does not depend on which rows came first."""
         if spans.num_rows == 0 or "resource" not in spans.column_names:
             return
         owner = "coalesce(" + ", ".join(f"resource['{key}']" for key in OWNER_ATTRIBUTES) + ")"
         rows = query_arrow(
-            f"SELECT service, any_value({owner}) AS team FROM spans WHERE {owner} IS NOT NULL GROUP BY service",  # noqa: S608
+            f"SELECT service, {owner} AS team, count(*) AS n FROM spans WHERE {owner} <> '' GROUP BY ALL",  # noqa: S608
             spans=spans.select(["service", "resource"]),
-        )
-        self.learned.update({row["service"]: row["team"] for row in rows.to_pylist() if row["team"]})
+        ).to_pylist()
+        best: dict[str, tuple[int, str]] = {}
+        for row in rows:
+            rank = (row["n"], row["team"])
+            held = best.get(row["service"])
+            if held is None or rank[0] > held[0] or (rank[0] == held[0] and rank[1] < held[1]):
+                best[row["service"]] = rank
+        self.learned.update({service: team for service, (_, team) in best.items()})
 
     def owner(self, service: str | None) -> str | None:
         """The owning team of a service, or None when nobody said."""

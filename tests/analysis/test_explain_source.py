@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from spyglass.analysis import explain_source
-from spyglass.analysis.explain import ExplainRequest, analysis, explain_spans
+from spyglass.analysis.explain import ExplainRequest, explain_spans, symptom
 from spyglass.analysis.ownership import Ownership
 from spyglass.store.duckdb_store import DuckDBStore
 from tests.support.explain_workloads import BASE_T0, MS, REG_T0, shop, workload
@@ -26,7 +26,7 @@ def request() -> ExplainRequest:
 @pytest.fixture
 def capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(explain_source, "TRACES_PER_WINDOW", CAP)
-    monkeypatch.setattr(analysis, "TRACES_PER_WINDOW", CAP)
+    monkeypatch.setattr(symptom, "TRACES_PER_WINDOW", CAP)
 
 
 def spans() -> pa.Table:

@@ -18,8 +18,16 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
+
+from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind
+from spyglass.analysis.explain.keys import key_rank, skip_key
+from spyglass.analysis.explain.numbers import clip, ms, rounded
+
+if TYPE_CHECKING:
+    from spyglass.analysis.explain.symptom import Windows
 
 #: Significance of a place's summed excess, in standard errors.
 NOISE_SE = 2.5
@@ -284,3 +292,75 @@ def _se_beyond(broad: Place, narrow: Place) -> float:
     """Standard error of what a broad place measures beyond a narrower one inside it."""
     broad_var = broad.variance + broad.echo_variance
     return math.sqrt(max(broad_var - narrow.variance - narrow.echo_variance, 0.0))
+
+
+def place_findings(w: Windows) -> list[Finding]:
+    """Resource values (where spans ran), judged by their own spans across every service that carries them."""
+    latency = w.latency
+    growth = w.dmean if latency else w.rate1 - w.rate0
+    if growth <= 0:
+        return []
+    span_measure(w.db, w.req.signal)
+    found = places(w.db, float(w.tot[1][0]), skip_key)
+    findings: list[Finding] = []
+    for place, parts in narrowest(found, key_rank):
+        score = clip(place.total / growth) * place.trust
+        if score < MIN_SCORE:
+            continue
+        services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]
+        with_share, without_share = _symptom_shares(w, place.key, place.value)
+        unit = ms if latency else (lambda x: rounded(x, 4))
+        measure = "ms" if latency else "errors_originated_per_span"
+        findings.append(
+            Finding(
+                Kind.ATTRIBUTE,
+                score,
+                services[0],
+                key=place.key,
+                value=place.value,
+                place=True,
+                why_services=tuple(services),
+                evidence={
+                    "regression": {
+                        "spans": rounded(place.spans, 1),
+                        f"{measure}_with": unit(place.mean_with),
+                        f"{measure}_without": unit(place.mean_without),
+                        "excess_per_trace": unit(place.total),
+                        "symptom_share_with": with_share,
+                        "symptom_share_without": without_share,
+                    },
+                    "baseline": {f"{measure}_with": unit(place.mean_before)},
+                    "services": services,
+                    "compared_with": (
+                        "spans of the same operations elsewhere"
+                        if place.contrast
+                        else "the same operations in the baseline"
+                    ),
+                    "measured_on": (
+                        "the time of the service entry spans that ran there (own time against the baseline "
+                        "for a value new on every instance)"
+                        if latency
+                        else "the errors originating in the spans that ran there"
+                    ),
+                    **({"also": [f"{p.key}={p.value}" for p in parts][:10]} if parts else {}),
+                },
+            )
+        )
+    return findings
+
+
+def _symptom_shares(w: Windows, key: str, value: str) -> tuple[float | None, float | None]:
+    """Share of the regression's requests showing the symptom, with a span that ran at the place and
+    without one: what a person checks first."""
+    row = w.q(
+        """
+        WITH there AS (
+            SELECT DISTINCT tix FROM span_x JOIN res_kv USING (rid) WHERE win = 1 AND k = $1 AND v = $2
+        )
+        SELECT sum(t.w * t.sym::INT) FILTER (WHERE h.tix IS NOT NULL) / sum(t.w) FILTER (WHERE h.tix IS NOT NULL),
+               sum(t.w * t.sym::INT) FILTER (WHERE h.tix IS NULL) / sum(t.w) FILTER (WHERE h.tix IS NULL)
+        FROM traces t LEFT JOIN there h USING (tix) WHERE t.win = 1
+        """,
+        [key, value],
+    )[0]
+    return rounded(row[0]), rounded(row[1])

@@ -1,0 +1,59 @@
+"""The one-sentence summary of each finding, in the words of its kind and signal."""
+
+from __future__ import annotations
+
+from spyglass.analysis.explain.finding import Finding, Kind
+from spyglass.analysis.explain.numbers import pct
+from spyglass.analysis.explain.symptom import ExplainRequest
+
+
+def summary(f: Finding, req: ExplainRequest) -> str:
+    """One sentence a person reads first: what the finding names, its measure, its share of the growth."""
+    symptom = f"{req.service} {req.operation}"
+    what = "slower" if req.signal == "latency" else "failing"
+    share = f"{f.score * 100:.0f}%"
+    ev = f.evidence
+    reg, base = ev.get("regression", {}), ev.get("baseline", {})
+    if f.kind == Kind.ATTRIBUTE and "services" in ev:
+        where = ", ".join(ev["services"][:3]) + (" and more" if len(ev["services"]) > 3 else "")
+        if req.signal == "latency":
+            return (
+                f"Spans with {f.key}={f.value} (in {where}) took {reg.get('ms_with')} ms "
+                f"against {reg.get('ms_without') if reg.get('ms_without') is not None else base.get('ms_with')} ms "
+                f"{'elsewhere' if reg.get('ms_without') is not None else 'before'}: {share} of the {symptom} latency growth."
+            )
+        return (
+            f"Spans with {f.key}={f.value} (in {where}) originate errors in "
+            f"{pct(reg.get('errors_originated_per_span_with'))} of their calls: {share} of the new {symptom} failures."
+        )
+    if f.kind == Kind.ATTRIBUTE:
+        return (
+            f"Traces through {f.service} with {f.key}={f.value} explain {share} of the {what} "
+            f"{symptom} traces ({pct(reg.get('symptom_share_with'))} of them are {what}, against "
+            f"{pct(reg.get('symptom_share_without') if reg.get('symptom_share_without') is not None else base.get('symptom_share_without'))} without it)."
+        )
+    if f.kind == Kind.OPERATION:
+        if req.signal == "latency":
+            return (
+                f"{f.service} '{f.operation}' own time grew from {base.get('own_ms_per_trace')} to "
+                f"{reg.get('own_ms_per_trace')} ms per {symptom} request ({share} of the latency growth)."
+            )
+        return (
+            f"{f.service} '{f.operation}' errors grew from {base.get('errors_per_trace')} to "
+            f"{reg.get('errors_per_trace')} per {symptom} request."
+        )
+    if f.kind == Kind.N_PLUS_ONE:
+        return (
+            f"{f.service} calls '{f.operation}' {reg.get('calls_per_trace')} times per {symptom} request "
+            f"(was {base.get('calls_per_trace')}): an n+1 pattern costing {share} of the latency growth."
+        )
+    if f.kind == Kind.SEQUENTIAL:
+        return (
+            f"{f.service} '{f.operation}' now runs its independent calls one after another, losing "
+            f"{ev.get('time_lost_ms_per_trace')} ms of overlap per request ({share} of the latency growth)."
+        )
+    return (
+        f"Errors of {symptom} originate in {f.service} '{f.operation}' "
+        f"({pct(reg.get('failed_traces_originating_here'))} of requests now, "
+        f"{pct(base.get('failed_traces_originating_here'))} before)."
+    )
