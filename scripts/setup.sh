@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything spyglass needs on a fresh machine, idempotently: Debian packages (node and npm for the web UI
-# and the JS SDK interop test, chromium for the browser tests), a Python virtualenv in .venv with spyglass and its
-# dev tools, the npm test dependencies, and the web UI built from ui/ into spyglass/web/static/dist.
+# and the JS SDK interop test, chromium for the browser tests), a Python virtualenv in .venv with spyglass, its chdb
+# extra and its dev tools (build among them, for the wheel test), the npm test dependencies, and the web UI built
+# from ui/ into spyglass/web/static/dist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +36,8 @@ want="$(cat pyproject.toml tests/e2e/js/package-lock.json | sha256sum | cut -d' 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d tests/e2e/js/node_modules ]; then
   echo "setup: installing Python packages"
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+  # chdb (ClickHouse in-process) is an optional extra of the package; the ClickHouse store's tests run on it.
+  .venv/bin/python -m pip install -q -e '.[dev,chdb]' 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import spyglass.server" # fail here, loudly, if the install did not work
   echo "setup: installing npm packages for the JS SDK test"
   npm ci --prefix tests/e2e/js --no-audit --no-fund --loglevel=error

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== ruff"
-.venv/bin/ruff check spyglass tests bench
-.venv/bin/ruff format --check spyglass tests bench
+.venv/bin/ruff check spyglass tests bench setup.py
+.venv/bin/ruff format --check spyglass tests bench setup.py
 echo "== mypy"
 .venv/bin/mypy
 run_pytest() {

@@ -61,11 +61,12 @@ def open_store(config: ServeConfig) -> Store:
         return DuckDBStore(Path(config.data_dir) / "spyglass.duckdb")
     if config.store == "clickhouse" and config.clickhouse_url:
         # http(s)://user:pass@host:8123/database reaches a server; chdb://PATH runs ClickHouse in-process.
+        from spyglass.store.clickhouse_connection import ChdbMissingError
         from spyglass.store.clickhouse_store import ClickHouseStore
 
         try:
             return ClickHouseStore(config.clickhouse_url)
-        except ValueError as error:
+        except (ValueError, ChdbMissingError) as error:
             raise ConfigError(f"--clickhouse-url: {error}") from error
     raise ConfigError(f"--store {config.store} needs --clickhouse-url")
 

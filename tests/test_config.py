@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import pytest
 
 from spyglass.cli import main
 from spyglass.config import ConfigError, parse_serve_args
+from spyglass.server import loopback_config, open_store
 
 
 def test_defaults_bind_loopback() -> None:
@@ -61,6 +64,16 @@ def test_invalid_values_are_refused_with_the_reason(argv: list[str], env: dict, 
 def test_cli_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--sample-rate", "7"]) == 2
     assert "sample-rate" in capsys.readouterr().err
+
+
+def test_chdb_without_its_extra_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """chdb is an optional extra; tests/test_wheel.py sees the same message from a clean install's CLI."""
+    monkeypatch.setitem(
+        sys.modules, "chdb", None
+    )  # what `import chdb` meets after a plain `pip install spyglass`
+    config = loopback_config(tmp_path, store="clickhouse", clickhouse_url=f"chdb://{tmp_path}/ch")
+    with pytest.raises(ConfigError, match=re.escape("chdb package: pip install 'spyglass[chdb]'")):
+        open_store(config)
 
 
 def test_extra_aggregated_attributes_reach_the_aggregator(start_server) -> None:

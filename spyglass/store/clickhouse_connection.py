@@ -10,6 +10,7 @@ clickhouse-connect escapes for both backends: no value is ever spliced into SQL 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from dataclasses import dataclass
@@ -22,6 +23,17 @@ import pyarrow as pa
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 #: Every insert waits for its rows to be written (async inserts would make reads miss them for a while).
 _INSERT_SETTINGS = {"async_insert": 0}
+
+
+class ChdbMissingError(ImportError):
+    """A ``chdb://`` URL without chdb installed: the in-process engine is an optional extra, so this names it
+    (clickhouse-connect's own message names clickhouse-connect's extra instead)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "chdb:// runs ClickHouse inside spyglass and needs the chdb package: pip install 'spyglass[chdb]'",
+            name="chdb",
+        )
 
 
 class ClickHouseConnection(Protocol):
@@ -112,6 +124,8 @@ class ClientConnection:
         import clickhouse_connect
 
         parsed = parse_url(url) if isinstance(url, str) else url
+        if parsed.in_process and importlib.util.find_spec("chdb") is None:
+            raise ChdbMissingError()
         self.url = parsed
         self.database = parsed.database
         self._lock: threading.Lock | None = threading.Lock() if parsed.in_process else None
