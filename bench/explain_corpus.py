@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from spyglass.analysis.explain import explain_spans  # noqa: E402
-from tests.support.fault_corpus import VISIBLE_GROWTH, answer_of, case  # noqa: E402
+from tests.support.fault_corpus import VISIBLE_GROWTH, answer_of, answers_of, case  # noqa: E402
 
 QUIET_SCORE = 0.3
 
@@ -65,9 +65,9 @@ def main() -> None:
         if not c.visible:
             invisible += 1
             continue
-        answers = [answer_of(f) for f in findings]
-        top1 = bool(answers) and answers[0] in c.expected
-        top3 = any(a in c.expected for a in answers[:3])
+        answers = [answers_of(f) for f in findings]
+        top1 = bool(answers) and bool(answers[0] & c.expected)
+        top3 = any(a & c.expected for a in answers[:3])
         rows[c.kind].append((top1, top3))
         if not top1:
             misses.append(

@@ -7,7 +7,7 @@ Case ``seed * 1,000,000 + k`` for k < N comes from ``tests/support/fault_corpus.
 healthy cases are skipped, since the peers always name a culprit. The question all three answer is which
 service is at fault: a method's ranking becomes its distinct services in order, and a case is a top-1 (top-3) hit
 when a service of ``Case.culprits`` comes first (among the first three). spyglass's ranking is the ``service`` of
-its findings; its cause-level accuracy (``answer_of`` against ``Case.expected``) is printed too. Times are per
+its findings; its cause-level accuracy (``answers_of`` against ``Case.expected``) is printed too. Times are per
 case: explain_spans on the case's Arrow table; each peer's call on its pandas frame, in .venv-peers, through
 bench/peers/run_peers.py (one process for all cases; reading the frame and starting up are not counted).
 
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bench.explain_corpus import share  # noqa: E402
 from spyglass.analysis.explain import ExplainRequest, explain_spans  # noqa: E402
 from spyglass.model.schema import SpanKind  # noqa: E402
-from tests.support.fault_corpus import answer_of, case  # noqa: E402
+from tests.support.fault_corpus import answers_of, case, services_of  # noqa: E402
 
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 PEERS_RUNNER = ROOT / "bench" / "peers" / "run_peers.py"
@@ -154,11 +154,11 @@ def main() -> None:
             started = time.perf_counter()
             findings = explain_spans(c.spans, c.request)
             ms = (time.perf_counter() - started) * 1e3
-            services = list(dict.fromkeys(str(f["service"]) for f in findings))
-            answers = [answer_of(f) for f in findings]
+            services = list(dict.fromkeys(s for f in findings for s in services_of(f)))
+            answers = [answers_of(f) for f in findings]
             cause_hits = (
-                answers[:1] != [] and answers[0] in c.expected,
-                any(a in c.expected for a in answers[:3]),
+                answers[:1] != [] and bool(answers[0] & c.expected),
+                any(a & c.expected for a in answers[:3]),
             )
             scored.append(
                 Scored(seed, c.request.signal, c.culprits, {"spyglass": Ranking(services, ms)}, cause_hits)
@@ -207,7 +207,7 @@ def _print_table(args: argparse.Namespace, scored: list[Scored], healthy: int) -
         )
     print()
     print(
-        f"spyglass at the cause level (answer_of against expected): top-1 {share(s.cause_hits[0] for s in scored)}, "
+        f"spyglass at the cause level (answers_of against expected): top-1 {share(s.cause_hits[0] for s in scored)}, "
         f"top-3 {share(s.cause_hits[1] for s in scored)}"
     )
     elsewhere = sum(s.cause_hits[0] and not s.hit("spyglass", 1) for s in scored)

@@ -51,8 +51,17 @@ class ExpectedFinding:
     value: str | None = None
 
     def matches(self, finding: Mapping[str, Any]) -> bool:
-        """Whether an explain finding names this cause. An attribute names it by key and value: which
-        service's spans carried it can differ (a customer id travels as baggage to every service)."""
+        """Whether an explain finding names this cause, itself or as the other half of a mechanism told with
+        the value that switched it on (``evidence.since`` / ``evidence.through``). An attribute names it by key
+        and value: which service's spans carried it can differ (a customer id travels as baggage)."""
+        evidence = finding.get("evidence") or {}
+        if "since" in evidence and self._names({"kind": "attribute", **evidence["since"]}):
+            return True
+        if "through" in evidence and self._names(evidence["through"]):
+            return True
+        return self._names(finding)
+
+    def _names(self, finding: Mapping[str, Any]) -> bool:
         if finding.get("kind") != self.kind:
             return False
         if self.kind == "attribute":

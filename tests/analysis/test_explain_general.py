@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from spyglass.analysis.explain import ExplainRequest, explain_spans
-from tests.support.explain_workloads import BASE_T0, REG_T0, S, workload
+from tests.support.explain_workloads import BASE_T0, REG_T0, S, shop, workload
 
 PODS = {"pricing": ["pricing-7f9c-a1", "pricing-7f9c-b2", "pricing-7f9c-c3", "pricing-7f9c-d4"]}
 
@@ -192,27 +192,29 @@ def routed_request() -> ExplainRequest:
 
 
 def test_errors_of_one_route_name_the_route_and_where_they_start() -> None:
-    """The failing route splits the failing operation's spans: it is a finding of its own, not folded into the
-    error source."""
+    """The failing route splits the failing operation's spans: it is what switched the errors on, told as one
+    finding with where they start (not folded away into the error source)."""
     findings = explain_spans(
         workload(lambda rng, reg, i: routed(rng, reg, i, failing_route="/c")), routed_request()
     )
-    named = [
-        (f["kind"], f["service"], f.get("key") or f.get("operation"), f.get("value")) for f in findings[:2]
-    ]
-    assert set(named) == {
-        ("attribute", "api", "http.route", "/c"),
-        ("error_source", "api", "handle", None),
-    }, named
+    top = findings[0]
+    assert (top["kind"], top["service"], top["key"], top["value"]) == ("attribute", "api", "http.route", "/c")
+    through = top["evidence"]["through"]
+    assert (through["kind"], through["service"], through["operation"]) == ("error_source", "api", "handle")
+    assert through["regression"]["failed_traces_originating_here"] > 0.1
+    assert "Through api 'handle' (errors)" in top["summary"]
+    assert not any(f["kind"] == "error_source" for f in findings), findings
 
 
 def test_errors_of_one_region() -> None:
     findings = explain_spans(
         workload(lambda rng, reg, i: routed(rng, reg, i, failing_region="eu-west-1")), routed_request()
     )
-    named = [(f["kind"], f.get("key") or f.get("operation"), f.get("value")) for f in findings[:2]]
-    assert ("attribute", "cloud.region", "eu-west-1") in named and ("error_source", "query", None) in named, (
-        named
+    top = findings[0]
+    assert (top["kind"], top["key"], top["value"]) == ("attribute", "cloud.region", "eu-west-1"), findings[:2]
+    assert (top["evidence"]["through"]["kind"], top["evidence"]["through"]["operation"]) == (
+        "error_source",
+        "query",
     )
 
 
@@ -247,3 +249,23 @@ def test_no_fault_gives_no_confident_finding() -> None:
                 (seed, f["kind"], f["score"]) for f in explain_spans(spans, req) if f["score"] >= 0.3
             ]
     assert not confident, confident
+
+
+def flagged(rng: random.Random, regression: bool, i: int) -> list[S]:
+    """The shop, where a feature flag switched on for half the regression's requests makes each of them look
+    up its rows one by one (20 queries instead of one)."""
+    on = regression and rng.random() < 0.5
+    spans = shop(rng, regression, i, queries=20 if on else 1)
+    spans[0].attrs["feature.bulk_lookup"] = "on" if on else "off"
+    return spans
+
+
+def test_a_mechanism_and_the_flag_that_switched_it_on_are_one_finding() -> None:
+    findings = explain_spans(workload(flagged, n=400), replace(request(), service="api", operation="GET /x"))
+    top = findings[0]
+    assert (top["kind"], top["service"], top["operation"]) == ("n_plus_one", "db", "SELECT row"), findings[:3]
+    since = top["evidence"]["since"]
+    assert (since["key"], since["value"]) == ("feature.bulk_lookup", "on")
+    assert since["regression"]["symptom_share_with"] > since["regression"]["symptom_share_without"]
+    assert "Since feature.bulk_lookup=on" in top["summary"]
+    assert not any(f.get("key") == "feature.bulk_lookup" for f in findings), findings

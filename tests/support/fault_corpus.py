@@ -9,7 +9,7 @@ a new bystander value, so that "what is new" alone never names the cause.
 
 Expected causes are *answers*: ``("attribute", key, value)`` (any service: the same node or zone is one cause
 wherever it is carried) or ``(kind, service, operation)`` for ``operation``, ``n_plus_one``, ``sequential`` and
-``error_source``. ``answer_of(finding)`` turns an explain finding into the same shape.
+``error_source``. ``answers_of(finding)`` turns an explain finding into the same shape.
 """
 
 from __future__ import annotations
@@ -117,6 +117,25 @@ def answer_of(finding: dict[str, Any]) -> Answer:
     if finding["kind"] == "attribute":
         return ("attribute", str(finding["key"]), str(finding["value"]))
     return (finding["kind"], finding["service"], finding.get("operation") or "")
+
+
+def answers_of(finding: dict[str, Any]) -> set[Answer]:
+    """Every cause a finding names: itself, and the other half of a mechanism told with the value that
+    switched it on (``evidence.since`` / ``evidence.through``)."""
+    answers = {answer_of(finding)}
+    evidence = finding.get("evidence", {})
+    if "since" in evidence:
+        answers.add(answer_of({"kind": "attribute", **evidence["since"]}))
+    if "through" in evidence:
+        answers.add(answer_of(evidence["through"]))
+    return answers
+
+
+def services_of(finding: dict[str, Any]) -> list[str]:
+    """The services a finding names, its own first."""
+    evidence = finding.get("evidence", {})
+    parts = [evidence[k]["service"] for k in ("since", "through") if k in evidence]
+    return list(dict.fromkeys([str(finding["service"]), *parts]))
 
 
 # --- topology -------------------------------------------------------------------------------------------

@@ -191,7 +191,9 @@ def request_values(w: Windows) -> list[Finding]:
                 },
             )
         )
-    candidates.sort(key=lambda f: (-f.score, f.service, f.key or "", f.value or ""))  # the same order every run
+    candidates.sort(
+        key=lambda f: (-f.score, f.service, f.key or "", f.value or "")
+    )  # the same order every run
     return fold_same_traces(w, _drop_operation_constants(w, candidates[:60]))
 
 

@@ -6,7 +6,8 @@
    kind, and shown only when its evidence is outside the baseline's noise:
    ``candidates`` (what requests carried), ``places`` (where spans ran, judged by those spans) and
    ``mechanisms`` (where time went, and how: n+1, sequential calls, where errors originate).
-3. ``ranking`` and ``folding``: the cause before where it shows; one cause told once.
+3. ``ranking`` and ``folding``: the cause before where it shows; one cause told once (a mechanism and the
+   value that switched it on are one finding).
 4. ``evidence`` and ``summary``: the numbers a finding is read with, example traces, one sentence.
 """
 
@@ -28,7 +29,7 @@ from spyglass.analysis.explain.mechanisms import (
     sequential,
 )
 from spyglass.analysis.explain.places import place_findings
-from spyglass.analysis.explain.ranking import rank, why_before_where
+from spyglass.analysis.explain.ranking import rank, tell_once, why_before_where
 from spyglass.analysis.explain.summary import summary
 from spyglass.analysis.explain.symptom import ExplainRequest, Windows
 from spyglass.analysis.ownership import Ownership
@@ -61,7 +62,7 @@ def findings(
         found += mechanisms + [o for o in operations(w) if (o.service, o.operation) not in named]
         relabel_peers(w, found)
         why_before_where(w, found)
-        found = rank(dedupe(fold_into_mechanisms(w, found)), limit)
+        found = rank(tell_once(w, dedupe(fold_into_mechanisms(w, found))), limit)
         if ownership is not None:
             ownership.learn(w.resources({f.service for f in found}))
         for f in found:

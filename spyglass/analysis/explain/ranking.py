@@ -1,19 +1,22 @@
 """Ranking: the cause before where it shows. Where time went (an operation's own time, an uninstrumented peer it
 waits on, where errors originate) ranks after why it went there when the why explains at least half as much;
 on a tie, a mechanism names the cause more precisely than a value that merely travels with it, and both more
-precisely than where the time went."""
+precisely than where the time went. A mechanism and the value that switched it on are one cause, told once."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from spyglass.analysis.explain.finding import Finding, Kind
+from spyglass.analysis.explain.finding import MECHANISMS, Finding, Kind
 
 if TYPE_CHECKING:
     from spyglass.analysis.explain.symptom import Windows
 
 #: A request value switched an operation's change on when its requests hold at least this share of it.
 CONCENTRATED_SHARE = 0.6
+#: A mechanism and the value that switched it on are told as one finding when the weaker explains at least
+#: this share of what the stronger does (a sliver of a big change is a detail of it, or another cause).
+TOLD_AS_ONE = 0.25
 #: Order among findings of equal score.
 KIND_PRECEDENCE = {
     Kind.N_PLUS_ONE: 0,
@@ -24,9 +27,61 @@ KIND_PRECEDENCE = {
 }
 
 
+def _order(f: Finding) -> tuple[float, int]:
+    return (-round(f.score, 3), KIND_PRECEDENCE[f.kind])
+
+
 def rank(findings: list[Finding], limit: int) -> list[Finding]:
     """The strongest ``limit`` findings, strongest first."""
-    return sorted(findings, key=lambda f: (-round(f.score, 3), KIND_PRECEDENCE[f.kind]))[:limit]
+    return sorted(findings, key=_order)[:limit]
+
+
+def tell_once(w: Windows, findings: list[Finding]) -> list[Finding]:
+    """A mechanism (an n+1, calls made sequential, an operation's own time, where errors originate) and the value
+    that switched it on (a place whose spans in that service changed, or a request value on whose requests the
+    mechanism's growth sits) are one cause, told as one finding. A repeated or serialized call names it (what to
+    fix), with the value in ``since`` ("n+1 in orders since flag=on"); otherwise the value names it (why before
+    where), with the operation or error source it works through in ``through``. The finding scores the larger
+    of the two."""
+    values = [f for f in findings if f.kind == Kind.ATTRIBUTE and not f.where]
+    mechanisms = [f for f in findings if f.kind in MECHANISMS or f.kind == Kind.OPERATION]
+    pairs = []
+    for m in mechanisms:
+        for v in values:
+            weaker, stronger = sorted((m.score, v.score))
+            if weaker < TOLD_AS_ONE * stronger:
+                continue
+            if m.service in v.why_services if v.place else _switched_by_request(v) and _concentrated(w, m, v):
+                pairs.append((m, v))
+    pairs.sort(key=lambda p: (-max(p[0].score, p[1].score), -min(p[0].score, p[1].score)))
+    told: set[int] = set()
+    for m, v in pairs:
+        if id(m) in told or id(v) in told:
+            continue
+        told.update((id(m), id(v)))
+        head, part = (m, v) if m.kind in (Kind.N_PLUS_ONE, Kind.SEQUENTIAL) else (v, m)
+        head.score = max(m.score, v.score)
+        # The other half keeps its own numbers, so both can be checked.
+        numbers = {side: part.evidence[side] for side in ("regression", "baseline") if side in part.evidence}
+        if head is m:
+            head.evidence["since"] = {"service": v.service, "key": v.key, "value": v.value, **numbers}
+        else:
+            head.evidence["through"] = {
+                "kind": str(m.kind),
+                "service": m.service,
+                "operation": m.operation,
+                **numbers,
+            }
+        also = [a for a in part.evidence.get("also", []) if a != head.label]
+        if also:
+            head.evidence["also"] = [*head.evidence.get("also", []), *also]
+        part.score = -1.0  # told inside the head
+    return [f for f in findings if f.score >= 0]
+
+
+def _switched_by_request(v: Finding) -> bool:
+    """A request value measured against requests without it (one on every request says nothing of which)."""
+    return v.evidence.get("compared_with") == "regression traces without it"
 
 
 def why_before_where(w: Windows, findings: list[Finding]) -> None:
@@ -42,10 +97,7 @@ def why_before_where(w: Windows, findings: list[Finding]) -> None:
     requests = [
         f
         for f in findings
-        if f.kind == Kind.ATTRIBUTE
-        and not f.place
-        and not f.where
-        and f.evidence.get("compared_with") == "regression traces without it"
+        if f.kind == Kind.ATTRIBUTE and not f.place and not f.where and _switched_by_request(f)
     ]
     for f in findings:
         if f.kind in (Kind.OPERATION, Kind.ERROR_SOURCE) or f.where:
@@ -61,7 +113,8 @@ def _concentrated(w: Windows, where: Finding, value: Finding) -> bool:
     """Whether the operation's growth (own time, or errors) happened on the requests carrying the value."""
     if where.operation is None:
         return False  # a peer named by its caller's operation: no operation left to look into
-    x = "self_ns" if w.latency else "err::INT"
+    # Calls made sequential show in the parent's whole time, every other mechanism in the own time.
+    x = ("dur" if where.kind == Kind.SEQUENTIAL else "self_ns") if w.latency else "err::INT"
     row = w.q(
         f"""
         WITH marked AS (

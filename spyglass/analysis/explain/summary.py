@@ -8,7 +8,20 @@ from spyglass.analysis.explain.symptom import ExplainRequest
 
 
 def summary(f: Finding, req: ExplainRequest) -> str:
-    """One sentence a person reads first: what the finding names, its measure, its share of the growth."""
+    """One sentence a person reads first: what the finding names, its measure, its share of the growth; and the
+    other half of the cause when a mechanism and its value are told as one."""
+    sentence = _sentence(f, req)
+    since, through = f.evidence.get("since"), f.evidence.get("through")
+    if since:
+        sentence += f" Since {since['key']}={since['value']} (in {since['service']})."
+    elif through:
+        how = {"operation": "own time", "n_plus_one": "n+1 calls", "sequential": "sequential calls"}
+        mechanism = how.get(through["kind"], "errors")
+        sentence += f" Through {through['service']} '{through['operation']}' ({mechanism})."
+    return sentence
+
+
+def _sentence(f: Finding, req: ExplainRequest) -> str:
     symptom = f"{req.service} {req.operation}"
     what = "slower" if req.signal == "latency" else "failing"
     share = f"{f.score * 100:.0f}%"
