@@ -13,10 +13,11 @@ import pyarrow as pa
 
 from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind
 from spyglass.analysis.explain.folding import fold_same_traces
-from spyglass.analysis.explain.keys import DEPLOY_KEYS, is_destination, skip_key
+from spyglass.analysis.explain.keys import DEPLOY_KEYS, is_destination, key_rank, skip_key
 from spyglass.analysis.explain.numbers import clip, ms, rounded
 from spyglass.analysis.explain.places import Moments
 from spyglass.analysis.explain.symptom import Windows
+from spyglass.analysis.outcomes import is_outcome
 
 #: A value present in every regression trace has no contrast inside the regression: trust it less.
 NO_CONTRAST_WEIGHT = 0.7
@@ -235,3 +236,99 @@ def _mean_fields(w: Windows, with_value: float | None, without: float | None) ->
     if w.req.signal == "latency":
         return {"mean_ms_with": ms(with_value), "mean_ms_without": ms(without)}
     return {"error_rate_with": rounded(with_value), "error_rate_without": rounded(without)}
+
+
+#: A value switched a mechanism on when its requests hold at least this share of the mechanism's growth.
+SWITCHED_SHARE = 0.6
+
+
+def switching_value(w: Windows, mechanism: Finding) -> Finding | None:
+    """The request value that switched a mechanism on, looked for among the requests that reached its operation.
+
+    A cohort whose requests fail at one operation may be too small to stand out among every failing request of
+    the window (other failures, baseline noise), yet its requests hold nearly all of that operation's new
+    failures: judged on the mechanism's own measure, among the requests that reached it, with the same
+    baseline contrast as every request value, it is plain. The value must hold ``SWITCHED_SHARE`` of the
+    growth; of those, the sharpest (largest difference) names it. Scored the mechanism's score times the share
+    it holds."""
+    if mechanism.operation is None:
+        return None
+    x = ("dur" if mechanism.kind == Kind.SEQUENTIAL else "self_ns") if w.latency else "err::INT"
+    rows = w.q(
+        f"""
+        WITH per AS (
+            SELECT tix, win, any_value(w) AS w, sum({x})::DOUBLE AS x FROM own
+            WHERE service = $1 AND name = $2 GROUP BY ALL
+        ), vals AS (
+            SELECT DISTINCT a.tix, a.service, a.k, a.v FROM attrs a JOIN per USING (tix) WHERE a.v IS NOT NULL
+        )
+        SELECT service, k, v, {_MOMENTS_BY_WINDOW} FROM vals JOIN per USING (tix) GROUP BY ALL
+        UNION ALL
+        SELECT NULL, NULL, NULL, {_MOMENTS_BY_WINDOW} FROM per
+        """,  # noqa: S608
+        [mechanism.service, mechanism.operation],
+    )
+    totals = [row for row in rows if row[0] is None]
+    if not totals:
+        return None
+    t1, t0 = _Group(*totals[0][3:7]), _Group(*totals[0][7:11])
+    growth = t1.x - t1.n * t0.mean
+    if growth <= 0:
+        return None
+    passing = []
+    for service, key, value, *sums in rows:
+        if key is None or skip_key(key) or is_destination(key) or is_outcome(key):
+            continue
+        a1, a0 = _Group(*sums[0:4]), _Group(*sums[4:8])
+        found = value_gap(a1, a0, t1, t0)
+        if found is None or not found[2]:
+            continue  # a value on every request through the operation does not say which
+        if (a1.x - a1.n * t0.mean) / growth >= SWITCHED_SHARE:
+            gap, reference, _ = found
+            passing.append((gap, service, key, value, a1, a0, reference))
+    passing.sort(key=lambda p: (-p[0], key_rank(p[2]), p[1], p[2], p[3]))
+    # A value on every span of the operations carrying it (a query's text) marks the request's shape, not it.
+    probes = [
+        Finding(Kind.ATTRIBUTE, 0.0, service, {}, key=key, value=value)
+        for _, service, key, value, *_ in passing[:20]
+    ]
+    kept = {(f.service, f.key, f.value) for f in _drop_operation_constants(w, probes)}
+    best = next((p for p in passing if (p[1], p[2], p[3]) in kept), None)
+    if best is None:
+        return None
+    gap, _, key, value, a1, a0, reference = best
+    held = min((a1.x - a1.n * t0.mean) / growth, 1.0)
+    r0 = t0.minus(a0)
+    unit, measure = (ms, "own_ms_per_request") if w.latency else (rounded, "error_rate")
+    if mechanism.kind == Kind.SEQUENTIAL and w.latency:
+        measure = "ms_per_request"
+    return Finding(
+        Kind.ATTRIBUTE,
+        mechanism.score * held,
+        mechanism.service,
+        key=key,
+        value=value,
+        evidence={
+            "regression": {
+                "traces": rounded(a1.n, 1),
+                f"{measure}_with": unit(a1.mean),
+                f"{measure}_without": unit(reference.mean),
+                "share_of_growth": rounded(held),
+            },
+            "baseline": {
+                "traces": rounded(a0.n, 1),
+                f"{measure}_with": unit(a0.mean if a0.c else None),
+                f"{measure}_without": unit(r0.mean if r0.c else None),
+            },
+            "compared_with": f"requests through {mechanism.service} '{mechanism.operation}' without it",
+            "measured_on": f"{mechanism.service} '{mechanism.operation}'",
+        },
+    )
+
+
+#: Weighted moments of ``x`` over traces, regression then baseline, in SQL (a ``_Group`` without ``s``).
+_MOMENTS_BY_WINDOW = ", ".join(
+    f"sum(w) FILTER (WHERE win = {win}), sum(w * x) FILTER (WHERE win = {win}), "
+    f"sum(w * x * x) FILTER (WHERE win = {win}), count(*) FILTER (WHERE win = {win})"
+    for win in (1, 0)
+)

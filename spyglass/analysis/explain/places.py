@@ -260,38 +260,45 @@ def _score(
 
 def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Place, list[Place]]]:
     """Each place that names a cause, with the places it stands for (its parts, or the broader places that only
-        echo it). Of nested places, the narrowest whose difference from the broadest is within noise wins (a node
-    whose pods are all slow, a host alone in an otherwise healthy zone); of places
-        carried by the same processes, the key ``rank`` puts first."""
+    echo it). Of nested places, the narrowest that explains as much as every broader place containing it, within
+    the noise of their difference, wins (a node whose pods are all slow, a host alone in an otherwise healthy
+    zone); of places carried by the same processes, the key ``rank`` puts first."""
     kept: list[tuple[Place, list[Place]]] = []
     taken: set[int] = set()
     for i, p in enumerate(found):  # strongest first
         if i in taken:
             continue
         family = [
-            j
+            q
             for j, q in enumerate(found)
             if j not in taken and (q.resources <= p.resources or p.resources <= q.resources)
         ]
-        broadest = max((found[j] for j in family), key=lambda q: q.total)
 
-        def echoes(q: Place, broadest: Place = broadest) -> bool:
-            """What the broadest explains beyond ``q`` is within noise."""
-            return broadest.total - q.total <= NOISE_SE * _se_beyond(broadest, q)
+        def echoes(q: Place, family: list[Place] = family) -> bool:
+            """What each broader place explains beyond ``q`` is within noise."""
+            return all(
+                b.total - q.total <= NOISE_SE * _se_beyond(b, q)
+                for b in family
+                if q.resources <= b.resources and b is not q
+            )
 
         chosen = min(
-            (found[j] for j in family if echoes(found[j])),
-            key=lambda q: (len(q.resources), rank(q.key)),
+            (q for q in family if echoes(q)), key=lambda q: (len(q.resources), rank(q.key)), default=None
         )
-        taken.update(family)
-        kept.append((chosen, [found[j] for j in family if found[j] is not chosen]))
+        if chosen is None:  # no place explains as much as all that contain it: the one explaining most
+            chosen = max(family, key=lambda q: q.total)
+        taken.update(j for j, q in enumerate(found) if any(q is f for f in family))
+        kept.append((chosen, [q for q in family if q is not chosen]))
     return kept
 
 
 def _se_beyond(broad: Place, narrow: Place) -> float:
-    """Standard error of what a broad place measures beyond a narrower one inside it."""
+    """Standard error of what a broad place measures beyond a narrower one inside it. The two share the terms
+    of the narrow place, so the difference carries the variance of the terms only one of them holds: the broad
+    place's other parts, or, when the broad place is told by another measure (the echo of operations that live
+    only there, against the baseline) with less variance than the narrow one's comparison, the narrow one's."""
     broad_var = broad.variance + broad.echo_variance
-    return math.sqrt(max(broad_var - narrow.variance - narrow.echo_variance, 0.0))
+    return math.sqrt(abs(broad_var - narrow.variance - narrow.echo_variance))
 
 
 def place_findings(w: Windows) -> list[Finding]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from spyglass.analysis.explain.candidates import switching_value
 from spyglass.analysis.explain.finding import MECHANISMS, Finding, Kind
 
 if TYPE_CHECKING:
@@ -17,6 +18,8 @@ CONCENTRATED_SHARE = 0.6
 #: A mechanism and the value that switched it on are told as one finding when the weaker explains at least
 #: this share of what the stronger does (a sliver of a big change is a detail of it, or another cause).
 TOLD_AS_ONE = 0.25
+#: Mechanisms whose switching value is looked for among the requests that reached them.
+REFINED = 5
 #: Order among findings of equal score.
 KIND_PRECEDENCE = {
     Kind.N_PLUS_ONE: 0,
@@ -59,24 +62,46 @@ def tell_once(w: Windows, findings: list[Finding]) -> list[Finding]:
         if id(m) in told or id(v) in told:
             continue
         told.update((id(m), id(v)))
-        head, part = (m, v) if m.kind in (Kind.N_PLUS_ONE, Kind.SEQUENTIAL) else (v, m)
-        head.score = max(m.score, v.score)
-        # The other half keeps its own numbers, so both can be checked.
-        numbers = {side: part.evidence[side] for side in ("regression", "baseline") if side in part.evidence}
-        if head is m:
-            head.evidence["since"] = {"service": v.service, "key": v.key, "value": v.value, **numbers}
-        else:
-            head.evidence["through"] = {
-                "kind": str(m.kind),
-                "service": m.service,
-                "operation": m.operation,
-                **numbers,
-            }
-        also = [a for a in part.evidence.get("also", []) if a != head.label]
-        if also:
-            head.evidence["also"] = [*head.evidence.get("also", []), *also]
-        part.score = -1.0  # told inside the head
+        _tell(m, v)
+    # A mechanism whose value was too small to stand out among every symptom request: look for it among the
+    # requests that reached the mechanism's operation (strongest mechanisms first, a few at most).
+    for m in sorted((m for m in mechanisms if id(m) not in told), key=_order)[:REFINED]:
+        found = switching_value(w, m)
+        same = [
+            f
+            for f in findings
+            if f.kind == Kind.ATTRIBUTE and (f.key, f.value) == (found and (found.key, found.value))
+        ]
+        if found is None or any(id(f) in told for f in same):
+            continue  # none, or the value already tells another mechanism
+        for other in same:  # the same value found across traces: one finding
+            found.score = max(found.score, other.score)
+            other.score = -1.0
+        findings.append(found)
+        told.update((id(m), id(found)))
+        _tell(m, found)
     return [f for f in findings if f.score >= 0]
+
+
+def _tell(m: Finding, v: Finding) -> None:
+    """One finding for a mechanism and its value: the head scores the larger of the two, the other half is
+    named in its evidence with its own numbers (so both can be checked) and dropped (a negative score)."""
+    head, part = (m, v) if m.kind in (Kind.N_PLUS_ONE, Kind.SEQUENTIAL) else (v, m)
+    head.score = max(m.score, v.score)
+    numbers = {side: part.evidence[side] for side in ("regression", "baseline") if side in part.evidence}
+    if head is m:
+        head.evidence["since"] = {"service": v.service, "key": v.key, "value": v.value, **numbers}
+    else:
+        head.evidence["through"] = {
+            "kind": str(m.kind),
+            "service": m.service,
+            "operation": m.operation,
+            **numbers,
+        }
+    also = [a for a in part.evidence.get("also", []) if a != head.label]
+    if also:
+        head.evidence["also"] = [*head.evidence.get("also", []), *also]
+    part.score = -1.0
 
 
 def _switched_by_request(v: Finding) -> bool:
@@ -117,8 +142,8 @@ def _concentrated(w: Windows, where: Finding, value: Finding) -> bool:
     x = ("dur" if where.kind == Kind.SEQUENTIAL else "self_ns") if w.latency else "err::INT"
     row = w.q(
         f"""
-        WITH marked AS (
-            SELECT DISTINCT tix FROM attrs WHERE win = 1 AND service = $3 AND k = $4 AND v = $5
+        WITH marked AS (  -- a request carries the value wherever a span of it shows the value
+            SELECT DISTINCT tix FROM attrs WHERE win = 1 AND k = $3 AND v = $4
         ), per AS (
             SELECT tix, win, any_value(w) AS w, sum({x})::DOUBLE AS x FROM own
             WHERE service = $1 AND name = $2 GROUP BY ALL
@@ -130,7 +155,7 @@ def _concentrated(w: Windows, where: Finding, value: Finding) -> bool:
                sum(t.w) FILTER (WHERE t.win = 1 AND m.tix IS NOT NULL)
         FROM traces t LEFT JOIN per p USING (tix, win) LEFT JOIN marked m USING (tix)
         """,  # noqa: S608
-        [where.service, where.operation, value.service, value.key, value.value],
+        [where.service, where.operation, value.key, value.value],
     )[0]
     base, x1, w1, x_with, w_with = (float(v or 0.0) for v in row)
     total = x1 - w1 * base
