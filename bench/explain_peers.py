@@ -4,7 +4,8 @@
     .venv/bin/python bench/explain_peers.py [--cases 100] [--seed 1] [--callee-side-only]
 
 Case ``seed * 1,000,000 + k`` for k < N comes from ``tests/support/fault_corpus.case`` (as in explain_corpus.py);
-healthy cases are skipped, since the peers always name a culprit. The question all three answer is which
+healthy cases are skipped, since the peers always name a culprit, and so are faults the root never felt
+(``Case.visible``; explain_corpus.py counts them apart too). The question all three answer is which
 service is at fault: a method's ranking becomes its distinct services in order, and a case is a top-1 (top-3) hit
 when a service of ``Case.culprits`` comes first (among the first three). spyglass's ranking is the ``service`` of
 its findings; its cause-level accuracy (``answers_of`` against ``Case.expected``) is printed too. Times are per
@@ -141,7 +142,7 @@ def main() -> None:
         raise SystemExit("no .venv-peers: run bash bench/peers_setup.sh first")
 
     scored: list[Scored] = []
-    healthy = 0
+    healthy = invisible = 0
     with tempfile.TemporaryDirectory(prefix="explain-peers-") as tmp:
         workdir = Path(tmp)
         manifest: list[dict[str, object]] = []
@@ -150,6 +151,9 @@ def main() -> None:
             c = case(seed)
             if c.healthy:
                 healthy += 1
+                continue
+            if not c.visible:
+                invisible += 1
                 continue
             started = time.perf_counter()
             findings = explain_spans(c.spans, c.request)
@@ -174,15 +178,15 @@ def main() -> None:
         for s in scored:
             s.rankings.update(peer_rankings[str(s.seed)])
 
-    _print_table(args, scored, healthy)
+    _print_table(args, scored, healthy, invisible)
 
 
-def _print_table(args: argparse.Namespace, scored: list[Scored], healthy: int) -> None:
+def _print_table(args: argparse.Namespace, scored: list[Scored], healthy: int, invisible: int) -> None:
     latency = [s for s in scored if s.signal == "latency"]
     errors = [s for s in scored if s.signal == "errors"]
     print(
         f"service-level root cause on the fault corpus: {len(scored)} fault cases of {args.cases} from seed "
-        f"{args.seed} ({healthy} healthy skipped), 300 traces per window"
+        f"{args.seed} ({healthy} healthy and {invisible} the root never felt skipped), 300 traces per window"
     )
     print("a hit: a culprit service among the first 1 / 3 distinct services the method ranks")
     if args.callee_side_only:
