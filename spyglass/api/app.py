@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, ui_support, v1
 from spyglass.api.context import ApiContext
+from spyglass.api.jaeger import error_envelope, is_jaeger_path
 from spyglass.api.json_response import json_response
 from spyglass.api.openapi import openapi_document
 from spyglass.api.params import BadRequest
@@ -30,16 +32,27 @@ class QueryTokenMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.token and request.url.path.startswith(_PROTECTED_PREFIXES):
             if not bearer_ok(request.headers.get("authorization"), self.token):
-                return json_response(
-                    {"error": "missing or wrong bearer token"},
-                    status=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                message, headers = "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+                if is_jaeger_path(request.url.path):
+                    return error_envelope(401, message, headers)
+                return json_response({"error": message}, status=401, headers=headers)
         return await call_next(request)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
+    if is_jaeger_path(request.url.path):
+        return error_envelope(400, str(exc))
     return json_response({"error": str(exc)}, status=400)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods: Jaeger's envelope under the Jaeger API, Starlette's plain answer elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if is_jaeger_path(request.url.path):
+        return error_envelope(exc.status_code, exc.detail, dict(exc.headers or {}))
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_api_app(ctx: ApiContext) -> Starlette:
@@ -65,5 +78,5 @@ def create_api_app(ctx: ApiContext) -> Starlette:
             *web_routes(),
         ],
         middleware=middleware,
-        exception_handlers={BadRequest: _bad_request},
+        exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},
     )

@@ -399,11 +399,16 @@ def openapi_document() -> dict[str, Any]:
                 "Jaeger: operations", [_param("service", where="path", required=True)], obj
             ),
             "/api/traces": _get(
-                "Jaeger: find traces",
+                "Jaeger: find traces (errors, as on every Jaeger route, in Jaeger's envelope: "
+                '{"data": null, "errors": [{"code", "msg"}]})',
                 [
-                    _param("service", required=True),
+                    _param("service", description="required unless traceID is given"),
+                    _param("traceID", description="repeatable: these traces, and an error for each missing"),
                     _param("operation"),
-                    _param("tags"),
+                    _param(
+                        "tags", description='a JSON object; {"error": "true"} finds traces with an error span'
+                    ),
+                    _param("tag", description="repeatable key:value"),
                     _param("limit", "integer"),
                     _param("start", "integer"),
                     _param("end", "integer"),
@@ -417,7 +422,9 @@ def openapi_document() -> dict[str, Any]:
                 "Jaeger: one trace", [_param("trace_id", where="path", required=True)], obj
             ),
             "/api/dependencies": _get(
-                "Jaeger: dependencies", [_param("endTs", "integer"), _param("lookback", "integer")], obj
+                "Jaeger: dependencies",
+                [_param("endTs", "integer"), _param("lookback", "integer"), _param("service")],
+                obj,
             ),
         },
     }

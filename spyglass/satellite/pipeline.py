@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from spyglass.background import yield_to_queries
 from spyglass.model.schema import SPAN_SCHEMA
+from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
@@ -230,6 +231,9 @@ class Satellite:
         spans = self._route_late_spans(spans)
         if spans.num_rows == 0:
             return
+        # Whole traces are here: the one moment a server half's children can all be found (they often
+        # arrive in another request than their server half), before anything is stored.
+        spans = separate_shared_spans(spans)
         decided = _unique_ids(spans)
         kept = self.sampler.decide(spans)
         kept_traces = kept.group_by("trace_id").aggregate([("sample_weight", "max")])

@@ -44,6 +44,7 @@ from spyglass.api.span_json import span_rows, span_to_json
 from spyglass.api.v1 import log_to_json
 from spyglass.model.log_schema import LOG_SCHEMA, MAX_SEVERITY_NUMBER, severity_name
 from spyglass.model.schema import KIND_NAMES, SPAN_SCHEMA, STATUS_NAMES, UNKNOWN_SERVICE
+from spyglass.model.shared_spans import server_half_id
 from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_NAME_BYTES,
@@ -1163,12 +1164,26 @@ def zipkin_requests(draw: st.DrawFn) -> list[Any]:
 
 
 def zipkin_tags_expected(tags: dict[str, Any] | None) -> dict[str, str]:
-    """Tags are strings; a number or a boolean keeps its JSON text. Of a repeated key, the last value."""
+    """Tags are strings; a number or a boolean keeps its JSON text. Of a repeated key, the last value. The tags
+    that carry the status (``error``, ``otel.status_code``, ``otel.status_description``) are the status."""
     attributes: dict[str, str] = {}
     for key, value in (tags or {}).items():
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         attributes[truncate_utf8(key, MAX_NAME_BYTES)] = truncate_utf8(text, MAX_ATTRIBUTE_VALUE_BYTES)
+    for key in ("error", "otel.status_code", "otel.status_description"):
+        attributes.pop(key, None)
     return attributes
+
+
+def zipkin_decoded_id(span: dict[str, Any]) -> Any:
+    """The id a Zipkin span is stored under: its own, or for a shared span's server half one derived from it."""
+    span_id = span.get("id")
+    if span.get("shared") is True and span.get("kind") != "CLIENT" and isinstance(span_id, str):
+        try:
+            return server_half_id(bytes.fromhex(span_id)).hex()
+        except ValueError:
+            return span_id
+    return span_id
 
 
 def check_zipkin(stores: dict[str, Store], document: list[Any]) -> None:
@@ -1177,7 +1192,7 @@ def check_zipkin(stores: dict[str, Store], document: list[Any]) -> None:
     if result is None:
         return
     spans = store_spans(stores, result)
-    sources = {span["id"]: span for span in parsed}
+    sources = {zipkin_decoded_id(span): span for span in parsed if isinstance(span, dict)}
     for span_id, span in spans.items():
         assert_service(span)
         tags = zipkin_tags_expected(sources[span_id].get("tags"))

@@ -9,6 +9,7 @@ import pytest
 
 from spyglass.model.attributes import typed_attributes
 from spyglass.model.schema import SPAN_SCHEMA, UNKNOWN_SERVICE, SpanKind, StatusCode, ValueType
+from spyglass.model.shared_spans import server_half_id
 from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_ATTRIBUTES_PER_SPAN,
@@ -87,7 +88,6 @@ def test_brave_client_span_maps_exactly() -> None:
             ("http.method", "GET"),
             ("http.path", "/api"),
             ("http.status_code", "500"),
-            ("error", "500"),
             ("peer.service", "backend"),
             ("net.peer.ip", "172.19.0.2"),
             ("net.peer.port", "9000"),
@@ -181,7 +181,69 @@ def test_service_names_are_kept_as_sent() -> None:
 def test_error_tag_with_empty_value_still_marks_the_span_failed() -> None:
     row = only_row(span(tags={"error": ""}))
     assert row["status_code"] == StatusCode.ERROR and row["status_message"] is None
-    assert row["attributes"] == [("error", "")]
+    assert row["attributes"] == []
+
+
+@pytest.mark.parametrize(
+    ("tags", "status", "message"),
+    [
+        # Brave and zipkin-js: the error tag's text is the description.
+        ({"error": "connection refused"}, StatusCode.ERROR, "connection refused"),
+        ({"error": "true"}, StatusCode.ERROR, None),
+        ({"error": "TRUE"}, StatusCode.ERROR, None),
+        # The OpenTelemetry mapping: "error" only for ERROR; a boolean false is no error.
+        ({"error": "false"}, StatusCode.UNSET, None),
+        (
+            {"otel.status_code": "ERROR", "error": "inventory unavailable"},
+            StatusCode.ERROR,
+            "inventory unavailable",
+        ),
+        ({"otel.status_code": "ERROR", "error": ""}, StatusCode.ERROR, None),
+        ({"otel.status_code": "OK"}, StatusCode.OK, None),
+        # Older OpenTelemetry exporters, and the Collector: otel.status_description.
+        ({"otel.status_code": "ERROR", "otel.status_description": "timeout"}, StatusCode.ERROR, "timeout"),
+        ({"otel.status_code": "STATUS_CODE_ERROR"}, StatusCode.ERROR, None),
+        ({"otel.status_code": "OK", "otel.status_description": "ignored"}, StatusCode.OK, None),
+        # Zipkin treats any span with an error tag as failed, whatever otel.status_code says.
+        ({"otel.status_code": "OK", "error": "late failure"}, StatusCode.ERROR, "late failure"),
+        ({"otel.status_code": "bogus"}, StatusCode.UNSET, None),
+    ],
+)
+def test_status_tags_become_the_status_and_only_the_status(
+    tags: dict[str, str], status: StatusCode, message: str | None
+) -> None:
+    """The OpenTelemetry Zipkin mapping read backwards, as the Collector's Zipkin receiver does: the tags that
+    carry the status are not also attributes, so every API shows the failure once."""
+    row = only_row(span(tags={**tags, "http.path": "/cart"}))
+    assert (row["status_code"], row["status_message"]) == (status, message)
+    assert row["attributes"] == [("http.path", "/cart")]
+
+
+def test_the_server_half_of_a_shared_span_gets_its_own_id_under_the_client_half() -> None:
+    """B3 "join": the server records its half under the client's span id, marked shared. Stored, it has an id
+    of its own (the same whichever request or receiver brings it) and the client half as its parent."""
+    client = span(id=SPAN, parentId=PARENT, kind="CLIENT", localEndpoint={"serviceName": "frontend"})
+    server = span(id=SPAN, parentId=PARENT, kind="SERVER", shared=True, localEndpoint={"serviceName": "cart"})
+    client_row, server_row = decode(client, server).batch.to_pylist()
+    assert (client_row["span_id"], client_row["parent_span_id"]) == (
+        bytes.fromhex(SPAN),
+        bytes.fromhex(PARENT),
+    )
+    assert server_row["span_id"] == server_half_id(bytes.fromhex(SPAN)) != bytes.fromhex(SPAN)
+    assert server_row["parent_span_id"] == bytes.fromhex(SPAN)
+    assert dict(server_row["attributes"])["zipkin.shared"] == "true"
+    (alone,) = decode(server).batch.to_pylist()
+    assert alone["span_id"] == server_row["span_id"]
+    # A root client half: the server half's parent is still the client half.
+    (root_server,) = decode(span(id=SPAN, kind="SERVER", shared=True)).batch.to_pylist()
+    assert root_server["parent_span_id"] == bytes.fromhex(SPAN)
+
+
+def test_only_a_shared_server_half_is_renamed() -> None:
+    unshared = only_row(span(id=SPAN, parentId=PARENT, kind="SERVER", shared=False))
+    assert (unshared["span_id"], unshared["parent_span_id"]) == (bytes.fromhex(SPAN), bytes.fromhex(PARENT))
+    client = only_row(span(id=SPAN, parentId=PARENT, kind="CLIENT", shared=True))
+    assert client["span_id"] == bytes.fromhex(SPAN)
 
 
 def test_tags_win_over_attributes_derived_from_other_fields() -> None:

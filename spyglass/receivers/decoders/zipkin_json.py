@@ -3,7 +3,13 @@
 Zipkin's model maps onto OTLP's as the OpenTelemetry Zipkin exporter and the Collector's Zipkin receiver map it:
 times are microseconds, the local endpoint is the resource (``service.name``, ``net.host.ip``,
 ``net.host.port``), the remote endpoint becomes ``peer.service`` / ``net.peer.ip`` / ``net.peer.port``, tags
-(always strings) are attributes, an ``error`` tag makes the status ERROR, and annotations are events.
+(always strings) are attributes, and annotations are events. The status is read from the tags the OpenTelemetry
+Zipkin mapping writes, which then are not kept as attributes (the status holds them, once): an ``error`` tag
+makes the status ERROR with the tag's text as its description (``"true"`` and ``""`` carry no text, ``"false"``
+is no error), and ``otel.status_code`` / ``otel.status_description`` (older exporters) set the code and text.
+
+The server half of a shared span (B3 "join": ``shared`` set, the client's span id) gets an id of its own and the
+client half as its parent (``spyglass.model.shared_spans``), so that no two spans of a trace have one id.
 
 As in the OTLP decoder, a request of the wrong shape is refused whole, and an invalid span is dropped and counted.
 """
@@ -16,6 +22,7 @@ import orjson
 
 from spyglass.model.builder import AttributePairs, SpanBatchBuilder, TypePairs
 from spyglass.model.schema import UNKNOWN_SERVICE, SpanKind, StatusCode, ValueType
+from spyglass.model.shared_spans import server_half_id
 from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_ATTRIBUTES_PER_SPAN,
@@ -39,7 +46,20 @@ __all__ = ["decode_zipkin_json"]
 
 _KINDS: dict[str, int] = {name: int(SpanKind[name]) for name in ("CLIENT", "SERVER", "PRODUCER", "CONSUMER")}
 _INTERNAL = int(SpanKind.INTERNAL)
+_CLIENT = int(SpanKind.CLIENT)
+_UNSET = int(StatusCode.UNSET)
 _ERROR = int(StatusCode.ERROR)
+#: ``otel.status_code`` values (as the OpenTelemetry mapping writes them, and as older exporters did).
+_STATUS_CODES = {
+    "OK": int(StatusCode.OK),
+    "ERROR": _ERROR,
+    "UNSET": _UNSET,
+    "STATUS_CODE_OK": int(StatusCode.OK),
+    "STATUS_CODE_ERROR": _ERROR,
+    "STATUS_CODE_UNSET": _UNSET,
+}
+#: Tags that carry the status; the status keeps them, so they are not attributes too.
+_STATUS_TAGS = ("error", "otel.status_code", "otel.status_description")
 _ZERO_HIGH_BITS = bytes(8)
 _SHORT_NAME_CHARS = MAX_NAME_BYTES // 4
 _SHORT_VALUE_CHARS = MAX_ATTRIBUTE_VALUE_BYTES // 4
@@ -169,9 +189,12 @@ def _add_span(
             raise RequestMalformed(f"expected true or false, got {preview(value)}", field)
         if value:
             _derived(texts, types, f"zipkin.{field}", True)
+            if field == "shared" and kind != _CLIENT:
+                parent_span_id, span_id = span_id, server_half_id(span_id)
 
-    status_message = texts.get("error")
-    status_code = 0 if status_message is None else _ERROR
+    status_code, status_message = _UNSET, None
+    if "error" in texts or "otel.status_code" in texts or "otel.status_description" in texts:
+        status_code, status_message = _status(texts)
 
     value = get("annotations")
     builder.add(
@@ -189,6 +212,20 @@ def _add_span(
         resource=resource,
         events=None if value is None else _annotations(value),
     )
+
+
+def _status(texts: dict[str, str]) -> tuple[int, str | None]:
+    """The status the tags carry, taking those tags out of ``texts``: an ``error`` tag wins over
+    ``otel.status_code`` (Zipkin treats any span with one as failed), its text is the description."""
+    error, code_text, description = (texts.pop(key, None) for key in _STATUS_TAGS)
+    code = _STATUS_CODES.get((code_text or "").upper(), _UNSET)
+    if error is not None and error.lower() != "false":
+        code = _ERROR
+        if error and error.lower() != "true":
+            description = error
+    if code != _ERROR:
+        description = None  # OTLP: only an error has a description
+    return code, description or None
 
 
 def _id_problem(value: Any, lengths: tuple[int, ...]) -> str:

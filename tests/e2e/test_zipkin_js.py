@@ -1,0 +1,150 @@
+"""The Zipkin JS tracer (npm ``zipkin``, ``zipkin-transport-http``), used unchanged, against a real spyglass.
+
+``js/zipkin_rpc.mjs`` traces one RPC between two tracers standing for two processes, over real HTTP with the
+stock client and server instrumentation and B3 headers. With zipkin-js's default (``supportsJoin``) the server
+records its half under the client's span id, marked ``shared``; its child span names that shared id as its
+parent and is reported in an earlier request than the server span, the client span in a later one. spyglass must
+still give every span its own id and the tree Jaeger's span-id uniquifier gives: client -> server half -> child,
+in its own API, in the Jaeger API, in the critical path and in the dependency graph.
+
+Needs ``node`` and the pinned packages: ``npm ci --prefix tests/e2e/js`` (see ``js/package.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spyglass.model.shared_spans import server_half_id
+from tests.conftest import RunningServer
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+SCRIPT = JS_DIR / "zipkin_rpc.mjs"
+FRONTEND, BACKEND = "zipkin-frontend", "zipkin-backend"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """The ``node`` binary, or skip when the Zipkin JS tracer cannot run here."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed; the Zipkin JS end-to-end test needs Node.js >= 18.19")
+    if not (JS_DIR / "node_modules" / "zipkin-transport-http").is_dir():
+        pytest.skip(f"the zipkin packages are missing; run `npm ci --prefix {JS_DIR}` first")
+    return node
+
+
+def run_rpc(node: str, spyglass: RunningServer, join: bool, fail: bool) -> dict[str, Any]:
+    """Run the Node script; returns the ids it printed (``trace_id``, ``root_id``, ``client_id``...)."""
+    command = [node, str(SCRIPT), "--endpoint", spyglass.zipkin]
+    command += ["--join", "yes" if join else "no", "--fail", "yes" if fail else "no"]
+    done = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"zipkin_rpc.mjs exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    sent = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sent["requests"] >= 3, sent  # the child, its server span, and the client side: apart
+    return sent
+
+
+def stored_trace(spyglass: RunningServer, sent: dict[str, Any], spans: int = 4) -> dict[str, Any]:
+    """The trace once every span is in and decided: ``{name-and-kind: span}`` from ``/api/v1``."""
+    spyglass.wait_for(lambda s: s["spans_received"] + s["spans_rejected"] >= spans)
+    spyglass.flush()
+    response = spyglass.get(f"/api/v1/traces/{sent['trace_id']}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["trace_id"] == sent["trace_id"].rjust(32, "0")  # zipkin-js's 64-bit ids, padded
+    return {f"{s['service']} {s['name']} {s['kind']}": s for s in body["spans"]}
+
+
+@pytest.mark.parametrize("join", [True, False], ids=["b3-join-shared", "no-join"])
+def test_one_span_per_id_and_the_tree_jaeger_gives(node: str, spyglass: RunningServer, join: bool) -> None:
+    sent = run_rpc(node, spyglass, join=join, fail=False)
+    assert sent["server_shared"] is join
+    assert (sent["server_id"] == sent["client_id"]) is join  # what zipkin-js sent: one id for both halves
+    spans = stored_trace(spyglass, sent)
+    root = spans[f"{FRONTEND} checkout internal"]
+    client = spans[f"{FRONTEND} get client"]
+    server = spans[f"{BACKEND} get server"]
+    child = spans[f"{BACKEND} select orders internal"]
+    assert len(spans) == 4 and len({s["span_id"] for s in spans.values()}) == 4
+
+    assert (root["span_id"], root["parent_span_id"]) == (sent["root_id"], None)
+    assert (client["span_id"], client["parent_span_id"]) == (sent["client_id"], sent["root_id"])
+    if join:
+        # The server half has an id of its own, the same whichever request or receiver brings it.
+        assert server["span_id"] == server_half_id(bytes.fromhex(sent["client_id"])).hex()
+        assert server["attributes"]["zipkin.shared"] is True
+    else:
+        assert server["span_id"] == sent["server_id"]
+    assert server["parent_span_id"] == client["span_id"]
+    # The child named the shared id as its parent: it belongs under the server half, not the client half.
+    assert (child["span_id"], child["parent_span_id"]) == (sent["db_id"], server["span_id"])
+
+    jaeger = spyglass.get(f"/api/traces/{sent['trace_id']}")
+    assert jaeger.status_code == 200, jaeger.text
+    [trace] = jaeger.json()["data"]
+    ids = [s["spanID"] for s in trace["spans"]]
+    assert sorted(ids) == sorted(s["span_id"] for s in spans.values())
+    parents = {s["spanID"]: [(r["refType"], r["spanID"]) for r in s["references"]] for s in trace["spans"]}
+    assert parents[server["span_id"]] == [("CHILD_OF", client["span_id"])]
+    assert parents[child["span_id"]] == [("CHILD_OF", server["span_id"])]
+    assert parents[root["span_id"]] == []
+
+    # One call from the frontend to the backend, however the backend's spans were parented on the wire.
+    edges = spyglass.get("/api/dependencies").json()["data"]
+    assert edges == [{"parent": FRONTEND, "child": BACKEND, "callCount": 1}]
+
+    # The critical path runs through the server half into its child (under the client half, the child would
+    # run beside the later-ending server half and never be on the path).
+    contributions = spyglass.get(
+        "/api/v1/critical-path", params={"service": FRONTEND, "operation": "checkout"}
+    ).json()
+    assert contributions["traces"] == 1
+    on_path = {(c["service"], c["operation"]): c for c in contributions["contributions"]}
+    assert on_path[(BACKEND, "select orders")]["p50_ms"] >= 15  # it sleeps 20 ms
+    assert sum(c["share"] for c in on_path.values()) == pytest.approx(1.0)
+
+
+def test_error_tags_show_once_and_error_search_finds_them(node: str, spyglass: RunningServer) -> None:
+    """zipkin-js writes failures as ``error`` tags with text ("503", the exception's message). In the Jaeger
+    view each failed span carries one ``error`` tag, Jaeger's boolean, with the text in
+    ``otel.status_description``; a Jaeger search for ``error=true`` finds the failed trace only."""
+    ok = run_rpc(node, spyglass, join=True, fail=False)
+    failed = run_rpc(node, spyglass, join=True, fail=True)
+    spans = stored_trace(spyglass, failed, spans=8)
+    texts = {name: (s["status"], s["status_message"]) for name, s in spans.items()}
+    assert texts == {
+        f"{FRONTEND} checkout internal": ("unset", ""),
+        f"{FRONTEND} get client": ("error", "503"),
+        f"{BACKEND} get server": ("error", "503"),
+        f"{BACKEND} select orders internal": ("error", "connection refused"),
+    }
+    assert all("error" not in s["attributes"] for s in spans.values())
+
+    [trace] = spyglass.get(f"/api/traces/{failed['trace_id']}").json()["data"]
+    for span in trace["spans"]:
+        error_tags = [t for t in span["tags"] if t["key"] == "error"]
+        descriptions = [t["value"] for t in span["tags"] if t["key"] == "otel.status_description"]
+        if span["operationName"] == "checkout":
+            assert error_tags == [] and descriptions == []
+        else:
+            assert error_tags == [{"key": "error", "type": "bool", "value": True}]
+            assert descriptions == [
+                "connection refused" if span["operationName"] == "select orders" else "503"
+            ]
+
+    now_us = time.time_ns() // 1_000
+    window = {"start": now_us - 600_000_000, "end": now_us + 60_000_000}
+    for service in (FRONTEND, BACKEND):
+        found = spyglass.get(
+            "/api/traces", params={"service": service, "tags": json.dumps({"error": "true"}), **window}
+        ).json()
+        assert [t["traceID"] for t in found["data"]] == [failed["trace_id"].rjust(32, "0")]
+        every = spyglass.get("/api/traces", params={"service": service, **window}).json()["data"]
+        assert {t["traceID"] for t in every} == {sent["trace_id"].rjust(32, "0") for sent in (ok, failed)}
