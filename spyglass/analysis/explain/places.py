@@ -132,7 +132,7 @@ def span_measure(db: duckdb.DuckDBPyConnection, signal: str) -> None:
     db.execute(
         f"""
         CREATE TEMP TABLE span_x AS
-        SELECT o.tix, o.win, o.w, o.service, o.name, {x} AS x, {xc} AS xc, hash(o.resource) AS rid, o.resource
+        SELECT o.tix, o.win, o.w, o.service, o.name, {x} AS x, {xc} AS xc, o.rid
         FROM own o LEFT JOIN s p ON p.tix = o.tix AND p.span_id = o.parent_span_id {failed}
         """  # noqa: S608
     )
@@ -161,7 +161,7 @@ def places(
         """
         CREATE TEMP TABLE res_kv AS
         SELECT rid, unnest(map_keys(resource)) AS k, unnest(map_values(resource)) AS v
-        FROM (SELECT DISTINCT rid, resource FROM span_x)
+        FROM res
         """
     )
     rows = db.execute(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -172,15 +173,19 @@ class Windows:
             "err": pc.equal(spans.column("status_code"), 2),
             "attributes": spans.column("attributes"),
             "resource": spans.column("resource"),
+            "rid": _resource_ids(spans.column("resource")),
         }
         self.s = pa.table(columns)
         self.db.register("s", self.s)
+        # ``res``: each distinct resource (a process) once, by its ``rid``.
+        first = np.unique(self.s.column("rid").to_numpy(), return_index=True)[1]
+        self.db.register("res", self.s.select(["rid", "resource"]).take(pa.array(first)))
 
     def resources(self, services: set[str]) -> pa.Table:
         """The distinct resources of these services' spans (where owners are learned from)."""
         return self.db.sql(
-            """SELECT service, any_value(resource) AS resource FROM s WHERE list_contains($1, service)
-               GROUP BY service, hash(resource)""",
+            """SELECT service, resource FROM (SELECT DISTINCT service, rid FROM s WHERE list_contains($1, service))
+               JOIN res USING (rid)""",
             params=[sorted(services)],
         ).to_arrow_table()
 
@@ -239,7 +244,7 @@ class Windows:
             """
             CREATE TEMP TABLE own AS
             SELECT s.tix, s.win, s.w, s.sym, s.service, s.name, s.span_id, s.parent_span_id, s.dur, s.err,
-                   s.resource,
+                   s.rid,
                    greatest(s.dur - coalesce(c.covered, 0), 0) AS self_ns,
                    coalesce(c.kid_total - c.covered, 0) AS overlap_ns, coalesce(c.n_kids, 0) AS n_kids,
                    coalesce(c.n_names, 0) AS n_names
@@ -250,3 +255,17 @@ class Windows:
     def per_trace(self, win: int) -> float:
         """The weighted number of traces of a window (1: regression, 0: baseline)."""
         return float(self.tot[win][0])
+
+
+def _resource_ids(resources: pa.ChunkedArray) -> pa.Array:
+    """A small integer per distinct resource map (spans of one process share it), computed in Arrow: DuckDB
+    would convert every span's map to hash it."""
+    rows = []
+    for chunk in resources.chunks:
+        entries = pc.binary_join_element_wise(
+            chunk.keys, chunk.items.cast(pa.string()), "\x1f", null_handling="replace", null_replacement=""
+        )
+        rows.append(pc.binary_join(pa.ListArray.from_arrays(chunk.offsets, entries), "\x1e"))
+    if not rows:
+        return pa.array([], pa.int32())
+    return pc.dictionary_encode(pa.concat_arrays(rows)).indices
