@@ -90,7 +90,7 @@ def main() -> None:
         store.close()
         analyzed = findings[0]["evidence"]["regression"]["traces_analyzed"] if findings else 0
         print(
-            f"explain over {spans.num_rows:,} spans ({per_window // 5:,} traces per window, {analyzed:,} read as "
+            f"explain over {spans.num_rows:,} spans ({per_window:,} traces per window, {analyzed:,} read as "
             f"a sample): best {min(timings):.2f} s, worst {max(timings):.2f} s; "
             f"top finding {key(findings[0]) if findings else None}"
         )
