@@ -9,9 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
-from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind
+from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind, values_table
 from spyglass.analysis.explain.folding import fold_same_traces
 from spyglass.analysis.explain.keys import DEPLOY_KEYS, is_destination, key_rank, skip_key
 from spyglass.analysis.explain.numbers import clip, ms, rounded
@@ -204,17 +202,7 @@ def _drop_operation_constants(w: Windows, candidates: list[Finding]) -> list[Fin
     findings, never a circumstance of the request."""
     if not candidates:
         return candidates
-    w.db.register(
-        "cand_kv",
-        pa.table(
-            {
-                "i": list(range(len(candidates))),
-                "service": [c.service for c in candidates],
-                "k": [c.key for c in candidates],
-                "v": [c.value for c in candidates],
-            }
-        ),
-    )
+    w.db.register("cand_kv", values_table(candidates))
     constant = {
         i
         for (i,) in w.q(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import pyarrow as pa
+
 #: A finding explaining less than this share of the symptom's growth is not shown.
 MIN_SCORE = 0.05
 
@@ -76,3 +78,15 @@ class Finding:
         out["evidence"] = self.evidence
         out["examples"] = self.examples
         return out
+
+
+def values_table(findings: list[Finding]) -> pa.Table:
+    """The findings' values as a table for SQL: ``i`` (the index in ``findings``), ``service``, ``k``, ``v``."""
+    return pa.table(
+        {
+            "i": list(range(len(findings))),
+            "service": [f.service for f in findings],
+            "k": [f.key for f in findings],
+            "v": [f.value for f in findings],
+        }
+    )

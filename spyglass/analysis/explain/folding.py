@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from spyglass.analysis.explain.finding import MECHANISMS, Finding
+from spyglass.analysis.explain.finding import MECHANISMS, Finding, values_table
 from spyglass.analysis.explain.keys import key_rank
 from spyglass.analysis.outcomes import is_outcome
 
@@ -29,17 +27,7 @@ def fold_same_traces(w: Windows, candidates: list[Finding]) -> list[Finding]:
     names of how requests ended (outcomes) never survive on their own."""
     if not candidates:
         return []
-    w.db.register(
-        "cand",
-        pa.table(
-            {
-                "i": list(range(len(candidates))),
-                "service": [c.service for c in candidates],
-                "k": [c.key for c in candidates],
-                "v": [c.value for c in candidates],
-            }
-        ),
-    )
+    w.db.register("cand", values_table(candidates))
     sets: list[set[int]] = [set() for _ in candidates]
     for i, tix in w.q("SELECT c.i, a.tix FROM attrs a JOIN cand c USING (service, k, v) WHERE a.win = 1"):
         sets[i].add(tix)
