@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets spyglass up, starts it on its embedded DuckDB store, and feeds it live traffic from the demo services.
+# Installs only what serving needs (scripts/setup.sh --serve: .venv with spyglass, the built web UI; the browser,
+# test packages and dev tools are the full scripts/setup.sh's), starts spyglass on its embedded DuckDB store, and
+# feeds it live traffic from the demo services.
 # Open http://127.0.0.1:8686/ to see the traces. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --serve
 
 .venv/bin/spyglass serve --data-dir "${SPYGLASS_DATA_DIR:-./spyglass-data}" "$@" &
 server=$!

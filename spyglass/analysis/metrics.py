@@ -41,6 +41,9 @@ class LiveRollups(Protocol):
     @property
     def attribute_bucket_s(self) -> int: ...
 
+    @property
+    def first_span_ns(self) -> int | None: ...
+
     def read_consistent(
         self,
         read_stored: Callable[[], pa.Table],
@@ -60,6 +63,94 @@ class LiveSpans(Protocol):
     def covered_since_ns(self) -> int: ...
 
     def snapshot(self, include_decided: bool = True) -> pa.Table: ...
+
+
+#: Rates never divide by less than this, so one span that just arrived is not read as a burst.
+MIN_COVERED_S = 1.0
+#: Finding where data begins reads the window in at most this many coarse buckets, then one of them finely.
+COVERAGE_COARSE_STEPS = 60
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The part of a window that data covers. Rates divide counts by its length, not the window's: a server
+    that started a minute ago shows its traffic's real rate, not that minute spread over fifteen."""
+
+    start_ns: int
+    end_ns: int
+
+    @property
+    def seconds(self) -> float:
+        return max(MIN_COVERED_S, (self.end_ns - self.start_ns) / 1e9)
+
+    def rate(self, count: float) -> float:
+        """Per second over the covered time."""
+        return count / self.seconds
+
+    def as_json(self) -> dict[str, Any]:
+        return {"covered_start_ns": self.start_ns, "covered_end_ns": self.end_ns, "covered_s": self.seconds}
+
+
+def data_coverage(store: Store, rollups: LiveRollups, start_ns: int, end_ns: int, now_ns: int) -> Coverage:
+    """From where data begins in ``[start_ns, end_ns)`` to the window's end (never past now).
+
+    Data begins at the window's start when this process has counted spans since before it (the common case:
+    no read). Otherwise at the earliest rollup bucket holding spans in the window, stored or live (so data
+    kept from before a restart counts), made exact by the first span this process counted when that falls
+    in the same bucket. Quiet spells inside the covered time count as covered: a service that stopped
+    answering should show a falling rate.
+    """
+    end = max(start_ns, min(end_ns, now_ns))
+    first_span_ns = rollups.first_span_ns
+    if first_span_ns is not None and first_span_ns <= start_ns:
+        return Coverage(start_ns, end)
+    bucket_s = rollups.bucket_s
+    coarse_s = max(1, math.ceil((end - start_ns) / 1e9 / COVERAGE_COARSE_STEPS / bucket_s)) * bucket_s
+    begin = _first_bucket_ns(store, rollups, start_ns, end, coarse_s)
+    if begin is not None and begin > start_ns and coarse_s > bucket_s:
+        begin = _first_bucket_ns(store, rollups, begin, min(end, begin + coarse_s * 10**9), bucket_s) or begin
+    if begin is None:
+        return Coverage(start_ns, end)
+    if first_span_ns is not None and begin <= first_span_ns < begin + bucket_s * 10**9:
+        begin = first_span_ns
+    return Coverage(min(end, max(start_ns, begin)), end)
+
+
+def with_rates(result: dict[str, Any], coverage: Coverage) -> dict[str, Any]:
+    """``rate_per_s`` on every group (``count`` over the covered time) and on every series point (its count
+    over the part of its step that data covers), plus the covered span itself, so every rate the UI shows
+    has one meaning. ``result`` is ``query_metrics``'s or the services overview's answer (groups under
+    ``groups`` or ``services``); it is changed in place and returned."""
+    step_s = result.get("step_s")
+    for group in result.get("groups", result.get("services", [])):
+        group["rate_per_s"] = coverage.rate(group["count"])
+        if step_s is not None:
+            for point in group.get("series", []):
+                point["rate_per_s"] = step_rate(point["count"], point["start_ns"], step_s, coverage)
+    result.update(coverage.as_json())
+    return result
+
+
+def step_rate(count: float, step_start_ns: int, step_s: int, coverage: Coverage) -> float:
+    """One step's count per second of the part of the step data covers (a whole step once data covers it)."""
+    covered_ns = min(step_start_ns + step_s * 10**9, coverage.end_ns) - max(step_start_ns, coverage.start_ns)
+    if covered_ns <= 0:
+        return count / step_s
+    return count / max(MIN_COVERED_S, covered_ns / 1e9)
+
+
+def _first_bucket_ns(
+    store: Store, rollups: LiveRollups, start_ns: int, end_ns: int, resolution_s: int
+) -> int | None:
+    rows = rollups.read_consistent(
+        lambda: store.rollups(start_ns, end_ns, resolution_s=resolution_s), start_ns, end_ns
+    )
+    rows = rows.filter(pc.greater(rows.column("count"), 0))
+    if rows.num_rows == 0:
+        return None
+    first = int(pc.min(rows.column("bucket_start_ns")).as_py())
+    # Live rows come at the aggregator's own bucket size: align them as the store aligned its rows.
+    return first - first % (resolution_s * 10**9)
 
 
 @dataclass(frozen=True)

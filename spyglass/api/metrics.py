@@ -7,6 +7,7 @@ saves a dependency and a second registry of values the satellite already keeps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass import __version__
-from spyglass.analysis.metrics import MetricsQuery, query_metrics
+from spyglass.analysis.metrics import MetricsQuery, data_coverage, query_metrics, with_rates
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import MAX_STEP_S, BadRequest, optional_int
@@ -44,7 +45,9 @@ def routes(ctx: ApiContext) -> list[Route]:
             step_s=step_s,
         )
         satellite = ctx.satellite
-        return json_response(query_metrics(ctx.store, satellite.aggregator, satellite.buffer, query))
+        result = query_metrics(ctx.store, satellite.aggregator, satellite.buffer, query)
+        coverage = data_coverage(ctx.store, satellite.aggregator, start_ns, end_ns, time.time_ns())
+        return json_response(with_rates(result, coverage))
 
     def prometheus(request: Request) -> Response:
         # This member's own figures: Prometheus scrapes every member, and sums across them itself.

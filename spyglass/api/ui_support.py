@@ -8,6 +8,7 @@ the recall buffer, and the store; the math lives in ``spyglass.analysis`` and ``
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.analysis.critical_path import span_critical_ns
+from spyglass.analysis.metrics import data_coverage, with_rates
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
@@ -64,9 +66,14 @@ def _np(column: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDAr
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def service_overview(ctx: ApiContext, start_ns: int, end_ns: int, step_s: int) -> dict[str, Any]:
+def service_overview(
+    ctx: ApiContext, start_ns: int, end_ns: int, step_s: int, now_ns: int | None = None
+) -> dict[str, Any]:
     """Per service, RED series of its entry spans (server and consumer; all spans for a service that has
-    none), and its owning team: the home page in one request."""
+    none), and its owning team: the home page in one request. Rates (``rate_per_s``) divide by the time data
+    covers (``covered_s``), not the window's length."""
+    if now_ns is None:
+        now_ns = time.time_ns()
     rows = _base_rollups(ctx, start_ns, end_ns, step_s)
     _learn_owners(ctx, end_ns)
     step_ns = step_s * 10**9
@@ -127,7 +134,8 @@ def service_overview(ctx: ApiContext, start_ns: int, end_ns: int, step_s: int) -
                 "series": series,
             }
         )
-    return {"start_ns": start_ns, "end_ns": end_ns, "step_s": step_s, "services": result}
+    overview = {"start_ns": start_ns, "end_ns": end_ns, "step_s": step_s, "services": result}
+    return with_rates(overview, data_coverage(ctx.store, ctx.satellite.aggregator, start_ns, end_ns, now_ns))
 
 
 def _learn_owners(ctx: ApiContext, end_ns: int) -> None:

@@ -266,6 +266,11 @@ class ClusterAggregator:
     def attribute_bucket_s(self) -> int:
         return self.local.attribute_bucket_s
 
+    @property
+    def first_span_ns(self) -> int | None:
+        # This member's own: where it began observing. Data older than that is found in the (cluster) store.
+        return self.local.first_span_ns
+
     def read_consistent(
         self,
         read_stored: Callable[[], pa.Table],

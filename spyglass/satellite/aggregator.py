@@ -287,6 +287,9 @@ class Aggregator:
         self._publish_lock = threading.Lock()  # held by the writer while it writes drained rows
         self._publish_generation = 0  # odd while drained rows are being written (a sequence lock)
         self.spans_aggregated = 0
+        #: The earliest span start counted by this process (None before the first span): where the data this
+        #: process observed begins, so rates can divide by the time data covers rather than a nominal window.
+        self.first_span_ns: int | None = None
 
     # -- the decide thread's side ------------------------------------------------------------------------
 
@@ -336,6 +339,9 @@ class Aggregator:
                 ) << 1 | errors[attribute_spans]
                 self._add_to_buckets(start_ns[attribute_spans], self.attribute_bucket_s, codes)
             self.spans_aggregated += n
+            earliest = int(start_ns.min())
+            if self.first_span_ns is None or earliest < self.first_span_ns:
+                self.first_span_ns = earliest
             if self._monotonic_s() >= self._next_rebalance_s:
                 self._rebalance()
                 self._next_rebalance_s = self._monotonic_s() + self.rebalance_interval_s

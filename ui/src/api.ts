@@ -20,6 +20,27 @@ export interface Span {
   links: { trace_id: string; span_id: string; attributes: Attributes }[];
 }
 
+/** `GET /api/v1/traces/{id}?format=columns`: what the waterfall draws of every span, one list per column.
+ * String columns are indices into `dictionaries`; `parent_index` is a row (-1 a root, -2 a missing parent);
+ * starts are offsets from `start_ns`. `spans` (full, same order) only when the trace is at most `spans_up_to`. */
+export interface TraceColumns {
+  trace_id: string;
+  span_count: number;
+  start_ns: number;
+  dictionaries: { service: string[]; name: string[]; kind: string[]; status: Span["status"][] };
+  columns: {
+    span_id: string[];
+    parent_index: number[];
+    start_offset_ns: number[];
+    duration_ns: number[];
+    service: number[];
+    name: number[];
+    kind: number[];
+    status: number[];
+  };
+  spans?: Span[];
+}
+
 export interface TraceSummary {
   trace_id: string;
   root_service: string | null;
@@ -39,6 +60,15 @@ export interface MetricPoint {
   p90_ms?: number | null;
   p99_ms: number | null;
   max_ms?: number | null;
+  /** Per second of the part of the step that data covers (the server's answer; older servers leave it out). */
+  rate_per_s?: number;
+}
+
+/** The part of the asked window that data covers: rates divide by it, not by the window's length. */
+export interface Coverage {
+  covered_start_ns?: number;
+  covered_end_ns?: number;
+  covered_s?: number;
 }
 
 export interface MetricGroup extends MetricPoint {
@@ -46,7 +76,7 @@ export interface MetricGroup extends MetricPoint {
   series?: MetricPoint[];
 }
 
-export interface Metrics {
+export interface Metrics extends Coverage {
   groups: MetricGroup[];
   estimated: boolean;
   step_s?: number;
@@ -61,6 +91,8 @@ export interface ServiceOverview {
   errors: number;
   p50_ms: number | null;
   p99_ms: number | null;
+  /** Requests per second over the time data covers. */
+  rate_per_s?: number;
   series: MetricPoint[];
 }
 
@@ -221,12 +253,16 @@ export const api = {
   services: () => getJson<{ services: { name: string }[] }>("/api/v1/services"),
   operations: (service: string) =>
     getJson<{ operations: { name: string; kind: string }[] }>(`/api/v1/services/${encodeURIComponent(service)}/operations`),
-  overview: (q: Query) => getJson<{ services: ServiceOverview[]; step_s: number }>("/api/v1/ui/services", q),
+  overview: (q: Query) => getJson<{ services: ServiceOverview[]; step_s: number } & Coverage>("/api/v1/ui/services", q),
   metrics: (q: Query) => getJson<Metrics>("/api/v1/metrics", q),
   heatmap: (q: Query) => getJson<Heatmap>("/api/v1/ui/latency-heatmap", q),
   deployments: (q: Query) => getJson<{ versions: VersionSeen[] }>("/api/v1/ui/deployments", q),
   search: (q: Query) => getJson<{ traces: TraceSummary[] }>("/api/v1/traces", q),
   trace: (id: string) => getJson<{ trace_id: string; spans: Span[] }>(`/api/v1/traces/${encodeURIComponent(id)}`),
+  traceColumns: (id: string, spansUpTo: number) =>
+    getJson<TraceColumns>(`/api/v1/traces/${encodeURIComponent(id)}`, { format: "columns", spans_up_to: spansUpTo }),
+  traceSpan: (id: string, spanId: string) =>
+    getJson<{ trace_id: string; spans: Span[] }>(`/api/v1/traces/${encodeURIComponent(id)}`, { span_id: spanId }),
   traceCriticalPath: (id: string) =>
     getJson<{ spans: { span_id: string; critical_ns: number }[] }>(`/api/v1/traces/${encodeURIComponent(id)}/critical-path`),
   traceLogs: (id: string) => getJson<{ logs: LogRecord[] }>(`/api/v1/traces/${encodeURIComponent(id)}/logs`),

@@ -19,6 +19,18 @@ export function rate(perSecond: number): string {
   return perSecond >= 10 ? `${perSecond.toFixed(0)}/s` : `${perSecond.toFixed(2)}/s`;
 }
 
+/** A step's rate: the server's (its count over the part of the step data covers), else count over the step. */
+export function stepRate(point: { count: number; rate_per_s?: number }, stepS: number): number {
+  return point.rate_per_s ?? point.count / stepS;
+}
+
+/** A span of time in seconds as people say it: "42 s", "3 min", "2.5 h". */
+export function seconds(value: number): string {
+  if (value < 120) return `${Math.round(value)} s`;
+  if (value < 7200) return `${Math.round(value / 60)} min`;
+  return `${(value / 3600).toFixed(1)} h`;
+}
+
 export function clock(ns: number): string {
   return new Date(ns / 1e6).toLocaleTimeString([], { hour12: false });
 }

@@ -2,7 +2,7 @@
 // on the time axis, a breakdown by any attribute on demand, and drag-to-explain on the latency chart.
 import { api, type MetricGroup, type VersionSeen } from "../api";
 import { h } from "../dom";
-import { ms, pct, rate, serviceColor } from "../format";
+import { ms, pct, rate, serviceColor, stepRate } from "../format";
 import { firstActive, heatmap, timeChart, type Marker } from "../charts";
 import { navigate, query, timeWindow } from "../state";
 import type { View } from "../view";
@@ -62,7 +62,8 @@ export const serviceView: View = async (container, [service], onLeave) => {
     container.append(empty("No operations seen for this service in this time range."));
     return;
   }
-  const seconds = (endNs - startNs) / 1e9;
+  // Rates over the time data covers (the server's covered_s), not the range.
+  const seconds = byOperation.covered_s ?? (endNs - startNs) / 1e9;
   const link = (name: string, extra: Record<string, string> = {}) => {
     const q = new URLSearchParams({ operation: name, ...extra });
     return `/services/${encodeURIComponent(service)}?${q.toString()}`;
@@ -74,7 +75,7 @@ export const serviceView: View = async (container, [service], onLeave) => {
       return [
         h("a", { href: link(o.name), class: o.name === operation ? "selected" : "" }, o.name),
         o.kind,
-        g ? rate(g.count / seconds) : "–",
+        g ? rate(g.rate_per_s ?? g.count / seconds) : "–",
         g ? pct(g.count ? g.errors / g.count : null, 2) : "–",
         ms(g?.p50_ms),
         ms(g?.p99_ms),
@@ -144,7 +145,7 @@ export const serviceView: View = async (container, [service], onLeave) => {
       markers,
       format: (v) => v.toFixed(v >= 10 ? 0 : 1),
       series: [
-        { label: "req/s", values: points.map((p) => p.count / step), color: "#59a14f", fill: "rgba(89,161,79,0.12)" },
+        { label: "req/s", values: points.map((p) => stepRate(p, step)), color: "#59a14f", fill: "rgba(89,161,79,0.12)" },
         { label: "error %", values: points.map((p) => (p.count ? (100 * p.errors) / p.count : null)), color: "#d62728", scale: "y2" },
       ],
     }),

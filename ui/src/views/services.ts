@@ -1,7 +1,7 @@
 // Home: every service with its request rate, error rate and p50/p99 latency over time, and its owning team.
 import { api } from "../api";
 import { h } from "../dom";
-import { ms, pct, rate } from "../format";
+import { ms, pct, rate, seconds as spanOfTime, stepRate } from "../format";
 import { firstActive, timeChart, type Marker } from "../charts";
 import { timeWindow } from "../state";
 import type { View } from "../view";
@@ -20,7 +20,9 @@ export const servicesView: View = async (container, _args, onLeave) => {
     container.append(empty("No spans yet. Point an OpenTelemetry SDK at the OTLP port, or run `spyglass demo`."));
     return;
   }
-  const seconds = (endNs - startNs) / 1e9;
+  // Rates are over the time data covers (the server's covered_s), not the range: a server that started a
+  // minute ago shows its traffic's real rate.
+  const seconds = overview.covered_s ?? (endNs - startNs) / 1e9;
   const summary = h(
     "table",
     { class: "grid", id: "services" },
@@ -34,7 +36,7 @@ export const servicesView: View = async (container, _args, onLeave) => {
           { dataset: { service: s.service } },
           h("td", null, serviceDot(s.service), h("a", { href: `/services/${encodeURIComponent(s.service)}`, class: "service-name" }, s.service)),
           h("td", null, ownerBadge(s.owner)),
-          h("td", { class: "num" }, rate(s.count / seconds)),
+          h("td", { class: "num" }, rate(s.rate_per_s ?? s.count / seconds)),
           h("td", { class: `num ${s.errors ? "bad" : ""}` }, pct(s.count ? s.errors / s.count : null, 2)),
           h("td", { class: "num" }, ms(s.p50_ms)),
           h("td", { class: "num" }, ms(s.p99_ms)),
@@ -50,7 +52,7 @@ export const servicesView: View = async (container, _args, onLeave) => {
     ),
   );
   container.append(
-    h("p", { class: "muted" }, "Rate, errors and latency of each service's entry spans (server and consumer), from 100% of spans."),
+    h("p", { class: "muted" }, `Rate, errors and latency of each service's entry spans (server and consumer), from 100% of spans; rates over the ${spanOfTime(seconds)} data covers.`),
     summary,
   );
   const cards = h("div", { class: "cards" });
@@ -97,7 +99,7 @@ export const servicesView: View = async (container, _args, onLeave) => {
         markers,
         format: (v) => v.toFixed(v >= 10 ? 0 : 1),
         series: [
-          { label: "req/s", values: s.series.map((p) => p.count / overview.step_s), color: "#59a14f", fill: "rgba(89,161,79,0.12)" },
+          { label: "req/s", values: s.series.map((p) => stepRate(p, overview.step_s)), color: "#59a14f", fill: "rgba(89,161,79,0.12)" },
           { label: "error %", values: s.series.map((p) => (p.count ? (100 * p.errors) / p.count : null)), color: "#d62728", scale: "y2" },
         ],
       }),
