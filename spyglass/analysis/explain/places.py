@@ -89,6 +89,11 @@ class Place:
     #: for the service that lives on it alone too).
     echo: float = 0.0
     echo_variance: float = 0.0
+    #: Each service's echo and its variance: a place that is the whole home of several services that all
+    #: changed, and not of everything, is their common factor even where nothing compares within an operation.
+    echo_by_service: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Whether the place ran every span of the regression (then it says nothing a global change would not).
+    everywhere: bool = False
     #: A rollout known only by its calls' time: trusted at ``ROLLOUT_SUBTREE_WEIGHT``.
     via_calls: bool = False
 
@@ -106,7 +111,18 @@ class Place:
         return self.excess + self.echo
 
     def significant(self) -> bool:
-        return self.excess > 0 and self.excess > NOISE_SE * self.se
+        if self.excess > 0 and self.excess > NOISE_SE * self.se:
+            return True
+        return self.common_home()
+
+    def common_home(self) -> bool:
+        """The whole home of at least two services that each changed beyond noise, and not of every span."""
+        changed = [
+            s for s, (e, var) in self.echo_by_service.items() if e > 0 and e > NOISE_SE * math.sqrt(var)
+        ]
+        return (
+            not self.everywhere and len(changed) >= 2 and self.echo > NOISE_SE * math.sqrt(self.echo_variance)
+        )
 
     def services(self) -> list[str]:
         """Services holding a real share of the excess, most first."""
@@ -176,10 +192,15 @@ def places(
         if not skip(key):
             per_value[(key, value)][(service, name, win)] = _moments(tuple(sums))
 
+    regression_spans = sum(m.n for (_, _, win), (m, _) in groups.items() if win == 1)
     found = []
     for (key, value), carried in per_value.items():
         place = _score(key, value, carried, groups, regression_weight)
-        if place is not None and place.significant():
+        if place is None:
+            continue
+        covered = sum(m.n for (_, _, win), (m, _) in carried.items() if win == 1)
+        place.everywhere = covered >= 0.999 * regression_spans
+        if place.significant():
             found.append(place)
     found.sort(key=lambda p: -p.excess)
     found = found[:limit]
@@ -206,6 +227,7 @@ def _score(
     place = Place(key, value)
     with_n = with_x = without_n = without_x = before_n = before_x = 0.0
     empty = (Moments(), Moments())
+    echo_n = echo_x = echo_before_n = echo_before_x = 0.0
     for (service, name, win), (p1, p1c) in carried.items():
         if win != 1:
             continue
@@ -239,9 +261,14 @@ def _score(
                     place.via_calls = True
         else:  # on every span of the operation before and after: no evidence by itself, but its echo
             contribution = p1.n * (p1.mean - g0.mean) / regression_weight
+            variance = (p1.n / regression_weight) ** 2 * (p1.se2() + g0.se2())
             place.echo += contribution
-            place.echo_variance += (p1.n / regression_weight) ** 2 * (p1.se2() + g0.se2())
+            place.echo_variance += variance
             place.by_service[service] = place.by_service.get(service, 0.0) + contribution
+            e, v = place.echo_by_service.get(service, (0.0, 0.0))
+            place.echo_by_service[service] = (e + contribution, v + variance)
+            echo_n, echo_x = echo_n + p1.n, echo_x + p1.x
+            echo_before_n, echo_before_x = echo_before_n + g0.n, echo_before_x + g0.x
             continue
         contribution = p1.n * gap / regression_weight
         place.excess += contribution
@@ -251,7 +278,12 @@ def _score(
         with_n, with_x = with_n + p1.n, with_x + p1.x
         before_n, before_x = before_n + p0.n, before_x + p0.x
     if place.spans == 0:
-        return None
+        if not place.echo_by_service or echo_n <= 0:
+            return None
+        # Known by its echo alone: its spans now against the same operations before.
+        place.spans, place.mean_with = echo_n, echo_x / echo_n
+        place.mean_before = echo_before_x / echo_before_n if echo_before_n > 0 else None
+        return place
     place.mean_with = with_x / with_n
     place.mean_without = without_x / without_n if without_n > 0 else None
     place.mean_before = before_x / before_n if before_n > 0 else None
