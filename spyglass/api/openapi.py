@@ -225,13 +225,38 @@ def openapi_document() -> dict[str, Any]:
                 "Operations of a service", [_param("service", where="path", required=True)], obj
             ),
             "/api/v1/traces/{trace_id}": _get(
-                "One trace, every span",
-                [_param("trace_id", where="path", required=True)],
+                "One trace, every span (streamed above 5,000 spans); or one page, one span, or the columnar form",
+                [
+                    _param("trace_id", where="path", required=True),
+                    _param("offset", "integer", description="first span of a page (spans in start order)"),
+                    _param("limit", "integer", description="spans in a page, at most 10000"),
+                    _param("span_id", description="only this span"),
+                    _param("format", description="spans (default) or columns: one list per column"),
+                    _param(
+                        "spans_up_to", "integer", description="columns: full spans too if at most this many"
+                    ),
+                ],
                 {
                     "type": "object",
                     "properties": {
                         "trace_id": {"type": "string"},
                         "spans": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
+                        "span_count": {"type": "integer", "description": "pages and columns"},
+                        "offset": {"type": "integer", "description": "pages"},
+                        "next_offset": {
+                            "type": ["integer", "null"],
+                            "description": "pages; null after the last",
+                        },
+                        "start_ns": {"type": "integer", "description": "columns: the trace's first start"},
+                        "dictionaries": {
+                            "type": "object",
+                            "description": "columns: service, name, kind and status values the columns index",
+                        },
+                        "columns": {
+                            "type": "object",
+                            "description": "columns: span_id, parent_index (-1 root, -2 parent not held), "
+                            "start_offset_ns, duration_ns, service, name, kind, status",
+                        },
                     },
                 },
             ),

@@ -6,8 +6,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from spyglass import __version__
@@ -17,7 +19,16 @@ from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import BadRequest, attribute_filters, optional_bool, optional_float, optional_int
-from spyglass.api.span_json import hex_id, parse_trace_id, span_rows, span_to_json, summary_to_json
+from spyglass.api.span_json import hex_id, parse_trace_id, summary_to_json
+from spyglass.api.trace_pages import (
+    MAX_PAGE_SPANS,
+    STREAM_ABOVE_SPANS,
+    distinct_spans,
+    span_objects,
+    stream_trace,
+    trace_columns,
+    trace_page,
+)
 from spyglass.model.attributes import typed_attributes
 from spyglass.model.log_schema import severity_name
 from spyglass.model.schema import KIND_NAMES
@@ -73,13 +84,32 @@ def routes(ctx: ApiContext) -> list[Route]:
         )
 
     def trace(request: Request) -> Response:
+        """Small traces answer whole as before; big ones stream, or come as pages or columns on request."""
         trace_id = parse_trace_id(request.path_params["trace_id"])
         if trace_id is None:
             raise BadRequest("trace_id must be 32 lowercase hex characters")
-        rows = span_rows(trace_spans(ctx.store, ctx.satellite, trace_id))
-        if not rows:
+        params = request.query_params
+        shape = params.get("format") or "spans"
+        if shape not in ("spans", "columns"):
+            raise BadRequest(f"format must be spans or columns, got {shape[:40]!r}")
+        offset = optional_int(params, "offset", minimum=0)
+        limit = optional_int(params, "limit", minimum=1, maximum=MAX_PAGE_SPANS)
+        spans_up_to = optional_int(params, "spans_up_to", minimum=0, maximum=MAX_PAGE_SPANS) or 0
+        span_id = params.get("span_id")
+        wanted = parse_span_id(span_id) if span_id else None
+        spans = distinct_spans(trace_spans(ctx.store, ctx.satellite, trace_id))
+        if spans.num_rows == 0:
             return json_response({"error": "trace not found"}, status=404)
-        return json_response({"trace_id": trace_id.hex(), "spans": [span_to_json(r) for r in rows]})
+        if wanted is not None:
+            spans = spans.filter(pc.equal(spans.column("span_id"), pa.scalar(wanted, pa.binary(8))))
+            return json_response({"trace_id": trace_id.hex(), "spans": span_objects(spans)})
+        if shape == "columns":
+            return json_response(trace_columns(trace_id, spans, spans_up_to))
+        if offset is not None or limit is not None:
+            return json_response(trace_page(trace_id, spans, offset or 0, limit or MAX_PAGE_SPANS))
+        if spans.num_rows > STREAM_ABOVE_SPANS:
+            return StreamingResponse(stream_trace(trace_id, spans), media_type="application/json")
+        return json_response({"trace_id": trace_id.hex(), "spans": span_objects(spans)})
 
     def trace_logs(request: Request) -> Response:
         trace_id = parse_trace_id(request.path_params["trace_id"])
@@ -139,6 +169,17 @@ def log_to_json(row: dict[str, Any]) -> dict[str, Any]:
         "service": row["service"],
         "scope": row["scope_name"] or "",
     }
+
+
+def parse_span_id(text: str) -> bytes:
+    """A 16-hex span id, or a 400 naming the parameter."""
+    try:
+        value = bytes.fromhex(text.strip().lower())
+    except ValueError:
+        value = b""
+    if len(value) != 8:
+        raise BadRequest("span_id must be 16 hex characters")
+    return value
 
 
 def window(request: Request) -> tuple[int, int]:

@@ -1,7 +1,9 @@
 // The waterfall of one trace: every span with its service, operation, duration and status, the critical path
-// marked, subtrees that collapse, and a details panel (attributes, resource, events, links, logs). Only the rows
-// in view exist in the DOM, so a trace of thousands of spans opens at once.
-import { api, type LogRecord, type Span } from "../api";
+// marked, subtrees that collapse, a minimap of the whole trace, and a details panel (attributes, resource,
+// events, links, logs). The trace arrives in the API's columnar form (ids, parents, times, names), so a
+// 100,000-span trace is a few MB; only the rows in view exist in the DOM, big subtrees start collapsed, and a
+// span's details are fetched when it is clicked unless the trace was small enough to come whole.
+import { api, type LogRecord, type Span, type TraceColumns } from "../api";
 import { clear, h } from "../dom";
 import { dateTime, ms, serviceColor } from "../format";
 import type { View } from "../view";
@@ -9,29 +11,59 @@ import { attributesTable, loading, serviceDot, traceLink } from "./common";
 
 const ROW_PX = 24;
 const OVERSCAN = 10;
+/** Traces up to this many spans come with every span's details in the first answer. */
+const WHOLE_SPANS_UP_TO = 2_000;
+/** In traces above this size, subtrees of more than COLLAPSE_OVER spans start collapsed (the root never). */
+const COLLAPSE_TRACES_OVER = 5_000;
+const COLLAPSE_OVER = 100;
+const MINIMAP_PX = 64;
+
+/** What the waterfall keeps of a span: the columnar answer's row, with its strings resolved. */
+interface SpanRow {
+  span_id: string;
+  parent_span_id: string | null;
+  service: string;
+  name: string;
+  kind: string;
+  offset_ns: number;
+  duration_ns: number;
+  status: Span["status"];
+  full: Span | null;
+}
 
 interface Node {
-  span: Span;
+  span: SpanRow;
   children: Node[];
   depth: number;
   subtree: number;
+  /** Position in the fully expanded tree (preorder): the minimap's vertical axis. */
+  pre: number;
 }
 
 export const traceView: View = async (container, [traceId], onLeave) => {
   const started = performance.now();
   const status = loading();
   container.append(status);
-  const { spans: raw } = await api.trace(traceId);
+  const answer = await api.traceColumns(traceId, WHOLE_SPANS_UP_TO);
+  performance.mark("spyglass:trace-answer");
   status.remove();
-  const spans = dedupe(raw);
-  const roots = buildTree(spans);
-  const t0 = Math.min(...spans.map((s) => s.start_ns));
-  const t1 = Math.max(...spans.map((s) => s.start_ns + s.duration_ns));
-  const total = Math.max(1, t1 - t0);
-  const services = new Set(spans.map((s) => s.service));
-  const errors = spans.filter((s) => s.status === "error").length;
+  const spans = spanRows(answer);
+  const { roots, order } = buildTree(spans);
+  const t0 = answer.start_ns;
+  let end = 1;
+  let errors = 0;
+  const services = new Set<string>();
+  for (const s of spans) {
+    end = Math.max(end, s.offset_ns + s.duration_ns);
+    if (s.status === "error") errors++;
+    services.add(s.service);
+  }
+  const total = end;
   const root = roots[0].span;
   const collapsed = new Set<string>();
+  if (spans.length > COLLAPSE_TRACES_OVER) {
+    for (const node of order) if (node.depth >= 1 && node.subtree - 1 > COLLAPSE_OVER) collapsed.add(node.span.span_id);
+  }
   let critical = new Map<string, number>();
   let selected: string | null = null;
   let visible: Node[] = [];
@@ -49,6 +81,7 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     ),
   );
   const criticalNote = h("span", { class: "muted", id: "critical-note" }, "critical path: loading…");
+  const collapsedNote = h("span", { class: "muted", id: "collapsed-note" });
   const toolbar = h(
     "div",
     { class: "toolbar" },
@@ -58,7 +91,7 @@ export const traceView: View = async (container, [traceId], onLeave) => {
       {
         on: {
           click: () => {
-            for (const node of allNodes(roots)) if (node.children.length && node.depth >= 1) collapsed.add(node.span.span_id);
+            for (const node of order) if (node.children.length && node.depth >= 1) collapsed.add(node.span.span_id);
             refresh();
           },
         },
@@ -67,26 +100,40 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     ),
     h("span", { class: "legend" }, h("span", { class: "crit-swatch" }), " on the critical path"),
     criticalNote,
+    collapsedNote,
   );
   const ruler = h("div", { class: "ruler" });
   for (let i = 0; i <= 4; i++) {
     ruler.append(h("span", { style: { left: `${i * 25}%` } }, ms((total * i) / 4 / 1e6)));
   }
+  const minimapCanvas = h("canvas", { class: "minimap-canvas" });
+  const minimapWindow = h("div", { class: "minimap-window" });
+  const minimap = h(
+    "div",
+    { class: "wf-minimap", id: "minimap", title: "The whole trace: drag or click to scroll the waterfall" },
+    minimapCanvas,
+    minimapWindow,
+  );
   const header = h("div", { class: "wf-header" }, h("div", { class: "wf-label" }, "service · operation"), h("div", { class: "wf-timeline" }, ruler));
   const spacer = h("div", { class: "wf-spacer" });
   const viewport = h("div", { class: "wf-viewport", id: "waterfall" }, spacer);
   const details = h("aside", { class: "span-details", id: "span-details" }, h("p", { class: "muted" }, "Click a span to see its attributes, resource, events and links."));
-  container.append(summary, toolbar, h("div", { class: "trace-layout" }, h("div", { class: "waterfall" }, header, viewport), details));
+  container.append(summary, toolbar, h("div", { class: "trace-layout" }, h("div", { class: "waterfall" }, minimap, header, viewport), details));
 
   function refresh(): void {
     visible = [];
-    const walk = (node: Node) => {
+    const stack: Node[] = [];
+    for (let i = roots.length - 1; i >= 0; i--) stack.push(roots[i]);
+    while (stack.length) {
+      const node = stack.pop()!;
       visible.push(node);
-      if (!collapsed.has(node.span.span_id)) for (const child of node.children) walk(child);
-    };
-    for (const r of roots) walk(r);
+      if (collapsed.has(node.span.span_id)) continue;
+      for (let i = node.children.length - 1; i >= 0; i--) stack.push(node.children[i]);
+    }
     spacer.style.height = `${visible.length * ROW_PX}px`;
-    viewport.style.height = `${Math.min(visible.length * ROW_PX + 2, Math.max(300, window.innerHeight - 260))}px`;
+    viewport.style.height = `${Math.min(visible.length * ROW_PX + 2, Math.max(300, window.innerHeight - 330))}px`;
+    const hidden = spans.length - visible.length;
+    collapsedNote.textContent = hidden ? `· ${hidden} spans in collapsed subtrees` : "";
     paint();
   }
 
@@ -96,11 +143,12 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     const rows: HTMLElement[] = [];
     for (let i = first; i < last; i++) rows.push(row(visible[i], i));
     spacer.replaceChildren(...rows);
+    markMinimapWindow();
   }
 
   function row(node: Node, index: number): HTMLElement {
     const span = node.span;
-    const left = ((span.start_ns - t0) / total) * 100;
+    const left = (span.offset_ns / total) * 100;
     const width = Math.max((span.duration_ns / total) * 100, 0.15);
     const onPath = critical.has(span.span_id);
     const toggle = node.children.length
@@ -125,6 +173,7 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     if (onPath) classes.push("critical");
     if (span.status === "error") classes.push("error");
     if (selected === span.span_id) classes.push("selected");
+    if (collapsed.has(span.span_id)) classes.push("collapsed");
     return h(
       "div",
       {
@@ -150,10 +199,89 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     );
   }
 
+  // -- the minimap: every span of the expanded tree, top to bottom in tree order, across the trace's time --
+
+  function drawMinimap(): void {
+    const ratio = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(minimap.clientWidth * ratio));
+    const height = Math.round(MINIMAP_PX * ratio);
+    minimapCanvas.width = width;
+    minimapCanvas.height = height;
+    const context = minimapCanvas.getContext("2d");
+    if (!context) return;
+    const rowPx = height / order.length;
+    const barPx = Math.max(1, rowPx - (rowPx > 3 ? 1 : 0));
+    let color = "";
+    for (const node of order) {
+      const span = node.span;
+      const fill = span.status === "error" ? "#c62828" : serviceColor(span.service);
+      if (fill !== color) context.fillStyle = color = fill;
+      const x = (span.offset_ns / total) * width;
+      context.fillRect(x, Math.floor(node.pre * rowPx), Math.max(1, (span.duration_ns / total) * width), barPx);
+    }
+  }
+
+  /** The rows in view, as the part of the whole (expanded) tree they stand for. */
+  function markMinimapWindow(): void {
+    if (!visible.length) return;
+    const first = Math.min(visible.length - 1, Math.floor(viewport.scrollTop / ROW_PX));
+    const last = Math.min(visible.length - 1, Math.max(first, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW_PX) - 1));
+    const lastNode = visible[last];
+    const top = visible[first].pre;
+    const bottom = lastNode.pre + (collapsed.has(lastNode.span.span_id) ? lastNode.subtree : 1);
+    minimapWindow.style.top = `${(top / order.length) * MINIMAP_PX}px`;
+    minimapWindow.style.height = `${Math.max(3, ((bottom - top) / order.length) * MINIMAP_PX)}px`;
+  }
+
+  /** Scroll so that the row standing for this point of the whole tree is in the middle of the view. */
+  function scrollToMinimap(clientY: number): void {
+    const box = minimap.getBoundingClientRect();
+    const pre = Math.max(0, Math.min(order.length - 1, Math.floor(((clientY - box.top) / box.height) * order.length)));
+    let lo = 0;
+    let hi = visible.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (visible[mid].pre <= pre) lo = mid;
+      else hi = mid - 1;
+    }
+    viewport.scrollTop = Math.max(0, lo * ROW_PX - viewport.clientHeight / 2);
+    paint();
+  }
+
+  let dragging = false;
+  minimap.addEventListener("pointerdown", (event) => {
+    dragging = true;
+    minimap.setPointerCapture(event.pointerId);
+    scrollToMinimap(event.clientY);
+  });
+  minimap.addEventListener("pointermove", (event) => {
+    if (dragging) scrollToMinimap(event.clientY);
+  });
+  const stopDragging = () => (dragging = false);
+  minimap.addEventListener("pointerup", stopDragging);
+  minimap.addEventListener("pointercancel", stopDragging);
+
+  // -- details --
+
   let logs: LogRecord[] | null = null;
-  function select(span: Span): void {
+  function select(span: SpanRow): void {
     selected = span.span_id;
     paint();
+    showDetails(span);
+    if (span.full) return;
+    void api.traceSpan(traceId, span.span_id).then(
+      (found) => {
+        span.full = found.spans.find((s) => s.service === span.service) ?? found.spans[0] ?? null;
+        if (selected === span.span_id && span.full) showDetails(span);
+      },
+      () => {
+        if (selected === span.span_id) details.append(h("p", { class: "bad" }, "details unavailable"));
+      },
+    );
+  }
+
+  function showDetails(span: SpanRow): void {
+    const full = span.full;
     clear(
       details,
       h("h2", { class: "span-title" }, span.name),
@@ -166,15 +294,23 @@ export const traceView: View = async (container, [traceId], onLeave) => {
           ([
             ["service", span.service],
             ["kind", span.kind],
-            ["status", span.status_message ? `${span.status}: ${span.status_message}` : span.status],
-            ["start", `+${ms((span.start_ns - t0) / 1e6)}`],
+            ["status", full?.status_message ? `${span.status}: ${full.status_message}` : span.status],
+            ["start", `+${ms(span.offset_ns / 1e6)}`],
             ["duration", ms(span.duration_ns / 1e6)],
             ["critical time", critical.has(span.span_id) ? ms((critical.get(span.span_id) ?? 0) / 1e6) : "off the critical path"],
             ["span id", span.span_id],
-            ["parent", span.parent_span_id ?? "none (root)"],
+            ["parent", (full ? full.parent_span_id : span.parent_span_id) ?? "none (root)"],
           ] as [string, string][]).map(([key, value]) => h("tr", null, h("th", null, key), h("td", null, value))),
         ),
       ),
+      full ? fullDetails(full) : h("p", { class: "muted" }, "loading attributes…"),
+    );
+  }
+
+  function fullDetails(span: Span): HTMLElement {
+    return h(
+      "div",
+      null,
       h("h3", null, "Attributes"),
       attributesTable(span.attributes),
       h("h3", null, "Resource"),
@@ -216,12 +352,21 @@ export const traceView: View = async (container, [traceId], onLeave) => {
   };
   viewport.addEventListener("scroll", onScroll);
   refresh();
+  performance.mark("spyglass:waterfall-rows");
   document.body.dataset.traceRenderMs = String(Math.round(performance.now() - started));
   container.dataset.rendered = "true";
+  // The minimap is drawn after the first rows are on screen: a person reads the top of the tree first.
+  requestAnimationFrame(() => {
+    drawMinimap();
+    markMinimapWindow();
+    minimap.dataset.drawn = "true";
+  });
+  const onResize = () => drawMinimap();
+  window.addEventListener("resize", onResize);
 
   void api.traceCriticalPath(traceId).then(
-    (answer) => {
-      critical = new Map(answer.spans.map((s) => [s.span_id, s.critical_ns]));
+    (path) => {
+      critical = new Map(path.spans.map((s) => [s.span_id, s.critical_ns]));
       criticalNote.textContent = `critical path: ${critical.size} of ${spans.length} spans`;
       paint();
     },
@@ -231,7 +376,10 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     (answer) => (logs = answer.logs),
     () => (logs = []),
   );
-  onLeave(() => viewport.removeEventListener("scroll", onScroll));
+  onLeave(() => {
+    viewport.removeEventListener("scroll", onScroll);
+    window.removeEventListener("resize", onResize);
+  });
 };
 
 /** Right of the bar when there is room, else inside its right end (long bars) or left of it (short ones). */
@@ -241,16 +389,37 @@ function durationPlace(left: number, width: number): Partial<CSSStyleDeclaration
   return { right: `${100 - left + 0.5}%` };
 }
 
-function dedupe(spans: Span[]): Span[] {
-  const seen = new Map<string, Span>();
-  for (const span of spans) if (!seen.has(span.span_id)) seen.set(span.span_id, span);
-  return [...seen.values()];
+/** The columnar answer as rows, each span id once (the first wins). */
+function spanRows(answer: TraceColumns): SpanRow[] {
+  const c = answer.columns;
+  const d = answer.dictionaries;
+  const rows: SpanRow[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < answer.span_count; i++) {
+    const spanId = c.span_id[i];
+    if (seen.has(spanId)) continue;
+    seen.add(spanId);
+    const parent = c.parent_index[i];
+    rows.push({
+      span_id: spanId,
+      // A parent the trace does not hold keeps its id through the full span, if it came; else it is unknown.
+      parent_span_id: parent >= 0 ? c.span_id[parent] : parent === -1 ? null : (answer.spans?.[i].parent_span_id ?? "(not in this trace)"),
+      service: d.service[c.service[i]],
+      name: d.name[c.name[i]],
+      kind: d.kind[c.kind[i]],
+      offset_ns: c.start_offset_ns[i],
+      duration_ns: c.duration_ns[i],
+      status: d.status[c.status[i]],
+      full: answer.spans?.[i] ?? null,
+    });
+  }
+  return rows;
 }
 
 /** Parents before children, siblings by start; spans whose parent is missing hang under the first root. */
-function buildTree(spans: Span[]): Node[] {
+function buildTree(spans: SpanRow[]): { roots: Node[]; order: Node[] } {
   const nodes = new Map<string, Node>();
-  for (const span of spans) nodes.set(span.span_id, { span, children: [], depth: 0, subtree: 1 });
+  for (const span of spans) nodes.set(span.span_id, { span, children: [], depth: 0, subtree: 1, pre: 0 });
   const roots: Node[] = [];
   const orphans: Node[] = [];
   for (const node of nodes.values()) {
@@ -260,39 +429,33 @@ function buildTree(spans: Span[]): Node[] {
     else if (parentId) orphans.push(node);
     else roots.push(node);
   }
-  roots.sort((a, b) => a.span.start_ns - b.span.start_ns);
-  orphans.sort((a, b) => a.span.start_ns - b.span.start_ns);
+  const byStart = (a: Node, b: Node) => a.span.offset_ns - b.span.offset_ns;
+  roots.sort(byStart);
+  orphans.sort(byStart);
   if (!roots.length) roots.push(...orphans.splice(0, 1));
-  roots[0].children.push(...orphans);
-  const stack: Node[] = [...roots];
+  for (const orphan of orphans) roots[0].children.push(orphan);
+  // Preorder, iteratively (a chain of 100,000 spans is deeper than the JavaScript stack).
+  const stack: Node[] = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push(roots[i]);
   const order: Node[] = [];
   const reached = new Set<Node>();
   while (stack.length) {
     const node = stack.pop()!;
     if (reached.has(node)) continue;
     reached.add(node);
+    node.pre = order.length;
     order.push(node);
-    node.children.sort((a, b) => a.span.start_ns - b.span.start_ns);
-    for (const child of node.children) {
-      child.depth = node.depth + 1;
-      stack.push(child);
+    node.children.sort(byStart);
+    for (let i = node.children.length - 1; i >= 0; i--) {
+      node.children[i].depth = node.depth + 1;
+      stack.push(node.children[i]);
     }
   }
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i];
-    node.subtree = 1 + node.children.reduce((sum, c) => sum + c.subtree, 0);
+    let subtree = 1;
+    for (const child of node.children) subtree += child.subtree;
+    node.subtree = subtree;
   }
-  return roots;
+  return { roots, order };
 }
-
-function allNodes(roots: Node[]): Node[] {
-  const out: Node[] = [];
-  const stack = [...roots];
-  while (stack.length) {
-    const node = stack.pop()!;
-    out.push(node);
-    stack.push(...node.children);
-  }
-  return out;
-}
-
