@@ -25,6 +25,7 @@ import duckdb
 from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind
 from spyglass.analysis.explain.keys import key_rank, skip_key
 from spyglass.analysis.explain.numbers import clip, ms, rounded
+from spyglass.analysis.ownership import OWNER_ATTRIBUTES
 
 if TYPE_CHECKING:
     from spyglass.analysis.explain.symptom import Windows
@@ -340,7 +341,7 @@ def place_findings(w: Windows) -> list[Finding]:
     if growth <= 0:
         return []
     span_measure(w.db, w.req.signal)
-    found = places(w.db, float(w.tot[1][0]), skip_key)
+    found = places(w.db, float(w.tot[1][0]), _not_a_place)
     findings: list[Finding] = []
     for place, parts in narrowest(found, key_rank):
         score = clip(place.total / growth) * place.trust
@@ -403,3 +404,9 @@ def _symptom_shares(w: Windows, key: str, value: str) -> tuple[float | None, flo
         [key, value],
     )[0]
     return rounded(row[0]), rounded(row[1])
+
+
+def _not_a_place(key: str) -> bool:
+    """Keys never worth reporting, and those naming who owns a service (``service.namespace``, ``team``): they
+    group services by owner, they do not say where a span ran."""
+    return skip_key(key) or key in OWNER_ATTRIBUTES
