@@ -226,8 +226,13 @@ def error_sources(w: Windows) -> list[Finding]:
         """  # noqa: S608
     )
     findings: list[Finding] = []
+    n1, n0 = max(w.tot[1][5], 1), max(w.tot[0][5], 1)
     for service, name, share1, share0 in rows:
         share1 = share1 or 0.0
+        # Like every finding, outside the noise: 2.5 standard errors of the difference of two shares.
+        se = math.sqrt(share1 * (1 - share1) / n1 + share0 * (1 - share0) / n0)
+        if share1 - share0 <= 2.5 * se:
+            continue
         score = clip((share1 - share0) / denominator)
         if score < MIN_SCORE:
             continue
