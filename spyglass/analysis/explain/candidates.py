@@ -12,6 +12,7 @@ from typing import Any
 from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind, values_table
 from spyglass.analysis.explain.folding import fold_same_traces
 from spyglass.analysis.explain.keys import DEPLOY_KEYS, is_destination, key_rank, skip_key
+from spyglass.analysis.explain.mechanisms import per_trace_sql
 from spyglass.analysis.explain.numbers import clip, ms, rounded
 from spyglass.analysis.explain.places import Moments
 from spyglass.analysis.explain.symptom import Windows
@@ -241,13 +242,9 @@ def switching_value(w: Windows, mechanism: Finding) -> Finding | None:
     it holds."""
     if mechanism.operation is None:
         return None
-    x = ("dur" if mechanism.kind == Kind.SEQUENTIAL else "self_ns") if w.latency else "err::INT"
     rows = w.q(
         f"""
-        WITH per AS (
-            SELECT tix, win, any_value(w) AS w, sum({x})::DOUBLE AS x FROM own
-            WHERE service = $1 AND name = $2 GROUP BY ALL
-        ), vals AS (
+        WITH per AS ({per_trace_sql(w, mechanism)}), vals AS (
             SELECT DISTINCT a.tix, a.service, a.k, a.v FROM attrs a JOIN per USING (tix) WHERE a.v IS NOT NULL
         )
         SELECT service, k, v, {_MOMENTS_BY_WINDOW} FROM vals JOIN per USING (tix) GROUP BY ALL
@@ -271,9 +268,10 @@ def switching_value(w: Windows, mechanism: Finding) -> Finding | None:
         found = value_gap(a1, a0, t1, t0)
         if found is None or not found[2]:
             continue  # a value on every request through the operation does not say which
-        if (a1.x - a1.n * t0.mean) / growth >= SWITCHED_SHARE:
+        held = (a1.x - a1.n * t0.mean) / growth
+        if held >= SWITCHED_SHARE:
             gap, reference, _ = found
-            passing.append((gap, service, key, value, a1, a0, reference))
+            passing.append((gap, service, key, value, a1, a0, reference, held))
     passing.sort(key=lambda p: (-p[0], key_rank(p[2]), p[1], p[2], p[3]))
     # A value on every span of the operations carrying it (a query's text) marks the request's shape, not it.
     probes = [
@@ -284,8 +282,8 @@ def switching_value(w: Windows, mechanism: Finding) -> Finding | None:
     best = next((p for p in passing if (p[1], p[2], p[3]) in kept), None)
     if best is None:
         return None
-    gap, _, key, value, a1, a0, reference = best
-    held = min((a1.x - a1.n * t0.mean) / growth, 1.0)
+    _, _, key, value, a1, a0, reference, held = best
+    held = min(held, 1.0)
     r0 = t0.minus(a0)
     unit, measure = (ms, "own_ms_per_request") if w.latency else (rounded, "error_rate")
     if mechanism.kind == Kind.SEQUENTIAL and w.latency:

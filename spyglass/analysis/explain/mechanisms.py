@@ -277,3 +277,12 @@ def relabel_peers(w: Windows, findings: list[Finding]) -> None:
                 f.kind, f.where = Kind.ATTRIBUTE, True
                 f.key, f.value, f.operation = "peer.service", peers[0][0], None
                 f.evidence = {**f.evidence, "also": [also]}
+
+
+def per_trace_sql(w: Windows, mechanism: Finding) -> str:
+    """SQL of a mechanism's measure per trace that reached its operation (``tix, win, w, x``; ``$1`` and ``$2``
+    bind its service and operation): calls made sequential show in the parent's whole time, every other
+    mechanism in the own time; errors in the failed spans."""
+    x = ("dur" if mechanism.kind == Kind.SEQUENTIAL else "self_ns") if w.latency else "err::INT"
+    return f"""SELECT tix, win, any_value(w) AS w, sum({x})::DOUBLE AS x FROM own
+               WHERE service = $1 AND name = $2 GROUP BY ALL"""  # noqa: S608

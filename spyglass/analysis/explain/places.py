@@ -301,11 +301,12 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
     for i, p in enumerate(found):  # strongest first
         if i in taken:
             continue
-        family = [
-            q
+        members = [
+            j
             for j, q in enumerate(found)
             if j not in taken and (q.resources <= p.resources or p.resources <= q.resources)
         ]
+        family = [found[j] for j in members]
 
         def echoes(q: Place, family: list[Place] = family) -> bool:
             """What each broader place explains beyond ``q`` is within noise."""
@@ -320,7 +321,7 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
         )
         if chosen is None:  # no place explains as much as all that contain it: the one explaining most
             chosen = max(family, key=lambda q: q.total)
-        taken.update(j for j, q in enumerate(found) if any(q is f for f in family))
+        taken.update(members)
         kept.append((chosen, [q for q in family if q is not chosen]))
     return kept
 
@@ -337,7 +338,7 @@ def _se_beyond(broad: Place, narrow: Place) -> float:
 def place_findings(w: Windows) -> list[Finding]:
     """Resource values (where spans ran), judged by their own spans across every service that carries them."""
     latency = w.latency
-    growth = w.dmean if latency else w.rate1 - w.rate0
+    growth = w.delta
     if growth <= 0:
         return []
     span_measure(w.db, w.req.signal)
@@ -349,7 +350,7 @@ def place_findings(w: Windows) -> list[Finding]:
             continue
         services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]
         with_share, without_share = _symptom_shares(w, place.key, place.value)
-        unit = ms if latency else (lambda x: rounded(x, 4))
+        unit = ms if latency else rounded
         measure = "ms" if latency else "errors_originated_per_span"
         findings.append(
             Finding(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from spyglass.analysis.explain.candidates import switching_value
 from spyglass.analysis.explain.finding import MECHANISMS, Finding, Kind
+from spyglass.analysis.explain.mechanisms import per_trace_sql
 
 if TYPE_CHECKING:
     from spyglass.analysis.explain.symptom import Windows
@@ -67,13 +68,13 @@ def tell_once(w: Windows, findings: list[Finding]) -> list[Finding]:
     # requests that reached the mechanism's operation (strongest mechanisms first, a few at most).
     for m in sorted((m for m in mechanisms if id(m) not in told), key=_order)[:REFINED]:
         found = switching_value(w, m)
+        if found is None:
+            continue
         same = [
-            f
-            for f in findings
-            if f.kind == Kind.ATTRIBUTE and (f.key, f.value) == (found and (found.key, found.value))
+            f for f in findings if f.kind == Kind.ATTRIBUTE and (f.key, f.value) == (found.key, found.value)
         ]
-        if found is None or any(id(f) in told for f in same):
-            continue  # none, or the value already tells another mechanism
+        if any(id(f) in told for f in same):
+            continue  # the value already tells another mechanism
         for other in same:  # the same value found across traces: one finding
             found.score = max(found.score, other.score)
             other.score = -1.0
@@ -138,16 +139,11 @@ def _concentrated(w: Windows, where: Finding, value: Finding) -> bool:
     """Whether the operation's growth (own time, or errors) happened on the requests carrying the value."""
     if where.operation is None:
         return False  # a peer named by its caller's operation: no operation left to look into
-    # Calls made sequential show in the parent's whole time, every other mechanism in the own time.
-    x = ("dur" if where.kind == Kind.SEQUENTIAL else "self_ns") if w.latency else "err::INT"
     row = w.q(
         f"""
         WITH marked AS (  -- a request carries the value wherever a span of it shows the value
             SELECT DISTINCT tix FROM attrs WHERE win = 1 AND k = $3 AND v = $4
-        ), per AS (
-            SELECT tix, win, any_value(w) AS w, sum({x})::DOUBLE AS x FROM own
-            WHERE service = $1 AND name = $2 GROUP BY ALL
-        )
+        ), per AS ({per_trace_sql(w, where)})
         SELECT sum(t.w * coalesce(p.x, 0)) FILTER (WHERE t.win = 0) / sum(t.w) FILTER (WHERE t.win = 0),
                sum(t.w * coalesce(p.x, 0)) FILTER (WHERE t.win = 1),
                sum(t.w) FILTER (WHERE t.win = 1),

@@ -94,9 +94,9 @@ class Windows:
         counts = dict(self.q("SELECT win, count(*) FROM roots GROUP BY win"))
         if counts.get(0, 0) < 2 or counts.get(1, 0) < 2:
             return False
-        self.kept = {win: min(1.0, TRACES_PER_WINDOW / n) for win, n in counts.items()}
-        if min(self.kept.values()) < 1.0:
-            self._subsample()
+        kept = {win: min(1.0, TRACES_PER_WINDOW / n) for win, n in counts.items()}
+        if min(kept.values()) < 1.0:
+            self._subsample(kept)
         if self.req.signal == "latency":
             (threshold,) = self.q(
                 "SELECT quantile_cont(root_dur, $1) FROM roots WHERE win = 0", [SLOW_QUANTILE]
@@ -141,7 +141,7 @@ class Windows:
         self.ydelta = ydelta if self.latency and ydelta > 0 else self.delta
         return True
 
-    def _subsample(self) -> None:
+    def _subsample(self, kept: dict[int, float]) -> None:
         """Keep about ``TRACES_PER_WINDOW`` traces of each window, uniformly by a hash of the trace id (equal
         weights within a window keep every standard error honest), each weighed up by the share left out. The
         hash is salted: a store that already sampled by the trace id's plain hash stays uniformly sampled."""
@@ -152,7 +152,7 @@ class Windows:
             SELECT * REPLACE (w / CASE win WHEN 1 THEN $k1 ELSE $k0 END AS w) FROM roots
             WHERE hash(trace_id, 'explain') % {scale} < CASE win WHEN 1 THEN $k1 ELSE $k0 END * {scale}
             """,  # noqa: S608
-            {"k0": self.kept.get(0, 1.0), "k1": self.kept.get(1, 1.0)},
+            {"k0": kept[0], "k1": kept[1]},
         )
 
     def _trace_spans(self) -> None:
