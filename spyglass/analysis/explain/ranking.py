@@ -31,8 +31,16 @@ KIND_PRECEDENCE = {
 }
 
 
-def _order(f: Finding) -> tuple[float, int]:
-    return (-round(f.score, 3), KIND_PRECEDENCE[f.kind])
+def _order(f: Finding) -> tuple[float, int, str, str, str, str]:
+    """Strongest first; among equals, by kind, then by name, so the same spans give the same order every run."""
+    return (
+        -round(f.score, 3),
+        KIND_PRECEDENCE[f.kind],
+        f.service,
+        f.operation or "",
+        f.key or "",
+        f.value or "",
+    )
 
 
 def rank(findings: list[Finding], limit: int) -> list[Finding]:
