@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.model.attributes import typed_attributes
 from spyglass.model.schema import KIND_NAMES, STATUS_NAMES
@@ -27,16 +28,27 @@ def parse_trace_id(text: str) -> bytes | None:
         return None
 
 
+_DEDUPE_KEYS = ["span_id", "service", "kind", "start_ns"]
+
+
+def distinct_spans(table: pa.Table) -> pa.Table:
+    """Each span once (by id, service, kind and start: retried exports can repeat spans), ordered by start time
+    then span id; in Arrow, so a big trace is never turned into Python rows whole."""
+    if table.num_rows == 0:
+        return table
+    ordered = table.take(
+        pc.sort_indices(table, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")])
+    )
+    keys = ordered.select(_DEDUPE_KEYS).append_column("_row", pa.array(range(ordered.num_rows), pa.int64()))
+    first = keys.group_by(_DEDUPE_KEYS, use_threads=False).aggregate([("_row", "min")]).column("_row_min")
+    if len(first) == ordered.num_rows:
+        return ordered
+    return ordered.take(pc.sort_indices(first))
+
+
 def span_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """Distinct spans of a table as Python rows, ordered by start time (retried exports can repeat spans)."""
-    seen: set[tuple[bytes, str, int, int]] = set()
-    rows = []
-    for row in sorted(table.to_pylist(), key=lambda r: (r["start_ns"], r["span_id"])):
-        key = (row["span_id"], row["service"], row["kind"], row["start_ns"])
-        if key not in seen:
-            seen.add(key)
-            rows.append(row)
-    return rows
+    """Distinct spans of a table as Python rows, ordered by start time (``distinct_spans``)."""
+    return distinct_spans(table).to_pylist()
 
 
 def span_to_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -24,23 +24,6 @@ STREAM_SLICE_SPANS = 2_000
 #: Largest ``limit`` of one page.
 MAX_PAGE_SPANS = 10_000
 
-_DEDUPE_KEYS = ["span_id", "service", "kind", "start_ns"]
-
-
-def distinct_spans(table: pa.Table) -> pa.Table:
-    """Each span once, ordered by start time then span id (retried exports can repeat spans): the Arrow twin of
-    ``span_json.span_rows``, so a big trace is never turned into Python rows whole."""
-    if table.num_rows == 0:
-        return table
-    ordered = table.take(
-        pc.sort_indices(table, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")])
-    )
-    keys = ordered.select(_DEDUPE_KEYS).append_column("_row", pa.array(range(ordered.num_rows), pa.int64()))
-    first = keys.group_by(_DEDUPE_KEYS, use_threads=False).aggregate([("_row", "min")]).column("_row_min")
-    if len(first) == ordered.num_rows:
-        return ordered
-    return ordered.take(pc.sort_indices(first))
-
 
 def span_objects(spans: pa.Table) -> list[dict[str, Any]]:
     """A slice of distinct spans as API.md ``Span`` objects."""

@@ -19,11 +19,10 @@ from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import BadRequest, attribute_filters, optional_bool, optional_float, optional_int
-from spyglass.api.span_json import hex_id, parse_trace_id, summary_to_json
+from spyglass.api.span_json import distinct_spans, hex_id, parse_trace_id, summary_to_json
 from spyglass.api.trace_pages import (
     MAX_PAGE_SPANS,
     STREAM_ABOVE_SPANS,
-    distinct_spans,
     span_objects,
     stream_trace,
     trace_columns,

@@ -26,7 +26,6 @@ import pyarrow as pa
 
 from spyglass.model.schema import SPAN_ID, SpanKind
 
-_MASK = (1 << 64) - 1
 # splitmix64's constants: a bijection on 64-bit words that scatters neighbouring ids far apart.
 _GAMMA = 0x9E3779B97F4A7C15
 _MIX_1 = 0xBF58476D1CE4E5B9
@@ -38,20 +37,12 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 def server_half_id(shared_span_id: bytes) -> bytes:
     """The id the server half of a shared span gets: a fixed function of the shared id, never zero."""
-    word = _mix_word(int.from_bytes(shared_span_id, "big"))
-    return word.to_bytes(8, "big")
-
-
-def _mix_word(word: int) -> int:
-    z = (word + _GAMMA) & _MASK
-    z = ((z ^ (z >> 30)) * _MIX_1) & _MASK
-    z = ((z ^ (z >> 27)) * _MIX_2) & _MASK
-    z ^= z >> 31
-    return z or 1  # an id of zero is invalid
+    return _mix_words(np.frombuffer(shared_span_id, dtype=">u8").astype(np.uint64)).astype(">u8").tobytes()
 
 
 def _mix_words(words: np.ndarray) -> np.ndarray:
-    """``_mix_word`` over an array of uint64 words (numpy wraps uint64 arithmetic modulo 2**64)."""
+    """splitmix64's finalizer over uint64 words (numpy wraps uint64 arithmetic modulo 2**64); an id of zero is
+    invalid, so zero becomes one."""
     with np.errstate(over="ignore"):
         z = words + np.uint64(_GAMMA)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX_1)

@@ -12,7 +12,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from spyglass.api.trace_pages import STREAM_SLICE_SPANS, distinct_spans, span_objects, stream_trace
+from spyglass.api.span_json import distinct_spans
+from spyglass.api.trace_pages import STREAM_SLICE_SPANS, span_objects, stream_trace
 from tests.conftest import RunningServer
 from tests.support.big_trace import BigTrace, batch_job, server_with_batch_job
 from tests.web.conftest import otlp_span, otlp_trace, send_otlp_json
