@@ -32,8 +32,8 @@ VIEWPORT = {"width": 1400, "height": 1000}
 # Short windows, as in tests/e2e/test_explain_scenarios.py: enough traces on each side for explain. The
 # baseline runs longer than the fault: explain compares the fault with the equally long window just before it,
 # which then leaves out the demo's first seconds (cold connection pools, noisy latencies).
-BASELINE_S = 20.0
-FAULT_S = 12.0
+BASELINE_S = 24.0
+FAULT_S = 16.0
 RATE = 40.0
 
 
