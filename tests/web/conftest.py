@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from spyglass.demo.runner import DemoStats, run_demo
+from spyglass.demo.runner import DemoStats
 from spyglass.web.routes import SHELL
 from tests.conftest import RunningServer
+from tests.support.demo_process import run_demo_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -87,7 +88,7 @@ def fed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FedServer]:
     ports = instance.start_in_thread()
     server = RunningServer(instance, ports, directory)
     try:
-        stats = run_demo(
+        stats = run_demo_process(
             server.otlp_http,
             duration_s=BASELINE_S + FAULT_S,
             scenario="slow-version",
