@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from spyglass.analysis.explain import COLUMNS, TRACES_PER_WINDOW, ExplainRequest, explain_spans
 from spyglass.analysis.ownership import Ownership
+from spyglass.model.adjusted_count import span_weights
 from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, Store
 
 #: How long after its root started a trace's last span may start (reads go this far past a window).
@@ -82,8 +83,9 @@ def gather_spans(store: Store, buffer: Buffer | None, req: ExplainRequest) -> pa
             begin = max(start, covered)
             column = snapshot.column("start_ns")
             live = snapshot.filter(pc.and_(pc.greater_equal(column, begin), pc.less(column, end)))
-            live = live.select(COLUMNS)
-            live = live.append_column("sample_weight", pa.array([1.0] * live.num_rows, pa.float64()))
+            # Undecided spans stand for themselves, or for what their service's head sampling dropped.
+            weights = span_weights(live.column("trace_state"))
+            live = live.select(COLUMNS).append_column("sample_weight", weights)
             parts.append(live.cast(_schema(live)))
     if not parts:
         return pa.table({name: [] for name in _READ})

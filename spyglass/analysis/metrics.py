@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.adjusted_count import span_weights
 from spyglass.model.schema import StatusCode
 from spyglass.satellite.sketch import bucket_index, grouped_quantiles
 from spyglass.store.protocol import ScanFilter, Store
@@ -283,7 +284,7 @@ def _span_cells(
             if query.operation is not None:
                 mask = pc.and_(mask, pc.equal(buffered.column("name"), query.operation))
             buffered = buffered.filter(mask)
-            weights = pa.array(np.ones(buffered.num_rows), pa.float64())
+            weights = span_weights(buffered.column("trace_state"))  # head-sampled spans' adjusted counts
             buffered = buffered.append_column("sample_weight", weights).select(SPAN_COLUMNS)
             tables.append(buffered.cast(tables[0].schema))
     spans = pa.concat_tables(tables)

@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.adjusted_count import adjusted_counts, whole_counts
 from spyglass.model.schema import StatusCode
 from spyglass.satellite.sketch import BIN_DTYPE, bucket_index, bucket_value
 from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA
@@ -118,11 +119,18 @@ class RedTotals:
     buckets: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_BOUNDS_S))
 
 
-def _reduce_raw(raw: Codes) -> tuple[Codes, Codes, Codes]:
-    """Raw codes (error flag in the low bit) -> sorted distinct row codes, their counts and their errors."""
-    ordered = np.sort(raw)
-    starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
-    multiplicity = np.diff(np.append(starts, ordered.size))
+def _reduce_raw(raw: Codes, weights: Codes | None = None) -> tuple[Codes, Codes, Codes]:
+    """Raw codes (error flag in the low bit) -> sorted distinct row codes, their counts and their errors. A
+    code counts once, or by its weight (the spans a head-sampled span stands for)."""
+    if weights is None:
+        ordered = np.sort(raw)
+        starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
+        multiplicity = np.diff(np.append(starts, ordered.size))
+    else:
+        order = np.argsort(raw, kind="stable")
+        ordered = raw[order]
+        starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
+        multiplicity = np.add.reduceat(weights[order], starts)
     distinct = ordered[starts]
     rows = distinct >> 1
     with_error = multiplicity * (distinct & 1)
@@ -159,7 +167,7 @@ _EMPTY_ROWS: tuple[Codes, Codes, Codes] = (
 class _Bucket:
     """One time bucket: sorted distinct row codes with counts and errors, plus raw codes not merged yet."""
 
-    __slots__ = ("start_ns", "bucket_s", "first_seen_s", "rows", "tail", "tail_size")
+    __slots__ = ("start_ns", "bucket_s", "first_seen_s", "rows", "tail", "weights", "tail_size")
 
     def __init__(self, start_ns: int, bucket_s: int, first_seen_s: float) -> None:
         self.start_ns = start_ns
@@ -167,10 +175,12 @@ class _Bucket:
         self.first_seen_s = first_seen_s
         self.rows = _EMPTY_ROWS
         self.tail: list[Codes] = []
+        self.weights: list[Codes | None] = []  # per tail part: None when each code counts once
         self.tail_size = 0
 
-    def add(self, raw: Codes) -> None:
+    def add(self, raw: Codes, weights: Codes | None = None) -> None:
         self.tail.append(raw)
+        self.weights.append(weights)
         self.tail_size += raw.size
         if self.tail_size >= _TAIL_ROWS:
             self.compact()
@@ -178,8 +188,17 @@ class _Bucket:
     def compact(self) -> tuple[Codes, Codes, Codes]:
         """Merge the tail in; returns the rows (new arrays each time, so readers may keep them)."""
         if self.tail:
-            self.rows = _merge_rows(self.rows, _reduce_raw(np.concatenate(self.tail)))
+            weights = None
+            if any(part is not None for part in self.weights):
+                weights = np.concatenate(
+                    [
+                        np.ones(raw.size, np.int64) if part is None else part
+                        for raw, part in zip(self.tail, self.weights, strict=True)
+                    ]
+                )
+            self.rows = _merge_rows(self.rows, _reduce_raw(np.concatenate(self.tail), weights))
             self.tail = []
+            self.weights = []
             self.tail_size = 0
         return self.rows
 
@@ -284,6 +303,7 @@ class Aggregator:
         self._totals: dict[tuple[str, str], RedTotals] = {}
         self._next_rebalance_s = monotonic_s() + rebalance_interval_s
         self._lock = threading.Lock()
+        self._rng = np.random.default_rng()  # rounds fractional adjusted counts, unbiased
         self._publish_lock = threading.Lock()  # held by the writer while it writes drained rows
         self._publish_generation = 0  # odd while drained rows are being written (a sequence lock)
         self.spans_aggregated = 0
@@ -308,6 +328,9 @@ class Aggregator:
         local_series = (services[0] * n_operations + operations[0]) * 8 + kinds
         series_codes, series_of_span = np.unique(local_series, return_inverse=True)
         attribute_spans, attribute_keys, attribute_values = self._attribute_pairs(batch)
+        # Head-sampled spans count as the spans they stand for (``tracestate`` ``ot=th``).
+        adjusted = adjusted_counts(batch.column("trace_state"))
+        weights = None if adjusted is None else whole_counts(adjusted, self._rng)
 
         with self._lock:
             if self._names.full():
@@ -328,7 +351,7 @@ class Aggregator:
             )
             span_series = sids[series_of_span] << _SERIES_SHIFT
             base = ((span_series | bins) << 1) | errors
-            self._add_to_buckets(start_ns, self.bucket_s, base)
+            self._add_to_buckets(start_ns, self.bucket_s, base, weights)
             if attribute_spans.size:
                 value_ids = self._value_ids(attribute_keys, attribute_values)
                 codes = (
@@ -337,7 +360,12 @@ class Aggregator:
                     | value_ids << _VALUE_SHIFT
                     | bins[attribute_spans]
                 ) << 1 | errors[attribute_spans]
-                self._add_to_buckets(start_ns[attribute_spans], self.attribute_bucket_s, codes)
+                self._add_to_buckets(
+                    start_ns[attribute_spans],
+                    self.attribute_bucket_s,
+                    codes,
+                    None if weights is None else weights[attribute_spans],
+                )
             self.spans_aggregated += n
             earliest = int(start_ns.min())
             if self.first_span_ns is None or earliest < self.first_span_ns:
@@ -397,18 +425,21 @@ class Aggregator:
                 ids[j] = _OTHER_VALUE_ID
         return ids[pair_of_row]
 
-    def _add_to_buckets(self, start_ns: Codes, bucket_s: int, codes: Codes) -> None:
+    def _add_to_buckets(
+        self, start_ns: Codes, bucket_s: int, codes: Codes, weights: Codes | None = None
+    ) -> None:
         width_ns = bucket_s * 1_000_000_000
         starts = start_ns - start_ns % width_ns
         first = starts[0]
         if (starts == first).all():
-            self._bucket(int(first), bucket_s).add(codes)
+            self._bucket(int(first), bucket_s).add(codes, weights)
             return
         distinct, which = np.unique(starts, return_inverse=True)
         order = np.argsort(which, kind="stable")
         bounds = np.searchsorted(which[order], np.arange(distinct.size + 1))
         for i, bucket_start in enumerate(distinct.tolist()):
-            self._bucket(bucket_start, bucket_s).add(codes[order[bounds[i] : bounds[i + 1]]])
+            part = order[bounds[i] : bounds[i + 1]]
+            self._bucket(bucket_start, bucket_s).add(codes[part], None if weights is None else weights[part])
 
     def _bucket(self, start_ns: int, bucket_s: int) -> _Bucket:
         bucket = self._buckets.get((start_ns, bucket_s))

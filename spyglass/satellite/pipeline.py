@@ -25,7 +25,7 @@ from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
-from spyglass.satellite.sampler import Sampler, with_weights
+from spyglass.satellite.sampler import Sampler, trace_weights, with_weights
 from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
 
@@ -236,12 +236,12 @@ class Satellite:
         spans = separate_shared_spans(spans)
         decided = _unique_ids(spans)
         kept = self.sampler.decide(spans)
-        kept_traces = kept.group_by("trace_id").aggregate([("sample_weight", "max")])
+        kept_traces = trace_weights(kept)
         weights = np.full(len(decided), np.nan)
         position = pc.index_in(kept_traces.column("trace_id"), value_set=decided).to_numpy(
             zero_copy_only=False
         )
-        weights[position] = kept_traces.column("sample_weight_max").to_numpy()
+        weights[position] = kept_traces.column("sample_weight").to_numpy()
         self.decisions.remember(decided, weights)
         self.buffer.retain_decided(spans, time.time_ns())
         self.counters.traces_decided += len(decided)

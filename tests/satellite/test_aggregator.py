@@ -322,3 +322,58 @@ def test_reads_overlapping_slow_writes_count_every_row_exactly_once() -> None:
         reads += 1
     thread.join()
     assert reads > 0 and len(store) == 60
+
+
+def test_head_sampled_spans_count_as_the_spans_they_stand_for() -> None:
+    """One operation served by three routes: one head-sampled at 10% (``ot=th:e666666666666``), one at 25%
+    (``th:c``), one not at all. Counts, errors and percentiles of the operation, and the count of each route,
+    are the true ones; unweighted, the 10% route would be a tenth of its size and the percentiles wrong."""
+    rng = np.random.default_rng(5)
+    routes = {  # tracestate, keep probability, median latency (ns)
+        "/fast": ("ot=th:e666666666666", 0.1, 1e6),
+        "/slow": ("vendor=x,ot=rv:00000000000000;th:c", 0.25, 20e6),
+        "/mid": (None, 1.0, 5e6),
+    }
+    truth: dict[str, list[int]] = {route: [] for route in routes}
+    true_errors = 0
+    builder = SpanBatchBuilder()
+    for i in range(60_000):
+        route = str(rng.choice(list(routes)))
+        state, keep, median = routes[route]
+        duration = int(median * rng.lognormal(0, 0.3))
+        error = bool(rng.random() < 0.05)
+        truth[route].append(duration)
+        true_errors += error
+        # Systematic head sampling (every 10th, every 4th), so each sample holds its share exactly.
+        if (len(truth[route]) - 1) % round(1 / keep):
+            continue
+        builder.add(
+            trace_id=i.to_bytes(16, "big"),
+            span_id=(i + 1).to_bytes(8, "big"),
+            parent_span_id=None,
+            trace_state=state,
+            service="shop",
+            name="GET",
+            kind=2,
+            start_ns=BASE_NS,
+            duration_ns=duration,
+            status_code=2 if error else 0,
+            attributes=encode_attributes({"http.route": route}.items()),
+        )
+    agg = aggregator()
+    agg.add(builder.finish())
+    rows = agg.drain(final=True)
+    for route, durations in truth.items():
+        got = rows.filter(
+            pc.and_(pc.equal(rows["attr_key"], "http.route"), pc.equal(rows["attr_value"], route))
+        )
+        assert sum(got.column("count").to_pylist()) == pytest.approx(len(durations), rel=0.01), route
+    ops = base(rows).sort_by("bin")
+    assert sum(ops.column("count").to_pylist()) == pytest.approx(60_000, rel=0.01)
+    assert sum(ops.column("errors").to_pylist()) == pytest.approx(true_errors, rel=0.15)
+    everything = np.concatenate([np.array(d) for d in truth.values()])
+    cumulative = np.cumsum(ops.column("count").to_numpy())
+    for q in (0.25, 0.5, 0.9):
+        estimate = int(ops.column("bin").to_numpy()[np.searchsorted(cumulative, q * cumulative[-1])])
+        true_bin = int(sketch_of([int(np.quantile(everything, q))])[0][0])
+        assert abs(estimate - true_bin) <= 3, (q, estimate, true_bin)  # within a few sketch bins

@@ -138,3 +138,59 @@ def test_water_level() -> None:
     assert cap == pytest.approx(0.05)
     assert np.minimum(shares, cap).sum() == pytest.approx(0.11)
     assert _water_level(shares, budget=1.0) == 0.5
+
+
+def debug_and_head_sampled_traces(count: int, start_ns: int) -> tuple[pa.Table, list[bytes], list[bytes]]:
+    """Ordinary-looking ``GET /product`` traces: ``count`` marked debug (Zipkin ``debug``, a Jaeger debug id or
+    ``sampling.priority``) and ``count`` whose root was head-sampled at 25% (``ot=th:c``), child not."""
+    from spyglass.model.builder import SpanBatchBuilder, encode_attributes
+
+    builder = SpanBatchBuilder()
+    debug_ids, sampled_ids = [], []
+    marks = [{"zipkin.debug": True}, {"jaeger-debug-id": "x1"}, {"sampling.priority": 1}]
+    for i in range(2 * count):
+        trace_id = (10**9 + i).to_bytes(16, "big")
+        debug = i < count
+        (debug_ids if debug else sampled_ids).append(trace_id)
+        root = (2 * i + 1).to_bytes(8, "big")
+        for child in (False, True):
+            builder.add(
+                trace_id=trace_id,
+                span_id=(2 * i + 2).to_bytes(8, "big") if child else root,
+                parent_span_id=root if child else None,
+                trace_state=None if debug or child else "ot=th:c",
+                service="web" if not child else "db",
+                name="GET /product" if not child else "SELECT",
+                kind=2 if not child else 3,
+                start_ns=start_ns + i * 1_000_000 + child,
+                duration_ns=20_000_000 // (1 + child),
+                status_code=0,
+                attributes=encode_attributes((marks[i % 3] if debug and child else {}).items()),
+            )
+    return pa.table(builder.finish()), debug_ids, sampled_ids
+
+
+def test_debug_traces_are_always_kept_and_head_sampled_spans_weigh_their_adjusted_count() -> None:
+    rng = np.random.default_rng(7)
+    traffic = synthetic_traffic(rng, 20_000, OPERATIONS, {})
+    extra, debug_ids, sampled_ids = debug_and_head_sampled_traces(300, 1_700_000_000_500_000_000)
+    traffic = pa.concat_tables([traffic, extra.cast(traffic.schema)])
+    kept = run(DynamicSampler(SamplingPolicy(sample_rate=0.01), seed=3), traffic)
+    kept_ids = set(kept.column("trace_id").to_pylist())
+    assert set(debug_ids) <= kept_ids  # every one, at 1%
+    assert len(kept_ids) < 0.05 * 20_600
+    # A kept head-sampled trace: its root weighs 4x its child (the trace's weight times the root's count).
+    assert set(sampled_ids) & kept_ids
+    for trace in set(sampled_ids) & kept_ids:
+        spans = kept.filter(pc.equal(kept.column("trace_id"), trace)).sort_by("start_ns")
+        root, child = spans.column("sample_weight").to_pylist()
+        assert root == pytest.approx(4 * child)
+    everything = KeepAllSampler().decide(extra)
+    weights = dict(
+        zip(
+            everything.column("trace_state").to_pylist(),
+            everything.column("sample_weight").to_pylist(),
+            strict=True,
+        )
+    )
+    assert weights == {"ot=th:c": 4.0, None: 1.0}

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.adjusted_count import span_weights
 from spyglass.model.schema import TREE_COLUMNS
 
 #: Columns explain reads (``sample_weight`` is added as 1.0 when the source has none).
@@ -52,7 +53,12 @@ class Windows:
         self.req = req
         self.db = duckdb.connect()
         if "sample_weight" not in spans.column_names:
-            spans = spans.append_column("sample_weight", pa.array([1.0] * spans.num_rows, pa.float64()))
+            weights = (
+                span_weights(spans.column("trace_state"))
+                if "trace_state" in spans.column_names
+                else pa.array(np.ones(spans.num_rows), pa.float64())
+            )
+            spans = spans.append_column("sample_weight", weights)
         self.spans = spans.select([*COLUMNS, "sample_weight"])
         self.db.register("raw", self.spans)
 
