@@ -13,12 +13,14 @@ Needs ``node`` and the pinned packages: ``npm ci --prefix tests/e2e/js`` (see ``
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from spyglass.model.shared_spans import server_half_id
@@ -40,10 +42,13 @@ def node() -> str:
     return node
 
 
-def run_rpc(node: str, spyglass: RunningServer, join: bool, fail: bool) -> dict[str, Any]:
+def run_rpc(
+    node: str, spyglass: RunningServer, join: bool, fail: bool, debug: bool = False
+) -> dict[str, Any]:
     """Run the Node script; returns the ids it printed (``trace_id``, ``root_id``, ``client_id``...)."""
     command = [node, str(SCRIPT), "--endpoint", spyglass.zipkin]
     command += ["--join", "yes" if join else "no", "--fail", "yes" if fail else "no"]
+    command += ["--debug", "yes" if debug else "no"]
     done = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, f"zipkin_rpc.mjs exited {done.returncode}\n{done.stdout}\n{done.stderr}"
     sent = json.loads(done.stdout.strip().splitlines()[-1])
@@ -148,3 +153,75 @@ def test_error_tags_show_once_and_error_search_finds_them(node: str, spyglass: R
         assert [t["traceID"] for t in found["data"]] == [failed["trace_id"].rjust(32, "0")]
         every = spyglass.get("/api/traces", params={"service": service, **window}).json()["data"]
         assert {t["traceID"] for t in every} == {sent["trace_id"].rjust(32, "0") for sent in (ok, failed)}
+
+
+def ordinary_traces(count: int, shape: list[dict[str, Any]], debug_every: int) -> list[dict[str, Any]]:
+    """``count`` Zipkin v2 traces of one shape (a chain of the given spans' service, name, kind and offsets),
+    their times spread around the given ones: the everyday traffic a 1% sampler drops almost all of. Every
+    ``debug_every``-th trace is marked debug and otherwise alike."""
+    kinds = {"client": "CLIENT", "server": "SERVER"}
+    rng = random.Random(5)
+    spans = []
+    start_us = time.time_ns() // 1000 - 60_000_000
+    origin = shape[0]["start_ns"]
+    for t in range(count):
+        trace_id = f"{0xD0000000 + t:032x}"
+        stretch = rng.lognormvariate(0, 0.5)
+        parent = None
+        for depth, model in enumerate(shape):
+            span_id = f"{(t << 8) + depth + 1:016x}"
+            span: dict[str, Any] = {
+                "traceId": trace_id,
+                "id": span_id,
+                "name": model["name"],
+                "timestamp": start_us + t * 1000 + int((model["start_ns"] - origin) * stretch / 1000),
+                "duration": max(1, int(model["duration_ns"] * stretch / 1000)),
+                "localEndpoint": {"serviceName": model["service"]},
+            }
+            if model["kind"] in kinds:
+                span["kind"] = kinds[model["kind"]]
+            if parent:
+                span["parentId"] = parent
+            if t % debug_every == 0:
+                span["debug"] = True
+            spans.append(span)
+            parent = span_id
+    return spans
+
+
+def test_debug_traces_are_kept_at_one_percent(node: str, start_server: Any) -> None:
+    """At ``--sample-rate 0.01``, after hundreds of everyday traces of the same services and operations, every
+    trace the Zipkin JS tracer marks debug is stored whole."""
+    # The spans the JS tracer's trace is made of, as a server that keeps everything stores them.
+    probe: RunningServer = start_server()
+    sent = run_rpc(node, probe, join=True, fail=False)
+    probe.wait_for(lambda s: s["spans_received"] >= 4)
+    probe.flush()
+    spans = probe.get(f"/api/v1/traces/{sent['trace_id']}").json()["spans"]
+    shape = sorted(spans, key=lambda s: s["start_ns"])
+
+    server: RunningServer = start_server(sample_rate=0.01, decision_wait_s=0.3)
+    response = httpx.post(server.zipkin, json=ordinary_traces(400, shape, debug_every=20), timeout=30)
+    assert response.status_code == 202, response.text
+    server.wait_for(lambda s: s["traces_decided"] >= 400, timeout_s=30)
+    server.flush()
+    # What the store holds (a trace by id would also be found in the recall buffer, kept or not).
+    search = {"service": FRONTEND, "start_ns": 0, "limit": 1000}
+    stored = {t["trace_id"] for t in server.get("/api/v1/traces", params=search).json()["traces"]}
+    assert {f"{0xD0000000 + t:032x}" for t in range(0, 400, 20)} <= stored
+    assert len(stored) - 20 < 40, len(stored)  # the everyday traffic is sampled: at most a tenth of it kept
+
+    # One everyday JS trace first: what is new about it (its peer, its attributes) is then known.
+    run_rpc(node, server, join=True, fail=False)
+    server.wait_for(lambda s: s["traces_decided"] >= 401, timeout_s=30)
+    debug = [run_rpc(node, server, join=True, fail=False, debug=True) for _ in range(3)]
+    server.wait_for(lambda s: s["traces_decided"] >= 404, timeout_s=30)
+    server.flush()
+    stored = {t["trace_id"] for t in server.get("/api/v1/traces", params=search).json()["traces"]}
+    for sent in debug:
+        assert sent["trace_id"].zfill(32) in stored  # 64-bit Zipkin ids come back as 128-bit ids
+        response = server.get(f"/api/v1/traces/{sent['trace_id']}")
+        assert response.status_code == 200, (sent, response.text)
+        spans = response.json()["spans"]
+        assert len(spans) == 4, spans
+        assert all(s["attributes"].get("zipkin.debug") is True for s in spans), spans

@@ -2,7 +2,7 @@
 // One RPC traced with the Zipkin JS tracer (npm `zipkin`) and reported with its HTTP transport
 // (`zipkin-transport-http`), both used unchanged, to spyglass's Zipkin endpoint.
 //
-//   node zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no]
+//   node zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no] [--debug yes|no]
 //
 // Two tracers stand for two processes, each with its own recorder and transport (so each reports in requests of
 // its own): "zipkin-frontend" runs a local span "checkout" that calls "zipkin-backend" over real HTTP with the
@@ -10,7 +10,8 @@
 // --join yes (zipkin-js's default, supportsJoin), records its SERVER span under the client's span id, marked
 // shared. Inside it the backend runs a local span "SELECT orders" (failing with --fail yes, and the RPC then
 // answers 503). The backend reports the child before the server span, and the frontend reports its client
-// span after both, in separate requests.
+// span after both, in separate requests. With --debug yes the root carries Zipkin's debug flag (B3 `X-B3-Flags:
+// 1`), which every span of the trace inherits and reports as `"debug": true`.
 //
 // On success it prints one JSON line to stdout,
 //   {"trace_id", "root_id", "client_id", "server_id", "server_shared", "db_id", "requests"}
@@ -22,7 +23,7 @@ import zipkinTransportHttp from 'zipkin-transport-http';
 
 const { Tracer, BatchRecorder, ExplicitContext, Instrumentation, jsonEncoder } = zipkin;
 const { HttpLogger } = zipkinTransportHttp;
-const USAGE = 'usage: zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no]';
+const USAGE = 'usage: zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no] [--debug yes|no]';
 
 function fail(message) {
   process.stderr.write(`zipkin_rpc: ${message}\n${USAGE}\n`);
@@ -30,18 +31,33 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const options = { endpoint: undefined, join: 'yes', fail: 'no' };
+  const options = { endpoint: undefined, join: 'yes', fail: 'no', debug: 'no' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '');
     if (!(key in options) || argv[i + 1] === undefined) fail(`bad argument ${JSON.stringify(argv[i])}`);
     options[key] = argv[i + 1];
   }
   if (!options.endpoint) fail('--endpoint is required');
-  for (const key of ['join', 'fail']) if (!['yes', 'no'].includes(options[key])) fail(`--${key} must be yes or no`);
+  for (const key of ['join', 'fail', 'debug']) if (!['yes', 'no'].includes(options[key])) fail(`--${key} must be yes or no`);
   return options;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `tracer.local(name, callable)`, as a new trace's root whose id carries the debug flag when `debug`. */
+function localRoot(tracer, serviceName, name, debug, callable) {
+  if (!debug) return tracer.local(name, callable);
+  return tracer.scoped(() => {
+    const id = tracer.createRootId(new zipkin.option.Some(true), true);
+    tracer.setId(id);
+    tracer.recordServiceName(serviceName);
+    tracer.recordAnnotation(new zipkin.Annotation.LocalOperationStart(name));
+    return callable().then((value) => {
+      tracer.letId(id, () => tracer.recordAnnotation(new zipkin.Annotation.LocalOperationStop()));
+      return value;
+    });
+  });
+}
 
 /** A process's reporting: the stock transport, with fetch wrapped only to see every answer. */
 function reporting(endpoint, outcome) {
@@ -105,7 +121,7 @@ async function main() {
   const url = `http://127.0.0.1:${server.address().port}/orders/42`;
 
   const client = new Instrumentation.HttpClient({ tracer: frontend, remoteServiceName: 'zipkin-backend' });
-  await frontend.local('checkout', () => {
+  await localRoot(frontend, 'zipkin-frontend', 'checkout', options.debug === 'yes', () => {
     ids.trace_id = frontend.id.traceId;
     ids.root_id = frontend.id.spanId;
     const traced = client.recordRequest({ headers: {} }, url, 'GET');
