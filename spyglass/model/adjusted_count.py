@@ -28,8 +28,7 @@ Weights = npt.NDArray[np.float64]
 
 def threshold_count(threshold_hex: str) -> float:
     """The adjusted count of one ``th`` value (hex digits, trailing zeros omitted)."""
-    threshold = int(threshold_hex.ljust(14, "0"), 16)
-    return min(_FULL / (_FULL - threshold), MAX_ADJUSTED_COUNT)
+    return float(_counts_of_thresholds(pa.array([threshold_hex]))[0])
 
 
 def adjusted_counts(trace_state: pa.Array | pa.ChunkedArray) -> Weights | None:
@@ -41,17 +40,34 @@ def adjusted_counts(trace_state: pa.Array | pa.ChunkedArray) -> Weights | None:
         trace_state = trace_state.combine_chunks()
     if not pc.any(pc.match_substring(trace_state, "th:")).as_py():
         return None
-    found = pc.extract_regex(trace_state, _THRESHOLD)
-    valid = pc.is_valid(found)
-    if not pc.any(valid).as_py():
-        return None
-    encoded = pc.dictionary_encode(pc.struct_field(found, [0]).filter(valid))
-    by_value = np.array([threshold_count(text) for text in encoded.dictionary.to_pylist()], np.float64)
-    counts = np.ones(len(trace_state), np.float64)
-    counts[np.flatnonzero(valid.to_numpy(zero_copy_only=False))] = by_value[
-        encoded.indices.to_numpy(zero_copy_only=False)
-    ]
+    # A service writes a handful of distinct tracestates: each is parsed once, with no Python step per value
+    # (a flood of distinct ones costs a hash and a regex pass, like any other string column).
+    encoded = pc.dictionary_encode(trace_state)
+    found = pc.extract_regex(encoded.dictionary, _THRESHOLD)
+    valid = pc.is_valid(found).to_numpy(zero_copy_only=False)
+    by_value = np.ones(len(encoded.dictionary), np.float64)
+    if valid.any():
+        thresholds = pc.struct_field(found, [0]).filter(pa.array(valid))
+        by_value[valid] = _counts_of_thresholds(thresholds)
+    counts = by_value[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
+    counts[trace_state.is_null().to_numpy(zero_copy_only=False)] = 1.0
     return counts
+
+
+_NIBBLE = np.zeros(256, np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint64)
+_PLACES = np.uint64(16) ** np.arange(13, -1, -1, dtype=np.uint64)
+
+
+def _counts_of_thresholds(thresholds: pa.Array) -> Weights:
+    """Adjusted counts of ``th`` values (1-14 lowercase hex digits), all at once: right-padded with zeros to 14
+    digits, read as 56-bit integers."""
+    padded = pc.utf8_rpad(thresholds, width=14, padding="0")
+    offsets = np.frombuffer(padded.buffers()[1], np.int32)[padded.offset : padded.offset + len(padded) + 1]
+    digits = np.frombuffer(padded.buffers()[2], np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 14)
+    threshold = (_NIBBLE[digits] * _PLACES).sum(axis=1, dtype=np.uint64)
+    room = (np.uint64(_FULL) - threshold).astype(np.float64)
+    return np.minimum(float(_FULL) / room, MAX_ADJUSTED_COUNT)
 
 
 def span_weights(trace_state: pa.Array | pa.ChunkedArray) -> pa.Array:
