@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import span_weights
 from spyglass.model.schema import StatusCode
-from spyglass.satellite.sketch import bucket_index, grouped_quantiles
+from spyglass.model.sketch import bucket_index, grouped_quantiles
 from spyglass.store.protocol import ScanFilter, Store
 
 QUANTILES = (0.5, 0.9, 0.99)

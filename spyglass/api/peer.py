@@ -34,10 +34,10 @@ from spyglass.cluster.peer_client import (
     table_to_ipc,
 )
 from spyglass.cluster.views import filter_from_args, query_from_args
+from spyglass.model.rollups import ROLLUP_SCHEMA
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.ingest import HTTP_STATUS, Outcome, ReceiverSettings, ingest
 from spyglass.receivers.otlp_http import PROTOBUF, error_response
-from spyglass.store.protocol import ROLLUP_SCHEMA
 
 
 def _arrow(table: pa.Table) -> Response:

@@ -2,7 +2,7 @@
 deployments (new ``service.version`` values), and one trace's critical path.
 
 Each answer comes from what the API already reads: the rollups of 100% of spans (stored plus not yet stored),
-the recall buffer, and the store; the math lives in ``spyglass.analysis`` and ``spyglass.satellite.sketch``.
+the recall buffer, and the store; the math lives in ``spyglass.analysis`` and ``spyglass.model.sketch``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from spyglass.api.params import MAX_STEP_S, BadRequest, optional_int
 from spyglass.api.span_json import hex_id, parse_trace_id
 from spyglass.api.v1 import window
 from spyglass.model.schema import SpanKind
-from spyglass.satellite.sketch import bucket_value, grouped_quantiles
+from spyglass.model.sketch import bucket_value, grouped_quantiles
 from spyglass.store.protocol import ScanFilter
 
 #: Span kinds that are a service's own entry points: their rate, errors and latency are the service's RED.

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.cluster.peer_client import PeerClient
+from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.satellite.aggregator import merge_rollups
 from spyglass.satellite.pipeline import Satellite, SatelliteCounters
-from spyglass.store.protocol import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, ScanFilter, Store, TraceQuery
+from spyglass.store.protocol import ScanFilter, Store, TraceQuery
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

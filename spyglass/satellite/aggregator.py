@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
+from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA
 from spyglass.model.schema import StatusCode
-from spyglass.satellite.sketch import BIN_DTYPE, bucket_index, bucket_value
-from spyglass.store.protocol import ROLLUP_KEY, ROLLUP_SCHEMA
+from spyglass.model.sketch import BIN_DTYPE, bucket_index, bucket_value
 
 #: The attributes that most often explain a change: version, infrastructure, dependency, route, status.
 DEFAULT_ATTRIBUTE_KEYS: tuple[str, ...] = (

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver import exceptions as clickhouse_errors
 
 from spyglass.model.log_schema import LOG_SCHEMA
+from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.store.clickhouse_columns import (
     LOG_COLUMN_SQL,
@@ -27,15 +28,7 @@ from spyglass.store.clickhouse_columns import (
 )
 from spyglass.store.clickhouse_connection import ClickHouseConnection, connect
 from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, SUMMARIES, migrate
-from spyglass.store.protocol import (
-    ROLLUP_KEY,
-    ROLLUP_SCHEMA,
-    TRACE_SHARE_SCALE,
-    TRACE_SUMMARY_SCHEMA,
-    ScanFilter,
-    TraceQuery,
-    refusing_rows,
-)
+from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, TraceQuery, refusing_rows
 
 #: The widest rollup bucket a write may carry (as in the DuckDB store); window queries rely on it.
 MAX_ROLLUP_BUCKET_S = 3600

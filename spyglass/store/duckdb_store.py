@@ -18,16 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.log_schema import LOG_SCHEMA
+from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store.protocol import (
-    ROLLUP_KEY,
-    ROLLUP_SCHEMA,
-    TRACE_SHARE_SCALE,
-    TRACE_SUMMARY_SCHEMA,
-    ScanFilter,
-    TraceQuery,
-    refusing_rows,
-)
+from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, TraceQuery, refusing_rows
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
 SCHEMA_VERSION = 3

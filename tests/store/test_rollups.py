@@ -7,7 +7,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from spyglass.store.protocol import ROLLUP_SCHEMA, Store
+from spyglass.model.rollups import ROLLUP_SCHEMA
+from spyglass.store.protocol import Store
 
 BASE_NS = 1_700_000_040_000_000_000
 SECOND = 1_000_000_000

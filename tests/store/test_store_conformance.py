@@ -6,8 +6,9 @@ import pyarrow as pa
 import pytest
 
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
+from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
-from spyglass.store.protocol import TRACE_SUMMARY_SCHEMA, ScanFilter, Store, TraceQuery
+from spyglass.store.protocol import ScanFilter, Store, TraceQuery
 
 from .conftest import BASE_NS, MS, SECOND, Corpus, make_trace, span_id_of, stored, trace_id_of
 

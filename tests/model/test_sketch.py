@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spyglass.satellite.sketch import (
+from spyglass.model.sketch import (
     ALPHA,
     ZERO_BIN,
     bucket_index,
