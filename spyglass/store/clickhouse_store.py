@@ -8,8 +8,6 @@ of exactly the protocol's schemas. Tables and their layout: ``spyglass.store.cli
 
 from __future__ import annotations
 
-from typing import Any
-
 import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver import exceptions as clickhouse_errors
@@ -17,6 +15,7 @@ from clickhouse_connect.driver import exceptions as clickhouse_errors
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store import span_predicates
 from spyglass.store.clickhouse_columns import (
     LOG_COLUMN_SQL,
     SPAN_COLUMN_SQL,
@@ -28,7 +27,8 @@ from spyglass.store.clickhouse_columns import (
 )
 from spyglass.store.clickhouse_connection import ClickHouseConnection, connect
 from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, SUMMARIES, migrate
-from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.protocol import ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.span_predicates import Dialect, NamedParams, Params, check_columns, window_conditions
 
 #: The widest rollup bucket a write may carry (as in the DuckDB store); window queries rely on it.
 MAX_ROLLUP_BUCKET_S = 3600
@@ -47,24 +47,25 @@ _ROW_ERRORS: tuple[type[BaseException], ...] = (
 _SPAN_KIND_CODE = SPAN_COLUMN_SQL["kind"]
 
 
-class _Params:
-    """Collects bound values and hands out their ``{name:Type}`` placeholders, so SQL text holds none."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def __call__(self, value: Any, kind: str) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return f"{{{name}:{kind}}}"
-
-
-def _attribute_match(params: _Params, key: str, value: str) -> str:
+def _attribute_match(params: Params, key: str, value: str) -> str:
     """Span or resource attribute ``key`` equals ``value``; a missing key never matches (not even ``''``)."""
     k, v = params(key, "String"), params(value, "String")
     if value == "":
         return f"((mapContains(SpanAttributes, {k}) AND SpanAttributes[{k}] = {v}) OR (mapContains(ResourceAttributes, {k}) AND ResourceAttributes[{k}] = {v}))"
     return f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})"
+
+
+CLICKHOUSE = Dialect(
+    service="ServiceName",
+    operation="SpanName",
+    duration="Duration",
+    start=lambda op, placeholder: f"Timestamp {op} fromUnixTimestamp64Nano({placeholder})",
+    attribute_match=_attribute_match,
+    trace_hash="cityHash64(TraceId)",
+    int64="Int64",
+    uint64="UInt64",
+    string="String",
+)
 
 
 class ClickHouseStore:
@@ -95,14 +96,14 @@ class ClickHouseStore:
 
         Raises ``UnwritableRows`` when ClickHouse refuses what the rows hold."""
         with refusing_rows(_ROW_ERRORS):
-            spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
+            spans = span_predicates.conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
             if spans.num_rows == 0:
                 return
             self._conn.insert_arrow(SPANS, spans_to_rows(spans))
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows as they are; ClickHouse sums equal keys in background merges."""
-        rows = _conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
+        rows = span_predicates.conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
         if rows.num_rows == 0:
             return
         bucket_s = rows.column("bucket_s")
@@ -113,7 +114,7 @@ class ClickHouseStore:
     def write_logs(self, logs: pa.Table) -> None:
         """Insert log records as ``otel_logs`` rows; ``UnwritableRows`` as ``write``."""
         with refusing_rows(_ROW_ERRORS):
-            logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
+            logs = span_predicates.conform(logs, LOG_SCHEMA, "log table lacks columns")
             if logs.num_rows == 0:
                 return
             self._conn.insert_arrow(LOGS, logs_to_rows(logs))
@@ -123,7 +124,7 @@ class ClickHouseStore:
     def trace(self, trace_id: bytes) -> pa.Table:
         """All spans of one trace, by start time. The trace's summary bounds the time range read, so only the
         day partitions it spans are opened, and the TraceId bloom filter skips most granules in them."""
-        params = _Params()
+        params = NamedParams()
         trace_hex = params(bytes(trace_id).hex(), "String")
         sql = (
             f"WITH (SELECT (min(StartNs), max(MaxStartNs)) FROM {SUMMARIES} WHERE TraceId = {trace_hex}) AS bounds "  # noqa: S608
@@ -144,7 +145,7 @@ class ClickHouseStore:
         limit = max(0, int(query.limit))
         if limit == 0:
             return TRACE_SUMMARY_SCHEMA.empty_table()
-        params = _Params()
+        params = NamedParams()
         candidates: list[str] = []
         having: list[str] = []
         span_window: list[str] = []
@@ -170,17 +171,16 @@ class ClickHouseStore:
 
         if query.match_any_span:
             # Jaeger semantics: one span of the trace carries the service, the operation and the duration.
-            span_conditions: list[str] = []
-            if query.service is not None:
-                span_conditions.append(f"ServiceName = {params(query.service, 'String')}")
-            if query.operation is not None:
-                span_conditions.append(f"SpanName = {params(query.operation, 'String')}")
-            if query.min_duration_ns is not None:
-                span_conditions.append(f"Duration >= {params(max(0, query.min_duration_ns), 'UInt64')}")
-            if query.max_duration_ns is not None:
-                if query.max_duration_ns < 0:
-                    return TRACE_SUMMARY_SCHEMA.empty_table()
-                span_conditions.append(f"Duration <= {params(query.max_duration_ns, 'UInt64')}")
+            if query.max_duration_ns is not None and query.max_duration_ns < 0:
+                return TRACE_SUMMARY_SCHEMA.empty_table()
+            span_conditions = span_predicates.span_conditions(
+                CLICKHOUSE,
+                params,
+                service=query.service,
+                operation=query.operation,
+                min_duration_ns=query.min_duration_ns,
+                max_duration_ns=query.max_duration_ns,
+            )
             if span_conditions:
                 candidates.append(_traces_with_span(span_conditions + span_window))
         else:
@@ -214,7 +214,7 @@ class ClickHouseStore:
         )
         return conform(self._conn.query_arrow(sql, params.values), TRACE_SUMMARY_SCHEMA)
 
-    def _latest_span_start(self, in_window: str, params: _Params) -> int | None:
+    def _latest_span_start(self, in_window: str, params: NamedParams) -> int | None:
         """The latest span start of traces with a summary row in the window: an upper bound for the spans worth
         reading (over all rows of those traces, since a late span's row may start after the window)."""
         sql = f"SELECT maxOrNull(MaxStartNs) AS latest FROM {SUMMARIES} WHERE TraceId IN ({in_window})"  # noqa: S608
@@ -226,26 +226,18 @@ class ClickHouseStore:
     ) -> pa.Table:
         """Stored spans starting in ``[start_ns, end_ns)``, only ``columns``, filtered in ClickHouse; names are
         checked against the schema because they are the one thing that cannot be a bound parameter."""
-        if not columns:
-            raise ValueError("scan needs at least one column")
-        unknown = [name for name in columns if name not in SPAN_COLUMN_SQL]
-        if unknown:
-            raise ValueError(f"unknown span columns: {', '.join(map(repr, unknown))}")
-        params = _Params()
-        where = [
-            f"Timestamp >= fromUnixTimestamp64Nano({params(int(start_ns), 'Int64')})",
-            f"Timestamp < fromUnixTimestamp64Nano({params(int(end_ns), 'Int64')})",
-        ]
+        check_columns(columns, SPAN_COLUMN_SQL)
+        params = NamedParams()
+        where = window_conditions(CLICKHOUSE, params, start_ns, end_ns)
         if filters is not None:
-            if filters.service is not None:
-                where.append(f"ServiceName = {params(filters.service, 'String')}")
-            if filters.operation is not None:
-                where.append(f"SpanName = {params(filters.operation, 'String')}")
-            for key, value in filters.attributes:
-                where.append(_attribute_match(params, key, value))
-            if filters.trace_share is not None:
-                share = params(round(filters.trace_share * TRACE_SHARE_SCALE), "UInt64")
-                where.append(f"cityHash64(TraceId) % {TRACE_SHARE_SCALE} < {share}")
+            where += span_predicates.span_conditions(
+                CLICKHOUSE,
+                params,
+                service=filters.service,
+                operation=filters.operation,
+                attributes=filters.attributes,
+                trace_share=filters.trace_share,
+            )
         # Column expressions come from the schema (checked above); conditions are fixed fragments.
         sql = f"SELECT {select_list(columns, SPAN_COLUMN_SQL)} FROM {SPANS} WHERE {' AND '.join(where)}"  # noqa: S608
         schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
@@ -265,7 +257,7 @@ class ClickHouseStore:
         ``attr_key`` is None; merged into epoch-aligned ``resolution_s`` buckets when given."""
         if resolution_s is not None and resolution_s <= 0:
             raise ValueError("resolution_s must be positive")
-        params = _Params()
+        params = NamedParams()
         where = [
             f"attr_key = {params(attr_key or '', 'String')}",
             # Plain ranges on the sort key's second column, so ClickHouse reads one range of granules.
@@ -300,7 +292,7 @@ class ClickHouseStore:
         skips the granules that hold none of them."""
         if not trace_ids or limit <= 0:
             return LOG_SCHEMA.empty_table()
-        params = _Params()
+        params = NamedParams()
         wanted = hex_ids(pa.array([bytes(t) for t in trace_ids], pa.binary(16))).to_pylist()
         sql = (
             f"SELECT {select_list(LOG_SCHEMA.names, LOG_COLUMN_SQL)} FROM {LOGS} "  # noqa: S608
@@ -350,13 +342,3 @@ class ClickHouseStore:
 def _traces_with_span(conditions: list[str]) -> str:
     """A summaries condition: the trace has a span meeting every one of ``conditions`` (fixed fragments)."""
     return f"TraceId IN (SELECT TraceId FROM {SPANS} WHERE {' AND '.join(conditions)})"  # noqa: S608
-
-
-def _conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema, missing_message: str) -> pa.Table:
-    """A table of exactly ``schema``'s columns, in order and cast; ValueError naming any missing column."""
-    if isinstance(table, pa.RecordBatch):
-        table = pa.Table.from_batches([table])
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"{missing_message}: {', '.join(missing)}")
-    return table.select(schema.names).cast(schema)

@@ -20,7 +20,16 @@ import pyarrow.compute as pc
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.protocol import ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.span_predicates import (
+    Dialect,
+    Params,
+    PositionalParams,
+    check_columns,
+    conform,
+    span_conditions,
+    window_conditions,
+)
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
 SCHEMA_VERSION = 3
@@ -166,8 +175,27 @@ _SUMMARY_COLUMNS = (
     "t.span_count, t.error_count, t.sample_weight"
 )
 
+
 # One attribute pair matches a span on its span attributes or its resource (text compare).
-_ATTRIBUTE_MATCH = "(attributes[?] = ? OR resource[?] = ?)"
+def _attribute_match(params: Params, key: str, value: str) -> str:
+    """Span or resource attribute ``key`` equals ``value``. Positional placeholders: every use of a value is a
+    parameter of its own, in the order of the text."""
+    on_span = f"attributes[{params(key, 'VARCHAR')}] = {params(value, 'VARCHAR')}"
+    on_resource = f"resource[{params(key, 'VARCHAR')}] = {params(value, 'VARCHAR')}"
+    return f"({on_span} OR {on_resource})"
+
+
+DUCKDB = Dialect(
+    service="service",
+    operation="name",
+    duration="duration_ns",
+    start=lambda op, placeholder: f"start_ns {op} {placeholder}",
+    attribute_match=_attribute_match,
+    trace_hash="hash(trace_id)",
+    int64="BIGINT",
+    uint64="UBIGINT",
+    string="VARCHAR",
+)
 
 
 def _trace_has_span(conditions: list[str]) -> str:
@@ -263,7 +291,7 @@ class DuckDBStore:
 
         Raises ``UnwritableRows`` when DuckDB refuses what the rows hold (nothing of them is written then)."""
         with refusing_rows(_ROW_ERRORS):
-            spans = _conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns", cast=False)
+            spans = conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns", cast=False)
             if spans.num_rows == 0:
                 return
             with self._write_lock, self._conn.cursor() as cur:
@@ -282,7 +310,7 @@ class DuckDBStore:
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows, one stored row per group with its bins as lists."""
-        rows = _conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
+        rows = conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
         if rows.num_rows == 0:
             return
         bucket_s = rows.column("bucket_s")
@@ -298,7 +326,7 @@ class DuckDBStore:
     def write_logs(self, logs: pa.Table) -> None:
         """Append log records (``LOG_SCHEMA``) in one statement; ``UnwritableRows`` as ``write``."""
         with refusing_rows(_ROW_ERRORS):
-            logs = _conform(logs, LOG_SCHEMA, "log table lacks columns")
+            logs = conform(logs, LOG_SCHEMA, "log table lacks columns")
             if logs.num_rows == 0:
                 return
             with self._write_lock, self._conn.cursor() as cur:
@@ -367,23 +395,18 @@ class DuckDBStore:
 
         if query.match_any_span:
             # Jaeger semantics: one span of the trace carries the service, the operation and the duration.
-            span_conditions: list[str] = []
-            span_params: list[Any] = []
-            if query.service is not None:
-                span_conditions.append("service = ?")
-                span_params.append(query.service)
-            if query.operation is not None:
-                span_conditions.append("name = ?")
-                span_params.append(query.operation)
-            if query.min_duration_ns is not None:
-                span_conditions.append("duration_ns >= ?")
-                span_params.append(query.min_duration_ns)
-            if query.max_duration_ns is not None:
-                span_conditions.append("duration_ns <= ?")
-                span_params.append(query.max_duration_ns)
-            if span_conditions:
-                where.append(_trace_has_span(span_conditions + span_window))
-                params.extend(span_params + span_window_params)
+            span_params = PositionalParams()
+            span_conditions_sql = span_conditions(
+                DUCKDB,
+                span_params,
+                service=query.service,
+                operation=query.operation,
+                min_duration_ns=query.min_duration_ns,
+                max_duration_ns=query.max_duration_ns,
+            )
+            if span_conditions_sql:
+                where.append(_trace_has_span(span_conditions_sql + span_window))
+                params.extend(span_params.values + span_window_params)
         else:
             if query.service is not None:
                 where.append("t.root_service = ?")
@@ -402,8 +425,9 @@ class DuckDBStore:
         elif query.error is False:
             where.append("t.error_count = 0")
         for key, value in query.attributes:
-            where.append(_trace_has_span([_ATTRIBUTE_MATCH, *span_window]))
-            params.extend([key, value, key, value, *span_window_params])
+            match_params = PositionalParams()
+            where.append(_trace_has_span([_attribute_match(match_params, key, value), *span_window]))
+            params.extend([*match_params.values, *span_window_params])
 
         conditions = " AND ".join(where) or "true"
         # Only the fixed fragments above are joined into the statement; every value is a parameter.
@@ -429,32 +453,24 @@ class DuckDBStore:
     ) -> pa.Table:
         """Stored spans starting in ``[start_ns, end_ns)``, only ``columns``; names are checked against the
         schema because they are the one thing that cannot be a bound parameter."""
-        if not columns:
-            raise ValueError("scan needs at least one column")
-        unknown = [name for name in columns if name not in _COLUMN_SQL]
-        if unknown:
-            raise ValueError(f"unknown span columns: {', '.join(map(repr, unknown))}")
-        where = ["start_ns >= ?", "start_ns < ?"]
-        params: list[Any] = [start_ns, end_ns]
+        check_columns(columns, _COLUMN_SQL)
+        params = PositionalParams()
+        where = window_conditions(DUCKDB, params, start_ns, end_ns)
         if filters is not None:
-            if filters.service is not None:
-                where.append("service = ?")
-                params.append(filters.service)
-            if filters.operation is not None:
-                where.append("name = ?")
-                params.append(filters.operation)
-            for key, value in filters.attributes:
-                where.append(_ATTRIBUTE_MATCH)
-                params.extend([key, value, key, value])
-            if filters.trace_share is not None:
-                where.append(f"hash(trace_id) % {TRACE_SHARE_SCALE} < ?")
-                params.append(round(filters.trace_share * TRACE_SHARE_SCALE))
+            where += span_conditions(
+                DUCKDB,
+                params,
+                service=filters.service,
+                operation=filters.operation,
+                attributes=filters.attributes,
+                trace_share=filters.trace_share,
+            )
         selected = ", ".join(_COLUMN_SQL[name] for name in columns)
         conditions = " AND ".join(where)
         # Column names come from the schema (checked above), conditions are fixed fragments with parameters.
         sql = f"SELECT {selected} FROM spans WHERE {conditions}"  # noqa: S608
         with self._conn.cursor() as cur:
-            result = cur.sql(sql, params=params).to_arrow_table()
+            result = cur.sql(sql, params=params.values).to_arrow_table()
         schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
         return result.rename_columns(columns).cast(schema)
 
@@ -541,17 +557,3 @@ class DuckDBStore:
         with self._write_lock:
             self._closed = True
             self._conn.close()
-
-
-def _conform(
-    table: pa.Table | pa.RecordBatch, schema: pa.Schema, missing_message: str, cast: bool = True
-) -> pa.Table:
-    """A table of exactly ``schema``'s columns (in order, cast unless told not to); ValueError naming any
-    missing column."""
-    if isinstance(table, pa.RecordBatch):
-        table = pa.Table.from_batches([table])
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"{missing_message}: {', '.join(missing)}")
-    table = table.select(schema.names)
-    return table.cast(schema) if cast else table

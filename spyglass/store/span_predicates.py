@@ -1,0 +1,122 @@
+"""What the DuckDB and ClickHouse stores share: turning span filters into SQL conditions with bound parameters,
+checking asked-for column names, and conforming tables to a schema. Each backend only spells its SQL (a
+``Dialect``: column names, the attribute match, the trace-id hash, placeholder syntax).
+
+Only fixed fragments ever go into the SQL text; every value goes through a ``Params`` placeholder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from spyglass.store.protocol import TRACE_SHARE_SCALE
+
+
+class Params(Protocol):
+    """Collects a bound value and returns its placeholder in the backend's syntax."""
+
+    def __call__(self, value: Any, kind: str) -> str: ...
+
+
+class PositionalParams:
+    """``?`` placeholders, values in the order they appear in the SQL text (DuckDB)."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, kind: str) -> str:
+        self.values.append(value)
+        return "?"
+
+
+class NamedParams:
+    """``{name:Type}`` placeholders, values by name (ClickHouse)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def __call__(self, value: Any, kind: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{kind}}}"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one backend spells span conditions. Type names are the backend's, for typed placeholders."""
+
+    service: str
+    operation: str
+    duration: str
+    #: The span start compared (``>=``, ``<``) with a placeholder holding ns since the epoch.
+    start: Callable[[str, str], str]
+    #: Span or resource attribute ``key`` equals ``value``.
+    attribute_match: Callable[[Params, str, str], str]
+    trace_hash: str
+    int64: str
+    uint64: str
+    string: str
+
+
+def span_conditions(
+    dialect: Dialect,
+    params: Params,
+    *,
+    service: str | None = None,
+    operation: str | None = None,
+    min_duration_ns: int | None = None,
+    max_duration_ns: int | None = None,
+    attributes: Iterable[tuple[str, str]] = (),
+    trace_share: float | None = None,
+) -> list[str]:
+    """Conditions on single spans, in the order given (so positional placeholders line up)."""
+    where: list[str] = []
+    if service is not None:
+        where.append(f"{dialect.service} = {params(service, dialect.string)}")
+    if operation is not None:
+        where.append(f"{dialect.operation} = {params(operation, dialect.string)}")
+    if min_duration_ns is not None:
+        where.append(f"{dialect.duration} >= {params(max(0, int(min_duration_ns)), dialect.uint64)}")
+    if max_duration_ns is not None:
+        where.append(f"{dialect.duration} <= {params(int(max_duration_ns), dialect.int64)}")
+    for key, value in attributes:
+        where.append(dialect.attribute_match(params, key, value))
+    if trace_share is not None:
+        share = params(round(trace_share * TRACE_SHARE_SCALE), dialect.uint64)
+        where.append(f"{dialect.trace_hash} % {TRACE_SHARE_SCALE} < {share}")
+    return where
+
+
+def window_conditions(dialect: Dialect, params: Params, start_ns: int, end_ns: int) -> list[str]:
+    """Spans starting in ``[start_ns, end_ns)``."""
+    return [
+        dialect.start(">=", params(int(start_ns), dialect.int64)),
+        dialect.start("<", params(int(end_ns), dialect.int64)),
+    ]
+
+
+def check_columns(columns: list[str], known: Mapping[str, str]) -> None:
+    """Column names are the one thing that cannot be a bound parameter: only the schema's are accepted."""
+    if not columns:
+        raise ValueError("scan needs at least one column")
+    unknown = [name for name in columns if name not in known]
+    if unknown:
+        raise ValueError(f"unknown span columns: {', '.join(map(repr, unknown))}")
+
+
+def conform(
+    table: pa.Table | pa.RecordBatch, schema: pa.Schema, missing_message: str, cast: bool = True
+) -> pa.Table:
+    """A table of exactly ``schema``'s columns (in order, cast unless told not to); ValueError naming any
+    missing column."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{missing_message}: {', '.join(missing)}")
+    table = table.select(schema.names)
+    return table.cast(schema) if cast else table
