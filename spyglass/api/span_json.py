@@ -1,4 +1,5 @@
-"""Arrow spans -> the JSON shapes of the API (``Span`` of API.md). Output-side only, so per-span Python is fine."""
+"""Arrow spans -> the JSON shapes of the API (``Span`` of the API reference). Output-side only, so per-span
+Python is fine."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def span_rows(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def span_to_json(row: dict[str, Any]) -> dict[str, Any]:
-    """One span row in API.md's ``Span`` shape."""
+    """One span row in the API reference's ``Span`` shape."""
     return {
         "trace_id": hex_id(row["trace_id"]),
         "span_id": hex_id(row["span_id"]),
@@ -89,7 +90,7 @@ def span_to_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_to_json(row: dict[str, Any]) -> dict[str, Any]:
-    """One ``find_traces`` row in API.md's trace-search shape."""
+    """One ``find_traces`` row in the API reference's trace-search shape."""
     return {
         "trace_id": hex_id(row["trace_id"]),
         "root_service": row["root_service"],

@@ -1,5 +1,5 @@
-"""One trace's spans without building one giant answer: distinct spans in Arrow, pages of API.md's ``Span``
-objects, a JSON stream of them for big traces, and a compact columnar form the waterfall draws from.
+"""One trace's spans without building one giant answer: distinct spans in Arrow, pages of the API reference's
+``Span`` objects, a JSON stream of them for big traces, and a compact columnar form the waterfall draws from.
 
 A 100,000-span trace is about 40 MB as ``Span`` objects; turned into Python dicts at once it costs seconds and
 hundreds of MB. Everything here slices the Arrow table and converts one slice at a time.
@@ -26,7 +26,7 @@ MAX_PAGE_SPANS = 10_000
 
 
 def span_objects(spans: pa.Table) -> list[dict[str, Any]]:
-    """A slice of distinct spans as API.md ``Span`` objects."""
+    """A slice of distinct spans as ``Span`` objects of the API reference."""
     return [span_to_json(row) for row in spans.to_pylist()]
 
 

@@ -1,5 +1,5 @@
-"""Endpoints the web UI needs beyond API.md's contract: a service overview with owners, a latency heatmap,
-deployments (new ``service.version`` values), and one trace's critical path.
+"""Endpoints the web UI needs beyond the API reference's contract: a service overview with owners, a latency
+heatmap, deployments (new ``service.version`` values), and one trace's critical path.
 
 Each answer comes from what the API already reads: the rollups of 100% of spans (stored plus not yet stored),
 the recall buffer, and the store; the math lives in ``spyglass.analysis`` and ``spyglass.model.sketch``.

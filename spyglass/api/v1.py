@@ -1,4 +1,5 @@
-"""spyglass's own JSON API under ``/api/v1`` (API.md). Handlers translate HTTP to calls and back, no more."""
+"""spyglass's own JSON API under ``/api/v1`` (the API reference: the README's API section and
+``/openapi.json``). Handlers translate HTTP to calls and back, no more."""
 
 from __future__ import annotations
 

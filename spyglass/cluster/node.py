@@ -101,7 +101,8 @@ class ClusterNode:
                 log.exception("cluster upkeep failed")
 
     def status(self, local: dict[str, Any]) -> dict[str, Any]:
-        """``/api/v1/status`` for the cluster: API.md's fields summed over the members, and per member."""
+        """``/api/v1/status`` for the cluster: the API reference's fields summed over the members, and per
+        member."""
         local = {**local, "cluster_member": self._member_extras()}
         answers = self.peers.ask_all("status", {})
         members = [local, *answers]

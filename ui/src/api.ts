@@ -1,4 +1,4 @@
-// The JSON API as the UI sees it: typed shapes (API.md and spyglass/api/ui_support.py) and one fetch helper.
+// The JSON API as the UI sees it: typed shapes (the API reference and spyglass/api/ui_support.py) and one fetch helper.
 // Times are ns since the epoch; they exceed 2^53, so they are off by a few hundred ns here, which no view shows.
 
 export type Attributes = Record<string, unknown>;

@@ -13,7 +13,7 @@ MIN_SCORE = 0.05
 
 
 class Kind(StrEnum):
-    """What a finding names (``../shared/API.md`` lists these strings)."""
+    """What a finding names (the API reference lists these strings)."""
 
     #: A value: what requests carried (a customer, a flag) or where spans ran (a version, a node, a zone).
     ATTRIBUTE = "attribute"
