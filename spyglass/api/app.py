@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, ui_support, v1
+from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, prometheus, ui_support, v1
 from spyglass.api.context import ApiContext
 from spyglass.api.jaeger import error_envelope, is_jaeger_path
 from spyglass.api.json_response import json_response
@@ -70,6 +70,7 @@ def create_api_app(ctx: ApiContext) -> Starlette:
             *critical_path.routes(ctx),
             *explain.routes(ctx),
             *metrics.routes(ctx),
+            *prometheus.routes(ctx),
             *compare.routes(ctx),
             *ui_support.routes(ctx),
             *jaeger.routes(ctx),

@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.cluster.peer_client import PeerClient
-from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
-from spyglass.satellite.aggregator import merge_rollups
+from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.satellite.pipeline import Satellite, SatelliteCounters
 from spyglass.store.protocol import ScanFilter, Store, TraceQuery
 

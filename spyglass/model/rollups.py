@@ -4,6 +4,7 @@ vocabulary: the aggregator writes rollups, stores keep them, analysis and the AP
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: One row per trace, as ``find_traces`` returns them.
 TRACE_SUMMARY_SCHEMA = pa.schema(
@@ -45,3 +46,52 @@ ROLLUP_SCHEMA = pa.schema(
 )
 #: The columns that identify a rollup row; rows agreeing on all of them are merged by summing.
 ROLLUP_KEY = ROLLUP_SCHEMA.names[:8]
+
+
+def concat_rollups(tables: list[pa.Table]) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return ROLLUP_SCHEMA.empty_table()
+    return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
+
+
+def merge_rollups(rows: pa.Table) -> pa.Table:
+    """Rows with the same key summed into one (``ROLLUP_KEY``)."""
+    if rows.num_rows == 0:
+        return ROLLUP_SCHEMA.empty_table()
+    merged = rows.group_by(ROLLUP_KEY, use_threads=False).aggregate([("count", "sum"), ("errors", "sum")])
+    return (
+        merged.rename_columns([*ROLLUP_KEY, "count", "errors"])
+        .select(ROLLUP_SCHEMA.names)
+        .cast(ROLLUP_SCHEMA)
+    )
+
+
+def filter_rollups(
+    rows: pa.Table,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    *,
+    service: str | None = None,
+    operation: str | None = None,
+    attr_key: str | None = "",
+) -> pa.Table:
+    """Rows whose bucket overlaps ``[start_ns, end_ns)``, of one service/operation/key (``None``: any)."""
+    conditions = []
+    if end_ns is not None:
+        conditions.append(pc.less(rows.column("bucket_start_ns"), end_ns))
+    if start_ns is not None:
+        bucket_end = pc.add(
+            rows.column("bucket_start_ns"),
+            pc.multiply(rows.column("bucket_s").cast(pa.int64()), 1_000_000_000),
+        )
+        conditions.append(pc.greater(bucket_end, start_ns))
+    for name, wanted in (("service", service), ("operation", operation), ("attr_key", attr_key)):
+        if wanted is not None:
+            conditions.append(pc.equal(rows.column(name), wanted))
+    if not conditions:
+        return rows
+    mask = conditions[0]
+    for condition in conditions[1:]:
+        mask = pc.and_(mask, condition)
+    return rows.filter(mask)

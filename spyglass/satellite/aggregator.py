@@ -2,16 +2,12 @@
 
 Per span it adds one *base* row (10 s bucket by span start; service, operation, kind; latency-sketch bin) and
 one *attribute* row per explaining attribute the span carries (60 s bucket; the same plus key and value).
-Nothing loops over spans in Python: a row is one ``int64`` code packing its series (service, operation, kind),
-attribute key, value, sketch bin and error flag, and each time bucket accumulates codes. Merging is a sort
-(numpy's radix/tim sorts) and a segmented sum, which measured several times faster than a hash group-by over
-the same columns (``pyarrow`` or DuckDB), because most rows are distinct until many spans have accumulated.
-
-Attribute values are bounded per key (``max_values_per_key``, default 200): the first values seen are tracked
-until the table is full; after that, new values fold into ``__other__`` and count as candidates, and once a
-minute (counts halving each time, so that old traffic fades) a candidate that clearly outweighs the weakest
-tracked value takes its place. The set of values per key changes only at those moments, so a flood of
-distinct values can never add more than ``max_values_per_key`` values to a minute of rollups.
+Nothing loops over spans in Python: a row is one ``int64`` code (``rollup_codes``), and each time bucket
+accumulates codes. Merging is a sort (numpy's radix/tim sorts) and a segmented sum, which measured several times
+faster than a hash group-by over the same columns (``pyarrow`` or DuckDB), because most rows are distinct until
+many spans have accumulated. Attribute values are bounded per key (``max_values_per_key``, default 200; which
+values stay apart is ``tracked_values``); closed buckets also fold into per-operation totals for Prometheus
+(``red_totals``).
 
 A bucket is handed out by ``drain`` once it is closed: ``close_grace_s`` after its end by the wall clock, or
 ``bucket_s + close_grace_s`` after its first span arrived (so clock-skewed spans do not pin memory). Draining
@@ -24,17 +20,30 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
-from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA
+from spyglass.model.rollups import ROLLUP_SCHEMA, concat_rollups, filter_rollups, merge_rollups
 from spyglass.model.schema import StatusCode
-from spyglass.model.sketch import BIN_DTYPE, bucket_index, bucket_value
+from spyglass.model.sketch import bucket_index
+from spyglass.satellite.red_totals import RedTotals, add_totals, copy_totals
+from spyglass.satellite.rollup_codes import (
+    KEY_SHIFT,
+    MAX_KEYS,
+    OTHER_VALUE_ID,
+    SERIES_SHIFT,
+    VALUE_SHIFT,
+    Bucket,
+    Codes,
+    Names,
+    decode_rows,
+    select_rows,
+)
+from spyglass.satellite.tracked_values import KeyValues, top_values
 
 #: The attributes that most often explain a change: version, infrastructure, dependency, route, status.
 DEFAULT_ATTRIBUTE_KEYS: tuple[str, ...] = (
@@ -51,50 +60,10 @@ DEFAULT_ATTRIBUTE_KEYS: tuple[str, ...] = (
     "db.system",
     "deployment.environment",
 )
-OTHER_VALUE = "__other__"
-#: Value used by rows of keys a flood folded away; also the reserved value ids below.
-_EMPTY_VALUE_ID = 0
-_OTHER_VALUE_ID = 1
 
-# Row code layout, low bits first: error flag (1), sketch bin + 1 (13), value id (20), key (5), series (24).
-_BIN_BITS = 13
-_VALUE_BITS = 20
-_KEY_BITS = 5
-_SERIES_BITS = 24
-_VALUE_SHIFT = _BIN_BITS
-_KEY_SHIFT = _VALUE_SHIFT + _VALUE_BITS
-_SERIES_SHIFT = _KEY_SHIFT + _KEY_BITS
-_MAX_KEYS = (1 << _KEY_BITS) - 1  # key 0 is the base rollup
-_MAX_SERIES = 1 << _SERIES_BITS
-_MAX_VALUES = 1 << _VALUE_BITS
-_NAMES_MARGIN = 1 << 18
 
-#: Raw codes a bucket collects before merging them into its sorted rows (bounds memory between drains).
-_TAIL_ROWS = 1 << 18
-#: A candidate value must have at least this (decayed) count to displace a tracked one.
-_MIN_PROMOTION_COUNT = 4.0
-#: Upper bounds (seconds) of the Prometheus latency histogram.
-HISTOGRAM_BOUNDS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-
-Codes = npt.NDArray[np.int64]
 #: Pending state copied under the lock: (bucket start, bucket_s, rows, names) per bucket, and drained tables.
-_Snapshot = tuple[list[tuple[int, int, tuple[Codes, Codes, Codes], "_Names"]], list[pa.Table]]
+_Snapshot = tuple[list[tuple[int, int, tuple[Codes, Codes, Codes], "Names"]], list[pa.Table]]
 #: Tries of the optimistic consistent read before keeping the writer out.
 _OPTIMISTIC_READS = 5
 
@@ -104,161 +73,6 @@ class RollupRows:
     """Drained rollup rows on their way to the store (a write-queue item distinct from span tables)."""
 
     rows: pa.Table
-
-
-@dataclass
-class RedTotals:
-    """Spans, errors and latency of one (service, operation) since the process started."""
-
-    service: str
-    operation: str
-    count: int = 0
-    errors: int = 0
-    duration_sum_s: float = 0.0  # from sketch bin values: within the sketch's relative accuracy
-    #: Spans with duration <= each of ``HISTOGRAM_BOUNDS_S`` (not cumulative; +Inf is ``count``).
-    buckets: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_BOUNDS_S))
-
-
-def _reduce_raw(raw: Codes, weights: Codes | None = None) -> tuple[Codes, Codes, Codes]:
-    """Raw codes (error flag in the low bit) -> sorted distinct row codes, their counts and their errors. A
-    code counts once, or by its weight (the spans a head-sampled span stands for)."""
-    if weights is None:
-        ordered = np.sort(raw)
-        starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
-        multiplicity = np.diff(np.append(starts, ordered.size))
-    else:
-        order = np.argsort(raw, kind="stable")
-        ordered = raw[order]
-        starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
-        multiplicity = np.add.reduceat(weights[order], starts)
-    distinct = ordered[starts]
-    rows = distinct >> 1
-    with_error = multiplicity * (distinct & 1)
-    row_starts = np.flatnonzero(np.diff(rows, prepend=rows[0] - 1))
-    return (
-        rows[row_starts],
-        np.add.reduceat(multiplicity, row_starts),
-        np.add.reduceat(with_error, row_starts),
-    )
-
-
-def _merge_rows(a: tuple[Codes, Codes, Codes], b: tuple[Codes, Codes, Codes]) -> tuple[Codes, Codes, Codes]:
-    """Merge two sorted row sets; a stable sort of two sorted runs is a linear merge (timsort)."""
-    if a[0].size == 0:
-        return b
-    if b[0].size == 0:
-        return a
-    rows = np.concatenate([a[0], b[0]])
-    order = np.argsort(rows, kind="stable")
-    rows = rows[order]
-    counts = np.concatenate([a[1], b[1]])[order]
-    errors = np.concatenate([a[2], b[2]])[order]
-    starts = np.flatnonzero(np.diff(rows, prepend=rows[0] - 1))
-    return rows[starts], np.add.reduceat(counts, starts), np.add.reduceat(errors, starts)
-
-
-_EMPTY_ROWS: tuple[Codes, Codes, Codes] = (
-    np.empty(0, np.int64),
-    np.empty(0, np.int64),
-    np.empty(0, np.int64),
-)
-
-
-class _Bucket:
-    """One time bucket: sorted distinct row codes with counts and errors, plus raw codes not merged yet."""
-
-    __slots__ = ("start_ns", "bucket_s", "first_seen_s", "rows", "tail", "weights", "tail_size")
-
-    def __init__(self, start_ns: int, bucket_s: int, first_seen_s: float) -> None:
-        self.start_ns = start_ns
-        self.bucket_s = bucket_s
-        self.first_seen_s = first_seen_s
-        self.rows = _EMPTY_ROWS
-        self.tail: list[Codes] = []
-        self.weights: list[Codes | None] = []  # per tail part: None when each code counts once
-        self.tail_size = 0
-
-    def add(self, raw: Codes, weights: Codes | None = None) -> None:
-        self.tail.append(raw)
-        self.weights.append(weights)
-        self.tail_size += raw.size
-        if self.tail_size >= _TAIL_ROWS:
-            self.compact()
-
-    def compact(self) -> tuple[Codes, Codes, Codes]:
-        """Merge the tail in; returns the rows (new arrays each time, so readers may keep them)."""
-        if self.tail:
-            weights = None
-            if any(part is not None for part in self.weights):
-                weights = np.concatenate(
-                    [
-                        np.ones(raw.size, np.int64) if part is None else part
-                        for raw, part in zip(self.tail, self.weights, strict=True)
-                    ]
-                )
-            self.rows = _merge_rows(self.rows, _reduce_raw(np.concatenate(self.tail), weights))
-            self.tail = []
-            self.weights = []
-            self.tail_size = 0
-        return self.rows
-
-    @property
-    def end_ns(self) -> int:
-        return self.start_ns + self.bucket_s * 1_000_000_000
-
-
-class _Names:
-    """Interned strings the row codes refer to: series (service, operation, kind) and attribute values.
-
-    Append-only; when an id space would overflow the aggregator starts a new ``_Names`` (old buckets keep
-    theirs), so a reference held by a reader stays valid.
-    """
-
-    def __init__(self) -> None:
-        self.series_ids: dict[tuple[str, str, int], int] = {}
-        self.services: list[str] = []
-        self.operations: list[str] = []
-        self.kinds: list[int] = []
-        self.value_ids: dict[str, int] = {"": _EMPTY_VALUE_ID, OTHER_VALUE: _OTHER_VALUE_ID}
-        self.values: list[str] = ["", OTHER_VALUE]
-
-    def series(self, service: str, operation: str, kind: int) -> int:
-        key = (service, operation, kind)
-        sid = self.series_ids.get(key)
-        if sid is None:
-            sid = len(self.services)
-            self.series_ids[key] = sid
-            self.services.append(service)
-            self.operations.append(operation)
-            self.kinds.append(kind)
-        return sid
-
-    def value(self, text: str) -> int:
-        vid = self.value_ids.get(text)
-        if vid is None:
-            vid = len(self.values)
-            self.value_ids[text] = vid
-            self.values.append(text)
-        return vid
-
-    def full(self) -> bool:
-        """Near an id space's end: one more batch might not fit (a batch adds at most its spans' count)."""
-        return (
-            len(self.services) >= _MAX_SERIES - _NAMES_MARGIN
-            or len(self.values) >= _MAX_VALUES - _NAMES_MARGIN
-        )
-
-
-@dataclass
-class _KeyValues:
-    """The values of one attribute key: tracked ones (with decayed counts) and candidates folded away."""
-
-    tracked: dict[str, float] = field(default_factory=dict)
-    candidates: dict[str, float] = field(default_factory=dict)
-
-
-def _top(counts: dict[str, float], n: int) -> dict[str, float]:
-    return dict(sorted(counts.items(), key=lambda item: -item[1])[:n])
 
 
 class Aggregator:
@@ -278,8 +92,8 @@ class Aggregator:
         monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:
         keys = list(dict.fromkeys([*DEFAULT_ATTRIBUTE_KEYS, *extra_keys]))
-        if len(keys) > _MAX_KEYS:
-            raise ValueError(f"at most {_MAX_KEYS} attribute keys can be aggregated, got {len(keys)}")
+        if len(keys) > MAX_KEYS:
+            raise ValueError(f"at most {MAX_KEYS} attribute keys can be aggregated, got {len(keys)}")
         if "" in keys:
             raise ValueError("an attribute key must not be empty")
         if bucket_s <= 0 or attribute_bucket_s <= 0 or max_values_per_key <= 0:
@@ -294,10 +108,10 @@ class Aggregator:
         self._monotonic_s = monotonic_s
         self._key_array = pa.array(keys, pa.string())
         self._key_names = pa.array(["", *keys], pa.string())  # by key code (0 = base)
-        self._key_values = [_KeyValues() for _ in keys]
-        self._names = _Names()
-        self._buckets: dict[tuple[int, int], _Bucket] = {}
-        self._closing: list[tuple[_Bucket, _Names]] = []  # popped by drain, not yet decoded
+        self._key_values = [KeyValues() for _ in keys]
+        self._names = Names()
+        self._buckets: dict[tuple[int, int], Bucket] = {}
+        self._closing: list[tuple[Bucket, Names]] = []  # popped by drain, not yet decoded
         self._in_flight: dict[int, pa.Table] = {}  # drained, not yet written to the store
         self._retry: list[pa.Table] = []  # a store write failed: handed out again by the next drain
         self._totals: dict[tuple[str, str], RedTotals] = {}
@@ -349,15 +163,15 @@ class Aggregator:
                 dtype=np.int64,
                 count=series_codes.size,
             )
-            span_series = sids[series_of_span] << _SERIES_SHIFT
+            span_series = sids[series_of_span] << SERIES_SHIFT
             base = ((span_series | bins) << 1) | errors
             self._add_to_buckets(start_ns, self.bucket_s, base, weights)
             if attribute_spans.size:
                 value_ids = self._value_ids(attribute_keys, attribute_values)
                 codes = (
                     span_series[attribute_spans]
-                    | (attribute_keys + 1) << _KEY_SHIFT
-                    | value_ids << _VALUE_SHIFT
+                    | (attribute_keys + 1) << KEY_SHIFT
+                    | value_ids << VALUE_SHIFT
                     | bins[attribute_spans]
                 ) << 1 | errors[attribute_spans]
                 self._add_to_buckets(
@@ -421,8 +235,8 @@ class Aggregator:
             else:
                 state.candidates[text] = state.candidates.get(text, 0.0) + count
                 if len(state.candidates) > 8 * cap:
-                    state.candidates = _top(state.candidates, 2 * cap)
-                ids[j] = _OTHER_VALUE_ID
+                    state.candidates = top_values(state.candidates, 2 * cap)
+                ids[j] = OTHER_VALUE_ID
         return ids[pair_of_row]
 
     def _add_to_buckets(
@@ -441,31 +255,16 @@ class Aggregator:
             part = order[bounds[i] : bounds[i + 1]]
             self._bucket(bucket_start, bucket_s).add(codes[part], None if weights is None else weights[part])
 
-    def _bucket(self, start_ns: int, bucket_s: int) -> _Bucket:
+    def _bucket(self, start_ns: int, bucket_s: int) -> Bucket:
         bucket = self._buckets.get((start_ns, bucket_s))
         if bucket is None:
-            bucket = _Bucket(start_ns, bucket_s, self._monotonic_s())
+            bucket = Bucket(start_ns, bucket_s, self._monotonic_s())
             self._buckets[(start_ns, bucket_s)] = bucket
         return bucket
 
     def _rebalance(self) -> None:
-        """Halve every count (old traffic fades), then let candidates that clearly outweigh the weakest
-        tracked values take their places."""
         for state in self._key_values:
-            state.tracked = {value: count / 2 for value, count in state.tracked.items()}
-            state.candidates = {v: c / 2 for v, c in state.candidates.items() if c / 2 >= 0.5}
-            if not state.candidates:
-                continue
-            rising = sorted(state.candidates.items(), key=lambda item: -item[1])
-            weakest = sorted(state.tracked.items(), key=lambda item: item[1])
-            for (new_value, new_count), (old_value, old_count) in zip(rising, weakest, strict=False):
-                if new_count <= max(2 * old_count, _MIN_PROMOTION_COUNT):
-                    break
-                del state.tracked[old_value]
-                del state.candidates[new_value]
-                state.tracked[new_value] = new_count
-                state.candidates[old_value] = old_count
-            state.candidates = _top(state.candidates, 2 * self.max_values_per_key)
+            state.rebalance(self.max_values_per_key)
 
     def _close_all_for_new_names(self) -> None:
         """An id space is about to overflow: close every bucket under the old names and start new ones."""
@@ -473,7 +272,7 @@ class Aggregator:
             self._count_totals(bucket, self._names)
             self._closing.append((bucket, self._names))
         self._buckets = {}
-        self._names = _Names()
+        self._names = Names()
 
     # -- readers' side -----------------------------------------------------------------------------------
 
@@ -499,7 +298,7 @@ class Aggregator:
             retry = list(self._retry)
         parts = [_decode(bucket, names, self._key_names) for bucket, names in closing]
         parts.extend(retry)
-        rows = _concat(parts)
+        rows = concat_rollups(parts)
         if retry or _has_duplicate_buckets(closing):
             rows = merge_rollups(rows)
         with self._lock:
@@ -558,13 +357,15 @@ class Aggregator:
                         self._snapshot(start_ns, end_ns) if self._publish_generation == generation else None
                     )
                 if snapshot is not None:
-                    return _concat([stored.cast(ROLLUP_SCHEMA), self._decode_snapshot(snapshot, *filters)])
+                    return concat_rollups(
+                        [stored.cast(ROLLUP_SCHEMA), self._decode_snapshot(snapshot, *filters)]
+                    )
             time.sleep(0.005)
         with self._publish_lock:
             stored = read_stored()
             with self._lock:
                 snapshot = self._snapshot(start_ns, end_ns)
-        return _concat([stored.cast(ROLLUP_SCHEMA), self._decode_snapshot(snapshot, *filters)])
+        return concat_rollups([stored.cast(ROLLUP_SCHEMA), self._decode_snapshot(snapshot, *filters)])
 
     def pending(
         self,
@@ -620,10 +421,10 @@ class Aggregator:
         buckets, tables = snapshot
         parts = []
         for bucket_start, bucket_s, rows, names in buckets:
-            mask = _select(rows[0], names, key_code, service, operation)
+            mask = select_rows(rows[0], names, key_code, service, operation)
             if mask is not None:
                 rows = (rows[0][mask], rows[1][mask], rows[2][mask])
-            parts.append(_decode_rows(bucket_start, bucket_s, rows, names, self._key_names))
+            parts.append(decode_rows(bucket_start, bucket_s, rows, names, self._key_names))
         for table in tables:
             parts.append(
                 filter_rollups(
@@ -635,15 +436,15 @@ class Aggregator:
                     attr_key=None if all_keys else (attr_key or ""),
                 )
             )
-        return _concat(parts)
+        return concat_rollups(parts)
 
     def totals(self) -> list[RedTotals]:
         """Spans, errors and latency histogram per (service, operation) since start, pending spans included."""
         with self._lock:
-            merged = {key: _copy_totals(value) for key, value in self._totals.items()}
+            merged = {key: copy_totals(value) for key, value in self._totals.items()}
             for bucket in self._buckets.values():
                 if bucket.bucket_s == self.bucket_s:
-                    _add_totals(merged, bucket.compact(), self._names)
+                    add_totals(merged, bucket.compact(), self._names)
         return sorted(merged.values(), key=lambda t: (t.service, t.operation))
 
     def tracked_values(self, key: str) -> list[str]:
@@ -655,9 +456,9 @@ class Aggregator:
     def pending_buckets(self) -> int:
         return len(self._buckets)
 
-    def _count_totals(self, bucket: _Bucket, names: _Names) -> None:
+    def _count_totals(self, bucket: Bucket, names: Names) -> None:
         if bucket.bucket_s == self.bucket_s:
-            _add_totals(self._totals, bucket.compact(), names)
+            add_totals(self._totals, bucket.compact(), names)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -701,157 +502,10 @@ def _overlaps(begin: int, end: int, start_ns: int | None, end_ns: int | None) ->
     return (end_ns is None or begin < end_ns) and (start_ns is None or end > start_ns)
 
 
-def _select(
-    rows: Codes, names: _Names, key_code: int | None, service: str | None, operation: str | None
-) -> npt.NDArray[np.bool_] | None:
-    """Mask of rows of one key and series matching the filters, computed on the codes (no decoding)."""
-    mask = None
-    if key_code is not None:
-        mask = ((rows >> _KEY_SHIFT) & _MAX_KEYS) == key_code
-    if service is not None or operation is not None:
-        wanted = np.fromiter(
-            (
-                (service is None or s == service) and (operation is None or o == operation)
-                for s, o in zip(names.services, names.operations, strict=True)
-            ),
-            dtype=bool,
-            count=len(names.services),
-        )
-        matches = wanted[rows >> _SERIES_SHIFT]
-        mask = matches if mask is None else mask & matches
-    return mask
+def _decode(bucket: Bucket, names: Names, key_names: pa.Array) -> pa.Table:
+    return decode_rows(bucket.start_ns, bucket.bucket_s, bucket.compact(), names, key_names)
 
 
-def _decode(bucket: _Bucket, names: _Names, key_names: pa.Array) -> pa.Table:
-    return _decode_rows(bucket.start_ns, bucket.bucket_s, bucket.compact(), names, key_names)
-
-
-def _decode_rows(
-    bucket_start_ns: int,
-    bucket_s: int,
-    rows: tuple[Codes, Codes, Codes],
-    names: _Names,
-    key_names: pa.Array,
-) -> pa.Table:
-    codes, counts, errors = rows
-    n = codes.size
-    series = pa.array(codes >> _SERIES_SHIFT)
-    services = pa.array(names.services, pa.string())
-    operations = pa.array(names.operations, pa.string())
-    kinds = np.asarray(names.kinds, dtype=np.int8)
-    return pa.Table.from_arrays(
-        [
-            pa.array(np.full(n, bucket_start_ns, dtype=np.int64)),
-            pa.array(np.full(n, bucket_s, dtype=np.int32)),
-            services.take(series),
-            operations.take(series),
-            pa.array(kinds[codes >> _SERIES_SHIFT] if n else np.empty(0, np.int8)),
-            key_names.take(pa.array((codes >> _KEY_SHIFT) & _MAX_KEYS)),
-            pa.array(names.values, pa.string()).take(pa.array((codes >> _VALUE_SHIFT) & (_MAX_VALUES - 1))),
-            pa.array(((codes & ((1 << _BIN_BITS) - 1)) - 1).astype(BIN_DTYPE)),
-            pa.array(counts.astype(np.int64)),
-            pa.array(errors.astype(np.int64)),
-        ],
-        schema=ROLLUP_SCHEMA,
-    )
-
-
-def _has_duplicate_buckets(closing: list[tuple[_Bucket, _Names]]) -> bool:
+def _has_duplicate_buckets(closing: list[tuple[Bucket, Names]]) -> bool:
     keys = [(bucket.start_ns, bucket.bucket_s) for bucket, _ in closing]
     return len(set(keys)) != len(keys)
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return ROLLUP_SCHEMA.empty_table()
-    return pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
-
-
-def merge_rollups(rows: pa.Table) -> pa.Table:
-    """Rows with the same key summed into one (``ROLLUP_KEY``)."""
-    if rows.num_rows == 0:
-        return ROLLUP_SCHEMA.empty_table()
-    merged = rows.group_by(ROLLUP_KEY, use_threads=False).aggregate([("count", "sum"), ("errors", "sum")])
-    return (
-        merged.rename_columns([*ROLLUP_KEY, "count", "errors"])
-        .select(ROLLUP_SCHEMA.names)
-        .cast(ROLLUP_SCHEMA)
-    )
-
-
-def filter_rollups(
-    rows: pa.Table,
-    start_ns: int | None = None,
-    end_ns: int | None = None,
-    *,
-    service: str | None = None,
-    operation: str | None = None,
-    attr_key: str | None = "",
-) -> pa.Table:
-    """Rows whose bucket overlaps ``[start_ns, end_ns)``, of one service/operation/key (``None``: any)."""
-    conditions = []
-    if end_ns is not None:
-        conditions.append(pc.less(rows.column("bucket_start_ns"), end_ns))
-    if start_ns is not None:
-        bucket_end = pc.add(
-            rows.column("bucket_start_ns"),
-            pc.multiply(rows.column("bucket_s").cast(pa.int64()), 1_000_000_000),
-        )
-        conditions.append(pc.greater(bucket_end, start_ns))
-    for name, wanted in (("service", service), ("operation", operation), ("attr_key", attr_key)):
-        if wanted is not None:
-            conditions.append(pc.equal(rows.column(name), wanted))
-    if not conditions:
-        return rows
-    mask = conditions[0]
-    for condition in conditions[1:]:
-        mask = pc.and_(mask, condition)
-    return rows.filter(mask)
-
-
-def _copy_totals(totals: RedTotals) -> RedTotals:
-    return RedTotals(
-        totals.service,
-        totals.operation,
-        totals.count,
-        totals.errors,
-        totals.duration_sum_s,
-        list(totals.buckets),
-    )
-
-
-_HISTOGRAM_BOUNDS_NS = np.asarray(HISTOGRAM_BOUNDS_S) * 1e9
-
-
-def _add_totals(
-    totals: dict[tuple[str, str], RedTotals], rows: tuple[Codes, Codes, Codes], names: _Names
-) -> None:
-    """Fold base rows into per-(service, operation) totals: one Python step per series, not per row."""
-    codes, counts, errors = rows
-    base = ((codes >> _KEY_SHIFT) & _MAX_KEYS) == 0
-    codes, counts, errors = codes[base], counts[base], errors[base]
-    if codes.size == 0:
-        return
-    series = codes >> _SERIES_SHIFT
-    distinct, which = np.unique(series, return_inverse=True)
-    durations_s = bucket_value((codes & ((1 << _BIN_BITS) - 1)) - 1) / 1e9
-    bound_index = np.searchsorted(_HISTOGRAM_BOUNDS_NS / 1e9, durations_s, side="left")
-    n_bounds = len(HISTOGRAM_BOUNDS_S) + 1
-    histogram = np.bincount(
-        which * n_bounds + bound_index, weights=counts, minlength=distinct.size * n_bounds
-    )
-    histogram = histogram.reshape(distinct.size, n_bounds)
-    span_counts = np.bincount(which, weights=counts, minlength=distinct.size)
-    error_counts = np.bincount(which, weights=errors, minlength=distinct.size)
-    sums = np.bincount(which, weights=counts * durations_s, minlength=distinct.size)
-    for i, sid in enumerate(distinct.tolist()):
-        key = (names.services[sid], names.operations[sid])
-        entry = totals.get(key)
-        if entry is None:
-            entry = totals[key] = RedTotals(*key)
-        entry.count += int(span_counts[i])
-        entry.errors += int(error_counts[i])
-        entry.duration_sum_s += float(sums[i])
-        for j in range(len(HISTOGRAM_BOUNDS_S)):
-            entry.buckets[j] += int(histogram[i, j])

@@ -15,9 +15,10 @@ import pyarrow.compute as pc
 import pytest
 
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
-from spyglass.model.rollups import ROLLUP_SCHEMA
+from spyglass.model.rollups import ROLLUP_SCHEMA, filter_rollups, merge_rollups
 from spyglass.model.sketch import sketch_of
-from spyglass.satellite.aggregator import OTHER_VALUE, Aggregator, filter_rollups, merge_rollups
+from spyglass.satellite.aggregator import Aggregator
+from spyglass.satellite.rollup_codes import OTHER_VALUE
 
 BASE_NS = 1_700_000_040_000_000_000  # a multiple of 60 s
 SECOND = 1_000_000_000

@@ -1,0 +1,171 @@
+"""``GET /metrics``: this member's own health and span-derived RED metrics in the Prometheus exposition format.
+
+A collector reads the figures the satellite already keeps at each scrape, so there is no second set of values
+to keep in step; ``prometheus_client`` writes the format (escaping, content negotiation) so spyglass need not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from spyglass import __version__
+from spyglass.api.context import ApiContext
+from spyglass.satellite.red_totals import HISTOGRAM_BOUNDS_S, RedTotals
+
+_SERIES_LABELS = ("service", "operation")
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    # A registry of its own: the process-wide default one would also expose whatever else registers there.
+    registry = CollectorRegistry()
+    registry.register(SpyglassCollector(ctx))
+
+    def prometheus(request: Request) -> Response:
+        # Prometheus scrapes every member and sums across them itself, so each reports only its own figures.
+        # OpenMetrics when the scraper asks for it; otherwise text format 0.0.4, as spyglass has always served.
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(registry), media_type=content_type)
+
+    return [Route("/metrics", prometheus)]
+
+
+class SpyglassCollector:
+    """Health gauges and counters, then RED metrics per service and operation, read at scrape time."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        satellite = self.ctx.own_satellite
+        counters = satellite.counters
+        buffer = satellite.buffer
+        build_info = GaugeMetricFamily(
+            "spyglass_build_info", "The running spyglass version.", labels=["version"]
+        )
+        build_info.add_metric([__version__], 1)
+        yield build_info
+        yield CounterMetricFamily(
+            "spyglass_spans_received_total",
+            "Spans applied to the recall buffer and the aggregates.",
+            counters.spans_received,
+        )
+        yield CounterMetricFamily(
+            "spyglass_spans_rejected_total",
+            "Spans refused: invalid, or intake full (429).",
+            counters.spans_rejected,
+        )
+        yield CounterMetricFamily(
+            "spyglass_traces_decided_total", "Traces the sampler decided.", counters.traces_decided
+        )
+        yield CounterMetricFamily(
+            "spyglass_traces_kept_total", "Traces the sampler kept.", counters.traces_kept
+        )
+        yield CounterMetricFamily(
+            "spyglass_spans_stored_total", "Spans written to the store.", counters.spans_stored
+        )
+        yield CounterMetricFamily(
+            "spyglass_write_failures_total",
+            "Store writes that failed (spans after all retries; rollups per attempt).",
+            counters.write_failures,
+        )
+        yield CounterMetricFamily(
+            "spyglass_spans_unwritable_total",
+            "Kept spans the store refused for what they hold; each was isolated and the rest of its write stored.",
+            counters.spans_unwritable,
+        )
+        yield CounterMetricFamily(
+            "spyglass_spans_write_failed_total",
+            "Kept spans given up after the store kept failing for the whole retry bound.",
+            counters.spans_write_failed,
+        )
+        yield GaugeMetricFamily(
+            "spyglass_intake_queue_spans",
+            "Spans accepted by receivers and waiting for the satellite.",
+            satellite.queued_spans,
+        )
+        yield GaugeMetricFamily(
+            "spyglass_recall_buffer_bytes", "Bytes held by the recall buffer.", buffer.nbytes
+        )
+        yield GaugeMetricFamily(
+            "spyglass_recall_buffer_spans", "Spans held by the recall buffer.", buffer.spans
+        )
+        yield GaugeMetricFamily(
+            "spyglass_recall_buffer_peak_bytes",
+            "Highest bytes the recall buffer has held.",
+            buffer.peak_bytes,
+        )
+        yield GaugeMetricFamily(
+            "spyglass_recall_buffer_max_bytes",
+            "The recall buffer's bound (--recall-memory-mb).",
+            buffer.max_bytes,
+        )
+        if self.ctx.log_writer is not None:
+            logs = self.ctx.log_writer.counters
+            yield CounterMetricFamily(
+                "spyglass_log_records_received_total", "Log records accepted.", logs.received
+            )
+            yield CounterMetricFamily(
+                "spyglass_log_records_stored_total", "Log records written to the store.", logs.stored
+            )
+            yield CounterMetricFamily(
+                "spyglass_log_records_unwritable_total",
+                "Log records the store refused for what they hold; the rest of their write was stored.",
+                logs.unwritable,
+            )
+            yield CounterMetricFamily(
+                "spyglass_log_records_write_failed_total",
+                "Log records given up after the store kept failing for the whole retry bound.",
+                logs.write_failed,
+            )
+        aggregator = satellite.aggregator
+        yield CounterMetricFamily(
+            "spyglass_aggregator_spans_total",
+            "Spans counted into the rollups (every accepted span).",
+            aggregator.spans_aggregated,
+        )
+        yield GaugeMetricFamily(
+            "spyglass_aggregator_open_buckets",
+            "Rollup time buckets held in memory until they close.",
+            aggregator.pending_buckets,
+        )
+        yield from _red_families(aggregator.totals())
+
+
+def _red_families(totals: list[RedTotals]) -> tuple[Metric, ...]:
+    """Requests, errors and the duration histogram of every (service, operation) since start."""
+    requests = CounterMetricFamily(
+        "spyglass_span_requests_total", "Spans received, per service and operation.", labels=_SERIES_LABELS
+    )
+    errors = CounterMetricFamily(
+        "spyglass_span_errors_total",
+        "Spans with status ERROR, per service and operation.",
+        labels=_SERIES_LABELS,
+    )
+    durations = HistogramMetricFamily(
+        "spyglass_span_duration_seconds", "Span durations, per service and operation.", labels=_SERIES_LABELS
+    )
+    for t in totals:
+        series = [t.service, t.operation]
+        requests.add_metric(series, t.count)
+        errors.add_metric(series, t.errors)
+        buckets: list[tuple[str, float]] = []
+        cumulative = 0
+        for bound, count in zip(HISTOGRAM_BOUNDS_S, t.buckets, strict=True):
+            cumulative += count
+            # repr, not prometheus_client's float formatting: keeps the ``le`` values scrapes already hold.
+            buckets.append((repr(bound), cumulative))
+        buckets.append(("+Inf", t.count))
+        durations.add_metric(series, buckets, t.duration_sum_s)
+    return requests, errors, durations
