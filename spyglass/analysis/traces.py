@@ -7,9 +7,13 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.protocol import Store
+
+#: Up to this many traces are read one by one; more are read with one scan of their time range.
+FETCH_ONE_BY_ONE = 20
 
 
 class LiveView(Protocol):
@@ -40,3 +44,23 @@ def _span_keys(spans: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(
         pc.cast(spans.column("span_id"), pa.binary()), pc.cast(kinds, pa.binary()), b"/"
     ).combine_chunks()
+
+
+def spans_of_traces(store: Store, summaries: pa.Table) -> pa.Table:
+    """Every stored span (the critical path's ``COLUMNS`` and ``sample_weight``) of the traces ``find_traces``
+    returned."""
+    columns = [*CRITICAL_PATH_COLUMNS, "sample_weight"]
+    if summaries.num_rows == 0:
+        return pa.schema([_field(name) for name in columns]).empty_table()
+    trace_ids = summaries.column("trace_id")
+    if summaries.num_rows <= FETCH_ONE_BY_ONE:
+        return pa.concat_tables([store.trace(t).select(columns) for t in trace_ids.to_pylist()])
+    # Every span of a trace starts within [trace start, trace start + duration].
+    starts = summaries.column("start_ns")
+    ends = pc.add(starts, summaries.column("duration_ns"))
+    spans = store.scan(columns, int(pc.min(starts).as_py()), int(pc.max(ends).as_py()) + 1)
+    return spans.filter(pc.is_in(spans.column("trace_id"), value_set=trace_ids.combine_chunks()))
+
+
+def _field(name: str) -> pa.Field:
+    return SPAN_SCHEMA.field(name) if name in SPAN_SCHEMA.names else pa.field(name, pa.float64())
