@@ -25,6 +25,7 @@ from spyglass.background import yield_to_queries
 from spyglass.cluster.node import ClusterNode
 from spyglass.config import ConfigError, ServeConfig
 from spyglass.receivers.admission import Admission
+from spyglass.receivers.forwarded import forwarded_spans_route
 from spyglass.receivers.ingest import ReceiverSettings
 from spyglass.receivers.otlp_grpc import create_grpc_server
 from spyglass.receivers.otlp_http import create_otlp_http_app
@@ -188,7 +189,8 @@ class SpyglassServer:
                     self.log_writer,
                     self.cluster,
                     self.ingest_status,
-                )
+                ),
+                [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
             ),
             "otlp_http": create_otlp_http_app(
                 self._admitting("otlp_http"),

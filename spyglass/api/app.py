@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, prometheus, ui_support, v1
 from spyglass.api.context import ApiContext
@@ -55,8 +57,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_api_app(ctx: ApiContext) -> Starlette:
-    """Assemble the routes of every resource into one application."""
+def create_api_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """Assemble the routes of every resource into one application; ``extra_routes`` are mounted by the server
+    beside them (the cluster's forwarded-span receiver, which is not the API's to know)."""
 
     def openapi(request: Request) -> Response:
         return json_response(openapi_document())
@@ -75,6 +78,7 @@ def create_api_app(ctx: ApiContext) -> Starlette:
             *ui_support.routes(ctx),
             *jaeger.routes(ctx),
             *peer.routes(ctx),
+            *extra_routes,
             Route("/openapi.json", openapi),
             *web_routes(),
         ],

@@ -1,6 +1,6 @@
-"""What satellites of one cluster ask each other, on the API port: spans forwarded to their owner
-(``POST /v1/traces``, OTLP/HTTP), and local reads for cluster-wide queries (``POST /api/v1/peer/{verb}``,
-Arrow IPC or JSON back). Peer reads answer from this member's own store and satellite only, so a query never
+"""What satellites of one cluster ask each other on the API port: local reads for cluster-wide queries
+(``POST /api/v1/peer/{verb}``, Arrow IPC or JSON back). Spans forwarded to their owner arrive on the same port
+(``spyglass.receivers.forwarded``). Peer reads answer from this member's own store and satellite only, so a query never
 bounces around the cluster. ``/api/v1/peer/`` sits behind ``--query-token``; forwarded spans need the
 ``--ingest-token``, like any receiver.
 
@@ -24,7 +24,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.v1 import local_status
-from spyglass.cluster.forwarder import FORWARD_PATH, FORWARDED_HEADER
 from spyglass.cluster.node import ClusterNode
 from spyglass.cluster.peer_client import (
     ARROW_STREAM,
@@ -35,9 +34,6 @@ from spyglass.cluster.peer_client import (
 )
 from spyglass.cluster.views import filter_from_args, query_from_args
 from spyglass.model.rollups import ROLLUP_SCHEMA
-from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
-from spyglass.receivers.ingest import HTTP_STATUS, Outcome, ReceiverSettings, ingest
-from spyglass.receivers.otlp_http import PROTOBUF, error_response
 
 
 def _arrow(table: pa.Table) -> Response:
@@ -98,10 +94,6 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, 
     }
 
 
-#: The in-flight bound of forwarded spans; past it peers are told 429 and send again (the forwarder retries).
-PEER_INFLIGHT_BYTES = 64 * 1024 * 1024
-PEER_EXPORTS_IN_FLIGHT = 16
-
 #: What a peer request with missing, mistyped or out-of-range arguments raises on its way to the store.
 _MALFORMED = (KeyError, TypeError, ValueError, OverflowError, AttributeError, pa.ArrowException)
 
@@ -112,10 +104,6 @@ def routes(ctx: ApiContext) -> list[Route]:
     if node is None:
         return []
     verbs = _verbs(ctx, node)
-    # Forwarded spans are this member's to keep: straight to the local satellite, never routed again.
-    local = ReceiverSettings(node.satellite, node.max_body_bytes, node.ingest_token).bounded(
-        PEER_INFLIGHT_BYTES, PEER_EXPORTS_IN_FLIGHT
-    )
 
     async def peer_read(request: Request) -> Response:
         handler = verbs.get(request.path_params["verb"])
@@ -137,21 +125,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             return json_response({"error": f"malformed {name} request: {error!r}"[:500]}, status=400)
         return response
 
-    async def forwarded_spans(request: Request) -> Response:
-        if request.headers.get(FORWARDED_HEADER) != "1":
-            return error_response(
-                404, "this is the query port: send spans to the OTLP ports", "application/json"
-            )
-        result = await ingest(request, local, decode_otlp_proto)
-        if result.outcome is not Outcome.ACCEPTED:
-            return error_response(HTTP_STATUS[result.outcome], result.message, PROTOBUF)
-        node.spans_from_peers += result.accepted_spans
-        return Response(b"", 200, media_type=PROTOBUF)  # an empty ExportTraceServiceResponse
-
-    return [
-        Route(PEER_PREFIX + "{verb}", peer_read, methods=["POST"]),
-        Route(FORWARD_PATH, forwarded_spans, methods=["POST"]),
-    ]
+    return [Route(PEER_PREFIX + "{verb}", peer_read, methods=["POST"])]
 
 
 class PartialAnswerMiddleware:
