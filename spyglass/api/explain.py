@@ -11,9 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.analysis.explain import ExplainRequest
+from spyglass.analysis.explain_numbers import attach_exact_numbers
 from spyglass.analysis.explain_source import explain
 from spyglass.analysis.finding_context import example_events, example_logs
-from spyglass.analysis.metrics import MetricsQuery, exact_window_summary, query_metrics
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
 from spyglass.api.params import INT64_MAX, BadRequest
@@ -60,60 +60,6 @@ def _attach_context(ctx: ApiContext, findings: list[dict[str, Any]]) -> None:
         finding["events"] = example_events(ctx.store, ctx.satellite, trace_ids, CONTEXT_PER_FINDING)
 
 
-def _exact(
-    ctx: ApiContext,
-    start_ns: int,
-    end_ns: int,
-    service: str,
-    operation: str | None = None,
-    group_by: str | None = None,
-) -> list[dict[str, Any]]:
-    satellite = ctx.satellite
-    query = MetricsQuery(start_ns, end_ns, service=service, operation=operation, group_by=group_by)
-    groups: list[dict[str, Any]] = query_metrics(ctx.store, satellite.aggregator, satellite.buffer, query)[
-        "groups"
-    ]
-    return groups
-
-
-def _attach_exact_numbers(
-    ctx: ApiContext, req: ExplainRequest, findings: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Numbers from 100% of spans (the aggregator's rollups), next to the sample-based evidence: the symptom
-    itself, and for attribute findings on a tracked key (version, host, zone...), that value's own counts."""
-    windows = {
-        "regression": (req.start_ns, req.end_ns),
-        "baseline": (req.baseline_start_ns, req.baseline_end_ns),
-    }
-    symptom: dict[str, Any] = {}
-    buffer = ctx.satellite.buffer
-    bucket_ns = ctx.satellite.aggregator.bucket_s * 1_000_000_000
-    short = min(end - start for start, end in windows.values()) < 3 * bucket_ns
-    if short and buffer.covered_since_ns <= min(start for start, _ in windows.values()):
-        # Windows of a few seconds would be rounded out to whole rollup buckets (both the same bucket, even):
-        # the recall buffer holds every span of them, so count those exactly instead.
-        spans = buffer.snapshot()
-        for name, (start, end) in windows.items():
-            symptom[name] = {
-                "key": req.service,
-                **exact_window_summary(spans, req.service, req.operation, start, end),
-            }
-    else:
-        for name, (start, end) in windows.items():
-            groups = _exact(ctx, start, end, service=req.service, operation=req.operation)
-            symptom[name] = groups[0] if groups else None
-    tracked = set(ctx.satellite.aggregator.attribute_keys)
-    for finding in findings:
-        if finding["kind"] != "attribute" or finding.get("key") not in tracked:
-            continue
-        exact: dict[str, Any] = {}
-        for name, (start, end) in windows.items():
-            groups = _exact(ctx, start, end, service=finding["service"], group_by=finding["key"])
-            exact[name] = next((g for g in groups if g["key"] == finding["value"]), None)
-        finding.setdefault("evidence", {})["exact"] = exact
-    return {"service": req.service, "operation": req.operation, **symptom}
-
-
 def routes(ctx: ApiContext) -> list[Route]:
     async def explain_route(request: Request) -> Response:
         try:
@@ -123,7 +69,10 @@ def routes(ctx: ApiContext) -> list[Route]:
         req = parse_explain(body)
         findings = await run_in_threadpool(explain, ctx.store, ctx.satellite.buffer, ctx.ownership, req)
         await run_in_threadpool(_attach_context, ctx, findings)
-        symptom = await run_in_threadpool(_attach_exact_numbers, ctx, req, findings)
+        satellite = ctx.satellite
+        symptom = await run_in_threadpool(
+            attach_exact_numbers, ctx.store, satellite.aggregator, satellite.buffer, req, findings
+        )
         return json_response({"findings": findings, "symptom": symptom})
 
     return [Route("/api/v1/explain", explain_route, methods=["POST"])]
