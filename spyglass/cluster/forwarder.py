@@ -9,19 +9,18 @@ which now sends it to the traces' new owners. Nothing waits without bound and ev
 
 from __future__ import annotations
 
-import http.client
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pyarrow as pa
+from urllib3.exceptions import HTTPError
 
+from spyglass.cluster import http_pool
 from spyglass.cluster.otlp_encoder import encode_otlp_proto
-from spyglass.cluster.peer_client import connect_without_delay
 from spyglass.model.schema import SPAN_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -30,6 +29,24 @@ log = logging.getLogger(__name__)
 FORWARDED_HEADER = "x-spyglass-forwarded"
 #: Where forwarded spans go on a peer (its API port, the address ``--peers`` lists).
 FORWARD_PATH = "/v1/traces"
+
+#: Answers that mean "not now" (overloaded, or failing): sent again. Any other refusal means a bad request.
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
+
+#: A peer is tried again after any error or a ``RETRY_STATUSES`` answer, backing off 0, 0.05, 0.1, 0.2, 0.4,
+#: then 0.5 s, until the request's deadline (``retry_for_s``). POSTs are sent again even when the peer may have
+#: taken them (a read timeout, a dropped answer): the receiver does not deduplicate, but the trace view shows
+#: each span once (``distinct_spans``), and a repeated span costs less than a lost one.
+_FORWARD_RETRY = http_pool.PeerRetry(
+    total=None,
+    redirect=False,
+    allowed_methods=None,
+    status_forcelist=RETRY_STATUSES,
+    backoff_factor=0.025,
+    backoff_max=0.5,
+    respect_retry_after_header=False,
+    raise_on_status=False,
+)
 
 
 @dataclass
@@ -62,7 +79,6 @@ class _PeerSender:
         self.condition = threading.Condition()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name=f"spyglass-forward {url}", daemon=True)
-        self._connection: http.client.HTTPConnection | None = None
 
     def has_room(self, spans: int) -> bool:
         return self.queued_spans + spans <= self.forwarder.settings.max_queued_spans_per_peer
@@ -111,67 +127,35 @@ class _PeerSender:
             if batches is None:
                 break
             spans = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
-            if self._send_with_retry(encode_otlp_proto(spans), spans.num_rows):
+            if self._send(encode_otlp_proto(spans), spans.num_rows):
                 continue
             # Given up on this peer: it and everything queued for it go back to the router.
             self.forwarder.peer_failed(self.url, [*batches, *self.take_all()])
-        if self._connection is not None:
-            self._connection.close()
 
-    def _send_with_retry(self, body: bytes, spans: int) -> bool:
+    def _send(self, body: bytes, spans: int) -> bool:
+        """True when the spans are settled: sent, or refused as a bad request (counted lost, since sending
+        them again cannot help). False when the peer did not take them within ``retry_for_s``."""
         settings = self.forwarder.settings
-        deadline = time.monotonic() + settings.retry_for_s
-        delay = 0.05
-        while True:
-            outcome = self._post(body)
-            if outcome == "sent":
-                self.forwarder.count(spans_forwarded=spans)
-                return True
-            if outcome == "refused":  # the peer says the request is bad: retrying cannot help
-                self.forwarder.count(spans_lost=spans, requests_failed=1)
-                return True
-            self.forwarder.count(requests_failed=1)
-            if time.monotonic() + delay > deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-    def _post(self, body: bytes) -> str:
-        """``sent``, ``refused`` (4xx but 429: do not retry) or ``retry``."""
         headers = {"Content-Type": "application/x-protobuf", FORWARDED_HEADER: "1"}
-        token = self.forwarder.settings.ingest_token
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        if settings.ingest_token:
+            headers["Authorization"] = f"Bearer {settings.ingest_token}"
+        retries = _FORWARD_RETRY.new(
+            deadline=time.monotonic() + settings.retry_for_s,
+            on_failure=lambda: self.forwarder.count(requests_failed=1),
+        )
         try:
-            connection = self._connection
-            if connection is None:
-                connection = _connect(self.url, self.forwarder.settings.timeout_s)
-                connect_without_delay(connection)
-                self._connection = connection
-            path = urlsplit(self.url).path.rstrip("/") + FORWARD_PATH
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            log.debug("forwarding to %s failed: %s", self.url, exc)
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = None
-            return "retry"
+            response = http_pool.post(self.url + FORWARD_PATH, body, headers, settings.timeout_s, retries)
+        except HTTPError as exc:
+            log.debug("forwarding to %s failed: %s", self.url, http_pool.reason(exc))
+            return False
         if response.status == 200:
-            return "sent"
-        if response.status in (429, 502, 503, 504) or response.status >= 500:
-            return "retry"
+            self.forwarder.count(spans_forwarded=spans)
+            return True
+        if response.status in RETRY_STATUSES:  # still failing at the deadline
+            return False
         log.warning("peer %s refused forwarded spans: HTTP %s", self.url, response.status)
-        return "refused"
-
-
-def _connect(url: str, timeout_s: float) -> http.client.HTTPConnection:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    if parts.scheme == "https":
-        return http.client.HTTPSConnection(host, parts.port or 443, timeout=timeout_s)
-    return http.client.HTTPConnection(host, parts.port or 80, timeout=timeout_s)
+        self.forwarder.count(spans_lost=spans, requests_failed=1)
+        return True
 
 
 class Forwarder:

@@ -9,20 +9,17 @@ off it until it answers again).
 from __future__ import annotations
 
 import contextvars
-import http.client
 import logging
-import socket
-import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from urllib3.exceptions import HTTPError
 
+from spyglass.cluster import http_pool
 from spyglass.cluster.membership import Membership
 
 log = logging.getLogger(__name__)
@@ -30,6 +27,17 @@ log = logging.getLogger(__name__)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PEER_PREFIX = "/api/v1/peer/"
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+
+#: One more try only when a kept-alive connection broke under the request (the peer closed it as it was
+#: reused); peer reads are safe to repeat. A refused connection or a timeout is an answer in itself.
+_QUERY_RETRY = http_pool.PeerRetry(
+    total=1,
+    connect=0,
+    redirect=False,
+    allowed_methods=None,
+    respect_retry_after_header=False,
+    retry_read_timeouts=False,
+)
 
 
 @dataclass
@@ -56,14 +64,6 @@ def ipc_to_table(body: bytes) -> pa.Table:
     return ipc.open_stream(pa.py_buffer(body)).read_all()
 
 
-def connect_without_delay(connection: http.client.HTTPConnection) -> None:
-    """Connect now, with Nagle's algorithm off: small requests and answers otherwise wait out the peer's
-    delayed ACK (40 ms a round trip on Linux)."""
-    connection.connect()
-    if connection.sock is not None:
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 class PeerUnavailable(Exception):
     """A peer could not answer: down, too slow, or it failed."""
 
@@ -77,8 +77,9 @@ class PeerClient:
         self.membership = membership
         self.query_token = query_token
         self.timeout_s = timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="spyglass-peer-query")
-        self._connections = threading.local()
+        self._pool = ThreadPoolExecutor(
+            max_workers=http_pool.CONNECTIONS_PER_PEER, thread_name_prefix="spyglass-peer-query"
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -113,25 +114,16 @@ class PeerClient:
         headers = {"Content-Type": "application/json"}
         if self.query_token:
             headers["Authorization"] = f"Bearer {self.query_token}"
-        path = urlsplit(peer).path.rstrip("/") + PEER_PREFIX + verb
-        for attempt in range(2):  # a kept-alive connection the peer closed fails once: reconnect
-            try:
-                connection = self._connection(peer)
-                connection.request("POST", path, body=body, headers=headers)
-                response = connection.getresponse()
-                payload = response.read()
-                break
-            except ConnectionRefusedError as exc:
-                self._drop(peer)
+        try:
+            response = http_pool.post(peer + PEER_PREFIX + verb, body, headers, self.timeout_s, _QUERY_RETRY)
+        except HTTPError as exc:
+            if http_pool.refused(exc):
                 self.membership.mark_down(peer)
-                raise PeerUnavailable(f"{peer}: {exc}") from None
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop(peer)
-                if attempt or isinstance(exc, TimeoutError):
-                    raise PeerUnavailable(f"{peer}: {exc}") from None
+            raise PeerUnavailable(f"{peer}: {http_pool.reason(exc)}") from None
+        payload = response.data
         if response.status != 200:
             raise PeerUnavailable(f"{peer}: HTTP {response.status} {payload[:200]!r}")
-        if response.getheader("Content-Type", "").startswith(ARROW_STREAM):
+        if response.headers.get("Content-Type", "").startswith(ARROW_STREAM):
             return ipc_to_table(payload)
         return orjson.loads(payload)
 
@@ -141,25 +133,3 @@ class PeerClient:
         except PeerUnavailable:
             return False
         return True
-
-    def _connection(self, peer: str) -> http.client.HTTPConnection:
-        pool: dict[str, http.client.HTTPConnection] = self._connections.__dict__.setdefault("by_peer", {})
-        connection = pool.get(peer)
-        if connection is None:
-            parts = urlsplit(peer)
-            host = parts.hostname or "127.0.0.1"
-            factory: Callable[..., http.client.HTTPConnection] = (
-                http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-            )
-            connection = factory(
-                host, parts.port or (443 if parts.scheme == "https" else 80), timeout=self.timeout_s
-            )
-            connect_without_delay(connection)
-            pool[peer] = connection
-        return connection
-
-    def _drop(self, peer: str) -> None:
-        pool: dict[str, http.client.HTTPConnection] = self._connections.__dict__.setdefault("by_peer", {})
-        connection = pool.pop(peer, None)
-        if connection is not None:
-            connection.close()
