@@ -3,7 +3,7 @@ Python is fine."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,7 +49,7 @@ def distinct_spans(table: pa.Table) -> pa.Table:
 
 def span_rows(table: pa.Table) -> list[dict[str, Any]]:
     """Distinct spans of a table as Python rows, ordered by start time (``distinct_spans``)."""
-    return distinct_spans(table).to_pylist()
+    return cast("list[dict[str, Any]]", distinct_spans(table).to_pylist())
 
 
 def span_to_json(row: dict[str, Any]) -> dict[str, Any]:

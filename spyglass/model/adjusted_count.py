@@ -12,6 +12,8 @@ OpenTracing ``sampling.priority`` above zero) is *forced*: the sampler keeps its
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -51,7 +53,7 @@ def adjusted_counts(trace_state: pa.Array | pa.ChunkedArray) -> Weights | None:
         by_value[valid] = _counts_of_thresholds(thresholds)
     counts = by_value[pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)]
     counts[trace_state.is_null().to_numpy(zero_copy_only=False)] = 1.0
-    return counts
+    return cast(Weights, counts)
 
 
 _NIBBLE = np.zeros(256, np.uint64)
@@ -67,7 +69,7 @@ def _counts_of_thresholds(thresholds: pa.Array) -> Weights:
     digits = np.frombuffer(padded.buffers()[2], np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 14)
     threshold = (_NIBBLE[digits] * _PLACES).sum(axis=1, dtype=np.uint64)
     room = (np.uint64(_FULL) - threshold).astype(np.float64)
-    return np.minimum(float(_FULL) / room, MAX_ADJUSTED_COUNT)
+    return cast(Weights, np.minimum(float(_FULL) / room, MAX_ADJUSTED_COUNT))
 
 
 def span_weights(trace_state: pa.Array | pa.ChunkedArray) -> pa.Array:

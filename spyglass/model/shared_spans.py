@@ -21,6 +21,8 @@ touched from Python.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pyarrow as pa
 
@@ -126,11 +128,11 @@ def _children_of_server_halves(
 
 
 def _trace_ids(spans: pa.Table, rows: np.ndarray) -> list[bytes]:
-    return spans.column("trace_id").take(pa.array(rows, pa.int64())).to_pylist()
+    return cast("list[bytes]", spans.column("trace_id").take(pa.array(rows, pa.int64())).to_pylist())
 
 
 def _services(spans: pa.Table, rows: np.ndarray) -> list[str]:
-    return spans.column("service").take(pa.array(rows, pa.int64())).to_pylist()
+    return cast("list[str]", spans.column("service").take(pa.array(rows, pa.int64())).to_pylist())
 
 
 def _words(column: pa.Array) -> np.ndarray:

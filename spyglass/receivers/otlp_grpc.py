@@ -7,7 +7,7 @@ bytes go to the same ptars decoder as OTLP/HTTP. gzip (the exporters' ``compress
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -44,7 +44,7 @@ def _identity(data: bytes) -> bytes:
 def _serialize(
     response: trace_service_pb2.ExportTraceServiceResponse | logs_service_pb2.ExportLogsServiceResponse,
 ) -> bytes:
-    return response.SerializeToString()
+    return cast(bytes, response.SerializeToString())
 
 
 #: Retry advice in the form OTLP/gRPC exporters read (``google.rpc.RetryInfo`` in trailing metadata).

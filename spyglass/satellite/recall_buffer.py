@@ -39,7 +39,7 @@ class _Chunk:
 
     @property
     def nbytes(self) -> int:
-        return len(self.payload) + self.trace_ids.nbytes
+        return len(self.payload) + int(self.trace_ids.nbytes)
 
     @classmethod
     def pack(cls, spans: pa.RecordBatch, arrival_ns: int) -> _Chunk:

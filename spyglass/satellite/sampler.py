@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -129,7 +129,7 @@ class _OperationLatency:
         if total <= 0:
             return np.zeros(len(bins))
         below = np.concatenate([[0.0], np.cumsum(self.counts)])
-        return (below[bins] + self.counts[bins] / 2) / total
+        return cast(np.ndarray, (below[bins] + self.counts[bins] / 2) / total)
 
     def add(self, bins: np.ndarray) -> None:
         np.add.at(self.counts, bins, 1.0)

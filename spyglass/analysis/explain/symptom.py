@@ -221,7 +221,7 @@ class Windows:
                 WHERE root_dur > 2 * {float(self.tot[0][4])}"""  # noqa: S608
         )
         n0 = max(self.tot[0][5], 1)
-        return far1 >= 4 and far1 / max(n1, 1) > 3 * (far0 + 1) / n0
+        return bool(far1 >= 4 and far1 / max(n1, 1) > 3 * (far0 + 1) / n0)
 
     def build_structure(self) -> None:
         # Children clipped to their parent; their union is what the parent did not do itself.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -174,7 +174,7 @@ def _integer(value: Any, field: str) -> int:
     """An int64/uint64 field, written as a JSON number or a decimal string; absent is 0."""
     kind = type(value)
     if kind is int:
-        return value
+        return cast(int, value)
     if kind is str:
         try:
             return int(value)  # also takes a few spellings protobuf would not ("1_000", " 7"): harmless
@@ -495,7 +495,7 @@ def _any_value(any_value: Any, depth: int) -> Any:
 def _double(value: Any) -> float:
     kind = type(value)
     if kind is float:
-        return value
+        return cast(float, value)
     if kind is int:
         return float(value)
     if kind is str:

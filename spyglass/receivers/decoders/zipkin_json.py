@@ -16,7 +16,7 @@ As in the OTLP decoder, a request of the wrong shape is refused whole, and an in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -240,11 +240,11 @@ def _micros_to_ns(value: Any, field: str) -> int:
     """A Zipkin time or duration (integer microseconds; also a float or a decimal string) in nanoseconds."""
     kind = type(value)
     if kind is int:
-        return value * 1000
+        return cast(int, value * 1000)
     if kind is float:
         # orjson never yields NaN or infinity; whole and fractional microseconds apart keep every digit.
         whole = int(value)
-        return whole * 1000 + round((value - whole) * 1000)
+        return cast(int, whole * 1000 + round((value - whole) * 1000))
     if kind is str:
         try:
             return int(value) * 1000
