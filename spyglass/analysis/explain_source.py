@@ -21,6 +21,8 @@ _READ = [*COLUMNS, "sample_weight"]
 
 
 class Buffer(Protocol):
+    """The recall buffer as explain reads it: since when it holds every span, and a snapshot of them."""
+
     @property
     def covered_since_ns(self) -> int: ...
 

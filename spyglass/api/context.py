@@ -61,6 +61,8 @@ class SatelliteView(Protocol):
 
 @dataclass(frozen=True)
 class ApiContext:
+    """Everything a handler may read, built once by the server (the cluster-wide views when clustered)."""
+
     store: Store
     satellite: SatelliteView
     query_token: str | None = None

@@ -61,6 +61,8 @@ class ForwardCounters:
 
 @dataclass(frozen=True)
 class ForwarderSettings:
+    """Bounds of forwarding: queued spans per peer, spans per request, how long to retry and wait."""
+
     max_queued_spans_per_peer: int = 100_000
     max_request_spans: int = 8_192
     retry_for_s: float = 3.0

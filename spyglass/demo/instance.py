@@ -69,6 +69,8 @@ class HttpError(Exception):
 
 @dataclass(frozen=True)
 class Route:
+    """One HTTP route of a demo service: method, path template and the handler that serves it."""
+
     method: str
     template: str
     handler: Handler

@@ -126,6 +126,8 @@ class Scenario:
 
 
 class SlowVersion(Scenario):
+    """A bad deploy: one version of one service makes one operation slower where it runs."""
+
     name = "slow-version"
     description = (
         "A rolling deploy of inventory 2.4.0 makes its stock query 5x slower on the upgraded instances."
@@ -154,6 +156,8 @@ class SlowVersion(Scenario):
 
 
 class NPlusOne(Scenario):
+    """A query issued once per item instead of once per request."""
+
     name = "n-plus-one"
     description = (
         "Checkout prices the cart with one database query per item (20-40 items) instead of one query."
@@ -170,6 +174,8 @@ class NPlusOne(Scenario):
 
 
 class NoisyHost(Scenario):
+    """One host slows everything that runs on it."""
+
     name = "noisy-host"
     description = "A noisy neighbour on host cart-2 makes everything the cart instance there does slow."
     symptom = Symptom("frontend", "GET /product/{id}", "latency")
@@ -187,6 +193,8 @@ class NoisyHost(Scenario):
 
 
 class HeavyCustomer(Scenario):
+    """One customer's unusual requests make an operation slow for everyone measuring it."""
+
     name = "heavy-customer"
     description = (
         f"Customer {HEAVY_CUSTOMER_ID} starts sending a third of the traffic with 300-500-item carts."
@@ -209,6 +217,8 @@ class HeavyCustomer(Scenario):
 
 
 class SequentialCalls(Scenario):
+    """Independent calls made one after another instead of in parallel."""
+
     name = "sequential-calls"
     description = "The frontend calls cart and inventory one after the other instead of in parallel."
     symptom = Symptom("frontend", "GET /product/{id}", "latency")
@@ -223,6 +233,8 @@ class SequentialCalls(Scenario):
 
 
 class SlowUpstream(Scenario):
+    """An uninstrumented dependency gets slower; only its callers' client spans show it."""
+
     name = "slow-upstream"
     description = "The uninstrumented fraud-api that payments depends on becomes 8x slower."
     symptom = Symptom("frontend", "POST /checkout", "latency")
@@ -240,6 +252,8 @@ class SlowUpstream(Scenario):
 
 
 class ZoneErrors(Scenario):
+    """One availability zone's instances fail: errors that originate in one place."""
+
     name = "zone-errors"
     description = "Payments instances in us-east-1c lose their card network and fail charges with 503."
     symptom = Symptom("frontend", "POST /checkout", "errors")

@@ -32,6 +32,8 @@ USER_AGENTS = (
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A request the shoppers send, and its share of the traffic."""
+
     method: str
     path: str
     weight: float

@@ -1,0 +1,1 @@
+"""The shared vocabulary: span, rollup and log schemas, the latency sketch, and rules every layer applies."""

@@ -55,6 +55,8 @@ class ReceiverSettings:
 
 
 class Outcome(Enum):
+    """How an export ended; each receiver maps it to its status (``HTTP_STATUS`` for HTTP, gRPC codes)."""
+
     ACCEPTED = "accepted"
     UNAUTHENTICATED = "unauthenticated"
     INVALID = "invalid"
@@ -74,6 +76,8 @@ HTTP_STATUS = {
 
 @dataclass(frozen=True)
 class IngestResult:
+    """One export's outcome, with its message and how many spans were taken or refused."""
+
     outcome: Outcome
     message: str = ""
     accepted_spans: int = 0

@@ -27,6 +27,8 @@ _MAX_BATCHES_PER_WRITE = 256
 
 @dataclass
 class LogCounters:
+    """Log records since start, by what became of them."""
+
     received: int = 0  # accepted and queued
     rejected: int = 0  # invalid records (an OTLP partial success)
     dropped: int = 0  # records without trace context: not kept, by policy

@@ -1,0 +1,1 @@
+"""The built web UI and the routes that serve it."""

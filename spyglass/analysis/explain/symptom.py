@@ -34,6 +34,8 @@ TRACES_PER_WINDOW = 10_000
 
 @dataclass(frozen=True)
 class ExplainRequest:
+    """What to explain: a root operation, the regression and baseline windows, and whether it got slower or fails more."""
+
     service: str
     operation: str
     start_ns: int
