@@ -10,6 +10,7 @@ which now sends it to the traces' new owners. Nothing waits without bound and ev
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,14 +30,16 @@ log = logging.getLogger(__name__)
 FORWARDED_HEADER = "x-spyglass-forwarded"
 #: Where forwarded spans go on a peer (its API port, the address ``--peers`` lists).
 FORWARD_PATH = "/v1/traces"
+#: One id per forwarded request, the same on every retry of it: the receiver takes a batch once.
+BATCH_HEADER = "x-spyglass-batch"
 
 #: Answers that mean "not now" (overloaded, or failing): sent again. Any other refusal means a bad request.
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 
 #: A peer is tried again after any error or a ``RETRY_STATUSES`` answer, backing off 0, 0.05, 0.1, 0.2, 0.4,
 #: then 0.5 s, until the request's deadline (``retry_for_s``). POSTs are sent again even when the peer may have
-#: taken them (a read timeout, a dropped answer): the receiver does not deduplicate, but the trace view shows
-#: each span once (``distinct_spans``), and a repeated span costs less than a lost one.
+#: taken them (a read timeout, a dropped answer): each carries its batch id (``BATCH_HEADER``), and the receiver
+#: acknowledges a batch it already took without counting its spans again.
 _FORWARD_RETRY = http_pool.PeerRetry(
     total=None,
     redirect=False,
@@ -138,7 +141,11 @@ class _PeerSender:
         """True when the spans are settled: sent, or refused as a bad request (counted lost, since sending
         them again cannot help). False when the peer did not take them within ``retry_for_s``."""
         settings = self.forwarder.settings
-        headers = {"Content-Type": "application/x-protobuf", FORWARDED_HEADER: "1"}
+        headers = {
+            "Content-Type": "application/x-protobuf",
+            FORWARDED_HEADER: "1",
+            BATCH_HEADER: os.urandom(16).hex(),
+        }
         if settings.ingest_token:
             headers["Authorization"] = f"Bearer {settings.ingest_token}"
         retries = _FORWARD_RETRY.new(

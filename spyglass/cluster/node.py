@@ -62,6 +62,8 @@ class ClusterNode:
         self.store_view = ClusterStore(store, self.peers, shared=shared_store)
         self.satellite_view = ClusterSatellite(satellite, self.store_view, self.peers)
         self.spans_from_peers = 0
+        #: Forwarded batches received again (a retry after a lost answer), acknowledged and not ingested twice.
+        self.batches_repeated = 0
         self._stop = threading.Event()
         self._upkeep: threading.Thread | None = None
 
@@ -142,6 +144,7 @@ class ClusterNode:
             "owns_traces": ring.self_index is not None,
             "ring": list(ring.members),
             "spans_from_peers": self.spans_from_peers,
+            "batches_repeated": self.batches_repeated,
             "forward_queued_spans": self.forwarder.queued_spans,
             **asdict(self.forwarder.counters),
         }
