@@ -259,24 +259,23 @@ def _span_cells(
 ) -> tuple[_Cells, bool]:
     """Spans of the window carrying ``key`` (span attribute first, else resource), weighted.
 
-    When the recall buffer still holds every span since before the window began, it alone answers, each span
-    counting once: exact. Otherwise stored spans count by their ``sample_weight`` and undecided buffered spans
-    once (decided ones are already represented by the weights of those kept).
+    The recall buffer holds every span since ``covered_since_ns``, decided or not: from then on it answers, each
+    span counting once (or by its adjusted count); before then, stored spans count by their ``sample_weight``.
+    Split at one instant, a span is read from one source only, and a trace between its decision and its write
+    is still in the buffer. Exact when the buffer covers the whole window.
     """
     covered_since = live_spans.covered_since_ns if live_spans is not None else None
-    buffer_covers = covered_since is not None and covered_since < query.start_ns
+    split = query.end_ns if covered_since is None else min(max(covered_since, query.start_ns), query.end_ns)
+    buffer_covers = covered_since is not None and split == query.start_ns
     stored = store.scan(
-        SPAN_COLUMNS,
-        query.start_ns if not buffer_covers else query.end_ns,  # an empty window when the buffer answers
-        query.end_ns,
-        ScanFilter(service=query.service, operation=query.operation),
+        SPAN_COLUMNS, query.start_ns, split, ScanFilter(service=query.service, operation=query.operation)
     )
     tables = [stored.select(SPAN_COLUMNS)]
-    if live_spans is not None:
-        buffered = live_spans.snapshot(include_decided=buffer_covers)
+    if live_spans is not None and split < query.end_ns:
+        buffered = live_spans.snapshot(include_decided=True)
         if buffered.num_rows:
             mask = pc.and_(
-                pc.greater_equal(buffered.column("start_ns"), query.start_ns),
+                pc.greater_equal(buffered.column("start_ns"), split),
                 pc.less(buffered.column("start_ns"), query.end_ns),
             )
             if query.service is not None:

@@ -226,6 +226,12 @@ class Satellite:
         self.buffer.make_room(incoming_bytes)  # what that decision retained gives way too
 
     def _decide(self, spans: pa.Table) -> None:
+        try:
+            self._decide_taken(spans)
+        finally:
+            self.buffer.end_decision()
+
+    def _decide_taken(self, spans: pa.Table) -> None:
         if spans.num_rows == 0:
             return
         spans = self._route_late_spans(spans)

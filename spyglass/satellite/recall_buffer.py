@@ -72,6 +72,9 @@ class RecallBuffer:
         self.max_bytes = max_bytes
         self._chunks: list[_Chunk] = []  # undecided
         self._decided: deque[_Chunk] = deque()  # decided, kept for live queries, oldest first
+        # Taken out to be decided, until ``retain_decided`` (or ``end_decision``): still visible to live queries,
+        # so a trace is never in neither the buffer nor the store while the sampler looks at it.
+        self._deciding: pa.Table | None = None
         self._bytes = 0
         self._spans = 0
         self._decided_bytes = 0
@@ -124,10 +127,13 @@ class RecallBuffer:
         """Keep decided traces (kept or dropped) for live queries, while memory allows."""
         if self.nbytes >= self.max_bytes * 0.9:
             # Under memory pressure these would be forgotten at once: do not spend the compression.
-            self._complete_since_ns = max(self._complete_since_ns, decided_ns)
+            with self._lock:
+                self._complete_since_ns = max(self._complete_since_ns, decided_ns)
+                self._deciding = None
             return
         chunks = [_Chunk.pack(b, decided_ns) for b in spans.combine_chunks().to_batches() if b.num_rows]
         with self._lock:
+            self._deciding = None
             for chunk in chunks:
                 self._decided.append(chunk)
                 self._decided_bytes += chunk.nbytes
@@ -166,6 +172,7 @@ class RecallBuffer:
                 quiet, carried = old_table, SPAN_SCHEMA.empty_table()
             kept = [_Chunk.pack(b, old[-1].arrival_ns) for b in carried.to_batches() if b.num_rows]
             self._replace(kept + recent)
+            self._deciding = quiet
             return quiet
 
     def take_oldest(self, target_bytes: int) -> pa.Table:
@@ -192,32 +199,49 @@ class RecallBuffer:
                 if staying.num_rows:
                     rest.append(_Chunk.pack(staying, chunk.arrival_ns))
             self._replace(rest)
-            return pa.concat_tables(taken)
+            self._deciding = pa.concat_tables(taken)
+            return self._deciding
 
     def take_all(self) -> pa.Table:
         """Remove and return every undecided span (at shutdown)."""
         with self._lock:
             table = _table(self._chunks)
             self._replace([])
+            self._deciding = table
             return table
+
+    def end_decision(self) -> None:
+        """The spans last taken are decided and retained, stored or dropped: no longer shown as deciding."""
+        with self._lock:
+            self._deciding = None
 
     def trace(self, trace_id: bytes) -> pa.Table:
         """Every buffered span of one trace, decided or not (the live view of a recent trace)."""
         wanted = pa.scalar(trace_id, pa.binary(16))
         with self._lock:
             chunks = [*self._decided, *self._chunks]
+            deciding = self._deciding
         batches = []
         for chunk in chunks:
             match = pc.equal(chunk.trace_ids, wanted)
             if pc.any(match).as_py():
                 batches.append(chunk.unpack().filter(match))
-        return pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
+        found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
+        if deciding is not None and deciding.num_rows:
+            mine = deciding.filter(pc.equal(deciding.column("trace_id"), wanted))
+            if mine.num_rows:
+                found = pa.concat_tables([found, mine.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
+        return found
 
     def snapshot(self, include_decided: bool = True) -> pa.Table:
         """Everything buffered now, without removing it (live queries over 100% of recent spans)."""
         with self._lock:
             chunks = [*self._decided, *self._chunks] if include_decided else list(self._chunks)
-        return _table(chunks)
+            deciding = self._deciding if include_decided else None
+        table = _table(chunks)
+        if deciding is None or deciding.num_rows == 0:
+            return table
+        return pa.concat_tables([table, deciding.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
 
     def _replace(self, chunks: list[_Chunk]) -> None:
         self._chunks = chunks

@@ -38,6 +38,11 @@ def test_memory_bound_decides_oldest_traces_first() -> None:
     taken = buffer.take_oldest(buffer.max_bytes * 3 // 4)
     assert set(taken.column("trace_id").to_pylist()) == set(first_ids)
     assert not buffer.over_bound()
+    # While the sampler decides them, taken traces stay visible to live queries; then they are gone.
+    assert set(buffer.snapshot().column("trace_id").to_pylist()) == set(first_ids) | set(second_ids)
+    assert buffer.trace(first_ids[0]).num_rows == 3
+    assert set(buffer.snapshot(include_decided=False).column("trace_id").to_pylist()) == set(second_ids)
+    buffer.end_decision()
     assert set(buffer.snapshot().column("trace_id").to_pylist()) == set(second_ids)
 
 
