@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -41,7 +41,7 @@ class RunningServer:
         return httpx.get(self.api + path, timeout=10, **kwargs)
 
     def status(self) -> dict[str, Any]:
-        return self.get("/api/v1/status").json()
+        return cast("dict[str, Any]", self.get("/api/v1/status").json())
 
     def wait_for(
         self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 15.0

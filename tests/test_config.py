@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from spyglass.cli import main
 from spyglass.config import ConfigError, parse_serve_args
 from spyglass.server import loopback_config, open_store
+from tests.conftest import RunningServer
 
 
 def test_defaults_bind_loopback() -> None:
@@ -56,7 +58,9 @@ def test_environment_then_flags() -> None:
         ([], {"SPYGLASS_PORT": "eighty"}, "SPYGLASS_PORT"),
     ],
 )
-def test_invalid_values_are_refused_with_the_reason(argv: list[str], env: dict, message: str) -> None:
+def test_invalid_values_are_refused_with_the_reason(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_serve_args(argv, env=env)
 
@@ -76,7 +80,7 @@ def test_chdb_without_its_extra_names_the_extra(tmp_path: Path, monkeypatch: pyt
         open_store(config)
 
 
-def test_extra_aggregated_attributes_reach_the_aggregator(start_server) -> None:
+def test_extra_aggregated_attributes_reach_the_aggregator(start_server: Callable[..., RunningServer]) -> None:
     config = parse_serve_args(["--aggregate-attributes", "tenant.id, plan.tier"], env={})
     assert config.aggregate_attributes == ("tenant.id", "plan.tier")
     server = start_server(aggregate_attributes=config.aggregate_attributes)

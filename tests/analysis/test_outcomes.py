@@ -6,7 +6,7 @@ import pytest
 
 from spyglass.analysis.explain import explain_spans
 from spyglass.analysis.outcomes import is_outcome
-from tests.support.fault_corpus import case
+from tests.support.fault_corpus import Case, case
 
 OUTCOMES = [
     "http.status_code",
@@ -48,9 +48,9 @@ def test_circumstances_are_not_outcomes(key: str) -> None:
     assert not is_outcome(key)
 
 
-def _error_cases(count: int) -> list:
+def _error_cases(count: int) -> list[Case]:
     """The first ``count`` error faults of a fixed slice of the corpus (zones, cohorts, upstreams, peers)."""
-    found = []
+    found: list[Case] = []
     seed = 7_000_000
     while len(found) < count:
         c = case(seed)

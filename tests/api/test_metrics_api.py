@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -123,7 +123,7 @@ def loaded(spyglass: RunningServer, traffic: tuple[int, list[Sent]]) -> tuple[Ru
 def metrics(spyglass: RunningServer, **params: Any) -> dict[str, Any]:
     response = spyglass.get("/api/v1/metrics", params=params)
     assert response.status_code == 200, response.text
-    return response.json()
+    return cast("dict[str, Any]", response.json())
 
 
 def test_totals_and_percentiles_are_exact_from_stored_and_pending_rollups(loaded: Any) -> None:
@@ -255,7 +255,7 @@ FAMILIES = {
     "spyglass_span_duration_seconds": "histogram",
 }
 #: The duration histogram's ``le`` labels, exactly as written today.
-HISTOGRAM_LE = (
+HISTOGRAM_LE: tuple[str, ...] = (
     "0.001",
     "0.0025",
     "0.005",
@@ -372,7 +372,8 @@ def test_prometheus_exposition_in_openmetrics_when_asked(spyglass: RunningServer
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
-    types, samples = exposition(openmetrics_families(response.text))
+    # prometheus_client's OpenMetrics parser is unannotated (its Prometheus-text twin is typed).
+    types, samples = exposition(openmetrics_families(response.text))  # type: ignore[no-untyped-call]
     text_types, text_samples = scrape(spyglass)
     # Prometheus stores the same series whichever format it asked for.
     assert types == text_types == FAMILIES

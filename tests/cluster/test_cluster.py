@@ -204,11 +204,11 @@ def test_killing_a_satellite_loses_only_its_undecided_traces(
     for survivor in survivors:
         _wait_up(survivor, victim.api)
     query = {"limit": 20000, "start_ns": 0}
-    found = {t["trace_id"] for t in survivors[0].get("/api/v1/traces", params=query).json()["traces"]}
+    found_ids = {t["trace_id"] for t in survivors[0].get("/api/v1/traces", params=query).json()["traces"]}
     lost = {t.hex() for t in undecided_ids if t in owned_by_victim}
-    assert lost and not lost & found
-    assert {t.hex() for t in decided_ids} <= found
-    assert {t.hex() for t in undecided_ids} - lost <= found
+    assert lost and not lost & found_ids
+    assert {t.hex() for t in decided_ids} <= found_ids
+    assert {t.hex() for t in undecided_ids} - lost <= found_ids
 
 
 def _span_counts(spans: Any) -> dict[bytes, int]:
@@ -241,7 +241,9 @@ def _wait_up(member: RunningServer, url: str, timeout_s: float = 10.0) -> None:
         "unknown",
     ],
 )
-def test_malformed_peer_requests_are_400_never_500(start_cluster, verb: str) -> None:
+def test_malformed_peer_requests_are_400_never_500(
+    start_cluster: Callable[..., tuple[list[RunningServer], Path]], verb: str
+) -> None:
     """Peers send well-formed requests; whoever else holds the query token gets a 400 for garbage."""
     (member,), _ = start_cluster(1)
     for args in (

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
+from typing import cast
 
 import httpx
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -72,7 +74,7 @@ def _logs_request(trace_id: bytes, repeat_keys: bool) -> bytes:
     )
     record.body.string_value = "hello"
     record.attributes.extend([_kv("a", "0")] + ([_kv("a", "1")] if repeat_keys else []))
-    return request.SerializeToString()
+    return cast(bytes, request.SerializeToString())
 
 
 def test_repeated_attribute_keys_cost_nothing_and_the_last_value_wins(spyglass: RunningServer) -> None:
@@ -120,7 +122,9 @@ def test_a_multi_member_gzip_body_is_read_whole(spyglass: RunningServer) -> None
         assert len(spyglass.get(f"/api/v1/traces/{trace_id.hex()}").json()["spans"]) == 3
 
 
-def test_multi_member_gzip_counts_every_member_against_the_size_bound(start_server) -> None:
+def test_multi_member_gzip_counts_every_member_against_the_size_bound(
+    start_server: Callable[..., RunningServer],
+) -> None:
     spyglass = start_server(max_body_bytes=64 * 1024)
     member = gzip.compress(b"\x0a" * 40 * 1024)  # 40 KiB each, well under the bound alone
     response = httpx.post(

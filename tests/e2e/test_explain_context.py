@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ MS = 1_000_000
 T0 = 1_795_000_000_000_000_000
 
 
-def test_findings_carry_logs_and_events_of_their_examples(start_server) -> None:
+def test_findings_carry_logs_and_events_of_their_examples(start_server: Callable[..., RunningServer]) -> None:
     spyglass: RunningServer = start_server(decision_wait_s=0.1)
     tracers = {
         version: provider(
@@ -28,9 +29,9 @@ def test_findings_carry_logs_and_events_of_their_examples(start_server) -> None:
         for version in ("1.0", "2.0")
     }
     with python_logger("cart", HttpLogExporter(endpoint=spyglass.otlp_http + "/v1/logs")) as logger:
-        for window, start in (("baseline", T0), ("regression", T0 + 100_000 * MS)):
+        for phase, start in (("baseline", T0), ("regression", T0 + 100_000 * MS)):
             for i in range(60):
-                version = "2.0" if window == "regression" and i % 2 == 0 else "1.0"
+                version = "2.0" if phase == "regression" and i % 2 == 0 else "1.0"
                 slow = version == "2.0"
                 begin = start + i * 500 * MS
                 duration = (90 if slow else 10) * MS
@@ -66,7 +67,9 @@ def test_findings_carry_logs_and_events_of_their_examples(start_server) -> None:
         assert finding["events"][0]["trace_id"] in finding["examples"]["regression"]
 
 
-def test_symptom_of_windows_shorter_than_a_rollup_bucket_is_exact(start_server) -> None:
+def test_symptom_of_windows_shorter_than_a_rollup_bucket_is_exact(
+    start_server: Callable[..., RunningServer],
+) -> None:
     """Two adjacent 4 s windows inside one 10 s rollup bucket: the symptom must still tell them apart."""
     spyglass: RunningServer = start_server(decision_wait_s=30)
     tracer = provider("cart", http_exporter(spyglass.otlp_http)).get_tracer("t")

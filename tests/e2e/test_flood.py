@@ -8,6 +8,7 @@ be counted and stored. ``SPYGLASS_FLOOD_S`` sets the flood's length (default 60 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -18,7 +19,9 @@ FLOOD_S = float(os.environ.get("SPYGLASS_FLOOD_S", "60"))
 
 
 @pytest.mark.alone
-def test_a_flood_is_refused_at_the_door_and_every_acknowledged_span_is_stored(start_server) -> None:
+def test_a_flood_is_refused_at_the_door_and_every_acknowledged_span_is_stored(
+    start_server: Callable[..., RunningServer],
+) -> None:
     spyglass: RunningServer = start_server(decision_wait_s=1.0)
     report = flood(spyglass.api, spyglass.ports.otlp_http, spyglass.otlp_grpc, FLOOD_S)
     figures = report.summary()

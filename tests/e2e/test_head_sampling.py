@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -128,7 +128,7 @@ def test_head_sampled_services_show_their_true_traffic(start_server: Callable[..
     def metrics(**params: Any) -> list[dict[str, Any]]:
         response = server.get("/api/v1/metrics", params={**window, **params})
         assert response.status_code == 200, response.text
-        return response.json()["groups"]
+        return cast("list[dict[str, Any]]", response.json()["groups"])
 
     # Counts and errors of each service's requests: the true ones, from 10% and 25% samples.
     for service, operation in ROOTS.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable, Iterator
 
 import grpc
 import httpx
@@ -26,7 +27,9 @@ def _send_good_trace(spyglass: RunningServer, name: str = "healthy") -> str:
     return format(span.get_span_context().trace_id, "032x")
 
 
-def _grpc_export(spyglass: RunningServer, body: bytes, metadata: tuple = ()) -> grpc.RpcError | None:
+def _grpc_export(
+    spyglass: RunningServer, body: bytes, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc.RpcError | None:
     with grpc.insecure_channel(spyglass.otlp_grpc) as channel:
         export = channel.unary_unary(
             "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -57,7 +60,7 @@ def _grpc_export(spyglass: RunningServer, body: bytes, metadata: tuple = ()) -> 
     ],
 )
 def test_malformed_otlp_http_is_400_naming_the_problem(
-    spyglass: RunningServer, headers: dict, body: bytes, message: str
+    spyglass: RunningServer, headers: dict[str, str], body: bytes, message: str
 ) -> None:
     response = httpx.post(spyglass.otlp_http + "/v1/traces", content=body, headers=headers)
     assert response.status_code == 400
@@ -71,7 +74,7 @@ def test_unsupported_content_type_is_415(spyglass: RunningServer) -> None:
     assert response.status_code == 415
 
 
-def test_oversize_bodies_and_gzip_bombs_are_refused(start_server) -> None:
+def test_oversize_bodies_and_gzip_bombs_are_refused(start_server: Callable[..., RunningServer]) -> None:
     spyglass = start_server(max_body_bytes=1024 * 1024)
     big = b"\x0a" + b"\xff" * (2 * 1024 * 1024)
     response = httpx.post(spyglass.otlp_http + "/v1/traces", content=big, headers=PROTOBUF)
@@ -83,16 +86,14 @@ def test_oversize_bodies_and_gzip_bombs_are_refused(start_server) -> None:
     )
     assert response.status_code == 413 and "exceeds" in response.text
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b"\xff" * 65536
 
     response = httpx.post(spyglass.otlp_http + "/v1/traces", content=chunks(), headers=PROTOBUF)
     assert response.status_code == 413 and "exceeds" in response.text
-    assert (
-        _grpc_export(spyglass, b"\x0a" + b"\x00" * (2 * 1024 * 1024)).code()
-        == grpc.StatusCode.RESOURCE_EXHAUSTED
-    )
+    error = _grpc_export(spyglass, b"\x0a" + b"\x00" * (2 * 1024 * 1024))
+    assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     zipkin_bomb = zlib.compress(b"[" + b" " * (8 * 1024 * 1024) + b"]")
     response = httpx.post(
         spyglass.zipkin,
@@ -156,7 +157,8 @@ def test_partial_success_over_http_and_grpc(spyglass: RunningServer) -> None:
     parsed = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
     assert parsed.partial_success.rejected_spans == 1 and "spanId" in parsed.partial_success.error_message
     with grpc.insecure_channel(spyglass.otlp_grpc) as channel:
-        reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=10)
+        # The generated gRPC stub module ships without type annotations or stubs.
+        reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=10)  # type: ignore[no-untyped-call]
     assert reply.partial_success.rejected_spans == 1
     document = to_otlp_json(list(exporter.get_finished_spans()))
     document["resourceSpans"][0]["scopeSpans"][0]["spans"].append(
@@ -167,14 +169,15 @@ def test_partial_success_over_http_and_grpc(spyglass: RunningServer) -> None:
     assert spyglass.wait_for(lambda s: s["spans_rejected"] == 3)["spans_received"] == 3
 
 
-def test_tokens_guard_ingest_and_query(start_server) -> None:
+def test_tokens_guard_ingest_and_query(start_server: Callable[..., RunningServer]) -> None:
     spyglass = start_server(ingest_token="in-secret", query_token="q-secret")
     tracer = provider("guarded", http_exporter(spyglass.otlp_http)).get_tracer("t")
     with tracer.start_as_current_span("no token"):
         pass
     assert httpx.post(spyglass.otlp_http + "/v1/traces", content=b"", headers=PROTOBUF).status_code == 401
     assert httpx.post(spyglass.zipkin, json=[]).status_code == 401
-    assert _grpc_export(spyglass, b"").code() == grpc.StatusCode.UNAUTHENTICATED
+    error = _grpc_export(spyglass, b"")
+    assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
     ok_http = provider("guarded", http_exporter(spyglass.otlp_http, token="in-secret")).get_tracer("t")
     with ok_http.start_as_current_span("with token"):
         pass
@@ -191,7 +194,9 @@ def test_tokens_guard_ingest_and_query(start_server) -> None:
     assert status["spans_received"] == 2
 
 
-def test_overload_is_refused_with_retry_advice_and_accepted_data_kept(start_server) -> None:
+def test_overload_is_refused_with_retry_advice_and_accepted_data_kept(
+    start_server: Callable[..., RunningServer],
+) -> None:
     spyglass = start_server(max_queued_spans=5)
     first = _send_good_trace(spyglass, "accepted")
     tracer, exporter, _ = record("flood")

@@ -6,6 +6,7 @@ import gzip
 
 import httpx
 import orjson
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from tests.conftest import RunningServer
@@ -31,6 +32,7 @@ def test_one_trace_across_services_and_protocols(spyglass: RunningServer) -> Non
                 charge.set_status(Status(StatusCode.ERROR, "card declined"))
     trace_id = format(root.get_span_context().trace_id, "032x")
     charge_id = format(charge.get_span_context().span_id, "016x")
+    assert isinstance(charge, ReadableSpan) and charge.start_time is not None  # an SDK span, started
 
     body = gzip.compress(orjson.dumps(otlp_json(list(payments_spans.get_finished_spans()))))
     response = httpx.post(
@@ -137,7 +139,7 @@ def test_search_filters(spyglass: RunningServer) -> None:
     spyglass.wait_for(lambda s: s["spans_received"] == 6)
     spyglass.flush()
 
-    def search(**params: object) -> list[str]:
+    def search(**params: object) -> list[int]:
         response = spyglass.get("/api/v1/traces", params=params)
         assert response.status_code == 200, response.text
         return sorted(t["duration_ns"] // 1_000_000 for t in response.json()["traces"])

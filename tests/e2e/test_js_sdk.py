@@ -15,7 +15,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -97,7 +97,7 @@ def send_trace(node: str, protocol: str, endpoint: str, gzip: bool) -> dict[str,
     assert lines, f"send_traces.mjs printed nothing\nstderr: {done.stderr}"
     sent = json.loads(lines[-1])
     assert len(sent["trace_id"]) == 32 and len(sent["span_ids"]) == 3, sent
-    return sent
+    return cast("dict[str, Any]", sent)
 
 
 def assert_nested(child: dict[str, Any], parent: dict[str, Any]) -> None:

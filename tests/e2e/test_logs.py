@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import grpc
@@ -70,7 +70,7 @@ def logs_of(spyglass: RunningServer, trace_id: str, **params: Any) -> list[dict[
     spyglass.server.log_writer.flush()
     response = spyglass.get(f"/api/v1/traces/{trace_id}/logs", params=params)
     assert response.status_code == 200, response.text
-    return response.json()["logs"]
+    return cast("list[dict[str, Any]]", response.json()["logs"])
 
 
 def test_http_exporter_logs_come_back_by_trace_id(spyglass: RunningServer) -> None:
@@ -224,7 +224,7 @@ def test_store_roundtrip_and_migration(tmp_path: Path) -> None:
         store.close()
 
 
-def test_status_counts_logs(spyglass) -> None:
+def test_status_counts_logs(spyglass: RunningServer) -> None:
     status = spyglass.status()
     assert set(status["logs"]) == {
         "received",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -11,7 +12,9 @@ from spyglass.demo.synthetic import otlp_requests, synthetic_traffic
 from tests.conftest import RunningServer
 
 
-def test_flood_is_refused_and_accepted_spans_are_all_stored(start_server) -> None:
+def test_flood_is_refused_and_accepted_spans_are_all_stored(
+    start_server: Callable[..., RunningServer],
+) -> None:
     spyglass: RunningServer = start_server(max_queued_spans=1_000, recall_memory_mb=1, decision_wait_s=0.2)
     traffic = synthetic_traffic(
         np.random.default_rng(9), 30_000, {"GET /flood": (1.0, 5.0, 0.3)}, {"boom": 0.01}

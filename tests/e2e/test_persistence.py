@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 from opentelemetry.trace import SpanKind
@@ -67,8 +68,8 @@ class ServeProcess:
                 raise AssertionError(f"spyglass serve did not start:\n{output}")
             time.sleep(0.1)
 
-    def status(self) -> dict:
-        return httpx.get(self.api + "/api/v1/status", timeout=5).json()
+    def status(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", httpx.get(self.api + "/api/v1/status", timeout=5).json())
 
     def send_trace(self, name: str) -> str:
         tracer_provider = provider("durable", http_exporter(self.otlp_http))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import numpy as np
 import pyarrow.compute as pc
@@ -18,7 +20,7 @@ OPERATIONS = {
 ERRORS = {"db timeout after 30ms": 0.003, "card declined": 0.0015}
 
 
-def test_two_percent_sampling_end_to_end(start_server) -> None:
+def test_two_percent_sampling_end_to_end(start_server: Callable[..., RunningServer]) -> None:
     spyglass: RunningServer = start_server(sample_rate=0.02, decision_wait_s=0.3)
     rng = np.random.default_rng(2024)
     start_ns = 1_790_000_000_000_000_000

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -53,7 +53,7 @@ def run_rpc(
     assert done.returncode == 0, f"zipkin_rpc.mjs exited {done.returncode}\n{done.stdout}\n{done.stderr}"
     sent = json.loads(done.stdout.strip().splitlines()[-1])
     assert sent["requests"] >= 3, sent  # the child, its server span, and the client side: apart
-    return sent
+    return cast("dict[str, Any]", sent)
 
 
 def stored_trace(spyglass: RunningServer, sent: dict[str, Any], spans: int = 4) -> dict[str, Any]:

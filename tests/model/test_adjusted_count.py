@@ -89,7 +89,7 @@ def test_whole_counts_are_unbiased() -> None:
 
 def test_debug_spans_force_their_trace() -> None:
     builder = SpanBatchBuilder()
-    attributes = [
+    attributes: list[dict[str, object]] = [
         {"zipkin.debug": True},
         {"zipkin.debug": False},
         {"jaeger-debug-id": "abc"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +25,7 @@ QS = np.array([0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0])
 
 def exact_quantiles(durations: np.ndarray, qs: np.ndarray) -> np.ndarray:
     """numpy's exact nearest-rank quantiles (the sorted duration at 1-based rank ceil(q * n))."""
-    return np.quantile(durations, qs, method="inverted_cdf").astype(np.float64)
+    return cast(np.ndarray, np.quantile(durations, qs, method="inverted_cdf").astype(np.float64))
 
 
 def lognormal(seed: int, n: int, mu: float, sigma: float) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 
 import httpx
 
@@ -60,7 +61,9 @@ def test_every_gzip_member_is_read_and_the_bound_applies_to_their_total() -> Non
         raise AssertionError("the bound applies to all members together")
 
 
-def test_a_refused_export_is_429_with_retry_advice_and_counted(start_server) -> None:
+def test_a_refused_export_is_429_with_retry_advice_and_counted(
+    start_server: Callable[..., RunningServer],
+) -> None:
     spyglass: RunningServer = start_server()
     spyglass.server.satellite.stop()  # a satellite that stops takes nothing more: its intake has no room
     body = b"\x0a\x00"  # an empty ResourceSpans: legal, holds no span

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import grpc
 import httpx
@@ -64,7 +65,7 @@ ENDPOINTS = [
 
 
 def url(spyglass: RunningServer, base: str, path: str) -> str:
-    return getattr(spyglass, base) + path
+    return cast(str, getattr(spyglass, base)) + path
 
 
 def chunks(body: bytes) -> Iterator[bytes]:

@@ -911,9 +911,9 @@ def json_value(value: Any, depth: int = 0) -> Any:
                 raise Rejected
             return number
         if kind == "double":
-            number = _SPECIAL_DOUBLES[item] if isinstance(item, str) else float(item)
+            double = _SPECIAL_DOUBLES[item] if isinstance(item, str) else float(item)
             # Inside arrays and kvlists values are JSON, which has no NaN or infinity: they become null.
-            return None if depth and not math.isfinite(number) else number
+            return None if depth and not math.isfinite(double) else double
         if kind == "bytes":
             return base64.b64encode(base64.b64decode(item)[:MAX_ATTRIBUTE_VALUE_BYTES]).decode("ascii")
         if depth >= MAX_NESTING_DEPTH:
@@ -1322,8 +1322,8 @@ def test_unknown_kinds_and_status_codes_are_unspecified_in_every_store(stores: d
     """Open enums carry any int32; cut to int8 as they were, kind 258 read as 2 (SERVER), and status -1 read
     back as -1 from DuckDB but 0 from ClickHouse. Unknown values are now 0, as Jaeger shows them."""
     request = trace_request(
-        span_of(span_id=b"\x01" * 8, kind=258, status=Status(code=-1)),
-        span_of(span_id=b"\x02" * 8, kind=6, status=Status(code=3)),
+        span_of(span_id=b"\x01" * 8, kind=258, status=Status(code=Status.StatusCode.ValueType(-1))),
+        span_of(span_id=b"\x02" * 8, kind=6, status=Status(code=Status.StatusCode.ValueType(3))),
     )
     checked = check_trace_request(stores, request)
     assert checked is not None
@@ -1339,7 +1339,7 @@ def test_names_keys_and_values_are_cut_to_the_limits(stores: dict[str, Store]) -
         attributes=[kv(long_key + "1", string_value="first"), kv(long_key + "2", string_value="second")],
         events=[Span.Event(time_unix_nano=NOW_NS, name=LONG_VALUE)],
         links=[Span.Link(trace_id=b"\x02" * 16, span_id=b"\x02" * 8, trace_state=LONG_VALUE)],
-        status=Status(code=2, message=LONG_VALUE),
+        status=Status(code=Status.STATUS_CODE_ERROR, message=LONG_VALUE),
         trace_state=LONG_VALUE,
     )
     span.attributes.append(kv("raw", bytes_value=b"\xfb" * 70_000))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -80,7 +80,7 @@ def only_row(data: bytes) -> dict[str, Any]:
     assert result.rejected_spans == 0 and result.error_message == ""
     rows = result.batch.to_pylist()
     assert len(rows) == 1
-    return rows[0]
+    return cast("dict[str, Any]", rows[0])
 
 
 # -- field mapping ----------------------------------------------------------------------------------------------
@@ -907,7 +907,7 @@ def too_deep(request: ExportTraceServiceRequest) -> bool:
     st.sampled_from([{}, {"use_integers_for_enums": True}, {"preserving_proto_field_name": True}]),
 )
 def test_any_protobuf_request_decodes_to_what_it_says(
-    request: ExportTraceServiceRequest, options: dict
+    request: ExportTraceServiceRequest, options: dict[str, bool]
 ) -> None:
     if too_deep(request):
         return

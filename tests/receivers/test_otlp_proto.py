@@ -12,7 +12,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -24,7 +24,7 @@ from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.decoders.result import DecodeError
 
 
-def sdk_request() -> tuple[trace_service_pb2.ExportTraceServiceRequest, list]:
+def sdk_request() -> tuple[trace_service_pb2.ExportTraceServiceRequest, list[ReadableSpan]]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create(
@@ -68,6 +68,7 @@ def test_sdk_spans_decode_completely() -> None:
     assert child["parent_span_id"] == root["span_id"]
     assert (root["kind"], child["kind"]) == (2, 3)
     assert root["service"] == "checkout"
+    assert sdk_root.start_time is not None and sdk_root.end_time is not None  # the SDK sets both
     assert root["duration_ns"] == sdk_root.end_time - sdk_root.start_time
     assert typed_attributes(root["attributes"], root["attribute_types"]) == {
         "http.status_code": 200,
@@ -121,7 +122,7 @@ def _request() -> trace_service_pb2.ExportTraceServiceRequest:
         ({"start_time_unix_nano": 0}, "startTimeUnixNano"),
     ],
 )
-def test_bad_ids_and_times_reject_the_span(fields: dict, reason: str) -> None:
+def test_bad_ids_and_times_reject_the_span(fields: dict[str, object], reason: str) -> None:
     request = _request()
     _span(request, **fields)
     with pytest.raises(DecodeError, match=reason):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -49,7 +49,7 @@ def only_row(zipkin_span: dict[str, Any]) -> dict[str, Any]:
     result = decode(zipkin_span)
     assert result.rejected_spans == 0 and result.error_message == ""
     (row,) = result.batch.to_pylist()
-    return row
+    return cast("dict[str, Any]", row)
 
 
 def test_brave_client_span_maps_exactly() -> None:

@@ -84,8 +84,8 @@ def base(rows: pa.Table) -> pa.Table:
 def test_counts_errors_and_sketches_are_exact_per_group_and_bucket() -> None:
     rng = np.random.default_rng(3)
     spans = []
-    expected_durations: dict[tuple[str, str, int, int], list[int]] = {}
-    expected_errors: Counter[tuple[str, str, int, int]] = Counter()
+    expected_durations: dict[tuple[int, str, str, int], list[int]] = {}
+    expected_errors: Counter[tuple[int, str, str, int]] = Counter()
     for _ in range(3000):
         service = str(rng.choice(["cart", "checkout", "web"]))
         name = str(rng.choice(["GET /", "POST /pay", "query"]))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from spyglass.model.schema import SPAN_SCHEMA
@@ -15,7 +17,7 @@ from spyglass.store.duckdb_store import DuckDBStore
 from tests.support.spans import trace_batch
 
 
-def _wait(predicate, timeout_s: float = 10.0) -> None:
+def _wait(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -93,7 +95,7 @@ class _KeepOnly:
     def __init__(self, keep: set[bytes]) -> None:
         self.keep = keep
 
-    def decide(self, traces):
+    def decide(self, traces: pa.Table) -> pa.Table:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -101,7 +103,7 @@ class _KeepOnly:
 
         ids = pc.unique(traces.column("trace_id").combine_chunks())
         kept = pa.array([i for i in ids.to_pylist() if i in self.keep], pa.binary(16))
-        return with_weights(traces, kept, [4.0] * len(kept))
+        return with_weights(traces, kept, np.array([4.0] * len(kept)))
 
 
 def test_late_spans_follow_their_traces_decision(tmp_path: Path) -> None:

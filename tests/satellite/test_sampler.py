@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +31,7 @@ def run(sampler: DynamicSampler, traffic: pa.Table, batch_traces: int = 2000) ->
     return pa.concat_tables(kept)
 
 
-def per_trace(table: pa.Table) -> dict[bytes, dict]:
+def per_trace(table: pa.Table) -> dict[bytes, dict[str, Any]]:
     features = trace_features(table)
     return {row["trace_id"]: row for row in features.to_pylist()}
 
@@ -146,8 +148,13 @@ def debug_and_head_sampled_traces(count: int, start_ns: int) -> tuple[pa.Table, 
     from spyglass.model.builder import SpanBatchBuilder, encode_attributes
 
     builder = SpanBatchBuilder()
-    debug_ids, sampled_ids = [], []
-    marks = [{"zipkin.debug": True}, {"jaeger-debug-id": "x1"}, {"sampling.priority": 1}]
+    debug_ids: list[bytes] = []
+    sampled_ids: list[bytes] = []
+    marks: list[dict[str, object]] = [
+        {"zipkin.debug": True},
+        {"jaeger-debug-id": "x1"},
+        {"sampling.priority": 1},
+    ]
     for i in range(2 * count):
         trace_id = (10**9 + i).to_bytes(16, "big")
         debug = i < count

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pyarrow as pa
@@ -289,7 +289,10 @@ def test_hostile_values_are_bound_not_spliced(database_url: str, value: str) -> 
         store.write(make_trace(trace_id_of("plain"), start_ns=BASE_NS + SECOND))
 
         def ids(**query: Any) -> list[bytes]:
-            return store.find_traces(TraceQuery(limit=100, **query)).column("trace_id").to_pylist()
+            return cast(
+                "list[bytes]",
+                store.find_traces(TraceQuery(limit=100, **query)).column("trace_id").to_pylist(),
+            )
 
         assert ids(service=value or "svc", operation=value or "op") == [trace_id]
         assert ids(attributes=(("customer.id", value),)) == [trace_id]
@@ -460,9 +463,9 @@ def test_analysis_reads_clickhouse(start_server: Callable[..., RunningServer]) -
         ).get_tracer("t")
         for version in ("1.0", "2.0")
     }
-    for window, start in (("baseline", t0), ("regression", t0 + 120_000 * ms)):
+    for phase, start in (("baseline", t0), ("regression", t0 + 120_000 * ms)):
         for i in range(60):
-            version = "2.0" if window == "regression" and i % 2 == 0 else "1.0"
+            version = "2.0" if phase == "regression" and i % 2 == 0 else "1.0"
             begin = start + i * 500 * ms
             duration = (90 if version == "2.0" else 10) * ms
             root = tracers[version].start_span("GET /cart", kind=OtelSpanKind.SERVER, start_time=begin)

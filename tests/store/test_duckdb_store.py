@@ -64,7 +64,7 @@ def test_in_memory_store_for_tests(corpus: Corpus) -> None:
 def test_write_accepts_a_record_batch_and_rejects_missing_columns(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "spyglass.duckdb")
     table = make_trace(trace_id_of("batch"))
-    store.write(table.to_batches()[0])  # type: ignore[arg-type]
+    store.write(table.to_batches()[0])
     assert store.span_count() == 6
     with pytest.raises(ValueError, match="sample_weight"):
         store.write(table.drop_columns(["sample_weight"]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import pyarrow as pa
 import pytest
 
@@ -10,7 +13,7 @@ from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
 from spyglass.store.protocol import ScanFilter, Store, TraceQuery
 
-from .conftest import BASE_NS, MS, SECOND, Corpus, make_trace, span_id_of, stored, trace_id_of
+from .conftest import BASE_NS, MS, SECOND, Corpus, TraceInfo, make_trace, span_id_of, stored, trace_id_of
 
 SQL_LOOKING_VALUES = ["' OR 1=1 --", '"; DROP TABLE spans; --', "x') OR ('1'='1", "%", "*"]
 
@@ -18,7 +21,7 @@ SQL_LOOKING_VALUES = ["' OR 1=1 --", '"; DROP TABLE spans; --', "x') OR ('1'='1"
 def found(store: Store, **query: object) -> list[bytes]:
     result = store.find_traces(TraceQuery(**{"limit": 1000, **query}))  # type: ignore[arg-type]
     assert result.schema.equals(TRACE_SUMMARY_SCHEMA)
-    return result.column("trace_id").to_pylist()
+    return cast("list[bytes]", result.column("trace_id").to_pylist())
 
 
 # -- writing and reading one trace ---------------------------------------------------------------------------
@@ -199,7 +202,9 @@ def test_no_filter_returns_every_trace_newest_first(populated: Store, corpus: Co
         ),
     ],
 )
-def test_find_traces_filters(populated: Store, corpus: Corpus, query: dict[str, object], predicate) -> None:  # type: ignore[no-untyped-def]
+def test_find_traces_filters(
+    populated: Store, corpus: Corpus, query: dict[str, object], predicate: Callable[[TraceInfo], bool]
+) -> None:
     assert found(populated, **query) == corpus.ids(predicate)
 
 
@@ -219,8 +224,8 @@ def test_find_traces_filters(populated: Store, corpus: Corpus, query: dict[str, 
     ],
 )
 def test_find_traces_matching_any_span(
-    populated: Store, corpus: Corpus, query: dict[str, object], predicate
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Store, corpus: Corpus, query: dict[str, object], predicate: Callable[[TraceInfo], bool]
+) -> None:
     assert found(populated, match_any_span=True, **query) == corpus.ids(predicate)
 
 

@@ -239,11 +239,11 @@ def _topology(rng: random.Random) -> Topology:
         k8s = rng.random() < 0.65
         for k in range(rng.randint(2, 5)):
             if k8s:
-                node, (zone, region) = rng.choice(nodes_)
+                node_name, (zone, region) = rng.choice(nodes_)
                 pod = f"{name}-{rng.getrandbits(24):06x}-{rng.getrandbits(16):04x}"
                 infra = {
                     "k8s.pod.name": pod,
-                    "k8s.node.name": node,
+                    "k8s.node.name": node_name,
                     "cloud.availability_zone": zone,
                     "cloud.region": region,
                 }
@@ -442,7 +442,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
             chosen = rng.sample(service.instances, rng.randint(1, max(1, len(service.instances) // 2)))
         fault.versions.update({id(i): new for i in chosen})
         ids = {id(i) for i in chosen}
-        fault.slow.append((lambda n, i, c, ids=ids, node=node: n is node and id(i) in ids, factor))
+        fault.slow.append((lambda n, i, c: n is node and id(i) in ids, factor))
         fault.expected = {("attribute", "service.version", new)}
         fault.culprits = {service.name}
         fault.description = f"{service.name} {new} on {len(chosen)}/{len(service.instances)} instances, {node.op} x{factor:.1f}"
@@ -462,7 +462,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         )
         affected = [i for i in everywhere if i.infra.get(key) == value]
         ids = {id(i) for i in affected}
-        fault.slow.append((lambda n, i, c, ids=ids: id(i) in ids, factor))
+        fault.slow.append((lambda n, i, c: id(i) in ids, factor))
         fault.expected = {("attribute", key, value)} | _equivalent_infra(topo, affected)
         fault.culprits = {i.service for i in affected if i.service in {n.service.name for n in nodes}}
         fault.description = f"{key}={value} ({len(affected)} instances) x{factor:.1f}"
@@ -470,7 +470,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         customer = rng.choice(topo.customers[:8])
         node = rng.choice([n for n in nodes if n.depth <= 2])
         fault.customer_boost = (customer, rng.uniform(0.1, 0.3))
-        fault.slow.append((lambda n, i, c, node=node, cu=customer: n is node and c.customer == cu, factor))
+        fault.slow.append((lambda n, i, c: n is node and c.customer == customer, factor))
         fault.expected = {("attribute", topo.customer_key, customer)}
         fault.culprits = {node.service.name}
         fault.description = (
@@ -478,9 +478,10 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         )
     elif kind == "large_input":
         node = rng.choice([n for n in nodes if n.depth <= 2])
-        fault.size_value = rng.choice((150, 200, 500, 1000))
+        size_value = rng.choice((150, 200, 500, 1000))
+        fault.size_value = size_value
         fault.size_share = rng.uniform(0.1, 0.4)
-        fault.slow.append((lambda n, i, c, node=node, v=fault.size_value: n is node and c.size == v, factor))
+        fault.slow.append((lambda n, i, c: n is node and c.size == size_value, factor))
         fault.expected = {("attribute", topo.size_key, str(fault.size_value))}
         fault.culprits = {node.service.name}
         fault.description = (
@@ -491,12 +492,12 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         answer_kind = "operation"
         fault.culprits = {node.service.name}
         if kind == "slow_upstream":
-            fault.slow.append((lambda n, i, c, node=node: n is node, factor))
+            fault.slow.append((lambda n, i, c: n is node, factor))
             fault.expected = {("operation", node.service.name, node.op)}
         else:
             p = rng.uniform(0.2, 0.7)
             fault.signal = "errors"
-            fault.fail.append((lambda n, i, c, node=node: n is node, p))
+            fault.fail.append((lambda n, i, c: n is node, p))
             fault.expected = {
                 (answer_kind, node.service.name, node.op),
                 ("error_source", node.service.name, node.op),
@@ -548,18 +549,18 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
                 chosen = rng.sample(chosen, rng.randint(1, len(chosen)))
             fault.versions.update({id(i): new for i in chosen})
             ids = {id(i) for i in chosen}
-            fault.repeat = (id(edge), lambda i, c, ids=ids: id(i) in ids, calls)
+            fault.repeat = (id(edge), lambda i, c: id(i) in ids, calls)
             fault.expected.add(("attribute", "service.version", new))
         fault.description = f"{caller.service.name} calls {edge.client_op} x{calls} behind {behind}"
     elif kind == "sequential":
-        candidates = [
+        parallel_callers = [
             n
             for n in nodes
             if any(len({_edge_name(e) for e in st if e.mode != "async"}) >= 2 for st in n.stages)
         ]
-        if not candidates:
+        if not parallel_callers:
             return _plan(rng, topo, "slow_upstream")
-        node = rng.choice(candidates)
+        node = rng.choice(parallel_callers)
         fault.sequential = node
         fault.expected = {("sequential", node.service.name, node.op)}
         fault.culprits = {node.service.name}
@@ -574,7 +575,7 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         affected = [i for i in everywhere if i.zone == zone]
         ids = {id(i) for i in affected}
         p = rng.uniform(0.15, 0.5)
-        fault.fail.append((lambda n, i, c, ids=ids: id(i) in ids, p))
+        fault.fail.append((lambda n, i, c: id(i) in ids, p))
         fault.expected = {("attribute", "cloud.availability_zone", zone)} | _equivalent_infra(topo, affected)
         fault.culprits = {i.service for i in affected if i.service in {n.service.name for n in nodes}}
         fault.description = f"errors in zone {zone} ({len(affected)} instances) p={p:.2f}"
@@ -584,11 +585,11 @@ def _plan(rng: random.Random, topo: Topology, kind: str) -> Fault:
         p = rng.uniform(0.3, 0.9)
         if rng.random() < 0.5:
             value = rng.choice(topo.cohorts)
-            fault.fail.append((lambda n, i, c, node=node, v=value: n is node and c.cohort == v, p))
+            fault.fail.append((lambda n, i, c: n is node and c.cohort == value, p))
             fault.expected = {("attribute", topo.cohort_key, value)}
         else:
             value = rng.choice(topo.customers[:3])
-            fault.fail.append((lambda n, i, c, node=node, v=value: n is node and c.customer == v, p))
+            fault.fail.append((lambda n, i, c: n is node and c.customer == value, p))
             fault.expected = {("attribute", topo.customer_key, value)}
         fault.culprits = {node.service.name}
         fault.description = f"errors for {value} at {node.service.name} {node.op} p={p:.2f}"
@@ -730,8 +731,8 @@ class _Window:
         t = start + own * 0.4
         failed = False
         stages = node.stages
-        active = self.regression and fault is not None
-        if active and fault.sequential is node:
+        active_fault = fault if self.regression else None
+        if active_fault and active_fault.sequential is node:
             stages = [[e] for st in stages for e in st]
         for stage in stages:
             end = t
@@ -739,8 +740,9 @@ class _Window:
                 if edge.p < 1 and rng.random() > edge.p:
                     continue
                 calls = 1
-                if active and fault.repeat and fault.repeat[0] == id(edge) and fault.repeat[1](inst, ctx):
-                    calls = fault.repeat[2]
+                repeat = active_fault.repeat if active_fault else None
+                if repeat and repeat[0] == id(edge) and repeat[1](inst, ctx):
+                    calls = repeat[2]
                     ctx.hit = True
                 tt = t
                 for _ in range(calls):
@@ -752,12 +754,12 @@ class _Window:
         t += own * 0.6
         dur = t - start
         fail_p = node.error_rate
-        if active:
-            for pred, factor in fault.slow:
+        if active_fault:
+            for pred, factor in active_fault.slow:
                 if pred(node, inst, ctx):
                     dur *= factor
                     ctx.hit = True
-            for pred, p in fault.fail:
+            for pred, p in active_fault.fail:
                 if pred(node, inst, ctx):
                     fail_p = max(fail_p, p)
                     ctx.hit = True

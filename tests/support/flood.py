@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -54,7 +54,7 @@ def export_template(spans: int, prefix: bytes, spans_per_trace: int = 10) -> byt
             span.start_time_unix_nano = now_ns - 1_000_000_000 + index * 1_000
             span.end_time_unix_nano = span.start_time_unix_nano + int(rng.integers(100_000, 5_000_000))
             span.attributes.add(key="customer.id", value=AnyValue(string_value=f"c{rng.integers(1000)}"))
-    return request.SerializeToString()
+    return cast(bytes, request.SerializeToString())
 
 
 @dataclass
@@ -117,9 +117,9 @@ def _grpc_sender(address: str, template: bytes, prefix: bytes, t0: float, until:
                 export(template.replace(prefix, nonce), timeout=30)
                 outcome = "ok"
             except grpc.RpcError as error:
-                code = error.code()  # type: ignore[attr-defined]
+                code = error.code()
                 outcome = "refused" if code == grpc.StatusCode.RESOURCE_EXHAUSTED else f"grpc {code}"
-                trailing = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+                trailing = dict(error.trailing_metadata() or ())
                 delay_s = 0.1
                 if "google.rpc.retryinfo-bin" in trailing:
                     delay = RetryInfo.FromString(trailing["google.rpc.retryinfo-bin"]).retry_delay

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import grpc
 import httpx
@@ -219,7 +219,15 @@ def _span_tree(
             span_id=_new_id(rng, 8),
             parent_span_id=parent.span_id if parent else b"",
             name=f"{prefix}-{index}-op{k}",
-            kind=trace_pb2.Span.SPAN_KIND_SERVER if k == 0 else rng.choice([2, 3, 1]),
+            kind=trace_pb2.Span.SPAN_KIND_SERVER
+            if k == 0
+            else rng.choice(
+                [
+                    trace_pb2.Span.SPAN_KIND_SERVER,
+                    trace_pb2.Span.SPAN_KIND_CLIENT,
+                    trace_pb2.Span.SPAN_KIND_INTERNAL,
+                ]
+            ),
             start_time_unix_nano=begin,
             end_time_unix_nano=begin + rng.randrange(1000, 50_000_000),
             attributes=_attributes(
@@ -290,7 +298,7 @@ def _hex_ids(items: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
 def otlp_json(request: Message) -> dict[str, Any]:
     """OTLP/JSON as the spec writes it: protobuf's JSON mapping (camelCase, int64 as strings, enums as numbers)
     with hex ids instead of base64."""
-    document = MessageToDict(request, use_integers_for_enums=True)
+    document: dict[str, Any] = MessageToDict(request, use_integers_for_enums=True)
     for resource_spans in document.get("resourceSpans", []):
         for scope_spans in resource_spans.get("scopeSpans", []):
             spans = scope_spans.get("spans", [])
@@ -600,7 +608,7 @@ class _Template:
 
     def encode(self) -> bytes:
         if self.fmt.endswith("_proto"):
-            return self.message().SerializeToString()
+            return cast(bytes, self.message().SerializeToString())
         return orjson.dumps(self.document())
 
     def raw_request(self, items: list[bytes]) -> bytes:
@@ -674,7 +682,7 @@ def k_bad_utf8(t: _Template) -> bytes:
         strings = [(m, d) for m, d in slots if d.type == FieldDescriptor.TYPE_STRING]
         owner, descriptor = t.rng.choice(strings)
         setattr(owner, descriptor.name, "bad" + _PLACEHOLDER + "name")
-        return message.SerializeToString().replace(_PLACEHOLDER.encode(), t.rng.choice(BAD_UTF8))
+        return cast(bytes, message.SerializeToString()).replace(_PLACEHOLDER.encode(), t.rng.choice(BAD_UTF8))
     document = t.document()
     slots2: list[tuple[Any, Any]] = []
     _json_slots(document, slots2)
@@ -700,7 +708,7 @@ def k_proto_field_values(t: _Template) -> bytes:
         _scalar_slots(message, slots)
         owner, descriptor = t.rng.choice(slots)
         setattr(owner, descriptor.name, _hostile_scalar(t.rng, descriptor))
-    return message.SerializeToString()
+    return cast(bytes, message.SerializeToString())
 
 
 def k_proto_garbage_ids(t: _Template) -> bytes:
@@ -758,7 +766,7 @@ def k_proto_huge_values(t: _Template) -> bytes:
         item.body.string_value = huge
     else:
         item.name = huge
-    return t.message().SerializeToString()
+    return cast(bytes, t.message().SerializeToString())
 
 
 def k_proto_deep_nesting(t: _Template) -> bytes:
@@ -1002,14 +1010,14 @@ def k_json_huge_values(t: _Template) -> bytes:
             span.setdefault("annotations", []).append({"timestamp": span["timestamp"], "value": huge})
         return orjson.dumps(document)
     lists = _otlp_attribute_lists(document)
-    target = t.rng.choice(lists)
+    attributes = t.rng.choice(lists)
     choice = t.rng.random()
     if choice < 0.6:
-        target.append({"key": "big", "value": {"stringValue": huge}})
+        attributes.append({"key": "big", "value": {"stringValue": huge}})
     elif choice < 0.75:
-        target.append({"key": "b", "value": {"bytesValue": base64.b64encode(huge.encode()).decode()}})
+        attributes.append({"key": "b", "value": {"bytesValue": base64.b64encode(huge.encode()).decode()}})
     else:
-        target.append({"key": huge, "value": {"intValue": "1"}})
+        attributes.append({"key": huge, "value": {"intValue": "1"}})
     return orjson.dumps(document)
 
 
@@ -1332,7 +1340,7 @@ class _Sender:
             if self.endpoint.transport == "grpc":
                 status, reply = self.grpc(export.payload, compressed=export.encoding == "gzip")
                 if isinstance(reply, grpc.RpcError):
-                    reason = f"{status} {reply.details()}"  # type: ignore[attr-defined]
+                    reason = f"{status} {reply.details()}"
                 if status == "OK":
                     assert isinstance(reply, bytes)
                     problem = _rejected_in_reply(self.endpoint, reply)
@@ -1343,7 +1351,7 @@ class _Sender:
                     status = reason = problem
                 elif status == "RESOURCE_EXHAUSTED":
                     assert isinstance(reply, grpc.RpcError)
-                    advice = dict(reply.trailing_metadata() or ()).get("retry-after")  # type: ignore[attr-defined]
+                    advice = dict(reply.trailing_metadata() or ()).get("retry-after")
                     wait_s = float(advice) if advice else 1.0
             else:
                 content, headers = export.http_request()
@@ -1389,9 +1397,9 @@ def _rejected_in_reply(endpoint: Endpoint, reply: bytes) -> str | None:
     rejected = (
         message.partial_success.rejected_log_records
         if endpoint.logs
-        else message.partial_success.rejected_spans  # type: ignore[attr-defined]
+        else message.partial_success.rejected_spans
     )
-    return f"partial success {message.partial_success}" if rejected else None  # type: ignore[attr-defined]
+    return f"partial success {message.partial_success}" if rejected else None
 
 
 def run_fuzz(

@@ -33,7 +33,7 @@ def http_exporter(base_url: str, gzip: bool = False, token: str | None = None) -
 
 
 def grpc_exporter(address: str, gzip: bool = False, token: str | None = None) -> GrpcSpanExporter:
-    from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
+    from grpc import Compression as GrpcCompression
 
     return GrpcSpanExporter(
         endpoint=address,
@@ -52,7 +52,7 @@ def record(service: str, **resource: Any) -> tuple[Tracer, InMemorySpanExporter,
 
 def otlp_json(spans: list[ReadableSpan]) -> dict[str, Any]:
     """OTLP/JSON as the spec writes it: protobuf JSON mapping with hex (not base64) ids."""
-    document = MessageToDict(encode_spans(spans))
+    document: dict[str, Any] = MessageToDict(encode_spans(spans))
     for resource_spans in document["resourceSpans"]:
         for scope_spans in resource_spans["scopeSpans"]:
             for span in scope_spans["spans"]:

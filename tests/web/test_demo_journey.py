@@ -27,7 +27,7 @@ def chart_point(page: Any, chart: str, x_s: float, y: float | None = None) -> tu
     the layout has settled (charts follow their container's width a frame after it changes)."""
     page.wait_for_load_state("networkidle")
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    return page.evaluate(
+    left, top = page.evaluate(
         """([name, x, y]) => {
             const chart = window.__spyglass.charts.get(name);
             const rect = chart.over.getBoundingClientRect();
@@ -36,6 +36,7 @@ def chart_point(page: Any, chart: str, x_s: float, y: float | None = None) -> tu
         }""",
         [chart, x_s, y],
     )
+    return left, top
 
 
 def test_journey_through_every_view(page: Any, fed_server: FedServer) -> None:
