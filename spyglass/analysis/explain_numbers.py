@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from spyglass.analysis.explain import ExplainRequest
+from spyglass.analysis.live import LiveSpans
 from spyglass.analysis.metrics import (
     LiveRollups,
-    LiveSpans,
     MetricsQuery,
     exact_window_summary,
     query_metrics,

@@ -5,28 +5,18 @@ is read, weighed up by the share left out, so that explain's time stays bounded 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from spyglass.analysis.explain import COLUMNS, TRACES_PER_WINDOW, ExplainRequest, explain_spans
+from spyglass.analysis.live import LiveSpans, window_spans
 from spyglass.analysis.ownership import Ownership
-from spyglass.model.adjusted_count import span_weights
 from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, Store
 
 #: How long after its root started a trace's last span may start (reads go this far past a window).
 TRACE_SLACK_NS = 60 * 10**9
 _READ = [*COLUMNS, "sample_weight"]
-
-
-class Buffer(Protocol):
-    """The recall buffer as explain reads it: since when it holds every span, and a snapshot of them."""
-
-    @property
-    def covered_since_ns(self) -> int: ...
-
-    def snapshot(self, include_decided: bool = True) -> pa.Table: ...
 
 
 def _ranges(req: ExplainRequest) -> list[tuple[int, int]]:
@@ -62,35 +52,23 @@ def _stored_share(store: Store, req: ExplainRequest, covered: int | None) -> flo
     return max(1, round(TRACES_PER_WINDOW / most * TRACE_SHARE_SCALE)) / TRACE_SHARE_SCALE
 
 
-def gather_spans(store: Store, buffer: Buffer | None, req: ExplainRequest) -> pa.Table:
+def gather_spans(store: Store, buffer: LiveSpans | None, req: ExplainRequest) -> pa.Table:
     """Spans starting in either window (or shortly after): from the buffer since it covers, else the store."""
     covered = buffer.covered_since_ns if buffer is not None else None
-    parts: list[pa.Table] = []
-    snapshot: pa.Table | None = None
     share = _stored_share(store, req, covered)
     sample = ScanFilter(trace_share=share) if share < 1.0 else None
-    for start, end in _ranges(req):
-        store_end = end if covered is None else min(end, covered)
-        if start < store_end:
-            stored = store.scan(_READ, start, store_end, sample)
-            if sample is not None:
-                weight = pc.divide(stored.column("sample_weight"), share)
-                stored = stored.set_column(
-                    stored.column_names.index("sample_weight"), "sample_weight", weight
-                )
-            parts.append(stored.select(_READ).cast(_schema(stored)))
-        if covered is not None and end > max(start, covered) and buffer is not None:
-            if snapshot is None:
-                snapshot = buffer.snapshot()
-            begin = max(start, covered)
-            column = snapshot.column("start_ns")
-            live = snapshot.filter(pc.and_(pc.greater_equal(column, begin), pc.less(column, end)))
-            # Undecided spans stand for themselves, or for what their service's head sampling dropped.
-            weights = span_weights(live.column("trace_state"))
-            live = live.select(COLUMNS).append_column("sample_weight", weights)
-            parts.append(live.cast(_schema(live)))
+    ranges = _ranges(req)
+    # One snapshot of the buffer for both windows, and none when neither reaches the time it covers.
+    needed = covered is not None and any(end > covered for _, end in ranges)
+    snapshot = buffer.snapshot() if buffer is not None and needed else None
+    parts = [
+        part
+        for start, end in ranges
+        for part in window_spans(store, buffer, COLUMNS, start, end, sample, snapshot)
+    ]
     if not parts:
         return pa.table({name: [] for name in _READ})
+    parts = [part.cast(_schema(part)) for part in parts]
     schema = max(parts, key=lambda p: p.num_rows).schema
     return pa.concat_tables([p.cast(schema) for p in parts])
 
@@ -110,7 +88,7 @@ def _schema(table: pa.Table) -> pa.Schema:
 
 
 def explain(
-    store: Store, buffer: Buffer | None, ownership: Ownership | None, req: ExplainRequest
+    store: Store, buffer: LiveSpans | None, ownership: Ownership | None, req: ExplainRequest
 ) -> list[dict[str, Any]]:
     """Ranked findings for one symptom, reading spans from wherever they are most complete."""
     return explain_spans(gather_spans(store, buffer, req), req, ownership)

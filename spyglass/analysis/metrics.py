@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.adjusted_count import span_weights
+from spyglass.analysis.live import LiveSpans, coverage_split, window_spans
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import bucket_index, grouped_quantiles
 from spyglass.store.protocol import ScanFilter, Store
@@ -55,15 +55,6 @@ class LiveRollups(Protocol):
         operation: str | None = None,
         attr_key: str | None = None,
     ) -> pa.Table: ...
-
-
-class LiveSpans(Protocol):
-    """The recall buffer: 100% of recent spans, undecided and (while memory allows) decided."""
-
-    @property
-    def covered_since_ns(self) -> int: ...
-
-    def snapshot(self, include_decided: bool = True) -> pa.Table: ...
 
 
 #: Rates never divide by less than this, so one span that just arrived is not read as a burst.
@@ -257,35 +248,18 @@ def _rollup_cells(rows: pa.Table, column: str | None, constant: str | None) -> _
 def _span_cells(
     store: Store, live_spans: LiveSpans | None, query: MetricsQuery, key: str
 ) -> tuple[_Cells, bool]:
-    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted.
-
-    The recall buffer holds every span since ``covered_since_ns``, decided or not: from then on it answers, each
-    span counting once (or by its adjusted count); before then, stored spans count by their ``sample_weight``.
-    Split at one instant, a span is read from one source only, and a trace between its decision and its write
-    is still in the buffer. Exact when the buffer covers the whole window.
-    """
-    covered_since = live_spans.covered_since_ns if live_spans is not None else None
-    split = query.end_ns if covered_since is None else min(max(covered_since, query.start_ns), query.end_ns)
-    buffer_covers = covered_since is not None and split == query.start_ns
-    stored = store.scan(
-        SPAN_COLUMNS, query.start_ns, split, ScanFilter(service=query.service, operation=query.operation)
+    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted: the buffer since
+    it covers, the store before (``analysis.live.window_spans``). Exact when the buffer covers the window."""
+    where = ScanFilter(service=query.service, operation=query.operation)
+    buffer_covers = (
+        live_spans is not None and coverage_split(live_spans, query.start_ns, query.end_ns) == query.start_ns
     )
-    tables = [stored.select(SPAN_COLUMNS)]
-    if live_spans is not None and split < query.end_ns:
-        buffered = live_spans.snapshot(include_decided=True)
-        if buffered.num_rows:
-            mask = pc.and_(
-                pc.greater_equal(buffered.column("start_ns"), split),
-                pc.less(buffered.column("start_ns"), query.end_ns),
-            )
-            if query.service is not None:
-                mask = pc.and_(mask, pc.equal(buffered.column("service"), query.service))
-            if query.operation is not None:
-                mask = pc.and_(mask, pc.equal(buffered.column("name"), query.operation))
-            buffered = buffered.filter(mask)
-            weights = span_weights(buffered.column("trace_state"))  # head-sampled spans' adjusted counts
-            buffered = buffered.append_column("sample_weight", weights).select(SPAN_COLUMNS)
-            tables.append(buffered.cast(tables[0].schema))
+    columns = [c for c in SPAN_COLUMNS if c != "sample_weight"]
+    parts = window_spans(store, live_spans, columns, query.start_ns, query.end_ns, where)
+    tables = [part.select(SPAN_COLUMNS) for part in parts] or [
+        store.scan(SPAN_COLUMNS, query.start_ns, query.start_ns)
+    ]
+    tables = [t.cast(tables[0].schema) for t in tables]
     spans = pa.concat_tables(tables)
     values = pc.coalesce(
         pc.map_lookup(spans.column("attributes"), pa.scalar(key), "first"),

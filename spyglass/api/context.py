@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from spyglass.analysis.metrics import LiveRollups, LiveSpans
+from spyglass.analysis.live import LiveSpans
+from spyglass.analysis.metrics import LiveRollups
 from spyglass.analysis.ownership import Ownership
 from spyglass.satellite.log_writer import LogWriter
 from spyglass.satellite.pipeline import Satellite, SatelliteCounters

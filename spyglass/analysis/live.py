@@ -1,0 +1,70 @@
+"""Reading a time window from the two places spans live: the recall buffer, which holds every span since it
+began covering (decided or not), and the store's weighted sample before that.
+
+Split at one instant (the buffer's coverage), a span is read from one source only: buffered spans count by
+their adjusted count (what their service's head sampling dropped), stored ones by their ``sample_weight``. Used by
+explain and by group-bys on attributes no rollup tracks.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spyglass.model.adjusted_count import span_weights
+from spyglass.store.protocol import ScanFilter, Store
+
+
+class LiveSpans(Protocol):
+    """The recall buffer: 100% of recent spans, undecided and (while memory allows) decided."""
+
+    @property
+    def covered_since_ns(self) -> int: ...
+
+    def snapshot(self, include_decided: bool = True) -> pa.Table: ...
+
+
+def coverage_split(live: LiveSpans | None, start_ns: int, end_ns: int) -> int:
+    """Where the window stops being read from the store and starts being read from the buffer."""
+    if live is None:
+        return end_ns
+    return min(max(live.covered_since_ns, start_ns), end_ns)
+
+
+def window_spans(
+    store: Store,
+    live: LiveSpans | None,
+    columns: list[str],
+    start_ns: int,
+    end_ns: int,
+    where: ScanFilter | None = None,
+    snapshot: pa.Table | None = None,
+) -> list[pa.Table]:
+    """The spans starting in ``[start_ns, end_ns)``: ``columns`` and ``sample_weight``, as one table per source
+    (callers cast them alike). ``where`` narrows both sources by service and operation; its ``trace_share``
+    samples stored traces only, weighed up by the share left out. ``snapshot`` reuses a buffer snapshot."""
+    if where is not None and where.attributes:
+        raise ValueError("window_spans filters by service and operation only")
+    split = coverage_split(live, start_ns, end_ns)
+    read = [*columns, "sample_weight"]
+    parts: list[pa.Table] = []
+    if start_ns < split:
+        stored = store.scan(read, start_ns, split, where)
+        if where is not None and where.trace_share is not None and where.trace_share < 1.0:
+            weight = pc.divide(stored.column("sample_weight"), where.trace_share)
+            stored = stored.set_column(read.index("sample_weight"), "sample_weight", weight)
+        parts.append(stored.select(read))
+    if live is not None and split < end_ns:
+        buffered = live.snapshot(include_decided=True) if snapshot is None else snapshot
+        column = buffered.column("start_ns")
+        mask = pc.and_(pc.greater_equal(column, split), pc.less(column, end_ns))
+        if where is not None and where.service is not None:
+            mask = pc.and_(mask, pc.equal(buffered.column("service"), where.service))
+        if where is not None and where.operation is not None:
+            mask = pc.and_(mask, pc.equal(buffered.column("name"), where.operation))
+        buffered = buffered.filter(mask)
+        weights = span_weights(buffered.column("trace_state"))
+        parts.append(buffered.select(columns).append_column("sample_weight", weights))
+    return parts
