@@ -25,7 +25,7 @@ from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
-from spyglass.satellite.sampler import Sampler, trace_weights, with_weights
+from spyglass.satellite.sampler import Sampler, with_adjusted_counts, with_weights
 from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
 
@@ -242,18 +242,18 @@ class Satellite:
         spans = separate_shared_spans(spans)
         decided = _unique_ids(spans)
         kept = self.sampler.decide(spans)
-        kept_traces = trace_weights(kept)
+        kept_traces = kept.group_by("trace_id").aggregate([("sample_weight", "max")])
         weights = np.full(len(decided), np.nan)
         position = pc.index_in(kept_traces.column("trace_id"), value_set=decided).to_numpy(
             zero_copy_only=False
         )
-        weights[position] = kept_traces.column("sample_weight").to_numpy()
+        weights[position] = kept_traces.column("sample_weight_max").to_numpy()
         self.decisions.remember(decided, weights)
         self.buffer.retain_decided(spans, time.time_ns())
         self.counters.traces_decided += len(decided)
         if kept.num_rows:
             self.counters.traces_kept += kept_traces.num_rows
-            self._writes.put(kept)
+            self._writes.put(with_adjusted_counts(kept))
 
     def _route_late_spans(self, spans: pa.Table) -> pa.Table:
         """Spans of traces decided earlier follow that decision; the rest are returned to be decided."""
@@ -265,7 +265,8 @@ class Satellite:
         self.counters.late_spans += late.num_rows
         kept = ~np.isnan(late_weights)
         if kept.any():
-            self._writes.put(with_weights(late, late_ids.filter(pa.array(kept)), late_weights[kept]))
+            late_kept = with_weights(late, late_ids.filter(pa.array(kept)), late_weights[kept])
+            self._writes.put(with_adjusted_counts(late_kept))
         return spans.filter(pc.invert(is_late))
 
     def _write_loop(self) -> None:

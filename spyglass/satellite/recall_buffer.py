@@ -230,7 +230,7 @@ class RecallBuffer:
         if deciding is not None and deciding.num_rows:
             mine = deciding.filter(pc.equal(deciding.column("trace_id"), wanted))
             if mine.num_rows:
-                found = pa.concat_tables([found, mine.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
+                found = pa.concat_tables([found, mine])
         return found
 
     def snapshot(self, include_decided: bool = True) -> pa.Table:
@@ -241,7 +241,7 @@ class RecallBuffer:
         table = _table(chunks)
         if deciding is None or deciding.num_rows == 0:
             return table
-        return pa.concat_tables([table, deciding.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
+        return pa.concat_tables([table, deciding])
 
     def _replace(self, chunks: list[_Chunk]) -> None:
         self._chunks = chunks

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.adjusted_count import adjusted_counts, forced_traces, span_weights
+from spyglass.model.adjusted_count import adjusted_counts, forced_traces
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.satellite.trace_features import trace_attribute_values, trace_features
 
@@ -31,8 +31,7 @@ class Sampler(Protocol):
 
 
 def with_weights(spans: pa.Table, trace_ids: pa.Array, weights: np.ndarray) -> pa.Table:
-    """The spans of the given traces, each weighing its trace's weight times the spans it stands for (its
-    adjusted count, when its service head-sampled): the product of the two keep probabilities, inverted."""
+    """The spans of the given traces, each carrying its trace's weight."""
     position = pc.index_in(spans.column("trace_id"), value_set=trace_ids)
     kept = spans.filter(pc.is_valid(position))
     span_weights = (
@@ -40,32 +39,27 @@ def with_weights(spans: pa.Table, trace_ids: pa.Array, weights: np.ndarray) -> p
         if kept.num_rows == 0
         else pc.take(pa.array(weights, pa.float64()), position.filter(pc.is_valid(position)))
     )
-    return _with_adjusted(kept, span_weights)
+    return kept.append_column("sample_weight", span_weights).cast(STORED_SPAN_SCHEMA)
 
 
-def _with_adjusted(spans: pa.Table, trace_weights: pa.Array | pa.ChunkedArray) -> pa.Table:
-    adjusted = adjusted_counts(spans.column("trace_state"))
-    weights = trace_weights if adjusted is None else pc.multiply(trace_weights, pa.array(adjusted))
-    return spans.append_column("sample_weight", weights).cast(STORED_SPAN_SCHEMA)
-
-
-def trace_weights(kept: pa.Table) -> pa.Table:
-    """``trace_id, sample_weight``: the sampler's weight of each kept trace, without the spans' adjusted counts
-    (what spans of the trace arriving later are weighed by, before their own adjusted count)."""
-    sampler_weight = pc.divide(kept.column("sample_weight"), span_weights(kept.column("trace_state")))
-    table = pa.table({"trace_id": kept.column("trace_id"), "sample_weight": sampler_weight})
-    return (
-        table.group_by("trace_id")
-        .aggregate([("sample_weight", "max")])
-        .rename_columns(["trace_id", "sample_weight"])
-    )
+def with_adjusted_counts(kept: pa.Table) -> pa.Table:
+    """Kept spans weighing their trace's weight times the spans each stands for (its adjusted count, when its
+    service head-sampled): the product of the two keep probabilities, inverted. Applied once, on the way to the
+    store; samplers weigh traces only."""
+    adjusted = adjusted_counts(kept.column("trace_state"))
+    if adjusted is None:
+        return kept
+    index = kept.column_names.index("sample_weight")
+    weights = pc.multiply(kept.column("sample_weight"), pa.array(adjusted))
+    return kept.set_column(index, "sample_weight", weights)
 
 
 class KeepAllSampler:
-    """Keeps every trace with weight 1.0 (times each span's adjusted count): ``--sample-rate 1.0``."""
+    """Keeps every trace with weight 1.0: the behaviour of ``--sample-rate 1.0``."""
 
     def decide(self, traces: pa.Table) -> pa.Table:
-        return _with_adjusted(traces, pa.array(np.ones(traces.num_rows, dtype=np.float64)))
+        weights = pa.array(np.ones(traces.num_rows, dtype=np.float64))
+        return traces.append_column("sample_weight", weights).cast(STORED_SPAN_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -174,11 +168,11 @@ class DynamicSampler:
             [c.combine_chunks() for c in table.columns], names=table.column_names
         )
         values = trace_attribute_values(traces, list(self.policy.novelty_keys))
+        # A trace a sender asked to keep (a debug span) is kept whatever the rate, standing for itself.
+        forced = pc.is_in(features.column("trace_id"), value_set=forced_traces(traces))
         with self._lock:
             self._decay()
             probabilities, labels = self._probabilities(features, values)
-            # A trace a sender asked to keep (a debug span) is kept whatever the rate, standing for itself.
-            forced = pc.is_in(features.column("trace_id"), value_set=forced_traces(traces))
             probabilities[forced.to_numpy(zero_copy_only=False)] = 1.0
             keep = self._systematic(labels, probabilities)
         trace_ids = features.column("trace_id").filter(pa.array(keep))
