@@ -1,8 +1,8 @@
 """What satellites of one cluster ask each other on the API port: local reads for cluster-wide queries
 (``POST /api/v1/peer/{verb}``, Arrow IPC or JSON back). Spans forwarded to their owner arrive on the same port
-(``spyglass.receivers.forwarded``). Peer reads answer from this member's own store and satellite only, so a query never
-bounces around the cluster. ``/api/v1/peer/`` sits behind ``--query-token``; forwarded spans need the
-``--ingest-token``, like any receiver.
+(``spyglass.receivers.forwarded``). Peer reads answer from this member's own store and satellite only, so a
+query never bounces around the cluster. ``/api/v1/peer/`` sits behind ``--query-token``; forwarded spans need
+the ``--ingest-token``, like any receiver.
 
 ``PartialAnswerMiddleware`` marks answers that lack some member's data: ``"partial": true`` and
 ``"missing_peers"`` in JSON objects, and an ``X-Spyglass-Partial`` header.

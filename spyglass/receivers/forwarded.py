@@ -26,6 +26,7 @@ from spyglass.receivers.otlp_http import PROTOBUF, error_response
 if TYPE_CHECKING:
     from spyglass.cluster.node import ClusterNode
 
+#: The in-flight bound of forwarded spans; past it peers are told 429 and send again (the forwarder retries).
 PEER_INFLIGHT_BYTES = 64 * 1024 * 1024
 PEER_EXPORTS_IN_FLIGHT = 16
 #: Batch ids remembered: far more than a forwarder's retry window can produce (seconds of requests).

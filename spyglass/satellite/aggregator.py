@@ -40,6 +40,7 @@ from spyglass.satellite.rollup_codes import (
     Bucket,
     Codes,
     Names,
+    Rows,
     decode_rows,
     select_rows,
 )
@@ -63,7 +64,7 @@ DEFAULT_ATTRIBUTE_KEYS: tuple[str, ...] = (
 
 
 #: Pending state copied under the lock: (bucket start, bucket_s, rows, names) per bucket, and drained tables.
-_Snapshot = tuple[list[tuple[int, int, tuple[Codes, Codes, Codes], "Names"]], list[pa.Table]]
+_Snapshot = tuple[list[tuple[int, int, Rows, Names]], list[pa.Table]]
 #: Tries of the optimistic consistent read before keeping the writer out.
 _OPTIMISTIC_READS = 5
 
