@@ -1,7 +1,9 @@
 """Aggregator throughput and rollup volume.
 
 1. Spans/s through ``Aggregator.add`` on realistic 1000-span batches (OTLP requests from ``otlp_payloads``,
-   decoded by the protobuf decoder; six services, ~70 operations, five tracked attributes per span).
+   decoded by the protobuf decoder; six services, ~70 operations, five tracked attributes per span), beside
+   the ceiling of decoding the same requests; then with every span head-sampled (``ot=th`` in its
+   ``tracestate``, weighed by its adjusted count), and with a distinct ``tracestate`` on every span.
 2. Rollup rows and bytes on disk (DuckDB, after checkpoint) per minute of simulated traffic at several rates,
    draining once a second as the satellite does, against the naive policy of draining every open bucket
    every second.
@@ -31,9 +33,9 @@ from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
 SECOND = 1_000_000_000
 
 
-def batches(count: int, now_ns: int) -> list[pa.RecordBatch]:
+def requests(count: int, now_ns: int) -> list[bytes]:
     rng = random.Random(7)
-    return [decode_otlp_proto(export_request(1000, rng, now_ns)).batch for _ in range(count)]
+    return [export_request(1000, rng, now_ns) for _ in range(count)]
 
 
 def throughput(samples: list[pa.RecordBatch], rounds: int) -> float:
@@ -59,6 +61,19 @@ def flooded(batch: pa.RecordBatch, round_: int) -> pa.RecordBatch:
         type=field.type,
     )
     return batch.set_column(batch.schema.get_field_index("resource"), field, hosts)
+
+
+def with_tracestate(batch: pa.RecordBatch, states: list[str]) -> pa.RecordBatch:
+    index = batch.schema.get_field_index("trace_state")
+    return batch.set_column(index, batch.schema.field(index), pa.array(states, pa.string()))
+
+
+def decode_throughput(bodies: list[bytes], rounds: int) -> float:
+    """The ceiling: decoding the same OTLP requests into span columns."""
+    began = time.perf_counter()
+    for i in range(rounds):
+        decode_otlp_proto(bodies[i % len(bodies)])
+    return rounds * 1000 / (time.perf_counter() - began)
 
 
 def flood_throughput(samples: list[pa.RecordBatch], rounds: int) -> float:
@@ -123,10 +138,26 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,10000,100000")
     args = parser.parse_args()
 
-    samples = batches(50, time.time_ns())
+    bodies = requests(50, time.time_ns())
+    samples = [decode_otlp_proto(body).batch for body in bodies]
+    ceiling = decode_throughput(bodies, args.batches)
     rate = throughput(samples, args.batches)
     print(f"{'what':<58} {'figure':>14}  unit")
+    print(f"{'ceiling: decoding the same 1000-span OTLP requests':<58} {ceiling:>14,.0f}  spans/s")
     print(f"{'aggregator add() on 1000-span OTLP batches, one thread':<58} {rate:>14,.0f}  spans/s")
+    sampled = [with_tracestate(b, ["vendor=1,ot=th:e666666666666"] * b.num_rows) for b in samples]
+    head = throughput(sampled, args.batches)
+    print(f"{'same, every span head-sampled at 10% (ot=th tracestate)':<58} {head:>14,.0f}  spans/s")
+    distinct = [
+        with_tracestate(b, [f"v={j}{k},ot=th:{(j * 1000 + k) % 2**40:x}" for k in range(b.num_rows)])
+        for j, b in enumerate(samples)
+    ]
+    varied = throughput(distinct, args.batches)
+    print(f"{'same, a distinct tracestate on every span':<58} {varied:>14,.0f}  spans/s")
+    print(
+        f"{'aggregator speed over the decode ceiling (plain/head/distinct)':<58} "
+        f"{rate / ceiling:>6.2f} / {head / ceiling:.2f} / {varied / ceiling:.2f}"
+    )
     flood = flood_throughput(samples, min(args.batches, 200))
     print(f"{'same, every span with a never-seen host.name (flood)':<58} {flood:>14,.0f}  spans/s")
     for spans_per_s in (int(r) for r in args.rates.split(",")):
