@@ -13,6 +13,10 @@ from tests.conftest import RunningServer
 from tests.support.big_trace import RECORD_NAME, BigTrace, server_with_batch_job
 from tests.web.conftest import screenshot
 
+# The first-rows budget is a latency, so the module runs with the machine to itself (scripts/test.sh runs the
+# `alone` tests after the parallel suite): under a loaded parallel run the same view measured 2,044 ms.
+pytestmark = pytest.mark.alone
+
 FIRST_ROWS_BUDGET_MS = 2_000
 ROW_PX = 24
 
