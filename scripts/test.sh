@@ -9,6 +9,8 @@ echo "== ruff"
 .venv/bin/ruff format --check spyglass tests bench setup.py
 echo "== mypy"
 .venv/bin/mypy
+echo "== the UI's API types are the ones the API's models generate"
+bash scripts/api_types.sh --check
 run_pytest() {
   set +e
   .venv/bin/pytest "$@"

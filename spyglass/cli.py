@@ -1,4 +1,5 @@
-"""The ``spyglass`` command: ``serve`` runs the system, ``demo`` sends it realistic traffic."""
+"""The ``spyglass`` command: ``serve`` runs the system, ``demo`` sends it realistic traffic, ``openapi`` prints
+the query API's contract."""
 
 from __future__ import annotations
 
@@ -46,7 +47,30 @@ def _parser() -> argparse.ArgumentParser:
         default=float(env.get("SPYGLASS_RATE", "20")),
         help="requests per second into the demo's front end (env SPYGLASS_RATE)",
     )
+    commands.add_parser(
+        "openapi", help="print the query API's OpenAPI document (what /openapi.json serves) and exit"
+    )
     return parser
+
+
+def _openapi() -> int:
+    """The document of a default server, built without listening anywhere: the UI's types come from it."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from spyglass.config import ServeConfig
+    from spyglass.server import SpyglassServer
+
+    with tempfile.TemporaryDirectory(prefix="spyglass-openapi-") as data_dir:
+        server = SpyglassServer(ServeConfig(data_dir=Path(data_dir)))
+        try:
+            document = server.api_app().openapi()
+        finally:
+            server.decode_pool.shutdown()
+            server.store.close()
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -95,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "openapi":
+            return _openapi()
         return _demo(args)
     except ConfigError as exc:
         print(f"spyglass: {exc}", file=sys.stderr)

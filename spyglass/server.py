@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from spyglass.analysis.ownership import Ownership
 from spyglass.api.app import create_api_app
@@ -160,6 +161,22 @@ class SpyglassServer:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
+    def api_app(self) -> FastAPI:
+        """The query port's application: the cluster-wide views when clustered, this member's own otherwise."""
+        config = self.config
+        return create_api_app(
+            ApiContext(
+                self.cluster.store_view if self.cluster is not None else self.store,
+                self.cluster.satellite_view if self.cluster is not None else self.satellite,
+                config.query_token,
+                Ownership.from_file(config.owners_file),
+                self.log_writer,
+                self.cluster,
+                self.ingest_status,
+            ),
+            [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
+        )
+
     async def serve(self) -> None:
         """Run until ``request_stop``; then stop listening, write out the recall buffer, close the store."""
         self._loop = asyncio.get_running_loop()
@@ -180,18 +197,7 @@ class SpyglassServer:
             logs_settings=self._admitting("otlp_grpc_logs", self.log_writer.accepting_logs),
         )
         apps = {
-            "api": create_api_app(
-                ApiContext(
-                    self.cluster.store_view if self.cluster is not None else self.store,
-                    self.cluster.satellite_view if self.cluster is not None else self.satellite,
-                    config.query_token,
-                    Ownership.from_file(config.owners_file),
-                    self.log_writer,
-                    self.cluster,
-                    self.ingest_status,
-                ),
-                [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
-            ),
+            "api": self.api_app(),
             "otlp_http": create_otlp_http_app(
                 self._admitting("otlp_http"),
                 logs=self.log_writer,

@@ -1,27 +1,34 @@
-"""The query-side application on ``--port``: JSON API, Jaeger-compatible API, OpenAPI, and the web UI."""
+"""The query-side application on ``--port``: JSON API, Jaeger-compatible API, OpenAPI, and the web UI.
+
+FastAPI builds ``/openapi.json`` from the routes' declared parameters and the response models in
+``spyglass.api.models``; handlers still answer with orjson-rendered bodies (``json_response``), so a big trace
+costs no model validation on its way out, and ``tests/api/test_openapi.py`` checks real answers against the
+document instead.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from starlette.applications import Starlette
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from spyglass import __version__
 from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, prometheus, ui_support, v1
 from spyglass.api.context import ApiContext
-from spyglass.api.jaeger import error_envelope, is_jaeger_path
-from spyglass.api.json_response import json_response
-from spyglass.api.openapi import openapi_document
 from spyglass.api.params import BadRequest
+from spyglass.api.refusals import bad_request, http_error, invalid_parameters, refusal
 from spyglass.security import bearer_ok
 from spyglass.web.routes import web_routes
 
 _PROTECTED_PREFIXES = ("/api/", "/metrics")
+OPENAPI_PATH = "/openapi.json"
 
 
 class QueryTokenMiddleware(BaseHTTPMiddleware):
@@ -34,54 +41,76 @@ class QueryTokenMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.token and request.url.path.startswith(_PROTECTED_PREFIXES):
             if not bearer_ok(request.headers.get("authorization"), self.token):
-                message, headers = "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
-                if is_jaeger_path(request.url.path):
-                    return error_envelope(401, message, headers)
-                return json_response({"error": message}, status=401, headers=headers)
+                headers = {"WWW-Authenticate": "Bearer"}
+                return refusal(request, 401, "missing or wrong bearer token", headers)
         return await call_next(request)
 
 
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    if is_jaeger_path(request.url.path):
-        return error_envelope(400, str(exc))
-    return json_response({"error": str(exc)}, status=400)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Unknown paths and methods: Jaeger's envelope under the Jaeger API, Starlette's plain answer elsewhere."""
-    assert isinstance(exc, HTTPException)
-    if is_jaeger_path(request.url.path):
-        return error_envelope(exc.status_code, exc.detail, dict(exc.headers or {}))
-    if exc.status_code in (204, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
-
-
-def create_api_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def create_api_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> FastAPI:
     """Assemble the routes of every resource into one application; ``extra_routes`` are mounted by the server
-    beside them (the cluster's forwarded-span receiver, which is not the API's to know)."""
-
-    def openapi(request: Request) -> Response:
-        return json_response(openapi_document())
-
-    middleware = [Middleware(QueryTokenMiddleware, token=ctx.query_token)] if ctx.query_token else []
-    if ctx.cluster is not None:
-        middleware.append(Middleware(peer.PartialAnswerMiddleware))
-    return Starlette(
-        routes=[
-            *v1.routes(ctx),
-            *critical_path.routes(ctx),
-            *explain.routes(ctx),
-            *metrics.routes(ctx),
-            *prometheus.routes(ctx),
-            *compare.routes(ctx),
-            *ui_support.routes(ctx),
-            *jaeger.routes(ctx),
-            *peer.routes(ctx),
-            *extra_routes,
-            Route("/openapi.json", openapi),
-            *web_routes(),
-        ],
-        middleware=middleware,
-        exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},
+    beside them (the cluster's forwarded-span receiver, which is not the API's to know, and stays a lean
+    Starlette route: the document describes it from its docstring)."""
+    app = FastAPI(
+        title="spyglass",
+        version=__version__,
+        summary="Distributed tracing that explains: the JSON API, the Jaeger-compatible API and /metrics",
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers={
+            BadRequest: bad_request,
+            RequestValidationError: invalid_parameters,
+            HTTPException: http_error,
+        },
     )
+    # The last added is the outermost: the token is checked before anything else runs.
+    if ctx.cluster is not None:
+        app.add_middleware(peer.PartialAnswerMiddleware)
+    if ctx.query_token:
+        app.add_middleware(QueryTokenMiddleware, token=ctx.query_token)
+    for module in (v1, critical_path, explain, metrics, prometheus, compare, ui_support, jaeger):
+        app.include_router(module.router(ctx))
+    plain = [*peer.routes(ctx), *extra_routes]
+    app.router.routes.extend([*plain, *web_routes()])
+    schema_of_routes = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = _without_422s(schema_of_routes())
+            for route in plain:
+                if isinstance(route, Route):
+                    document["paths"][route.path] = _plain_route_description(route)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _without_422s(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents a 422 for every route with parameters; spyglass refuses with a 400 (``ErrorAnswer``
+    or Jaeger's envelope, declared on each router), so the 422 and its schemas would describe nothing."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return document
+
+
+def _plain_route_description(route: Route) -> dict[str, Any]:
+    """An OpenAPI path item for a route FastAPI does not build: the cluster's own binary protocol."""
+    summary, _, description = (route.endpoint.__doc__ or route.path).strip().partition("\n")
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in route.param_convertors
+    ]
+    operation = {
+        "tags": ["cluster"],
+        "summary": summary.strip(),
+        "description": " ".join(description.split()),
+        "parameters": parameters,
+        "responses": {"200": {"description": "Arrow IPC stream or JSON, by verb"}},
+    }
+    return {method.lower(): operation for method in sorted((route.methods or set()) - {"HEAD"})}

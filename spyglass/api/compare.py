@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pyarrow as pa
-from starlette.requests import Request
+from fastapi import APIRouter, Query
 from starlette.responses import Response
-from starlette.routing import Route
 
 from spyglass.analysis.compare import compare_traces
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
+from spyglass.api.models import CompareResponse, ErrorAnswer
 from spyglass.api.params import BadRequest
 from spyglass.api.span_json import parse_trace_id
 from spyglass.model.schema import SPAN_SCHEMA
@@ -18,8 +20,10 @@ from spyglass.model.schema import SPAN_SCHEMA
 MAX_TRACES_PER_SIDE = 200
 
 
-def _side(ctx: ApiContext, request: Request, name: str) -> pa.Table:
-    raw = request.query_params.get(name, "")
+TraceIds = Annotated[str, Query(description="Trace ids, comma-separated (at most 200)")]
+
+
+def _side(ctx: ApiContext, raw: str, name: str) -> pa.Table:
     ids = [part for part in raw.split(",") if part.strip()]
     if not ids:
         raise BadRequest(f"{name} must list one or more trace ids, comma-separated")
@@ -37,8 +41,12 @@ def _side(ctx: ApiContext, request: Request, name: str) -> pa.Table:
     return pa.concat_tables(tables).cast(SPAN_SCHEMA)
 
 
-def routes(ctx: ApiContext) -> list[Route]:
-    def compare(request: Request) -> Response:
-        return json_response(compare_traces(_side(ctx, request, "a"), _side(ctx, request, "b")))
+def router(ctx: ApiContext) -> APIRouter:
+    """Two traces, or two sets of traces, side by side."""
+    api = APIRouter(tags=["spyglass"], responses={400: {"model": ErrorAnswer}})
 
-    return [Route("/api/v1/compare", compare)]
+    @api.get("/api/v1/compare", response_model=CompareResponse, summary="Two traces or two sets side by side")
+    def compare(a: TraceIds = "", b: TraceIds = "") -> Response:
+        return json_response(compare_traces(_side(ctx, a, "a"), _side(ctx, b, "b")))
+
+    return api

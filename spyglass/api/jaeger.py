@@ -9,23 +9,42 @@ a search for the tag ``error=true`` finds the traces with an error span, as it d
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import orjson
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import Field
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from spyglass.analysis.dependencies import COLUMNS as DEPENDENCY_COLUMNS
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
-from spyglass.api.json_response import json_response
-from spyglass.api.params import BadRequest, go_duration_ns, optional_int
+from spyglass.api.jaeger_envelope import envelope, error_envelope
+from spyglass.api.models import (
+    JaegerDependenciesAnswer,
+    JaegerErrorAnswer,
+    JaegerNamesAnswer,
+    JaegerOperationsAnswer,
+    JaegerTracesAnswer,
+)
+from spyglass.api.params import (
+    BLANK_IS_ABSENT,
+    INT64_MAX,
+    BadRequest,
+    Limit,
+    Operation,
+    Service,
+    Text,
+    go_duration_ns,
+)
 from spyglass.api.span_json import span_rows, span_to_json
 from spyglass.model.schema import KIND_NAMES
 from spyglass.store.protocol import TraceQuery
@@ -40,28 +59,6 @@ _HOUR_US = 3_600 * 1_000_000
 _JS_MAX_SAFE_INTEGER = 2**53 - 1
 #: Tags that say a span failed, as Jaeger's stores index them: searching one finds the error spans.
 _ERROR_TAGS = {("error", "true"), ("otel.status_code", "ERROR")}
-
-
-def is_jaeger_path(path: str) -> bool:
-    """Whether a request path belongs to the Jaeger-compatible API (``/api/...`` outside ``/api/v1``)."""
-    return path.startswith("/api/") and not (path.startswith("/api/v1/") or path == "/api/v1")
-
-
-def envelope(data: Any, total: int = 0, errors: list[dict[str, Any]] | None = None) -> Response:
-    """Jaeger's ``structuredResponse``; ``total`` is set where Jaeger sets it (services and operations)."""
-    return json_response({"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors})
-
-
-def error_envelope(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """A Jaeger error answer: no data, the status and the reason in ``errors``."""
-    payload = {
-        "data": None,
-        "total": 0,
-        "limit": 0,
-        "offset": 0,
-        "errors": [{"code": status, "msg": message}],
-    }
-    return json_response(payload, status=status, headers=headers)
 
 
 def _tag(key: str, value: Any) -> dict[str, Any]:
@@ -152,47 +149,109 @@ def jaeger_trace(spans: list[dict[str, Any]]) -> dict[str, Any]:
     return {"traceID": spans[0]["trace_id"], "spans": out, "processes": process_table, "warnings": None}
 
 
-def routes(ctx: ApiContext) -> list[Route]:
-    def services(request: Request) -> Response:
+class JaegerErrorsRoute(APIRoute):
+    """A route whose failures are answered in Jaeger's error envelope (refusals already are, by the app's
+    handlers), because Jaeger clients read the reason from there."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (BadRequest, RequestValidationError, HTTPException):
+                raise
+            except Exception as error:
+                log.exception("Jaeger API %s failed", request.url.path)
+                return error_envelope(500, f"internal error: {type(error).__name__}")
+
+        return endpoint
+
+
+Lookback = Annotated[str | None, Query(description="A Go duration (1h, 30m), or custom to use start")]
+GoDuration = Annotated[str | None, Query(description="A Go duration: 100ms, 1.5s, 1h30m")]
+Microseconds = Annotated[
+    Annotated[int, Field(ge=-INT64_MAX // 1_000, le=INT64_MAX // 1_000)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="µs since the epoch"),
+]
+Milliseconds = Annotated[
+    Annotated[int, Field(ge=0, le=INT64_MAX // 1_000_000)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="ms (since the epoch for endTs)"),
+]
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    """The Jaeger query API's routes, answered in Jaeger's shapes."""
+    api = APIRouter(
+        route_class=JaegerErrorsRoute, tags=["jaeger"], responses={400: {"model": JaegerErrorAnswer}}
+    )
+
+    @api.get("/api/services", response_model=JaegerNamesAnswer, summary="Jaeger: services")
+    def services() -> Response:
         names = ctx.store.services()
         return envelope(names, total=len(names))
 
-    def service_operations(request: Request) -> Response:
-        names = sorted({name for name, _ in ctx.store.operations(request.path_params["service"])})
+    @api.get(
+        "/api/services/{service}/operations",
+        response_model=JaegerNamesAnswer,
+        summary="Jaeger: a service's operations",
+    )
+    def service_operations(service: str) -> Response:
+        names = sorted({name for name, _ in ctx.store.operations(service)})
         return envelope(names, total=len(names))
 
-    def operations(request: Request) -> Response:
-        service = request.query_params.get("service")
+    @api.get(
+        "/api/operations", response_model=JaegerOperationsAnswer, summary="Jaeger: operations with span kinds"
+    )
+    def operations(service: Service = None, spanKind: Text = None) -> Response:  # noqa: N803 (Jaeger's name)
         if not service:
             raise BadRequest("parameter 'service' is required")
-        span_kind = request.query_params.get("spanKind") or None
         data = [
             {"name": name, "spanKind": KIND_NAMES.get(kind, "internal")}
             for name, kind in ctx.store.operations(service)
-            if span_kind is None or KIND_NAMES.get(kind) == span_kind
+            if spanKind is None or KIND_NAMES.get(kind) == spanKind
         ]
         return envelope(data, total=len(data))
 
-    def trace(request: Request) -> Response:
-        trace_id = jaeger_trace_id(request.path_params["trace_id"])
-        rows = span_rows(trace_spans(ctx.store, ctx.satellite, trace_id))
+    @api.get(
+        "/api/traces/{trace_id}",
+        response_model=JaegerTracesAnswer,
+        responses={404: {"model": JaegerErrorAnswer}},
+        summary="Jaeger: one trace",
+    )
+    def trace(trace_id: str) -> Response:
+        rows = span_rows(trace_spans(ctx.store, ctx.satellite, jaeger_trace_id(trace_id)))
         if not rows:
             return error_envelope(404, "trace not found")
         return envelope([jaeger_trace([span_to_json(r) for r in rows])])
 
-    def find(request: Request) -> Response:
-        params = request.query_params
-        trace_ids = [jaeger_trace_id(text, "traceID") for text in params.getlist("traceID")]
+    @api.get(
+        "/api/traces", response_model=JaegerTracesAnswer, summary="Jaeger: search traces, or fetch by traceID"
+    )
+    def find(
+        service: Service = None,
+        operation: Operation = None,
+        tags: Annotated[str | None, Query(description="A JSON object of tag values")] = None,
+        tag: Annotated[list[str], Query(description="key:value, repeatable (Jaeger UI)")] = [],  # noqa: B006
+        start: Microseconds = None,
+        end: Microseconds = None,
+        lookback: Lookback = None,
+        minDuration: GoDuration = None,  # noqa: N803 (Jaeger's name)
+        maxDuration: GoDuration = None,  # noqa: N803
+        limit: Limit = None,
+        traceID: Annotated[list[str], Query(description="Trace ids to fetch, repeatable")] = [],  # noqa: B006, N803
+    ) -> Response:
+        trace_ids = [jaeger_trace_id(text, "traceID") for text in traceID]
         if trace_ids:
             return _traces_by_id(ctx, trace_ids)
-        service = params.get("service")
         if not service:
             raise BadRequest("parameter 'service' is required")
-        tags = _search_tags(params.get("tags"), params.getlist("tag"))
-        error = True if any((key, value) in _ERROR_TAGS for key, value in tags.items()) else None
-        end_us = optional_int(params, "end") or time.time_ns() // 1_000
-        lookback = params.get("lookback")
-        start_us = optional_int(params, "start")
+        wanted = _search_tags(tags, tag)
+        error = True if any((key, value) in _ERROR_TAGS for key, value in wanted.items()) else None
+        end_us = end or time.time_ns() // 1_000
+        start_us = start
         if start_us is None:
             span_us = (
                 go_duration_ns(lookback, "lookback") // 1_000
@@ -200,38 +259,41 @@ def routes(ctx: ApiContext) -> list[Route]:
                 else _HOUR_US
             )
             start_us = end_us - span_us
-        min_d, max_d = params.get("minDuration"), params.get("maxDuration")
-        min_ns = go_duration_ns(min_d, "minDuration") if min_d else None
-        max_ns = go_duration_ns(max_d, "maxDuration") if max_d else None
+        min_ns = go_duration_ns(minDuration, "minDuration") if minDuration else None
+        max_ns = go_duration_ns(maxDuration, "maxDuration") if maxDuration else None
         if min_ns and max_ns and max_ns < min_ns:
             raise BadRequest("'maxDuration' should be greater than 'minDuration'")
         query = TraceQuery(
             service=service,
-            operation=params.get("operation") or None,
-            attributes=tuple((k, v) for k, v in tags.items() if (k, v) not in _ERROR_TAGS),
+            operation=operation,
+            attributes=tuple((k, v) for k, v in wanted.items() if (k, v) not in _ERROR_TAGS),
             min_duration_ns=min_ns,
             max_duration_ns=max_ns,
             error=error,
             start_ns=start_us * 1_000,
             end_ns=end_us * 1_000,
-            limit=min(optional_int(params, "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT),
+            limit=min(limit or DEFAULT_LIMIT, MAX_LIMIT),
             match_any_span=True,
         )
         found = ctx.store.find_traces(query)
         traces = []
-        for trace_id in found.column("trace_id").to_pylist():
-            rows = span_rows(trace_spans(ctx.store, None, trace_id))
+        for found_id in found.column("trace_id").to_pylist():
+            rows = span_rows(trace_spans(ctx.store, None, found_id))
             if rows:
                 traces.append(jaeger_trace([span_to_json(r) for r in rows]))
         return envelope(traces)
 
-    def dependencies(request: Request) -> Response:
-        end_ms = optional_int(request.query_params, "endTs") or time.time_ns() // 1_000_000
-        lookback_ms = optional_int(request.query_params, "lookback") or 24 * 3_600_000
+    @api.get(
+        "/api/dependencies", response_model=JaegerDependenciesAnswer, summary="Jaeger: service dependencies"
+    )
+    def dependencies(
+        endTs: Milliseconds = None, lookback: Milliseconds = None, service: Service = None
+    ) -> Response:  # noqa: N803
+        end_ms = endTs or time.time_ns() // 1_000_000
+        lookback_ms = lookback or 24 * 3_600_000
         edges = dependency_edges(
             ctx.store.scan(DEPENDENCY_COLUMNS, (end_ms - lookback_ms) * 1_000_000, end_ms * 1_000_000)
         )
-        service = request.query_params.get("service")
         return envelope(
             [
                 {"parent": e["parent"], "child": e["child"], "callCount": e["calls"]}
@@ -240,30 +302,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             ]
         )
 
-    return [
-        Route("/api/services", _jaeger_errors(services)),
-        Route("/api/services/{service}/operations", _jaeger_errors(service_operations)),
-        Route("/api/operations", _jaeger_errors(operations)),
-        Route("/api/traces/{trace_id}", _jaeger_errors(trace)),
-        Route("/api/traces", _jaeger_errors(find)),
-        Route("/api/dependencies", _jaeger_errors(dependencies)),
-    ]
-
-
-def _jaeger_errors(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-    """A handler whose refusals and failures are answered in Jaeger's error envelope."""
-
-    @functools.wraps(handler)
-    def endpoint(request: Request) -> Response:
-        try:
-            return handler(request)
-        except BadRequest as error:
-            return error_envelope(400, str(error))
-        except Exception as error:
-            log.exception("Jaeger API %s failed", request.url.path)
-            return error_envelope(500, f"internal error: {type(error).__name__}")
-
-    return endpoint
+    return api
 
 
 def _traces_by_id(ctx: ApiContext, trace_ids: list[bytes]) -> Response:

@@ -1,12 +1,18 @@
-"""Query-string parsing for the API: typed values or a 400 that names the bad parameter."""
+"""Query parameters declared once, with their bounds: FastAPI validates them and documents them in
+``/openapi.json``; a value out of bounds is a 400 whose message names the parameter and the bound
+(``api/refusals.py``)."""
 
 from __future__ import annotations
 
-from starlette.datastructures import QueryParams
+import time
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import BeforeValidator, Field, StringConstraints
 
 
 class BadRequest(ValueError):
-    """A request parameter is malformed; the message names it."""
+    """A request is malformed in a way no declared bound says; the message names what is wrong."""
 
 
 #: Every integer parameter must fit the stores' 64-bit columns (nanosecond times, counts).
@@ -15,61 +21,60 @@ INT64_MAX = 2**63 - 1
 MAX_DURATION_MS = 365 * 86_400 * 1_000.0
 #: Largest series step, in seconds (a year).
 MAX_STEP_S = 365 * 86_400
+DEFAULT_WINDOW_NS = 3_600 * 10**9
 
 
-def optional_int(
-    params: QueryParams, name: str, minimum: int | None = None, maximum: int = INT64_MAX
-) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise BadRequest(f"{name} must be >= {minimum}, got {value}")
-    if not -INT64_MAX <= value <= maximum:
-        raise BadRequest(f"{name} must be at most {maximum}, got {raw[:40]!r}")
-    return value
+def _blank_is_absent(value: object) -> object:
+    return None if value == "" else value
 
 
-def optional_float(params: QueryParams, name: str) -> float | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a number, got {raw!r}") from None
-    if value != value or value in (float("inf"), float("-inf")) or value < 0:
-        raise BadRequest(f"{name} must be a finite non-negative number, got {raw!r}")
-    if value > MAX_DURATION_MS:
-        raise BadRequest(f"{name} must be at most {MAX_DURATION_MS:.0f}, got {raw[:40]!r}")
-    return value
+#: An empty parameter (``?service=``) means the same as an absent one, as it always has to browsers and forms.
+BLANK_IS_ABSENT = BeforeValidator(_blank_is_absent)
+_Ns = Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+StartNs = Annotated[
+    _Ns | None, BLANK_IS_ABSENT, Query(description="Window start, ns since the epoch (default: end_ns - 1 h)")
+]
+EndNs = Annotated[
+    _Ns | None, BLANK_IS_ABSENT, Query(description="Window end, ns since the epoch (default: now)")
+]
+StepS = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_STEP_S)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="Series step, in seconds"),
+]
+DurationMs = Annotated[
+    Annotated[float, Field(ge=0, le=MAX_DURATION_MS, allow_inf_nan=False)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="A duration bound, in ms"),
+]
+Flag = Annotated[bool | None, BLANK_IS_ABSENT, Query()]
+Service = Annotated[str | None, BLANK_IS_ABSENT, Query(description="A service name")]
+Operation = Annotated[str | None, BLANK_IS_ABSENT, Query(description="An operation (span name)")]
+Text = Annotated[str | None, BLANK_IS_ABSENT, Query()]
+AttributeFilters = Annotated[
+    list[Annotated[str, StringConstraints(pattern=r"^[^:]+:")]],
+    Query(description="KEY:VALUE, repeatable; split at the first colon, so values may contain colons"),
+]
 
 
-def optional_bool(params: QueryParams, name: str) -> bool | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"{name} must be true or false, got {raw!r}")
+Limit = Annotated[
+    Annotated[int, Field(ge=1, le=INT64_MAX)] | None, BLANK_IS_ABSENT, Query(description="How many at most")
+]
 
 
-def attribute_filters(params: QueryParams, name: str = "attr") -> tuple[tuple[str, str], ...]:
-    """Repeated ``KEY:VALUE`` parameters (split at the first colon, so values may contain colons)."""
-    pairs = []
-    for raw in params.getlist(name):
-        key, sep, value = raw.partition(":")
-        if not sep or not key:
-            raise BadRequest(f"{name} must be KEY:VALUE, got {raw!r}")
-        pairs.append((key, value))
-    return tuple(pairs)
+def window(start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
+    """``start_ns``/``end_ns`` parameters, defaulting to the last hour."""
+    end = end_ns or time.time_ns()
+    start = end - DEFAULT_WINDOW_NS if start_ns is None else start_ns
+    if start > end:
+        raise BadRequest("start_ns must not be after end_ns")
+    return start, end
+
+
+def attribute_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """Repeated ``KEY:VALUE`` parameters as pairs (the declared pattern already refused values with no key)."""
+    return tuple((key, value) for key, _, value in (raw.partition(":") for raw in values))
 
 
 _GO_UNITS_NS = {

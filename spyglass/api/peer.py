@@ -106,6 +106,9 @@ def routes(ctx: ApiContext) -> list[Route]:
     verbs = _verbs(ctx, node)
 
     async def peer_read(request: Request) -> Response:
+        """A cluster member's local read for a cluster-wide query (``--query-token``).
+
+        The body is the verb's arguments as a JSON object; tables come back as Arrow IPC streams."""
         handler = verbs.get(request.path_params["verb"])
         if handler is None:
             return json_response(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from fastapi import APIRouter
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -17,8 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, Response
 
 from spyglass import __version__
 from spyglass.api.context import ApiContext
@@ -27,18 +27,25 @@ from spyglass.satellite.red_totals import HISTOGRAM_BOUNDS_S, RedTotals
 _SERIES_LABELS = ("service", "operation")
 
 
-def routes(ctx: ApiContext) -> list[Route]:
+def router(ctx: ApiContext) -> APIRouter:
+    """``/metrics``, read by a collector of its own at each scrape."""
     # A registry of its own: the process-wide default one would also expose whatever else registers there.
     registry = CollectorRegistry()
     registry.register(SpyglassCollector(ctx))
+    api = APIRouter(tags=["prometheus"])
 
+    @api.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        summary="This member's health and RED metrics, in Prometheus text format (OpenMetrics on request)",
+    )
     def prometheus(request: Request) -> Response:
         # Prometheus scrapes every member and sums across them itself, so each reports only its own figures.
         # OpenMetrics when the scraper asks for it; otherwise text format 0.0.4, as spyglass has always served.
         encode, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encode(registry), media_type=content_type)
 
-    return [Route("/metrics", prometheus)]
+    return api
 
 
 class SpyglassCollector:

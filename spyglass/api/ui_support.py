@@ -12,10 +12,8 @@ import time
 from typing import Any
 
 import pyarrow as pa
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from fastapi import APIRouter
 from starlette.responses import Response
-from starlette.routing import Route
 
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.analysis.metrics import data_coverage, with_rates
@@ -29,18 +27,24 @@ from spyglass.analysis.ui_views import (
 )
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
-from spyglass.api.params import MAX_STEP_S, BadRequest, optional_int
+from spyglass.api.models import (
+    DeploymentsAnswer,
+    ErrorAnswer,
+    Heatmap,
+    ServiceOverviewAnswer,
+    TraceCriticalPathAnswer,
+)
+from spyglass.api.params import BadRequest, EndNs, Operation, Service, StartNs, StepS, window
 from spyglass.api.span_json import parse_trace_id
-from spyglass.api.v1 import window
 from spyglass.store.protocol import ScanFilter
 
 OWNER_LOOKBACK_NS = 60 * 10**9
 MAX_STEPS = 2_000
 
 
-def _step_s(request: Request, start_ns: int, end_ns: int, bucket_s: int) -> int:
+def _step_s(wanted_s: int | None, start_ns: int, end_ns: int, bucket_s: int) -> int:
     """The requested step rounded up to whole rollup buckets, refused when it makes too many points."""
-    wanted = optional_int(request.query_params, "step_s", minimum=1, maximum=MAX_STEP_S) or bucket_s
+    wanted = wanted_s or bucket_s
     step_s = max(1, math.ceil(wanted / bucket_s)) * bucket_s
     if (end_ns - start_ns) // (step_s * 10**9) > MAX_STEPS:
         raise BadRequest(f"step_s={step_s} makes more than {MAX_STEPS} points in the window")
@@ -115,44 +119,50 @@ def trace_critical_path(ctx: ApiContext, trace_id: bytes) -> dict[str, Any] | No
     return {"trace_id": trace_id.hex(), "spans": critical_path_spans(spans)}
 
 
-def routes(ctx: ApiContext) -> list[Route]:
-    async def overview(request: Request) -> Response:
-        start_ns, end_ns = window(request)
-        step_s = _step_s(request, start_ns, end_ns, ctx.satellite.aggregator.bucket_s)
-        return json_response(await run_in_threadpool(service_overview, ctx, start_ns, end_ns, step_s))
+def router(ctx: ApiContext) -> APIRouter:
+    """What the web UI reads beyond the core resources."""
+    api = APIRouter(tags=["ui"], responses={400: {"model": ErrorAnswer}})
 
-    async def latency(request: Request) -> Response:
-        start_ns, end_ns = window(request)
-        step_s = _step_s(request, start_ns, end_ns, ctx.satellite.aggregator.bucket_s)
-        params = request.query_params
-        answer = await run_in_threadpool(
-            heatmap,
-            ctx,
-            start_ns,
-            end_ns,
-            step_s,
-            params.get("service") or None,
-            params.get("operation") or None,
-        )
-        return json_response(answer)
+    def bucket_s() -> int:
+        return ctx.satellite.aggregator.bucket_s
 
-    async def deployed(request: Request) -> Response:
-        start_ns, end_ns = window(request)
-        service = request.query_params.get("service") or None
-        return json_response(await run_in_threadpool(versions, ctx, start_ns, end_ns, service))
+    @api.get(
+        "/api/v1/ui/services", response_model=ServiceOverviewAnswer, summary="Service overview with owners"
+    )
+    def overview(start_ns: StartNs = None, end_ns: EndNs = None, step_s: StepS = None) -> Response:
+        start, end = window(start_ns, end_ns)
+        return json_response(service_overview(ctx, start, end, _step_s(step_s, start, end, bucket_s())))
 
-    async def critical(request: Request) -> Response:
-        trace_id = parse_trace_id(request.path_params["trace_id"])
-        if trace_id is None:
+    @api.get("/api/v1/ui/latency-heatmap", response_model=Heatmap, summary="Latency heatmap")
+    def latency(
+        service: Service = None,
+        operation: Operation = None,
+        start_ns: StartNs = None,
+        end_ns: EndNs = None,
+        step_s: StepS = None,
+    ) -> Response:
+        start, end = window(start_ns, end_ns)
+        step = _step_s(step_s, start, end, bucket_s())
+        return json_response(heatmap(ctx, start, end, step, service, operation))
+
+    @api.get("/api/v1/ui/deployments", response_model=DeploymentsAnswer, summary="New service.version values")
+    def deployed(service: Service = None, start_ns: StartNs = None, end_ns: EndNs = None) -> Response:
+        start, end = window(start_ns, end_ns)
+        return json_response(versions(ctx, start, end, service))
+
+    @api.get(
+        "/api/v1/traces/{trace_id}/critical-path",
+        response_model=TraceCriticalPathAnswer,
+        responses={404: {"model": ErrorAnswer}},
+        summary="One trace's critical path",
+    )
+    def critical(trace_id: str) -> Response:
+        wanted = parse_trace_id(trace_id)
+        if wanted is None:
             raise BadRequest("trace_id must be 32 lowercase hex characters")
-        answer = await run_in_threadpool(trace_critical_path, ctx, trace_id)
+        answer = trace_critical_path(ctx, wanted)
         if answer is None:
             return json_response({"error": "trace not found"}, status=404)
         return json_response(answer)
 
-    return [
-        Route("/api/v1/ui/services", overview),
-        Route("/api/v1/ui/latency-heatmap", latency),
-        Route("/api/v1/ui/deployments", deployed),
-        Route("/api/v1/traces/{trace_id}/critical-path", critical),
-    ]
+    return api

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from starlette.requests import Request
+from fastapi import APIRouter, Query
+from pydantic import Field
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from spyglass import __version__
 from spyglass.analysis.dependencies import COLUMNS as DEPENDENCY_COLUMNS
@@ -19,7 +18,33 @@ from spyglass.analysis.dependencies import dependency_edges
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
-from spyglass.api.params import BadRequest, attribute_filters, optional_bool, optional_float, optional_int
+from spyglass.api.models import (
+    DependenciesAnswer,
+    ErrorAnswer,
+    LogsAnswer,
+    OperationsAnswer,
+    ServicesAnswer,
+    StatusAnswer,
+    TraceAnswer,
+    TraceColumns,
+    TracePage,
+    TraceSearchAnswer,
+)
+from spyglass.api.params import (
+    BLANK_IS_ABSENT,
+    INT64_MAX,
+    AttributeFilters,
+    BadRequest,
+    DurationMs,
+    EndNs,
+    Flag,
+    Limit,
+    Operation,
+    Service,
+    StartNs,
+    attribute_pairs,
+    window,
+)
 from spyglass.api.span_json import distinct_spans, hex_id, parse_trace_id, summary_to_json
 from spyglass.api.trace_pages import (
     MAX_PAGE_SPANS,
@@ -38,7 +63,6 @@ from spyglass.store.protocol import TraceQuery
 
 MAX_SEARCH_LIMIT = 20_000
 MAX_LOG_LIMIT = 10_000
-DEFAULT_WINDOW_NS = 3_600 * 10**9
 
 
 def local_status(
@@ -69,89 +93,129 @@ def local_status(
     }
 
 
-def routes(ctx: ApiContext) -> list[Route]:
-    def status(request: Request) -> Response:
+TraceFormat = Annotated[
+    Literal["spans", "columns"],
+    Query(description="spans: span objects; columns: what the waterfall draws, one list per column"),
+]
+Offset = Annotated[
+    Annotated[int, Field(ge=0, le=INT64_MAX)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="First span of a page"),
+]
+PageLimit = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_PAGE_SPANS)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="Spans in a page"),
+]
+SpansUpTo = Annotated[
+    Annotated[int, Field(ge=0, le=MAX_PAGE_SPANS)] | None,
+    BLANK_IS_ABSENT,
+    Query(description="With format=columns: also the full spans when the trace has at most this many"),
+]
+SpanId = Annotated[str | None, BLANK_IS_ABSENT, Query(description="Only this span (16 hex characters)")]
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    """spyglass's own resources: status, services, traces, logs, dependencies."""
+    api = APIRouter(tags=["spyglass"], responses={400: {"model": ErrorAnswer}})
+
+    @api.get("/api/v1/status", response_model=StatusAnswer, summary="Ingest, sampling and storage counters")
+    def status() -> Response:
         own = local_status(ctx.own_satellite, ctx.log_writer, ctx.ingest_status())
         return json_response(own if ctx.cluster is None else ctx.cluster.status(own))
 
-    def services(request: Request) -> Response:
+    @api.get("/api/v1/services", response_model=ServicesAnswer, summary="Services seen")
+    def services() -> Response:
         return json_response({"services": [{"name": name} for name in ctx.store.services()]})
 
-    def operations(request: Request) -> Response:
-        service = request.path_params["service"]
+    @api.get(
+        "/api/v1/services/{service}/operations",
+        response_model=OperationsAnswer,
+        summary="A service's operations",
+    )
+    def operations(service: str) -> Response:
         return json_response(
             {"operations": [{"name": name, "kind": kind} for name, kind in _named_kinds(ctx, service)]}
         )
 
-    def trace(request: Request) -> Response:
+    @api.get(
+        "/api/v1/traces/{trace_id}",
+        response_model=TraceAnswer | TracePage | TraceColumns,
+        responses={404: {"model": ErrorAnswer}},
+        summary="One trace: whole (streamed when big), a page, one span, or columns",
+    )
+    def trace(
+        trace_id: str,
+        format: TraceFormat = "spans",  # noqa: A002 (the parameter's public name)
+        offset: Offset = None,
+        limit: PageLimit = None,
+        spans_up_to: SpansUpTo = None,
+        span_id: SpanId = None,
+    ) -> Response:
         """Small traces answer whole as before; big ones stream, or come as pages or columns on request."""
-        trace_id = parse_trace_id(request.path_params["trace_id"])
-        if trace_id is None:
+        wanted_trace = parse_trace_id(trace_id)
+        if wanted_trace is None:
             raise BadRequest("trace_id must be 32 lowercase hex characters")
-        params = request.query_params
-        shape = params.get("format") or "spans"
-        if shape not in ("spans", "columns"):
-            raise BadRequest(f"format must be spans or columns, got {shape[:40]!r}")
-        offset = optional_int(params, "offset", minimum=0)
-        limit = optional_int(params, "limit", minimum=1, maximum=MAX_PAGE_SPANS)
-        spans_up_to = optional_int(params, "spans_up_to", minimum=0, maximum=MAX_PAGE_SPANS) or 0
-        span_id = params.get("span_id")
         wanted = parse_span_id(span_id) if span_id else None
-        spans = distinct_spans(trace_spans(ctx.store, ctx.satellite, trace_id))
+        spans = distinct_spans(trace_spans(ctx.store, ctx.satellite, wanted_trace))
         if spans.num_rows == 0:
             return json_response({"error": "trace not found"}, status=404)
         if wanted is not None:
             spans = spans.filter(pc.equal(spans.column("span_id"), pa.scalar(wanted, pa.binary(8))))
-            return json_response({"trace_id": trace_id.hex(), "spans": span_objects(spans)})
-        if shape == "columns":
-            return json_response(trace_columns(trace_id, spans, spans_up_to))
+            return json_response({"trace_id": wanted_trace.hex(), "spans": span_objects(spans)})
+        if format == "columns":
+            return json_response(trace_columns(wanted_trace, spans, spans_up_to or 0))
         if offset is not None or limit is not None:
-            return json_response(trace_page(trace_id, spans, offset or 0, limit or MAX_PAGE_SPANS))
+            return json_response(trace_page(wanted_trace, spans, offset or 0, limit or MAX_PAGE_SPANS))
         if spans.num_rows > STREAM_ABOVE_SPANS:
-            return StreamingResponse(stream_trace(trace_id, spans), media_type="application/json")
-        return json_response({"trace_id": trace_id.hex(), "spans": span_objects(spans)})
+            return StreamingResponse(stream_trace(wanted_trace, spans), media_type="application/json")
+        return json_response({"trace_id": wanted_trace.hex(), "spans": span_objects(spans)})
 
-    def trace_logs(request: Request) -> Response:
-        trace_id = parse_trace_id(request.path_params["trace_id"])
-        if trace_id is None:
+    @api.get(
+        "/api/v1/traces/{trace_id}/logs",
+        response_model=LogsAnswer,
+        summary="Log records correlated with a trace",
+    )
+    def trace_logs(trace_id: str, limit: Limit = None) -> Response:
+        wanted = parse_trace_id(trace_id)
+        if wanted is None:
             raise BadRequest("trace_id must be 32 lowercase hex characters")
-        limit = min(optional_int(request.query_params, "limit", minimum=1) or 1000, MAX_LOG_LIMIT)
-        rows = ctx.store.logs_for_traces([trace_id], limit).to_pylist()
+        rows = ctx.store.logs_for_traces([wanted], min(limit or 1000, MAX_LOG_LIMIT)).to_pylist()
         return json_response({"logs": [log_to_json(row) for row in rows]})
 
-    def search(request: Request) -> Response:
-        params = request.query_params
-        min_ms = optional_float(params, "min_duration_ms")
-        max_ms = optional_float(params, "max_duration_ms")
-        limit = optional_int(params, "limit", minimum=1) or 20
+    @api.get("/api/v1/traces", response_model=TraceSearchAnswer, summary="Search traces")
+    def search(
+        service: Service = None,
+        operation: Operation = None,
+        attr: AttributeFilters = [],  # noqa: B006 (FastAPI copies defaults)
+        min_duration_ms: DurationMs = None,
+        max_duration_ms: DurationMs = None,
+        error: Flag = None,
+        start_ns: StartNs = None,
+        end_ns: EndNs = None,
+        limit: Limit = None,
+    ) -> Response:
         query = TraceQuery(
-            service=params.get("service") or None,
-            operation=params.get("operation") or None,
-            attributes=attribute_filters(params),
-            min_duration_ns=int(min_ms * 1e6) if min_ms is not None else None,
-            max_duration_ns=int(max_ms * 1e6) if max_ms is not None else None,
-            error=optional_bool(params, "error"),
-            start_ns=optional_int(params, "start_ns", minimum=0),
-            end_ns=optional_int(params, "end_ns", minimum=0),
-            limit=min(limit, MAX_SEARCH_LIMIT),
+            service=service,
+            operation=operation,
+            attributes=attribute_pairs(attr),
+            min_duration_ns=int(min_duration_ms * 1e6) if min_duration_ms is not None else None,
+            max_duration_ns=int(max_duration_ms * 1e6) if max_duration_ms is not None else None,
+            error=error,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            limit=min(limit or 20, MAX_SEARCH_LIMIT),
         )
         found = ctx.store.find_traces(query)
         return json_response({"traces": [summary_to_json(r) for r in found.to_pylist()]})
 
-    def dependencies(request: Request) -> Response:
-        start_ns, end_ns = window(request)
-        edges = dependency_edges(ctx.store.scan(DEPENDENCY_COLUMNS, start_ns, end_ns))
+    @api.get("/api/v1/dependencies", response_model=DependenciesAnswer, summary="Service graph edges")
+    def dependencies(start_ns: StartNs = None, end_ns: EndNs = None) -> Response:
+        start, end = window(start_ns, end_ns)
+        edges = dependency_edges(ctx.store.scan(DEPENDENCY_COLUMNS, start, end))
         return json_response({"edges": edges.to_pylist()})
 
-    return [
-        Route("/api/v1/status", status),
-        Route("/api/v1/services", services),
-        Route("/api/v1/services/{service}/operations", operations),
-        Route("/api/v1/traces/{trace_id}", trace),
-        Route("/api/v1/traces/{trace_id}/logs", trace_logs),
-        Route("/api/v1/traces", search),
-        Route("/api/v1/dependencies", dependencies),
-    ]
+    return api
 
 
 def log_to_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -180,17 +244,6 @@ def parse_span_id(text: str) -> bytes:
     if len(value) != 8:
         raise BadRequest("span_id must be 16 hex characters")
     return value
-
-
-def window(request: Request) -> tuple[int, int]:
-    """``start_ns``/``end_ns`` parameters, defaulting to the last hour."""
-    end_ns = optional_int(request.query_params, "end_ns", minimum=0) or time.time_ns()
-    start_ns = optional_int(request.query_params, "start_ns", minimum=0)
-    if start_ns is None:
-        start_ns = end_ns - DEFAULT_WINDOW_NS
-    if start_ns > end_ns:
-        raise BadRequest("start_ns must not be after end_ns")
-    return start_ns, end_ns
 
 
 def _named_kinds(ctx: ApiContext, service: str) -> list[tuple[str, str]]:

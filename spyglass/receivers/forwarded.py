@@ -70,6 +70,10 @@ def forwarded_spans_route(node: ClusterNode) -> Route:
     recent = RecentBatches()
 
     async def forwarded_spans(request: Request) -> Response:
+        """Spans a cluster member forwarded to their owner (OTLP protobuf, ``--ingest-token``).
+
+        Only with the forwarding header; a batch id (``x-spyglass-batch``) seen before is acknowledged once
+        more and not taken twice."""
         if request.headers.get(FORWARDED_HEADER) != "1":
             return error_response(
                 404, "this is the query port: send spans to the OTLP ports", "application/json"

@@ -1,7 +1,7 @@
 // The single-page application: a header, a router over the History API, and one view at a time. The server
 // answers every UI path with this page, so `/` and `/traces/{id}` work as direct links.
 import "./style.css";
-import { api } from "./api";
+import { api } from "./client";
 import { h, clear } from "./dom";
 import { RANGES, rangeName, setNavigator, setRange } from "./state";
 import type { View } from "./view";

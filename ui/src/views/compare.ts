@@ -1,6 +1,6 @@
 // Two traces, or two sets of traces, side by side: per operation calls, own time and errors per trace, and
 // the attribute values that differ; differences first (GET /api/v1/compare).
-import { api } from "../api";
+import { api } from "../client";
 import { h } from "../dom";
 import { ms, pct } from "../format";
 import { navigate, query } from "../state";

@@ -1,6 +1,6 @@
 // The aggregate critical path of one root operation: each operation's share of the end-to-end time and the
 // most that making it free could buy (Amdahl's bound), from GET /api/v1/critical-path.
-import { api } from "../api";
+import { api } from "../client";
 import { h } from "../dom";
 import { ms, pct, serviceColor } from "../format";
 import { navigate, query, timeWindow } from "../state";

@@ -1,6 +1,7 @@
 // Explain: a regression window of one root operation (dragged on its latency chart) against a baseline; the
 // ranked findings with their evidence, example traces on both sides, and the logs and events that go with them.
-import { api, type ExplainRequest, type Finding, type MetricGroup } from "../api";
+import { api } from "../client";
+import type { ExplainRequest, Finding, MetricGroup } from "../api";
 import { h } from "../dom";
 import { clock, ms, pct } from "../format";
 import { firstActive, timeChart } from "../charts";

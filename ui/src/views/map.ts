@@ -1,7 +1,8 @@
 // The service map: who calls whom, with calls, errors and p99 on every edge, laid out by dagre and drawn as
 // SVG. Names are SVG text nodes (never markup).
 import dagre from "@dagrejs/dagre";
-import { api, type Edge } from "../api";
+import { api } from "../client";
+import type { Edge } from "../api";
 import { h, svg } from "../dom";
 import { ms, pct, serviceColor } from "../format";
 import { navigate, timeWindow } from "../state";

@@ -1,6 +1,6 @@
 // Trace search: by root service and operation, attributes, duration and errors; the results as a scatter of
 // duration over time (click a dot to open the trace) and as a list.
-import { api } from "../api";
+import { api } from "../client";
 import { h } from "../dom";
 import { clock, ms } from "../format";
 import { scatter } from "../charts";

@@ -1,6 +1,7 @@
 // One service, one operation at a time: RED series and the latency distribution over time, deployments marked
 // on the time axis, a breakdown by any attribute on demand, and drag-to-explain on the latency chart.
-import { api, type MetricGroup, type VersionSeen } from "../api";
+import { api } from "../client";
+import type { MetricGroup, VersionSeen } from "../api";
 import { h } from "../dom";
 import { ms, pct, rate, serviceColor, stepRate } from "../format";
 import { firstActive, heatmap, timeChart, type Marker } from "../charts";

@@ -1,5 +1,5 @@
 // Home: every service with its request rate, error rate and p50/p99 latency over time, and its owning team.
-import { api } from "../api";
+import { api } from "../client";
 import { h } from "../dom";
 import { ms, pct, rate, seconds as spanOfTime, stepRate } from "../format";
 import { firstActive, timeChart, type Marker } from "../charts";

@@ -3,7 +3,8 @@
 // events, links, logs). The trace arrives in the API's columnar form (ids, parents, times, names), so a
 // 100,000-span trace is a few MB; only the rows in view exist in the DOM, big subtrees start collapsed, and a
 // span's details are fetched when it is clicked unless the trace was small enough to come whole.
-import { api, type LogRecord, type Span, type TraceColumns } from "../api";
+import { api } from "../client";
+import type { LogRecord, Span, TraceColumns } from "../api";
 import { clear, h } from "../dom";
 import { dateTime, ms, serviceColor } from "../format";
 import type { View } from "../view";
