@@ -309,7 +309,8 @@ def test_zone_errors_fault_fails_payments_in_one_zone(collector: Collector) -> N
     failed = [span for span in spans if span.service == "payments" and span.status_code == STATUS_ERROR]
     assert failed
     for span in failed:
-        assert span.start_ns >= stats.fault_started_ns
+        # A request already in payments when the fault switched on fails too: it checks the fault as it works.
+        assert span.end_ns >= stats.fault_started_ns
         assert span.resource["cloud.availability_zone"] == "us-east-1c"
         if span.kind == SERVER:
             assert span.attributes["http.response.status_code"] == 503
