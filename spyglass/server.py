@@ -166,13 +166,15 @@ class SpyglassServer:
         config = self.config
         return create_api_app(
             ApiContext(
-                self.cluster.store_view if self.cluster is not None else self.store,
-                self.cluster.satellite_view if self.cluster is not None else self.satellite,
-                config.query_token,
-                Ownership.from_file(config.owners_file),
-                self.log_writer,
-                self.cluster,
-                self.ingest_status,
+                store=self.cluster.store_view if self.cluster is not None else self.store,
+                live=self.cluster.live_view if self.cluster is not None else self.satellite,
+                rollups=self.cluster.rollups_view if self.cluster is not None else self.satellite.rollups,
+                satellite=self.satellite,
+                query_token=config.query_token,
+                ownership=Ownership.from_file(config.owners_file),
+                log_counters=self.log_writer.counters,
+                cluster=self.cluster,
+                ingest_status=self.ingest_status,
             ),
             [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
         )

@@ -39,6 +39,19 @@ def test_handlers_only_translate_http() -> None:
     assert offenders("api", ("numpy", "spyglass.receivers")) == []
 
 
+def test_analysis_and_the_api_read_the_satellite_only_through_narrow_seams() -> None:
+    """``LiveData``, ``RollupReader`` (``analysis/live.py``) and the figures in ``model/figures.py``."""
+    assert offenders("api", ("spyglass.satellite",)) == []
+    assert offenders("analysis", ("spyglass.satellite", "spyglass.cluster")) == []
+
+
+def test_no_handler_reaches_into_the_buffer_or_the_aggregator() -> None:
+    for path in sorted((PACKAGE / "api").rglob("*.py")):
+        text = path.read_text()
+        for name in (".buffer", ".aggregator", "read_consistent"):
+            assert name not in text, f"{path.name} names {name}"
+
+
 def test_model_is_the_bottom_layer() -> None:
     upper = (
         "spyglass.receivers",

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from spyglass.analysis.explain import ExplainRequest
-from spyglass.analysis.live import LiveSpans
+from spyglass.analysis.live import LiveData, RollupReader
 from spyglass.analysis.metrics import (
-    LiveRollups,
     MetricsQuery,
     exact_window_summary,
     query_metrics,
@@ -18,8 +17,8 @@ from spyglass.store.protocol import Store
 
 def _exact(
     store: Store,
-    rollups: LiveRollups,
-    live_spans: LiveSpans,
+    rollups: RollupReader,
+    live: LiveData,
     start_ns: int,
     end_ns: int,
     service: str,
@@ -27,14 +26,14 @@ def _exact(
     group_by: str | None = None,
 ) -> list[dict[str, Any]]:
     query = MetricsQuery(start_ns, end_ns, service=service, operation=operation, group_by=group_by)
-    groups: list[dict[str, Any]] = query_metrics(store, rollups, live_spans, query)["groups"]
+    groups: list[dict[str, Any]] = query_metrics(store, rollups, live, query)["groups"]
     return groups
 
 
 def attach_exact_numbers(
     store: Store,
-    rollups: LiveRollups,
-    live_spans: LiveSpans,
+    rollups: RollupReader,
+    live: LiveData,
     req: ExplainRequest,
     findings: list[dict[str, Any]],
 ) -> dict[str, Any]:
@@ -45,13 +44,12 @@ def attach_exact_numbers(
         "baseline": (req.baseline_start_ns, req.baseline_end_ns),
     }
     symptom: dict[str, Any] = {}
-    buffer = live_spans
     bucket_ns = rollups.bucket_s * 1_000_000_000
     short = min(end - start for start, end in windows.values()) < 3 * bucket_ns
-    if short and buffer.covered_since_ns <= min(start for start, _ in windows.values()):
+    if short and live.covered_since_ns <= min(start for start, _ in windows.values()):
         # Windows of a few seconds would be rounded out to whole rollup buckets (both the same bucket, even):
         # the recall buffer holds every span of them, so count those exactly instead.
-        spans = buffer.snapshot()
+        spans = live.recent_spans()
         for name, (start, end) in windows.items():
             symptom[name] = {
                 "key": req.service,
@@ -59,9 +57,7 @@ def attach_exact_numbers(
             }
     else:
         for name, (start, end) in windows.items():
-            groups = _exact(
-                store, rollups, live_spans, start, end, service=req.service, operation=req.operation
-            )
+            groups = _exact(store, rollups, live, start, end, service=req.service, operation=req.operation)
             symptom[name] = groups[0] if groups else None
     tracked = set(rollups.attribute_keys)
     for finding in findings:
@@ -70,7 +66,7 @@ def attach_exact_numbers(
         exact: dict[str, Any] = {}
         for name, (start, end) in windows.items():
             groups = _exact(
-                store, rollups, live_spans, start, end, service=finding["service"], group_by=finding["key"]
+                store, rollups, live, start, end, service=finding["service"], group_by=finding["key"]
             )
             exact[name] = next((g for g in groups if g["key"] == finding["value"]), None)
         finding.setdefault("evidence", {})["exact"] = exact

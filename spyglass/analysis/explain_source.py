@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from spyglass.analysis.explain import COLUMNS, TRACES_PER_WINDOW, ExplainRequest, explain_spans
-from spyglass.analysis.live import LiveSpans, window_spans
+from spyglass.analysis.live import LiveData, window_spans
 from spyglass.analysis.ownership import Ownership
 from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, Store
 
@@ -52,19 +52,19 @@ def _stored_share(store: Store, req: ExplainRequest, covered: int | None) -> flo
     return max(1, round(TRACES_PER_WINDOW / most * TRACE_SHARE_SCALE)) / TRACE_SHARE_SCALE
 
 
-def gather_spans(store: Store, buffer: LiveSpans | None, req: ExplainRequest) -> pa.Table:
+def gather_spans(store: Store, live: LiveData | None, req: ExplainRequest) -> pa.Table:
     """Spans starting in either window (or shortly after): from the buffer since it covers, else the store."""
-    covered = buffer.covered_since_ns if buffer is not None else None
+    covered = live.covered_since_ns if live is not None else None
     share = _stored_share(store, req, covered)
     sample = ScanFilter(trace_share=share) if share < 1.0 else None
     ranges = _ranges(req)
     # One snapshot of the buffer for both windows, and none when neither reaches the time it covers.
     needed = covered is not None and any(end > covered for _, end in ranges)
-    snapshot = buffer.snapshot() if buffer is not None and needed else None
+    snapshot = live.recent_spans() if live is not None and needed else None
     parts = [
         part
         for start, end in ranges
-        for part in window_spans(store, buffer, COLUMNS, start, end, sample, snapshot)
+        for part in window_spans(store, live, COLUMNS, start, end, sample, snapshot)
     ]
     if not parts:
         return pa.table({name: [] for name in _READ})
@@ -88,7 +88,7 @@ def _schema(table: pa.Table) -> pa.Schema:
 
 
 def explain(
-    store: Store, buffer: LiveSpans | None, ownership: Ownership | None, req: ExplainRequest
+    store: Store, live: LiveData | None, ownership: Ownership | None, req: ExplainRequest
 ) -> list[dict[str, Any]]:
     """Ranked findings for one symptom, reading spans from wherever they are most complete."""
-    return explain_spans(gather_spans(store, buffer, req), req, ownership)
+    return explain_spans(gather_spans(store, live, req), req, ownership)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from spyglass.analysis.traces import LiveView, trace_spans
+from spyglass.analysis.live import LiveData
+from spyglass.analysis.traces import trace_spans
 from spyglass.model.attributes import typed_attributes
 from spyglass.store.protocol import Store
 
@@ -18,7 +19,7 @@ EVENT_COLUMNS = ["trace_id", "span_id", "service", "name", "status_code", "event
 
 
 def example_events(
-    store: Store, live: LiveView | None, trace_ids: list[bytes], limit: int
+    store: Store, live: LiveData | None, trace_ids: list[bytes], limit: int
 ) -> list[dict[str, Any]]:
     """Span events of these traces: those of failed spans and exceptions first, then by time."""
     events: list[tuple[tuple[int, int], dict[str, Any]]] = []

@@ -14,19 +14,53 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import span_weights
-from spyglass.store.protocol import ScanFilter, Store
+from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 
-class LiveSpans(Protocol):
-    """The recall buffer: 100% of recent spans, undecided and (while memory allows) decided."""
+class LiveData(Protocol):
+    """What the satellite holds that the store may not yet: 100% of recent spans (undecided and, while memory
+    allows, decided), read by trace or as a whole, and since when it holds all of them. The satellite itself,
+    or in a cluster every member's read as one."""
 
     @property
-    def covered_since_ns(self) -> int: ...
+    def covered_since_ns(self) -> int:
+        """Every span that arrived since this instant is held (older ones only in the store)."""
+        ...
 
-    def snapshot(self, include_decided: bool = True) -> pa.Table: ...
+    def recent_spans(self, include_decided: bool = True) -> pa.Table:
+        """Every held span (``SPAN_SCHEMA``); undecided ones only unless ``include_decided``."""
+        ...
+
+    def live_trace(self, trace_id: bytes) -> pa.Table:
+        """The held spans of one trace."""
+        ...
 
 
-def coverage_split(live: LiveSpans | None, start_ns: int, end_ns: int) -> int:
+class RollupReader(Protocol):
+    """The rollups of 100% of spans: stored rows and the rows not yet stored, read as one."""
+
+    @property
+    def attribute_keys(self) -> tuple[str, ...]:
+        """Attributes rolled up per value, besides service and operation."""
+        ...
+
+    @property
+    def bucket_s(self) -> int: ...
+
+    @property
+    def attribute_bucket_s(self) -> int: ...
+
+    @property
+    def first_span_ns(self) -> int | None:
+        """When this process began counting spans (older data is found in the store)."""
+        ...
+
+    def read(self, query: RollupQuery) -> pa.Table:
+        """The rows answering ``query`` (``ROLLUP_SCHEMA``), stored and pending, each row counted once."""
+        ...
+
+
+def coverage_split(live: LiveData | None, start_ns: int, end_ns: int) -> int:
     """Where the window stops being read from the store and starts being read from the buffer."""
     if live is None:
         return end_ns
@@ -35,7 +69,7 @@ def coverage_split(live: LiveSpans | None, start_ns: int, end_ns: int) -> int:
 
 def window_spans(
     store: Store,
-    live: LiveSpans | None,
+    live: LiveData | None,
     columns: list[str],
     start_ns: int,
     end_ns: int,
@@ -57,7 +91,7 @@ def window_spans(
             stored = stored.set_column(read.index("sample_weight"), "sample_weight", weight)
         parts.append(stored.select(read))
     if live is not None and split < end_ns:
-        buffered = live.snapshot(include_decided=True) if snapshot is None else snapshot
+        buffered = live.recent_spans(include_decided=True) if snapshot is None else snapshot
         column = buffered.column("start_ns")
         mask = pc.and_(pc.greater_equal(column, split), pc.less(column, end_ns))
         if where is not None and where.service is not None:

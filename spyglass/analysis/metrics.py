@@ -9,52 +9,24 @@ stored spans weighted by ``sample_weight``; such answers are marked ``estimated`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.analysis.live import LiveSpans, coverage_split, window_spans
+from spyglass.analysis.live import LiveData, RollupReader, coverage_split, window_spans
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import bucket_index, grouped_quantiles
-from spyglass.store.protocol import ScanFilter, Store
+from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 QUANTILES = (0.5, 0.9, 0.99)
 #: Group-bys answered from base rollup columns rather than from an attribute.
 COLUMN_GROUPS = {"service": "service", "service.name": "service", "operation": "operation"}
 #: Stored-span columns the estimated (untracked attribute) path reads.
 SPAN_COLUMNS = ["start_ns", "duration_ns", "status_code", "attributes", "resource", "sample_weight"]
-
-
-class LiveRollups(Protocol):
-    """The aggregator as the metrics query sees it: its configuration and its rows not yet stored."""
-
-    @property
-    def attribute_keys(self) -> tuple[str, ...]: ...
-
-    @property
-    def bucket_s(self) -> int: ...
-
-    @property
-    def attribute_bucket_s(self) -> int: ...
-
-    @property
-    def first_span_ns(self) -> int | None: ...
-
-    def read_consistent(
-        self,
-        read_stored: Callable[[], pa.Table],
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        *,
-        service: str | None = None,
-        operation: str | None = None,
-        attr_key: str | None = None,
-    ) -> pa.Table: ...
 
 
 #: Rates never divide by less than this, so one span that just arrived is not read as a burst.
@@ -83,7 +55,7 @@ class Coverage:
         return {"covered_start_ns": self.start_ns, "covered_end_ns": self.end_ns, "covered_s": self.seconds}
 
 
-def data_coverage(store: Store, rollups: LiveRollups, start_ns: int, end_ns: int, now_ns: int) -> Coverage:
+def data_coverage(rollups: RollupReader, start_ns: int, end_ns: int, now_ns: int) -> Coverage:
     """From where data begins in ``[start_ns, end_ns)`` to the window's end (never past now).
 
     Data begins at the window's start when this process has counted spans since before it (the common case:
@@ -98,9 +70,9 @@ def data_coverage(store: Store, rollups: LiveRollups, start_ns: int, end_ns: int
         return Coverage(start_ns, end)
     bucket_s = rollups.bucket_s
     coarse_s = max(1, math.ceil((end - start_ns) / 1e9 / COVERAGE_COARSE_STEPS / bucket_s)) * bucket_s
-    begin = _first_bucket_ns(store, rollups, start_ns, end, coarse_s)
+    begin = _first_bucket_ns(rollups, start_ns, end, coarse_s)
     if begin is not None and begin > start_ns and coarse_s > bucket_s:
-        begin = _first_bucket_ns(store, rollups, begin, min(end, begin + coarse_s * 10**9), bucket_s) or begin
+        begin = _first_bucket_ns(rollups, begin, min(end, begin + coarse_s * 10**9), bucket_s) or begin
     if begin is None:
         return Coverage(start_ns, end)
     if first_span_ns is not None and begin <= first_span_ns < begin + bucket_s * 10**9:
@@ -131,12 +103,8 @@ def step_rate(count: float, step_start_ns: int, step_s: int, coverage: Coverage)
     return count / max(MIN_COVERED_S, covered_ns / 1e9)
 
 
-def _first_bucket_ns(
-    store: Store, rollups: LiveRollups, start_ns: int, end_ns: int, resolution_s: int
-) -> int | None:
-    rows = rollups.read_consistent(
-        lambda: store.rollups(start_ns, end_ns, resolution_s=resolution_s), start_ns, end_ns
-    )
+def _first_bucket_ns(rollups: RollupReader, start_ns: int, end_ns: int, resolution_s: int) -> int | None:
+    rows = rollups.read(RollupQuery(start_ns, end_ns, resolution_s=resolution_s))
     rows = rows.filter(pc.greater(rows.column("count"), 0))
     if rows.num_rows == 0:
         return None
@@ -169,7 +137,7 @@ class _Cells:
 
 
 def query_metrics(
-    store: Store, rollups: LiveRollups, live_spans: LiveSpans | None, query: MetricsQuery
+    store: Store, rollups: RollupReader, live: LiveData | None, query: MetricsQuery
 ) -> dict[str, Any]:
     """``{"groups": [...], "estimated": bool, ...}`` as ``GET /api/v1/metrics`` returns it."""
     group_by = query.group_by
@@ -186,26 +154,14 @@ def query_metrics(
         step_s = max(1, math.ceil(query.step_s / resolution_s)) * resolution_s
     if estimated:
         assert group_by is not None
-        cells, complete = _span_cells(store, live_spans, query, group_by)
+        cells, complete = _span_cells(store, live, query, group_by)
         estimated = not complete
     else:
         # The store sums its buckets into steps (or into the whole window) before handing rows over.
         window_s = math.lcm(rollups.bucket_s, rollups.attribute_bucket_s)
         merge_s = step_s or (math.ceil((query.end_ns - query.start_ns) / 1e9 / window_s) + 1) * window_s
-        rows = rollups.read_consistent(
-            lambda: store.rollups(
-                query.start_ns,
-                query.end_ns,
-                service=query.service,
-                operation=query.operation,
-                attr_key=attr_key,
-                resolution_s=merge_s,
-            ),
-            query.start_ns,
-            query.end_ns,
-            service=query.service,
-            operation=query.operation,
-            attr_key=attr_key,
+        rows = rollups.read(
+            RollupQuery(query.start_ns, query.end_ns, query.service, query.operation, attr_key, merge_s)
         )
         cells = _rollup_cells(rows, column, default_key(query) if group_by is None else None)
     groups = summarize(cells, query.start_ns, query.end_ns, step_s, exact=not estimated)
@@ -245,17 +201,13 @@ def _rollup_cells(rows: pa.Table, column: str | None, constant: str | None) -> _
     )
 
 
-def _span_cells(
-    store: Store, live_spans: LiveSpans | None, query: MetricsQuery, key: str
-) -> tuple[_Cells, bool]:
+def _span_cells(store: Store, live: LiveData | None, query: MetricsQuery, key: str) -> tuple[_Cells, bool]:
     """Spans of the window carrying ``key`` (span attribute first, else resource), weighted: the buffer since
     it covers, the store before (``analysis.live.window_spans``). Exact when the buffer covers the window."""
     where = ScanFilter(service=query.service, operation=query.operation)
-    buffer_covers = (
-        live_spans is not None and coverage_split(live_spans, query.start_ns, query.end_ns) == query.start_ns
-    )
+    buffer_covers = live is not None and coverage_split(live, query.start_ns, query.end_ns) == query.start_ns
     columns = [c for c in SPAN_COLUMNS if c != "sample_weight"]
-    parts = window_spans(store, live_spans, columns, query.start_ns, query.end_ns, where)
+    parts = window_spans(store, live, columns, query.start_ns, query.end_ns, where)
     tables = [part.select(SPAN_COLUMNS) for part in parts] or [
         store.scan(SPAN_COLUMNS, query.start_ns, query.start_ns)
     ]

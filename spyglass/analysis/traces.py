@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
+from spyglass.analysis.live import LiveData
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.protocol import Store
@@ -16,13 +15,7 @@ from spyglass.store.protocol import Store
 FETCH_ONE_BY_ONE = 20
 
 
-class LiveView(Protocol):
-    """Recent, undecided spans (the satellite's recall buffer)."""
-
-    def live_trace(self, trace_id: bytes) -> pa.Table: ...
-
-
-def trace_spans(store: Store, live: LiveView | None, trace_id: bytes) -> pa.Table:
+def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Table:
     """Every known span of a trace, stored or still buffered (``SPAN_SCHEMA``), one span per id: the children
     of a shared span's server half that were not yet decided (or came late) are put under it here."""
     stored = store.trace(trace_id).select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)

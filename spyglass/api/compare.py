@@ -34,7 +34,7 @@ def _side(ctx: ApiContext, raw: str, name: str) -> pa.Table:
         trace_id = parse_trace_id(text)
         if trace_id is None:
             raise BadRequest(f"{name}: {text!r} is not a trace id (32 hex characters)")
-        spans = trace_spans(ctx.store, ctx.satellite, trace_id)
+        spans = trace_spans(ctx.store, ctx.live, trace_id)
         if spans.num_rows == 0:
             raise BadRequest(f"{name}: trace {text} is not known")
         tables.append(spans)

@@ -1,7 +1,7 @@
 """What the API reads from: the store, the satellite's live view and counters. Built once by the server.
 
-In a cluster, ``store`` and ``satellite`` are the cluster-wide read views (``spyglass.cluster.views``), so
-every handler answers for the whole cluster unchanged; ``own_satellite`` is this member's own.
+In a cluster, ``store``, ``live`` and ``rollups`` are the cluster-wide read views (``spyglass.cluster.views``),
+so every handler answers for the whole cluster unchanged; ``satellite`` is always this member's own.
 """
 
 from __future__ import annotations
@@ -10,40 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import pyarrow as pa
-
-from spyglass.analysis.live import LiveSpans
-from spyglass.analysis.metrics import LiveRollups
+from spyglass.analysis.live import LiveData, RollupReader
 from spyglass.analysis.ownership import Ownership
-from spyglass.satellite.log_writer import LogWriter
-from spyglass.satellite.pipeline import Satellite, SatelliteCounters
+from spyglass.model.figures import AggregateFigures, LogCounters, RecallFigures, SatelliteCounters
 from spyglass.store.protocol import Store
 
 if TYPE_CHECKING:
     from spyglass.cluster.node import ClusterNode
 
 
-class LiveBuffer(LiveSpans, Protocol):
-    """The recall buffer as the API reads it."""
-
-    @property
-    def spans(self) -> int: ...
-
-    @property
-    def nbytes(self) -> int: ...
-
-    @property
-    def undecided_spans(self) -> int: ...
-
-    @property
-    def max_bytes(self) -> int: ...
-
-    @property
-    def peak_bytes(self) -> int: ...
-
-
-class SatelliteView(Protocol):
-    """The satellite as the API reads it: ``Satellite`` itself, or the cluster-wide view."""
+class Member(Protocol):
+    """What the API reads of this member's own satellite: its figures, for status and ``/metrics``."""
 
     @property
     def counters(self) -> SatelliteCounters: ...
@@ -51,13 +28,9 @@ class SatelliteView(Protocol):
     @property
     def queued_spans(self) -> int: ...
 
-    @property
-    def buffer(self) -> LiveBuffer: ...
+    def recall_figures(self) -> RecallFigures: ...
 
-    @property
-    def aggregator(self) -> LiveRollups: ...
-
-    def live_trace(self, trace_id: bytes) -> pa.Table: ...
+    def aggregate_figures(self) -> AggregateFigures: ...
 
 
 @dataclass(frozen=True)
@@ -65,18 +38,16 @@ class ApiContext:
     """Everything a handler may read, built once by the server (the cluster-wide views when clustered)."""
 
     store: Store
-    satellite: SatelliteView
+    #: Recent spans not only in the store: a trace by id, recent spans, since when all are held.
+    live: LiveData
+    #: The rollups of 100% of spans, stored and pending.
+    rollups: RollupReader
+    #: This member's own satellite: its counters and figures for status and ``/metrics``.
+    satellite: Member
     query_token: str | None = None
     ownership: Ownership = field(default_factory=Ownership)
-    log_writer: LogWriter | None = None
+    #: The log writer's counters (updated in place as it works); ``None`` when no logs are taken.
+    log_counters: LogCounters | None = None
     cluster: ClusterNode | None = None
     #: Each receiver's in-flight figures (exports refused at the door, exports and bytes in flight), by name.
     ingest_status: Callable[[], dict[str, dict[str, int]]] = dict
-
-    @property
-    def own_satellite(self) -> Satellite:
-        """This member's own satellite (what ``/metrics`` and peers' requests report)."""
-        if self.cluster is not None:
-            return self.cluster.satellite
-        assert isinstance(self.satellite, Satellite)
-        return self.satellite

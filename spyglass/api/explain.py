@@ -26,7 +26,7 @@ def _attach_context(ctx: ApiContext, findings: list[dict[str, Any]]) -> None:
         finding["logs"] = [
             log_to_json(row) for row in example_logs(ctx.store, trace_ids, CONTEXT_PER_FINDING).to_pylist()
         ]
-        finding["events"] = example_events(ctx.store, ctx.satellite, trace_ids, CONTEXT_PER_FINDING)
+        finding["events"] = example_events(ctx.store, ctx.live, trace_ids, CONTEXT_PER_FINDING)
 
 
 def router(ctx: ApiContext) -> APIRouter:
@@ -38,10 +38,9 @@ def router(ctx: ApiContext) -> APIRouter:
     )
     def explain_route(body: ExplainRequest) -> Response:
         req = Explain(**body.model_dump())
-        findings = explain(ctx.store, ctx.satellite.buffer, ctx.ownership, req)
+        findings = explain(ctx.store, ctx.live, ctx.ownership, req)
         _attach_context(ctx, findings)
-        satellite = ctx.satellite
-        symptom = attach_exact_numbers(ctx.store, satellite.aggregator, satellite.buffer, req, findings)
+        symptom = attach_exact_numbers(ctx.store, ctx.rollups, ctx.live, req, findings)
         return json_response({"findings": findings, "symptom": symptom})
 
     return api

@@ -222,7 +222,7 @@ def router(ctx: ApiContext) -> APIRouter:
         summary="Jaeger: one trace",
     )
     def trace(trace_id: str) -> Response:
-        rows = span_rows(trace_spans(ctx.store, ctx.satellite, jaeger_trace_id(trace_id)))
+        rows = span_rows(trace_spans(ctx.store, ctx.live, jaeger_trace_id(trace_id)))
         if not rows:
             return error_envelope(404, "trace not found")
         return envelope([jaeger_trace([span_to_json(r) for r in rows])])
@@ -311,7 +311,7 @@ def _traces_by_id(ctx: ApiContext, trace_ids: list[bytes]) -> Response:
     traces: list[dict[str, Any]] = []
     missing: list[dict[str, Any]] = []
     for trace_id in trace_ids:
-        rows = span_rows(trace_spans(ctx.store, ctx.satellite, trace_id))
+        rows = span_rows(trace_spans(ctx.store, ctx.live, trace_id))
         if rows:
             traces.append(jaeger_trace([span_to_json(r) for r in rows]))
         else:

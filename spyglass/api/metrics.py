@@ -48,9 +48,8 @@ def router(ctx: ApiContext) -> APIRouter:
         query = MetricsQuery(
             start_ns=start, end_ns=end, service=service, operation=operation, group_by=group_by, step_s=step_s
         )
-        satellite = ctx.satellite
-        result = query_metrics(ctx.store, satellite.aggregator, satellite.buffer, query)
-        coverage = data_coverage(ctx.store, satellite.aggregator, start, end, time.time_ns())
+        result = query_metrics(ctx.store, ctx.rollups, ctx.live, query)
+        coverage = data_coverage(ctx.rollups, start, end, time.time_ns())
         return json_response(with_rates(result, coverage))
 
     return api

@@ -33,7 +33,7 @@ from spyglass.cluster.peer_client import (
     table_to_ipc,
 )
 from spyglass.cluster.views import filter_from_args, query_from_args
-from spyglass.model.rollups import ROLLUP_SCHEMA
+from spyglass.store.protocol import RollupQuery
 
 
 def _arrow(table: pa.Table) -> Response:
@@ -47,25 +47,14 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, 
     def rollups(args: dict[str, Any]) -> Response:
         """This member's rollups read consistently (stored and pending); pending only when the store is
         shared, since the asking member reads the shared store itself."""
-        start_ns, end_ns = args.get("start_ns"), args.get("end_ns")
-        keys = {
-            "service": args.get("service"),
-            "operation": args.get("operation"),
-            "attr_key": args.get("attr_key"),
-        }
-
-        def read_stored() -> pa.Table:
-            if not args.get("stored", True) or start_ns is None or end_ns is None:
-                return ROLLUP_SCHEMA.empty_table()
-            return store.rollups(start_ns, end_ns, **keys, resolution_s=args.get("resolution_s"))
-
-        return _arrow(satellite.aggregator.read_consistent(read_stored, start_ns, end_ns, **keys))
+        include_stored = bool(args.pop("stored", True))
+        return _arrow(satellite.rollups.read(RollupQuery(**args), include_stored))
 
     return {
         "ping": lambda args: json_response({"url": node.membership.self_url}),
         "status": lambda args: json_response(
             {
-                **local_status(satellite, ctx.log_writer, ctx.ingest_status()),
+                **local_status(satellite, ctx.log_counters, ctx.ingest_status()),
                 "cluster_member": node.local_status_extras(),
             }
         ),
@@ -86,10 +75,8 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, 
         ),
         "store.span_count": lambda args: json_response({"count": store.span_count()}),
         "live.trace": lambda args: _arrow(satellite.live_trace(bytes.fromhex(args["trace_id"]))),
-        "live.snapshot": lambda args: _arrow(
-            satellite.buffer.snapshot(bool(args.get("include_decided", True)))
-        ),
-        "live.coverage": lambda args: json_response({"covered_since_ns": satellite.buffer.covered_since_ns}),
+        "live.snapshot": lambda args: _arrow(satellite.recent_spans(bool(args.get("include_decided", True)))),
+        "live.coverage": lambda args: json_response({"covered_since_ns": satellite.covered_since_ns}),
         "live.rollups": rollups,
     }
 

@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from spyglass import __version__
 from spyglass.api.context import ApiContext
-from spyglass.satellite.red_totals import HISTOGRAM_BOUNDS_S, RedTotals
+from spyglass.model.figures import HISTOGRAM_BOUNDS_S, RedTotals
 
 _SERIES_LABELS = ("service", "operation")
 
@@ -55,9 +55,9 @@ class SpyglassCollector:
         self.ctx = ctx
 
     def collect(self) -> Iterator[Metric]:
-        satellite = self.ctx.own_satellite
+        satellite = self.ctx.satellite
         counters = satellite.counters
-        buffer = satellite.buffer
+        recall = satellite.recall_figures()
         build_info = GaugeMetricFamily(
             "spyglass_build_info", "The running spyglass version.", labels=["version"]
         )
@@ -103,23 +103,23 @@ class SpyglassCollector:
             satellite.queued_spans,
         )
         yield GaugeMetricFamily(
-            "spyglass_recall_buffer_bytes", "Bytes held by the recall buffer.", buffer.nbytes
+            "spyglass_recall_buffer_bytes", "Bytes held by the recall buffer.", recall.bytes
         )
         yield GaugeMetricFamily(
-            "spyglass_recall_buffer_spans", "Spans held by the recall buffer.", buffer.spans
+            "spyglass_recall_buffer_spans", "Spans held by the recall buffer.", recall.spans
         )
         yield GaugeMetricFamily(
             "spyglass_recall_buffer_peak_bytes",
             "Highest bytes the recall buffer has held.",
-            buffer.peak_bytes,
+            recall.peak_bytes,
         )
         yield GaugeMetricFamily(
             "spyglass_recall_buffer_max_bytes",
             "The recall buffer's bound (--recall-memory-mb).",
-            buffer.max_bytes,
+            recall.max_bytes,
         )
-        if self.ctx.log_writer is not None:
-            logs = self.ctx.log_writer.counters
+        logs = self.ctx.log_counters
+        if logs is not None:
             yield CounterMetricFamily(
                 "spyglass_log_records_received_total", "Log records accepted.", logs.received
             )
@@ -136,18 +136,18 @@ class SpyglassCollector:
                 "Log records given up after the store kept failing for the whole retry bound.",
                 logs.write_failed,
             )
-        aggregator = satellite.aggregator
+        aggregates = satellite.aggregate_figures()
         yield CounterMetricFamily(
             "spyglass_aggregator_spans_total",
             "Spans counted into the rollups (every accepted span).",
-            aggregator.spans_aggregated,
+            aggregates.spans_aggregated,
         )
         yield GaugeMetricFamily(
             "spyglass_aggregator_open_buckets",
             "Rollup time buckets held in memory until they close.",
-            aggregator.pending_buckets,
+            aggregates.open_buckets,
         )
-        yield from _red_families(aggregator.totals())
+        yield from _red_families(aggregates.totals)
 
 
 def _red_families(totals: list[RedTotals]) -> tuple[Metric, ...]:

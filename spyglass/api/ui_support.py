@@ -36,7 +36,7 @@ from spyglass.api.models import (
 )
 from spyglass.api.params import BadRequest, EndNs, Operation, Service, StartNs, StepS, window
 from spyglass.api.span_json import parse_trace_id
-from spyglass.store.protocol import ScanFilter
+from spyglass.store.protocol import RollupQuery, ScanFilter
 
 OWNER_LOOKBACK_NS = 60 * 10**9
 MAX_STEPS = 2_000
@@ -51,14 +51,15 @@ def _step_s(wanted_s: int | None, start_ns: int, end_ns: int, bucket_s: int) -> 
     return step_s
 
 
-def _base_rollups(ctx: ApiContext, start_ns: int, end_ns: int, step_s: int, **filters: Any) -> pa.Table:
-    aggregator = ctx.satellite.aggregator
-    return aggregator.read_consistent(
-        lambda: ctx.store.rollups(start_ns, end_ns, resolution_s=step_s, **filters),
-        start_ns,
-        end_ns,
-        **filters,
-    )
+def _base_rollups(
+    ctx: ApiContext,
+    start_ns: int,
+    end_ns: int,
+    step_s: int,
+    service: str | None = None,
+    operation: str | None = None,
+) -> pa.Table:
+    return ctx.rollups.read(RollupQuery(start_ns, end_ns, service, operation, resolution_s=step_s))
 
 
 def service_overview(
@@ -71,14 +72,14 @@ def service_overview(
     rows = _base_rollups(ctx, start_ns, end_ns, step_s)
     _learn_owners(ctx, end_ns)
     overview = red_overview(rows, ctx.store.services(), ctx.ownership.owner, start_ns, end_ns, step_s)
-    return with_rates(overview, data_coverage(ctx.store, ctx.satellite.aggregator, start_ns, end_ns, now_ns))
+    return with_rates(overview, data_coverage(ctx.rollups, start_ns, end_ns, now_ns))
 
 
 def _learn_owners(ctx: ApiContext, end_ns: int) -> None:
     """Owners come from resources (``service.namespace``, ``team``...): learn them from the recall buffer's
     recent spans, and for services it does not hold, from their stored spans of the window's last minute
     (bounded, so a service that never names an owner costs little on every request)."""
-    recent = ctx.satellite.buffer.snapshot(include_decided=True)
+    recent = ctx.live.recent_spans(include_decided=True)
     if recent.num_rows:
         ctx.ownership.learn(recent.select(["service", "resource"]))
     for service in ctx.store.services():
@@ -98,20 +99,14 @@ def heatmap(
 
 
 def versions(ctx: ApiContext, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
-    rows = ctx.satellite.aggregator.read_consistent(
-        lambda: ctx.store.rollups(start_ns, end_ns, service=service, attr_key=VERSION_KEY),
-        start_ns,
-        end_ns,
-        service=service,
-        attr_key=VERSION_KEY,
-    )
-    buffered = ctx.satellite.buffer.snapshot(include_decided=True)
+    rows = ctx.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY))
+    buffered = ctx.live.recent_spans(include_decided=True)
     return deployments(rows, buffered, ctx.store, start_ns, end_ns)
 
 
 def trace_critical_path(ctx: ApiContext, trace_id: bytes) -> dict[str, Any] | None:
     """The spans on one trace's critical path with their exclusive critical time, for the waterfall."""
-    spans = trace_spans(ctx.store, ctx.satellite, trace_id).select(CRITICAL_PATH_COLUMNS)
+    spans = trace_spans(ctx.store, ctx.live, trace_id).select(CRITICAL_PATH_COLUMNS)
     if spans.num_rows == 0:
         return None
     # A recent kept trace is both stored and still buffered: the walk needs each span once.
@@ -124,7 +119,7 @@ def router(ctx: ApiContext) -> APIRouter:
     api = APIRouter(tags=["ui"], responses={400: {"model": ErrorAnswer}})
 
     def bucket_s() -> int:
-        return ctx.satellite.aggregator.bucket_s
+        return ctx.rollups.bucket_s
 
     @api.get(
         "/api/v1/ui/services", response_model=ServiceOverviewAnswer, summary="Service overview with owners"

@@ -16,7 +16,7 @@ from spyglass import __version__
 from spyglass.analysis.dependencies import COLUMNS as DEPENDENCY_COLUMNS
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.analysis.traces import trace_spans
-from spyglass.api.context import ApiContext
+from spyglass.api.context import ApiContext, Member
 from spyglass.api.json_response import json_response
 from spyglass.api.models import (
     DependenciesAnswer,
@@ -55,10 +55,9 @@ from spyglass.api.trace_pages import (
     trace_page,
 )
 from spyglass.model.attributes import typed_attributes
+from spyglass.model.figures import LogCounters
 from spyglass.model.log_schema import severity_name
 from spyglass.model.schema import KIND_NAMES
-from spyglass.satellite.log_writer import LogWriter
-from spyglass.satellite.pipeline import Satellite
 from spyglass.store.protocol import TraceQuery
 
 MAX_SEARCH_LIMIT = 20_000
@@ -66,7 +65,7 @@ MAX_LOG_LIMIT = 10_000
 
 
 def local_status(
-    satellite: Satellite, log_writer: LogWriter | None, ingest: dict[str, dict[str, int]] | None = None
+    satellite: Member, logs: LogCounters | None, ingest: dict[str, dict[str, int]] | None = None
 ) -> dict[str, Any]:
     """One satellite's own ``/api/v1/status`` (a cluster's answer sums these over its members)."""
     counters = satellite.counters
@@ -80,15 +79,9 @@ def local_status(
         "spans_late": counters.late_spans,
         "spans_unwritable": counters.spans_unwritable,
         "spans_write_failed": counters.spans_write_failed,
-        "logs": asdict(log_writer.counters) if log_writer is not None else None,
+        "logs": asdict(logs) if logs is not None else None,
         "ingest": ingest or {},
-        "recall": {
-            "spans": satellite.buffer.spans,
-            "bytes": satellite.buffer.nbytes,
-            "undecided_spans": satellite.buffer.undecided_spans,
-            "max_bytes": satellite.buffer.max_bytes,
-            "peak_bytes": satellite.buffer.peak_bytes,
-        },
+        "recall": asdict(satellite.recall_figures()),
         "version": __version__,
     }
 
@@ -121,7 +114,7 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/api/v1/status", response_model=StatusAnswer, summary="Ingest, sampling and storage counters")
     def status() -> Response:
-        own = local_status(ctx.own_satellite, ctx.log_writer, ctx.ingest_status())
+        own = local_status(ctx.satellite, ctx.log_counters, ctx.ingest_status())
         return json_response(own if ctx.cluster is None else ctx.cluster.status(own))
 
     @api.get("/api/v1/services", response_model=ServicesAnswer, summary="Services seen")
@@ -157,7 +150,7 @@ def router(ctx: ApiContext) -> APIRouter:
         if wanted_trace is None:
             raise BadRequest("trace_id must be 32 lowercase hex characters")
         wanted = parse_span_id(span_id) if span_id else None
-        spans = distinct_spans(trace_spans(ctx.store, ctx.satellite, wanted_trace))
+        spans = distinct_spans(trace_spans(ctx.store, ctx.live, wanted_trace))
         if spans.num_rows == 0:
             return json_response({"error": "trace not found"}, status=404)
         if wanted is not None:

@@ -14,7 +14,7 @@ from spyglass.cluster.forwarder import Forwarder, ForwarderSettings
 from spyglass.cluster.membership import Membership
 from spyglass.cluster.peer_client import PeerClient
 from spyglass.cluster.routing import RoutingSink
-from spyglass.cluster.views import ClusterSatellite, ClusterStore
+from spyglass.cluster.views import ClusterLive, ClusterRollups, ClusterStore, FanOut
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.protocol import Store
 
@@ -59,8 +59,10 @@ class ClusterNode:
         self.sink = self.router if forward else satellite
         self.forward = forward
         self.peers = PeerClient(self.membership, query_token, peer_timeout_s)
-        self.store_view = ClusterStore(store, self.peers, shared=shared_store)
-        self.satellite_view = ClusterSatellite(satellite, self.store_view, self.peers)
+        fan_out = FanOut(self.peers, shared_store)
+        self.store_view = ClusterStore(store, fan_out)
+        self.live_view = ClusterLive(satellite, fan_out)
+        self.rollups_view = ClusterRollups(satellite, fan_out)
         self.spans_from_peers = 0
         #: Forwarded batches received again (a retry after a lost answer), acknowledged and not ingested twice.
         self.batches_repeated = 0

@@ -3,15 +3,13 @@
 ``ClusterStore`` implements the ``Store`` read verbs by asking this member's store and every peer's, then
 merging (concatenate; newest first and ``limit`` for trace search; rollup rows summed by key; unions of
 names). When every member writes to one shared store (ClickHouse), store reads stay local, or every row
-would come back once per member. ``ClusterSatellite`` does the same for the live data that never reaches a
-store: the recall buffers and the aggregators' rows not yet written. Writes always go to the local store.
+would come back once per member. ``ClusterLive`` (``LiveData``) and ``ClusterRollups`` (``RollupReader``) do
+the same for what never reached a store: the recall buffers and the aggregators' rows not yet written. All
+three ask through one ``FanOut``. Writes always go to the local store.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -20,8 +18,8 @@ import pyarrow.compute as pc
 
 from spyglass.cluster.peer_client import PeerClient
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
-from spyglass.satellite.pipeline import Satellite, SatelliteCounters
-from spyglass.store.protocol import ScanFilter, Store, TraceQuery
+from spyglass.satellite.pipeline import Satellite
+from spyglass.store.protocol import RollupQuery, ScanFilter, Store, TraceQuery
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -94,17 +92,30 @@ def merge_trace_summaries(summaries: pa.Table, limit: int) -> pa.Table:
     return summaries.take(order[:limit])
 
 
-class ClusterStore:
-    """``Store`` over the whole cluster; ``shared`` when all members write one store (store reads stay local)."""
+class FanOut:
+    """One question to this member and every reachable peer; answers the peers cannot give are recorded as
+    missing by the peer client (the answer is then marked partial). Store reads skip the peers when every
+    member writes the one shared store: its rows are all in the local read already."""
 
-    def __init__(self, local: Store, peers: PeerClient, shared: bool) -> None:
-        self.local = local
+    def __init__(self, peers: PeerClient, shared_store: bool) -> None:
         self.peers = peers
-        self.shared = shared
-        self._capture = threading.local()
+        self.shared_store = shared_store
 
-    def _fan_out(self, verb: str, args: dict[str, Any]) -> list[Any]:
-        return [] if self.shared else self.peers.ask_all(verb, args)
+    def peers_answers(self, verb: str, args: dict[str, Any], *, stored: bool = False) -> list[Any]:
+        """Each peer's answer; none for a question about ``stored`` data when the store is shared."""
+        return [] if stored and self.shared_store else self.peers.ask_all(verb, args)
+
+    def tables(self, local: pa.Table, verb: str, args: dict[str, Any], *, stored: bool = False) -> pa.Table:
+        """The local table followed by every peer's answer to the same question, as one table."""
+        return _concat([local, *self.peers_answers(verb, args, stored=stored)])
+
+
+class ClusterStore:
+    """``Store`` over the whole cluster; with a shared store, reads stay local."""
+
+    def __init__(self, local: Store, fan_out: FanOut) -> None:
+        self.local = local
+        self.fan_out = fan_out
 
     # -- writes: this member's own store --------------------------------------------------------------
 
@@ -123,23 +134,23 @@ class ClusterStore:
     # -- reads: every member ---------------------------------------------------------------------------
 
     def trace(self, trace_id: bytes) -> pa.Table:
-        return _concat(
-            [self.local.trace(trace_id), *self._fan_out("store.trace", {"trace_id": trace_id.hex()})]
-        )
+        args = {"trace_id": trace_id.hex()}
+        return self.fan_out.tables(self.local.trace(trace_id), "store.trace", args, stored=True)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
-        found = [self.local.find_traces(query), *self._fan_out("store.find_traces", query_args(query))]
-        if len(found) == 1:
-            return found[0]
-        return merge_trace_summaries(_concat([f.cast(TRACE_SUMMARY_SCHEMA) for f in found]), query.limit)
+        local = self.local.find_traces(query)
+        remote = self.fan_out.peers_answers("store.find_traces", query_args(query), stored=True)
+        if not remote:
+            return local
+        found = [f.cast(TRACE_SUMMARY_SCHEMA) for f in (local, *remote)]
+        return merge_trace_summaries(_concat(found), query.limit)
 
     def scan(
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
     ) -> pa.Table:
         args = {"columns": columns, "start_ns": start_ns, "end_ns": end_ns, "filters": filter_args(filters)}
-        return _concat(
-            [self.local.scan(columns, start_ns, end_ns, filters), *self._fan_out("store.scan", args)]
-        )
+        local = self.local.scan(columns, start_ns, end_ns, filters)
+        return self.fan_out.tables(local, "store.scan", args, stored=True)
 
     def rollups(
         self,
@@ -151,108 +162,73 @@ class ClusterStore:
         attr_key: str | None = None,
         resolution_s: int | None = None,
     ) -> pa.Table:
-        args = {
-            "start_ns": start_ns,
-            "end_ns": end_ns,
-            "service": service,
-            "operation": operation,
-            "attr_key": attr_key,
-            "resolution_s": resolution_s,
-        }
-        local = self.local.rollups(**args)  # type: ignore[arg-type]
-        captured: dict[str, Any] | None = getattr(self._capture, "args", None)
-        if (
-            captured is not None
-        ):  # inside ClusterAggregator.read_consistent: local only, remember the question
-            captured.update(args)
-            return local
-        remote = self._fan_out("store.rollups", args)
+        query = RollupQuery(start_ns, end_ns, service, operation, attr_key, resolution_s)
+        local = query.read_from(self.local)
+        remote = self.fan_out.peers_answers("store.rollups", asdict(query), stored=True)
         if not remote:
             return local
-        return merge_rollups(_concat([local.cast(ROLLUP_SCHEMA), *[r.cast(ROLLUP_SCHEMA) for r in remote]]))
-
-    @contextlib.contextmanager
-    def local_rollups(self, captured: dict[str, Any]) -> Iterator[None]:
-        """Within: ``rollups`` reads only this member's store and records its arguments in ``captured``."""
-        self._capture.args = captured
-        try:
-            yield
-        finally:
-            self._capture.args = None
+        return merge_rollups(_concat([t.cast(ROLLUP_SCHEMA) for t in (local, *remote)]))
 
     def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
         args = {"trace_ids": [t.hex() for t in trace_ids], "limit": limit}
+        # Logs stay where they arrived, whatever the store: always ask everyone.
         logs = [
             self.local.logs_for_traces(trace_ids, limit),
-            *self.peers.ask_all("store.logs_for_traces", args),
+            *self.fan_out.peers_answers("store.logs_for_traces", args),
         ]
         if len(logs) == 1:
             return logs[0]
-        merged = _concat(logs)  # logs stay where they arrived, whatever the store: always ask everyone
+        merged = _concat(logs)
         return merged.take(pc.sort_indices(merged, sort_keys=[("time_ns", "ascending")])[:limit])
 
     def services(self) -> list[str]:
         names = set(self.local.services())
-        for answer in self._fan_out("store.services", {}):
+        for answer in self.fan_out.peers_answers("store.services", {}, stored=True):
             names.update(answer["services"])
         return sorted(names)
 
     def operations(self, service: str) -> list[tuple[str, int]]:
         pairs = set(self.local.operations(service))
-        for answer in self._fan_out("store.operations", {"service": service}):
+        for answer in self.fan_out.peers_answers("store.operations", {"service": service}, stored=True):
             pairs.update((str(name), int(kind)) for name, kind in answer["operations"])
         return sorted(pairs)
 
     def span_count(self) -> int:
-        return self.local.span_count() + sum(int(a["count"]) for a in self._fan_out("store.span_count", {}))
+        remote = self.fan_out.peers_answers("store.span_count", {}, stored=True)
+        return self.local.span_count() + sum(int(a["count"]) for a in remote)
 
 
-class ClusterBuffer:
-    """Every member's recall buffer, read as one."""
+class ClusterLive:
+    """Every member's recall buffer as one ``LiveData``."""
 
-    def __init__(self, satellite: Satellite, peers: PeerClient) -> None:
-        self.local = satellite.buffer
-        self.peers = peers
+    def __init__(self, satellite: Satellite, fan_out: FanOut) -> None:
+        self.local = satellite
+        self.fan_out = fan_out
 
     @property
     def covered_since_ns(self) -> int:
         """Every member's buffer holds all it received since its own time; all of them since the latest."""
-        answers = self.peers.ask_all("live.coverage", {})
+        answers = self.fan_out.peers_answers("live.coverage", {})
         return max([self.local.covered_since_ns, *(int(a["covered_since_ns"]) for a in answers)])
 
-    def snapshot(self, include_decided: bool = True) -> pa.Table:
-        remote = self.peers.ask_all("live.snapshot", {"include_decided": include_decided})
-        return _concat([self.local.snapshot(include_decided), *remote])
+    def recent_spans(self, include_decided: bool = True) -> pa.Table:
+        args = {"include_decided": include_decided}
+        return self.fan_out.tables(self.local.recent_spans(include_decided), "live.snapshot", args)
 
-    # this member's own figures (status reports the cluster's from each member's status)
-    @property
-    def spans(self) -> int:
-        return self.local.spans
-
-    @property
-    def nbytes(self) -> int:
-        return self.local.nbytes
-
-    @property
-    def undecided_spans(self) -> int:
-        return self.local.undecided_spans
-
-    @property
-    def max_bytes(self) -> int:
-        return self.local.max_bytes
-
-    @property
-    def peak_bytes(self) -> int:
-        return self.local.peak_bytes
+    def live_trace(self, trace_id: bytes) -> pa.Table:
+        return self.fan_out.tables(
+            self.local.live_trace(trace_id), "live.trace", {"trace_id": trace_id.hex()}
+        )
 
 
-class ClusterAggregator:
-    """Every member's rollups (stored and not yet stored), each read consistently by its own member."""
+class ClusterRollups:
+    """Every member's rollups as one ``RollupReader``: each member reads its own store and pending rows
+    consistently and answers for itself, so no row is counted twice while a member writes a drain. With a
+    shared store, this member's read holds every stored row, and peers send only their pending rows."""
 
-    def __init__(self, satellite: Satellite, store: ClusterStore, peers: PeerClient) -> None:
-        self.local = satellite.aggregator
-        self.store = store
-        self.peers = peers
+    def __init__(self, satellite: Satellite, fan_out: FanOut) -> None:
+        self.local = satellite.rollups
+        self.fan_out = fan_out
 
     @property
     def attribute_keys(self) -> tuple[str, ...]:
@@ -271,57 +247,7 @@ class ClusterAggregator:
         # This member's own: where it began observing. Data older than that is found in the (cluster) store.
         return self.local.first_span_ns
 
-    def read_consistent(
-        self,
-        read_stored: Callable[[], pa.Table],
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        *,
-        service: str | None = None,
-        operation: str | None = None,
-        attr_key: str | None = None,
-    ) -> pa.Table:
-        """This member's stored + pending rows read consistently (``read_stored`` answering from the local
-        store only), plus each peer's own consistent read of the same question. With a shared store, peers
-        send only their pending rows: the stored ones are already in the local read."""
-        captured: dict[str, Any] = {}
-
-        def read_local() -> pa.Table:
-            with self.store.local_rollups(captured):
-                return read_stored()
-
-        local = self.local.read_consistent(
-            read_local, start_ns, end_ns, service=service, operation=operation, attr_key=attr_key
-        )
-        question = captured or {
-            "start_ns": start_ns,
-            "end_ns": end_ns,
-            "service": service,
-            "operation": operation,
-            "attr_key": attr_key,
-            "resolution_s": None,
-        }
-        remote = self.peers.ask_all("live.rollups", {**question, "stored": not self.store.shared})
-        return _concat([local.cast(ROLLUP_SCHEMA), *[r.cast(ROLLUP_SCHEMA) for r in remote]])
-
-
-class ClusterSatellite:
-    """The satellite as the API reads it, cluster-wide: live traces, buffers and aggregates of every member."""
-
-    def __init__(self, satellite: Satellite, store: ClusterStore, peers: PeerClient) -> None:
-        self.local = satellite
-        self.peers = peers
-        self.buffer = ClusterBuffer(satellite, peers)
-        self.aggregator = ClusterAggregator(satellite, store, peers)
-
-    @property
-    def counters(self) -> SatelliteCounters:
-        return self.local.counters
-
-    @property
-    def queued_spans(self) -> int:
-        return self.local.queued_spans
-
-    def live_trace(self, trace_id: bytes) -> pa.Table:
-        remote = self.peers.ask_all("live.trace", {"trace_id": trace_id.hex()})
-        return _concat([self.local.live_trace(trace_id), *remote])
+    def read(self, query: RollupQuery) -> pa.Table:
+        args = {**asdict(query), "stored": not self.fan_out.shared_store}
+        remote = self.fan_out.peers_answers("live.rollups", args)
+        return _concat([t.cast(ROLLUP_SCHEMA) for t in (self.local.read(query), *remote)])

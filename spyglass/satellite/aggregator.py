@@ -27,10 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
+from spyglass.model.figures import RedTotals
 from spyglass.model.rollups import ROLLUP_SCHEMA, concat_rollups, filter_rollups, merge_rollups
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import bucket_index
-from spyglass.satellite.red_totals import RedTotals, add_totals, copy_totals
+from spyglass.satellite.red_totals import add_totals, copy_totals
 from spyglass.satellite.rollup_codes import (
     KEY_SHIFT,
     MAX_KEYS,

@@ -11,11 +11,11 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import pyarrow as pa
 
 from spyglass.background import yield_to_queries
+from spyglass.model.figures import LogCounters
 from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
 
@@ -23,19 +23,6 @@ log = logging.getLogger(__name__)
 
 #: Batches drained per store write, at most: one transaction for many small exports.
 _MAX_BATCHES_PER_WRITE = 256
-
-
-@dataclass
-class LogCounters:
-    """Log records since start, by what became of them."""
-
-    received: int = 0  # accepted and queued
-    rejected: int = 0  # invalid records (an OTLP partial success)
-    dropped: int = 0  # records without trace context: not kept, by policy
-    stored: int = 0
-    write_failures: int = 0  # writes that lost records (refused ones, or given up after the retry bound)
-    unwritable: int = 0  # records the store refused for what they hold; the rest of their batch was written
-    write_failed: int = 0  # records given up after the retry bound because the store kept failing
 
 
 class LogWriter:

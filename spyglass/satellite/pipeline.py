@@ -20,11 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.background import yield_to_queries
+from spyglass.model.figures import AggregateFigures, RecallFigures, SatelliteCounters
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunk
+from spyglass.satellite.rollup_reader import LocalRollups
 from spyglass.satellite.sampler import Sampler, with_adjusted_counts, with_weights
 from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.protocol import Store
@@ -47,26 +49,11 @@ class SatelliteSettings:
     aggregate_attributes: tuple[str, ...] = ()
 
 
-@dataclass
-class SatelliteCounters:
-    """What ``/api/v1/status`` reports; written by the satellite's own threads only."""
-
-    spans_received: int = 0
-    spans_rejected: int = 0
-    traces_decided: int = 0
-    traces_kept: int = 0
-    spans_stored: int = 0
-    late_spans: int = 0
-    #: store writes (of kept spans) that lost rows: refused rows isolated, or given up after the retry bound
-    write_failures: int = 0
-    #: kept spans the store refused for what they hold (each isolated; the rest of its batch was written)
-    spans_unwritable: int = 0
-    #: kept spans given up after the retry bound because the store kept failing
-    spans_write_failed: int = 0
-
-
 class Satellite:
-    """Owns the intake queue, the recall buffer, the decision loop and the store writer."""
+    """Owns the intake queue, the recall buffer, the decision loop and the store writer.
+
+    Readers see it through ``LiveData`` (a trace, recent spans, since when it holds them), ``rollups`` (a
+    ``RollupReader``) and its figures; the buffer and the aggregator stay its own."""
 
     def __init__(self, settings: SatelliteSettings, store: Store, sampler: Sampler) -> None:
         self.settings = settings
@@ -75,6 +62,7 @@ class Satellite:
         self.buffer = RecallBuffer(settings.recall_memory_bytes)
         # 100% of spans, before sampling; rollups drained once a second
         self.aggregator = Aggregator(extra_keys=settings.aggregate_attributes)
+        self.rollups = LocalRollups(store, self.aggregator)
         self.decisions = DecisionMemory()
         self.counters = SatelliteCounters()
         self._intake: deque[tuple[pa.RecordBatch, int]] = deque()
@@ -152,6 +140,25 @@ class Satellite:
     def live_trace(self, trace_id: bytes) -> pa.Table:
         """Spans of a recent trace from the recall buffer, whether it was kept or not."""
         return self.buffer.trace(trace_id)
+
+    def recent_spans(self, include_decided: bool = True) -> pa.Table:
+        """Every span the recall buffer holds (``SPAN_SCHEMA``)."""
+        return self.buffer.snapshot(include_decided)
+
+    @property
+    def covered_since_ns(self) -> int:
+        """The recall buffer holds every span that arrived since this instant."""
+        return self.buffer.covered_since_ns
+
+    def recall_figures(self) -> RecallFigures:
+        buffer = self.buffer
+        return RecallFigures(
+            buffer.spans, buffer.nbytes, buffer.undecided_spans, buffer.max_bytes, buffer.peak_bytes
+        )
+
+    def aggregate_figures(self) -> AggregateFigures:
+        aggregator = self.aggregator
+        return AggregateFigures(aggregator.spans_aggregated, aggregator.pending_buckets, aggregator.totals())
 
     # -- the decision loop -----------------------------------------------------------------------------
 

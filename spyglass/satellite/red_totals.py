@@ -3,44 +3,11 @@ exposes to Prometheus, folded from the aggregator's closed buckets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from spyglass.model.figures import HISTOGRAM_BOUNDS_S, RedTotals
 from spyglass.model.sketch import bucket_value
 from spyglass.satellite.rollup_codes import BIN_BITS, KEY_SHIFT, MAX_KEYS, SERIES_SHIFT, Names, Rows
-
-#: Upper bounds (seconds) of the Prometheus latency histogram.
-HISTOGRAM_BOUNDS_S: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-)
-
-
-@dataclass
-class RedTotals:
-    """Spans, errors and latency of one (service, operation) since the process started."""
-
-    service: str
-    operation: str
-    count: int = 0
-    errors: int = 0
-    duration_sum_s: float = 0.0  # from sketch bin values: within the sketch's relative accuracy
-    #: Spans with duration <= each of ``HISTOGRAM_BOUNDS_S`` (not cumulative; +Inf is ``count``).
-    buckets: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_BOUNDS_S))
 
 
 def copy_totals(totals: RedTotals) -> RedTotals:

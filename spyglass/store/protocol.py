@@ -53,6 +53,31 @@ class TraceQuery:
 
 
 @dataclass(frozen=True)
+class RollupQuery:
+    """A question to the rollups: rows whose bucket overlaps ``[start_ns, end_ns)``, base rows
+    (``attr_key=None``) or one attribute's, optionally of one service or operation, merged to
+    ``resolution_s`` buckets (``None``: as stored)."""
+
+    start_ns: int
+    end_ns: int
+    service: str | None = None
+    operation: str | None = None
+    attr_key: str | None = None
+    resolution_s: int | None = None
+
+    def read_from(self, store: Store) -> pa.Table:
+        """The stored rows that answer this question."""
+        return store.rollups(
+            self.start_ns,
+            self.end_ns,
+            service=self.service,
+            operation=self.operation,
+            attr_key=self.attr_key,
+            resolution_s=self.resolution_s,
+        )
+
+
+@dataclass(frozen=True)
 class ScanFilter:
     """Equality filters for ``scan``: column or ``attributes[key]`` / ``resource[key]`` values."""
 
