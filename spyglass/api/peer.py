@@ -32,52 +32,54 @@ from spyglass.cluster.peer_client import (
     current_partial,
     table_to_ipc,
 )
-from spyglass.cluster.views import filter_from_args, query_from_args
-from spyglass.store.protocol import RollupQuery
+from spyglass.cluster.peer_reads import Verb, rollup_query_from, scan_filter_from, trace_query_from
 
 
 def _arrow(table: pa.Table) -> Response:
     return Response(table_to_ipc(table), media_type=ARROW_STREAM)
 
 
-def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[str, Callable[[dict[str, Any]], Response]]:
-    store = node.store  # this member's own: never the cluster view
+def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[Verb, Callable[[dict[str, Any]], Response]]:
+    """One answer per ``Verb``, from this member's own store and satellite (never the cluster views)."""
+    store = node.store
     satellite = node.satellite
 
-    def rollups(args: dict[str, Any]) -> Response:
-        """This member's rollups read consistently (stored and pending); pending only when the store is
-        shared, since the asking member reads the shared store itself."""
-        include_stored = bool(args.pop("stored", True))
-        return _arrow(satellite.rollups.read(RollupQuery(**args), include_stored))
+    def live_rollups(args: dict[str, Any]) -> Response:
+        """Stored and pending rows read consistently; pending only when the store is shared, since the
+        asking member reads the shared store itself."""
+        query, include_stored = rollup_query_from(args)
+        return _arrow(satellite.rollups.read(query, include_stored))
+
+    def status(args: dict[str, Any]) -> Response:
+        own = local_status(satellite, ctx.log_counters, ctx.ingest_status())
+        return json_response({**own, "cluster_member": node.local_status_extras()})
+
+    def scan(args: dict[str, Any]) -> Response:
+        filters = scan_filter_from(args.get("filters"))
+        return _arrow(store.scan(args["columns"], args["start_ns"], args["end_ns"], filters))
+
+    def logs(args: dict[str, Any]) -> Response:
+        trace_ids = [bytes.fromhex(t) for t in args["trace_ids"]]
+        return _arrow(store.logs_for_traces(trace_ids, int(args["limit"])))
+
+    def operations(args: dict[str, Any]) -> Response:
+        return json_response({"operations": [list(pair) for pair in store.operations(args["service"])]})
 
     return {
-        "ping": lambda args: json_response({"url": node.membership.self_url}),
-        "status": lambda args: json_response(
-            {
-                **local_status(satellite, ctx.log_counters, ctx.ingest_status()),
-                "cluster_member": node.local_status_extras(),
-            }
-        ),
-        "store.trace": lambda args: _arrow(store.trace(bytes.fromhex(args["trace_id"]))),
-        "store.find_traces": lambda args: _arrow(store.find_traces(query_from_args(args))),
-        "store.scan": lambda args: _arrow(
-            store.scan(
-                args["columns"], args["start_ns"], args["end_ns"], filter_from_args(args.get("filters"))
-            )
-        ),
-        "store.rollups": lambda args: _arrow(store.rollups(**args)),
-        "store.logs_for_traces": lambda args: _arrow(
-            store.logs_for_traces([bytes.fromhex(t) for t in args["trace_ids"]], int(args["limit"]))
-        ),
-        "store.services": lambda args: json_response({"services": store.services()}),
-        "store.operations": lambda args: json_response(
-            {"operations": [list(pair) for pair in store.operations(args["service"])]}
-        ),
-        "store.span_count": lambda args: json_response({"count": store.span_count()}),
-        "live.trace": lambda args: _arrow(satellite.live_trace(bytes.fromhex(args["trace_id"]))),
-        "live.snapshot": lambda args: _arrow(satellite.recent_spans(bool(args.get("include_decided", True)))),
-        "live.coverage": lambda args: json_response({"covered_since_ns": satellite.covered_since_ns}),
-        "live.rollups": rollups,
+        Verb.PING: lambda args: json_response({"url": node.membership.self_url}),
+        Verb.STATUS: status,
+        Verb.STORE_TRACE: lambda args: _arrow(store.trace(bytes.fromhex(args["trace_id"]))),
+        Verb.STORE_FIND_TRACES: lambda args: _arrow(store.find_traces(trace_query_from(args))),
+        Verb.STORE_SCAN: scan,
+        Verb.STORE_ROLLUPS: lambda args: _arrow(rollup_query_from(args)[0].read_from(store)),
+        Verb.STORE_LOGS_FOR_TRACES: logs,
+        Verb.STORE_SERVICES: lambda args: json_response({"services": store.services()}),
+        Verb.STORE_OPERATIONS: operations,
+        Verb.STORE_SPAN_COUNT: lambda args: json_response({"count": store.span_count()}),
+        Verb.LIVE_TRACE: lambda args: _arrow(satellite.live_trace(bytes.fromhex(args["trace_id"]))),
+        Verb.LIVE_SPANS: lambda args: _arrow(satellite.recent_spans(bool(args.get("include_decided", True)))),
+        Verb.LIVE_COVERAGE: lambda args: json_response({"covered_since_ns": satellite.covered_since_ns}),
+        Verb.LIVE_ROLLUPS: live_rollups,
     }
 
 
@@ -90,7 +92,9 @@ def routes(ctx: ApiContext) -> list[Route]:
     node = ctx.cluster
     if node is None:
         return []
-    verbs = _verbs(ctx, node)
+    verbs = {verb.value: handler for verb, handler in _verbs(ctx, node).items()}
+    missing = {verb.value for verb in Verb} - set(verbs)
+    assert not missing, f"peer verbs without an answer: {sorted(missing)}"
 
     async def peer_read(request: Request) -> Response:
         """A cluster member's local read for a cluster-wide query (``--query-token``).

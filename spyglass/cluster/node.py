@@ -13,6 +13,7 @@ from typing import Any
 from spyglass.cluster.forwarder import Forwarder, ForwarderSettings
 from spyglass.cluster.membership import Membership
 from spyglass.cluster.peer_client import PeerClient
+from spyglass.cluster.peer_reads import PeerReads
 from spyglass.cluster.routing import RoutingSink
 from spyglass.cluster.views import ClusterLive, ClusterRollups, ClusterStore, FanOut
 from spyglass.satellite.pipeline import Satellite
@@ -108,7 +109,7 @@ class ClusterNode:
         """``/api/v1/status`` for the cluster: the API reference's fields summed over the members, and per
         member."""
         local = {**local, "cluster_member": self._member_extras()}
-        answers = self.peers.ask_all("status", {})
+        answers = PeerReads(self.peers).statuses()
         members = [local, *answers]
         total = _sum_status(members)
         total["version"] = local.get("version")

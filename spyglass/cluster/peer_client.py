@@ -21,6 +21,7 @@ from urllib3.exceptions import HTTPError
 
 from spyglass.cluster import http_pool
 from spyglass.cluster.membership import Membership
+from spyglass.cluster.peer_reads import Verb
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class PeerClient:
 
     def ping(self, peer: str) -> bool:
         try:
-            self.ask(peer, "ping", b"{}")
+            self.ask(peer, Verb.PING, b"{}")
         except PeerUnavailable:
             return False
         return True

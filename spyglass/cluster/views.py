@@ -10,13 +10,11 @@ three ask through one ``FanOut``. Writes always go to the local store.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.cluster.peer_client import PeerClient
+from spyglass.cluster.peer_reads import PeerReads
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store, TraceQuery
@@ -28,28 +26,6 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
         return tables[0]
     schema = tables[0].schema
     return pa.concat_tables([t if t.schema == schema else t.cast(schema) for t in tables])
-
-
-def query_args(query: TraceQuery) -> dict[str, Any]:
-    return asdict(query)
-
-
-def query_from_args(args: dict[str, Any]) -> TraceQuery:
-    values = dict(args)
-    values["attributes"] = tuple((str(k), str(v)) for k, v in values.get("attributes", ()))
-    return TraceQuery(**values)
-
-
-def filter_args(filters: ScanFilter | None) -> dict[str, Any] | None:
-    return asdict(filters) if filters is not None else None
-
-
-def filter_from_args(args: dict[str, Any] | None) -> ScanFilter | None:
-    if args is None:
-        return None
-    values = dict(args)
-    values["attributes"] = tuple((str(k), str(v)) for k, v in values.get("attributes", ()))
-    return ScanFilter(**values)
 
 
 def merge_trace_summaries(summaries: pa.Table, limit: int) -> pa.Table:
@@ -93,21 +69,14 @@ def merge_trace_summaries(summaries: pa.Table, limit: int) -> pa.Table:
 
 
 class FanOut:
-    """One question to this member and every reachable peer; answers the peers cannot give are recorded as
-    missing by the peer client (the answer is then marked partial). Store reads skip the peers when every
-    member writes the one shared store: its rows are all in the local read already."""
+    """Who a cluster-wide read asks besides this member: every reachable peer (``peers``), and for reads of
+    the store ``store_peers``, which is nobody when every member writes the one shared store (its rows are
+    all in the local read already). Peers that cannot answer are recorded as missing by the peer client."""
 
-    def __init__(self, peers: PeerClient, shared_store: bool) -> None:
-        self.peers = peers
+    def __init__(self, client: PeerClient, shared_store: bool) -> None:
+        self.peers = PeerReads(client)
+        self.store_peers = PeerReads(None) if shared_store else self.peers
         self.shared_store = shared_store
-
-    def peers_answers(self, verb: str, args: dict[str, Any], *, stored: bool = False) -> list[Any]:
-        """Each peer's answer; none for a question about ``stored`` data when the store is shared."""
-        return [] if stored and self.shared_store else self.peers.ask_all(verb, args)
-
-    def tables(self, local: pa.Table, verb: str, args: dict[str, Any], *, stored: bool = False) -> pa.Table:
-        """The local table followed by every peer's answer to the same question, as one table."""
-        return _concat([local, *self.peers_answers(verb, args, stored=stored)])
 
 
 class ClusterStore:
@@ -134,12 +103,11 @@ class ClusterStore:
     # -- reads: every member ---------------------------------------------------------------------------
 
     def trace(self, trace_id: bytes) -> pa.Table:
-        args = {"trace_id": trace_id.hex()}
-        return self.fan_out.tables(self.local.trace(trace_id), "store.trace", args, stored=True)
+        return _concat([self.local.trace(trace_id), *self.fan_out.store_peers.trace(trace_id)])
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         local = self.local.find_traces(query)
-        remote = self.fan_out.peers_answers("store.find_traces", query_args(query), stored=True)
+        remote = self.fan_out.store_peers.find_traces(query)
         if not remote:
             return local
         found = [f.cast(TRACE_SUMMARY_SCHEMA) for f in (local, *remote)]
@@ -148,9 +116,8 @@ class ClusterStore:
     def scan(
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
     ) -> pa.Table:
-        args = {"columns": columns, "start_ns": start_ns, "end_ns": end_ns, "filters": filter_args(filters)}
         local = self.local.scan(columns, start_ns, end_ns, filters)
-        return self.fan_out.tables(local, "store.scan", args, stored=True)
+        return _concat([local, *self.fan_out.store_peers.scan(columns, start_ns, end_ns, filters)])
 
     def rollups(
         self,
@@ -164,38 +131,34 @@ class ClusterStore:
     ) -> pa.Table:
         query = RollupQuery(start_ns, end_ns, service, operation, attr_key, resolution_s)
         local = query.read_from(self.local)
-        remote = self.fan_out.peers_answers("store.rollups", asdict(query), stored=True)
+        remote = self.fan_out.store_peers.rollups(query)
         if not remote:
             return local
         return merge_rollups(_concat([t.cast(ROLLUP_SCHEMA) for t in (local, *remote)]))
 
     def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
-        args = {"trace_ids": [t.hex() for t in trace_ids], "limit": limit}
         # Logs stay where they arrived, whatever the store: always ask everyone.
-        logs = [
-            self.local.logs_for_traces(trace_ids, limit),
-            *self.fan_out.peers_answers("store.logs_for_traces", args),
-        ]
-        if len(logs) == 1:
-            return logs[0]
-        merged = _concat(logs)
+        remote = self.fan_out.peers.logs_for_traces(trace_ids, limit)
+        local = self.local.logs_for_traces(trace_ids, limit)
+        if not remote:
+            return local
+        merged = _concat([local, *remote])
         return merged.take(pc.sort_indices(merged, sort_keys=[("time_ns", "ascending")])[:limit])
 
     def services(self) -> list[str]:
         names = set(self.local.services())
-        for answer in self.fan_out.peers_answers("store.services", {}, stored=True):
-            names.update(answer["services"])
+        for answer in self.fan_out.store_peers.services():
+            names.update(answer)
         return sorted(names)
 
     def operations(self, service: str) -> list[tuple[str, int]]:
         pairs = set(self.local.operations(service))
-        for answer in self.fan_out.peers_answers("store.operations", {"service": service}, stored=True):
-            pairs.update((str(name), int(kind)) for name, kind in answer["operations"])
+        for answer in self.fan_out.store_peers.operations(service):
+            pairs.update(answer)
         return sorted(pairs)
 
     def span_count(self) -> int:
-        remote = self.fan_out.peers_answers("store.span_count", {}, stored=True)
-        return self.local.span_count() + sum(int(a["count"]) for a in remote)
+        return self.local.span_count() + sum(self.fan_out.store_peers.span_counts())
 
 
 class ClusterLive:
@@ -208,17 +171,14 @@ class ClusterLive:
     @property
     def covered_since_ns(self) -> int:
         """Every member's buffer holds all it received since its own time; all of them since the latest."""
-        answers = self.fan_out.peers_answers("live.coverage", {})
-        return max([self.local.covered_since_ns, *(int(a["covered_since_ns"]) for a in answers)])
+        return max([self.local.covered_since_ns, *self.fan_out.peers.live_coverage()])
 
     def recent_spans(self, include_decided: bool = True) -> pa.Table:
-        args = {"include_decided": include_decided}
-        return self.fan_out.tables(self.local.recent_spans(include_decided), "live.snapshot", args)
+        remote = self.fan_out.peers.live_spans(include_decided)
+        return _concat([self.local.recent_spans(include_decided), *remote])
 
     def live_trace(self, trace_id: bytes) -> pa.Table:
-        return self.fan_out.tables(
-            self.local.live_trace(trace_id), "live.trace", {"trace_id": trace_id.hex()}
-        )
+        return _concat([self.local.live_trace(trace_id), *self.fan_out.peers.live_trace(trace_id)])
 
 
 class ClusterRollups:
@@ -248,6 +208,5 @@ class ClusterRollups:
         return self.local.first_span_ns
 
     def read(self, query: RollupQuery) -> pa.Table:
-        args = {**asdict(query), "stored": not self.fan_out.shared_store}
-        remote = self.fan_out.peers_answers("live.rollups", args)
+        remote = self.fan_out.peers.live_rollups(query, include_stored=not self.fan_out.shared_store)
         return _concat([t.cast(ROLLUP_SCHEMA) for t in (self.local.read(query), *remote)])
