@@ -11,6 +11,8 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== the UI's API types are the ones the API's models generate"
 bash scripts/api_types.sh --check
+echo "== eslint and prettier on the UI"
+npm run --prefix ui --silent lint
 run_pytest() {
   set +e
   .venv/bin/pytest "$@"

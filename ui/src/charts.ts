@@ -130,27 +130,30 @@ export function timeChart(holder: HTMLElement, opts: TimeChartOptions): () => vo
     plugins: [overlayPlugin(opts.markers ?? [], opts.shades ?? [])],
     cursor: { drag: { x: Boolean(opts.onSelect), y: false, setScale: false } },
     select: { show: Boolean(opts.onSelect), left: 0, top: 0, width: 0, height: 0 },
-    scales: { x: { time: true }, y: opts.logY ? { distr: 3 } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    scales: {
+      x: { time: true },
+      y: opts.logY ? { distr: 3 } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+    },
     axes: [
       {},
       { label: opts.yLabel, values: (_u, splits) => splits.map((v) => (v === null ? "" : format(v))), size: 70 },
-      ...(hasY2 ? [{ scale: "y2", side: 1, label: opts.y2Label ?? "", grid: { show: false }, size: 60 } as uPlot.Axis] : []),
+      ...(hasY2
+        ? [{ scale: "y2", side: 1, label: opts.y2Label ?? "", grid: { show: false }, size: 60 } as uPlot.Axis]
+        : []),
     ],
     series: [
       {},
-      ...opts.series.map(
-        (s): uPlot.Series => ({
-          label: s.label,
-          stroke: s.color,
-          fill: s.fill,
-          width: 2,
-          dash: s.dash,
-          scale: s.scale ?? "y",
-          spanGaps: false,
-          points: { show: opts.xs.length < 40 },
-          value: (_u, v) => (v === null ? "–" : s.scale === "y2" ? String(Number(v.toFixed(2))) : format(v)),
-        }),
-      ),
+      ...opts.series.map((s): uPlot.Series => ({
+        label: s.label,
+        stroke: s.color,
+        fill: s.fill,
+        width: 2,
+        dash: s.dash,
+        scale: s.scale ?? "y",
+        spanGaps: false,
+        points: { show: opts.xs.length < 40 },
+        value: (_u, v) => (v === null ? "–" : s.scale === "y2" ? String(Number(v.toFixed(2))) : format(v)),
+      })),
     ],
     hooks: {
       setSelect: [
@@ -244,7 +247,12 @@ export interface ScatterPoint {
 }
 
 /** Traces as dots, duration over time; a click opens the dot nearest the pointer. */
-export function scatter(holder: HTMLElement, name: string, points: ScatterPoint[], onPick: (id: string) => void): () => void {
+export function scatter(
+  holder: HTMLElement,
+  name: string,
+  points: ScatterPoint[],
+  onPick: (id: string) => void,
+): () => void {
   const sorted = [...points].sort((a, b) => a.x - b.x);
   const xs = sorted.map((p) => p.x);
   const ok = sorted.map((p) => (p.error ? null : p.y));
@@ -262,7 +270,13 @@ export function scatter(holder: HTMLElement, name: string, points: ScatterPoint[
     // Padded ranges: the slowest, first and last dots sit inside the plot, whole and clickable, not cut in
     // half on its border.
     scales: {
-      x: { time: true, range: (_u, min, max) => { const pad = (max - min) * 0.02 || 1; return [min - pad, max + pad]; } },
+      x: {
+        time: true,
+        range: (_u, min, max) => {
+          const pad = (max - min) * 0.02 || 1;
+          return [min - pad, max + pad];
+        },
+      },
       y: { distr: 3, range: (_u, min, max) => [min / 1.5, max * 1.5] },
     },
     cursor: { drag: { x: false, y: false }, points: { show: false } },

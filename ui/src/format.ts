@@ -45,7 +45,20 @@ export function num(value: number, digits = 3): string {
 }
 
 /** A stable colour per service name, so a service looks the same in every view. */
-const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#e15759", "#8cd17d", "#499894", "#d37295"];
+const PALETTE = [
+  "#4e79a7",
+  "#f28e2b",
+  "#59a14f",
+  "#b07aa1",
+  "#76b7b2",
+  "#edc948",
+  "#ff9da7",
+  "#9c755f",
+  "#e15759",
+  "#8cd17d",
+  "#499894",
+  "#d37295",
+];
 export function serviceColor(name: string): string {
   let hash = 0;
   for (let i = 0; i < name.length; i++) hash = (hash * 31 + name.charCodeAt(i)) >>> 0;

@@ -44,7 +44,16 @@ const root = document.getElementById("app")!;
 const navLinks = new Map<string, HTMLAnchorElement>();
 const rangeSelect = h(
   "select",
-  { id: "range", title: "time range", on: { change: () => (setRange(rangeSelect.value), render()) } },
+  {
+    id: "range",
+    title: "time range",
+    on: {
+      change: () => {
+        setRange(rangeSelect.value);
+        void render();
+      },
+    },
+  },
   ...Object.keys(RANGES).map((name) => h("option", { attrs: { value: name } }, `last ${name}`)),
 );
 rangeSelect.value = rangeName();
@@ -87,7 +96,10 @@ async function render(): Promise<void> {
     container.append(h("h1", null, "Not found"), h("p", null, "No view at ", h("code", null, path)));
     return;
   }
-  const args = route.pattern.exec(path)!.slice(1).map((part) => decodeURIComponent(part));
+  const args = route.pattern
+    .exec(path)!
+    .slice(1)
+    .map((part) => decodeURIComponent(part));
   try {
     await route.view(container, args, (fn) => (mine === generation ? cleanup.push(fn) : fn()));
   } catch (error) {
@@ -105,7 +117,16 @@ function go(path: string): void {
 setNavigator(go);
 
 document.addEventListener("click", (event) => {
-  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (
+    event.defaultPrevented ||
+    event.button !== 0 ||
+    event.metaKey ||
+    event.ctrlKey ||
+    event.shiftKey ||
+    event.altKey
+  ) {
+    return;
+  }
   const link = (event.target as Element).closest?.("a");
   const href = link?.getAttribute("href");
   if (!link || !href || !href.startsWith("/") || href.startsWith("//") || link.target) return;

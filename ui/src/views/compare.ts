@@ -7,7 +7,11 @@ import { navigate, query } from "../state";
 import type { View } from "../view";
 import { empty, loading, table, traceLink } from "./common";
 
-const ids = (text: string) => text.split(/[\s,]+/).map((t) => t.trim().toLowerCase()).filter(Boolean);
+const ids = (text: string) =>
+  text
+    .split(/[\s,]+/)
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
 
 export const compareView: View = async (container) => {
   const params = query();
@@ -45,10 +49,28 @@ export const compareView: View = async (container) => {
   status.remove();
   const signed = (v: number, unit = "") => `${v > 0 ? "+" : ""}${Number(v.toFixed(3))}${unit}`;
   container.append(
-    h("p", null, `A: ${result.a.traces} trace(s) `, left.slice(0, 5).map((id) => [traceLink(id, id.slice(0, 8)), " "]), ` · B: ${result.b.traces} trace(s) `, right.slice(0, 5).map((id) => [traceLink(id, id.slice(0, 8)), " "])),
+    h(
+      "p",
+      null,
+      `A: ${result.a.traces} trace(s) `,
+      left.slice(0, 5).map((id) => [traceLink(id, id.slice(0, 8)), " "]),
+      ` · B: ${result.b.traces} trace(s) `,
+      right.slice(0, 5).map((id) => [traceLink(id, id.slice(0, 8)), " "]),
+    ),
     h("h2", null, "Operations (per trace)"),
     table(
-      ["service", "operation", "calls A", "calls B", "own time A", "own time B", "Δ own time", "errors A", "errors B", ""],
+      [
+        "service",
+        "operation",
+        "calls A",
+        "calls B",
+        "own time A",
+        "own time B",
+        "Δ own time",
+        "errors A",
+        "errors B",
+        "",
+      ],
       result.operations.map((o) => [
         o.service,
         o.operation,
@@ -56,7 +78,11 @@ export const compareView: View = async (container) => {
         String(o.b.calls_per_trace),
         ms(o.a.own_ms_per_trace),
         ms(o.b.own_ms_per_trace),
-        h("span", { class: o.difference.own_ms_per_trace > 0 ? "bad" : "good" }, signed(o.difference.own_ms_per_trace, " ms")),
+        h(
+          "span",
+          { class: o.difference.own_ms_per_trace > 0 ? "bad" : "good" },
+          signed(o.difference.own_ms_per_trace, " ms"),
+        ),
         String(o.a.errors_per_trace),
         String(o.b.errors_per_trace),
         o.only_in ? h("span", { class: "badge" }, `only in ${o.only_in.toUpperCase()}`) : "",

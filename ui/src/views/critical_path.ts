@@ -14,13 +14,22 @@ export const criticalPathView: View = async (container) => {
   await Promise.all(
     services.map(async (s) => {
       const { operations } = await api.operations(s.name);
-      for (const o of operations) if (o.kind === "server" || o.kind === "consumer") roots.push({ service: s.name, operation: o.name });
+      for (const o of operations) {
+        if (o.kind === "server" || o.kind === "consumer") roots.push({ service: s.name, operation: o.name });
+      }
     }),
   );
   roots.sort((x, y) => (x.service + x.operation).localeCompare(y.service + y.operation));
   const key = (r: { service: string; operation: string }) => JSON.stringify([r.service, r.operation]);
-  const select = h("select", { id: "cp-root" }, roots.map((r) => h("option", { attrs: { value: key(r) } }, `${r.service}: ${r.operation}`)));
-  const chosen = roots.find((r) => r.service === params.get("service") && r.operation === params.get("operation")) ?? roots.find((r) => r.service === "frontend") ?? roots[0];
+  const select = h(
+    "select",
+    { id: "cp-root" },
+    roots.map((r) => h("option", { attrs: { value: key(r) } }, `${r.service}: ${r.operation}`)),
+  );
+  const chosen =
+    roots.find((r) => r.service === params.get("service") && r.operation === params.get("operation")) ??
+    roots.find((r) => r.service === "frontend") ??
+    roots[0];
   if (chosen) select.value = key(chosen);
   select.addEventListener("change", () => {
     const [service, operation] = JSON.parse(select.value) as [string, string];
@@ -28,8 +37,16 @@ export const criticalPathView: View = async (container) => {
   });
   container.append(
     h("h1", null, "Critical path"),
-    h("form", { class: "inline", on: { submit: (e) => e.preventDefault() } }, h("label", null, "Root operation ", select)),
-    h("p", { class: "muted" }, "Where the end-to-end time of these requests actually waits: each operation's own time on the critical path, as a share of the total. Amdahl's bound is the most the whole request could speed up if that operation took no time at all."),
+    h(
+      "form",
+      { class: "inline", on: { submit: (e) => e.preventDefault() } },
+      h("label", null, "Root operation ", select),
+    ),
+    h(
+      "p",
+      { class: "muted" },
+      "Where the end-to-end time of these requests actually waits: each operation's own time on the critical path, as a share of the total. Amdahl's bound is the most the whole request could speed up if that operation took no time at all.",
+    ),
   );
   if (!chosen) {
     container.append(empty("No root operations seen yet."));
@@ -38,7 +55,12 @@ export const criticalPathView: View = async (container) => {
   const status = loading();
   container.append(status);
   const { startNs, endNs } = timeWindow();
-  const result = await api.criticalPath({ service: chosen.service, operation: chosen.operation, start_ns: startNs, end_ns: endNs });
+  const result = await api.criticalPath({
+    service: chosen.service,
+    operation: chosen.operation,
+    start_ns: startNs,
+    end_ns: endNs,
+  });
   status.remove();
   if (!result.traces) {
     container.append(empty("No stored traces of this operation in the time range."));

@@ -17,7 +17,9 @@ const BASELINES: Record<string, string> = {
 
 function explainUrl(req: Partial<ExplainRequest>, baseline: string): string {
   const q = new URLSearchParams();
-  for (const [key, value] of Object.entries(req)) if (value !== undefined && value !== "") q.set(key, String(typeof value === "number" ? Math.round(value) : value));
+  for (const [key, value] of Object.entries(req)) {
+    if (value !== undefined && value !== "") q.set(key, String(typeof value === "number" ? Math.round(value) : value));
+  }
   q.set("baseline", baseline);
   return `/explain?${q.toString()}`;
 }
@@ -33,7 +35,11 @@ export const explainView: View = async (container, _args, onLeave) => {
   const params = query();
   const { startNs: rangeStart, endNs: rangeEnd, stepS } = timeWindow();
   const { services } = await api.services();
-  const service = h("select", { id: "explain-service" }, services.map((s) => h("option", { attrs: { value: s.name } }, s.name)));
+  const service = h(
+    "select",
+    { id: "explain-service" },
+    services.map((s) => h("option", { attrs: { value: s.name } }, s.name)),
+  );
   service.value = params.get("service") ?? (services.find((s) => s.name === "frontend") ?? services[0])?.name ?? "";
   const operation = h("select", { id: "explain-operation" });
   async function fillOperations(selected: string | null): Promise<void> {
@@ -41,13 +47,24 @@ export const explainView: View = async (container, _args, onLeave) => {
     if (!service.value) return;
     const { operations } = await api.operations(service.value);
     const entries = operations.filter((o) => o.kind === "server" || o.kind === "consumer");
-    for (const o of entries.length ? entries : operations) operation.append(h("option", { attrs: { value: o.name } }, o.name));
+    for (const o of entries.length ? entries : operations) {
+      operation.append(h("option", { attrs: { value: o.name } }, o.name));
+    }
     if (selected) operation.value = selected;
   }
   await fillOperations(params.get("operation"));
-  const signal = h("select", { id: "explain-signal" }, h("option", { attrs: { value: "latency" } }, "latency"), h("option", { attrs: { value: "errors" } }, "errors"));
+  const signal = h(
+    "select",
+    { id: "explain-signal" },
+    h("option", { attrs: { value: "latency" } }, "latency"),
+    h("option", { attrs: { value: "errors" } }, "errors"),
+  );
   signal.value = params.get("signal") === "errors" ? "errors" : "latency";
-  const baseline = h("select", { id: "explain-baseline" }, Object.entries(BASELINES).map(([value, label]) => h("option", { attrs: { value } }, label)));
+  const baseline = h(
+    "select",
+    { id: "explain-baseline" },
+    Object.entries(BASELINES).map(([value, label]) => h("option", { attrs: { value } }, label)),
+  );
   baseline.value = params.get("baseline") ?? "before";
   const start = Number(params.get("start_ns")) || 0;
   const end = Number(params.get("end_ns")) || 0;
@@ -56,16 +73,24 @@ export const explainView: View = async (container, _args, onLeave) => {
   let bEnd = Number(params.get("baseline_end_ns")) || 0;
   if (hasWindow && !(bEnd > bStart)) [bStart, bEnd] = baselineFor(baseline.value, start, end, rangeStart);
 
-  const current = (): Partial<ExplainRequest> => ({ service: service.value, operation: operation.value, signal: signal.value as ExplainRequest["signal"] });
-  service.addEventListener("change", async () => {
-    await fillOperations(null);
-    navigate(explainUrl(current(), baseline.value));
+  const current = (): Partial<ExplainRequest> => ({
+    service: service.value,
+    operation: operation.value,
+    signal: signal.value as ExplainRequest["signal"],
+  });
+  service.addEventListener("change", () => {
+    void fillOperations(null).then(() => navigate(explainUrl(current(), baseline.value)));
   });
   operation.addEventListener("change", () => navigate(explainUrl(current(), baseline.value)));
   const rerun = () => {
     if (!hasWindow) return;
     const [bs, be] = baselineFor(baseline.value, start, end, rangeStart);
-    navigate(explainUrl({ ...current(), start_ns: start, end_ns: end, baseline_start_ns: bs, baseline_end_ns: be }, baseline.value));
+    navigate(
+      explainUrl(
+        { ...current(), start_ns: start, end_ns: end, baseline_start_ns: bs, baseline_end_ns: be },
+        baseline.value,
+      ),
+    );
   };
   signal.addEventListener("change", rerun);
   baseline.addEventListener("change", rerun);
@@ -79,13 +104,23 @@ export const explainView: View = async (container, _args, onLeave) => {
       h("label", null, "signal ", signal),
       h("label", null, "baseline ", baseline),
     ),
-    h("p", { class: "hint" }, "Drag across the chart to choose the window to explain; it is compared with the baseline."),
+    h(
+      "p",
+      { class: "hint" },
+      "Drag across the chart to choose the window to explain; it is compared with the baseline.",
+    ),
   );
   const chart = h("div", { class: "chart", id: "explain-chart" });
   container.append(chart);
   const viewStart = hasWindow ? Math.min(rangeStart, bStart - (end - start)) : rangeStart;
   const viewEnd = hasWindow ? Math.max(rangeEnd, end) : rangeEnd;
-  const metrics = await api.metrics({ service: service.value, operation: operation.value, start_ns: viewStart, end_ns: viewEnd, step_s: stepS });
+  const metrics = await api.metrics({
+    service: service.value,
+    operation: operation.value,
+    start_ns: viewStart,
+    end_ns: viewEnd,
+    step_s: stepS,
+  });
   const all = metrics.groups[0]?.series ?? [];
   const points = all.slice(firstActive([all.map((p) => p.count)]));
   const errorsSignal = signal.value === "errors";
@@ -97,7 +132,13 @@ export const explainView: View = async (container, _args, onLeave) => {
       yLabel: errorsSignal ? "error %" : "latency",
       format: errorsSignal ? (v) => `${v.toFixed(1)}%` : undefined,
       series: errorsSignal
-        ? [{ label: "error %", values: points.map((p) => (p.count ? (100 * p.errors) / p.count : null)), color: "#d62728" }]
+        ? [
+            {
+              label: "error %",
+              values: points.map((p) => (p.count ? (100 * p.errors) / p.count : null)),
+              color: "#d62728",
+            },
+          ]
         : [
             { label: "p50", values: points.map((p) => p.p50_ms), color: "#4e79a7" },
             { label: "p99", values: points.map((p) => p.p99_ms), color: "#e15759" },
@@ -112,16 +153,27 @@ export const explainView: View = async (container, _args, onLeave) => {
         const s = Math.round(from * 1e9);
         const e = Math.round(to * 1e9);
         const [bs, be] = baselineFor(baseline.value, s, e, rangeStart);
-        navigate(explainUrl({ ...current(), start_ns: s, end_ns: e, baseline_start_ns: bs, baseline_end_ns: be }, baseline.value));
+        navigate(
+          explainUrl(
+            { ...current(), start_ns: s, end_ns: e, baseline_start_ns: bs, baseline_end_ns: be },
+            baseline.value,
+          ),
+        );
       },
     }),
   );
   if (!hasWindow) {
-    container.append(empty("Select a window on the chart (or drag across a latency chart of a service) to explain it."));
+    container.append(
+      empty("Select a window on the chart (or drag across a latency chart of a service) to explain it."),
+    );
     return;
   }
   container.append(
-    h("p", { class: "windows", id: "explain-windows" }, `Regression ${clock(start)}–${clock(end)} against baseline ${clock(bStart)}–${clock(bEnd)}`),
+    h(
+      "p",
+      { class: "windows", id: "explain-windows" },
+      `Regression ${clock(start)}–${clock(end)} against baseline ${clock(bStart)}–${clock(bEnd)}`,
+    ),
   );
   const status = loading("Explaining…");
   container.append(status);
@@ -135,17 +187,37 @@ export const explainView: View = async (container, _args, onLeave) => {
     signal: signal.value as ExplainRequest["signal"],
   });
   status.remove();
-  if (answer.symptom) container.append(symptomTable(answer.symptom.baseline ?? null, answer.symptom.regression ?? null));
+  if (answer.symptom) {
+    container.append(symptomTable(answer.symptom.baseline ?? null, answer.symptom.regression ?? null));
+  }
   if (!answer.findings.length) {
     container.append(empty("Nothing changed enough between the two windows to explain."));
     return;
   }
-  container.append(h("h2", null, `Findings (${answer.findings.length}), most likely cause first`), h("ol", { class: "findings", id: "findings" }, answer.findings.map(findingCard)));
+  container.append(
+    h("h2", null, `Findings (${answer.findings.length}), most likely cause first`),
+    h("ol", { class: "findings", id: "findings" }, answer.findings.map(findingCard)),
+  );
 };
 
 function symptomTable(baseline: MetricGroup | null, regression: MetricGroup | null): HTMLElement {
-  const row = (name: string, g: MetricGroup | null) => [name, g ? String(g.count) : "–", g ? pct(g.count ? g.errors / g.count : null, 2) : "–", ms(g?.p50_ms), ms(g?.p90_ms), ms(g?.p99_ms)];
-  return h("div", { class: "symptom" }, h("h2", null, "Symptom (100% of spans)"), table(["window", "requests", "error rate", "p50", "p90", "p99"], [row("baseline", baseline), row("regression", regression)]));
+  const row = (name: string, g: MetricGroup | null) => [
+    name,
+    g ? String(g.count) : "–",
+    g ? pct(g.count ? g.errors / g.count : null, 2) : "–",
+    ms(g?.p50_ms),
+    ms(g?.p90_ms),
+    ms(g?.p99_ms),
+  ];
+  return h(
+    "div",
+    { class: "symptom" },
+    h("h2", null, "Symptom (100% of spans)"),
+    table(
+      ["window", "requests", "error rate", "p50", "p90", "p99"],
+      [row("baseline", baseline), row("regression", regression)],
+    ),
+  );
 }
 
 const KIND_LABELS: Record<Finding["kind"], string> = {
@@ -167,7 +239,10 @@ function findingCard(finding: Finding, rank: number): HTMLElement {
   const keys = [...new Set([...Object.keys(regression), ...Object.keys(base)])];
   const others = Object.fromEntries(Object.entries(evidence).filter(([k]) => k !== "regression" && k !== "baseline"));
   const examples = finding.examples ?? { regression: [], baseline: [] };
-  const compareHref = examples.regression.length && examples.baseline.length ? `/compare?a=${examples.regression.join(",")}&b=${examples.baseline.join(",")}` : null;
+  const compareHref =
+    examples.regression.length && examples.baseline.length
+      ? `/compare?a=${examples.regression.join(",")}&b=${examples.baseline.join(",")}`
+      : null;
   return h(
     "li",
     { class: "finding", dataset: { kind: finding.kind, rank: String(rank + 1) } },
@@ -177,14 +252,25 @@ function findingCard(finding: Finding, rank: number): HTMLElement {
       h("span", { class: `badge kind-${finding.kind}` }, KIND_LABELS[finding.kind] ?? finding.kind),
       subject,
       ownerBadge(finding.owner),
-      h("span", { class: "score", title: "share of the symptom explained" }, shareBar(finding.score, "#e15759"), ` ${pct(finding.score, 0)}`),
+      h(
+        "span",
+        { class: "score", title: "share of the symptom explained" },
+        shareBar(finding.score, "#e15759"),
+        ` ${pct(finding.score, 0)}`,
+      ),
     ),
     h("p", { class: "summary" }, finding.summary),
     h(
       "details",
       null,
       h("summary", null, "Evidence"),
-      keys.length ? table(["", "baseline", "regression"], keys.map((k) => [k, valueView(base[k]), valueView(regression[k])]), "evidence") : null,
+      keys.length
+        ? table(
+            ["", "baseline", "regression"],
+            keys.map((k) => [k, valueView(base[k]), valueView(regression[k])]),
+            "evidence",
+          )
+        : null,
       Object.keys(others).length ? valueView(others) : null,
     ),
     h(
@@ -197,14 +283,50 @@ function findingCard(finding: Finding, rank: number): HTMLElement {
       compareHref ? [" · ", h("a", { href: compareHref }, "compare them")] : null,
     ),
     finding.logs?.length
-      ? h("details", null, h("summary", null, `Logs (${finding.logs.length})`), h("ul", { class: "logs" }, finding.logs.map((l) => h("li", null, h("span", { class: "sev" }, l.severity), ` ${clock(l.time_ns)} ${l.service}: `, l.body ?? "", " ", traceLink(l.trace_id, l.trace_id.slice(0, 8))))))
+      ? h(
+          "details",
+          null,
+          h("summary", null, `Logs (${finding.logs.length})`),
+          h(
+            "ul",
+            { class: "logs" },
+            finding.logs.map((l) =>
+              h(
+                "li",
+                null,
+                h("span", { class: "sev" }, l.severity),
+                ` ${clock(l.time_ns)} ${l.service}: `,
+                l.body ?? "",
+                " ",
+                traceLink(l.trace_id, l.trace_id.slice(0, 8)),
+              ),
+            ),
+          ),
+        )
       : null,
     finding.events?.length
       ? h(
           "details",
           null,
           h("summary", null, `Span events (${finding.events.length})`),
-          h("ul", { class: "logs" }, finding.events.map((e) => h("li", null, ` ${clock(e.time_ns)} ${e.service} · ${e.operation}: `, h("strong", null, e.name), " ", Object.entries(e.attributes).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" "), " ", traceLink(e.trace_id, e.trace_id.slice(0, 8))))),
+          h(
+            "ul",
+            { class: "logs" },
+            finding.events.map((e) =>
+              h(
+                "li",
+                null,
+                ` ${clock(e.time_ns)} ${e.service} · ${e.operation}: `,
+                h("strong", null, e.name),
+                " ",
+                Object.entries(e.attributes)
+                  .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+                  .join(" "),
+                " ",
+                traceLink(e.trace_id, e.trace_id.slice(0, 8)),
+              ),
+            ),
+          ),
         )
       : null,
   );

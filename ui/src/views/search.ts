@@ -13,7 +13,12 @@ const LIST_ROWS = 100;
 export const searchView: View = async (container, _args, onLeave) => {
   const params = query();
   const { services } = await api.services();
-  const service = h("select", { id: "search-service", attrs: { name: "service" } }, h("option", { attrs: { value: "" } }, "any service"), services.map((s) => h("option", { attrs: { value: s.name } }, s.name)));
+  const service = h(
+    "select",
+    { id: "search-service", attrs: { name: "service" } },
+    h("option", { attrs: { value: "" } }, "any service"),
+    services.map((s) => h("option", { attrs: { value: s.name } }, s.name)),
+  );
   service.value = params.get("service") ?? "";
   const operation = h("select", { id: "search-operation", attrs: { name: "operation" } });
   async function fillOperations(selected: string): Promise<void> {
@@ -28,7 +33,10 @@ export const searchView: View = async (container, _args, onLeave) => {
   await fillOperations(params.get("operation") ?? "");
   service.addEventListener("change", () => void fillOperations(""));
   const field = (name: string, placeholder: string, size = 10) =>
-    h("input", { id: `search-${name}`, attrs: { name, placeholder, size: String(size), value: params.get(name) ?? "" } });
+    h("input", {
+      id: `search-${name}`,
+      attrs: { name, placeholder, size: String(size), value: params.get(name) ?? "" },
+    });
   const attrs = field("attr", "key:value, key:value", 28);
   attrs.value = params.getAll("attr").join(", ");
   const minMs = field("min_duration_ms", "min ms", 7);
@@ -46,7 +54,11 @@ export const searchView: View = async (container, _args, onLeave) => {
           const q = new URLSearchParams();
           if (service.value) q.set("service", service.value);
           if (operation.value) q.set("operation", operation.value);
-          for (const pair of attrs.value.split(",").map((p) => p.trim()).filter(Boolean)) q.append("attr", pair);
+          const pairs = attrs.value
+            .split(",")
+            .map((p) => p.trim())
+            .filter(Boolean);
+          for (const pair of pairs) q.append("attr", pair);
           if (minMs.value) q.set("min_duration_ms", minMs.value);
           if (maxMs.value) q.set("max_duration_ms", maxMs.value);
           if (errors.checked) q.set("error", "true");
@@ -89,26 +101,40 @@ export const searchView: View = async (container, _args, onLeave) => {
     scatter(
       chart,
       "scatter",
-      traces.map((t) => ({ x: t.start_ns / 1e9, y: Math.max(t.duration_ns / 1e6, 0.001), error: t.error, id: t.trace_id })),
+      traces.map((t) => ({
+        x: t.start_ns / 1e9,
+        y: Math.max(t.duration_ns / 1e6, 0.001),
+        error: t.error,
+        id: t.trace_id,
+      })),
       (id) => navigate(`/traces/${id}`),
     ),
   );
   const slowest = [...traces].sort((a, b) => b.duration_ns - a.duration_ns)[0];
   container.append(
-    h("p", null, "Slowest: ", traceLink(slowest.trace_id, `${slowest.root_operation ?? "?"} · ${ms(slowest.duration_ns / 1e6)}`)),
+    h(
+      "p",
+      null,
+      "Slowest: ",
+      traceLink(slowest.trace_id, `${slowest.root_operation ?? "?"} · ${ms(slowest.duration_ns / 1e6)}`),
+    ),
     table(
       ["started", "root", "duration", "spans", "error", "weight", "trace"],
-      traces.slice(0, LIST_ROWS).map((t) => [
-        clock(t.start_ns),
-        h("span", null, serviceDot(t.root_service ?? "?"), `${t.root_service ?? "?"}: ${t.root_operation ?? "?"}`),
-        ms(t.duration_ns / 1e6),
-        String(t.span_count),
-        t.error ? h("span", { class: "bad" }, "error") : "",
-        t.sample_weight === 1 ? "1" : t.sample_weight.toFixed(1),
-        traceLink(t.trace_id),
-      ]),
+      traces
+        .slice(0, LIST_ROWS)
+        .map((t) => [
+          clock(t.start_ns),
+          h("span", null, serviceDot(t.root_service ?? "?"), `${t.root_service ?? "?"}: ${t.root_operation ?? "?"}`),
+          ms(t.duration_ns / 1e6),
+          String(t.span_count),
+          t.error ? h("span", { class: "bad" }, "error") : "",
+          t.sample_weight === 1 ? "1" : t.sample_weight.toFixed(1),
+          traceLink(t.trace_id),
+        ]),
       "traces",
     ),
-    ...(traces.length > LIST_ROWS ? [h("p", { class: "muted" }, `The first ${LIST_ROWS} are listed; every trace is a dot on the chart.`)] : []),
+    ...(traces.length > LIST_ROWS
+      ? [h("p", { class: "muted" }, `The first ${LIST_ROWS} are listed; every trace is a dot on the chart.`)]
+      : []),
   );
 };

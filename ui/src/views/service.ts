@@ -94,7 +94,10 @@ export const serviceView: View = async (container, [service], onLeave) => {
     { class: "actions" },
     h("a", { href: `/search?${new URLSearchParams({ service, operation }).toString()}` }, "Find traces"),
     kind === "server" || kind === "consumer"
-      ? [" · ", h("a", { href: `/critical-path?${new URLSearchParams({ service, operation }).toString()}` }, "Critical path")]
+      ? [
+          " · ",
+          h("a", { href: `/critical-path?${new URLSearchParams({ service, operation }).toString()}` }, "Critical path"),
+        ]
       : null,
     " · ",
     h("span", { class: "hint" }, "Drag across the latency chart to explain a spike"),
@@ -146,8 +149,18 @@ export const serviceView: View = async (container, [service], onLeave) => {
       markers,
       format: (v) => v.toFixed(v >= 10 ? 0 : 1),
       series: [
-        { label: "req/s", values: points.map((p) => stepRate(p, step)), color: "#59a14f", fill: "rgba(89,161,79,0.12)" },
-        { label: "error %", values: points.map((p) => (p.count ? (100 * p.errors) / p.count : null)), color: "#d62728", scale: "y2" },
+        {
+          label: "req/s",
+          values: points.map((p) => stepRate(p, step)),
+          color: "#59a14f",
+          fill: "rgba(89,161,79,0.12)",
+        },
+        {
+          label: "error %",
+          values: points.map((p) => (p.count ? (100 * p.errors) / p.count : null)),
+          color: "#d62728",
+          scale: "y2",
+        },
       ],
     }),
   );
@@ -165,7 +178,10 @@ export const serviceView: View = async (container, [service], onLeave) => {
       }),
     );
   }
-  container.insertBefore(groupBySection(service, operation, params.get("group_by"), window, stepS, markers, onLeave), opTable.previousSibling);
+  container.insertBefore(
+    groupBySection(service, operation, params.get("group_by"), window, stepS, markers, onLeave),
+    opTable.previousSibling,
+  );
 };
 
 function versionList(versions: VersionSeen[]): HTMLElement {
@@ -191,8 +207,15 @@ function groupBySection(
   markers: Marker[],
   onLeave: (fn: () => void) => void,
 ): HTMLElement {
-  const input = h("input", { id: "group-by", attrs: { list: "group-keys", placeholder: "attribute key, e.g. service.version", value: current ?? "" } });
-  const list = h("datalist", { id: "group-keys" }, SUGGESTED_KEYS.map((k) => h("option", { attrs: { value: k } })));
+  const input = h("input", {
+    id: "group-by",
+    attrs: { list: "group-keys", placeholder: "attribute key, e.g. service.version", value: current ?? "" },
+  });
+  const list = h(
+    "datalist",
+    { id: "group-keys" },
+    SUGGESTED_KEYS.map((k) => h("option", { attrs: { value: k } })),
+  );
   const body = h("div", { id: "breakdown" });
   const form = h(
     "form",
@@ -229,7 +252,11 @@ function groupBySection(
     const skip = firstActive(top.map((g) => (g.series ?? []).map((p) => p.count)));
     const xs = (top[0].series ?? []).slice(skip).map((p) => p.start_ns / 1e9);
     const chart = h("div", { class: "chart", id: "breakdown-chart" });
-    if (metrics.estimated) body.append(h("p", { class: "muted" }, "Estimated from buffered and weighted stored spans (no rollup for this key)."));
+    if (metrics.estimated) {
+      body.append(
+        h("p", { class: "muted" }, "Estimated from buffered and weighted stored spans (no rollup for this key)."),
+      );
+    }
     body.append(
       chart,
       table(

@@ -26,7 +26,15 @@ export const servicesView: View = async (container, _args, onLeave) => {
   const summary = h(
     "table",
     { class: "grid", id: "services" },
-    h("thead", null, h("tr", null, ["service", "owner", "requests", "error rate", "p50", "p99", ""].map((t) => h("th", null, t)))),
+    h(
+      "thead",
+      null,
+      h(
+        "tr",
+        null,
+        ["service", "owner", "requests", "error rate", "p50", "p99", ""].map((t) => h("th", null, t)),
+      ),
+    ),
     h(
       "tbody",
       null,
@@ -34,7 +42,12 @@ export const servicesView: View = async (container, _args, onLeave) => {
         h(
           "tr",
           { dataset: { service: s.service } },
-          h("td", null, serviceDot(s.service), h("a", { href: `/services/${encodeURIComponent(s.service)}`, class: "service-name" }, s.service)),
+          h(
+            "td",
+            null,
+            serviceDot(s.service),
+            h("a", { href: `/services/${encodeURIComponent(s.service)}`, class: "service-name" }, s.service),
+          ),
           h("td", null, ownerBadge(s.owner)),
           h("td", { class: "num" }, rate(s.rate_per_s ?? s.count / seconds)),
           h("td", { class: `num ${s.errors ? "bad" : ""}` }, pct(s.count ? s.errors / s.count : null, 2)),
@@ -52,7 +65,11 @@ export const servicesView: View = async (container, _args, onLeave) => {
     ),
   );
   container.append(
-    h("p", { class: "muted" }, `Rate, errors and latency of each service's entry spans (server and consumer), from 100% of spans; rates over the ${spanOfTime(seconds)} data covers.`),
+    h(
+      "p",
+      { class: "muted" },
+      `Rate, errors and latency of each service's entry spans (server and consumer), from 100% of spans; rates over the ${spanOfTime(seconds)} data covers.`,
+    ),
     summary,
   );
   const cards = h("div", { class: "cards" });
@@ -70,7 +87,14 @@ export const servicesView: View = async (container, _args, onLeave) => {
       h(
         "section",
         { class: "card", dataset: { service: s.service } },
-        h("h2", null, serviceDot(s.service), h("a", { href: `/services/${encodeURIComponent(s.service)}` }, s.service), " ", ownerBadge(s.owner)),
+        h(
+          "h2",
+          null,
+          serviceDot(s.service),
+          h("a", { href: `/services/${encodeURIComponent(s.service)}` }, s.service),
+          " ",
+          ownerBadge(s.owner),
+        ),
         h("div", { class: "pair" }, latency, traffic),
       ),
     );
@@ -99,8 +123,18 @@ export const servicesView: View = async (container, _args, onLeave) => {
         markers,
         format: (v) => v.toFixed(v >= 10 ? 0 : 1),
         series: [
-          { label: "req/s", values: s.series.map((p) => stepRate(p, overview.step_s)), color: "#59a14f", fill: "rgba(89,161,79,0.12)" },
-          { label: "error %", values: s.series.map((p) => (p.count ? (100 * p.errors) / p.count : null)), color: "#d62728", scale: "y2" },
+          {
+            label: "req/s",
+            values: s.series.map((p) => stepRate(p, overview.step_s)),
+            color: "#59a14f",
+            fill: "rgba(89,161,79,0.12)",
+          },
+          {
+            label: "error %",
+            values: s.series.map((p) => (p.count ? (100 * p.errors) / p.count : null)),
+            color: "#d62728",
+            scale: "y2",
+          },
         ],
       }),
     );

@@ -115,11 +115,24 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     minimapCanvas,
     minimapWindow,
   );
-  const header = h("div", { class: "wf-header" }, h("div", { class: "wf-label" }, "service · operation"), h("div", { class: "wf-timeline" }, ruler));
+  const header = h(
+    "div",
+    { class: "wf-header" },
+    h("div", { class: "wf-label" }, "service · operation"),
+    h("div", { class: "wf-timeline" }, ruler),
+  );
   const spacer = h("div", { class: "wf-spacer" });
   const viewport = h("div", { class: "wf-viewport", id: "waterfall" }, spacer);
-  const details = h("aside", { class: "span-details", id: "span-details" }, h("p", { class: "muted" }, "Click a span to see its attributes, resource, events and links."));
-  container.append(summary, toolbar, h("div", { class: "trace-layout" }, h("div", { class: "waterfall" }, minimap, header, viewport), details));
+  const details = h(
+    "aside",
+    { class: "span-details", id: "span-details" },
+    h("p", { class: "muted" }, "Click a span to see its attributes, resource, events and links."),
+  );
+  container.append(
+    summary,
+    toolbar,
+    h("div", { class: "trace-layout" }, h("div", { class: "waterfall" }, minimap, header, viewport), details),
+  );
 
   function refresh(): void {
     visible = [];
@@ -194,7 +207,10 @@ export const traceView: View = async (container, [traceId], onLeave) => {
       h(
         "div",
         { class: "wf-timeline" },
-        h("div", { class: "wf-bar", style: { left: `${left}%`, width: `${width}%`, background: serviceColor(span.service) } }),
+        h("div", {
+          class: "wf-bar",
+          style: { left: `${left}%`, width: `${width}%`, background: serviceColor(span.service) },
+        }),
         h("span", { class: "wf-duration", style: durationPlace(left, width) }, ms(span.duration_ns / 1e6)),
       ),
     );
@@ -226,7 +242,10 @@ export const traceView: View = async (container, [traceId], onLeave) => {
   function markMinimapWindow(): void {
     if (!visible.length) return;
     const first = Math.min(visible.length - 1, Math.floor(viewport.scrollTop / ROW_PX));
-    const last = Math.min(visible.length - 1, Math.max(first, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW_PX) - 1));
+    const last = Math.min(
+      visible.length - 1,
+      Math.max(first, Math.ceil((viewport.scrollTop + viewport.clientHeight) / ROW_PX) - 1),
+    );
     const lastNode = visible[last];
     const top = visible[first].pre;
     const bottom = lastNode.pre + (collapsed.has(lastNode.span.span_id) ? lastNode.subtree : 1);
@@ -292,16 +311,21 @@ export const traceView: View = async (container, [traceId], onLeave) => {
         h(
           "tbody",
           null,
-          ([
-            ["service", span.service],
-            ["kind", span.kind],
-            ["status", full?.status_message ? `${span.status}: ${full.status_message}` : span.status],
-            ["start", `+${ms(span.offset_ns / 1e6)}`],
-            ["duration", ms(span.duration_ns / 1e6)],
-            ["critical time", critical.has(span.span_id) ? ms((critical.get(span.span_id) ?? 0) / 1e6) : "off the critical path"],
-            ["span id", span.span_id],
-            ["parent", (full ? full.parent_span_id : span.parent_span_id) ?? "none (root)"],
-          ] as [string, string][]).map(([key, value]) => h("tr", null, h("th", null, key), h("td", null, value))),
+          (
+            [
+              ["service", span.service],
+              ["kind", span.kind],
+              ["status", full?.status_message ? `${span.status}: ${full.status_message}` : span.status],
+              ["start", `+${ms(span.offset_ns / 1e6)}`],
+              ["duration", ms(span.duration_ns / 1e6)],
+              [
+                "critical time",
+                critical.has(span.span_id) ? ms((critical.get(span.span_id) ?? 0) / 1e6) : "off the critical path",
+              ],
+              ["span id", span.span_id],
+              ["parent", (full ? full.parent_span_id : span.parent_span_id) ?? "none (root)"],
+            ] as [string, string][]
+          ).map(([key, value]) => h("tr", null, h("th", null, key), h("td", null, value))),
         ),
       ),
       full ? fullDetails(full) : h("p", { class: "muted" }, "loading attributes…"),
@@ -322,13 +346,31 @@ export const traceView: View = async (container, [traceId], onLeave) => {
             "ul",
             { class: "events" },
             span.events.map((e) =>
-              h("li", null, h("strong", null, e.name), ` +${ms((e.time_ns - t0) / 1e6)} `, Object.keys(e.attributes).length ? attributesTable(e.attributes) : null),
+              h(
+                "li",
+                null,
+                h("strong", null, e.name),
+                ` +${ms((e.time_ns - t0) / 1e6)} `,
+                Object.keys(e.attributes).length ? attributesTable(e.attributes) : null,
+              ),
             ),
           )
         : h("p", { class: "muted" }, "none"),
       h("h3", null, `Links (${span.links.length})`),
       span.links.length
-        ? h("ul", null, span.links.map((l) => h("li", null, traceLink(l.trace_id), ` span ${l.span_id} `, Object.keys(l.attributes).length ? attributesTable(l.attributes) : null)))
+        ? h(
+            "ul",
+            null,
+            span.links.map((l) =>
+              h(
+                "li",
+                null,
+                traceLink(l.trace_id),
+                ` span ${l.span_id} `,
+                Object.keys(l.attributes).length ? attributesTable(l.attributes) : null,
+              ),
+            ),
+          )
         : h("p", { class: "muted" }, "none"),
       h("h3", null, "Logs"),
       logList(span.span_id),
@@ -339,7 +381,13 @@ export const traceView: View = async (container, [traceId], onLeave) => {
     const mine = (logs ?? []).filter((l) => l.span_id === spanId);
     if (logs === null) return h("p", { class: "muted" }, "loading…");
     if (!mine.length) return h("p", { class: "muted" }, "none");
-    return h("ul", { class: "logs" }, mine.map((l) => h("li", null, h("span", { class: "sev" }, l.severity), ` +${ms((l.time_ns - t0) / 1e6)} `, l.body ?? "")));
+    return h(
+      "ul",
+      { class: "logs" },
+      mine.map((l) =>
+        h("li", null, h("span", { class: "sev" }, l.severity), ` +${ms((l.time_ns - t0) / 1e6)} `, l.body ?? ""),
+      ),
+    );
   }
 
   let scheduled = false;
@@ -404,7 +452,12 @@ function spanRows(answer: TraceColumns): SpanRow[] {
     rows.push({
       span_id: spanId,
       // A parent the trace does not hold keeps its id through the full span, if it came; else it is unknown.
-      parent_span_id: parent >= 0 ? c.span_id[parent] : parent === -1 ? null : (answer.spans?.[i].parent_span_id ?? "(not in this trace)"),
+      parent_span_id:
+        parent >= 0
+          ? c.span_id[parent]
+          : parent === -1
+            ? null
+            : (answer.spans?.[i].parent_span_id ?? "(not in this trace)"),
       service: d.service[c.service[i]],
       name: d.name[c.name[i]],
       kind: d.kind[c.kind[i]],
