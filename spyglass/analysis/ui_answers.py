@@ -1,0 +1,103 @@
+"""What each overview page of the web UI needs, read from where it lives: the rollups of 100% of spans (stored
+and pending), the recall buffer's recent spans and the store; the numbers are worked out in
+``spyglass.analysis.ui_views``. The API's handlers only translate HTTP to these calls."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
+from spyglass.analysis.live import LiveData, RollupReader
+from spyglass.analysis.metrics import data_coverage, with_rates
+from spyglass.analysis.ownership import Ownership
+from spyglass.analysis.traces import trace_spans
+from spyglass.analysis.ui_views import (
+    VERSION_KEY,
+    critical_path_spans,
+    deployments,
+    latency_heatmap,
+    red_overview,
+)
+from spyglass.store.protocol import RollupQuery, ScanFilter, Store
+
+#: Owners are learned from the stored spans of a window's last minute, for services the buffer does not hold.
+OWNER_LOOKBACK_NS = 60 * 10**9
+
+
+@dataclass(frozen=True)
+class UiSources:
+    """Where the overview pages read from (in a cluster, the cluster-wide views)."""
+
+    store: Store
+    live: LiveData
+    rollups: RollupReader
+    ownership: Ownership
+
+
+def _base_rollups(
+    rollups: RollupReader,
+    start_ns: int,
+    end_ns: int,
+    step_s: int,
+    service: str | None = None,
+    operation: str | None = None,
+) -> pa.Table:
+    return rollups.read(RollupQuery(start_ns, end_ns, service, operation, resolution_s=step_s))
+
+
+def service_overview(
+    sources: UiSources, start_ns: int, end_ns: int, step_s: int, now_ns: int | None = None
+) -> dict[str, Any]:
+    """The home page in one request; rates (``rate_per_s``) divide by the time data covers (``covered_s``),
+    not the window's length."""
+    if now_ns is None:
+        now_ns = time.time_ns()
+    rows = _base_rollups(sources.rollups, start_ns, end_ns, step_s)
+    _learn_owners(sources, end_ns)
+    store, ownership = sources.store, sources.ownership
+    overview = red_overview(rows, store.services(), ownership.owner, start_ns, end_ns, step_s)
+    return with_rates(overview, data_coverage(sources.rollups, start_ns, end_ns, now_ns))
+
+
+def _learn_owners(sources: UiSources, end_ns: int) -> None:
+    """Owners come from resources (``service.namespace``, ``team``...): learn them from the recall buffer's
+    recent spans, and for services it does not hold, from their stored spans of the window's last minute
+    (bounded, so a service that never names an owner costs little on every request)."""
+    store, ownership = sources.store, sources.ownership
+    recent = sources.live.recent_spans(include_decided=True)
+    if recent.num_rows:
+        ownership.learn(recent.select(["service", "resource"]))
+    for service in store.services():
+        if ownership.owner(service) is None:
+            found = store.scan(
+                ["service", "resource"], end_ns - OWNER_LOOKBACK_NS, end_ns, ScanFilter(service=service)
+            )
+            if found.num_rows:
+                ownership.learn(found.slice(0, 1))
+
+
+def heatmap(
+    sources: UiSources, start_ns: int, end_ns: int, step_s: int, service: str | None, operation: str | None
+) -> dict[str, Any]:
+    rows = _base_rollups(sources.rollups, start_ns, end_ns, step_s, service=service, operation=operation)
+    return latency_heatmap(rows, start_ns, end_ns, step_s)
+
+
+def versions(sources: UiSources, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
+    rows = sources.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY))
+    buffered = sources.live.recent_spans(include_decided=True)
+    return deployments(rows, buffered, sources.store, start_ns, end_ns)
+
+
+def trace_critical_path(sources: UiSources, trace_id: bytes) -> dict[str, Any] | None:
+    """The spans on one trace's critical path with their exclusive critical time, for the waterfall."""
+    spans = trace_spans(sources.store, sources.live, trace_id).select(CRITICAL_PATH_COLUMNS)
+    if spans.num_rows == 0:
+        return None
+    # A recent kept trace is both stored and still buffered: the walk needs each span once.
+    spans = spans.group_by(CRITICAL_PATH_COLUMNS, use_threads=False).aggregate([])
+    return {"trace_id": trace_id.hex(), "spans": critical_path_spans(spans)}
