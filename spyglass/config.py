@@ -1,6 +1,9 @@
 """spyglass's configuration: one frozen object, built once from flags and ``SPYGLASS_*`` variables, validated.
 
-No other module reads the environment; everything is passed down from here.
+Each setting is declared once, as a field of ``ServeConfig`` (type, default, bounds, help); pydantic-settings
+derives its flag and its environment variable from the field's name, or from its ``validation_alias`` where the
+flag is named otherwise (``decision_wait_s`` is ``--decision-wait`` and ``SPYGLASS_DECISION_WAIT``). No other
+module reads the environment; everything is passed down from here.
 """
 
 from __future__ import annotations
@@ -8,70 +11,130 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple, get_args
+
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, CliSettingsSource, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 
 class ConfigError(ValueError):
     """A flag or environment value is invalid; the message says which and why."""
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    """Everything ``spyglass serve`` needs to start."""
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
 
-    data_dir: Path = Path("./spyglass-data")
-    host: str = "127.0.0.1"
-    port: int = 8686
-    otlp_grpc_port: int = 4317
-    otlp_http_port: int = 4318
-    zipkin_port: int = 9411
-    sample_rate: float = 1.0
-    decision_wait_s: float = 5.0
-    recall_memory_mb: int = 256
-    store: str = "duckdb"
-    clickhouse_url: str | None = None
-    ingest_token: str | None = None
-    query_token: str | None = None
-    peers: tuple[str, ...] = field(default_factory=tuple)
-    advertise: str | None = None
+
+_Port = Annotated[int, Field(ge=0, le=65535)]
+#: ``a,b,c`` on the command line and in the environment alike (not JSON), blanks dropped.
+_CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+
+
+# validate_by_name: code builds it with field names (``replace(config, decision_wait_s=0.2)``); validate_by_alias:
+# the flags and environment give ``decision_wait``.
+@dataclass(frozen=True, config=ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True))
+class ServeConfig:
+    """Everything ``spyglass serve`` needs to start; validated when built."""
+
+    data_dir: Path = Field(
+        default=Path("./spyglass-data"), description="where the embedded store keeps its files"
+    )
+    host: str = Field(
+        default="127.0.0.1", description="interface to listen on; loopback unless you choose otherwise"
+    )
+    port: _Port = Field(default=8686, description="query API and web UI port")
+    otlp_grpc_port: _Port = Field(default=4317, description="OTLP/gRPC ingest port")
+    otlp_http_port: _Port = Field(default=4318, description="OTLP/HTTP ingest port")
+    zipkin_port: _Port = Field(default=9411, description="Zipkin v2 ingest port")
+    sample_rate: float = Field(
+        default=1.0, gt=0, le=1, description="target fraction of traces kept in the store"
+    )
+    decision_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias="decision_wait",
+        description="seconds of quiet before a trace is decided",
+    )
+    recall_memory_mb: int = Field(default=256, ge=1, description="memory bound of the recall buffer")
+    store: Literal["duckdb", "clickhouse"] = Field(
+        default="duckdb", description="duckdb (embedded) or clickhouse"
+    )
+    clickhouse_url: str | None = Field(default=None, description="ClickHouse URL for --store clickhouse")
+    ingest_token: str | None = Field(default=None, description="bearer token receivers require")
+    query_token: str | None = Field(default=None, description="bearer token the API requires")
+    peers: _CommaList = Field(
+        default=(), description="query API URLs of every satellite of the cluster, comma-separated"
+    )
+    advertise: str | None = Field(default=None, description="this satellite's URL as written in --peers")
     #: A file listing the members (one URL a line), re-read when it changes; instead of ``peers``.
-    peers_file: Path | None = None
+    peers_file: Path | None = Field(
+        default=None, description="file listing the cluster's members, one URL a line; re-read on change"
+    )
     #: ``forward``: satellites send spans to their trace's owner; ``upstream``: something in front (Collectors'
     #: load-balancing exporter) already sends each trace to one satellite, so spans stay where they arrive.
-    span_routing: str = "forward"
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_queued_spans: int = 200_000
-    #: Threads that decode exports off the event loop; 0: one per core.
-    workers: int = 0
-    #: Bytes of export bodies each receiver holds in flight (read, or waiting for or in decoding) before it
-    #: refuses more with 429 / RESOURCE_EXHAUSTED.
-    max_inflight_bytes: int = 64 * 1024 * 1024
-    owners_file: Path | None = None
-    aggregate_attributes: tuple[str, ...] = field(default_factory=tuple)
+    span_routing: Literal["forward", "upstream"] = Field(
+        default="forward", description="forward (to each trace's owner) or upstream"
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, description="largest accepted request body, after gzip"
+    )
+    max_queued_spans: int = Field(default=200_000, description="intake bound before refusing with 429")
+    workers: int = Field(
+        default=0, ge=0, description="threads that decode exports off the event loop; 0: one per core"
+    )
+    max_inflight_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="bytes of export bodies each receiver holds in flight before refusing with 429",
+    )
+    owners_file: Path | None = Field(
+        default=None,
+        validation_alias="owners",
+        description='JSON file {"service": "team"} naming owners explain reports',
+    )
+    aggregate_attributes: _CommaList = Field(
+        default=(), description="extra attribute keys to roll up per value, comma-separated"
+    )
 
-    @property
-    def decode_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
+    @field_validator(
+        "clickhouse_url",
+        "ingest_token",
+        "query_token",
+        "advertise",
+        "peers_file",
+        "owners_file",
+        mode="before",
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
 
-    def validate(self) -> ServeConfig:
-        for name in ("port", "otlp_grpc_port", "otlp_http_port", "zipkin_port"):
-            value = getattr(self, name)
-            if not 0 <= value <= 65535:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a port number, got {value}")
-        if not 0.0 < self.sample_rate <= 1.0:
-            raise ConfigError(f"--sample-rate must be in (0, 1], got {self.sample_rate}")
-        if self.decision_wait_s < 0:
-            raise ConfigError(f"--decision-wait must be >= 0 seconds, got {self.decision_wait_s}")
-        if self.recall_memory_mb < 1:
-            raise ConfigError(f"--recall-memory-mb must be >= 1, got {self.recall_memory_mb}")
-        if self.workers < 0:
-            raise ConfigError(f"--workers must be >= 0 (0: one per core), got {self.workers}")
-        if self.max_inflight_bytes < 1:
-            raise ConfigError(f"--max-inflight-bytes must be >= 1, got {self.max_inflight_bytes}")
-        if self.store not in ("duckdb", "clickhouse"):
-            raise ConfigError(f"--store must be duckdb or clickhouse, got {self.store!r}")
-        if self.owners_file is not None and not Path(self.owners_file).is_file():
+    @field_validator("peers", "advertise")
+    @classmethod
+    def _without_trailing_slash(cls, value: tuple[str, ...] | str | None) -> tuple[str, ...] | str | None:
+        if isinstance(value, tuple):
+            return tuple(url.rstrip("/") for url in value)
+        return value.rstrip("/") if value is not None else None
+
+    @model_validator(mode="after")
+    def _check_together(self) -> ServeConfig:
+        if self.owners_file is not None and not self.owners_file.is_file():
             raise ConfigError(f"--owners: no such file {self.owners_file}")
         if self.store == "clickhouse" and not self.clickhouse_url:
             raise ConfigError("--store clickhouse needs --clickhouse-url")
@@ -81,16 +144,10 @@ class ServeConfig:
                 "--clickhouse-url must be http://user:pass@host:8123/database, https://... or chdb://PATH, "
                 f"got {self.clickhouse_url!r}"
             )
-        self._validate_cluster()
-        return self
-
-    def _validate_cluster(self) -> None:
         if self.peers and self.peers_file is not None:
             raise ConfigError("give the cluster's members with --peers or --peers-file, not both")
-        if self.peers_file is not None and not Path(self.peers_file).is_file():
+        if self.peers_file is not None and not self.peers_file.is_file():
             raise ConfigError(f"--peers-file: no such file {self.peers_file}")
-        if self.span_routing not in ("forward", "upstream"):
-            raise ConfigError(f"--span-routing must be forward or upstream, got {self.span_routing!r}")
         for url in (*self.peers, *([self.advertise] if self.advertise else [])):
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"cluster member URLs must start with http:// or https://, got {url!r}")
@@ -101,6 +158,15 @@ class ServeConfig:
                 f"this satellite's URL {self.advertised_url} is not in --peers; set --advertise to the URL "
                 "by which the others reach it, as written in --peers"
             )
+        return self
+
+    def validate(self) -> ServeConfig:
+        """A no-op kept for callers: building one (``replace()`` included) validates it."""
+        return self
+
+    @property
+    def decode_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
     @property
     def clustered(self) -> bool:
@@ -111,90 +177,131 @@ class ServeConfig:
         return (self.advertise or f"http://{self.host}:{self.port}").rstrip("/")
 
 
-def _env_name(flag: str) -> str:
-    return "SPYGLASS_" + flag.lstrip("-").replace("-", "_").upper()
+_FIELDS: dict[str, FieldInfo] = vars(ServeConfig)["__pydantic_fields__"]
+
+
+def _key(name: str) -> str:
+    """What the flags and the environment call a field: its alias if it has one, else its name."""
+    alias = _FIELDS[name].validation_alias
+    return alias if isinstance(alias, str) else name
+
+
+_NAME_OF_KEY = {_key(name): name for name in _FIELDS} | {name: name for name in _FIELDS}
+
+
+class _SettingsConfig(BaseSettings):
+    """How the fields become flags and environment variables (pydantic-settings' sources read this)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPYGLASS_",
+        env_prefix_target="all",  # SPYGLASS_DECISION_WAIT, not DECISION_WAIT, for a field with an alias
+        validate_by_name=False,  # no --decision-wait-s beside --decision-wait
+        cli_kebab_case=True,
+        cli_show_env_vars=True,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        # The value by which a flag means "not set" (and --help's word for a None default); "None" by default.
+        cli_parse_none_str="unset",
+    )
+
+
+# The fields themselves, not copies: a BaseSettings cannot inherit them from a pydantic dataclass.
+_FIELD_DEFINITIONS: dict[str, Any] = {name: (info.annotation, info) for name, info in _FIELDS.items()}
+_ServeSettings = create_model("ServeSettings", __base__=_SettingsConfig, **_FIELD_DEFINITIONS)
+
+
+class _Environment(EnvSettingsSource):
+    """The ``SPYGLASS_*`` variables of a given mapping (``os.environ``, or a test's dict); empty ones unset.
+
+    pydantic-settings matches names in any case; only upper-case ones are spyglass's, as they always were.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(_ServeSettings, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        upper_case = {name: value for name, value in self._environ.items() if name == name.upper()}
+        return parse_env_vars(upper_case, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _flag(name: str) -> str:
+    return "--" + _key(name).replace("_", "-")
+
+
+def _env_var(name: str) -> str:
+    return "SPYGLASS_" + _key(name).upper()
+
+
+def _requirement(name: str, error: ErrorDetails) -> str | None:
+    """What a refused value must be, from the field's declaration (``in (0, 1]``, ``duckdb or clickhouse``)."""
+    info = _FIELDS[name]
+    if error["type"] == "literal_error":
+        choices = [str(choice) for choice in get_args(info.annotation)]
+        return "must be " + (
+            ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
+        )
+    if error["type"] not in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return None
+    lower = next((bound for bound in info.metadata if isinstance(bound, (Ge, Gt))), None)
+    upper = next((bound for bound in info.metadata if isinstance(bound, (Le, Lt))), None)
+    if lower is not None and upper is not None:
+        left = f"[{lower.ge}" if isinstance(lower, Ge) else f"({lower.gt}"
+        right = f"{upper.le}]" if isinstance(upper, Le) else f"{upper.lt})"
+        return f"must be in {left}, {right}"
+    if lower is not None:
+        return f"must be >= {lower.ge}" if isinstance(lower, Ge) else f"must be > {lower.gt}"
+    if upper is not None:
+        return f"must be <= {upper.le}" if isinstance(upper, Le) else f"must be < {upper.lt}"
+    return None
+
+
+def _config_error(error: ValidationError, from_environment: set[str]) -> ConfigError:
+    """The first refused value as one line naming its flag (and its variable, when it came from there)."""
+    detail = error.errors()[0]
+    cause = detail.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    key = str(detail["loc"][0]) if detail["loc"] else ""
+    if key not in _NAME_OF_KEY:
+        return ConfigError(detail["msg"])
+    name, value = _NAME_OF_KEY[key], detail["input"]
+    requirement = _requirement(name, detail)
+    if key in from_environment:
+        reason = f": {requirement}" if requirement else ""
+        return ConfigError(f"{_env_var(name)}={value!r} is not a valid {_flag(name)}{reason}")
+    if requirement is None:
+        return ConfigError(f"{_flag(name)}={value!r}: {detail['msg']}")
+    shown = repr(value) if detail["type"] == "literal_error" else value
+    return ConfigError(f"{_flag(name)} {requirement}, got {shown}")
+
+
+class _Sources(NamedTuple):
+    """What ``add_serve_flags`` leaves in the parsed arguments for ``serve_config_from_args``."""
+
+    flags: CliSettingsSource[argparse.ArgumentParser]
+    environ: Mapping[str, str]
+
+
+_SOURCES = "_spyglass_serve_sources"
 
 
 def add_serve_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """Register ``serve``'s flags; each defaults to its ``SPYGLASS_<FLAG>`` environment variable."""
-    defaults = ServeConfig()
-
-    def flag(name: str, kind: type, default: object, help_text: str) -> None:
-        raw = env.get(_env_name(name))
-        if raw not in (None, ""):
-            try:
-                default = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{_env_name(name)}={raw!r} is not a valid {name}") from None
-        parser.add_argument(
-            name,
-            type=kind,
-            default=default,
-            help=f"{help_text} (env {_env_name(name)})",
-        )
-
-    flag("--data-dir", Path, defaults.data_dir, "where the embedded store keeps its files")
-    flag("--host", str, defaults.host, "interface to listen on; loopback unless you choose otherwise")
-    flag("--port", int, defaults.port, "query API and web UI port")
-    flag("--otlp-grpc-port", int, defaults.otlp_grpc_port, "OTLP/gRPC ingest port")
-    flag("--otlp-http-port", int, defaults.otlp_http_port, "OTLP/HTTP ingest port")
-    flag("--zipkin-port", int, defaults.zipkin_port, "Zipkin v2 ingest port")
-    flag("--sample-rate", float, defaults.sample_rate, "target fraction of traces kept in the store")
-    flag("--decision-wait", float, defaults.decision_wait_s, "seconds of quiet before a trace is decided")
-    flag("--recall-memory-mb", int, defaults.recall_memory_mb, "memory bound of the recall buffer")
-    flag("--store", str, defaults.store, "duckdb (embedded) or clickhouse")
-    flag("--clickhouse-url", str, None, "ClickHouse URL for --store clickhouse")
-    flag("--ingest-token", str, None, "bearer token receivers require")
-    flag("--query-token", str, None, "bearer token the API requires")
-    flag("--peers", str, "", "query API URLs of every satellite of the cluster, comma-separated")
-    flag("--advertise", str, None, "this satellite's URL as written in --peers")
-    flag("--peers-file", Path, None, "file listing the cluster's members, one URL a line; re-read on change")
-    flag("--span-routing", str, defaults.span_routing, "forward (to each trace's owner) or upstream")
-    flag("--max-body-bytes", int, defaults.max_body_bytes, "largest accepted request body, after gzip")
-    flag("--max-queued-spans", int, defaults.max_queued_spans, "intake bound before refusing with 429")
-    flag(
-        "--workers", int, defaults.workers, "threads that decode exports off the event loop; 0: one per core"
-    )
-    flag(
-        "--max-inflight-bytes",
-        int,
-        defaults.max_inflight_bytes,
-        "bytes of export bodies each receiver holds in flight before refusing with 429",
-    )
-    flag("--aggregate-attributes", str, "", "extra attribute keys to roll up per value, comma-separated")
-    flag("--owners", Path, None, 'JSON file {"service": "team"} naming owners explain reports')
+    """Register ``serve``'s flags, one per field of ``ServeConfig``; each falls back to its ``SPYGLASS_<FLAG>``."""
+    flags: CliSettingsSource[argparse.ArgumentParser] = CliSettingsSource(_ServeSettings, root_parser=parser)
+    parser.set_defaults(**{_SOURCES: _Sources(flags, env)})
 
 
 def serve_config_from_args(args: argparse.Namespace) -> ServeConfig:
-    """Build and validate the configuration from parsed ``serve`` arguments."""
-    peers = tuple(p.strip().rstrip("/") for p in (args.peers or "").split(",") if p.strip())
-    return ServeConfig(
-        data_dir=args.data_dir,
-        host=args.host,
-        port=args.port,
-        otlp_grpc_port=args.otlp_grpc_port,
-        otlp_http_port=args.otlp_http_port,
-        zipkin_port=args.zipkin_port,
-        sample_rate=args.sample_rate,
-        decision_wait_s=args.decision_wait,
-        recall_memory_mb=args.recall_memory_mb,
-        store=args.store,
-        clickhouse_url=args.clickhouse_url,
-        ingest_token=args.ingest_token or None,
-        query_token=args.query_token or None,
-        peers=peers,
-        advertise=args.advertise.rstrip("/") if args.advertise else None,
-        peers_file=args.peers_file,
-        span_routing=args.span_routing,
-        max_body_bytes=args.max_body_bytes,
-        max_queued_spans=args.max_queued_spans,
-        workers=args.workers,
-        max_inflight_bytes=args.max_inflight_bytes,
-        owners_file=args.owners,
-        aggregate_attributes=tuple(
-            k.strip() for k in (args.aggregate_attributes or "").split(",") if k.strip()
-        ),
-    ).validate()
+    """Build and validate the configuration from parsed ``serve`` arguments; a flag wins over its variable."""
+    sources: _Sources = getattr(args, _SOURCES)
+    parsed = {key: value for key, value in vars(args).items() if key != _SOURCES}
+    from_flags = sources.flags(parsed_args=parsed)()
+    from_environment = _Environment(sources.environ)()
+    try:
+        return ServeConfig(**{**from_environment, **from_flags})
+    except ValidationError as error:
+        raise _config_error(error, set(from_environment) - set(from_flags)) from None
 
 
 def parse_serve_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> ServeConfig:
