@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--duration",
         type=float,
-        default=float(env["SPYGLASS_DURATION"]) if env.get("SPYGLASS_DURATION") else None,
+        # A string default is converted by ``type`` only when ``demo`` is parsed: a bad value is demo's 2.
+        default=env.get("SPYGLASS_DURATION") or None,
         help="seconds to run; forever when unset (env SPYGLASS_DURATION)",
     )
     demo.add_argument(
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--rate",
         type=float,
-        default=float(env.get("SPYGLASS_RATE", "20")),
+        default=env.get("SPYGLASS_RATE") or "20",
         help="requests per second into the demo's front end (env SPYGLASS_RATE)",
     )
     commands.add_parser(
