@@ -25,6 +25,8 @@ class Ownership:
     def __init__(self, configured: Mapping[str, str] | None = None) -> None:
         self.configured = dict(configured or {})
         self.learned: dict[str, str] = {}
+        #: When owners were last learned from recent spans (monotonic ns; 0: never).
+        self.learned_at_ns = 0
 
     @classmethod
     def from_file(cls, path: Path | None) -> Ownership:

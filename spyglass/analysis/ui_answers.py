@@ -26,6 +26,8 @@ from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 #: Owners are learned from the stored spans of a window's last minute, for services the buffer does not hold.
 OWNER_LOOKBACK_NS = 60 * 10**9
+#: Once every service has an owner, owners are read again from recent spans at most this often.
+RELEARN_OWNERS_NS = 30 * 10**9
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,16 @@ def _learn_owners(sources: UiSources, end_ns: int) -> None:
     recent spans, and for services it does not hold, from their stored spans of the window's last minute
     (bounded, so a service that never names an owner costs little on every request)."""
     store, ownership = sources.store, sources.ownership
+    services = store.services()
+    now_ns = time.monotonic_ns()
+    everyone_known = all(ownership.owner(service) is not None for service in services)
+    if everyone_known and now_ns - ownership.learned_at_ns < RELEARN_OWNERS_NS:
+        return  # owners rarely change: a page refreshed every few seconds need not read the buffer each time
+    ownership.learned_at_ns = now_ns
     recent = sources.live.recent_spans(include_decided=True)
     if recent.num_rows:
         ownership.learn(recent.select(["service", "resource"]))
-    for service in store.services():
+    for service in services:
         if ownership.owner(service) is None:
             found = store.scan(
                 ["service", "resource"], end_ns - OWNER_LOOKBACK_NS, end_ns, ScanFilter(service=service)

@@ -141,13 +141,14 @@ def deployments(
         .to_pylist()
     )
     found: dict[tuple[str, str], int] = {}
+    versioned = _buffered_versions(buffered)
     for row in first:
         name, version = row["service"], row["attr_value"]
         if version == "__other__":
             continue
         minute_start = max(start_ns, row["bucket_start_ns_min"])
         minute_end = min(end_ns, row["bucket_start_ns_min"] + row["bucket_s"] * 10**9)
-        seen = first_version_start(store, buffered, name, version, minute_start, minute_end)
+        seen = first_version_start(store, versioned, name, version, minute_start, minute_end)
         seen_ns = seen if seen is not None else minute_start
         found[(name, version)] = min(found.get((name, version), seen_ns), seen_ns)
     earliest: dict[str, int] = {}
@@ -165,27 +166,39 @@ def deployments(
     return {"key": VERSION_KEY, "versions": result}
 
 
+def _buffered_versions(buffered: pa.Table) -> pa.Table:
+    """``service``, ``version`` and ``start_ns`` of the buffered spans that carry a version (on the resource, else
+    on the span): read once, then filtered per version."""
+    values = pc.coalesce(
+        pc.map_lookup(buffered.column("resource"), pa.scalar(VERSION_KEY), "first"),
+        pc.map_lookup(buffered.column("attributes"), pa.scalar(VERSION_KEY), "first"),
+    )
+    table = pa.table(
+        {"service": buffered.column("service"), "version": values, "start_ns": buffered.column("start_ns")}
+    )
+    return table.filter(pc.is_valid(table.column("version")))
+
+
 def first_version_start(
-    store: Store, buffered: pa.Table, service: str, version: str, start_ns: int, end_ns: int
+    store: Store, versioned: pa.Table, service: str, version: str, start_ns: int, end_ns: int
 ) -> int | None:
-    """The first span of ``service`` carrying ``version`` in the window, buffered or stored."""
+    """The first span of ``service`` carrying ``version`` in the window, buffered (``versioned``, as
+    ``_buffered_versions`` reads them) or stored."""
     candidates: list[int] = []
     stored = store.scan(
         ["start_ns"], start_ns, end_ns, ScanFilter(service=service, attributes=((VERSION_KEY, version),))
     )
     if stored.num_rows:
         candidates.append(int(pc.min(stored.column("start_ns")).as_py()))
-    if buffered.num_rows:
-        values = pc.coalesce(
-            pc.map_lookup(buffered.column("resource"), pa.scalar(VERSION_KEY), "first"),
-            pc.map_lookup(buffered.column("attributes"), pa.scalar(VERSION_KEY), "first"),
-        )
-        starts = buffered.column("start_ns")
+    if versioned.num_rows:
+        starts = versioned.column("start_ns")
         mask = pc.and_(
-            pc.and_(pc.equal(buffered.column("service"), service), pc.equal(values, version)),
+            pc.and_(
+                pc.equal(versioned.column("service"), service), pc.equal(versioned.column("version"), version)
+            ),
             pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns)),
         )
-        hit = pc.min(pc.filter(starts, mask.fill_null(False))).as_py()
+        hit = pc.min(pc.filter(starts, mask)).as_py()
         if hit is not None:
             candidates.append(int(hit))
     return min(candidates) if candidates else None
