@@ -1,4 +1,5 @@
-"""Limits every decoder enforces, and the small checks they share, so that all formats accept the same spans.
+"""Limits every decoder enforces, and the small checks they share, so that all formats accept the same spans;
+also how the JSON span decoders load a body and count the spans they reject.
 
 Values past a size limit are truncated rather than refused (a long SQL statement should not cost the whole
 span); things that make a span meaningless (bad ids, impossible times, runaway nesting) reject that span.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from spyglass.model.builder import SpanBatchBuilder
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult, Problem, SpanRejected
 
 #: String attribute values (and bytes values) longer than this are cut, on a UTF-8 character boundary.
 MAX_ATTRIBUTE_VALUE_BYTES = 64 * 1024
@@ -19,6 +22,10 @@ MAX_ATTRIBUTES_PER_SPAN = 1024
 MAX_NESTING_DEPTH = 16
 #: Span, service, event and scope names, and attribute keys, are cut to this many bytes.
 MAX_NAME_BYTES = 4096
+#: Names and values of at most this many characters cannot exceed their byte limits (4 bytes a character at
+#: most), so they need no check.
+SHORT_NAME_CHARS = MAX_NAME_BYTES // 4
+SHORT_VALUE_CHARS = MAX_ATTRIBUTE_VALUE_BYTES // 4
 #: Times at or after this (2**62 ns, in year 2116) are absurd; the bound also keeps int64 arithmetic safe.
 MAX_TIME_NS = 2**62
 
@@ -90,6 +97,18 @@ def time_in_range(time_ns: int) -> bool:
     return 0 <= time_ns < MAX_TIME_NS
 
 
+def load_json(body: bytes, expected: type[dict[str, Any]] | type[list[Any]], what: str) -> Any:
+    """The JSON document in ``body``; ``DecodeError`` when it is not JSON, or not of type ``expected`` (``what``
+    names the document expected, in the message)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise DecodeError(f"invalid JSON: {error}") from None
+    if type(document) is not expected:
+        raise DecodeError(f"expected {what}, got {preview(document)}")
+    return document
+
+
 def preview(value: Any, max_chars: int = 40) -> str:
     """A short description of a received JSON value, for error messages that must not echo a huge payload."""
     if value is None:
@@ -107,44 +126,33 @@ def preview(value: Any, max_chars: int = 40) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
-class Problem(Exception):
-    """Something wrong at a path inside a request; the path grows as the exception climbs out of the decoder.
+class RejectedSpans:
+    """The spans of one request that were rejected: how many, and the first one's problem (for the answer)."""
 
-    Paths are only built once something is wrong, so valid spans pay nothing for good error messages.
-    """
+    def __init__(self) -> None:
+        self.count = 0
+        self.first_problem = ""
 
-    def __init__(self, what: str, where: str = "") -> None:
-        super().__init__(what)
-        self.what = what
-        self.where = where
+    def add(self, problem: Problem) -> None:
+        """Count the span ``problem`` rejects; a problem that is not a span's (``RequestMalformed``) is raised
+        on, as it refuses the whole request."""
+        if not isinstance(problem, SpanRejected):
+            raise problem
+        self.count += 1
+        if not self.first_problem:
+            self.first_problem = problem.message()
 
-    def at(self, prefix: str) -> Problem:
-        """Put ``prefix`` (a field name or ``[index]``) in front of the path, and return the same problem."""
-        if not self.where:
-            self.where = prefix
-        elif self.where.startswith("["):
-            self.where = prefix + self.where
-        else:
-            self.where = f"{prefix}.{self.where}"
-        return self
-
-    def message(self) -> str:
-        return f"{self.where}: {self.what}" if self.where else self.what
+    def add_many(self, count: int, message: str) -> None:
+        """Count ``count`` spans rejected for one reason (say, the resource they share)."""
+        self.count += count
+        self.first_problem = self.first_problem or message
 
 
-class RequestMalformed(Problem):
-    """The request's shape or types are wrong: refuse all of it."""
-
-
-class SpanRejected(Problem):
-    """One span is invalid: drop it and keep the others."""
-
-
-def finish_batch(builder: SpanBatchBuilder, total: int, rejected: int, first_problem: str) -> DecodeResult:
+def finish_batch(builder: SpanBatchBuilder, total: int, rejected: RejectedSpans) -> DecodeResult:
     """The decoder's answer: all spans, a partial success, or ``DecodeError`` when every span was rejected."""
-    if rejected:
-        summary = f"{first_problem} ({rejected} of {total} spans rejected)"
-        if rejected >= total:
+    if rejected.count:
+        summary = f"{rejected.first_problem} ({rejected.count} of {total} spans rejected)"
+        if rejected.count >= total:
             raise DecodeError(summary)
-        return DecodeResult(builder.finish(), rejected, summary)
+        return DecodeResult(builder.finish(), rejected.count, summary)
     return DecodeResult(builder.finish())

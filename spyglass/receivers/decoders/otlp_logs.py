@@ -8,7 +8,8 @@ wrong, is refused whole (``DecodeError``, a 400 / ``INVALID_ARGUMENT``).
 
 The protobuf path is columnar like ``otlp_proto``: ptars turns the request into one nested Arrow record and the
 attribute maps, ids and times are handled by Arrow compute; only array/kvlist/bytes values go through Python.
-The JSON path reuses the OTLP JSON span decoder's value and attribute parsing.
+It shares those pieces with ``otlp_proto`` through ``otlp_proto_columns``; the JSON path shares the OTLP JSON
+span decoder's value and attribute parsing through ``otlp_json_values``.
 """
 
 from __future__ import annotations
@@ -24,26 +25,51 @@ import pyarrow.compute as pc
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
-from ptars import HandlerPool
 
 from spyglass.model.log_schema import LOG_SCHEMA, MAX_SEVERITY_NUMBER, empty_log_batch
-from spyglass.receivers.decoders import otlp_json as _json
-from spyglass.receivers.decoders import otlp_proto as _proto
 from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_NAME_BYTES,
     MAX_TIME_NS,
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
-    Problem,
-    RequestMalformed,
-    SpanRejected,
     is_zero_hex,
+    load_json,
     parse_hex_id,
     preview,
     truncate_utf8,
 )
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult, unforeseen
+from spyglass.receivers.decoders.otlp_json_values import (
+    as_integer,
+    as_string,
+    get_field,
+    id_problem,
+    parse_any_value,
+    parse_attributes,
+    parse_scope,
+    request_scopes,
+)
+from spyglass.receivers.decoders.otlp_proto_columns import (
+    MAX_TIME,
+    ZERO_TIME,
+    NestedTooDeep,
+    RequestParser,
+    RowRejections,
+    attribute_maps,
+    empty_to_null,
+    json_ready_array,
+    json_ready_value,
+    service_names,
+    truncate_strings,
+)
+from spyglass.receivers.decoders.result import (
+    DecodeError,
+    DecodeResult,
+    Problem,
+    RequestMalformed,
+    SpanRejected,
+    only_decode_errors,
+)
 
 __all__ = ["LogDecodeResult", "decode_otlp_logs_json", "decode_otlp_logs_proto"]
 
@@ -67,61 +93,24 @@ def _finish(batch: pa.RecordBatch, rejected: int, dropped: int, first_problem: s
 
 # -- protobuf ----------------------------------------------------------------------------------------------
 
-_REQUEST = logs_service_pb2.ExportLogsServiceRequest
-_handler = HandlerPool([logs_service_pb2.DESCRIPTOR]).get_for_message(_REQUEST.DESCRIPTOR)
+_parse_request = RequestParser(logs_service_pb2.ExportLogsServiceRequest, "scope_logs", "log_records")
 _ZERO_TRACE = pa.scalar(b"\x00" * TRACE_ID_BYTES, pa.binary())
 _ZERO_SPAN = pa.scalar(b"\x00" * SPAN_ID_BYTES, pa.binary())
-_MAX_TIME = pa.scalar(MAX_TIME_NS, pa.uint64())  # times are fixed64 on the wire: compare as such
-_ZERO_TIME = pa.scalar(0, pa.uint64())
 
 
+@only_decode_errors("OTLP log data")
 def decode_otlp_logs_proto(body: bytes) -> LogDecodeResult:
     """Decode a protobuf OTLP logs export; raise ``DecodeError`` when it cannot be accepted at all."""
-    return _proto.decode_with_ptars(_handler, body, _logs_from_record, "log")
-
-
-class _LogReasons(_proto._Reasons):
-    """Per-record rejections; records without trace context (``exempt``) are dropped, never rejected."""
-
-    def __init__(self, n: int, exempt: np.ndarray) -> None:
-        super().__init__(n)
-        self._exempt = exempt
-
-    def check(self, ok: pa.Array | np.ndarray, reason: str) -> None:
-        ok_np = ok if isinstance(ok, np.ndarray) else pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-        bad = ~ok_np & ~self._exempt
-        if bad.any():
-            first = int(np.argmax(bad))
-            if first < self._first_index:
-                self._first_index, self._first = first, f"log record {first}: {reason}"
-            self._valid &= ~bad
-
-    def reject(self, index: int, reason: str) -> None:
-        if self._exempt[index]:
-            return
-        self._valid[index] = False
-        if index < self._first_index:
-            self._first_index, self._first = index, f"log record {index}: {reason}"
-
-
-def _logs_from_record(record: pa.RecordBatch) -> LogDecodeResult:
-    resources = record.column(0).flatten()  # one row per ResourceLogs
-    scope_lists = resources.field("scope_logs")
-    scopes = scope_lists.flatten()
-    scope_resource = pc.list_parent_indices(scope_lists)
-    record_lists = scopes.field("log_records")
-    records = record_lists.flatten()
+    resources, scopes, records, record_scope, record_resource = _parse_request(body)
     n = len(records)
     if n == 0:
         return LogDecodeResult(empty_log_batch())
-    record_scope = pc.list_parent_indices(record_lists)
-    record_resource = pc.take(scope_resource, record_scope)
 
     trace_id = records.field("trace_id")
     trace_len = pc.binary_length(trace_id)
     untraced = pc.or_(pc.equal(trace_len, 0), pc.equal(trace_id, _ZERO_TRACE))
     untraced_np = pc.fill_null(untraced, True).to_numpy(zero_copy_only=False)
-    reasons = _LogReasons(n, untraced_np)
+    reasons = RowRejections(n, "log record", exempt=untraced_np)
     reasons.check(pc.equal(trace_len, TRACE_ID_BYTES), "traceId must be 16 bytes")
     span_id = records.field("span_id")
     span_len = pc.binary_length(span_id)
@@ -130,17 +119,17 @@ def _logs_from_record(record: pa.RecordBatch) -> LogDecodeResult:
 
     observed = records.field("observed_time_unix_nano")
     when = records.field("time_unix_nano")
-    when = pc.if_else(pc.greater(when, _ZERO_TIME), when, observed)
+    when = pc.if_else(pc.greater(when, ZERO_TIME), when, observed)
     reasons.check(
-        pc.and_(pc.greater(when, _ZERO_TIME), pc.less(when, _MAX_TIME)),
+        pc.and_(pc.greater(when, ZERO_TIME), pc.less(when, MAX_TIME)),
         "timeUnixNano (or observedTimeUnixNano) unset or out of range",
     )
-    reasons.check(pc.less(observed, _MAX_TIME), "observedTimeUnixNano out of range")
+    reasons.check(pc.less(observed, MAX_TIME), "observedTimeUnixNano out of range")
 
     resource_attrs = resources.field("resource").field("attributes")
-    resource_values, resource_types = _proto._attribute_maps(resource_attrs)
-    services = _proto._service_names(resource_values)
-    attributes, attribute_types = _proto._attribute_maps(records.field("attributes"), reasons=reasons)
+    resource_values, resource_types = attribute_maps(resource_attrs)
+    services = service_names(resource_values)
+    attributes, attribute_types = attribute_maps(records.field("attributes"), reasons=reasons)
     severity = records.field("severity_number")
     severity = pc.if_else(
         pc.and_(pc.greater_equal(severity, 0), pc.less_equal(severity, MAX_SEVERITY_NUMBER)), severity, 0
@@ -152,17 +141,15 @@ def _logs_from_record(record: pa.RecordBatch) -> LogDecodeResult:
         "trace_id": trace_id,
         "span_id": pc.if_else(has_span, span_id, pa.scalar(None, pa.binary())),
         "severity_number": pc.cast(severity, pa.int8(), safe=False),
-        "severity_text": _proto._empty_to_null(
-            _proto._truncate(records.field("severity_text"), MAX_NAME_BYTES)
-        ),
+        "severity_text": empty_to_null(truncate_strings(records.field("severity_text"), MAX_NAME_BYTES)),
         "body": _bodies(records.field("body"), reasons),
         "attributes": attributes,
         "attribute_types": attribute_types,
         "resource": pc.take(resource_values, record_resource),
         "resource_types": pc.take(resource_types, record_resource),
         "service": pc.take(services, record_resource),
-        "scope_name": _proto._empty_to_null(
-            _proto._truncate(pc.take(scope.field("name"), record_scope), MAX_NAME_BYTES)
+        "scope_name": empty_to_null(
+            truncate_strings(pc.take(scope.field("name"), record_scope), MAX_NAME_BYTES)
         ),
     }
     valid = reasons.valid_mask()
@@ -176,7 +163,7 @@ def _logs_from_record(record: pa.RecordBatch) -> LogDecodeResult:
     return _finish(batch[0] if batch else empty_log_batch(), rejected, dropped, reasons.first())
 
 
-def _bodies(body: pa.StructArray, reasons: _LogReasons) -> pa.Array:
+def _bodies(body: pa.StructArray, reasons: RowRejections) -> pa.Array:
     """Body ``AnyValue`` -> text: strings as they are, scalars in their canonical text, the rest as JSON.
 
     An empty body is null: ClickHouse's ``otel_logs`` keeps both as ``''``, so only null reads back the same
@@ -195,21 +182,18 @@ def _bodies(body: pa.StructArray, reasons: _LogReasons) -> pa.Array:
                 if raw[index].is_valid:
                     value = base64.b64encode(raw[index].as_py()).decode("ascii")
                 elif arrays[index].is_valid:
-                    value = [
-                        _proto._any_value(common_pb2.AnyValue.FromString(item), 1)
-                        for item in arrays[index]["values"].as_py()
-                    ]
+                    value = json_ready_array(arrays[index]["values"].as_py())
                 else:
                     value = {
-                        kv["key"]: _proto._any_value(common_pb2.AnyValue.FromString(kv["value"] or b""), 1)
+                        kv["key"]: json_ready_value(common_pb2.AnyValue.FromString(kv["value"] or b""), 1)
                         for kv in kvlists[index]["values"].as_py()
                     }
                 texts[index] = orjson.dumps(value).decode()
-            except (_proto._TooDeep, ProtobufDecodeError, RecursionError, ValueError, TypeError) as exc:
+            except (NestedTooDeep, ProtobufDecodeError, RecursionError, ValueError, TypeError) as exc:
                 texts[index] = None
                 reasons.reject(int(index), f"body {exc or 'nested too deeply'}")
         text = pa.array(texts, pa.string())
-    return _proto._empty_to_null(_proto._truncate(text, MAX_ATTRIBUTE_VALUE_BYTES))
+    return empty_to_null(truncate_strings(text, MAX_ATTRIBUTE_VALUE_BYTES))
 
 
 # -- JSON --------------------------------------------------------------------------------------------------
@@ -222,76 +206,42 @@ _SEVERITY_NAMES = {
 _SEVERITY_NAMES["SEVERITY_NUMBER_UNSPECIFIED"] = 0
 
 
+@only_decode_errors("OTLP JSON logs")
 def decode_otlp_logs_json(body: bytes) -> LogDecodeResult:
     """Decode an OTLP/JSON logs export; raise ``DecodeError`` when it cannot be accepted at all."""
-    try:
-        return _decode_json(body)
-    except DecodeError:
-        raise
-    except Problem as problem:
-        raise DecodeError(problem.message()) from None
-    except Exception as error:  # a decoder must answer 400, never 500, whatever it is sent
-        raise unforeseen(error, "OTLP JSON logs") from None
-
-
-def _decode_json(body: bytes) -> LogDecodeResult:
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise DecodeError(f"invalid JSON: {error}") from None
-    if type(request) is not dict:
-        raise DecodeError(f"expected a JSON object (ExportLogsServiceRequest), got {preview(request)}")
+    request = load_json(body, dict, "a JSON object (ExportLogsServiceRequest)")
     rows: list[dict[str, Any]] = []
     rejected = dropped = 0
     first_problem = ""
-    for r, resource_logs in enumerate(
-        _json._list(_json._field(request, "resourceLogs", "resource_logs"), "resourceLogs")
+    for where, scope, records, service, resource, resource_problem in request_scopes(
+        request,
+        resources=("resourceLogs", "resource_logs"),
+        scopes=("scopeLogs", "scope_logs"),
+        items=("logRecords", "log_records"),
     ):
-        where = f"resourceLogs[{r}]"
-        if type(resource_logs) is not dict:
-            raise RequestMalformed(f"expected an object, got {preview(resource_logs)}", where)
-        scope_logs = _json._list(_json._field(resource_logs, "scopeLogs", "scope_logs"), "scopeLogs", where)
-        resource_problem = ""
-        service, resource = "", _json._NO_ATTRIBUTES
         try:
-            service, resource = _json._resource(resource_logs.get("resource"))
+            scope_name, _ = parse_scope(scope.get("scope"))
         except Problem as problem:
-            problem.at(where)
-            if isinstance(problem, RequestMalformed):
-                raise
-            resource_problem = problem.message()
-        for s, scope_log in enumerate(scope_logs):
-            scope_where = f"{where}.scopeLogs[{s}]"
-            if type(scope_log) is not dict:
-                raise RequestMalformed(f"expected an object, got {preview(scope_log)}", scope_where)
-            records = _json._list(
-                _json._field(scope_log, "logRecords", "log_records"), "logRecords", scope_where
-            )
+            raise problem.at(where) from None
+        for k, item in enumerate(records):
             try:
-                scope_name, _ = _json._scope(scope_log.get("scope"))
-            except Problem as problem:
-                raise problem.at(scope_where) from None
-            for k, item in enumerate(records):
-                try:
-                    row = _log_record(item)
-                    if row is None:
-                        dropped += 1
-                        continue
-                    if resource_problem:
-                        raise SpanRejected(resource_problem)
-                except SpanRejected as problem:
-                    rejected += 1
-                    if not first_problem:
-                        first_problem = (
-                            resource_problem or problem.at(f"{scope_where}.logRecords[{k}]").message()
-                        )
+                row = _log_record(item)
+                if row is None:
+                    dropped += 1
                     continue
-                except RequestMalformed as problem:
-                    raise problem.at(f"{scope_where}.logRecords[{k}]") from None
-                row["service"] = service
-                row["resource"], row["resource_types"] = resource
-                row["scope_name"] = scope_name or None
-                rows.append(row)
+                if resource_problem:
+                    raise SpanRejected(resource_problem)
+            except SpanRejected as problem:
+                rejected += 1
+                if not first_problem:
+                    first_problem = resource_problem or problem.at(f"{where}.logRecords[{k}]").message()
+                continue
+            except RequestMalformed as problem:
+                raise problem.at(f"{where}.logRecords[{k}]") from None
+            row["service"] = service
+            row["resource"], row["resource_types"] = resource
+            row["scope_name"] = scope_name or None
+            rows.append(row)
     batch = pa.RecordBatch.from_pylist(rows, schema=LOG_SCHEMA) if rows else empty_log_batch()
     return _finish(batch, rejected, dropped, first_problem)
 
@@ -300,21 +250,21 @@ def _log_record(item: Any) -> dict[str, Any] | None:
     """One ``LogRecord`` object -> a row, or None when it carries no trace context (dropped, not an error)."""
     if type(item) is not dict:
         raise RequestMalformed(f"expected a LogRecord object, got {preview(item)}")
-    value = _json._field(item, "traceId", "trace_id")
+    value = get_field(item, "traceId", "trace_id")
     if value is None or value == "" or (is_zero_hex(value) and len(value) == 2 * TRACE_ID_BYTES):
         return None
     trace_id = parse_hex_id(value, TRACE_ID_BYTES)
     if trace_id is None:
-        raise SpanRejected(_json._id_problem(value, TRACE_ID_BYTES), "traceId")
-    value = _json._field(item, "spanId", "span_id")
+        raise SpanRejected(id_problem(value, TRACE_ID_BYTES), "traceId")
+    value = get_field(item, "spanId", "span_id")
     span_id = None
     if value is not None and value != "" and not (is_zero_hex(value) and len(value) == 2 * SPAN_ID_BYTES):
         span_id = parse_hex_id(value, SPAN_ID_BYTES)
         if span_id is None:
-            raise SpanRejected(_json._id_problem(value, SPAN_ID_BYTES), "spanId")
-    time_ns = _json._integer(_json._field(item, "timeUnixNano", "time_unix_nano"), "timeUnixNano")
-    observed_ns = _json._integer(
-        _json._field(item, "observedTimeUnixNano", "observed_time_unix_nano"), "observedTimeUnixNano"
+            raise SpanRejected(id_problem(value, SPAN_ID_BYTES), "spanId")
+    time_ns = as_integer(get_field(item, "timeUnixNano", "time_unix_nano"), "timeUnixNano")
+    observed_ns = as_integer(
+        get_field(item, "observedTimeUnixNano", "observed_time_unix_nano"), "observedTimeUnixNano"
     )
     if not 0 <= observed_ns < MAX_TIME_NS:
         raise SpanRejected(f"{observed_ns} is out of range", "observedTimeUnixNano")
@@ -322,16 +272,16 @@ def _log_record(item: Any) -> dict[str, Any] | None:
         time_ns = observed_ns
     if not 0 < time_ns < MAX_TIME_NS:
         raise SpanRejected("unset or out of range (and no observedTimeUnixNano)", "timeUnixNano")
-    attributes, attribute_types = _json._attributes(item.get("attributes"), "attributes")
+    attributes, attribute_types = parse_attributes(item.get("attributes"), "attributes")
     body = item.get("body")
     return {
         "time_ns": time_ns,
         "observed_time_ns": observed_ns,
         "trace_id": trace_id,
         "span_id": span_id,
-        "severity_number": _severity(_json._field(item, "severityNumber", "severity_number")),
-        "severity_text": _json._string(
-            _json._field(item, "severityText", "severity_text"), "severityText", MAX_NAME_BYTES
+        "severity_number": _severity(get_field(item, "severityNumber", "severity_number")),
+        "severity_text": as_string(
+            get_field(item, "severityText", "severity_text"), "severityText", MAX_NAME_BYTES
         )
         or None,
         "body": None if body is None else _body_text(body),
@@ -352,7 +302,7 @@ def _severity(value: Any) -> int:
 
 def _body_text(body: Any) -> str | None:
     try:
-        value = _json._any_value(body, 0)
+        value = parse_any_value(body, 0)
     except Problem as problem:
         raise problem.at("body") from None
     if value is None:

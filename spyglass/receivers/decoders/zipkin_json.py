@@ -27,20 +27,27 @@ from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_ATTRIBUTES_PER_SPAN,
     MAX_NAME_BYTES,
+    SHORT_NAME_CHARS,
+    SHORT_VALUE_CHARS,
     SPAN_ID_BYTES,
     TRACE_ID_BYTES,
-    Problem,
-    RequestMalformed,
-    SpanRejected,
+    RejectedSpans,
     finish_batch,
     is_zero_hex,
+    load_json,
     parse_hex_id,
     preview,
     time_in_range,
     time_problem,
     truncate_utf8,
 )
-from spyglass.receivers.decoders.result import DecodeError, DecodeResult, unforeseen
+from spyglass.receivers.decoders.result import (
+    DecodeResult,
+    Problem,
+    RequestMalformed,
+    SpanRejected,
+    only_decode_errors,
+)
 
 __all__ = ["decode_zipkin_json"]
 
@@ -61,48 +68,26 @@ _STATUS_CODES = {
 #: Tags that carry the status; the status keeps them, so they are not attributes too.
 _STATUS_TAGS = ("error", "otel.status_code", "otel.status_description")
 _ZERO_HIGH_BITS = bytes(8)
-_SHORT_NAME_CHARS = MAX_NAME_BYTES // 4
-_SHORT_VALUE_CHARS = MAX_ATTRIBUTE_VALUE_BYTES // 4
 _NO_ATTRIBUTES: tuple[AttributePairs, TypePairs] = ([], [])
 
 Resource = tuple[str, tuple[AttributePairs, TypePairs]]
 
 
+@only_decode_errors("Zipkin JSON")
 def decode_zipkin_json(body: bytes) -> DecodeResult:
     """Decode a Zipkin v2 JSON list of spans; raises ``DecodeError`` if nothing in it can be accepted."""
-    try:
-        return _decode(body)
-    except DecodeError:
-        raise
-    except Problem as problem:
-        raise DecodeError(problem.message()) from None
-    except Exception as error:  # a decoder must answer 400, never 500, whatever it is sent
-        raise unforeseen(error, "Zipkin JSON") from None
-
-
-def _decode(body: bytes) -> DecodeResult:
-    try:
-        spans = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise DecodeError(f"invalid JSON: {error}") from None
-    if type(spans) is not list:
-        raise DecodeError(f"expected a JSON array of Zipkin v2 spans, got {preview(spans)}")
+    spans = load_json(body, list, "a JSON array of Zipkin v2 spans")
     builder = SpanBatchBuilder()
     # Most requests come from one process talking to few peers: decode each distinct endpoint once.
     local_endpoints: dict[Any, Resource] = {}
     remote_endpoints: dict[Any, list[tuple[str, Any]]] = {}
-    rejected = 0
-    first_problem = ""
+    rejected = RejectedSpans()
     for i, span in enumerate(spans):
         try:
             _add_span(builder, span, local_endpoints, remote_endpoints)
-        except SpanRejected as problem:
-            rejected += 1
-            if not first_problem:
-                first_problem = problem.at(f"spans[{i}]").message()
-        except RequestMalformed as problem:
-            raise problem.at(f"spans[{i}]") from None
-    return finish_batch(builder, len(spans), rejected, first_problem)
+        except Problem as problem:
+            rejected.add(problem.at(f"spans[{i}]"))
+    return finish_batch(builder, len(spans), rejected)
 
 
 def _add_span(
@@ -154,7 +139,7 @@ def _add_span(
         if name is not None:
             raise RequestMalformed(f"expected a string, got {preview(name)}", "name")
         name = ""
-    elif len(name) > _SHORT_NAME_CHARS:
+    elif len(name) > SHORT_NAME_CHARS:
         name = truncate_utf8(name, MAX_NAME_BYTES)
     value = get("kind")
     if value is None:
@@ -263,9 +248,9 @@ def _tags(tags: Any, texts: dict[str, str]) -> None:
                 value = orjson.dumps(value).decode()
             else:
                 raise RequestMalformed(f"expected a string, got {preview(value)}", f"tags.{key}")
-        elif len(value) > _SHORT_VALUE_CHARS:
+        elif len(value) > SHORT_VALUE_CHARS:
             value = truncate_utf8(value, MAX_ATTRIBUTE_VALUE_BYTES)
-        if len(key) > _SHORT_NAME_CHARS:
+        if len(key) > SHORT_NAME_CHARS:
             key = truncate_utf8(key, MAX_NAME_BYTES)
         if len(texts) < MAX_ATTRIBUTES_PER_SPAN or key in texts:
             texts[key] = value

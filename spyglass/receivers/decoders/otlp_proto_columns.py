@@ -1,0 +1,329 @@
+"""What the columnar protobuf decoders of spans (``otlp_proto``) and of logs (``otlp_logs``) share: parsing a
+request with ptars and flattening its three levels, collecting per-row rejections as a mask, and turning
+``KeyValue`` lists, strings and ``AnyValue`` messages into the columns of ``spyglass.model.schema``.
+
+ptars (Rust) turns the whole request into one nested Arrow record; from there everything is Arrow compute. Only
+rare values (arrays, kvlists, bytes, over-long strings) fall back to Python, and only for those values.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from opentelemetry.proto.common.v1 import common_pb2
+from ptars import HandlerPool
+
+from spyglass.model.schema import UNKNOWN_SERVICE, ValueType
+from spyglass.receivers.decoders.limits import (
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    MAX_ATTRIBUTES_PER_SPAN,
+    MAX_NAME_BYTES,
+    MAX_NESTING_DEPTH,
+    MAX_TIME_NS,
+    truncate_utf8,
+)
+from spyglass.receivers.decoders.result import DecodeError
+
+__all__ = [
+    "MAX_TIME",
+    "ZERO_TIME",
+    "NestedTooDeep",
+    "RequestParser",
+    "RequestRows",
+    "RowRejections",
+    "attribute_maps",
+    "empty_to_null",
+    "json_ready_array",
+    "json_ready_value",
+    "list_offsets",
+    "service_names",
+    "truncate_strings",
+]
+
+# Times are fixed64 on the wire: compared with an int64 scalar, Arrow would cast them to int64 and fail the
+# whole request on one time past 2**63.
+MAX_TIME = pa.scalar(MAX_TIME_NS, pa.uint64())
+ZERO_TIME = pa.scalar(0, pa.uint64())
+
+
+class RequestRows(NamedTuple):
+    """The three levels of an OTLP request, each flattened to one row per item, and where each item sits."""
+
+    resources: pa.StructArray  # one row per ResourceSpans (or ResourceLogs)
+    scopes: pa.StructArray  # one row per ScopeSpans (or ScopeLogs)
+    items: pa.StructArray  # one row per span (or log record)
+    item_scope: pa.Array  # the row in ``scopes`` of each item
+    item_resource: pa.Array  # the row in ``resources`` of each item
+
+
+class RequestParser:
+    """Parses one kind of OTLP export request with ptars and flattens its three levels to ``RequestRows``."""
+
+    def __init__(self, request: Any, scopes_field: str, items_field: str) -> None:
+        """``request`` is the generated message class; ``scopes_field`` and ``items_field`` name its levels
+        (``scope_spans`` and ``spans``, or ``scope_logs`` and ``log_records``)."""
+        self._handler = HandlerPool([request.DESCRIPTOR.file]).get_for_message(request.DESCRIPTOR)
+        self._scopes_field = scopes_field
+        self._items_field = items_field
+
+    def __call__(self, body: bytes) -> RequestRows:
+        """The request in ``body``, flattened; bad wire data is a ``DecodeError``."""
+        try:
+            record = self._handler.list_to_record_batch([body])
+        except Exception as exc:  # ptars raises ValueError on bad wire data
+            raise DecodeError(f"invalid OTLP protobuf: {exc}") from None
+        resources = record.column(0).flatten()
+        scope_lists = resources.field(self._scopes_field)
+        scopes = scope_lists.flatten()
+        item_lists = scopes.field(self._items_field)
+        item_scope = pc.list_parent_indices(item_lists)
+        item_resource = pc.take(pc.list_parent_indices(scope_lists), item_scope)
+        return RequestRows(resources, scopes, item_lists.flatten(), item_scope, item_resource)
+
+
+class RowRejections:
+    """Collects per-row rejections (of spans, or log records) as a mask, remembering the first reason for the
+    error message. Rows marked ``exempt`` (log records without trace context, dropped anyway) are never
+    rejected."""
+
+    def __init__(self, n: int, row: str, exempt: np.ndarray | None = None) -> None:
+        self._valid = np.ones(n, dtype=bool)
+        self._first: str | None = None
+        self._first_index = n
+        self._row = row
+        self._exempt = exempt
+
+    def check(self, ok: pa.Array | np.ndarray, reason: str) -> None:
+        """Reject every row where ``ok`` is false (or null) for ``reason``."""
+        ok_np = ok if isinstance(ok, np.ndarray) else pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+        if self._exempt is not None:
+            ok_np = ok_np | self._exempt
+        bad = ~ok_np
+        if bad.any():
+            first = int(np.argmax(bad))
+            if first < self._first_index:
+                self._first_index, self._first = first, f"{self._row} {first}: {reason}"
+            self._valid &= ok_np
+
+    def reject(self, index: int, reason: str) -> None:
+        """Reject row ``index`` for ``reason``."""
+        if self._exempt is not None and self._exempt[index]:
+            return
+        self._valid[index] = False
+        if index < self._first_index:
+            self._first_index, self._first = index, f"{self._row} {index}: {reason}"
+
+    def valid_mask(self) -> np.ndarray:
+        return self._valid
+
+    def first(self) -> str:
+        return self._first or ""
+
+
+def empty_to_null(strings: pa.Array) -> pa.Array:
+    """Empty strings as null, as the JSON decoders keep an empty optional string."""
+    return pc.if_else(pc.equal(pc.binary_length(strings), 0), None, strings)
+
+
+def truncate_strings(strings: pa.Array, max_bytes: int) -> pa.Array:
+    """Cut over-long strings at a UTF-8 boundary (rare, so done in Python for just those)."""
+    lengths = pc.binary_length(strings)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= max_bytes:
+        return strings
+    too_long = pc.fill_null(pc.greater(lengths, max_bytes), False)
+    values = strings.to_pylist()
+    for i in np.flatnonzero(too_long.to_numpy(zero_copy_only=False)):
+        values[i] = truncate_utf8(values[i], max_bytes)
+    return pa.array(values, pa.string())
+
+
+def service_names(resource_values: pa.MapArray) -> pa.Array:
+    """Each resource's ``service.name`` as text (its last value when repeated, as the resource map keeps it),
+    else ``UNKNOWN_SERVICE``: what the JSON decoders take too."""
+    names = pc.map_lookup(resource_values, pa.scalar("service.name", pa.string()), "last")
+    names = pc.if_else(pc.greater(pc.fill_null(pc.binary_length(names), 0), 0), names, UNKNOWN_SERVICE)
+    return truncate_strings(names, MAX_NAME_BYTES)
+
+
+def attribute_maps(
+    kv_lists: pa.ListArray, reasons: RowRejections | None = None, owners: pa.Array | None = None
+) -> tuple[pa.MapArray, pa.MapArray]:
+    """``list<KeyValue>`` -> (text map, non-string type map), one entry per list row.
+
+    ``reasons``/``owners`` let a nested value too deep reject the span that owns the list row. Keys are cut to
+    ``MAX_NAME_BYTES`` and strings (also inside arrays and kvlists) and bytes to ``MAX_ATTRIBUTE_VALUE_BYTES``,
+    as the JSON decoders cut them; an array or kvlist is not cut as a whole, as its text must stay JSON.
+    """
+    if len(kv_lists) and pc.max(pc.list_value_length(kv_lists)).as_py() > MAX_ATTRIBUTES_PER_SPAN:
+        kv_lists = pc.list_slice(kv_lists, 0, MAX_ATTRIBUTES_PER_SPAN)
+    offsets = list_offsets(kv_lists)
+    flat = kv_lists.flatten()
+    keys = truncate_strings(
+        flat.field("key"), MAX_NAME_BYTES
+    )  # before collapsing: two long keys may become one
+    value = flat.field("value")
+    s = truncate_strings(value.field("string_value"), MAX_ATTRIBUTE_VALUE_BYTES)
+    b = value.field("bool_value")
+    i = value.field("int_value")
+    d = value.field("double_value")
+    text = pc.coalesce(
+        s,
+        pc.cast(i, pa.string()),
+        pc.if_else(b, "true", "false"),
+        pc.cast(d, pa.string()),
+    )
+    types = pc.coalesce(
+        pc.if_else(pc.is_valid(s), 0, None),
+        pc.if_else(pc.is_valid(i), int(ValueType.INT), None),
+        pc.if_else(pc.is_valid(b), int(ValueType.BOOL), None),
+        pc.if_else(pc.is_valid(d), int(ValueType.DOUBLE), None),
+    )
+    text, types = _nested_values(value, text, types, kv_lists, reasons, owners)
+    text = pc.fill_null(text, "")
+    types_np = pc.fill_null(types, 0).to_numpy(zero_copy_only=False).astype(np.int8)
+    parents_np = pc.list_parent_indices(kv_lists).to_numpy()
+    keep = _last_of_repeated_keys(keys, parents_np)
+    if keep is not None:  # a key repeated within one list: the last value wins, as the SDKs do
+        keys, text, types_np, parents_np = (
+            keys.filter(keep),
+            text.filter(keep),
+            types_np[keep],
+            parents_np[keep],
+        )
+        counts = np.bincount(parents_np, minlength=len(kv_lists))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    values_map = pa.MapArray.from_arrays(offsets, keys, text)
+    typed = types_np != 0
+    if not typed.any():
+        empty_offsets = pa.array(np.zeros(len(kv_lists) + 1, dtype=np.int32))
+        types_map = pa.MapArray.from_arrays(empty_offsets, pa.array([], pa.string()), pa.array([], pa.int8()))
+    else:
+        parents = parents_np[typed]
+        counts = np.bincount(parents, minlength=len(kv_lists))
+        type_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        types_map = pa.MapArray.from_arrays(
+            pa.array(type_offsets), keys.filter(pa.array(typed)), pa.array(types_np[typed], pa.int8())
+        )
+    return values_map, types_map
+
+
+def _last_of_repeated_keys(keys: pa.Array, parents: np.ndarray) -> np.ndarray | None:
+    """A mask keeping only the last of each key repeated within one list (row ``parents``), or None when no
+    list repeats a key (the usual case, found with one sort of ~16 ns a key).
+
+    OTLP allows a key twice on the wire and the stores' map columns do not: collapsing here, the way the JSON
+    decoders and the SDKs do, keeps one odd span from failing a whole store write.
+    """
+    if len(keys) < 2:
+        return None
+    encoded = pc.dictionary_encode(keys)
+    if len(encoded.dictionary) == len(keys):
+        return None  # every key distinct across the whole batch
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    pairs = parents.astype(np.int64) * len(encoded.dictionary) + codes
+    ordered = np.sort(pairs)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return None
+    order = np.argsort(pairs, kind="stable")
+    ordered = pairs[order]
+    last = np.ones(len(pairs), dtype=bool)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[order[last]] = True
+    return keep
+
+
+def list_offsets(lists: pa.ListArray) -> pa.Array:
+    """Offsets of a list array starting at zero (flatten() drops anything before the first row)."""
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+
+
+def _nested_values(
+    value: pa.StructArray,
+    text: pa.Array,
+    types: pa.Array,
+    kv_lists: pa.ListArray,
+    reasons: RowRejections | None,
+    owners: pa.Array | None,
+) -> tuple[pa.Array, pa.Array]:
+    """Fill in array, kvlist and bytes values, which ptars leaves as serialized sub-messages."""
+    arrays = value.field("array_value")
+    kvlists = value.field("kvlist_value")
+    raw_bytes = value.field("bytes_value")
+    rare = pc.or_(pc.or_(pc.is_valid(arrays), pc.is_valid(kvlists)), pc.is_valid(raw_bytes))
+    if not len(rare) or not pc.any(rare).as_py():
+        return text, types
+    text_list = text.to_pylist()
+    type_list = types.to_pylist()
+    parents = pc.list_parent_indices(kv_lists).to_numpy()
+    owner_of = owners.to_numpy() if owners is not None else None
+    for index in np.flatnonzero(rare.to_numpy(zero_copy_only=False)):
+        try:
+            if raw_bytes[index].is_valid:
+                text_list[index] = _base64(raw_bytes[index].as_py())
+                type_list[index] = int(ValueType.BYTES)
+                continue
+            is_array = arrays[index].is_valid
+            items = (arrays if is_array else kvlists)[index]["values"].as_py()
+            py = json_ready_array(items) if is_array else _json_ready_kvlist(items)
+            text_list[index] = orjson.dumps(py).decode()
+            type_list[index] = int(ValueType.ARRAY if is_array else ValueType.KVLIST)
+        except (NestedTooDeep, ProtobufDecodeError, RecursionError, ValueError) as exc:
+            text_list[index], type_list[index] = "", 0
+            if reasons is not None:
+                row = int(parents[index])
+                span = int(owner_of[row]) if owner_of is not None else row
+                reasons.reject(span, f"attribute value {exc or 'nested too deeply'}")
+    return pa.array(text_list, pa.string()), pa.array(type_list, pa.int8())
+
+
+def _base64(raw: bytes) -> str:
+    """A bytes value as OTLP JSON writes it, cut to the limit first (as the JSON decoders cut it)."""
+    return base64.b64encode(raw[:MAX_ATTRIBUTE_VALUE_BYTES]).decode("ascii")
+
+
+class NestedTooDeep(ValueError):
+    """An array or kvlist value nested deeper than ``MAX_NESTING_DEPTH``."""
+
+
+def json_ready_array(serialized: list[bytes], depth: int = 1) -> list[Any]:
+    """Serialized ``AnyValue`` messages (an array's values) -> what ``json_ready_value`` makes of each."""
+    return [json_ready_value(common_pb2.AnyValue.FromString(item), depth) for item in serialized]
+
+
+def _json_ready_kvlist(serialized: list[bytes], depth: int = 1) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in serialized:
+        kv = common_pb2.KeyValue.FromString(item)
+        out[kv.key] = json_ready_value(kv.value, depth)
+    return out
+
+
+def json_ready_value(value: common_pb2.AnyValue, depth: int) -> Any:
+    """An ``AnyValue`` message -> the Python value its JSON text holds: strings cut to the limit, bytes as
+    base64, non-finite doubles as text; ``NestedTooDeep`` past ``MAX_NESTING_DEPTH`` levels."""
+    if depth > MAX_NESTING_DEPTH:
+        raise NestedTooDeep(f"nested deeper than {MAX_NESTING_DEPTH} levels")
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return [json_ready_value(v, depth + 1) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: json_ready_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
+    if which == "string_value":
+        return truncate_utf8(value.string_value, MAX_ATTRIBUTE_VALUE_BYTES)
+    if which == "bytes_value":
+        return _base64(value.bytes_value)
+    if which == "double_value":
+        d = value.double_value
+        return d if d == d and abs(d) != float("inf") else str(d)
+    if which is None:
+        return None
+    return getattr(value, which)
