@@ -29,6 +29,7 @@ from otlp_payloads import export_request  # noqa: E402
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto  # noqa: E402
 from spyglass.satellite.aggregator import Aggregator  # noqa: E402
 from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
+from spyglass.store.protocol import RollupQuery  # noqa: E402
 
 SECOND = 1_000_000_000
 
@@ -122,8 +123,8 @@ def minute_of_traffic(samples: list[pa.RecordBatch], rate: int, naive: bool) -> 
         store.write_rollups(drained)
         began = time.perf_counter()
         start_ns = 1_800_000_000 * SECOND - 10 * SECOND
-        store.rollups(start_ns, clock["wall"] + SECOND)
-        store.rollups(start_ns, clock["wall"] + SECOND, attr_key="service.version")
+        store.rollups(RollupQuery(start_ns, clock["wall"] + SECOND))
+        store.rollups(RollupQuery(start_ns, clock["wall"] + SECOND, attr_key="service.version"))
         read_s = time.perf_counter() - began
         store.close()
         size = path.stat().st_size - empty.stat().st_size

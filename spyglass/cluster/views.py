@@ -119,18 +119,8 @@ class ClusterStore:
         local = self.local.scan(columns, start_ns, end_ns, filters)
         return _concat([local, *self.fan_out.store_peers.scan(columns, start_ns, end_ns, filters)])
 
-    def rollups(
-        self,
-        start_ns: int,
-        end_ns: int,
-        *,
-        service: str | None = None,
-        operation: str | None = None,
-        attr_key: str | None = None,
-        resolution_s: int | None = None,
-    ) -> pa.Table:
-        query = RollupQuery(start_ns, end_ns, service, operation, attr_key, resolution_s)
-        local = query.read_from(self.local)
+    def rollups(self, query: RollupQuery) -> pa.Table:
+        local = self.local.rollups(query)
         remote = self.fan_out.store_peers.rollups(query)
         if not remote:
             return local

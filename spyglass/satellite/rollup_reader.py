@@ -38,7 +38,7 @@ class LocalRollups:
         cluster member whose peers read the same shared store themselves)."""
 
         def read_stored() -> pa.Table:
-            return query.read_from(self.store) if include_stored else ROLLUP_SCHEMA.empty_table()
+            return self.store.rollups(query) if include_stored else ROLLUP_SCHEMA.empty_table()
 
         return self.aggregator.read_consistent(
             read_stored,

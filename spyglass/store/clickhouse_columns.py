@@ -241,8 +241,3 @@ assert list(LOG_COLUMN_SQL) == LOG_SCHEMA.names
 def select_list(columns: list[str], expressions: dict[str, str]) -> str:
     """``expr AS `name`, ...`` for the named columns (names come from a schema, never from a caller)."""
     return ", ".join(f"{expressions[name]} AS `{name}`" for name in columns)
-
-
-def conform(result: pa.Table, schema: pa.Schema) -> pa.Table:
-    """A query result cast to the exact promised schema (field nullability, map and struct field names)."""
-    return result.select(schema.names).cast(schema)

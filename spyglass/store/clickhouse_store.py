@@ -9,17 +9,14 @@ of exactly the protocol's schemas. Tables and their layout: ``spyglass.store.cli
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from clickhouse_connect.driver import exceptions as clickhouse_errors
 
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store import span_predicates
 from spyglass.store.clickhouse_columns import (
     LOG_COLUMN_SQL,
     SPAN_COLUMN_SQL,
-    conform,
     hex_ids,
     logs_to_rows,
     select_list,
@@ -27,11 +24,19 @@ from spyglass.store.clickhouse_columns import (
 )
 from spyglass.store.clickhouse_connection import ClickHouseConnection, connect
 from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, SUMMARIES, migrate
-from spyglass.store.protocol import ScanFilter, TraceQuery, refusing_rows
-from spyglass.store.span_predicates import Dialect, NamedParams, Params, check_columns, window_conditions
-
-#: The widest rollup bucket a write may carry (as in the DuckDB store); window queries rely on it.
-MAX_ROLLUP_BUCKET_S = 3600
+from spyglass.store.protocol import RollupQuery, ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.rollup_predicates import conform_rollups, rollup_conditions
+from spyglass.store.span_predicates import (
+    Dialect,
+    NamedParams,
+    Params,
+    as_schema,
+    conform,
+    one_span_conditions,
+    scan_conditions,
+    scan_schema,
+    summary_conditions,
+)
 
 #: ClickHouse's errors about the rows written (DB-API classes), as against the server being away.
 _ROW_ERRORS: tuple[type[BaseException], ...] = (
@@ -62,6 +67,12 @@ CLICKHOUSE = Dialect(
     start=lambda op, placeholder: f"Timestamp {op} fromUnixTimestamp64Nano({placeholder})",
     attribute_match=_attribute_match,
     trace_hash="cityHash64(TraceId)",
+    # ``root`` is the merged summary rows' min(Root): (0 when a root span was seen, start, service, name).
+    root_service_is=lambda placeholder: f"root.1 = 0 AND root.3 = {placeholder}",
+    root_operation_is=lambda placeholder: f"root.1 = 0 AND root.4 = {placeholder}",
+    trace_duration="end_ns - start_ns",
+    error_count="error_count",
+    int64_of=lambda expression: f"toInt64({expression})",
     int64="Int64",
     uint64="UInt64",
     string="String",
@@ -96,25 +107,22 @@ class ClickHouseStore:
 
         Raises ``UnwritableRows`` when ClickHouse refuses what the rows hold."""
         with refusing_rows(_ROW_ERRORS):
-            spans = span_predicates.conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
+            spans = conform(spans, STORED_SPAN_SCHEMA, "span table lacks stored columns")
             if spans.num_rows == 0:
                 return
             self._conn.insert_arrow(SPANS, spans_to_rows(spans))
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows as they are; ClickHouse sums equal keys in background merges."""
-        rows = span_predicates.conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
+        rows = conform_rollups(rows)
         if rows.num_rows == 0:
             return
-        bucket_s = rows.column("bucket_s")
-        if pc.any(pc.or_(pc.less_equal(bucket_s, 0), pc.greater(bucket_s, MAX_ROLLUP_BUCKET_S))).as_py():
-            raise ValueError(f"rollup bucket_s must be in 1..{MAX_ROLLUP_BUCKET_S}")
         self._conn.insert_arrow(ROLLUPS, rows)
 
     def write_logs(self, logs: pa.Table) -> None:
         """Insert log records as ``otel_logs`` rows; ``UnwritableRows`` as ``write``."""
         with refusing_rows(_ROW_ERRORS):
-            logs = span_predicates.conform(logs, LOG_SCHEMA, "log table lacks columns")
+            logs = conform(logs, LOG_SCHEMA, "log table lacks columns")
             if logs.num_rows == 0:
                 return
             self._conn.insert_arrow(LOGS, logs_to_rows(logs))
@@ -133,7 +141,7 @@ class ClickHouseStore:
             "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2) "
             "ORDER BY Timestamp, SpanId"
         )
-        return conform(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
+        return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         """Summaries of matching traces, newest first, merged by ``GROUP BY TraceId`` in ClickHouse.
@@ -173,29 +181,11 @@ class ClickHouseStore:
             # Jaeger semantics: one span of the trace carries the service, the operation and the duration.
             if query.max_duration_ns is not None and query.max_duration_ns < 0:
                 return TRACE_SUMMARY_SCHEMA.empty_table()
-            span_conditions = span_predicates.span_conditions(
-                CLICKHOUSE,
-                params,
-                service=query.service,
-                operation=query.operation,
-                min_duration_ns=query.min_duration_ns,
-                max_duration_ns=query.max_duration_ns,
-            )
-            if span_conditions:
-                candidates.append(_traces_with_span(span_conditions + span_window))
-        else:
-            if query.service is not None:
-                having.append(f"root.1 = 0 AND root.3 = {params(query.service, 'String')}")
-            if query.operation is not None:
-                having.append(f"root.1 = 0 AND root.4 = {params(query.operation, 'String')}")
-            if query.min_duration_ns is not None:
-                having.append(f"end_ns - start_ns >= {params(int(query.min_duration_ns), 'Int64')}")
-            if query.max_duration_ns is not None:
-                having.append(f"end_ns - start_ns <= {params(int(query.max_duration_ns), 'Int64')}")
-        if query.error is True:
-            having.append("error_count > 0")
-        elif query.error is False:
-            having.append("error_count = 0")
+            one_span = one_span_conditions(CLICKHOUSE, params, query)
+            if one_span:
+                candidates.append(_traces_with_span(one_span + span_window))
+        # Whole-trace values exist only once the partial summary rows merge: HAVING.
+        having += summary_conditions(CLICKHOUSE, params, query)
         for key, value in query.attributes:
             candidates.append(_traces_with_span([_attribute_match(params, key, value), *span_window]))
 
@@ -212,7 +202,7 @@ class ClickHouseStore:
             f"FROM {SUMMARIES} {where}GROUP BY TraceId {having_sql}"
             f"ORDER BY start_ns DESC, TraceId LIMIT {params(limit, 'UInt64')})"
         )
-        return conform(self._conn.query_arrow(sql, params.values), TRACE_SUMMARY_SCHEMA)
+        return as_schema(self._conn.query_arrow(sql, params.values), TRACE_SUMMARY_SCHEMA)
 
     def _latest_span_start(self, in_window: str, params: NamedParams) -> int | None:
         """The latest span start of traces with a summary row in the window: an upper bound for the spans worth
@@ -226,49 +216,19 @@ class ClickHouseStore:
     ) -> pa.Table:
         """Stored spans starting in ``[start_ns, end_ns)``, only ``columns``, filtered in ClickHouse; names are
         checked against the schema because they are the one thing that cannot be a bound parameter."""
-        check_columns(columns, SPAN_COLUMN_SQL)
+        schema = scan_schema(columns, SPAN_COLUMN_SQL)
         params = NamedParams()
-        where = window_conditions(CLICKHOUSE, params, start_ns, end_ns)
-        if filters is not None:
-            where += span_predicates.span_conditions(
-                CLICKHOUSE,
-                params,
-                service=filters.service,
-                operation=filters.operation,
-                attributes=filters.attributes,
-                trace_share=filters.trace_share,
-            )
+        where = scan_conditions(CLICKHOUSE, params, start_ns, end_ns, filters)
         # Column expressions come from the schema (checked above); conditions are fixed fragments.
         sql = f"SELECT {select_list(columns, SPAN_COLUMN_SQL)} FROM {SPANS} WHERE {' AND '.join(where)}"  # noqa: S608
-        schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
-        return conform(self._conn.query_arrow(sql, params.values), schema)
+        return as_schema(self._conn.query_arrow(sql, params.values), schema)
 
-    def rollups(
-        self,
-        start_ns: int,
-        end_ns: int,
-        *,
-        service: str | None = None,
-        operation: str | None = None,
-        attr_key: str | None = None,
-        resolution_s: int | None = None,
-    ) -> pa.Table:
-        """Rollup rows whose bucket overlaps ``[start_ns, end_ns)``, summed by key in ClickHouse; base rows when
+    def rollups(self, query: RollupQuery) -> pa.Table:
+        """Rollup rows whose bucket overlaps the query's window, summed by key in ClickHouse; base rows when
         ``attr_key`` is None; merged into epoch-aligned ``resolution_s`` buckets when given."""
-        if resolution_s is not None and resolution_s <= 0:
-            raise ValueError("resolution_s must be positive")
         params = NamedParams()
-        where = [
-            f"attr_key = {params(attr_key or '', 'String')}",
-            # Plain ranges on the sort key's second column, so ClickHouse reads one range of granules.
-            f"bucket_start_ns < {params(int(end_ns), 'Int64')}",
-            f"bucket_start_ns > {params(int(start_ns) - MAX_ROLLUP_BUCKET_S * 10**9, 'Int64')}",
-            f"bucket_start_ns + toInt64(bucket_s) * 1000000000 > {params(int(start_ns), 'Int64')}",
-        ]
-        if service is not None:
-            where.append(f"service = {params(service, 'String')}")
-        if operation is not None:
-            where.append(f"operation = {params(operation, 'String')}")
+        where = rollup_conditions(CLICKHOUSE, params, query)
+        resolution_s = query.resolution_s
         if resolution_s is None:
             bucket = "bucket_start_ns AS b_start, bucket_s AS b_s"
         else:
@@ -285,7 +245,7 @@ class ClickHouseStore:
         )
         result = self._conn.query_arrow(sql, params.values)
         renamed = result.rename_columns([*ROLLUP_KEY, "count", "errors"])
-        return conform(renamed, ROLLUP_SCHEMA)
+        return as_schema(renamed, ROLLUP_SCHEMA)
 
     def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
         """Log records of these traces, by time (then span id), at most ``limit``; the TraceId bloom filter
@@ -299,7 +259,7 @@ class ClickHouseStore:
             f"WHERE TraceId IN {params(wanted, 'Array(String)')} "
             f"ORDER BY Timestamp, SpanId, ObservedTimestamp LIMIT {params(int(limit), 'UInt64')}"
         )
-        return conform(self._conn.query_arrow(sql, params.values), LOG_SCHEMA)
+        return as_schema(self._conn.query_arrow(sql, params.values), LOG_SCHEMA)
 
     def services(self) -> list[str]:
         """Every service seen in stored spans, sorted (from the operation catalog, not the spans)."""

@@ -15,20 +15,22 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store.protocol import ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.protocol import RollupQuery, ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.rollup_predicates import conform_rollups, rollup_conditions
 from spyglass.store.span_predicates import (
     Dialect,
     Params,
     PositionalParams,
-    check_columns,
+    as_schema,
     conform,
-    span_conditions,
-    window_conditions,
+    one_span_conditions,
+    scan_conditions,
+    scan_schema,
+    summary_conditions,
 )
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
@@ -84,8 +86,6 @@ _CREATE_LOGS = f"""CREATE TABLE IF NOT EXISTS logs (
     scope_name VARCHAR
 )"""
 _MIGRATIONS: dict[int, list[str]] = {1: [_CREATE_ROLLUPS], 2: [_CREATE_LOGS]}
-#: The widest rollup bucket a write may carry; it lets window queries prune row groups on bucket_start_ns.
-MAX_ROLLUP_BUCKET_S = 3600
 
 _CREATE_TABLES = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -192,6 +192,11 @@ DUCKDB = Dialect(
     start=lambda op, placeholder: f"start_ns {op} {placeholder}",
     attribute_match=_attribute_match,
     trace_hash="hash(trace_id)",
+    root_service_is=lambda placeholder: f"t.root_service = {placeholder}",
+    root_operation_is=lambda placeholder: f"t.root_operation = {placeholder}",
+    trace_duration="t.end_ns - t.start_ns",
+    error_count="t.error_count",
+    int64_of=lambda expression: f"{expression}::BIGINT",
     int64="BIGINT",
     uint64="UBIGINT",
     string="VARCHAR",
@@ -310,12 +315,9 @@ class DuckDBStore:
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows, one stored row per group with its bins as lists."""
-        rows = conform(rows, ROLLUP_SCHEMA, "rollup table lacks columns")
+        rows = conform_rollups(rows)
         if rows.num_rows == 0:
             return
-        bucket_s = rows.column("bucket_s")
-        if pc.any(pc.or_(pc.less_equal(bucket_s, 0), pc.greater(bucket_s, MAX_ROLLUP_BUCKET_S))).as_py():
-            raise ValueError(f"rollup bucket_s must be in 1..{MAX_ROLLUP_BUCKET_S}")
         with self._write_lock, self._conn.cursor() as cur:
             cur.register("incoming_rollups", rows)
             try:
@@ -354,7 +356,7 @@ class DuckDBStore:
                 ).to_arrow_table()
             finally:
                 cur.unregister("wanted_traces")
-        return result.select(LOG_SCHEMA.names).cast(LOG_SCHEMA)
+        return as_schema(result, LOG_SCHEMA)
 
     def trace(self, trace_id: bytes) -> pa.Table:
         """All spans of one trace, by start time; the summary row narrows the scan to the trace's time range."""
@@ -369,73 +371,50 @@ class DuckDBStore:
                 "SELECT * FROM spans WHERE trace_id = ? AND start_ns BETWEEN ? AND ? ORDER BY start_ns, span_id",
                 params=[bytes(trace_id), row[0], row[1]],
             ).to_arrow_table()
-        return result.cast(STORED_SPAN_SCHEMA)
+        return as_schema(result, STORED_SPAN_SCHEMA)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         """Summaries of matching traces, newest first. Every value, attribute keys included, is a bound
         parameter; only fixed SQL fragments are joined into the statement."""
+        params = PositionalParams()
         where: list[str] = []
-        params: list[Any] = []
-        span_window: list[str] = []
-        span_window_params: list[Any] = []
         if query.start_ns is not None:
-            where.append("t.start_ns >= ?")
-            params.append(query.start_ns)
-            # Every span of a trace starts at or after the trace start.
-            span_window.append("start_ns >= ?")
-            span_window_params.append(query.start_ns)
+            where.append(f"t.start_ns >= {params(query.start_ns, 'BIGINT')}")
+        latest_span_start: int | None = None
         if query.end_ns is not None:
-            where.append("t.start_ns < ?")
-            params.append(query.end_ns)
+            where.append(f"t.start_ns < {params(query.end_ns, 'BIGINT')}")
             latest_span_start = self._latest_span_start(query.start_ns, query.end_ns)
             if latest_span_start is None:
                 return TRACE_SUMMARY_SCHEMA.empty_table()
-            span_window.append("start_ns <= ?")
-            span_window_params.append(latest_span_start)
+
+        def span_window() -> list[str]:
+            """The span starts worth reading, for a subquery: fresh placeholders at each use (positional)."""
+            window: list[str] = []
+            if query.start_ns is not None:
+                # Every span of a trace starts at or after the trace start.
+                window.append(f"start_ns >= {params(query.start_ns, 'BIGINT')}")
+            if latest_span_start is not None:
+                window.append(f"start_ns <= {params(latest_span_start, 'BIGINT')}")
+            return window
 
         if query.match_any_span:
-            # Jaeger semantics: one span of the trace carries the service, the operation and the duration.
-            span_params = PositionalParams()
-            span_conditions_sql = span_conditions(
-                DUCKDB,
-                span_params,
-                service=query.service,
-                operation=query.operation,
-                min_duration_ns=query.min_duration_ns,
-                max_duration_ns=query.max_duration_ns,
-            )
-            if span_conditions_sql:
-                where.append(_trace_has_span(span_conditions_sql + span_window))
-                params.extend(span_params.values + span_window_params)
-        else:
-            if query.service is not None:
-                where.append("t.root_service = ?")
-                params.append(query.service)
-            if query.operation is not None:
-                where.append("t.root_operation = ?")
-                params.append(query.operation)
-            if query.min_duration_ns is not None:
-                where.append("t.end_ns - t.start_ns >= ?")
-                params.append(query.min_duration_ns)
-            if query.max_duration_ns is not None:
-                where.append("t.end_ns - t.start_ns <= ?")
-                params.append(query.max_duration_ns)
-        if query.error is True:
-            where.append("t.error_count > 0")
-        elif query.error is False:
-            where.append("t.error_count = 0")
+            one_span = one_span_conditions(DUCKDB, params, query)
+            if one_span:
+                where.append(_trace_has_span(one_span + span_window()))
+        where += summary_conditions(DUCKDB, params, query)
         for key, value in query.attributes:
-            match_params = PositionalParams()
-            where.append(_trace_has_span([_attribute_match(match_params, key, value), *span_window]))
-            params.extend([*match_params.values, *span_window_params])
+            where.append(_trace_has_span([_attribute_match(params, key, value), *span_window()]))
 
         conditions = " AND ".join(where) or "true"
         # Only the fixed fragments above are joined into the statement; every value is a parameter.
-        sql = f"SELECT {_SUMMARY_COLUMNS} FROM traces t WHERE {conditions} ORDER BY t.start_ns DESC, t.trace_id LIMIT ?"  # noqa: S608
-        params.append(max(0, int(query.limit)))
+        limit = params(max(0, int(query.limit)), "BIGINT")
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM traces t WHERE {conditions} "  # noqa: S608
+            f"ORDER BY t.start_ns DESC, t.trace_id LIMIT {limit}"
+        )
         with self._conn.cursor() as cur:
-            result = cur.sql(sql, params=params).to_arrow_table()
-        return result.cast(TRACE_SUMMARY_SCHEMA)
+            result = cur.sql(sql, params=params.values).to_arrow_table()
+        return as_schema(result, TRACE_SUMMARY_SCHEMA)
 
     def _latest_span_start(self, start_ns: int | None, end_ns: int) -> int | None:
         """The latest span start of traces starting in the window: the upper bound of the spans worth reading."""
@@ -453,61 +432,30 @@ class DuckDBStore:
     ) -> pa.Table:
         """Stored spans starting in ``[start_ns, end_ns)``, only ``columns``; names are checked against the
         schema because they are the one thing that cannot be a bound parameter."""
-        check_columns(columns, _COLUMN_SQL)
+        schema = scan_schema(columns, _COLUMN_SQL)
         params = PositionalParams()
-        where = window_conditions(DUCKDB, params, start_ns, end_ns)
-        if filters is not None:
-            where += span_conditions(
-                DUCKDB,
-                params,
-                service=filters.service,
-                operation=filters.operation,
-                attributes=filters.attributes,
-                trace_share=filters.trace_share,
-            )
+        where = scan_conditions(DUCKDB, params, start_ns, end_ns, filters)
         selected = ", ".join(_COLUMN_SQL[name] for name in columns)
         conditions = " AND ".join(where)
         # Column names come from the schema (checked above), conditions are fixed fragments with parameters.
         sql = f"SELECT {selected} FROM spans WHERE {conditions}"  # noqa: S608
         with self._conn.cursor() as cur:
             result = cur.sql(sql, params=params.values).to_arrow_table()
-        schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
         return result.rename_columns(columns).cast(schema)
 
-    def rollups(
-        self,
-        start_ns: int,
-        end_ns: int,
-        *,
-        service: str | None = None,
-        operation: str | None = None,
-        attr_key: str | None = None,
-        resolution_s: int | None = None,
-    ) -> pa.Table:
-        """Rollup rows whose bucket overlaps ``[start_ns, end_ns)``, summed by key; base rows when
-        ``attr_key`` is None; merged into ``resolution_s`` buckets when given (an hour of base rollups at
-        100k spans/s: 0.35 s instead of 8 s, because the sum happens here rather than on 8M rows in Python)."""
-        if resolution_s is not None and resolution_s <= 0:
-            raise ValueError("resolution_s must be positive")
-        where = [
-            "attr_key = ?",
-            # The first two bounds are plain ranges on bucket_start_ns, so zone maps skip old row groups.
-            "bucket_start_ns < ?",
-            "bucket_start_ns > ?",
-            "bucket_start_ns + bucket_s::BIGINT * 1000000000 > ?",
-        ]
-        params: list[Any] = [attr_key or "", end_ns, start_ns - MAX_ROLLUP_BUCKET_S * 10**9, start_ns]
-        if service is not None:
-            where.append("service = ?")
-            params.append(service)
-        if operation is not None:
-            where.append("operation = ?")
-            params.append(operation)
+    def rollups(self, query: RollupQuery) -> pa.Table:
+        """Rollup rows whose bucket overlaps the query's window, summed by key; base rows when ``attr_key`` is
+        None; merged into ``resolution_s`` buckets when given (an hour of base rollups at 100k spans/s: 0.35 s
+        instead of 8 s, because the sum happens here rather than on 8M rows in Python)."""
+        where_params = PositionalParams()
+        where = rollup_conditions(DUCKDB, where_params, query)
+        params = where_params.values
         keys = ", ".join(ROLLUP_KEY)
         bucket = "bucket_start_ns, bucket_s"
-        if resolution_s is not None:
+        if query.resolution_s is not None:
+            # The bucket comes first in the text, so its values go before the conditions'.
             bucket = "bucket_start_ns - bucket_start_ns % ? AS bucket_start_ns, ?::INTEGER AS bucket_s"
-            params = [resolution_s * 10**9, resolution_s, *params]
+            params = [query.resolution_s * 10**9, query.resolution_s, *params]
         # Fixed fragments only; every value is a parameter. Parallel lists unnest together, element by element.
         sql = (
             f"SELECT {keys}, sum(count)::BIGINT AS count, sum(errors)::BIGINT AS errors FROM ("  # noqa: S608
@@ -517,7 +465,7 @@ class DuckDBStore:
         )
         with self._conn.cursor() as cur:
             result = cur.sql(sql, params=params).to_arrow_table()
-        return result.cast(ROLLUP_SCHEMA)
+        return as_schema(result, ROLLUP_SCHEMA)
 
     def services(self) -> list[str]:
         """Every service seen in stored spans, sorted."""

@@ -65,17 +65,6 @@ class RollupQuery:
     attr_key: str | None = None
     resolution_s: int | None = None
 
-    def read_from(self, store: Store) -> pa.Table:
-        """The stored rows that answer this question."""
-        return store.rollups(
-            self.start_ns,
-            self.end_ns,
-            service=self.service,
-            operation=self.operation,
-            attr_key=self.attr_key,
-            resolution_s=self.resolution_s,
-        )
-
 
 @dataclass(frozen=True)
 class ScanFilter:
@@ -119,21 +108,13 @@ class Store(Protocol):
         """Append aggregate rows (``ROLLUP_SCHEMA``) durably; rows may repeat keys already stored (they add)."""
         ...
 
-    def rollups(
-        self,
-        start_ns: int,
-        end_ns: int,
-        *,
-        service: str | None = None,
-        operation: str | None = None,
-        attr_key: str | None = None,
-        resolution_s: int | None = None,
-    ) -> pa.Table:
+    def rollups(self, query: RollupQuery) -> pa.Table:
         """Rollup rows (``ROLLUP_SCHEMA``) whose bucket overlaps ``[start_ns, end_ns)``, merged by key.
 
         ``attr_key=None`` selects the base rows (``attr_key == ""``); a key selects that attribute's rows.
         ``resolution_s`` merges the selected buckets into epoch-aligned buckets of that many seconds (a
-        multiple of the stored bucket sizes), so long windows come back as few rows.
+        multiple of the stored bucket sizes), so long windows come back as few rows; ValueError when it is not
+        positive.
         """
         ...
 

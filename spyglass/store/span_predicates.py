@@ -1,6 +1,7 @@
-"""What the DuckDB and ClickHouse stores share: turning span filters into SQL conditions with bound parameters,
-checking asked-for column names, and conforming tables to a schema. Each backend only spells its SQL (a
-``Dialect``: column names, the attribute match, the trace-id hash, placeholder syntax).
+"""What the DuckDB and ClickHouse stores share: turning span and trace-summary filters into SQL conditions
+with bound parameters, checking asked-for column names, and conforming tables to a schema. Each backend only
+spells its SQL (a ``Dialect``: column names, the attribute match, the trace-id hash, casts, placeholder
+syntax). What they share about rollups is in ``spyglass.store.rollup_predicates``.
 
 Only fixed fragments ever go into the SQL text; every value goes through a ``Params`` placeholder.
 """
@@ -13,7 +14,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from spyglass.store.protocol import TRACE_SHARE_SCALE
+from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store.protocol import TRACE_SHARE_SCALE, ScanFilter, TraceQuery
 
 
 class Params(Protocol):
@@ -47,7 +49,8 @@ class NamedParams:
 
 @dataclass(frozen=True)
 class Dialect:
-    """How one backend spells span conditions. Type names are the backend's, for typed placeholders."""
+    """How one backend spells span and trace-summary conditions. Type names are the backend's, for typed
+    placeholders."""
 
     service: str
     operation: str
@@ -57,6 +60,14 @@ class Dialect:
     #: Span or resource attribute ``key`` equals ``value``.
     attribute_match: Callable[[Params, str, str], str]
     trace_hash: str
+    #: A trace summary's root span has the service (then the operation) in the placeholder.
+    root_service_is: Callable[[str], str]
+    root_operation_is: Callable[[str], str]
+    #: A trace summary's whole duration (ns) and its count of error spans.
+    trace_duration: str
+    error_count: str
+    #: An expression cast to a signed 64-bit integer.
+    int64_of: Callable[[str], str]
     int64: str
     uint64: str
     string: str
@@ -99,13 +110,65 @@ def window_conditions(dialect: Dialect, params: Params, start_ns: int, end_ns: i
     ]
 
 
-def check_columns(columns: list[str], known: Mapping[str, str]) -> None:
-    """Column names are the one thing that cannot be a bound parameter: only the schema's are accepted."""
+def scan_conditions(
+    dialect: Dialect, params: Params, start_ns: int, end_ns: int, filters: ScanFilter | None
+) -> list[str]:
+    """``Store.scan``'s spans: starting in ``[start_ns, end_ns)`` and passing ``filters``, in that order."""
+    where = window_conditions(dialect, params, start_ns, end_ns)
+    if filters is not None:
+        where += span_conditions(
+            dialect,
+            params,
+            service=filters.service,
+            operation=filters.operation,
+            attributes=filters.attributes,
+            trace_share=filters.trace_share,
+        )
+    return where
+
+
+def one_span_conditions(dialect: Dialect, params: Params, query: TraceQuery) -> list[str]:
+    """``TraceQuery.match_any_span`` (Jaeger semantics): what one span of the trace must carry together, the
+    service, the operation and the duration bounds. Empty when the query asks none of them."""
+    return span_conditions(
+        dialect,
+        params,
+        service=query.service,
+        operation=query.operation,
+        min_duration_ns=query.min_duration_ns,
+        max_duration_ns=query.max_duration_ns,
+    )
+
+
+def summary_conditions(dialect: Dialect, params: Params, query: TraceQuery) -> list[str]:
+    """Conditions on a trace's summary: its root span's service and operation and the whole trace's duration
+    (unless ``match_any_span`` puts those on one span), and whether it has errors; in the text's order."""
+    where: list[str] = []
+    if not query.match_any_span:
+        if query.service is not None:
+            where.append(dialect.root_service_is(params(query.service, dialect.string)))
+        if query.operation is not None:
+            where.append(dialect.root_operation_is(params(query.operation, dialect.string)))
+        if query.min_duration_ns is not None:
+            where.append(f"{dialect.trace_duration} >= {params(int(query.min_duration_ns), dialect.int64)}")
+        if query.max_duration_ns is not None:
+            where.append(f"{dialect.trace_duration} <= {params(int(query.max_duration_ns), dialect.int64)}")
+    if query.error is True:
+        where.append(f"{dialect.error_count} > 0")
+    elif query.error is False:
+        where.append(f"{dialect.error_count} = 0")
+    return where
+
+
+def scan_schema(columns: list[str], known: Mapping[str, str]) -> pa.Schema:
+    """The stored schema of the asked-for columns. Column names are the one thing that cannot be a bound
+    parameter: only the schema's are accepted (``known`` maps each to the backend's SQL for it)."""
     if not columns:
         raise ValueError("scan needs at least one column")
     unknown = [name for name in columns if name not in known]
     if unknown:
         raise ValueError(f"unknown span columns: {', '.join(map(repr, unknown))}")
+    return pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
 
 
 def conform(
@@ -120,3 +183,11 @@ def conform(
         raise ValueError(f"{missing_message}: {', '.join(missing)}")
     table = table.select(schema.names)
     return table.cast(schema) if cast else table
+
+
+def as_schema(result: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A query result as exactly the promised schema: column order, field nullability, map and struct field
+    names (which the backends name their own way)."""
+    if result.column_names != schema.names:
+        result = result.select(schema.names)
+    return result.cast(schema)

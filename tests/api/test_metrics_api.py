@@ -19,6 +19,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from spyglass import __version__
+from spyglass.store.protocol import RollupQuery
 from tests.conftest import RunningServer
 from tests.support.otel import http_exporter
 
@@ -142,7 +143,7 @@ def test_totals_and_percentiles_are_exact_from_stored_and_pending_rollups(loaded
     # The old buckets reach the store within about a second of closing; the answer stays the same.
     store = spyglass.server.store
     deadline = time.monotonic() + 10
-    while store.rollups(base, base + 3 * MINUTE, service="shop").num_rows == 0:
+    while store.rollups(RollupQuery(base, base + 3 * MINUTE, service="shop")).num_rows == 0:
         assert time.monotonic() < deadline, "rollups never reached the store"
         time.sleep(0.1)
     assert_matches(metrics(spyglass, service="shop")["groups"][0], expected(shop))

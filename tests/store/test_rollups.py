@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from spyglass.model.rollups import ROLLUP_SCHEMA
-from spyglass.store.protocol import Store
+from spyglass.store.protocol import RollupQuery, Store
 
 BASE_NS = 1_700_000_040_000_000_000
 SECOND = 1_000_000_000
@@ -38,7 +38,7 @@ def as_dict(table: pa.Table) -> dict[tuple[Any, ...], tuple[int, int]]:
 def test_rows_with_the_same_key_add_up_across_writes(store: Store) -> None:
     store.write_rollups(rows({"count": 3, "errors": 1}, {"bin": 1400, "count": 2}))
     store.write_rollups(rows({"count": 4, "errors": 2}))
-    got = store.rollups(BASE_NS, BASE_NS + 10 * SECOND)
+    got = store.rollups(RollupQuery(BASE_NS, BASE_NS + 10 * SECOND))
     assert got.schema == ROLLUP_SCHEMA
     assert as_dict(got) == {
         (BASE_NS, 10, "web", "GET /", 2, "", "", 1380): (7, 3),
@@ -57,7 +57,7 @@ def test_window_selects_every_bucket_that_overlaps_it(store: Store) -> None:
     )
 
     def starts(start_ns: int, end_ns: int, attr_key: str | None = None) -> list[int]:
-        got = store.rollups(start_ns, end_ns, attr_key=attr_key)
+        got = store.rollups(RollupQuery(start_ns, end_ns, attr_key=attr_key))
         return sorted(got.column("bucket_start_ns").to_pylist())
 
     assert starts(BASE_NS, BASE_NS + 30 * SECOND) == [BASE_NS, BASE_NS + 10 * SECOND, BASE_NS + 20 * SECOND]
@@ -79,18 +79,18 @@ def test_filters_by_service_operation_and_attribute_key(store: Store) -> None:
         )
     )
     window = (BASE_NS, BASE_NS + 60 * SECOND)
-    assert {r["service"] for r in store.rollups(*window).to_pylist()} == {"web", "db"}
-    assert [r["service"] for r in store.rollups(*window, service="db").to_pylist()] == ["db"]
-    assert store.rollups(*window, operation="SELECT").num_rows == 1
-    assert store.rollups(*window, service="web", operation="SELECT").num_rows == 0
-    versions = store.rollups(*window, attr_key="service.version")
+    assert {r["service"] for r in store.rollups(RollupQuery(*window)).to_pylist()} == {"web", "db"}
+    assert [r["service"] for r in store.rollups(RollupQuery(*window, service="db")).to_pylist()] == ["db"]
+    assert store.rollups(RollupQuery(*window, operation="SELECT")).num_rows == 1
+    assert store.rollups(RollupQuery(*window, service="web", operation="SELECT")).num_rows == 0
+    versions = store.rollups(RollupQuery(*window, attr_key="service.version"))
     assert sorted((r["attr_value"], r["count"]) for r in versions.to_pylist()) == [("1.0", 5), ("2.0", 6)]
-    assert store.rollups(*window, attr_key="missing").num_rows == 0
+    assert store.rollups(RollupQuery(*window, attr_key="missing")).num_rows == 0
 
 
 def test_empty_and_invalid_writes(store: Store) -> None:
     store.write_rollups(ROLLUP_SCHEMA.empty_table())
-    assert store.rollups(0, 2**62).num_rows == 0
+    assert store.rollups(RollupQuery(0, 2**62)).num_rows == 0
     with pytest.raises(ValueError):
         store.write_rollups(rows({}).drop_columns(["bin"]))
     with pytest.raises(ValueError):
@@ -100,7 +100,7 @@ def test_empty_and_invalid_writes(store: Store) -> None:
 def test_values_are_kept_as_they_are(store: Store) -> None:
     odd = 'we"ird\\svc\nname ✓'
     store.write_rollups(rows({"service": odd, "attr_key": "k", "attr_value": "", "bin": -1, "count": 2**40}))
-    got = store.rollups(BASE_NS, BASE_NS + SECOND, service=odd, attr_key="k").to_pylist()
+    got = store.rollups(RollupQuery(BASE_NS, BASE_NS + SECOND, service=odd, attr_key="k")).to_pylist()
     assert [(r["service"], r["attr_value"], r["bin"], r["count"]) for r in got] == [(odd, "", -1, 2**40)]
 
 
@@ -114,13 +114,13 @@ def test_resolution_merges_buckets_into_aligned_steps(store: Store) -> None:
             {"bucket_start_ns": BASE_NS, "bin": 1500, "count": 100},
         )
     )
-    got = store.rollups(BASE_NS, BASE_NS + 120 * SECOND, resolution_s=60)
+    got = store.rollups(RollupQuery(BASE_NS, BASE_NS + 120 * SECOND, resolution_s=60))
     assert as_dict(got) == {
         (BASE_NS, 60, "web", "GET /", 2, "", "", 1380): (21, 3),
         (BASE_NS + 60 * SECOND, 60, "web", "GET /", 2, "", "", 1380): (57, 3),
         (BASE_NS, 60, "web", "GET /", 2, "", "", 1500): (100, 0),
     }
-    whole = store.rollups(BASE_NS + 30 * SECOND, BASE_NS + 70 * SECOND, resolution_s=3600)
+    whole = store.rollups(RollupQuery(BASE_NS + 30 * SECOND, BASE_NS + 70 * SECOND, resolution_s=3600))
     assert sum(whole.column("count").to_pylist()) == 4 + 5 + 6 + 7
     with pytest.raises(ValueError):
-        store.rollups(BASE_NS, BASE_NS + SECOND, resolution_s=0)
+        store.rollups(RollupQuery(BASE_NS, BASE_NS + SECOND, resolution_s=0))
