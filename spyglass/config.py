@@ -111,6 +111,20 @@ class ServeConfig:
     aggregate_attributes: _CommaList = Field(
         default=(), description="extra attribute keys to roll up per value, comma-separated"
     )
+    slos_file: Path | None = Field(
+        default=None,
+        validation_alias="slos",
+        description="YAML or JSON file listing the SLOs to watch (read-only through the API)",
+    )
+    alert_webhook: str | None = Field(
+        default=None, description="URL alerts are POSTed to as JSON when they fire and resolve"
+    )
+    slo_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="slo_interval",
+        description="seconds between two evaluations of every SLO",
+    )
 
     @field_validator(
         "clickhouse_url",
@@ -119,6 +133,8 @@ class ServeConfig:
         "advertise",
         "peers_file",
         "owners_file",
+        "slos_file",
+        "alert_webhook",
         mode="before",
     )
     @classmethod
@@ -136,6 +152,12 @@ class ServeConfig:
     def _check_together(self) -> ServeConfig:
         if self.owners_file is not None and not self.owners_file.is_file():
             raise ConfigError(f"--owners: no such file {self.owners_file}")
+        if self.slos_file is not None and not self.slos_file.is_file():
+            raise ConfigError(f"--slos: no such file {self.slos_file}")
+        if self.alert_webhook is not None and not self.alert_webhook.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--alert-webhook must be an http:// or https:// URL, got {self.alert_webhook!r}"
+            )
         if self.store == "clickhouse" and not self.clickhouse_url:
             raise ConfigError("--store clickhouse needs --clickhouse-url")
         clickhouse_schemes = ("http://", "https://", "chdb://")

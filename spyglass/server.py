@@ -19,7 +19,16 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from spyglass.alerting.alerts import AlertBook
+from spyglass.alerting.evaluator import LogNotifier, Notifier, SloEvaluator
+from spyglass.alerting.slo_catalog import STORE_FILE_NAME, SloCatalog, read_slo_file
+from spyglass.alerting.watch import SloWatch
+from spyglass.alerting.webhook import WebhookSender
+from spyglass.analysis.live import LiveData, RollupReader
 from spyglass.analysis.ownership import Ownership
+from spyglass.analysis.slo import InvalidSlo, Slo
+from spyglass.analysis.slo_explain import ExplainSources
+from spyglass.analysis.slo_meter import SloMeter
 from spyglass.api.app import create_api_app
 from spyglass.api.context import ApiContext
 from spyglass.background import yield_to_queries
@@ -73,6 +82,16 @@ def open_store(config: ServeConfig) -> Store:
     raise ConfigError(f"--store {config.store} needs --clickhouse-url")
 
 
+def _read_slos(config: ServeConfig) -> list[Slo]:
+    """The SLOs of ``--slos``, or a ``ConfigError`` naming the bad one and its field."""
+    if config.slos_file is None:
+        return []
+    try:
+        return read_slo_file(config.slos_file)
+    except InvalidSlo as error:
+        raise ConfigError(f"--slos: {error}") from error
+
+
 class _QuietServer(uvicorn.Server):
     """A uvicorn server that leaves signals alone: spyglass stops all its listeners together, then flushes."""
 
@@ -113,6 +132,8 @@ class SpyglassServer:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
+        # A bad --slos file stops the start before anything is opened.
+        file_slos = _read_slos(config)
         self.store = open_store(config)
         self.satellite = Satellite(
             SatelliteSettings(
@@ -153,6 +174,14 @@ class SpyglassServer:
         )
         # OTLP logs with trace context: straight to the store through a bounded queue (429 when it is full).
         self.log_writer = LogWriter(self.store, max_queued_records=config.max_queued_spans)
+        # What the API and the SLO evaluator read: the cluster-wide views when clustered, this member's own else.
+        self.store_view: Store = self.cluster.store_view if self.cluster is not None else self.store
+        self.live_view: LiveData = self.cluster.live_view if self.cluster is not None else self.satellite
+        self.rollups_view: RollupReader = (
+            self.cluster.rollups_view if self.cluster is not None else self.satellite.rollups
+        )
+        self.ownership = Ownership.from_file(config.owners_file)
+        self.slo_watch, self.slo_evaluator = self._watch_slos(file_slos)
         self.admissions: dict[str, Admission] = {}
         self.ports: BoundPorts | None = None
         self._ready = threading.Event()
@@ -166,18 +195,30 @@ class SpyglassServer:
         config = self.config
         return create_api_app(
             ApiContext(
-                store=self.cluster.store_view if self.cluster is not None else self.store,
-                live=self.cluster.live_view if self.cluster is not None else self.satellite,
-                rollups=self.cluster.rollups_view if self.cluster is not None else self.satellite.rollups,
+                store=self.store_view,
+                live=self.live_view,
+                rollups=self.rollups_view,
                 satellite=self.satellite,
                 query_token=config.query_token,
-                ownership=Ownership.from_file(config.owners_file),
+                ownership=self.ownership,
                 log_counters=self.log_writer.counters,
                 cluster=self.cluster,
                 ingest_status=self.ingest_status,
+                slos=self.slo_watch,
             ),
             [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
         )
+
+    def _watch_slos(self, file_slos: list[Slo]) -> tuple[SloWatch, SloEvaluator]:
+        """The SLOs of ``--slos`` and of the API, their alerts, and the evaluator that watches them (started
+        with the server), delivering to the log and ``--alert-webhook``."""
+        config = self.config
+        catalog = SloCatalog(file_slos, Path(config.data_dir) / STORE_FILE_NAME)
+        webhook = WebhookSender(config.alert_webhook) if config.alert_webhook else None
+        watch = SloWatch(catalog, SloMeter(self.rollups_view), AlertBook(), webhook)
+        notifiers: list[Notifier] = [LogNotifier(), *([webhook] if webhook is not None else [])]
+        sources = ExplainSources(self.store_view, self.live_view, self.rollups_view, self.ownership)
+        return watch, SloEvaluator(watch, sources, notifiers, config.slo_interval_s)
 
     async def serve(self) -> None:
         """Run until ``request_stop``; then stop listening, write out the recall buffer, close the store."""
@@ -225,6 +266,9 @@ class SpyglassServer:
             api_port = sockets["api"].getsockname()[1]
             self.cluster.start(self_url=config.advertise or f"http://{config.host}:{api_port}")
         self.log_writer.start()
+        if self.slo_watch.webhook is not None:
+            self.slo_watch.webhook.start()
+        self.slo_evaluator.start()
         await grpc_server.start()
         # The query API runs on an event loop of its own thread: a query waits for nothing ingest does on its
         # loop (reading bodies, answering gRPC), so a flood of exports cannot queue the people looking.
@@ -251,6 +295,9 @@ class SpyglassServer:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(api_thread.join)
+            await asyncio.to_thread(self.slo_evaluator.stop)
+            if self.slo_watch.webhook is not None:
+                await asyncio.to_thread(self.slo_watch.webhook.stop)
             if self.cluster is not None:
                 await asyncio.to_thread(self.cluster.stop)
             await asyncio.to_thread(self.satellite.stop)

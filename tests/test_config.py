@@ -112,6 +112,9 @@ SERVE_FLAGS = (
     "--max-inflight-bytes",
     "--aggregate-attributes",
     "--owners",
+    "--slos",
+    "--alert-webhook",
+    "--slo-interval",
 )
 
 
@@ -224,3 +227,33 @@ def test_code_builds_it_with_field_names_and_it_is_validated(tmp_path: Path) -> 
         loopback_config(tmp_path, sample_rate=2.0)
     with pytest.raises(ValueError, match="not in --peers"):
         loopback_config(tmp_path, peers=("http://a:1",), advertise="http://b:1")
+
+
+def test_slo_flags(tmp_path: Path) -> None:
+    slos = tmp_path / "slos.yaml"
+    slos.write_text("[]")
+    config = parse_serve_args(
+        ["--slos", str(slos), "--alert-webhook", "https://hooks.example/alerts"],
+        env={"SPYGLASS_SLO_INTERVAL": "5"},
+    )
+    assert (config.slos_file, config.alert_webhook, config.slo_interval_s) == (
+        slos,
+        "https://hooks.example/alerts",
+        5.0,
+    )
+    assert parse_serve_args([]).slo_interval_s == 30.0
+    with pytest.raises(ConfigError, match="--slos: no such file"):
+        parse_serve_args(["--slos", str(tmp_path / "missing.yaml")])
+    with pytest.raises(ConfigError, match="--alert-webhook must be an http:// or https:// URL"):
+        parse_serve_args(["--alert-webhook", "hooks.example"])
+    with pytest.raises(ConfigError, match="--slo-interval must be > 0"):
+        parse_serve_args(["--slo-interval", "0"])
+
+
+def test_a_bad_slo_file_stops_the_start_naming_the_slo_and_field(tmp_path: Path) -> None:
+    from spyglass.server import SpyglassServer
+
+    slos = tmp_path / "slos.yaml"
+    slos.write_text("- {name: Checkout, service: frontend, operation: POST /checkout, objective: 99}\n")
+    with pytest.raises(ConfigError, match=r"--slos: .*SLO #1 \(Checkout\): objective must be in \(0, 1\)"):
+        SpyglassServer(loopback_config(tmp_path / "data", slos_file=slos))

@@ -71,3 +71,49 @@ def test_nothing_imports_back_up_the_flow() -> None:
     assert offenders("analysis", ("spyglass.receivers", "spyglass.api", "spyglass.cli")) == []
     assert offenders("satellite", ("spyglass.receivers", "spyglass.analysis", "spyglass.api")) == []
     assert offenders("receivers", ("spyglass.api", "spyglass.analysis")) == []
+
+
+def test_alerting_reads_through_the_same_seams_as_the_api() -> None:
+    """``alerting`` (the SLO evaluator, alerts, their delivery) reads what the API reads: it may import analysis,
+    the store's protocol and the model, nothing of ingest, the satellite, the cluster or the API; and only the
+    server and the API import it."""
+    assert (
+        offenders(
+            "alerting",
+            (
+                "spyglass.receivers",
+                "spyglass.satellite",
+                "spyglass.cluster",
+                "spyglass.api",
+                "spyglass.web",
+                "spyglass.cli",
+                "spyglass.server",
+                "spyglass.demo",
+            ),
+        )
+        == []
+    )
+    store_imports = {
+        name
+        for names in imports_of("alerting").values()
+        for name in names
+        if name.startswith("spyglass.store")
+    }
+    assert store_imports <= {"spyglass.store.protocol"}
+    importers = [
+        module
+        for layer in (
+            "model",
+            "receivers",
+            "satellite",
+            "store",
+            "analysis",
+            "cluster",
+            "demo",
+            "web",
+            "cli",
+            "config",
+        )
+        for module in offenders(layer, ("spyglass.alerting",))
+    ]
+    assert importers == []

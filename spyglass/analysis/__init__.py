@@ -1,1 +1,2 @@
-"""Reading what was stored and buffered: metrics, the service graph, critical paths and explain."""
+"""Reading what was stored and buffered: metrics, the service graph, critical paths, explain, and SLOs' SLI,
+budget and burn rates."""

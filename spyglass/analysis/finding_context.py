@@ -13,6 +13,7 @@ import pyarrow as pa
 from spyglass.analysis.live import LiveData
 from spyglass.analysis.traces import trace_spans
 from spyglass.model.attributes import typed_attributes
+from spyglass.model.log_schema import log_record_json
 from spyglass.store.protocol import Store
 
 EVENT_COLUMNS = ["trace_id", "span_id", "service", "name", "status_code", "events"]
@@ -52,3 +53,12 @@ def example_logs(store: Store, trace_ids: list[bytes], limit: int) -> pa.Table:
     if logs.num_rows == 0:
         return logs
     return logs.sort_by([("severity_number", "descending"), ("time_ns", "ascending")]).slice(0, limit)
+
+
+def attach_context(store: Store, live: LiveData | None, findings: list[dict[str, Any]], limit: int) -> None:
+    """Each finding (explain's JSON) gets the log records and span events of its regression examples, at most
+    ``limit`` of each: the logs that matter."""
+    for finding in findings:
+        trace_ids = [bytes.fromhex(t) for t in finding.get("examples", {}).get("regression", [])]
+        finding["logs"] = [log_record_json(row) for row in example_logs(store, trace_ids, limit).to_pylist()]
+        finding["events"] = example_events(store, live, trace_ids, limit)

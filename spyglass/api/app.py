@@ -20,7 +20,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from spyglass import __version__
-from spyglass.api import compare, critical_path, explain, jaeger, metrics, peer, prometheus, ui_support, v1
+from spyglass.api import (
+    compare,
+    critical_path,
+    explain,
+    jaeger,
+    metrics,
+    peer,
+    prometheus,
+    slos,
+    ui_support,
+    v1,
+)
 from spyglass.api.context import ApiContext
 from spyglass.api.params import BadRequest
 from spyglass.api.refusals import bad_request, http_error, invalid_parameters, refusal
@@ -68,7 +79,7 @@ def create_api_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> F
         app.add_middleware(peer.PartialAnswerMiddleware)
     if ctx.query_token:
         app.add_middleware(QueryTokenMiddleware, token=ctx.query_token)
-    for module in (v1, critical_path, explain, metrics, prometheus, compare, ui_support, jaeger):
+    for module in (v1, critical_path, explain, metrics, slos, prometheus, compare, ui_support, jaeger):
         app.include_router(module.router(ctx))
     plain = [*peer.routes(ctx), *extra_routes]
     app.router.routes.extend([*plain, *web_routes()])

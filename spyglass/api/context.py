@@ -16,6 +16,7 @@ from spyglass.model.figures import AggregateFigures, LogCounters, RecallFigures,
 from spyglass.store.protocol import Store
 
 if TYPE_CHECKING:
+    from spyglass.alerting.watch import SloWatch
     from spyglass.cluster.node import ClusterNode
 
 
@@ -51,3 +52,5 @@ class ApiContext:
     cluster: ClusterNode | None = None
     #: Each receiver's in-flight figures (exports refused at the door, exports and bytes in flight), by name.
     ingest_status: Callable[[], dict[str, dict[str, int]]] = dict
+    #: The SLOs watched, their measures and their alerts (``None``: no SLO routes answer anything but 404).
+    slos: SloWatch | None = None

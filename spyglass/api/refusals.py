@@ -62,6 +62,12 @@ def describe(error: Any) -> str:
         return f"{name} must be true or false, got {shown}"
     if kind == "greater_than_equal":
         return f"{name} must be >= {ctx.get('ge')}, got {shown}"
+    if kind == "greater_than":
+        return f"{name} must be > {ctx.get('gt')}, got {shown}"
+    if kind == "less_than":
+        return f"{name} must be < {ctx.get('lt')}, got {shown}"
+    if kind == "extra_forbidden":
+        return f"unknown field {name!r}"
     if kind == "less_than_equal" and ctx.get("le") == INT64_MAX:
         return f"{name} must fit a 64-bit integer (at most {INT64_MAX}), got {shown}"
     if kind == "less_than_equal":

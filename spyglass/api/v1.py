@@ -45,7 +45,7 @@ from spyglass.api.params import (
     attribute_pairs,
     window,
 )
-from spyglass.api.span_json import distinct_spans, hex_id, parse_trace_id, summary_to_json
+from spyglass.api.span_json import distinct_spans, parse_trace_id, summary_to_json
 from spyglass.api.trace_pages import (
     MAX_PAGE_SPANS,
     STREAM_ABOVE_SPANS,
@@ -54,9 +54,8 @@ from spyglass.api.trace_pages import (
     trace_columns,
     trace_page,
 )
-from spyglass.model.attributes import typed_attributes
 from spyglass.model.figures import LogCounters
-from spyglass.model.log_schema import severity_name
+from spyglass.model.log_schema import log_record_json
 from spyglass.model.schema import KIND_NAMES
 from spyglass.store.protocol import TraceQuery
 
@@ -211,21 +210,8 @@ def router(ctx: ApiContext) -> APIRouter:
     return api
 
 
-def log_to_json(row: dict[str, Any]) -> dict[str, Any]:
-    """One stored log record (``LOG_SCHEMA`` row) as the API gives it."""
-    return {
-        "time_ns": row["time_ns"],
-        "observed_time_ns": row["observed_time_ns"],
-        "trace_id": hex_id(row["trace_id"]),
-        "span_id": hex_id(row["span_id"]),
-        "severity": row["severity_text"] or severity_name(row["severity_number"]),
-        "severity_number": row["severity_number"],
-        "body": row["body"],
-        "attributes": typed_attributes(row["attributes"], row["attribute_types"]),
-        "resource": typed_attributes(row["resource"], row["resource_types"]),
-        "service": row["service"],
-        "scope": row["scope_name"] or "",
-    }
+#: One stored log record as the API gives it (the alerts' findings give them alike).
+log_to_json = log_record_json
 
 
 def parse_span_id(text: str) -> bytes:

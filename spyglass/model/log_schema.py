@@ -7,8 +7,11 @@ text-plus-type maps as spans (``spyglass.model.schema``). A body that is not a s
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
+from spyglass.model.attributes import typed_attributes
 from spyglass.model.schema import ATTRIBUTE_TYPES, ATTRIBUTES, SPAN_ID, TRACE_ID
 
 LOG_SCHEMA = pa.schema(
@@ -39,6 +42,23 @@ def severity_name(number: int) -> str:
     if not 1 <= number <= MAX_SEVERITY_NUMBER:
         return ""
     return _SEVERITY_NAMES[(number - 1) // 4]
+
+
+def log_record_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One stored log record (a ``LOG_SCHEMA`` row) as the API and alerts give it."""
+    return {
+        "time_ns": row["time_ns"],
+        "observed_time_ns": row["observed_time_ns"],
+        "trace_id": row["trace_id"].hex(),
+        "span_id": row["span_id"].hex() if row["span_id"] is not None else None,
+        "severity": row["severity_text"] or severity_name(row["severity_number"]),
+        "severity_number": row["severity_number"],
+        "body": row["body"],
+        "attributes": typed_attributes(row["attributes"], row["attribute_types"]),
+        "resource": typed_attributes(row["resource"], row["resource_types"]),
+        "service": row["service"],
+        "scope": row["scope_name"] or "",
+    }
 
 
 def empty_log_batch() -> pa.RecordBatch:

@@ -102,14 +102,42 @@ def _send_logs(server: RunningServer, trace_id: str, t0: int) -> None:
     assert httpx.post(server.otlp_http + "/v1/logs", json=body).status_code == 200
 
 
+#: A read-only SLO (the probes try to delete it), which the fed spans do not burn.
+SLOS_FILE = "- {name: Checkout, service: frontend, operation: GET /checkout, objective: 0.5}\n"
+#: An SLO the fed regression minute burns (its requests take 40 ms, not 10), posted once every span is stored:
+#: its alert, explained, is among the answers checked.
+BURNING = {
+    "name": "Burning",
+    "service": "frontend",
+    "operation": "GET /checkout",
+    "objective": 0.99,
+    "latency_ms": 20,
+}
+
+
+def _wait_for_an_alert(server: RunningServer, timeout_s: float = 30.0) -> None:
+    assert httpx.post(server.api + "/api/v1/slos", json=BURNING).status_code == 201
+    deadline = time.monotonic() + timeout_s
+    while not server.get("/api/v1/alerts").json()["alerts"]:
+        assert time.monotonic() < deadline, "the fed burn opened no alert"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     from spyglass.server import SpyglassServer, loopback_config
 
-    server = SpyglassServer(loopback_config(tmp_path_factory.mktemp("openapi"), decision_wait_s=0.2))
+    directory = tmp_path_factory.mktemp("openapi")
+    (directory / "slos.yaml").write_text(SLOS_FILE)
+    config = loopback_config(
+        directory / "data", decision_wait_s=0.2, slos_file=directory / "slos.yaml", slo_interval_s=0.3
+    )
+    server = SpyglassServer(config)
     ports = server.start_in_thread()
     try:
-        yield _feed(RunningServer(server, ports, Path(server.config.data_dir)))
+        fed = _feed(RunningServer(server, ports, Path(server.config.data_dir)))
+        _wait_for_an_alert(fed.server)
+        yield fed
     finally:
         server.stop_thread()
 
@@ -133,6 +161,13 @@ def _probes(fed: Fed) -> list[tuple[str, str, str, dict[str, Any], Any, int]]:
         "baseline_end_ns": t0 + MINUTE_NS,
         "start_ns": t0 + MINUTE_NS,
         "end_ns": t0 + 2 * MINUTE_NS,
+    }
+    slo = {
+        "name": "Probe",
+        "service": "frontend",
+        "operation": "GET /checkout",
+        "objective": 0.9,
+        "latency_ms": 20,
     }
     one = "/api/v1/traces/{trace_id}"
     us = {"start": t0 // 1000, "end": (t0 + 2 * MINUTE_NS) // 1000}
@@ -197,6 +232,16 @@ def _probes(fed: Fed) -> list[tuple[str, str, str, dict[str, Any], Any, int]]:
             200,
         ),
         ("get", "/api/v1/critical-path", "/api/v1/critical-path", {}, None, 400),
+        ("get", "/api/v1/slos", "/api/v1/slos", {}, None, 200),
+        ("post", "/api/v1/slos", "/api/v1/slos", {}, slo, 201),
+        ("post", "/api/v1/slos", "/api/v1/slos", {}, slo, 409),
+        ("post", "/api/v1/slos", "/api/v1/slos", {}, {**slo, "objective": 1.5}, 400),
+        ("get", "/api/v1/slos/{slo_id}", "/api/v1/slos/probe", {}, None, 200),
+        ("get", "/api/v1/slos/{slo_id}", "/api/v1/slos/nothing", {}, None, 404),
+        ("delete", "/api/v1/slos/{slo_id}", "/api/v1/slos/checkout", {}, None, 409),
+        ("delete", "/api/v1/slos/{slo_id}", "/api/v1/slos/probe", {}, None, 200),
+        ("delete", "/api/v1/slos/{slo_id}", "/api/v1/slos/probe", {}, None, 404),
+        ("get", "/api/v1/alerts", "/api/v1/alerts", {}, None, 200),
         (
             "get",
             "/api/v1/compare",
@@ -279,7 +324,7 @@ def test_every_documented_route_is_probed(fed: Fed, document: dict[str, Any]) ->
 
 
 def test_real_answers_validate_against_the_document(fed: Fed, document: dict[str, Any]) -> None:
-    found_causes = 0
+    found_causes = alert_causes = 0
     for method, path, real, query, body, status in _probes(fed):
         response = httpx.request(method, fed.server.api + real, params=query, json=body, timeout=30)
         where = f"{method.upper()} {real} {query or ''}"
@@ -293,7 +338,10 @@ def test_real_answers_validate_against_the_document(fed: Fed, document: dict[str
         assert not errors, (where, [f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:5]])
         if path == "/api/v1/explain" and status == 200:
             found_causes += len(answer["findings"])
+        if path == "/api/v1/alerts":
+            alert_causes += sum(len(alert["findings"]) for alert in answer["alerts"])
     assert found_causes > 0, "explain found nothing, so its findings' shape went unchecked"
+    assert alert_causes > 0, "the alert explained nothing, so its findings' shape went unchecked"
 
 
 def test_the_document_is_valid_openapi_with_no_422s(document: dict[str, Any]) -> None:

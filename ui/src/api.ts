@@ -177,6 +177,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/slos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every SLO with its SLI, budget and burn rates */
+        get: operations["list_slos_api_v1_slos_get"];
+        put?: never;
+        /** Watch a new SLO (kept across restarts) */
+        post: operations["create_slo_api_v1_slos_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/slos/{slo_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One SLO */
+        get: operations["get_slo_api_v1_slos__slo_id__get"];
+        put?: never;
+        post?: never;
+        /** Stop watching an SLO defined through the API */
+        delete: operations["delete_slo_api_v1_slos__slo_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Open and recent alerts of SLOs, newest first */
+        get: operations["alerts_api_v1_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -385,6 +438,191 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Alert
+         * @description One burn of an SLO, explained. The same object is POSTed to --alert-webhook when it fires and when it
+         *     resolves.
+         */
+        Alert: {
+            /** Id */
+            id: string;
+            slo: components["schemas"]["SloDefinition"];
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "firing" | "resolved";
+            /** Started Ns */
+            started_ns: number;
+            /**
+             * Resolved Ns
+             * @description null while firing
+             */
+            resolved_ns: number | null;
+            /**
+             * Pairs Firing
+             * @description The pairs firing when the alert opened
+             */
+            pairs_firing: ("fast" | "slow")[];
+            /** @description As of the latest evaluation (at resolution, once resolved) */
+            burn_rates: components["schemas"]["BurnRates"];
+            /** Budget Remaining */
+            budget_remaining: number;
+            /**
+             * Budget Burnt
+             * @description Share of the period's error budget the burning window used
+             */
+            budget_burnt: number;
+            /**
+             * Summary
+             * @description One line: the SLO, its burn, the likeliest cause and its owner
+             */
+            summary: string;
+            /**
+             * Routing Key
+             * @description The top finding's owner, else the SLO's, else its service's
+             */
+            routing_key: string | null;
+            /**
+             * Owners
+             * @description The findings' owners, likeliest cause first, then the SLO's
+             */
+            owners: string[];
+            /**
+             * Findings
+             * @description explain's top findings for the burning window
+             */
+            findings: components["schemas"]["AlertFinding"][];
+            /** @description The symptom's numbers in both windows; null if explain failed */
+            symptom: components["schemas"]["Symptom"] | null;
+            explained: components["schemas"]["AlertWindows"];
+            /**
+             * Explain Error
+             * @description Why explain failed, when it did (the alert is sent anyway)
+             */
+            explain_error: string | null;
+        };
+        /**
+         * AlertFinding
+         * @description One of explain's findings on the burning window, with links to its example traces.
+         */
+        AlertFinding: {
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "attribute" | "operation" | "n_plus_one" | "sequential" | "error_source";
+            /**
+             * Score
+             * @description Share of the symptom's growth explained, 0 to 1
+             */
+            score: number;
+            /**
+             * Summary
+             * @description One sentence
+             */
+            summary: string;
+            /** Service */
+            service: string;
+            /**
+             * Operation
+             * @description Findings naming an operation
+             */
+            operation?: string;
+            /**
+             * Key
+             * @description Attribute findings: the attribute or resource key
+             */
+            key?: string;
+            /**
+             * Value
+             * @description Attribute findings: its value
+             */
+            value?: string;
+            /**
+             * Owner
+             * @description The team owning the service, when its resource names one
+             */
+            owner: string | null;
+            evidence: components["schemas"]["Evidence"];
+            examples: components["schemas"]["FindingExamples"];
+            /**
+             * Logs
+             * @description Log records of the regression examples, most severe first
+             */
+            logs: components["schemas"]["LogRecord"][];
+            /**
+             * Events
+             * @description Span events of the regression examples
+             */
+            events: components["schemas"]["FindingEvent"][];
+            /**
+             * Links
+             * @description /traces/{trace_id} of the regression examples
+             */
+            links: string[];
+        };
+        /**
+         * AlertWindows
+         * @description What explain compared: the burning window against a healthy baseline of the same length.
+         */
+        AlertWindows: {
+            /** Start Ns */
+            start_ns: number;
+            /** End Ns */
+            end_ns: number;
+            /** Baseline Start Ns */
+            baseline_start_ns: number;
+            /** Baseline End Ns */
+            baseline_end_ns: number;
+            /**
+             * Baseline Rule
+             * @description day_before: the same hours a day earlier; before_burn: just before the burn began
+             * @enum {string}
+             */
+            baseline_rule: "day_before" | "before_burn";
+            /**
+             * Signal
+             * @enum {string}
+             */
+            signal: "latency" | "errors";
+        };
+        /**
+         * AlertsAnswer
+         * @description ``GET /api/v1/alerts``: open and recently resolved alerts, newest first.
+         */
+        AlertsAnswer: {
+            /**
+             * Partial
+             * @description Present (true) only when some cluster member could not be asked
+             * @constant
+             */
+            partial?: true;
+            /**
+             * Missing Peers
+             * @description With partial: the members (their URLs) whose data is missing
+             */
+            missing_peers?: string[];
+            /** Alerts */
+            alerts: components["schemas"]["Alert"][];
+            /** @description null without --alert-webhook */
+            webhook: components["schemas"]["WebhookStatus"] | null;
+        };
+        /**
+         * BurnRates
+         * @description The bad share of each window's requests over the share the objective allows (1: the budget lasts the
+         *     period exactly); null for a window without requests.
+         */
+        BurnRates: {
+            /** 5M */
+            "5m": number | null;
+            /** 30M */
+            "30m": number | null;
+            /** 1H */
+            "1h": number | null;
+            /** 6H */
+            "6h": number | null;
+        };
         /**
          * ClusterMemberStatus
          * @description One member of a cluster as it reported itself (or as this member knows it).
@@ -1805,6 +2043,269 @@ export interface components {
             services: components["schemas"]["ServiceName"][];
         };
         /**
+         * SloAnswer
+         * @description ``GET /api/v1/slos/{id}`` and ``POST /api/v1/slos``: one SLO and its numbers.
+         */
+        SloAnswer: {
+            /**
+             * Partial
+             * @description Present (true) only when some cluster member could not be asked
+             * @constant
+             */
+            partial?: true;
+            /**
+             * Missing Peers
+             * @description With partial: the members (their URLs) whose data is missing
+             */
+            missing_peers?: string[];
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Service */
+            service: string;
+            /** Operation */
+            operation: string;
+            /** Objective */
+            objective: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "latency" | "errors";
+            /**
+             * Latency Ms
+             * @description null for an errors SLO
+             */
+            latency_ms: number | null;
+            /** Period Days */
+            period_days: number;
+            /** Owner */
+            owner: string | null;
+            /**
+             * Defined In
+             * @description api, or the --slos file (read-only through the API)
+             */
+            defined_in: string;
+            /**
+             * Sli
+             * @description The good share of the period's requests; null without requests
+             */
+            sli: number | null;
+            /**
+             * Budget Remaining
+             * @description Share of the period's error budget left (negative: overspent)
+             */
+            budget_remaining: number;
+            burn_rates: components["schemas"]["BurnRates"];
+            /**
+             * Firing
+             * @description fast: 1 h and 5 m both burn >= 14.4; slow: 6 h and 30 m >= 6
+             */
+            firing: ("fast" | "slow")[];
+            /**
+             * Requests
+             * @description Requests in the period (adjusted counts)
+             */
+            requests: number;
+            /** Bad Requests */
+            bad_requests: number;
+            /**
+             * Evaluated Ns
+             * @description When these numbers were read, ns since the epoch
+             */
+            evaluated_ns: number;
+        };
+        /**
+         * SloDefinition
+         * @description An SLO as defined.
+         */
+        SloDefinition: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Service */
+            service: string;
+            /** Operation */
+            operation: string;
+            /** Objective */
+            objective: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "latency" | "errors";
+            /**
+             * Latency Ms
+             * @description null for an errors SLO
+             */
+            latency_ms: number | null;
+            /** Period Days */
+            period_days: number;
+            /** Owner */
+            owner: string | null;
+            /**
+             * Defined In
+             * @description api, or the --slos file (read-only through the API)
+             */
+            defined_in: string;
+        };
+        /**
+         * SloDeleted
+         * @description ``DELETE /api/v1/slos/{id}``: the SLO is no longer watched (its open alert resolves).
+         */
+        SloDeleted: {
+            /**
+             * Partial
+             * @description Present (true) only when some cluster member could not be asked
+             * @constant
+             */
+            partial?: true;
+            /**
+             * Missing Peers
+             * @description With partial: the members (their URLs) whose data is missing
+             */
+            missing_peers?: string[];
+            /**
+             * Deleted
+             * @description The id
+             */
+            deleted: string;
+        };
+        /**
+         * SloRequest
+         * @description An SLO to watch. ``latency_ms`` present: a latency SLO (requests at most this slow are good); absent: an
+         *     errors SLO (requests whose span did not fail are good). A key not listed is refused.
+         */
+        SloRequest: {
+            /**
+             * Id
+             * @description Lower-case letters, digits, '.', '_', '-'; default: made of the name
+             */
+            id?: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Service
+             * @description The service of the operation
+             */
+            service: string;
+            /**
+             * Operation
+             * @description The root (entry) span's name
+             */
+            operation: string;
+            /**
+             * Objective
+             * @description The share of requests that must be good, e.g. 0.99
+             */
+            objective: number;
+            /**
+             * Kind
+             * @description Optional; implied by latency_ms
+             */
+            kind?: ("latency" | "errors") | null;
+            /**
+             * Latency Ms
+             * @description Latency SLOs: the slowest good request
+             */
+            latency_ms?: number | null;
+            /**
+             * Period Days
+             * @description The period the budget is spent over
+             * @default 28
+             */
+            period_days: number;
+            /**
+             * Owner
+             * @description The team the SLO's alerts go to when no cause has one
+             */
+            owner?: string | null;
+        };
+        /**
+         * SloStatus
+         * @description An SLO with its numbers, from the rollups of 100% of spans.
+         */
+        SloStatus: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Service */
+            service: string;
+            /** Operation */
+            operation: string;
+            /** Objective */
+            objective: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "latency" | "errors";
+            /**
+             * Latency Ms
+             * @description null for an errors SLO
+             */
+            latency_ms: number | null;
+            /** Period Days */
+            period_days: number;
+            /** Owner */
+            owner: string | null;
+            /**
+             * Defined In
+             * @description api, or the --slos file (read-only through the API)
+             */
+            defined_in: string;
+            /**
+             * Sli
+             * @description The good share of the period's requests; null without requests
+             */
+            sli: number | null;
+            /**
+             * Budget Remaining
+             * @description Share of the period's error budget left (negative: overspent)
+             */
+            budget_remaining: number;
+            burn_rates: components["schemas"]["BurnRates"];
+            /**
+             * Firing
+             * @description fast: 1 h and 5 m both burn >= 14.4; slow: 6 h and 30 m >= 6
+             */
+            firing: ("fast" | "slow")[];
+            /**
+             * Requests
+             * @description Requests in the period (adjusted counts)
+             */
+            requests: number;
+            /** Bad Requests */
+            bad_requests: number;
+            /**
+             * Evaluated Ns
+             * @description When these numbers were read, ns since the epoch
+             */
+            evaluated_ns: number;
+        };
+        /**
+         * SlosAnswer
+         * @description ``GET /api/v1/slos``: every SLO watched, file-defined first.
+         */
+        SlosAnswer: {
+            /**
+             * Partial
+             * @description Present (true) only when some cluster member could not be asked
+             * @constant
+             */
+            partial?: true;
+            /**
+             * Missing Peers
+             * @description With partial: the members (their URLs) whose data is missing
+             */
+            missing_peers?: string[];
+            /** Slos */
+            slos: components["schemas"]["SloStatus"][];
+        };
+        /**
          * Span
          * @description One span as the API gives it; ids are lowercase hex, times ns since the epoch.
          */
@@ -2250,6 +2751,22 @@ export interface components {
             deployed: boolean;
         };
         /**
+         * WebhookStatus
+         * @description What the webhook sender did since start.
+         */
+        WebhookStatus: {
+            /** Queued */
+            queued: number;
+            /** Delivered */
+            delivered: number;
+            /** Retried */
+            retried: number;
+            /** Failed */
+            failed: number;
+            /** Dropped */
+            dropped: number;
+        };
+        /**
          * WindowEvidence
          * @description A finding's measures in one window, with the symptom's own numbers there (so a finding reads alone).
          */
@@ -2358,6 +2875,11 @@ export interface components {
     headers: never;
     pathItems: never;
 }
+export type Alert = components['schemas']['Alert'];
+export type AlertFinding = components['schemas']['AlertFinding'];
+export type AlertWindows = components['schemas']['AlertWindows'];
+export type AlertsAnswer = components['schemas']['AlertsAnswer'];
+export type BurnRates = components['schemas']['BurnRates'];
 export type ClusterMemberStatus = components['schemas']['ClusterMemberStatus'];
 export type ClusterStatus = components['schemas']['ClusterStatus'];
 export type CompareAttribute = components['schemas']['CompareAttribute'];
@@ -2412,6 +2934,12 @@ export type ServiceName = components['schemas']['ServiceName'];
 export type ServiceOverview = components['schemas']['ServiceOverview'];
 export type ServiceOverviewAnswer = components['schemas']['ServiceOverviewAnswer'];
 export type ServicesAnswer = components['schemas']['ServicesAnswer'];
+export type SloAnswer = components['schemas']['SloAnswer'];
+export type SloDefinition = components['schemas']['SloDefinition'];
+export type SloDeleted = components['schemas']['SloDeleted'];
+export type SloRequest = components['schemas']['SloRequest'];
+export type SloStatus = components['schemas']['SloStatus'];
+export type SlosAnswer = components['schemas']['SlosAnswer'];
 export type Span = components['schemas']['Span'];
 export type SpanEvent = components['schemas']['SpanEvent'];
 export type SpanLink = components['schemas']['SpanLink'];
@@ -2426,6 +2954,7 @@ export type TracePage = components['schemas']['TracePage'];
 export type TraceSearchAnswer = components['schemas']['TraceSearchAnswer'];
 export type TraceSummary = components['schemas']['TraceSummary'];
 export type VersionSeen = components['schemas']['VersionSeen'];
+export type WebhookStatus = components['schemas']['WebhookStatus'];
 export type WindowEvidence = components['schemas']['WindowEvidence'];
 export type $defs = Record<string, never>;
 export interface operations {
@@ -2786,6 +3315,197 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Metrics"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    list_slos_api_v1_slos_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlosAnswer"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    create_slo_api_v1_slos_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SloRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SloAnswer"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description The id is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    get_slo_api_v1_slos__slo_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The SLO's id */
+                slo_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SloAnswer"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No SLO with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    delete_slo_api_v1_slos__slo_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The SLO's id */
+                slo_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SloDeleted"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No SLO with this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description Defined in the --slos file: remove it there */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    alerts_api_v1_alerts_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertsAnswer"];
                 };
             };
             /** @description Bad Request */

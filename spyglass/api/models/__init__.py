@@ -59,6 +59,20 @@ from spyglass.api.models.jaeger import (
     JaegerTrace,
     JaegerTracesAnswer,
 )
+from spyglass.api.models.slos import (
+    Alert,
+    AlertFinding,
+    AlertsAnswer,
+    AlertWindows,
+    BurnRates,
+    SloAnswer,
+    SloDefinition,
+    SloDeleted,
+    SloRequest,
+    SlosAnswer,
+    SloStatus,
+    WebhookStatus,
+)
 from spyglass.api.models.traces import (
     ClusterMemberStatus,
     ClusterStatus,
@@ -91,9 +105,14 @@ from spyglass.api.models.ui import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertFinding",
+    "AlertWindows",
+    "AlertsAnswer",
     "Answer",
     "ApiModel",
     "Attributes",
+    "BurnRates",
     "ClusterMemberStatus",
     "ClusterStatus",
     "CompareAttribute",
@@ -151,6 +170,12 @@ __all__ = [
     "ServiceOverviewAnswer",
     "ServicesAnswer",
     "Signal",
+    "SloAnswer",
+    "SloDefinition",
+    "SloDeleted",
+    "SloRequest",
+    "SloStatus",
+    "SlosAnswer",
     "Span",
     "SpanEvent",
     "SpanKindName",
@@ -167,5 +192,6 @@ __all__ = [
     "TraceSearchAnswer",
     "TraceSummary",
     "VersionSeen",
+    "WebhookStatus",
     "WindowEvidence",
 ]

@@ -1,0 +1,133 @@
+"""The SLO evaluator: a background thread that, every ``--slo-interval`` seconds, measures each SLO from the
+rollups and opens or resolves its alert. It never runs on the ingest path: it reads what the API reads, at the
+background threads' lower CPU priority.
+
+An SLO has at most one open alert. When a burn-rate pair starts firing, the alert is opened: explain runs on the
+burning window against its baseline (``analysis.slo_windows``), and one notification goes to every notifier (the
+log, the webhook). While any pair still fires nothing more is sent; when none does, the alert resolves and a
+resolved notification (same id) follows. An SLO deleted while its alert is open resolves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from spyglass.alerting.alerts import Alert
+from spyglass.alerting.watch import SloWatch
+from spyglass.analysis.slo import Slo
+from spyglass.analysis.slo_burn import PAIR_BY_NAME
+from spyglass.analysis.slo_explain import BurnExplained, ExplainSources, explain_burn
+from spyglass.analysis.slo_meter import SloMeasure
+from spyglass.analysis.slo_windows import explain_windows
+from spyglass.background import yield_to_queries
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    """Where an alert's notifications go (its JSON, when it fires and when it resolves)."""
+
+    def notify(self, alert: dict[str, Any]) -> None: ...
+
+
+class LogNotifier:
+    """One INFO line per notification: the alert's id, state and summary."""
+
+    def notify(self, alert: dict[str, Any]) -> None:
+        log.info("alert %s %s: %s", alert["id"], alert["state"], alert["summary"])
+
+
+class SloEvaluator:
+    """Measures every SLO each ``interval_s`` in a thread of its own (``start``/``stop``); ``evaluate`` runs
+    one round in the caller's thread."""
+
+    def __init__(
+        self,
+        watch: SloWatch,
+        sources: ExplainSources,
+        notifiers: Sequence[Notifier],
+        interval_s: float,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.watch = watch
+        self.sources = sources
+        self.notifiers = list(notifiers)
+        self.interval_s = interval_s
+        self.clock = clock
+        self.rounds = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="spyglass-slo-evaluator", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        yield_to_queries()
+        while not self._stopping.wait(self.interval_s):
+            try:
+                self.evaluate()
+            except Exception:  # a bad round must not end the watch
+                log.exception("SLO evaluation failed")
+
+    def evaluate(self, now_ns: int | None = None) -> None:
+        """One round: every SLO measured, alerts opened and resolved (a round whose reads fail is skipped)."""
+        now = self.clock() if now_ns is None else now_ns
+        book = self.watch.alerts
+        slos = self.watch.catalog.all()
+        try:
+            measures = self.watch.meter.measure_all(slos, now)
+        except Exception:
+            log.exception("SLOs could not be measured")
+            return
+        for slo in slos:
+            if self._stopping.is_set():
+                return
+            measure = measures[slo.id]
+            alert = book.open_for(slo.id)
+            if measure.status.firing and alert is None:
+                self._open(slo, measure, now)
+            elif measure.status.firing and alert is not None:
+                book.update(alert, measure.status)
+            elif alert is not None:
+                book.resolve(alert, now, measure.status)
+                self._send(alert)
+        for alert in book.open_alerts():
+            if self.watch.catalog.get(alert.slo.id) is None:
+                book.resolve(alert, now, None)
+                self._send(alert)
+        self.rounds += 1
+
+    def _open(self, slo: Slo, measure: SloMeasure, now_ns: int) -> None:
+        status = measure.status
+        pair = PAIR_BY_NAME[status.firing[0]]
+        sources = self.sources
+        windows = explain_windows(sources.store, sources.rollups, slo, measure.recent, pair, now_ns)
+        explained: BurnExplained | None = None
+        error: str | None = None
+        try:
+            explained = explain_burn(sources, slo, windows)
+        except Exception as exc:  # the alert still goes out, saying explain failed
+            log.exception("explain failed for the burn of SLO %r", slo.id)
+            error = f"{type(exc).__name__}: {exc}"
+        burnt = status.budget_spent(measure.recent.window(windows.start_ns))
+        alert = Alert(slo, now_ns, status.firing, status, burnt, windows, explained, error)
+        self.watch.alerts.opened(alert)
+        self._send(alert)
+
+    def _send(self, alert: Alert) -> None:
+        body = alert.as_json()
+        for notifier in self.notifiers:
+            try:
+                notifier.notify(body)
+            except Exception:
+                log.exception("an alert notifier failed")
