@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from spyglass.cli import main
 from tests.conftest import RunningServer
 
@@ -10,6 +12,11 @@ def test_demo_command_feeds_a_server(spyglass: RunningServer) -> None:
     assert main(["demo", "--otlp-endpoint", spyglass.otlp_http, "--duration", "2", "--rate", "10"]) == 0
     status = spyglass.wait_for(lambda s: s["spans_received"] > 50)
     assert status["spans_rejected"] == 0
-    spyglass.flush()
-    services = {s["name"] for s in spyglass.get("/api/v1/services").json()["services"]}
-    assert {"frontend", "checkout", "cart", "inventory"} <= services
+    wanted = {"frontend", "checkout", "cart", "inventory"}
+    # The last exports may still be on their way in when the first 50 spans are: look until every service shows.
+    deadline = time.monotonic() + 15
+    services: set[str] = set()
+    while not wanted <= services and time.monotonic() < deadline:
+        spyglass.flush()
+        services = {s["name"] for s in spyglass.get("/api/v1/services").json()["services"]}
+    assert wanted <= services
