@@ -68,6 +68,8 @@ def create_api_app(ctx: ApiContext, extra_routes: Sequence[BaseRoute] = ()) -> F
         openapi_url=OPENAPI_PATH,
         docs_url=None,
         redoc_url=None,
+        # spyglass must never trace its own queries into whatever OpenTelemetry provider its process holds.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         exception_handlers={
             BadRequest: bad_request,
             RequestValidationError: invalid_parameters,
