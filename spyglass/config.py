@@ -29,6 +29,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, CliSettingsSource, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
+from typing_extensions import TypeAliasType
+
+from spyglass.model.retention import DAY_S, RetentionPolicy, parse_duration
 
 
 class ConfigError(ValueError):
@@ -41,7 +44,17 @@ def _comma_separated(value: object) -> object:
     return value
 
 
+def _duration_s(value: object) -> object:
+    """``7d``, ``36h``, ``15m``, ``90s`` or a bare number of seconds, as whole seconds."""
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
 _Port = Annotated[int, Field(ge=0, le=65535)]
+#: A duration in whole seconds, written with a unit on the command line and in the environment (``--help``
+#: names it by the alias).
+DURATION = TypeAliasType("DURATION", Annotated[int, BeforeValidator(_duration_s)])
 #: ``a,b,c`` on the command line and in the environment alike (not JSON), blanks dropped.
 _CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 
@@ -125,6 +138,20 @@ class ServeConfig:
         validation_alias="slo_interval",
         description="seconds between two evaluations of every SLO",
     )
+    retention_s: DURATION = Field(
+        default=7 * DAY_S,
+        gt=0,
+        validation_alias="retention",
+        description="traces and logs older than this are deleted and their space reused: seconds, or a number "
+        "with s, m, h or d (90s, 15m, 36h, 7d)",
+    )
+    rollup_retention_s: DURATION = Field(
+        default=90 * DAY_S,
+        gt=0,
+        validation_alias="rollup_retention",
+        description="how long the aggregates of 100% of spans are kept (a duration), in minutes after a day "
+        "and hours after a week",
+    )
 
     @field_validator(
         "clickhouse_url",
@@ -185,6 +212,10 @@ class ServeConfig:
     def validate(self) -> ServeConfig:
         """A no-op kept for callers: building one (``replace()`` included) validates it."""
         return self
+
+    @property
+    def retention_policy(self) -> RetentionPolicy:
+        return RetentionPolicy(retention_s=self.retention_s, rollup_retention_s=self.rollup_retention_s)
 
     @property
     def decode_workers(self) -> int:
@@ -290,6 +321,8 @@ def _config_error(error: ValidationError, from_environment: set[str]) -> ConfigE
     name, value = _NAME_OF_KEY[key], detail["input"]
     requirement = _requirement(name, detail)
     if key in from_environment:
+        if requirement is None and detail["type"] == "value_error":
+            requirement = str(detail.get("ctx", {}).get("error", detail["msg"]))  # a validator's own words
         reason = f": {requirement}" if requirement else ""
         return ConfigError(f"{_env_var(name)}={value!r} is not a valid {_flag(name)}{reason}")
     if requirement is None:

@@ -42,6 +42,7 @@ from spyglass.receivers.otlp_http import create_otlp_http_app
 from spyglass.receivers.zipkin import create_zipkin_app
 from spyglass.satellite.log_writer import LogWriter
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
+from spyglass.satellite.retention import RetentionWorker
 from spyglass.satellite.sampler import DynamicSampler, KeepAllSampler, SamplingPolicy
 from spyglass.store.protocol import Store
 
@@ -76,7 +77,7 @@ def open_store(config: ServeConfig) -> Store:
         from spyglass.store.clickhouse_store import ClickHouseStore
 
         try:
-            return ClickHouseStore(config.clickhouse_url)
+            return ClickHouseStore(config.clickhouse_url, retention=config.retention_policy)
         except (ValueError, ChdbMissingError) as error:
             raise ConfigError(f"--clickhouse-url: {error}") from error
     raise ConfigError(f"--store {config.store} needs --clickhouse-url")
@@ -172,6 +173,8 @@ class SpyglassServer:
         self.receiver_settings = ReceiverSettings(
             sink, config.max_body_bytes, config.ingest_token, decode_pool=self.decode_pool
         )
+        # --retention and --rollup-retention, applied to this member's own store in small steps.
+        self.retention = RetentionWorker(self.store, config.retention_policy)
         # OTLP logs with trace context: straight to the store through a bounded queue (429 when it is full).
         self.log_writer = LogWriter(self.store, max_queued_records=config.max_queued_spans)
         # What the API and the SLO evaluator read: the cluster-wide views when clustered, this member's own else.
@@ -205,6 +208,7 @@ class SpyglassServer:
                 cluster=self.cluster,
                 ingest_status=self.ingest_status,
                 slos=self.slo_watch,
+                storage=self.retention.status,
             ),
             [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
         )
@@ -269,6 +273,7 @@ class SpyglassServer:
         if self.slo_watch.webhook is not None:
             self.slo_watch.webhook.start()
         self.slo_evaluator.start()
+        self.retention.start()
         await grpc_server.start()
         # The query API runs on an event loop of its own thread: a query waits for nothing ingest does on its
         # loop (reading bodies, answering gRPC), so a flood of exports cannot queue the people looking.
@@ -295,6 +300,7 @@ class SpyglassServer:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(api_thread.join)
+            await asyncio.to_thread(self.retention.stop)
             await asyncio.to_thread(self.slo_evaluator.stop)
             if self.slo_watch.webhook is not None:
                 await asyncio.to_thread(self.slo_watch.webhook.stop)

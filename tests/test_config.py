@@ -115,6 +115,8 @@ SERVE_FLAGS = (
     "--slos",
     "--alert-webhook",
     "--slo-interval",
+    "--retention",
+    "--rollup-retention",
 )
 
 
@@ -257,3 +259,21 @@ def test_a_bad_slo_file_stops_the_start_naming_the_slo_and_field(tmp_path: Path)
     slos.write_text("- {name: Checkout, service: frontend, operation: POST /checkout, objective: 99}\n")
     with pytest.raises(ConfigError, match=r"--slos: .*SLO #1 \(Checkout\): objective must be in \(0, 1\)"):
         SpyglassServer(loopback_config(tmp_path / "data", slos_file=slos))
+
+
+def test_retention_takes_durations() -> None:
+    default = parse_serve_args([], env={})
+    assert (default.retention_s, default.rollup_retention_s) == (7 * 86_400, 90 * 86_400)
+    config = parse_serve_args(["--retention", "36h"], env={"SPYGLASS_ROLLUP_RETENTION": "30d"})
+    assert (config.retention_s, config.rollup_retention_s) == (36 * 3600, 30 * 86_400)
+    assert config.retention_policy.retention_s == 36 * 3600
+    for text, seconds in (("90s", 90), ("15m", 900), ("7d", 604_800), ("3600", 3600), ("1.5h", 5400)):
+        assert parse_serve_args(["--retention", text], env={}).retention_s == seconds
+    with pytest.raises(ConfigError, match=r"--retention='7x'.*number with s, m, h or d"):
+        parse_serve_args(["--retention", "7x"], env={})
+    with pytest.raises(
+        ConfigError, match=r"SPYGLASS_RETENTION='soon' is not a valid --retention: a duration"
+    ):
+        parse_serve_args([], env={"SPYGLASS_RETENTION": "soon"})
+    with pytest.raises(ConfigError, match=r"--rollup-retention must be > 0, got 0"):
+        parse_serve_args(["--rollup-retention", "0d"], env={})

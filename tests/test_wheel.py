@@ -95,6 +95,7 @@ def test_wheel_installs_in_a_clean_venv_and_serves_the_ui(tmp_path: Path) -> Non
     (wheel,) = dist.glob("spyglass-*.whl")
     wheel_names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"spyglass/web/static/dist/{name}" for name in UI_BUNDLE} <= wheel_names
+    assert "spyglass/demo/slos.yaml" in wheel_names  # scripts/demo.sh's --slos, also for installed demos
     assert not [name for name in wheel_names if name.startswith(("tests/", "ui/"))]
 
     started = time.monotonic()

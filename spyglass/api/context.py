@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from spyglass.analysis.live import LiveData, RollupReader
 from spyglass.analysis.ownership import Ownership
-from spyglass.model.figures import AggregateFigures, LogCounters, RecallFigures, SatelliteCounters
+from spyglass.model.figures import (
+    AggregateFigures,
+    LogCounters,
+    RecallFigures,
+    SatelliteCounters,
+    StorageStatus,
+)
 from spyglass.store.protocol import Store
 
 if TYPE_CHECKING:
@@ -54,3 +60,5 @@ class ApiContext:
     ingest_status: Callable[[], dict[str, dict[str, int]]] = dict
     #: The SLOs watched, their measures and their alerts (``None``: no SLO routes answer anything but 404).
     slos: SloWatch | None = None
+    #: This member's store on disk, its oldest data and what retention did (``None``: not reported).
+    storage: Callable[[], StorageStatus] | None = None

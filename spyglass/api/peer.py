@@ -51,7 +51,8 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[Verb, Callable[[dict[str,
         return _arrow(satellite.rollups.read(query, include_stored))
 
     def status(args: dict[str, Any]) -> Response:
-        own = local_status(satellite, ctx.log_counters, ctx.ingest_status())
+        storage = ctx.storage() if ctx.storage is not None else None
+        own = local_status(satellite, ctx.log_counters, ctx.ingest_status(), storage)
         return json_response({**own, "cluster_member": node.local_status_extras()})
 
     def scan(args: dict[str, Any]) -> Response:

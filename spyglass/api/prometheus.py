@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from spyglass import __version__
 from spyglass.api.context import ApiContext
-from spyglass.model.figures import HISTOGRAM_BOUNDS_S, RedTotals
+from spyglass.model.figures import HISTOGRAM_BOUNDS_S, RedTotals, StorageStatus
 
 _SERIES_LABELS = ("service", "operation")
 
@@ -147,7 +147,66 @@ class SpyglassCollector:
             "Rollup time buckets held in memory until they close.",
             aggregates.open_buckets,
         )
+        if self.ctx.storage is not None:
+            yield from _storage_families(self.ctx.storage())
         yield from _red_families(aggregates.totals)
+
+
+def _storage_families(storage: StorageStatus) -> tuple[Metric, ...]:
+    """The store on disk, the oldest data held, the retention settings and what retention did."""
+    figures, policy, done = storage.figures, storage.policy, storage.counters
+    oldest = GaugeMetricFamily(
+        "spyglass_store_oldest_timestamp_seconds",
+        "Time of the oldest data the store holds, by kind (absent when it holds none).",
+        labels=["data"],
+    )
+    for data, oldest_ns in (
+        ("spans", figures.oldest_span_ns),
+        ("logs", figures.oldest_log_ns),
+        ("rollups", figures.oldest_rollup_ns),
+    ):
+        if oldest_ns is not None:
+            oldest.add_metric([data], oldest_ns / 1e9)
+    retention = GaugeMetricFamily(
+        "spyglass_retention_seconds", "How long the store keeps each kind of data.", labels=["data"]
+    )
+    for data, seconds in (
+        ("spans", policy.retention_s),
+        ("logs", policy.retention_s),
+        ("rollups", policy.rollup_retention_s),
+    ):
+        retention.add_metric([data], seconds)
+    expired = CounterMetricFamily(
+        "spyglass_retention_deleted_rows", "Rows retention deleted, by kind of data.", labels=["data"]
+    )
+    for data, rows in (
+        ("spans", done.spans_expired),
+        ("logs", done.logs_expired),
+        ("rollups", done.rollup_rows_expired),
+    ):
+        expired.add_metric([data], rows)
+    return (
+        GaugeMetricFamily("spyglass_store_disk_bytes", "Bytes of the store on disk.", figures.disk_bytes),
+        GaugeMetricFamily(
+            "spyglass_store_free_bytes",
+            "Bytes of the store's file freed by retention, reused by the next writes.",
+            figures.free_bytes,
+        ),
+        oldest,
+        retention,
+        expired,
+        CounterMetricFamily(
+            "spyglass_rollup_rows_downsampled",
+            "Stored rollup rows merged into coarser buckets as they aged.",
+            done.rollup_rows_downsampled,
+        ),
+        CounterMetricFamily("spyglass_retention_passes", "Retention passes run.", done.passes),
+        GaugeMetricFamily(
+            "spyglass_retention_longest_step_seconds",
+            "The longest one retention step (one transaction) held the store's writer.",
+            done.longest_step_s,
+        ),
+    )
 
 
 def _red_families(totals: list[RedTotals]) -> tuple[Metric, ...]:

@@ -12,12 +12,23 @@ from starlette.responses import Response
 from spyglass.alerting.slo_catalog import SloConflict
 from spyglass.alerting.watch import SloWatch
 from spyglass.analysis.slo import InvalidSlo, Slo, slo_from_fields
+from spyglass.analysis.slo_series import series_step_s, slo_series
 from spyglass.api.context import ApiContext
 from spyglass.api.json_response import json_response
-from spyglass.api.models import AlertsAnswer, ErrorAnswer, SloAnswer, SloDeleted, SloRequest, SlosAnswer
-from spyglass.api.params import BadRequest
+from spyglass.api.models import (
+    AlertsAnswer,
+    ErrorAnswer,
+    SloAnswer,
+    SloDeleted,
+    SloRequest,
+    SlosAnswer,
+    SloSeriesAnswer,
+)
+from spyglass.api.params import BadRequest, EndNs, StartNs, StepS, window
 
 SloId = Annotated[str, Path(description="The SLO's id")]
+#: A series longer than this is refused (400), as ``/api/v1/metrics`` refuses one.
+MAX_SERIES_POINTS = 5_000
 
 
 def _with_numbers(watch: SloWatch, slo: Slo, now_ns: int) -> dict[str, Any]:
@@ -75,6 +86,24 @@ def router(ctx: ApiContext) -> APIRouter:
         if watch is None or slo is None:
             return _not_found(slo_id)
         return json_response(_with_numbers(watch, slo, time.time_ns()))
+
+    @api.get(
+        "/api/v1/slos/{slo_id}/series",
+        response_model=SloSeriesAnswer,
+        responses=missing,
+        summary="One SLO's SLI and burn rate step by step",
+    )
+    def get_series(
+        slo_id: SloId, start_ns: StartNs = None, end_ns: EndNs = None, step_s: StepS = None
+    ) -> Response:
+        slo = watch.catalog.get(slo_id) if watch is not None else None
+        if slo is None:
+            return _not_found(slo_id)
+        start, end = window(start_ns, end_ns)
+        step = series_step_s(start, end, ctx.rollups.bucket_s, step_s)
+        if (end - start) // (step * 1_000_000_000) > MAX_SERIES_POINTS:
+            raise BadRequest(f"step_s={step} makes more than {MAX_SERIES_POINTS} points in the window")
+        return json_response(slo_series(ctx.rollups, slo, start, end, step).as_json())
 
     @api.delete(
         "/api/v1/slos/{slo_id}",

@@ -54,7 +54,7 @@ from spyglass.api.trace_pages import (
     trace_columns,
     trace_page,
 )
-from spyglass.model.figures import LogCounters
+from spyglass.model.figures import LogCounters, StorageStatus
 from spyglass.model.log_schema import log_record_json
 from spyglass.model.schema import KIND_NAMES
 from spyglass.store.protocol import TraceQuery
@@ -63,8 +63,42 @@ MAX_SEARCH_LIMIT = 20_000
 MAX_LOG_LIMIT = 10_000
 
 
+def storage_json(storage: StorageStatus) -> dict[str, Any]:
+    """The ``storage`` object of ``/api/v1/status``: bytes on disk, oldest data, the policy, what it did."""
+    figures, policy, done = storage.figures, storage.policy, storage.counters
+    return {
+        "disk_bytes": figures.disk_bytes,
+        "free_bytes": figures.free_bytes,
+        "oldest_span_ns": figures.oldest_span_ns,
+        "oldest_log_ns": figures.oldest_log_ns,
+        "oldest_rollup_ns": figures.oldest_rollup_ns,
+        "retention_s": policy.retention_s,
+        "rollup_retention_s": policy.rollup_retention_s,
+        "rollup_tiers": [{"after_s": t.after_s, "bucket_s": t.bucket_s} for t in policy.rollup_tiers],
+        "spans_expired": done.spans_expired,
+        "logs_expired": done.logs_expired,
+        "rollup_rows_expired": done.rollup_rows_expired,
+        "rollup_rows_downsampled": done.rollup_rows_downsampled,
+        "retention_steps": done.steps,
+        "retention_passes": done.passes,
+        "last_pass_ns": done.last_pass_ns,
+        "longest_step_s": done.longest_step_s,
+    }
+
+
+def oldest_held_ns(storage: StorageStatus | None) -> int | None:
+    """The oldest span or log record the store holds (what ``--retention`` bounds); None when none."""
+    if storage is None:
+        return None
+    held = [t for t in (storage.figures.oldest_span_ns, storage.figures.oldest_log_ns) if t is not None]
+    return min(held) if held else None
+
+
 def local_status(
-    satellite: Member, logs: LogCounters | None, ingest: dict[str, dict[str, int]] | None = None
+    satellite: Member,
+    logs: LogCounters | None,
+    ingest: dict[str, dict[str, int]] | None = None,
+    storage: StorageStatus | None = None,
 ) -> dict[str, Any]:
     """One satellite's own ``/api/v1/status`` (a cluster's answer sums these over its members)."""
     counters = satellite.counters
@@ -82,6 +116,9 @@ def local_status(
         "ingest": ingest or {},
         "recall": asdict(satellite.recall_figures()),
         "version": __version__,
+        "oldest_ns": oldest_held_ns(storage),
+        "disk_bytes": storage.figures.disk_bytes if storage is not None else 0,
+        "storage": storage_json(storage) if storage is not None else None,
     }
 
 
@@ -113,7 +150,8 @@ def router(ctx: ApiContext) -> APIRouter:
 
     @api.get("/api/v1/status", response_model=StatusAnswer, summary="Ingest, sampling and storage counters")
     def status() -> Response:
-        own = local_status(ctx.satellite, ctx.log_counters, ctx.ingest_status())
+        storage = ctx.storage() if ctx.storage is not None else None
+        own = local_status(ctx.satellite, ctx.log_counters, ctx.ingest_status(), storage)
         return json_response(own if ctx.cluster is None else ctx.cluster.status(own))
 
     @api.get("/api/v1/services", response_model=ServicesAnswer, summary="Services seen")

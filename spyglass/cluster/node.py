@@ -60,6 +60,7 @@ class ClusterNode:
         self.sink = self.router if forward else satellite
         self.forward = forward
         self.peers = PeerClient(self.membership, query_token, peer_timeout_s)
+        self.shared_store = shared_store
         fan_out = FanOut(self.peers, shared_store)
         self.store_view = ClusterStore(store, fan_out)
         self.live_view = ClusterLive(satellite, fan_out)
@@ -113,6 +114,7 @@ class ClusterNode:
         members = [local, *answers]
         total = _sum_status(members)
         total["version"] = local.get("version")
+        total.update(_cluster_storage(members, self.shared_store))
         configured = self.membership.configured
         answered = {m["cluster_member"]["url"] for m in members}
         total["cluster"] = {
@@ -153,6 +155,37 @@ class ClusterNode:
         }
 
 
+#: Storage figures that are instants or settings, not amounts: the cluster's is the earliest, the latest, the
+#: largest or this member's, never a sum.
+_EARLIEST = ("oldest_span_ns", "oldest_log_ns", "oldest_rollup_ns")
+_LATEST = ("last_pass_ns", "longest_step_s")
+
+
+def _cluster_storage(members: list[dict[str, Any]], shared_store: bool) -> dict[str, Any]:
+    """``oldest_ns``, ``disk_bytes`` and ``storage`` for the cluster. Each member expires and measures its own
+    store: amounts add up, the oldest data is the earliest any member holds. With one shared store every
+    member measures the same database, so this member's figures are the cluster's."""
+    local = members[0]
+    if shared_store or local.get("storage") is None:
+        return {key: local.get(key) for key in ("oldest_ns", "disk_bytes", "storage")}
+    reports = [m["storage"] for m in members if isinstance(m.get("storage"), dict)]
+    storage = dict(local["storage"])
+    for key in local["storage"]:
+        values = [r[key] for r in reports if r.get(key) is not None]
+        if key in _EARLIEST:
+            storage[key] = min(values, default=None)
+        elif key in _LATEST:
+            storage[key] = max(values, default=None)
+        elif key.endswith(("_bytes", "_expired", "_downsampled", "_steps", "_passes")):
+            storage[key] = sum(values)
+    oldest = [m["oldest_ns"] for m in members if m.get("oldest_ns") is not None]
+    return {
+        "oldest_ns": min(oldest, default=None),
+        "disk_bytes": storage["disk_bytes"],
+        "storage": storage,
+    }
+
+
 def _sum_status(statuses: list[dict[str, Any]]) -> dict[str, Any]:
     """Numbers summed key by key (nested objects too); other values taken from the first status."""
     total: dict[str, Any] = {}
@@ -161,7 +194,7 @@ def _sum_status(statuses: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(value, bool) or value is None or isinstance(value, str | list):
                 total.setdefault(key, value)
             elif isinstance(value, int | float):
-                total[key] = total.get(key, 0) + value
+                total[key] = (total.get(key) or 0) + value  # None: a member without it
             elif isinstance(value, dict):
                 total[key] = (
                     _sum_status([total[key], value]) if isinstance(total.get(key), dict) else dict(value)

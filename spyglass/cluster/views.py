@@ -5,7 +5,8 @@ merging (concatenate; newest first and ``limit`` for trace search; rollup rows s
 names). When every member writes to one shared store (ClickHouse), store reads stay local, or every row
 would come back once per member. ``ClusterLive`` (``LiveData``) and ``ClusterRollups`` (``RollupReader``) do
 the same for what never reached a store: the recall buffers and the aggregators' rows not yet written. All
-three ask through one ``FanOut``. Writes always go to the local store.
+three ask through one ``FanOut``. Writes, retention and storage figures always go to the local store: each
+member expires its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ import pyarrow.compute as pc
 
 from spyglass.cluster.peer_client import PeerClient
 from spyglass.cluster.peer_reads import PeerReads
+from spyglass.model.figures import StorageFigures
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.satellite.pipeline import Satellite
-from spyglass.store.protocol import RollupQuery, ScanFilter, Store, TraceQuery
+from spyglass.store.protocol import (
+    ExpiringData,
+    RetentionStep,
+    RollupQuery,
+    ScanFilter,
+    Store,
+    TraceQuery,
+)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -99,6 +108,20 @@ class ClusterStore:
 
     def close(self) -> None:
         self.local.close()
+
+    # -- retention: each member expires and measures its own store -------------------------------------
+
+    def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
+        return self.local.expire(data, before_ns, slice_ns)
+
+    def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
+        return self.local.downsample_rollups(before_ns, bucket_s, slice_ns)
+
+    def reclaim_space(self) -> None:
+        self.local.reclaim_space()
+
+    def storage_figures(self) -> StorageFigures:
+        return self.local.storage_figures()
 
     # -- reads: every member ---------------------------------------------------------------------------
 

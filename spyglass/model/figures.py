@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spyglass.model.retention import RetentionPolicy
+
 
 @dataclass
 class SatelliteCounters:
@@ -89,3 +91,44 @@ class RedTotals:
     duration_sum_s: float = 0.0  # from sketch bin values: within the sketch's relative accuracy
     #: Spans with duration <= each of ``HISTOGRAM_BOUNDS_S`` (not cumulative; +Inf is ``count``).
     buckets: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_BOUNDS_S))
+
+
+@dataclass(frozen=True)
+class StorageFigures:
+    """What a store holds on disk and since when, as the store itself reports it."""
+
+    #: Bytes of the store's files (DuckDB: the database file and its write-ahead log; ClickHouse: active parts)
+    disk_bytes: int
+    #: Of those, bytes freed by deletions and reused by the next writes before the file grows
+    free_bytes: int
+    #: The oldest span start, log record time and rollup bucket start held; None when there is none
+    oldest_span_ns: int | None
+    oldest_log_ns: int | None
+    oldest_rollup_ns: int | None
+
+
+@dataclass
+class RetentionCounters:
+    """What the retention worker has done since start; written by its own thread only."""
+
+    spans_expired: int = 0
+    logs_expired: int = 0
+    rollup_rows_expired: int = 0
+    #: Stored rollup rows merged into coarser buckets (each pass's fine rows, gone once merged)
+    rollup_rows_downsampled: int = 0
+    #: Short transactions (one time slice each) and full passes run
+    steps: int = 0
+    passes: int = 0
+    #: When the last pass ended; None before the first
+    last_pass_ns: int | None = None
+    #: The longest a single step held the store's writer, seconds
+    longest_step_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class StorageStatus:
+    """What status and ``/metrics`` show of storage: the store's figures, the policy, what retention did."""
+
+    figures: StorageFigures
+    policy: RetentionPolicy
+    counters: RetentionCounters

@@ -41,16 +41,18 @@ class ClickHouseConnection(Protocol):
 
     database: str
 
-    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
-        """Run a statement that returns nothing worth reading (DDL, INSERT ... SELECT)."""
+    def command(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> None:
+        """Run a statement that returns nothing worth reading (DDL, INSERT ... SELECT), with query settings."""
         ...
 
     def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None) -> pa.Table:
         """Run a query and return its result as one Arrow table."""
         ...
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        """Insert an Arrow table (columns matched by name) into ``table``."""
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any] | None = None) -> None:
+        """Insert an Arrow table (columns matched by name) into ``table``, with query settings."""
         ...
 
     def close(self) -> None: ...
@@ -153,17 +155,19 @@ class ClientConnection:
     def _locked(self) -> threading.Lock | _NoLock:
         return self._lock if self._lock is not None else _NO_LOCK
 
-    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+    def command(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> None:
         with self._locked():
-            self._client.command(sql, parameters=parameters)
+            self._client.command(sql, parameters=parameters, settings=settings)
 
     def query_arrow(self, sql: str, parameters: dict[str, Any] | None = None) -> pa.Table:
         with self._locked():
             return self._client.query_arrow(sql, parameters=parameters, use_strings=True)
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any] | None = None) -> None:
         with self._locked():
-            self._client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
+            self._client.insert_arrow(table, data, settings={**_INSERT_SETTINGS, **(settings or {})})
 
     def close(self) -> None:
         with self._locked():

@@ -15,6 +15,7 @@ views on ``otel_traces`` (so spans a Collector writes are summarized too), the r
 
 from __future__ import annotations
 
+from spyglass.model.retention import RetentionPolicy
 from spyglass.store.clickhouse_connection import ClickHouseConnection
 
 #: Bumped whenever the statements below change; ``_MIGRATIONS[v]`` upgrades a database from version ``v``.
@@ -264,6 +265,32 @@ def migrate(conn: ClickHouseConnection) -> int:
         {"version": SCHEMA_VERSION},
     )
     return found
+
+
+def retention_ttls(policy: RetentionPolicy) -> dict[str, str]:
+    """Each table's TTL expression for a retention policy (its numbers are validated integers, not text from
+    outside). Spans, their summaries and logs age by their time; rollup rows by their bucket's end."""
+    keep_s, rollups_s = int(policy.retention_s), int(policy.rollup_retention_s)
+    return {
+        SPANS: f"toDateTime(Timestamp) + toIntervalSecond({keep_s})",
+        TRACE_ID_TS: f"Start + toIntervalSecond({keep_s})",
+        SUMMARIES: f"toDateTime(intDiv(MaxStartNs, 1000000000)) + toIntervalSecond({keep_s})",
+        LOGS: f"TimestampTime + toIntervalSecond({keep_s})",
+        ROLLUPS: (
+            "toDateTime(intDiv(bucket_start_ns, 1000000000) + toInt64(bucket_s)) "
+            f"+ toIntervalSecond({rollups_s})"
+        ),
+    }
+
+
+def apply_retention(conn: ClickHouseConnection, policy: RetentionPolicy) -> None:
+    """Set every table's TTL to the policy, so ClickHouse deletes expired rows by itself in its merges (day
+    partitions of spans and logs are dropped whole: ``ttl_only_drop_parts``), whether or not spyglass runs; the
+    retention worker's ``expire`` deletes sooner. Replaces a TTL a Collector's exporter set on its tables. Parts
+    already written are not rewritten for it (``materialize_ttl_after_modify = 0``): start stays quick, and
+    the worker deletes their expired rows."""
+    for table, ttl in retention_ttls(policy).items():
+        conn.command(f"ALTER TABLE {table} MODIFY TTL {ttl}", settings={"materialize_ttl_after_modify": 0})
 
 
 def _current_version(conn: ClickHouseConnection) -> int:

@@ -8,11 +8,17 @@ of exactly the protocol's schemas. Tables and their layout: ``spyglass.store.cli
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from clickhouse_connect.driver import exceptions as clickhouse_errors
 
+from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
-from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
+from spyglass.model.retention import HOUR_S, RetentionPolicy
+from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.store.clickhouse_columns import (
     LOG_COLUMN_SQL,
@@ -23,8 +29,23 @@ from spyglass.store.clickhouse_columns import (
     spans_to_rows,
 )
 from spyglass.store.clickhouse_connection import ClickHouseConnection, connect
-from spyglass.store.clickhouse_schema import LOGS, OPERATIONS, ROLLUPS, SPANS, SUMMARIES, migrate
-from spyglass.store.protocol import RollupQuery, ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.clickhouse_schema import (
+    LOGS,
+    OPERATIONS,
+    ROLLUPS,
+    SPANS,
+    SUMMARIES,
+    apply_retention,
+    migrate,
+)
+from spyglass.store.protocol import (
+    ExpiringData,
+    RetentionStep,
+    RollupQuery,
+    ScanFilter,
+    TraceQuery,
+    refusing_rows,
+)
 from spyglass.store.rollup_predicates import conform_rollups, rollup_conditions
 from spyglass.store.span_predicates import (
     Dialect,
@@ -50,6 +71,57 @@ _ROW_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _SPAN_KIND_CODE = SPAN_COLUMN_SQL["kind"]
+
+HOUR_NS = HOUR_S * 1_000_000_000
+#: Partitions of day-partitioned tables (``toDate``) have ids ``YYYYMMDD``.
+_DAY_PARTITION = re.compile(r"^\d{8}$")
+
+
+class _Expiring:
+    """How one kind of data is aged in ClickHouse: its table, the time expression (ns) a row expires by, the
+    condition selecting rows before a ``{end:Int64}``, and the lightweight deletes that go with it."""
+
+    def __init__(self, table: str, oldest: str, before_end: str, deletes: list[str], by_day: bool) -> None:
+        self.table = table
+        self.oldest = oldest
+        self.before_end = before_end
+        self.deletes = deletes
+        self.by_day = by_day
+
+
+_SPANS_BEFORE = "Timestamp < fromUnixTimestamp64Nano({end:Int64})"
+_LOGS_BEFORE = "Timestamp < fromUnixTimestamp64Nano({end:Int64})"
+_ROLLUPS_BEFORE = (
+    "bucket_start_ns < {end:Int64} AND bucket_start_ns + toInt64(bucket_s) * 1000000000 <= {end:Int64}"
+)
+_EXPIRING = {
+    # A partial summary row goes when every span it summarizes has (its latest start is before the end).
+    "spans": _Expiring(
+        SPANS,
+        f"SELECT count() AS n, toUnixTimestamp64Nano(min(Timestamp)) AS oldest FROM {SPANS}",  # noqa: S608
+        _SPANS_BEFORE,
+        [
+            f"DELETE FROM {SPANS} WHERE {_SPANS_BEFORE}",  # noqa: S608
+            f"DELETE FROM {SUMMARIES} WHERE MaxStartNs < {{end:Int64}}",  # noqa: S608
+        ],
+        by_day=True,
+    ),
+    "logs": _Expiring(
+        LOGS,
+        f"SELECT count() AS n, toUnixTimestamp64Nano(min(Timestamp)) AS oldest FROM {LOGS}",  # noqa: S608
+        _LOGS_BEFORE,
+        [f"DELETE FROM {LOGS} WHERE {_LOGS_BEFORE}"],  # noqa: S608
+        by_day=True,
+    ),
+    # Rollup rows age by their bucket's end.
+    "rollups": _Expiring(
+        ROLLUPS,
+        f"SELECT count() AS n, min(bucket_start_ns + toInt64(bucket_s) * 1000000000) AS oldest FROM {ROLLUPS}",  # noqa: S608
+        _ROLLUPS_BEFORE,
+        [f"DELETE FROM {ROLLUPS} WHERE {_ROLLUPS_BEFORE}"],  # noqa: S608
+        by_day=False,
+    ),
+}
 
 
 def _attribute_match(params: Params, key: str, value: str) -> str:
@@ -87,11 +159,15 @@ class ClickHouseStore:
     the tables (``clickhouse_schema.migrate``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retention: RetentionPolicy | None = None) -> None:
         self._conn: ClickHouseConnection = connect(url)
         self._closed = False
+        #: Per target bucket size, where downsampling has merged every row before (see ``downsample_rollups``).
+        self._downsampled_through: dict[int, int] = {}
         try:
             migrate(self._conn)
+            if retention is not None:
+                apply_retention(self._conn, retention)
         except BaseException:
             self._conn.close()
             raise
@@ -241,7 +317,9 @@ class ClickHouseStore:
             f"SELECT {bucket}, toString(service) AS service, toString(operation) AS operation, kind, "  # noqa: S608
             "toString(attr_key) AS attr_key, attr_value, bin, "
             "sum(`count`) AS total_count, sum(errors) AS total_errors "
-            f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY {keys}"
+            f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY {keys} "
+            # Downsampling cancels the rows it merged with negative ones: a key summing to nothing is no row.
+            "HAVING total_count != 0 OR total_errors != 0"
         )
         result = self._conn.query_arrow(sql, params.values)
         renamed = result.rename_columns([*ROLLUP_KEY, "count", "errors"])
@@ -282,6 +360,127 @@ class ClickHouseStore:
         """How many spans are stored."""
         result = self._conn.query_arrow(f"SELECT count() AS n FROM {SPANS}")  # noqa: S608
         return int(result.column("n")[0].as_py())
+
+    # -- retention -------------------------------------------------------------------------------------
+
+    def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
+        """Delete the oldest slice of ``data`` older than ``before_ns``: day partitions wholly inside it are
+        dropped (instant, and their disk freed at once), the rest goes by a lightweight DELETE (rows masked at
+        once, their space freed as parts merge). Each DELETE touches every part holding such rows, so slices
+        are at least an hour: steady retention costs ClickHouse at most one delete per table an hour."""
+        if slice_ns <= 0:
+            raise ValueError("slice_ns must be positive")
+        expiring = _EXPIRING[data]
+        found = self._conn.query_arrow(expiring.oldest)
+        if int(found.column("n")[0].as_py() or 0) == 0:
+            return RetentionStep(rows=0, more=False)
+        oldest = int(found.column("oldest")[0].as_py())
+        if oldest > before_ns or (data != "rollups" and oldest == before_ns):
+            return RetentionStep(rows=0, more=False)
+        end = min(before_ns, oldest + max(slice_ns, HOUR_NS))
+        counted = self._conn.query_arrow(
+            f"SELECT count() AS n FROM {expiring.table} WHERE {expiring.before_end}",  # noqa: S608
+            {"end": end},
+        )
+        rows = int(counted.column("n")[0].as_py() or 0)
+        if expiring.by_day:
+            self._drop_days_before(expiring.table, end)
+        for delete in expiring.deletes:
+            self._conn.command(delete, {"end": end})
+        return RetentionStep(rows=rows, more=end < before_ns)
+
+    def _drop_days_before(self, table: str, end_ns: int) -> None:
+        """Drop the day partitions (``YYYYMMDD``) of ``table`` whose whole day is before ``end_ns``. ``toDate``
+        cuts days in the server's time zone (up to 14 h off UTC), so a partition goes only once the UTC day
+        after it is also over; the DELETE that follows takes the rest."""
+        end_day = np.datetime64(end_ns // 86_400_000_000_000 * 86_400, "s").astype("datetime64[D]")
+        last_whole_day = end_day - np.timedelta64(1, "D")
+        parts = self._conn.query_arrow(
+            "SELECT DISTINCT partition_id FROM system.parts "
+            "WHERE database = currentDatabase() AND table = {table:String} AND active",
+            {"table": table},
+        )
+        for partition in parts.column("partition_id").to_pylist():
+            if not _DAY_PARTITION.match(str(partition)):
+                continue
+            day = np.datetime64(f"{partition[:4]}-{partition[4:6]}-{partition[6:]}", "D")
+            if day < last_whole_day:
+                # The id was checked to be eight digits: it is no text from outside.
+                self._conn.command(f"ALTER TABLE {table} DROP PARTITION ID '{partition}'")
+
+    def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
+        """Merge the oldest slice of rollup rows finer than ``bucket_s`` into ``bucket_s`` buckets, in one
+        insert: the merged rows, and the fine rows again with their counts negated. The table sums equal keys
+        (``SummingMergeTree`` drops a key once it sums to zero) and every reader sums by key, so a reader sees a
+        group's fine rows or its merged row, never both (one insert of fewer than ``max_insert_block_size``
+        rows is one part, written atomically). Fine rows may stay on disk until their parts merge, so the
+        store remembers how far it got rather than asking for the oldest fine row."""
+        if bucket_s <= 0 or HOUR_S % bucket_s or slice_ns <= 0:
+            raise ValueError("bucket_s must divide an hour and slice_ns be positive")
+        bucket_ns = bucket_s * 1_000_000_000
+        limit = before_ns - before_ns % bucket_ns
+        start = self._downsampled_through.get(bucket_s)
+        if start is None:
+            found = self._conn.query_arrow(
+                f"SELECT count() AS n, min(bucket_start_ns) AS oldest FROM {ROLLUPS} "  # noqa: S608
+                "WHERE bucket_s < {bucket_s:Int32} AND bucket_start_ns < {limit:Int64}",
+                {"bucket_s": bucket_s, "limit": limit},
+            )
+            if int(found.column("n")[0].as_py() or 0) == 0:
+                return RetentionStep(rows=0, more=False)
+            oldest = int(found.column("oldest")[0].as_py())
+            start = oldest - oldest % bucket_ns
+        if start >= limit:
+            return RetentionStep(rows=0, more=False)
+        end = min(limit, start + max(bucket_ns, slice_ns - slice_ns % bucket_ns))
+        fine = self._conn.query_arrow(
+            "SELECT bucket_start_ns AS b_start, bucket_s AS b_s, toString(service) AS service, "  # noqa: S608
+            "toString(operation) AS operation, kind, toString(attr_key) AS attr_key, attr_value, bin, "
+            f"sum(`count`) AS total_count, sum(errors) AS total_errors FROM {ROLLUPS} "
+            "WHERE bucket_s < {bucket_s:Int32} AND bucket_start_ns >= {start:Int64} AND bucket_start_ns < {end:Int64} "
+            "GROUP BY b_start, b_s, service, operation, kind, attr_key, attr_value, bin "
+            "HAVING total_count != 0 OR total_errors != 0",
+            {"bucket_s": bucket_s, "start": start, "end": end},
+        )
+        fine = as_schema(fine.rename_columns([*ROLLUP_KEY, "count", "errors"]), ROLLUP_SCHEMA)
+        if fine.num_rows:
+            starts = fine.column("bucket_start_ns").to_numpy()
+            coarse = fine.set_column(0, "bucket_start_ns", pa.array(starts - starts % bucket_ns, pa.int64()))
+            coarse = coarse.set_column(1, "bucket_s", pa.array(np.full(fine.num_rows, bucket_s), pa.int32()))
+            cancelled = (
+                fine.set_column(8, "count", pc.negate(fine.column("count")))
+                .set_column(9, "errors", pc.negate(fine.column("errors")))
+                .cast(ROLLUP_SCHEMA)
+            )
+            together = pa.concat_tables([merge_rollups(coarse), cancelled])
+            self._conn.insert_arrow(
+                ROLLUPS, together, settings={"max_insert_block_size": together.num_rows + 1}
+            )
+        self._downsampled_through[bucket_s] = end
+        return RetentionStep(rows=fine.num_rows, more=end < limit)
+
+    def reclaim_space(self) -> None:
+        """Nothing to do: dropped partitions are freed at once, deleted rows when their parts merge."""
+
+    def storage_figures(self) -> StorageFigures:
+        """Active parts' bytes, and the oldest span, log record and rollup bucket."""
+        oldest = self._conn.query_arrow(
+            f"SELECT (SELECT if(count() = 0, NULL, toUnixTimestamp64Nano(min(Timestamp))) FROM {SPANS}) AS spans, "  # noqa: S608
+            f"(SELECT if(count() = 0, NULL, toUnixTimestamp64Nano(min(Timestamp))) FROM {LOGS}) AS logs, "
+            f"(SELECT if(count() = 0, NULL, min(bucket_start_ns)) FROM {ROLLUPS}) AS rollups"
+        )
+
+        def value(name: str) -> int | None:
+            found = oldest.column(name)[0].as_py()
+            return None if found is None else int(found)
+
+        return StorageFigures(
+            disk_bytes=self.disk_bytes(),
+            free_bytes=0,
+            oldest_span_ns=value("spans"),
+            oldest_log_ns=value("logs"),
+            oldest_rollup_ns=value("rollups"),
+        )
 
     def disk_bytes(self) -> int:
         """Compressed bytes of every active part in the database, for benchmarks and status."""

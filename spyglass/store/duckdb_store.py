@@ -16,10 +16,18 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
-from spyglass.store.protocol import RollupQuery, ScanFilter, TraceQuery, refusing_rows
+from spyglass.store.protocol import (
+    ExpiringData,
+    RetentionStep,
+    RollupQuery,
+    ScanFilter,
+    TraceQuery,
+    refusing_rows,
+)
 from spyglass.store.rollup_predicates import conform_rollups, rollup_conditions
 from spyglass.store.span_predicates import (
     Dialect,
@@ -169,6 +177,42 @@ _UPSERT_OPERATIONS = """
 INSERT INTO operations SELECT DISTINCT service, name, kind FROM incoming_spans
 ON CONFLICT DO NOTHING
 """
+
+# Retention. Each statement takes the slice's end; rows older than the slice's start are gone already, so a plain
+# upper bound selects the slice (and catches late rows written below it). Zone maps on the time column skip the
+# row groups above it. A trace summary goes with the trace's last span.
+_OLDEST = {
+    "spans": "SELECT min(start_ns) FROM spans",
+    "logs": "SELECT min(time_ns) FROM logs",
+    # Rollup rows age by their bucket's end, so a coarse bucket is never deleted before its last second expired.
+    "rollups": "SELECT min(bucket_start_ns + bucket_s::BIGINT * 1000000000) FROM rollups",
+}
+_EXPIRE: dict[str, list[str]] = {
+    "spans": ["DELETE FROM spans WHERE start_ns < $end", "DELETE FROM traces WHERE max_start_ns < $end"],
+    "logs": ["DELETE FROM logs WHERE time_ns < $end"],
+    "rollups": [
+        "DELETE FROM rollups WHERE bucket_start_ns < $end "
+        "AND bucket_start_ns + bucket_s::BIGINT * 1000000000 <= $end"
+    ],
+}
+# Rows finer than the target bucket (and those already at it, so stragglers merge in too) of one aligned slice.
+_SLICE_TO_DOWNSAMPLE = "bucket_s <= $bucket_s AND bucket_start_ns >= $start AND bucket_start_ns < $end"
+_DOWNSAMPLED = f"""
+SELECT b AS bucket_start_ns, $bucket_s::INTEGER AS bucket_s, service, operation, kind, attr_key, attr_value,
+       list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts, list(e ORDER BY bin) AS errors
+FROM (
+    SELECT bucket_start_ns - bucket_start_ns % $bucket_ns AS b, service, operation, kind, attr_key, attr_value,
+           bin, sum(n)::BIGINT AS n, sum(e)::BIGINT AS e
+    FROM (
+        SELECT bucket_start_ns, service, operation, kind, attr_key, attr_value,
+               unnest(bins) AS bin, unnest(counts) AS n, unnest(errors) AS e
+        FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}
+    )
+    GROUP BY b, service, operation, kind, attr_key, attr_value, bin
+)
+GROUP BY b, service, operation, kind, attr_key, attr_value
+ORDER BY b, service, operation, kind, attr_key, attr_value
+"""  # noqa: S608 (fixed text; every value is a parameter)
 
 _SUMMARY_COLUMNS = (
     "t.trace_id, t.root_service, t.root_operation, t.start_ns, t.end_ns - t.start_ns AS duration_ns, "
@@ -485,6 +529,89 @@ class DuckDBStore:
         """How many spans are stored."""
         with self._conn.cursor() as cur:
             return int(cur.execute("SELECT count(*) FROM spans").fetchall()[0][0])
+
+    # -- retention -------------------------------------------------------------------------------------
+
+    def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
+        """Delete the oldest ``slice_ns`` of ``data`` older than ``before_ns`` in one transaction. It holds the
+        writer's lock (a span write waits at most one slice; readers never wait, DuckDB reads a snapshot); the
+        space is reusable after the next checkpoint (``reclaim_space``)."""
+        if slice_ns <= 0:
+            raise ValueError("slice_ns must be positive")
+        with self._write_lock, self._conn.cursor() as cur:
+            oldest = cur.execute(_OLDEST[data]).fetchall()[0][0]
+            if oldest is None or (oldest > before_ns if data == "rollups" else oldest >= before_ns):
+                return RetentionStep(rows=0, more=False)
+            end = min(before_ns, int(oldest) + slice_ns)
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                deleted = [cur.execute(sql, {"end": end}).fetchall()[0][0] for sql in _EXPIRE[data]]
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback(cur)
+                raise
+        return RetentionStep(rows=int(deleted[0]), more=end < before_ns)
+
+    def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
+        """Merge the oldest slice of rollup rows finer than ``bucket_s`` into ``bucket_s`` buckets: one
+        transaction reads the slice merged, deletes its rows and inserts the merged ones, so a reader's snapshot
+        holds one or the other."""
+        if bucket_s <= 0 or 3600 % bucket_s or slice_ns <= 0:
+            raise ValueError("bucket_s must divide an hour and slice_ns be positive")
+        bucket_ns = bucket_s * 1_000_000_000
+        # Only whole target buckets that ended before the cutoff are merged.
+        limit = before_ns - before_ns % bucket_ns
+        with self._write_lock, self._conn.cursor() as cur:
+            oldest = cur.execute(
+                "SELECT min(bucket_start_ns) FROM rollups WHERE bucket_s < ? AND bucket_start_ns < ?",
+                [bucket_s, limit],
+            ).fetchall()[0][0]
+            if oldest is None:
+                return RetentionStep(rows=0, more=False)
+            start = int(oldest) - int(oldest) % bucket_ns
+            end = min(limit, start + max(bucket_ns, slice_ns - slice_ns % bucket_ns))
+            window = {"bucket_s": bucket_s, "start": start, "end": end}
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                merged = cur.sql(_DOWNSAMPLED, params={**window, "bucket_ns": bucket_ns}).to_arrow_table()
+                deleted = cur.execute(f"DELETE FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}", window)  # noqa: S608
+                rows = int(deleted.fetchall()[0][0])
+                cur.register("merged_rollups", merged)
+                try:
+                    cur.execute("INSERT INTO rollups SELECT * FROM merged_rollups")
+                finally:
+                    cur.unregister("merged_rollups")
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback(cur)
+                raise
+        return RetentionStep(rows=rows, more=end < limit)
+
+    def reclaim_space(self) -> None:
+        """Checkpoint: deletions reach the file and their blocks join the free list, which the next writes fill
+        before the file grows (and a free tail is truncated). Under the writer's lock, as DuckDB checkpoints only
+        with no write in flight."""
+        if self.path == ":memory:":
+            return
+        with self._write_lock, self._conn.cursor() as cur:
+            cur.execute("CHECKPOINT").fetchall()
+
+    def storage_figures(self) -> StorageFigures:
+        """Bytes on disk, the free blocks among them, and the oldest span, log record and rollup bucket."""
+        with self._conn.cursor() as cur:
+            oldest = cur.execute(
+                "SELECT (SELECT min(start_ns) FROM spans), (SELECT min(time_ns) FROM logs), "
+                "(SELECT min(bucket_start_ns) FROM rollups)"
+            ).fetchall()[0]
+            size = cur.execute("SELECT block_size, free_blocks FROM pragma_database_size()").fetchall()
+        free_bytes = int(size[0][0]) * int(size[0][1]) if size and self.path != ":memory:" else 0
+        return StorageFigures(
+            disk_bytes=self.disk_bytes(),
+            free_bytes=free_bytes,
+            oldest_span_ns=None if oldest[0] is None else int(oldest[0]),
+            oldest_log_ns=None if oldest[1] is None else int(oldest[1]),
+            oldest_rollup_ns=None if oldest[2] is None else int(oldest[2]),
+        )
 
     def disk_bytes(self) -> int:
         """Bytes on disk (database file plus its write-ahead log), for benchmarks and status."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pyarrow as pa
+
+from spyglass.model.figures import StorageFigures
 
 
 class UnwritableRows(ValueError):
@@ -78,6 +80,21 @@ class ScanFilter:
     trace_share: float | None = None
 
 
+#: What ``Store.expire`` deletes: spans (with the summaries of traces none of whose spans remain), log records,
+#: or rollup rows.
+ExpiringData = Literal["spans", "logs", "rollups"]
+
+
+@dataclass(frozen=True)
+class RetentionStep:
+    """What one short retention transaction did: the oldest slice of some data, deleted or merged."""
+
+    #: Rows deleted (``expire``), or stored rows merged into coarser ones (``downsample_rollups``)
+    rows: int
+    #: Older data than the cutoff remains after this step: call again (with a pause between, to yield)
+    more: bool
+
+
 #: The resolution of ``ScanFilter.trace_share`` (shares are whole millionths of the hash range).
 TRACE_SHARE_SCALE = 1_000_000
 
@@ -136,6 +153,29 @@ class Store(Protocol):
 
     def span_count(self) -> int:
         """How many spans are stored."""
+        ...
+
+    def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
+        """Delete the oldest ``slice_ns`` of ``data`` older than ``before_ns`` in one short transaction, so a
+        write or a query never waits long: spans by their start (and the summaries of traces whose last span
+        started before the slice's end), log records by their time, rollup rows whose bucket ended by then.
+        A backend may delete in coarser slices than asked (ClickHouse: whole hours, whole day partitions)."""
+        ...
+
+    def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
+        """Merge the oldest ``slice_ns`` of rollup rows stored in buckets finer than ``bucket_s`` (which must
+        divide an hour) and ended before ``before_ns`` into epoch-aligned ``bucket_s`` buckets, summing counts
+        and errors per key and sketch bin (merging the sketches, so quantiles keep their accuracy). Readers see
+        the rows of a group either before or after, never both: totals stay exact throughout."""
+        ...
+
+    def reclaim_space(self) -> None:
+        """Make the space of deleted rows reusable by the next writes (DuckDB: a checkpoint; ClickHouse's
+        background merges do it on their own)."""
+        ...
+
+    def storage_figures(self) -> StorageFigures:
+        """Bytes on disk and the oldest data held, for status and ``/metrics``."""
         ...
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ UI_PATHS = (
     "/explain",
     "/compare",
     "/critical-path",
+    "/slos",
 )
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>spyglass</title>

@@ -23,7 +23,7 @@ from tests.support.otel import http_exporter, provider
 MINUTE_NS = 60 * 10**9
 #: Routes of the web UI (HTML for the browser) and its static files: not the API, so not in the document.
 UI_ROUTES = {"/", "/services/{service}", "/search", "/traces/{trace_id}", "/map", "/explain", "/compare"}
-UI_ROUTES |= {"/critical-path", "/static"}
+UI_ROUTES |= {"/critical-path", "/slos", "/static"}
 
 
 @dataclass
@@ -238,6 +238,16 @@ def _probes(fed: Fed) -> list[tuple[str, str, str, dict[str, Any], Any, int]]:
         ("post", "/api/v1/slos", "/api/v1/slos", {}, {**slo, "objective": 1.5}, 400),
         ("get", "/api/v1/slos/{slo_id}", "/api/v1/slos/probe", {}, None, 200),
         ("get", "/api/v1/slos/{slo_id}", "/api/v1/slos/nothing", {}, None, 404),
+        (
+            "get",
+            "/api/v1/slos/{slo_id}/series",
+            "/api/v1/slos/checkout/series",
+            {**window, "step_s": 30},
+            None,
+            200,
+        ),
+        ("get", "/api/v1/slos/{slo_id}/series", "/api/v1/slos/nothing/series", {}, None, 404),
+        ("get", "/api/v1/slos/{slo_id}/series", "/api/v1/slos/checkout/series", {"step_s": "0"}, None, 400),
         ("delete", "/api/v1/slos/{slo_id}", "/api/v1/slos/checkout", {}, None, 409),
         ("delete", "/api/v1/slos/{slo_id}", "/api/v1/slos/probe", {}, None, 200),
         ("delete", "/api/v1/slos/{slo_id}", "/api/v1/slos/probe", {}, None, 404),

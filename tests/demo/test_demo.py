@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
+from spyglass.alerting.slo_catalog import read_slo_file
+from spyglass.demo import SLOS_FILE
 from spyglass.demo.runner import run_demo
 from spyglass.demo.scenarios import SCENARIOS, Scenario
 
@@ -171,6 +173,17 @@ def test_healthy_run_sends_traffic_and_exports_every_span(healthy: tuple[Any, li
     assert stats.started_ns < stats.ended_ns
     assert stats.spans_failed_export == 0
     assert stats.spans_exported == len(spans) > 300
+
+
+def test_the_demo_slos_parse_and_watch_root_operations_the_shop_serves(
+    healthy: tuple[Any, list[ReceivedSpan]],
+) -> None:
+    slos = read_slo_file(SLOS_FILE)
+    assert {slo.kind for slo in slos} == {"latency", "errors"}
+    _, spans = healthy
+    roots = {(s.service, s.name) for s in spans if s.parent_span_id is None and s.kind == SERVER}
+    for slo in slos:
+        assert (slo.service, slo.operation) in roots, (slo.id, sorted(roots))
 
 
 def test_services_carry_their_resource(healthy: tuple[Any, list[ReceivedSpan]]) -> None:

@@ -110,7 +110,14 @@ def test_two_thousand_span_trace_renders_fast(page: Any, start_server: Callable[
 
 def test_ui_routes_serve_the_shell(start_server: Callable[..., RunningServer]) -> None:
     server = start_server()
-    for path in ("/", "/traces/0123456789abcdef0123456789abcdef", "/services/frontend", "/search", "/map"):
+    for path in (
+        "/",
+        "/traces/0123456789abcdef0123456789abcdef",
+        "/services/frontend",
+        "/search",
+        "/map",
+        "/slos",
+    ):
         response = server.get(path)
         assert response.status_code == 200 and "<title>spyglass</title>" in response.text, path
     assert server.get("/no-such-view").status_code == 404

@@ -213,6 +213,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/slos/{slo_id}/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One SLO's SLI and burn rate step by step */
+        get: operations["get_series_api_v1_slos__slo_id__series_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/alerts": {
         parameters: {
             query?: never;
@@ -1938,6 +1955,16 @@ export interface components {
             peak_bytes: number;
         };
         /**
+         * RollupTier
+         * @description Rollup rows older than ``after_s`` are kept in buckets of ``bucket_s``.
+         */
+        RollupTier: {
+            /** After S */
+            after_s: number;
+            /** Bucket S */
+            bucket_s: number;
+        };
+        /**
          * ServiceName
          * @description A service seen in the stored spans.
          */
@@ -2174,6 +2201,35 @@ export interface components {
             deleted: string;
         };
         /**
+         * SloPoint
+         * @description One step of an SLO's series: its requests, how many were bad, and what that makes of the SLI and the
+         *     burn rate over that step alone.
+         */
+        SloPoint: {
+            /**
+             * Start Ns
+             * @description The step's start, ns since the epoch
+             */
+            start_ns: number;
+            /**
+             * Requests
+             * @description Requests that started in the step (adjusted counts)
+             */
+            requests: number;
+            /** Bad Requests */
+            bad_requests: number;
+            /**
+             * Sli
+             * @description The good share of the step's requests; null without requests
+             */
+            sli: number | null;
+            /**
+             * Burn Rate
+             * @description The step's bad share over the share the objective allows; null without requests
+             */
+            burn_rate: number | null;
+        };
+        /**
          * SloRequest
          * @description An SLO to watch. ``latency_ms`` present: a latency SLO (requests at most this slow are good); absent: an
          *     errors SLO (requests whose span did not fail are good). A key not listed is refused.
@@ -2222,6 +2278,41 @@ export interface components {
              * @description The team the SLO's alerts go to when no cause has one
              */
             owner?: string | null;
+        };
+        /**
+         * SloSeriesAnswer
+         * @description ``GET /api/v1/slos/{id}/series``: the SLO's SLI step by step, from the rollups of 100% of spans.
+         */
+        SloSeriesAnswer: {
+            /**
+             * Partial
+             * @description Present (true) only when some cluster member could not be asked
+             * @constant
+             */
+            partial?: true;
+            /**
+             * Missing Peers
+             * @description With partial: the members (their URLs) whose data is missing
+             */
+            missing_peers?: string[];
+            /** Slo Id */
+            slo_id: string;
+            /** Objective */
+            objective: number;
+            /** Start Ns */
+            start_ns: number;
+            /** End Ns */
+            end_ns: number;
+            /**
+             * Step S
+             * @description The step used: the one asked for, rounded up to whole rollup buckets
+             */
+            step_s: number;
+            /**
+             * Points
+             * @description Every step of the window, oldest first (epoch-aligned)
+             */
+            points: components["schemas"]["SloPoint"][];
         };
         /**
          * SloStatus
@@ -2468,8 +2559,94 @@ export interface components {
              * @description spyglass's version
              */
             version: string;
+            /**
+             * Oldest Ns
+             * @description The oldest span or log record held, ns since the epoch (--retention bounds it); null when none
+             */
+            oldest_ns: number | null;
+            /**
+             * Disk Bytes
+             * @description Bytes of the store on disk (storage.disk_bytes)
+             */
+            disk_bytes: number;
+            /** @description null when this server does not report its store */
+            storage: components["schemas"]["StorageStatus"] | null;
             /** @description Only in a cluster */
             cluster?: components["schemas"]["ClusterStatus"];
+        };
+        /**
+         * StorageStatus
+         * @description The store on disk, the oldest data it holds, the retention policy and what applying it did since start.
+         */
+        StorageStatus: {
+            /**
+             * Disk Bytes
+             * @description Bytes of the store's files (DuckDB: database and write-ahead log; ClickHouse: active parts)
+             */
+            disk_bytes: number;
+            /**
+             * Free Bytes
+             * @description Of those, space freed by retention that the next writes reuse (DuckDB; 0 for ClickHouse)
+             */
+            free_bytes: number;
+            /**
+             * Oldest Span Ns
+             * @description Start of the oldest stored span; null when none
+             */
+            oldest_span_ns: number | null;
+            /**
+             * Oldest Log Ns
+             * @description Time of the oldest stored log record; null when none
+             */
+            oldest_log_ns: number | null;
+            /**
+             * Oldest Rollup Ns
+             * @description Start of the oldest rollup bucket; null when none
+             */
+            oldest_rollup_ns: number | null;
+            /**
+             * Retention S
+             * @description --retention: spans and logs are kept this long
+             */
+            retention_s: number;
+            /**
+             * Rollup Retention S
+             * @description --rollup-retention: rollups are kept this long
+             */
+            rollup_retention_s: number;
+            /**
+             * Rollup Tiers
+             * @description How rollups coarsen as they age
+             */
+            rollup_tiers: components["schemas"]["RollupTier"][];
+            /** Spans Expired */
+            spans_expired: number;
+            /** Logs Expired */
+            logs_expired: number;
+            /** Rollup Rows Expired */
+            rollup_rows_expired: number;
+            /**
+             * Rollup Rows Downsampled
+             * @description Stored rollup rows merged into coarser buckets
+             */
+            rollup_rows_downsampled: number;
+            /**
+             * Retention Steps
+             * @description Short transactions retention ran (one time slice each)
+             */
+            retention_steps: number;
+            /** Retention Passes */
+            retention_passes: number;
+            /**
+             * Last Pass Ns
+             * @description When the last retention pass ended; null before the first
+             */
+            last_pass_ns: number | null;
+            /**
+             * Longest Step S
+             * @description The longest one retention step held the store's writer
+             */
+            longest_step_s: number;
         };
         /**
          * Symptom
@@ -2930,6 +3107,7 @@ export type Metrics = components['schemas']['Metrics'];
 export type OperationName = components['schemas']['OperationName'];
 export type OperationsAnswer = components['schemas']['OperationsAnswer'];
 export type RecallStatus = components['schemas']['RecallStatus'];
+export type RollupTier = components['schemas']['RollupTier'];
 export type ServiceName = components['schemas']['ServiceName'];
 export type ServiceOverview = components['schemas']['ServiceOverview'];
 export type ServiceOverviewAnswer = components['schemas']['ServiceOverviewAnswer'];
@@ -2937,13 +3115,16 @@ export type ServicesAnswer = components['schemas']['ServicesAnswer'];
 export type SloAnswer = components['schemas']['SloAnswer'];
 export type SloDefinition = components['schemas']['SloDefinition'];
 export type SloDeleted = components['schemas']['SloDeleted'];
+export type SloPoint = components['schemas']['SloPoint'];
 export type SloRequest = components['schemas']['SloRequest'];
+export type SloSeriesAnswer = components['schemas']['SloSeriesAnswer'];
 export type SloStatus = components['schemas']['SloStatus'];
 export type SlosAnswer = components['schemas']['SlosAnswer'];
 export type Span = components['schemas']['Span'];
 export type SpanEvent = components['schemas']['SpanEvent'];
 export type SpanLink = components['schemas']['SpanLink'];
 export type StatusAnswer = components['schemas']['StatusAnswer'];
+export type StorageStatus = components['schemas']['StorageStatus'];
 export type Symptom = components['schemas']['Symptom'];
 export type TraceAnswer = components['schemas']['TraceAnswer'];
 export type TraceColumnLists = components['schemas']['TraceColumnLists'];
@@ -3481,6 +3662,54 @@ export interface operations {
             };
             /** @description Defined in the --slos file: remove it there */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+        };
+    };
+    get_series_api_v1_slos__slo_id__series_get: {
+        parameters: {
+            query?: {
+                /** @description Window start, ns since the epoch (default: end_ns - 1 h) */
+                start_ns?: number | null;
+                /** @description Window end, ns since the epoch (default: now) */
+                end_ns?: number | null;
+                /** @description Series step, in seconds */
+                step_s?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The SLO's id */
+                slo_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SloSeriesAnswer"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorAnswer"];
+                };
+            };
+            /** @description No SLO with this id */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

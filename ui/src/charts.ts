@@ -53,6 +53,8 @@ export interface TimeChartOptions {
   onSelect?: (from: number, to: number) => void;
   format?: (value: number) => string;
   logY?: boolean;
+  /** the left axis' range from the data's min and max (default: from 0 to a little over the max) */
+  yRange?: (min: number, max: number) => [number, number];
 }
 
 /** Every live chart by name, so tests (and curious people in the console) can find pixel positions. */
@@ -79,10 +81,13 @@ function overlayPlugin(markers: Marker[], shades: Shade[]): uPlot.Plugin {
       drawClear: [
         (u: uPlot) => {
           const ctx = u.ctx;
-          const { top, height } = u.bbox;
+          const { left, top, width, height } = u.bbox;
+          const clamp = (x: number) => Math.min(left + width, Math.max(left, x));
           for (const shade of shades) {
-            const x0 = u.valToPos(shade.from, "x", true);
-            const x1 = u.valToPos(shade.to, "x", true);
+            // Clipped to the plot: a shade may run past the data (an alert still burning now).
+            const x0 = clamp(u.valToPos(shade.from, "x", true));
+            const x1 = clamp(u.valToPos(shade.to, "x", true));
+            if (x0 === x1) continue;
             ctx.save();
             ctx.fillStyle = shade.color;
             ctx.fillRect(Math.min(x0, x1), top, Math.abs(x1 - x0), height);
@@ -122,6 +127,7 @@ function overlayPlugin(markers: Marker[], shades: Shade[]): uPlot.Plugin {
 
 export function timeChart(holder: HTMLElement, opts: TimeChartOptions): () => void {
   const format = opts.format ?? ms;
+  const yRange = opts.yRange;
   const hasY2 = opts.series.some((s) => s.scale === "y2");
   const options: uPlot.Options = {
     title: opts.title,
@@ -132,7 +138,9 @@ export function timeChart(holder: HTMLElement, opts: TimeChartOptions): () => vo
     select: { show: Boolean(opts.onSelect), left: 0, top: 0, width: 0, height: 0 },
     scales: {
       x: { time: true },
-      y: opts.logY ? { distr: 3 } : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      y: opts.logY
+        ? { distr: 3 }
+        : { range: (_u, min, max) => (yRange ? yRange(min, max) : [0, max > 0 ? max * 1.1 : 1]) },
     },
     axes: [
       {},

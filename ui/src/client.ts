@@ -90,4 +90,8 @@ export const api = {
   criticalPath: (q: Query) => get("/api/v1/critical-path", "/api/v1/critical-path", q),
   compare: (a: string[], b: string[]) => get("/api/v1/compare", "/api/v1/compare", { a: a.join(","), b: b.join(",") }),
   status: () => get("/api/v1/status", "/api/v1/status"),
+  slos: () => get("/api/v1/slos", "/api/v1/slos"),
+  sloSeries: (id: string, q: Query) =>
+    get("/api/v1/slos/{slo_id}/series", `/api/v1/slos/${encodeURIComponent(id)}/series`, q),
+  alerts: () => get("/api/v1/alerts", "/api/v1/alerts"),
 };

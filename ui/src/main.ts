@@ -13,6 +13,7 @@ import { mapView } from "./views/map";
 import { explainView } from "./views/explain";
 import { compareView } from "./views/compare";
 import { criticalPathView } from "./views/critical_path";
+import { slosView } from "./views/slos";
 
 interface Route {
   pattern: RegExp;
@@ -29,6 +30,7 @@ const ROUTES: Route[] = [
   { pattern: /^\/explain$/, view: explainView, nav: "/explain" },
   { pattern: /^\/compare$/, view: compareView, nav: "/compare" },
   { pattern: /^\/critical-path$/, view: criticalPathView, nav: "/critical-path" },
+  { pattern: /^\/slos$/, view: slosView, nav: "/slos" },
 ];
 
 const NAV: [string, string][] = [
@@ -38,6 +40,7 @@ const NAV: [string, string][] = [
   ["/explain", "Explain"],
   ["/critical-path", "Critical path"],
   ["/compare", "Compare"],
+  ["/slos", "SLOs"],
 ];
 
 const root = document.getElementById("app")!;
@@ -145,6 +148,23 @@ async function refreshStatus(): Promise<void> {
   }
 }
 
+/** The SLOs link says how many alerts fire, so a burn is seen from any view. */
+async function refreshAlerts(): Promise<void> {
+  const link = navLinks.get("/slos");
+  if (!link) return;
+  try {
+    const { alerts } = await api.alerts();
+    const firing = alerts.filter((alert) => alert.state === "firing").length;
+    clear(link, "SLOs", firing ? h("span", { class: "badge firing", id: "alerts-firing" }, String(firing)) : null);
+  } catch {
+    clear(link, "SLOs");
+  }
+}
+
 void render();
 void refreshStatus();
-setInterval(() => void refreshStatus(), 10_000);
+void refreshAlerts();
+setInterval(() => {
+  void refreshStatus();
+  void refreshAlerts();
+}, 10_000);

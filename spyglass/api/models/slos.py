@@ -84,6 +84,30 @@ class SlosAnswer(Answer):
     slos: list[SloStatus]
 
 
+class SloPoint(ApiModel):
+    """One step of an SLO's series: its requests, how many were bad, and what that makes of the SLI and the
+    burn rate over that step alone."""
+
+    start_ns: int = Field(description="The step's start, ns since the epoch")
+    requests: float = Field(description="Requests that started in the step (adjusted counts)")
+    bad_requests: float
+    sli: float | None = Field(description="The good share of the step's requests; null without requests")
+    burn_rate: float | None = Field(
+        description="The step's bad share over the share the objective allows; null without requests"
+    )
+
+
+class SloSeriesAnswer(Answer):
+    """``GET /api/v1/slos/{id}/series``: the SLO's SLI step by step, from the rollups of 100% of spans."""
+
+    slo_id: str
+    objective: float
+    start_ns: int
+    end_ns: int
+    step_s: int = Field(description="The step used: the one asked for, rounded up to whole rollup buckets")
+    points: list[SloPoint] = Field(description="Every step of the window, oldest first (epoch-aligned)")
+
+
 class SloDeleted(Answer):
     """``DELETE /api/v1/slos/{id}``: the SLO is no longer watched (its open alert resolves)."""
 

@@ -50,6 +50,38 @@ class RecallStatus(ApiModel):
     peak_bytes: int
 
 
+class RollupTier(ApiModel):
+    """Rollup rows older than ``after_s`` are kept in buckets of ``bucket_s``."""
+
+    after_s: int
+    bucket_s: int
+
+
+class StorageStatus(ApiModel):
+    """The store on disk, the oldest data it holds, the retention policy and what applying it did since start."""
+
+    disk_bytes: int = Field(
+        description="Bytes of the store's files (DuckDB: database and write-ahead log; ClickHouse: active parts)"
+    )
+    free_bytes: int = Field(
+        description="Of those, space freed by retention that the next writes reuse (DuckDB; 0 for ClickHouse)"
+    )
+    oldest_span_ns: int | None = Field(description="Start of the oldest stored span; null when none")
+    oldest_log_ns: int | None = Field(description="Time of the oldest stored log record; null when none")
+    oldest_rollup_ns: int | None = Field(description="Start of the oldest rollup bucket; null when none")
+    retention_s: int = Field(description="--retention: spans and logs are kept this long")
+    rollup_retention_s: int = Field(description="--rollup-retention: rollups are kept this long")
+    rollup_tiers: list[RollupTier] = Field(description="How rollups coarsen as they age")
+    spans_expired: int
+    logs_expired: int
+    rollup_rows_expired: int
+    rollup_rows_downsampled: int = Field(description="Stored rollup rows merged into coarser buckets")
+    retention_steps: int = Field(description="Short transactions retention ran (one time slice each)")
+    retention_passes: int
+    last_pass_ns: int | None = Field(description="When the last retention pass ended; null before the first")
+    longest_step_s: float = Field(description="The longest one retention step held the store's writer")
+
+
 class ClusterMemberStatus(ApiModel):
     """One member of a cluster as it reported itself (or as this member knows it)."""
 
@@ -99,6 +131,11 @@ class StatusAnswer(Answer):
     ingest: dict[str, IngestStatus] = Field(description="By receiver name (otlp_grpc, otlp_http, zipkin...)")
     recall: RecallStatus
     version: str = Field(description="spyglass's version")
+    oldest_ns: int | None = Field(
+        description="The oldest span or log record held, ns since the epoch (--retention bounds it); null when none"
+    )
+    disk_bytes: int = Field(description="Bytes of the store on disk (storage.disk_bytes)")
+    storage: StorageStatus | None = Field(description="null when this server does not report its store")
     cluster: ClusterStatus | MISSING = Field(default=MISSING, description="Only in a cluster")
 
 

@@ -13,6 +13,7 @@ const BASELINES: Record<string, string> = {
   before: "the equally long window just before",
   all: "everything before the selection in the time range",
   hour: "the same window one hour earlier",
+  day: "the same window one day earlier",
 };
 
 function explainUrl(req: Partial<ExplainRequest>, baseline: string): string {
@@ -28,6 +29,7 @@ function baselineFor(mode: string, startNs: number, endNs: number, rangeStartNs:
   const width = endNs - startNs;
   if (mode === "all") return [Math.min(rangeStartNs, startNs - width), startNs];
   if (mode === "hour") return [startNs - 3600e9, endNs - 3600e9];
+  if (mode === "day") return [startNs - 86400e9, endNs - 86400e9];
   return [startNs - width, startNs];
 }
 

@@ -1,0 +1,171 @@
+"""Retention: the store keeps what the policy says and no more, deleted a small slice at a time.
+
+A thread of its own, at background priority (``yield_to_queries``), runs a pass every ``interval_s``: spans and
+logs past ``--retention`` are deleted, rollup rows past ``--rollup-retention`` too, and rollups are merged into
+coarser buckets as they age (``RetentionPolicy.rollup_tiers``, coarsest first, so a backlog is merged once). Each
+step is one short store transaction over the oldest slice of time; the slice adapts so that a step holds the
+store's writer about ``step_target_s`` (a span write waits at most that), and after each step the worker rests
+as long as the step took, so it never takes more than half of a core from ingest and queries. After a pass that
+deleted anything, ``Store.reclaim_space`` (at most every ``reclaim_interval_s``) makes the freed space reusable,
+so under steady traffic the store's file stops growing once it holds a retention's worth.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+from spyglass.background import yield_to_queries
+from spyglass.model.figures import RetentionCounters, StorageFigures, StorageStatus
+from spyglass.model.retention import RetentionPolicy
+from spyglass.store.protocol import RetentionStep, Store
+
+log = logging.getLogger(__name__)
+
+SECOND_NS = 1_000_000_000
+#: How often a pass runs; the first one runs an interval after start (not during a restart's busy seconds).
+PASS_INTERVAL_S = 60.0
+#: How long one step may hold the store's writer.
+STEP_TARGET_S = 0.05
+#: At most this often a checkpoint after deletions (DuckDB rewrites what the write-ahead log holds).
+RECLAIM_INTERVAL_S = 600.0
+#: The first slice of each job, and the bounds slices adapt within.
+FIRST_SLICE_NS = 60 * SECOND_NS
+MIN_SLICE_NS = SECOND_NS
+MAX_SLICE_NS = 7 * 86_400 * SECOND_NS
+#: Status reads the store's figures (a few small scans) at most this often.
+FIGURES_MAX_AGE_S = 5.0
+
+
+class RetentionWorker:
+    """Applies a ``RetentionPolicy`` to a store, continuously and in small steps; reports what it did."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: RetentionPolicy,
+        *,
+        interval_s: float = PASS_INTERVAL_S,
+        step_target_s: float = STEP_TARGET_S,
+        reclaim_interval_s: float = RECLAIM_INTERVAL_S,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.interval_s = interval_s
+        self.step_target_s = step_target_s
+        self.reclaim_interval_s = reclaim_interval_s
+        self.clock = clock
+        self.counters = RetentionCounters()
+        self._slices_ns: dict[str, int] = {}
+        self._last_reclaim_s = -math.inf
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._figures: StorageFigures | None = None
+        self._figures_at_s = -math.inf
+        self._figures_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="spyglass-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the step under way (a step is short)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        yield_to_queries()
+        while not self._stopping.wait(self.interval_s):
+            try:
+                self.run_pass()
+            except Exception:  # the next pass tries again; a bad step must not end retention
+                log.exception("a retention pass failed")
+
+    # -- one pass --------------------------------------------------------------------------------------
+
+    def run_pass(self, now_ns: int | None = None, *, reclaim: bool | None = None) -> int:
+        """Bring the store up to the policy as of ``now_ns``, step by step; returns the rows deleted or merged.
+        ``reclaim`` forces (True) or skips (False) the checkpoint; by default at most every interval."""
+        now = self.clock() if now_ns is None else now_ns
+        policy = self.policy
+        store = self.store
+        keep_ns = now - policy.retention_s * SECOND_NS
+        jobs: list[tuple[str, Callable[[int], RetentionStep]]] = [
+            ("spans", partial(store.expire, "spans", keep_ns)),
+            ("logs", partial(store.expire, "logs", keep_ns)),
+            ("rollups", partial(store.expire, "rollups", now - policy.rollup_retention_s * SECOND_NS)),
+        ]
+        # Coarsest first: rows old enough for several tiers are merged once, straight into the coarsest.
+        for tier in sorted(policy.rollup_tiers, key=lambda t: -t.bucket_s):
+            before_ns = now - tier.after_s * SECOND_NS
+            jobs.append(
+                (f"downsample_{tier.bucket_s}", partial(store.downsample_rollups, before_ns, tier.bucket_s))
+            )
+        changed = 0
+        deleted = 0
+        for name, run in jobs:
+            while not self._stopping.is_set():
+                step, elapsed_s = self._step(name, run)
+                changed += step.rows
+                if not name.startswith("downsample"):
+                    deleted += step.rows
+                if not step.more:
+                    break
+                # Rest as long as the step took: at most half of a core, and the writer free in between.
+                if self._stopping.wait(max(elapsed_s, 0.001)):
+                    break
+        if reclaim or (reclaim is None and deleted and self._reclaim_due()):
+            store.reclaim_space()
+            self._last_reclaim_s = time.monotonic()
+        self.counters.passes += 1
+        self.counters.last_pass_ns = self.clock() if now_ns is None else now_ns
+        with self._figures_lock:
+            self._figures_at_s = -math.inf  # the next status reads them afresh
+        return changed
+
+    def _step(self, name: str, run: Callable[[int], RetentionStep]) -> tuple[RetentionStep, float]:
+        """One transaction over the job's current slice; the slice then adapts to the time it took."""
+        slice_ns = self._slices_ns.get(name, FIRST_SLICE_NS)
+        started = time.perf_counter()
+        step = run(slice_ns)
+        elapsed_s = time.perf_counter() - started
+        counters = self.counters
+        counters.steps += 1
+        counters.longest_step_s = max(counters.longest_step_s, elapsed_s)
+        if name == "spans":
+            counters.spans_expired += step.rows
+        elif name == "logs":
+            counters.logs_expired += step.rows
+        elif name == "rollups":
+            counters.rollup_rows_expired += step.rows
+        else:
+            counters.rollup_rows_downsampled += step.rows
+        if elapsed_s > self.step_target_s:
+            slice_ns = int(slice_ns * max(0.25, self.step_target_s / elapsed_s))
+        elif elapsed_s < self.step_target_s / 2:
+            slice_ns *= 2
+        self._slices_ns[name] = min(MAX_SLICE_NS, max(MIN_SLICE_NS, slice_ns))
+        return step, elapsed_s
+
+    def _reclaim_due(self) -> bool:
+        return time.monotonic() - self._last_reclaim_s >= self.reclaim_interval_s
+
+    # -- what it reports -------------------------------------------------------------------------------
+
+    def status(self) -> StorageStatus:
+        """The store's figures (read at most every ``FIGURES_MAX_AGE_S``), the policy, and the counters."""
+        with self._figures_lock:
+            if self._figures is None or time.monotonic() - self._figures_at_s > FIGURES_MAX_AGE_S:
+                self._figures = self.store.storage_figures()
+                self._figures_at_s = time.monotonic()
+            figures = self._figures
+        return StorageStatus(figures=figures, policy=self.policy, counters=replace(self.counters))
