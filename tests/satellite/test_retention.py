@@ -4,6 +4,8 @@ week), every few simulated hours written and then retained as a server would."""
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 from pathlib import Path
@@ -176,6 +178,7 @@ STEP_BOUND_S = 0.25
 BACKLOG_TRACES_PER_QUARTER_DAY = 2_500
 
 
+@pytest.mark.alone  # judges latencies: with the machine to itself, after the parallel suite
 def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> None:
     """Ten days of backlog expire (a day kept) while a writer and a reader keep going: no query waits more than
     ``QUERY_BOUND_S``, no write more than ``WRITE_BOUND_S``, and the work is done in many short steps."""
