@@ -4,13 +4,12 @@ week), every few simulated hours written and then retained as a server would."""
 
 from __future__ import annotations
 
-import pytest
-
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from spyglass.analysis.metrics import MetricsQuery, query_metrics
 from spyglass.model.retention import DAY_S, RetentionPolicy, RollupTier
