@@ -11,7 +11,6 @@ resolved notification (same id) follows. An SLO deleted while its alert is open 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ from spyglass.analysis.slo_burn import PAIR_BY_NAME
 from spyglass.analysis.slo_explain import BurnExplained, ExplainSources, explain_burn
 from spyglass.analysis.slo_meter import SloMeasure
 from spyglass.analysis.slo_windows import explain_windows
-from spyglass.background import yield_to_queries
+from spyglass.background import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +58,13 @@ class SloEvaluator:
         self.interval_s = interval_s
         self.clock = clock
         self.rounds = 0
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic("spyglass-slo-evaluator", interval_s, self.evaluate, "SLO evaluation")
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="spyglass-slo-evaluator", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        yield_to_queries()
-        while not self._stopping.wait(self.interval_s):
-            try:
-                self.evaluate()
-            except Exception:  # a bad round must not end the watch
-                log.exception("SLO evaluation failed")
+        self._periodic.stop(timeout_s)
 
     def evaluate(self, now_ns: int | None = None) -> None:
         """One round: every SLO measured, alerts opened and resolved (a round whose reads fail is skipped)."""
@@ -90,7 +77,7 @@ class SloEvaluator:
             log.exception("SLOs could not be measured")
             return
         for slo in slos:
-            if self._stopping.is_set():
+            if self._periodic.stopping.is_set():
                 return
             measure = measures[slo.id]
             alert = book.open_for(slo.id)

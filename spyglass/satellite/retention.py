@@ -1,6 +1,6 @@
 """Retention: the store keeps what the policy says and no more, deleted a small slice at a time.
 
-A thread of its own, at background priority (``yield_to_queries``), runs a pass every ``interval_s``: spans and
+A thread of its own, at background priority (``background.Periodic``), runs a pass every ``interval_s``: spans and
 logs past ``--retention`` are deleted, rollup rows past ``--rollup-retention`` too, and rollups are merged into
 coarser buckets as they age (``RetentionPolicy.rollup_tiers``, coarsest first, so a backlog is merged once). Each
 step is one short store transaction over the oldest slice of time; the slice adapts so that a step holds the
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from spyglass.background import yield_to_queries
+from spyglass.background import Periodic
 from spyglass.model.figures import RetentionCounters, StorageFigures, StorageStatus
 from spyglass.model.retention import RetentionPolicy
 from spyglass.store.protocol import RetentionStep, Store
@@ -64,31 +64,19 @@ class RetentionWorker:
         self.counters = RetentionCounters()
         self._slices_ns: dict[str, int] = {}
         self._last_reclaim_s = -math.inf
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._figures: StorageFigures | None = None
         self._figures_at_s = -math.inf
         self._figures_lock = threading.Lock()
+        self._periodic = Periodic("spyglass-retention", interval_s, self.run_pass, "a retention pass")
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="spyglass-retention", daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop after the step under way (a step is short)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        yield_to_queries()
-        while not self._stopping.wait(self.interval_s):
-            try:
-                self.run_pass()
-            except Exception:  # the next pass tries again; a bad step must not end retention
-                log.exception("a retention pass failed")
+        self._periodic.stop(timeout_s)
 
     # -- one pass --------------------------------------------------------------------------------------
 
@@ -113,7 +101,7 @@ class RetentionWorker:
         changed = 0
         deleted = 0
         for name, run in jobs:
-            while not self._stopping.is_set():
+            while not self._periodic.stopping.is_set():
                 step, elapsed_s = self._step(name, run)
                 changed += step.rows
                 if not name.startswith("downsample"):
@@ -121,7 +109,7 @@ class RetentionWorker:
                 if not step.more:
                     break
                 # Rest as long as the step took: at most half of a core, and the writer free in between.
-                if self._stopping.wait(max(elapsed_s, 0.001)):
+                if self._periodic.stopping.wait(max(elapsed_s, 0.001)):
                     break
         if reclaim or (reclaim is None and deleted and self._reclaim_due()):
             store.reclaim_space()
