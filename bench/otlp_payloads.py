@@ -90,3 +90,20 @@ def send_all(bodies: list[bytes], http_ports: list[int], connections: int) -> in
     for thread in threads:
         thread.join()
     return refused[0]
+
+
+def ingest_cpu_per_span(bodies: list[bytes], spans_per_body: int, rounds: int = 200) -> float:
+    """CPU seconds per span of what every accepted span costs (decode, aggregate, pack into the recall buffer), on
+    this thread: the ceiling other background work is compared with."""
+    from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
+    from spyglass.satellite.aggregator import Aggregator
+    from spyglass.satellite.recall_buffer import RecallBuffer
+
+    aggregator = Aggregator()
+    buffer = RecallBuffer(max_bytes=1 << 40)
+    started = time.thread_time()
+    for index in range(rounds):
+        decoded = decode_otlp_proto(bodies[index % len(bodies)]).batch
+        aggregator.add(decoded)
+        buffer.add(decoded, index)
+    return (time.thread_time() - started) / (rounds * spans_per_body)

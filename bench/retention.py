@@ -36,14 +36,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).parent))
-from otlp_payloads import export_request  # noqa: E402
+from otlp_payloads import export_request, ingest_cpu_per_span  # noqa: E402
 
 from spyglass.model.log_schema import LOG_SCHEMA  # noqa: E402
 from spyglass.model.retention import RetentionPolicy, RollupTier  # noqa: E402
 from spyglass.model.schema import STORED_SPAN_SCHEMA  # noqa: E402
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto  # noqa: E402
 from spyglass.satellite.aggregator import Aggregator  # noqa: E402
-from spyglass.satellite.recall_buffer import RecallBuffer  # noqa: E402
 from spyglass.satellite.retention import RetentionWorker  # noqa: E402
 from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
 
@@ -54,18 +53,6 @@ DISTINCT_BODIES = 40
 BATCH = 1000
 #: Years: a policy that never expires that kind of data (to measure the other kind's jobs alone).
 NEVER_S = 100 * 365 * 86_400
-
-
-def ingest_cpu_per_span(bodies: list[bytes], rounds: int = 200) -> float:
-    """CPU seconds per span of decode + aggregate + buffer on this thread (``ingest_http.receive_to_buffer``)."""
-    aggregator = Aggregator()
-    buffer = RecallBuffer(max_bytes=1 << 40)
-    started = time.thread_time()
-    for index in range(rounds):
-        decoded = decode_otlp_proto(bodies[index % len(bodies)]).batch
-        aggregator.add(decoded)
-        buffer.add(decoded, index)
-    return (time.thread_time() - started) / (rounds * BATCH)
 
 
 class Traffic:
@@ -155,7 +142,7 @@ def main() -> None:
     # A simulated clock on an hour boundary, far enough back that nothing collides with now.
     base = (time.time_ns() - 30 * 86_400 * SECOND) // (3600 * SECOND) * (3600 * SECOND)
     bodies = [export_request(BATCH, rng, base) for _ in range(DISTINCT_BODIES)]
-    cpu_per_span = ingest_cpu_per_span(bodies)
+    cpu_per_span = ingest_cpu_per_span(bodies, BATCH)
     traffic = Traffic(bodies, base)
 
     data_dir = Path(tempfile.mkdtemp(prefix="spyglass-bench-retention-"))

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from otlp_payloads import ROUTES, export_request  # noqa: E402
+from otlp_payloads import ROUTES, export_request, ingest_cpu_per_span  # noqa: E402
 
 from spyglass.alerting.alerts import AlertBook  # noqa: E402
 from spyglass.alerting.evaluator import SloEvaluator  # noqa: E402
@@ -36,7 +36,6 @@ from spyglass.analysis.slo_explain import ExplainSources  # noqa: E402
 from spyglass.analysis.slo_meter import REFRESH_S, SloMeter  # noqa: E402
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto  # noqa: E402
 from spyglass.satellite.aggregator import Aggregator  # noqa: E402
-from spyglass.satellite.recall_buffer import RecallBuffer  # noqa: E402
 from spyglass.satellite.rollup_reader import LocalRollups  # noqa: E402
 from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
 
@@ -44,18 +43,6 @@ SECOND = 1_000_000_000
 INGEST_RATE = 50_000
 #: Requests encoded per distinct body (encoding is slow in Python; bodies are reused with shifted times).
 DISTINCT_BODIES = 50
-
-
-def ingest_cpu_per_span(bodies: list[bytes], batch: int, rounds: int = 200) -> float:
-    """CPU seconds per span of decode + aggregate + buffer on this thread (``ingest_http.receive_to_buffer``)."""
-    aggregator = Aggregator()
-    buffer = RecallBuffer(max_bytes=1 << 40)
-    started = time.thread_time()
-    for index in range(rounds):
-        decoded = decode_otlp_proto(bodies[index % len(bodies)]).batch
-        aggregator.add(decoded)
-        buffer.add(decoded, index)
-    return (time.thread_time() - started) / (rounds * batch)
 
 
 def fill(store: DuckDBStore, aggregator: Aggregator, spans: int, hours: float, now_ns: int) -> float:
