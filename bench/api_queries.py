@@ -12,90 +12,30 @@ queried the same way in the same run, and each route's latency is printed beside
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest_http import free_ports  # noqa: E402
 from otlp_payloads import export_request, send_all  # noqa: E402
+from serve_process import Served, start_serve  # noqa: E402
 
 SPREAD_NS = 30 * 60 * 10**9
 MINUTE_NS = 60 * 10**9
 
 
-@dataclass
-class Server:
-    """A ``spyglass serve`` process on free loopback ports."""
-
-    process: subprocess.Popen[bytes]
-    api: str
-    otlp_http_port: int
-
-    def status(self) -> dict[str, Any]:
-        answer: dict[str, Any] = httpx.get(self.api + "/api/v1/status", timeout=10).json()
-        return answer
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=120)
-
-
-def start_server(checkout: Path | None) -> Server:
-    api, grpc_port, http_port, zipkin = free_ports(4)
-    data_dir = tempfile.mkdtemp(prefix="spyglass-bench-api-")
-    env = dict(os.environ)
-    if checkout is not None:
-        env["PYTHONPATH"] = str(checkout)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spyglass.cli",
-            "serve",
-            "--data-dir",
-            data_dir,
-            "--port",
-            str(api),
-            "--otlp-grpc-port",
-            str(grpc_port),
-            "--otlp-http-port",
-            str(http_port),
-            "--zipkin-port",
-            str(zipkin),
-            "--decision-wait",
-            "1",
-            "--recall-memory-mb",
-            "512",
-        ],
-        cwd=str(checkout) if checkout is not None else None,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def start_server(checkout: Path | None) -> Served:
+    return start_serve(
+        "--decision-wait", "1", "--recall-memory-mb", "512", checkout=checkout, prefix="spyglass-bench-api-"
     )
-    server = Server(process, f"http://127.0.0.1:{api}", http_port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            server.status()
-            return server
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("spyglass serve did not start") from None
-            time.sleep(0.1)
 
 
-def feed(server: Server, bodies: list[bytes], spans: int) -> None:
+def feed(server: Served, bodies: list[bytes], spans: int) -> None:
     """Send every body and wait until every trace is decided and stored."""
     send_all(bodies, [server.otlp_http_port], 4)
     traces = spans // 10
@@ -106,7 +46,7 @@ def feed(server: Server, bodies: list[bytes], spans: int) -> None:
         time.sleep(0.1)
 
 
-def questions(server: Server, end_ns: int) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
+def questions(server: Served, end_ns: int) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
     """(label, path, query, JSON body) of every read measured; ids come from the server's own answers."""
     start_ns = end_ns - SPREAD_NS
     window = {"start_ns": start_ns, "end_ns": end_ns}
@@ -155,7 +95,7 @@ def questions(server: Server, end_ns: int) -> list[tuple[str, str, dict[str, Any
 
 
 def measure(
-    server: Server, asked: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]], repeats: int
+    server: Served, asked: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]], repeats: int
 ) -> dict[str, tuple[float, float, int]]:
     """label -> (p50 ms, p99 ms, answer bytes), asked round-robin so drift hits every route alike."""
     times: dict[str, list[float]] = {label: [] for label, *_ in asked}

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest_http import free_ports  # noqa: E402
 from otlp_payloads import export_request, send_all  # noqa: E402
+from serve_process import free_ports  # noqa: E402
 
 
 def start_member(api: int, ports: list[int], peers: list[str], data_dir: Path) -> subprocess.Popen[bytes]:

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.ingest_http import free_ports  # noqa: E402
+from bench.serve_process import start_serve  # noqa: E402
 from tests.support.flood import export_template, flood  # noqa: E402
 
 
@@ -52,29 +49,10 @@ def main() -> None:
     args = parser.parse_args()
 
     ceiling = decode_ceiling(args.spans_per_export)
-    data_dir = Path(tempfile.mkdtemp(prefix="spyglass-flood-"))
-    api, grpc_port, http_port, zipkin = free_ports(4)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "spyglass.cli", "serve", "--data-dir", str(data_dir), "--port", str(api)]
-        + [
-            "--otlp-grpc-port",
-            str(grpc_port),
-            "--otlp-http-port",
-            str(http_port),
-            "--zipkin-port",
-            str(zipkin),
-        ]
-        + ["--decision-wait", "1", "--sample-rate", str(args.sample_rate)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_serve(
+        "--decision-wait", "1", "--sample-rate", str(args.sample_rate), prefix="spyglass-flood-"
     )
-    api_url = f"http://127.0.0.1:{api}"
-    while True:
-        try:
-            httpx.get(api_url + "/api/v1/status", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    api_url, http_port, grpc_port = server.api, server.otlp_http_port, server.otlp_grpc_port
     report = flood(
         api_url,
         http_port,
@@ -91,8 +69,7 @@ def main() -> None:
     while status["spans_stored"] < acked and time.monotonic() < deadline:
         time.sleep(0.5)
         status = httpx.get(api_url + "/api/v1/status").json()
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=120)
+    server.stop()
 
     figures = report.summary()
     print(

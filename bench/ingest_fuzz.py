@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.ingest_http import free_ports  # noqa: E402
+from bench.serve_process import free_ports  # noqa: E402
 from tests.support.hostile import ENDPOINTS, FuzzReport, missing_exports, run_fuzz  # noqa: E402
 
 

@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,16 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from otlp_payloads import export_request, send_all  # noqa: E402
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+from serve_process import start_serve  # noqa: E402
 
 
 def receive_to_buffer(bodies: list[bytes], batch: int, rounds: int = 200) -> float:
@@ -71,41 +58,12 @@ def main() -> None:
     # Every request distinct: repeating bodies would repeat trace ids, and the sampler would see late spans.
     bodies = [export_request(args.batch, rng, now) for _ in range(requests_total)]
     receive_path = receive_to_buffer(bodies, args.batch)
-    data_dir = Path(tempfile.mkdtemp(prefix="spyglass-bench-"))
-    api, grpc_port, http_port, zipkin = free_ports(4)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spyglass.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(api),
-            "--otlp-grpc-port",
-            str(grpc_port),
-            "--otlp-http-port",
-            str(http_port),
-            "--zipkin-port",
-            str(zipkin),
-            "--decision-wait",
-            "1",
-            "--recall-memory-mb",
-            "512",
-            "--sample-rate",
-            str(args.sample_rate),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = start_serve(
+        "--decision-wait", "1", "--recall-memory-mb", "512", "--sample-rate", str(args.sample_rate)
     )
-    status_url = f"http://127.0.0.1:{api}/api/v1/status"
-    while True:
-        try:
-            httpx.get(status_url, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    data_dir = server.data_dir
+    http_port = server.otlp_http_port
+    status_url = server.api + "/api/v1/status"
 
     started = time.perf_counter()
     refused = [send_all(bodies, [http_port], args.connections)]
@@ -120,8 +78,7 @@ def main() -> None:
         time.sleep(0.05)
     stored_s = time.perf_counter() - started
     status = httpx.get(status_url).json()
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=60)
+    server.stop(timeout_s=60)
     disk = sum(f.stat().st_size for f in data_dir.iterdir())
     wire = sum(len(b) for b in bodies) / (len(bodies) * args.batch)
 
