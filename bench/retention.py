@@ -241,7 +241,7 @@ def main() -> None:
             "longest step",
             f"{max(c.longest_step_s for c in counters) * 1e3:.0f}",
             "ms",
-            "one transaction holding the writer",
+            "one step, the merge outside the writer's lock included",
         ),
         (
             "steps",

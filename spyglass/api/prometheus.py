@@ -203,7 +203,7 @@ def _storage_families(storage: StorageStatus) -> tuple[Metric, ...]:
         CounterMetricFamily("spyglass_retention_passes", "Retention passes run.", done.passes),
         GaugeMetricFamily(
             "spyglass_retention_longest_step_seconds",
-            "The longest one retention step (one transaction) held the store's writer.",
+            "The longest one retention step took (it holds the store's writer at most that long).",
             done.longest_step_s,
         ),
     )

@@ -121,7 +121,7 @@ class RetentionCounters:
     passes: int = 0
     #: When the last pass ended; None before the first
     last_pass_ns: int | None = None
-    #: The longest a single step held the store's writer, seconds
+    #: The longest a single step took, seconds (a step holds the store's writer at most that long)
     longest_step_s: float = 0.0
 
 

@@ -6,7 +6,7 @@ coarser buckets as they age (``RetentionPolicy.rollup_tiers``, coarsest first, s
 step is one short store transaction over the oldest slice of time; the slice adapts so that a step holds the
 store's writer about ``step_target_s`` (a span write waits at most that), and after each step the worker rests
 as long as the step took, so it never takes more than half of a core from ingest and queries. After a pass that
-deleted anything, ``Store.reclaim_space`` (at most every ``reclaim_interval_s``) makes the freed space reusable,
+deleted or merged anything, ``Store.reclaim_space`` (at most every ``reclaim_interval_s``) makes the freed space reusable,
 so under steady traffic the store's file stops growing once it holds a retention's worth.
 """
 
@@ -34,9 +34,9 @@ PASS_INTERVAL_S = 60.0
 STEP_TARGET_S = 0.05
 #: At most this often a checkpoint after deletions (DuckDB rewrites what the write-ahead log holds).
 RECLAIM_INTERVAL_S = 600.0
-#: The first slice of each job, and the bounds slices adapt within.
-FIRST_SLICE_NS = 60 * SECOND_NS
-MIN_SLICE_NS = SECOND_NS
+#: The first slice of each job, and the bounds slices adapt within (a second of 50,000 spans/s is a step's worth).
+FIRST_SLICE_NS = SECOND_NS
+MIN_SLICE_NS = SECOND_NS // 10
 MAX_SLICE_NS = 7 * 86_400 * SECOND_NS
 #: Status reads the store's figures (a few small scans) at most this often.
 FIGURES_MAX_AGE_S = 5.0
@@ -99,19 +99,18 @@ class RetentionWorker:
                 (f"downsample_{tier.bucket_s}", partial(store.downsample_rollups, before_ns, tier.bucket_s))
             )
         changed = 0
-        deleted = 0
         for name, run in jobs:
             while not self._periodic.stopping.is_set():
                 step, elapsed_s = self._step(name, run)
                 changed += step.rows
-                if not name.startswith("downsample"):
-                    deleted += step.rows
                 if not step.more:
                     break
                 # Rest as long as the step took: at most half of a core, and the writer free in between.
                 if self._periodic.stopping.wait(max(elapsed_s, 0.001)):
                     break
-        if reclaim or (reclaim is None and deleted and self._reclaim_due()):
+        # Downsampling deletes the rows it merged too: any change leaves space to reclaim. Closing checkpoints.
+        due = reclaim is None and changed and self._reclaim_due() and not self._periodic.stopping.is_set()
+        if reclaim or due:
             store.reclaim_space()
             self._last_reclaim_s = time.monotonic()
         self.counters.passes += 1
@@ -139,8 +138,8 @@ class RetentionWorker:
             counters.rollup_rows_downsampled += step.rows
         if elapsed_s > self.step_target_s:
             slice_ns = int(slice_ns * max(0.25, self.step_target_s / elapsed_s))
-        elif elapsed_s < self.step_target_s / 2:
-            slice_ns *= 2
+        elif elapsed_s < self.step_target_s / 2 and step.rows:
+            slice_ns *= 2  # only after real work: empty slices (gaps in the data) say nothing of the next
         self._slices_ns[name] = min(MAX_SLICE_NS, max(MIN_SLICE_NS, slice_ns))
         return step, elapsed_s
 

@@ -413,23 +413,19 @@ class ClickHouseStore:
         insert: the merged rows, and the fine rows again with their counts negated. The table sums equal keys
         (``SummingMergeTree`` drops a key once it sums to zero) and every reader sums by key, so a reader sees a
         group's fine rows or its merged row, never both (one insert of fewer than ``max_insert_block_size``
-        rows is one part, written atomically). Fine rows may stay on disk until their parts merge, so the
-        store remembers how far it got rather than asking for the oldest fine row."""
+        rows is one part, written atomically). Merged fine rows stay on disk until their parts merge, so the
+        store remembers how far it got, and looks for the next fine rows that still count only after start
+        and after a slice with none."""
         if bucket_s <= 0 or HOUR_S % bucket_s or slice_ns <= 0:
             raise ValueError("bucket_s must divide an hour and slice_ns be positive")
         bucket_ns = bucket_s * 1_000_000_000
         limit = before_ns - before_ns % bucket_ns
         start = self._downsampled_through.get(bucket_s)
         if start is None:
-            found = self._conn.query_arrow(
-                f"SELECT count() AS n, min(bucket_start_ns) AS oldest FROM {ROLLUPS} "  # noqa: S608
-                "WHERE bucket_s < {bucket_s:Int32} AND bucket_start_ns < {limit:Int64}",
-                {"bucket_s": bucket_s, "limit": limit},
-            )
-            if int(found.column("n")[0].as_py() or 0) == 0:
+            start = self._next_fine_bucket(bucket_s, 0, limit)
+            if start is None:
+                self._downsampled_through[bucket_s] = limit
                 return RetentionStep(rows=0, more=False)
-            oldest = int(found.column("oldest")[0].as_py())
-            start = oldest - oldest % bucket_ns
         if start >= limit:
             return RetentionStep(rows=0, more=False)
         end = min(limit, start + max(bucket_ns, slice_ns - slice_ns % bucket_ns))
@@ -456,8 +452,29 @@ class ClickHouseStore:
             self._conn.insert_arrow(
                 ROLLUPS, together, settings={"max_insert_block_size": together.num_rows + 1}
             )
+        else:  # nothing left to merge here: skip to the next slice that has something, if any
+            following = self._next_fine_bucket(bucket_s, end, limit)
+            self._downsampled_through[bucket_s] = limit if following is None else following
+            return RetentionStep(rows=0, more=following is not None)
         self._downsampled_through[bucket_s] = end
         return RetentionStep(rows=fine.num_rows, more=end < limit)
+
+    def _next_fine_bucket(self, bucket_s: int, from_ns: int, limit_ns: int) -> int | None:
+        """The start (aligned to ``bucket_s``) of the first target bucket in ``[from_ns, limit_ns)`` holding
+        rows finer than ``bucket_s`` that still count (merged ones sum to nothing until their parts merge)."""
+        found = self._conn.query_arrow(
+            "SELECT count() AS n, min(b_start) AS first FROM ("  # noqa: S608
+            "SELECT bucket_start_ns AS b_start, sum(`count`) AS total_count, sum(errors) AS total_errors "
+            f"FROM {ROLLUPS} WHERE bucket_s < {{bucket_s:Int32}} AND bucket_start_ns >= {{start:Int64}} "
+            "AND bucket_start_ns < {limit:Int64} "
+            "GROUP BY b_start, bucket_s, service, operation, kind, attr_key, attr_value, bin "
+            "HAVING total_count != 0 OR total_errors != 0)",
+            {"bucket_s": bucket_s, "start": from_ns, "limit": limit_ns},
+        )
+        if int(found.column("n")[0].as_py() or 0) == 0:
+            return None
+        first = int(found.column("first")[0].as_py())
+        return first - first % (bucket_s * 1_000_000_000)
 
     def reclaim_space(self) -> None:
         """Nothing to do: dropped partitions are freed at once, deleted rows when their parts merge."""

@@ -197,20 +197,27 @@ _EXPIRE: dict[str, list[str]] = {
 }
 # Rows finer than the target bucket (and those already at it, so stragglers merge in too) of one aligned slice.
 _SLICE_TO_DOWNSAMPLE = "bucket_s <= $bucket_s AND bucket_start_ns >= $start AND bucket_start_ns < $end"
+# Sums by a small integer per group (not by its strings) over the unnested bins: a quarter faster.
 _DOWNSAMPLED = f"""
-SELECT b AS bucket_start_ns, $bucket_s::INTEGER AS bucket_s, service, operation, kind, attr_key, attr_value,
-       list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts, list(e ORDER BY bin) AS errors
-FROM (
+WITH slice AS (
     SELECT bucket_start_ns - bucket_start_ns % $bucket_ns AS b, service, operation, kind, attr_key, attr_value,
-           bin, sum(n)::BIGINT AS n, sum(e)::BIGINT AS e
-    FROM (
-        SELECT bucket_start_ns, service, operation, kind, attr_key, attr_value,
-               unnest(bins) AS bin, unnest(counts) AS n, unnest(errors) AS e
-        FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}
-    )
-    GROUP BY b, service, operation, kind, attr_key, attr_value, bin
+           bins, counts, errors
+    FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}
+), groups AS (
+    SELECT b, service, operation, kind, attr_key, attr_value, row_number() OVER () AS g
+    FROM (SELECT DISTINCT b, service, operation, kind, attr_key, attr_value FROM slice)
+), pairs AS (
+    SELECT g, unnest(bins) AS bin, unnest(counts) AS n, unnest(errors) AS e
+    FROM slice JOIN groups USING (b, service, operation, kind, attr_key, attr_value)
+), summed AS (
+    SELECT g, bin, sum(n)::BIGINT AS n, sum(e)::BIGINT AS e FROM pairs GROUP BY g, bin
+), lists AS (
+    SELECT g, list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts, list(e ORDER BY bin) AS errors
+    FROM summed GROUP BY g
 )
-GROUP BY b, service, operation, kind, attr_key, attr_value
+SELECT b AS bucket_start_ns, $bucket_s::INTEGER AS bucket_s, service, operation, kind, attr_key, attr_value,
+       bins, counts, errors
+FROM lists JOIN groups USING (g)
 ORDER BY b, service, operation, kind, attr_key, attr_value
 """  # noqa: S608 (fixed text; every value is a parameter)
 
@@ -298,6 +305,8 @@ class DuckDBStore:
         }
         self._conn = duckdb.connect(self.path, config=config)
         self._write_lock = threading.Lock()
+        #: Per kind of data, where retention's last slice ended: everything older is deleted.
+        self._expired_through: dict[str, int] = {}
         self._closed = False
         try:
             self._create_schema()
@@ -535,14 +544,22 @@ class DuckDBStore:
     def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
         """Delete the oldest ``slice_ns`` of ``data`` older than ``before_ns`` in one transaction. It holds the
         writer's lock (a span write waits at most one slice; readers never wait, DuckDB reads a snapshot); the
-        space is reusable after the next checkpoint (``reclaim_space``)."""
+        space is reusable after the next checkpoint (``reclaim_space``). Where the last slice ended is kept, so
+        a step costs its delete only (the oldest row is looked up after start and after an empty slice); rows
+        written later below it are caught by the next slice's plain upper bound."""
         if slice_ns <= 0:
             raise ValueError("slice_ns must be positive")
         with self._write_lock, self._conn.cursor() as cur:
-            oldest = cur.execute(_OLDEST[data]).fetchall()[0][0]
-            if oldest is None or (oldest > before_ns if data == "rollups" else oldest >= before_ns):
+            oldest = self._expired_through.get(data)
+            if oldest is None:
+                found = cur.execute(_OLDEST[data]).fetchall()[0][0]
+                if found is None:
+                    return RetentionStep(rows=0, more=False)
+                # Rollup rows go when their bucket has ended by the slice's end, so the oldest end is itself due.
+                oldest = int(found) - (1 if data == "rollups" else 0)
+            if oldest >= before_ns:
                 return RetentionStep(rows=0, more=False)
-            end = min(before_ns, int(oldest) + slice_ns)
+            end = min(before_ns, oldest + slice_ns)
             cur.execute("BEGIN TRANSACTION")
             try:
                 deleted = [cur.execute(sql, {"end": end}).fetchall()[0][0] for sql in _EXPIRE[data]]
@@ -550,18 +567,23 @@ class DuckDBStore:
             except BaseException:
                 _rollback(cur)
                 raise
+            if deleted[0]:
+                self._expired_through[data] = end
+            else:  # a gap in the data: the next step looks the oldest row up and skips it
+                self._expired_through.pop(data, None)
         return RetentionStep(rows=int(deleted[0]), more=end < before_ns)
 
     def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
-        """Merge the oldest slice of rollup rows finer than ``bucket_s`` into ``bucket_s`` buckets: one
-        transaction reads the slice merged, deletes its rows and inserts the merged ones, so a reader's snapshot
-        holds one or the other."""
+        """Merge the oldest slice of rollup rows finer than ``bucket_s`` into ``bucket_s`` buckets. The merge
+        (the costly part) reads a snapshot without the writer's lock; then one transaction under it deletes the
+        slice's rows and inserts the merged ones, so a reader's snapshot holds one or the other. Should rows
+        have been written into the slice meanwhile (a late export), the merge is redone in that transaction."""
         if bucket_s <= 0 or 3600 % bucket_s or slice_ns <= 0:
             raise ValueError("bucket_s must divide an hour and slice_ns be positive")
         bucket_ns = bucket_s * 1_000_000_000
         # Only whole target buckets that ended before the cutoff are merged.
         limit = before_ns - before_ns % bucket_ns
-        with self._write_lock, self._conn.cursor() as cur:
+        with self._conn.cursor() as cur:
             oldest = cur.execute(
                 "SELECT min(bucket_start_ns) FROM rollups WHERE bucket_s < ? AND bucket_start_ns < ?",
                 [bucket_s, limit],
@@ -571,9 +593,16 @@ class DuckDBStore:
             start = int(oldest) - int(oldest) % bucket_ns
             end = min(limit, start + max(bucket_ns, slice_ns - slice_ns % bucket_ns))
             window = {"bucket_s": bucket_s, "start": start, "end": end}
+            cur.execute("BEGIN TRANSACTION")  # the count and the merge from one snapshot; nothing written
+            try:
+                merged, read = self._merged_slice(cur, window, bucket_ns)
+            finally:
+                _rollback(cur)
+        with self._write_lock, self._conn.cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
-                merged = cur.sql(_DOWNSAMPLED, params={**window, "bucket_ns": bucket_ns}).to_arrow_table()
+                if self._slice_rows(cur, window) != read:
+                    merged, read = self._merged_slice(cur, window, bucket_ns)
                 deleted = cur.execute(f"DELETE FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}", window)  # noqa: S608
                 rows = int(deleted.fetchall()[0][0])
                 cur.register("merged_rollups", merged)
@@ -586,6 +615,23 @@ class DuckDBStore:
                 _rollback(cur)
                 raise
         return RetentionStep(rows=rows, more=end < limit)
+
+    @staticmethod
+    def _slice_rows(cur: duckdb.DuckDBPyConnection, window: dict[str, int]) -> int:
+        """Stored rows in a downsampling slice. Rows are only ever appended there (retention, which alone
+        deletes, runs in one thread), so an unchanged count means unchanged rows."""
+        sql = f"SELECT count(*) FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}"  # noqa: S608
+        return int(cur.execute(sql, window).fetchall()[0][0])
+
+    @staticmethod
+    def _merged_slice(
+        cur: duckdb.DuckDBPyConnection, window: dict[str, int], bucket_ns: int
+    ) -> tuple[pa.Table, int]:
+        """A slice's rows merged into its target buckets, and how many stored rows that read (in the caller's
+        transaction, so both come from one snapshot)."""
+        rows = DuckDBStore._slice_rows(cur, window)
+        merged = cur.sql(_DOWNSAMPLED, params={**window, "bucket_ns": bucket_ns}).to_arrow_table()
+        return merged, rows
 
     def reclaim_space(self) -> None:
         """Checkpoint: deletions reach the file and their blocks join the free list, which the next writes fill

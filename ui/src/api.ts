@@ -2644,7 +2644,7 @@ export interface components {
             last_pass_ns: number | null;
             /**
              * Longest Step S
-             * @description The longest one retention step held the store's writer
+             * @description The longest one retention step took, s (it holds the store's writer at most that long)
              */
             longest_step_s: number;
         };

@@ -79,7 +79,9 @@ class StorageStatus(ApiModel):
     retention_steps: int = Field(description="Short transactions retention ran (one time slice each)")
     retention_passes: int
     last_pass_ns: int | None = Field(description="When the last retention pass ended; null before the first")
-    longest_step_s: float = Field(description="The longest one retention step held the store's writer")
+    longest_step_s: float = Field(
+        description="The longest one retention step took, s (it holds the store's writer at most that long)"
+    )
 
 
 class ClusterMemberStatus(ApiModel):
