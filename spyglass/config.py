@@ -55,8 +55,9 @@ _Port = Annotated[int, Field(ge=0, le=65535)]
 #: A duration in whole seconds, written with a unit on the command line and in the environment (``--help``
 #: names it by the alias).
 DURATION = TypeAliasType("DURATION", Annotated[int, BeforeValidator(_duration_s)])
-#: ``a,b,c`` on the command line and in the environment alike (not JSON), blanks dropped.
-_CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+#: ``a,b,c`` on the command line and in the environment alike (not JSON), blanks dropped; ``--help`` names it
+#: by the alias.
+LIST = TypeAliasType("LIST", Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)])
 
 
 # validate_by_name: code builds it with field names (``replace(config, decision_wait_s=0.2)``); validate_by_alias:
@@ -91,7 +92,7 @@ class ServeConfig:
     clickhouse_url: str | None = Field(default=None, description="ClickHouse URL for --store clickhouse")
     ingest_token: str | None = Field(default=None, description="bearer token receivers require")
     query_token: str | None = Field(default=None, description="bearer token the API requires")
-    peers: _CommaList = Field(
+    peers: LIST = Field(
         default=(), description="query API URLs of every satellite of the cluster, comma-separated"
     )
     advertise: str | None = Field(default=None, description="this satellite's URL as written in --peers")
@@ -121,7 +122,7 @@ class ServeConfig:
         validation_alias="owners",
         description='JSON file {"service": "team"} naming owners explain reports',
     )
-    aggregate_attributes: _CommaList = Field(
+    aggregate_attributes: LIST = Field(
         default=(), description="extra attribute keys to roll up per value, comma-separated"
     )
     slos_file: Path | None = Field(
