@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, record  # noqa: E402
 from otlp_payloads import export_request, send_all  # noqa: E402
 from serve_process import free_ports  # noqa: E402
 
@@ -186,6 +187,18 @@ def main() -> None:
     print(f"{'what':40} {'figure':>12} {'unit':9} conditions ({os.cpu_count()} cores, all on loopback)")
     for what, figure, unit, conditions in rows:
         print(f"{what:40} {figure:>12} {unit:9} {conditions}")
+    record(
+        [
+            Figure(
+                "cluster",
+                "3 satellites on these cores: decided and stored",
+                cluster["stored"],
+                "spans/s",
+                ceiling=single["stored"],
+                conditions="ceiling: one satellite, same spans",
+            )
+        ]
+    )
 
 
 if __name__ == "__main__":

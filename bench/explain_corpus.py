@@ -21,6 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from figures import Figure, record  # noqa: E402
+
 from spyglass.analysis.explain import explain_spans  # noqa: E402
 from tests.support.fault_corpus import VISIBLE_GROWTH, answer_of, answers_of, case  # noqa: E402
 
@@ -89,6 +91,33 @@ def main() -> None:
     print(
         f"{'invisible faults':<18} {invisible:>5}  (the root's symptom share grew less than "
         f"{VISIBLE_GROWTH['latency']:.0%} / {VISIBLE_GROWTH['errors']:.0%}: nothing to explain, not counted)"
+    )
+    top1_all = sum(x for x, _ in every) / max(len(every), 1)
+    top3_all = sum(y for _, y in every) / max(len(every), 1)
+    conditions = f"{args.cases} cases, seed {args.seed}"
+    record(
+        [
+            Figure(
+                "explain_corpus", "cause named first", top1_all * 100, "%", at_least=95, conditions=conditions
+            ),
+            Figure(
+                "explain_corpus",
+                "cause in the top 3",
+                top3_all * 100,
+                "%",
+                at_least=99,
+                conditions=conditions,
+            ),
+            Figure(
+                "explain_corpus",
+                "healthy windows quiet",
+                sum(quiet) / max(len(quiet), 1) * 100,
+                "%",
+                at_least=98,
+                conditions=conditions,
+            ),
+            Figure("explain_corpus", "explain time, median", statistics.median(times_ms), "ms"),
+        ]
     )
     print()
     print(f"{'what':<24} {'figure':>8} unit")

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.figures import Figure, record  # noqa: E402
 from bench.serve_process import start_serve  # noqa: E402
 from tests.support.flood import export_template, flood  # noqa: E402
 
@@ -85,6 +86,23 @@ def main() -> None:
     print(f"{'spans received (status)':48s} {status['spans_received']:>14,}")
     print(f"{'spans stored (status)':48s} {status['spans_stored']:>14,}")
     print(f"{'failures (not 200/429, not OK/RESOURCE_EXHAUSTED)':48s} {len(report.failures()):>14,}")
+    conditions = f"{args.seconds:g} s, sample rate {args.sample_rate}"
+    record(
+        [
+            Figure(
+                "flood",
+                "accepted under a flood",
+                figures["accepted spans/s"],
+                "spans/s",
+                ceiling=ceiling,
+                conditions=conditions,
+            ),
+            Figure(
+                "flood", "acknowledged spans not stored", acked - status["spans_stored"], "spans", at_most=0
+            ),
+            Figure("flood", "failed requests", len(report.failures()), "requests", at_most=0),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, record  # noqa: E402
 from otlp_payloads import export_request, ingest_cpu_per_span  # noqa: E402
 
 from spyglass.model.log_schema import LOG_SCHEMA  # noqa: E402
@@ -259,6 +260,17 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     for what, figure, unit, conditions in rows:
         print(f"{what:<{width}}  {figure:>14} {unit:<8} {conditions}")
+    record(
+        [
+            Figure(
+                "retention",
+                f"retention at 50k spans/s, {share:.0%} stored, share of ingest CPU",
+                retention_per_s(share) / ingest_cpu_per_s * 100,
+                "%",
+            )
+            for share in (1.0, 0.05)
+        ]
+    )
 
 
 if __name__ == "__main__":

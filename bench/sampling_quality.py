@@ -15,6 +15,7 @@ import argparse
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from figures import Figure, record
 
 from spyglass.demo.synthetic import synthetic_traffic
 from spyglass.satellite.sampler import DynamicSampler, SamplingPolicy
@@ -131,6 +132,26 @@ def main() -> None:
     )
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    spyglass_row = dict(zip(header, rows[0], strict=True))
+    conditions = f"{n:,} traces at {args.rate}"
+    record(
+        [
+            Figure(
+                "sampling_quality",
+                "p99 outliers kept (worst operation)",
+                float(spyglass_row["p99 outliers kept (min/mean)"].split(" / ")[0]) * 100,
+                "%",
+                conditions=conditions,
+            ),
+            Figure(
+                "sampling_quality",
+                "errors kept",
+                float(spyglass_row["errors kept"]) * 100,
+                "%",
+                conditions=conditions,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":
