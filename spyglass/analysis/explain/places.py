@@ -70,6 +70,16 @@ class Moments:
         return self.var / max(self.c, 1)
 
 
+@dataclass(frozen=True)
+class Term:
+    """One operation's part of what a place explains: its value, its variance, and how many regression spans
+    it measured (two places holding the same spans of an operation measure the same part of the symptom)."""
+
+    value: float
+    variance: float
+    spans: int
+
+
 @dataclass
 class Place:
     """One resource value's evidence: its own spans' excess, per trace of the regression, across services."""
@@ -97,6 +107,9 @@ class Place:
     everywhere: bool = False
     #: A rollout known only by its calls' time: trusted at ``ROLLOUT_SUBTREE_WEIGHT``.
     via_calls: bool = False
+    #: Each term of the total (an excess or echo of one operation of one service): nested places are compared
+    #: term by term, as two places holding the same spans of an operation explain the same part of the symptom.
+    terms: dict[tuple[str, str, str], Term] = field(default_factory=dict)
 
     @property
     def trust(self) -> float:
@@ -265,6 +278,7 @@ def _score(
             variance = (p1.n / regression_weight) ** 2 * (p1.se2() + g0.se2())
             place.echo += contribution
             place.echo_variance += variance
+            place.terms[("echo", service, name)] = Term(contribution, variance, p1.c)
             place.by_service[service] = place.by_service.get(service, 0.0) + contribution
             e, v = place.echo_by_service.get(service, (0.0, 0.0))
             place.echo_by_service[service] = (e + contribution, v + variance)
@@ -272,8 +286,10 @@ def _score(
             echo_before_n, echo_before_x = echo_before_n + g0.n, echo_before_x + g0.x
             continue
         contribution = p1.n * gap / regression_weight
+        variance = (p1.n / regression_weight) ** 2 * var
         place.excess += contribution
-        place.variance += (p1.n / regression_weight) ** 2 * var
+        place.variance += variance
+        place.terms[("excess", service, name)] = Term(contribution, variance, p1.c)
         place.spans += p1.n
         place.by_service[service] = place.by_service.get(service, 0.0) + contribution
         with_n, with_x = with_n + p1.n, with_x + p1.x
@@ -294,8 +310,9 @@ def _score(
 def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Place, list[Place]]]:
     """Each place that names a cause, with the places it stands for (its parts, or the broader places that only
     echo it). Of nested places, the narrowest that explains as much as every broader place containing it, within
-    the noise of their difference, wins (a node whose pods are all slow, a host alone in an otherwise healthy
-    zone); of places carried by the same processes, the key ``rank`` puts first."""
+    the noise of what the broader one adds (``_beyond``), wins: a node whose pods are all slow, a host alone in
+    an otherwise healthy zone, a version new on one instance; of places carried by the same processes, the key
+    ``rank`` puts first."""
     kept: list[tuple[Place, list[Place]]] = []
     taken: set[int] = set()
     for i, p in enumerate(found):  # strongest first
@@ -310,11 +327,12 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
 
         def echoes(q: Place, family: list[Place] = family) -> bool:
             """What each broader place explains beyond ``q`` is within noise."""
-            return all(
-                b.total - q.total <= NOISE_SE * _se_beyond(b, q)
-                for b in family
-                if q.resources <= b.resources and b is not q
-            )
+            for b in family:
+                if q.resources <= b.resources and b is not q:
+                    extra, se = _beyond(b, q)
+                    if extra > NOISE_SE * se:
+                        return False
+            return True
 
         chosen = min(
             (q for q in family if echoes(q)), key=lambda q: (len(q.resources), rank(q.key)), default=None
@@ -326,13 +344,27 @@ def narrowest(found: list[Place], rank: Callable[[str], int]) -> list[tuple[Plac
     return kept
 
 
-def _se_beyond(broad: Place, narrow: Place) -> float:
-    """Standard error of what a broad place measures beyond a narrower one inside it. The two share the terms
-    of the narrow place, so the difference carries the variance of the terms only one of them holds: the broad
-    place's other parts, or, when the broad place is told by another measure (the echo of operations that live
-    only there, against the baseline) with less variance than the narrow one's comparison, the narrow one's."""
-    broad_var = broad.variance + broad.echo_variance
-    return math.sqrt(abs(broad_var - narrow.variance - narrow.echo_variance))
+def _beyond(broad: Place, narrow: Place) -> tuple[float, float]:
+    """What a broad place explains beyond a narrower one inside it, and the standard error of that, term by term.
+    A term both hold over the same regression spans adds nothing, whatever their comparisons (an instance
+    measured against its own baseline, the version new on it against none): the same spans are no more of the
+    symptom. One where the broad place holds more spans of the operation adds the difference, with the variance
+    of those spans (the difference of nested variances). One only either holds adds its value (or takes it
+    away) with its own variance: the broad place's other parts."""
+    extra = variance = 0.0
+    for key in broad.terms.keys() | narrow.terms.keys():
+        b, n = broad.terms.get(key), narrow.terms.get(key)
+        if b is not None and n is not None:
+            if b.spans != n.spans:
+                extra += b.value - n.value
+                variance += abs(b.variance - n.variance)
+        elif b is not None:
+            extra += b.value
+            variance += b.variance
+        elif n is not None:
+            extra -= n.value
+            variance += n.variance
+    return extra, math.sqrt(variance)
 
 
 def place_findings(w: Windows) -> list[Finding]:
@@ -345,7 +377,9 @@ def place_findings(w: Windows) -> list[Finding]:
     found = places(w.db, float(w.tot[1][0]), _not_a_place)
     findings: list[Finding] = []
     for place, parts in narrowest(found, key_rank):
+        # Trust scales the clipped share: a rollout known only by its calls never explains all of it.
         score = clip(place.total / growth) * place.trust
+        raw = place.total / growth * place.trust
         if score < MIN_SCORE:
             continue
         services = place.services() or [max(place.by_service, key=lambda k: place.by_service[k])]
@@ -359,6 +393,7 @@ def place_findings(w: Windows) -> list[Finding]:
                 services[0],
                 key=place.key,
                 value=place.value,
+                raw_score=raw,
                 place=True,
                 why_services=tuple(services),
                 evidence={

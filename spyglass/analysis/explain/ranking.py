@@ -31,11 +31,14 @@ KIND_PRECEDENCE = {
 }
 
 
-def _order(f: Finding) -> tuple[float, int, str, str, str, str]:
-    """Strongest first; among equals, by kind, then by name, so the same spans give the same order every run."""
+def _order(f: Finding) -> tuple[float, int, float, str, str, str, str]:
+    """Strongest first; among equals, by kind, then by what each explains before clipping (two values that both
+    explain all of the symptom may differ twofold), then by name, so the same spans give the same order every
+    run."""
     return (
         -round(f.score, 3),
         KIND_PRECEDENCE[f.kind],
+        -round(max(f.raw_score, f.score), 3),
         f.service,
         f.operation or "",
         f.key or "",
