@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from spyglass.alerting.alerts import AlertBook
+from spyglass.alerting.alerts import ALERTS_FILE_NAME, AlertBook
 from spyglass.alerting.evaluator import LogNotifier, Notifier, SloEvaluator
 from spyglass.alerting.slo_catalog import STORE_FILE_NAME, SloCatalog, read_slo_file
 from spyglass.alerting.watch import SloWatch
@@ -219,7 +219,8 @@ class SpyglassServer:
         config = self.config
         catalog = SloCatalog(file_slos, Path(config.data_dir) / STORE_FILE_NAME)
         webhook = WebhookSender(config.alert_webhook) if config.alert_webhook else None
-        watch = SloWatch(catalog, SloMeter(self.rollups_view), AlertBook(), webhook)
+        alerts = AlertBook(path=Path(config.data_dir) / ALERTS_FILE_NAME)
+        watch = SloWatch(catalog, SloMeter(self.rollups_view), alerts, webhook)
         notifiers: list[Notifier] = [LogNotifier(), *([webhook] if webhook is not None else [])]
         sources = ExplainSources(self.store_view, self.live_view, self.rollups_view, self.ownership)
         return watch, SloEvaluator(watch, sources, notifiers, config.slo_interval_s)

@@ -1,16 +1,23 @@
 """Alerts: one per burn of an SLO, opened when a burn-rate pair starts firing and resolved when none fires any
-more, kept in memory (the open ones and the most recent resolved ones) for ``GET /api/v1/alerts``.
+more, kept (the open ones and the most recent resolved ones) for ``GET /api/v1/alerts``.
 
 The alert's JSON is what the API answers and the webhook receives, the same object when it fires and when it
 resolves (same ``id``, ``state`` and ``resolved_ns`` changed, burn rates as of that moment).
+
+With a file (``<data-dir>/alerts.json``) the book survives a restart: an alert open before it keeps its id, so
+a burn that goes on is not announced twice, and one that stopped meanwhile resolves under the id it fired with.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from spyglass.analysis.slo import Slo
@@ -18,8 +25,12 @@ from spyglass.analysis.slo_burn import PAIR_BY_NAME, SloStatus
 from spyglass.analysis.slo_explain import BurnExplained
 from spyglass.analysis.slo_windows import ExplainWindows
 
+log = logging.getLogger(__name__)
+
 #: Resolved alerts kept for the API (the oldest are forgotten first).
 MAX_RESOLVED = 200
+#: Where a server keeps its alerts, in its data directory.
+ALERTS_FILE_NAME = "alerts.json"
 
 AlertState = Literal["firing", "resolved"]
 
@@ -88,12 +99,83 @@ class Alert:
 
 
 class AlertBook:
-    """Open alerts by SLO, and the recently resolved ones (thread-safe)."""
+    """Open alerts by SLO, and the recently resolved ones (thread-safe); kept in ``path`` when given.
 
-    def __init__(self, max_resolved: int = MAX_RESOLVED) -> None:
+    Alerts read back from the file are their JSON: a resolved one is shown as it was; an open one waits in
+    ``restored`` until the evaluator's next round adopts it (the SLO still burns: its id and start carry on) or
+    resolves it (``resolve_restored``)."""
+
+    def __init__(self, max_resolved: int = MAX_RESOLVED, path: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._open: dict[str, Alert] = {}
-        self._resolved: deque[Alert] = deque(maxlen=max_resolved)
+        self._resolved: deque[Alert | dict[str, Any]] = deque(maxlen=max_resolved)
+        self._restored: dict[str, dict[str, Any]] = {}
+        self._path = path
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:  # a damaged file costs the history, never the server
+            log.warning("alerts in %s could not be read (%s); starting without them", path, exc)
+            return
+        for alert in saved.get("alerts", []) if isinstance(saved, dict) else []:
+            if not isinstance(alert, dict) or not isinstance(alert.get("slo"), dict):
+                continue
+            if alert.get("state") == "firing":
+                self._restored[str(alert["slo"].get("id"))] = alert
+            else:
+                self._resolved.append(alert)
+
+    def _save(self) -> None:
+        """Write every alert held, atomically (a crash leaves the old file or the new one). Under the lock."""
+        if self._path is None:
+            return
+        alerts = [
+            *(a.as_json() for a in self._open.values()),
+            *self._restored.values(),
+            *(a if isinstance(a, dict) else a.as_json() for a in self._resolved),
+        ]
+        partial = self._path.with_name(self._path.name + ".tmp")
+        try:
+            partial.write_text(json.dumps({"alerts": alerts}), encoding="utf-8")
+            os.replace(partial, self._path)
+        except OSError as exc:
+            log.warning("alerts could not be saved to %s: %s", self._path, exc)
+
+    def restored(self) -> dict[str, dict[str, Any]]:
+        """Alerts open before a restart that no round has adopted or resolved yet, by SLO id."""
+        with self._lock:
+            return dict(self._restored)
+
+    def adopt_restored(self, slo_id: str) -> dict[str, Any] | None:
+        """Take the alert open before a restart for this SLO (its id and start carry on in the new one)."""
+        with self._lock:
+            return self._restored.pop(slo_id, None)
+
+    def resolve_restored(self, slo_id: str, now_ns: int, status: SloStatus | None) -> dict[str, Any] | None:
+        """Resolve an alert open before a restart whose SLO no longer burns (or is gone); its resolved JSON."""
+        with self._lock:
+            alert = self._restored.pop(slo_id, None)
+            if alert is None:
+                return None
+            slo = alert["slo"]
+            resolved = {
+                **alert,
+                "state": "resolved",
+                "resolved_ns": now_ns,
+                "summary": f"resolved: SLO {slo.get('name')!r} ({slo.get('service')} {slo.get('operation')}) "
+                "burns under its thresholds again",
+            }
+            if status is not None:
+                resolved["burn_rates"] = status.burn_rates()
+                resolved["budget_remaining"] = status.budget_remaining
+            self._resolved.append(resolved)
+            self._save()
+            return resolved
 
     def open_for(self, slo_id: str) -> Alert | None:
         with self._lock:
@@ -106,6 +188,7 @@ class AlertBook:
     def opened(self, alert: Alert) -> None:
         with self._lock:
             self._open[alert.slo.id] = alert
+            self._save()
 
     def update(self, alert: Alert, status: SloStatus) -> None:
         """The open alert's burn rates and budget as of the latest evaluation."""
@@ -119,9 +202,14 @@ class AlertBook:
             alert.state, alert.resolved_ns = "resolved", now_ns
             self._open.pop(alert.slo.id, None)
             self._resolved.append(alert)
+            self._save()
 
     def recent(self) -> list[dict[str, Any]]:
         """Open and resolved alerts as JSON, newest first (by when they started)."""
         with self._lock:
-            alerts = [alert.as_json() for alert in [*self._open.values(), *self._resolved]]
-        return sorted(alerts, key=lambda a: a["started_ns"], reverse=True)
+            alerts = [
+                *(a.as_json() for a in self._open.values()),
+                *self._restored.values(),
+                *(a if isinstance(a, dict) else a.as_json() for a in self._resolved),
+            ]
+        return sorted(alerts, key=lambda a: int(a.get("started_ns") or 0), reverse=True)

@@ -5,7 +5,9 @@ background threads' lower CPU priority.
 An SLO has at most one open alert. When a burn-rate pair starts firing, the alert is opened: explain runs on the
 burning window against its baseline (``analysis.slo_windows``), and one notification goes to every notifier (the
 log, the webhook). While any pair still fires nothing more is sent; when none does, the alert resolves and a
-resolved notification (same id) follows. An SLO deleted while its alert is open resolves it.
+resolved notification (same id) follows. An SLO deleted while its alert is open resolves it. An alert open
+before a restart is adopted by the first round that finds its SLO still burning (same id and start, nothing
+sent again) or resolved by the first that does not.
 """
 
 from __future__ import annotations
@@ -82,19 +84,26 @@ class SloEvaluator:
             measure = measures[slo.id]
             alert = book.open_for(slo.id)
             if measure.status.firing and alert is None:
-                self._open(slo, measure, now)
+                self._open(slo, measure, now, book.adopt_restored(slo.id))
             elif measure.status.firing and alert is not None:
                 book.update(alert, measure.status)
             elif alert is not None:
                 book.resolve(alert, now, measure.status)
                 self._send(alert)
+            else:
+                self._send_json(book.resolve_restored(slo.id, now, measure.status))
         for alert in book.open_alerts():
             if self.watch.catalog.get(alert.slo.id) is None:
                 book.resolve(alert, now, None)
                 self._send(alert)
+        for slo_id in book.restored():
+            if self.watch.catalog.get(slo_id) is None:
+                self._send_json(book.resolve_restored(slo_id, now, None))
         self.rounds += 1
 
-    def _open(self, slo: Slo, measure: SloMeasure, now_ns: int) -> None:
+    def _open(self, slo: Slo, measure: SloMeasure, now_ns: int, restored: dict[str, Any] | None) -> None:
+        """Open the SLO's alert, explained; one open before a restart (``restored``) carries on under its id and
+        start, and is not sent again."""
         status = measure.status
         pair = PAIR_BY_NAME[status.firing[0]]
         sources = self.sources
@@ -108,11 +117,18 @@ class SloEvaluator:
             error = f"{type(exc).__name__}: {exc}"
         burnt = status.budget_spent(measure.recent.window(windows.start_ns))
         alert = Alert(slo, now_ns, status.firing, status, burnt, windows, explained, error)
+        if restored is not None:
+            alert.id, alert.started_ns = str(restored["id"]), int(restored["started_ns"])
         self.watch.alerts.opened(alert)
-        self._send(alert)
+        if restored is None:
+            self._send(alert)
 
     def _send(self, alert: Alert) -> None:
-        body = alert.as_json()
+        self._send_json(alert.as_json())
+
+    def _send_json(self, body: dict[str, Any] | None) -> None:
+        if body is None:
+            return
         for notifier in self.notifiers:
             try:
                 notifier.notify(body)

@@ -68,3 +68,51 @@ def test_open_once_resolve_once_and_explain_failures_still_alert(tmp_path: Path)
     assert [a["state"] for a in recorder.sent] == ["firing", "resolved"]
     assert recorder.sent[1]["id"] == alert["id"] and recorder.sent[1]["resolved_ns"] == NOW + 50 * SECOND_NS
     assert watch.alerts.open_alerts() == [] and watch.alerts.recent()[0]["state"] == "resolved"
+
+
+def _restarted(tmp_path: Path, rollups: TableRollups, recorder: Recorder) -> tuple[SloWatch, SloEvaluator]:
+    """A server's SLO watch and evaluator over a data directory, as a (re)started server builds them."""
+    book = AlertBook(path=tmp_path / "alerts.json")
+    watch = SloWatch(SloCatalog([SLO], tmp_path / "slos.json"), SloMeter(rollups), book)
+    sources = ExplainSources(
+        cast("Store", BrokenStore()), cast("LiveData", None), rollups, Ownership({"shop": "shop-team"})
+    )
+    return watch, SloEvaluator(watch, sources, [recorder], interval_s=1.0)
+
+
+def test_an_alert_open_across_a_restart_keeps_its_id_and_is_not_sent_twice(tmp_path: Path) -> None:
+    rollups = TableRollups()
+    rollups.add(rollup_rows(*[(NOW + s * SECOND_NS, 50.0, 10, 5) for s in range(0, 30, 10)]))
+    before = Recorder()
+    _, evaluator = _restarted(tmp_path, rollups, before)
+    evaluator.evaluate(NOW + 30 * SECOND_NS)
+    assert [a["state"] for a in before.sent] == ["firing"]
+    fired = before.sent[0]
+
+    # Restarted while the SLO still burns: the alert carries on under its id, nothing is announced again.
+    after = Recorder()
+    watch, evaluator = _restarted(tmp_path, rollups, after)
+    assert [a["id"] for a in watch.alerts.recent()] == [fired["id"]]
+    evaluator.evaluate(NOW + 35 * SECOND_NS)
+    assert after.sent == []
+    (open_alert,) = watch.alerts.open_alerts()
+    assert (open_alert.id, open_alert.started_ns) == (fired["id"], fired["started_ns"])
+
+    # The burn stops after another restart: it resolves under the id it fired with.
+    rollups.add(rollup_rows((NOW + 40 * SECOND_NS, 50.0, 3000, 0)))
+    last = Recorder()
+    watch, evaluator = _restarted(tmp_path, rollups, last)
+    evaluator.evaluate(NOW + 50 * SECOND_NS)
+    assert [(a["id"], a["state"], a["resolved_ns"]) for a in last.sent] == [
+        (fired["id"], "resolved", NOW + 50 * SECOND_NS)
+    ]
+    assert last.sent[0]["summary"].startswith("resolved: ")
+    assert [(a["id"], a["state"]) for a in watch.alerts.recent()] == [(fired["id"], "resolved")]
+    assert watch.alerts.open_alerts() == [] and watch.alerts.restored() == {}
+
+
+def test_a_damaged_alerts_file_costs_the_history_not_the_server(tmp_path: Path) -> None:
+    (tmp_path / "alerts.json").write_text("{not json", encoding="utf-8")
+    watch, evaluator = _restarted(tmp_path, TableRollups(), Recorder())
+    evaluator.evaluate(NOW)
+    assert watch.alerts.recent() == []
