@@ -1,13 +1,15 @@
 """Ingest throughput: OTLP/HTTP protobuf in, through aggregator, recall buffer and sampler, DuckDB out.
 
 First measures the receive-to-buffer path in this process on one core (decode, aggregate, pack into the recall
-buffer: what every span costs). Then starts ``spyglass serve`` as its own process (so the load generator does
+buffer: what every span costs), beside the decode ceiling (ptars alone, on the same bodies, in the same run) and
+spyglass's own decode, each as a share of the ceiling. Then starts ``spyglass serve`` as its own process (so the load generator does
 not share its interpreter), sends pre-encoded requests of 1000 spans from several connections, and prints:
 spans/s accepted (HTTP 200), spans/s until every trace is decided (``traces_decided`` reaches the total) and
 its kept spans are stored, bytes per span on the wire, and on disk.
 
     python bench/ingest_http.py --spans 500000 --sample-rate 1.0
     python bench/ingest_http.py --spans 500000 --sample-rate 0.05
+    python bench/ingest_http.py --spans 100000 --receive-only
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,20 +29,49 @@ from otlp_payloads import export_request, send_all  # noqa: E402
 from serve_process import start_serve  # noqa: E402
 
 
-def receive_to_buffer(bodies: list[bytes], batch: int, rounds: int = 200) -> float:
-    """Spans/s through decode, aggregation and the recall buffer, on this thread."""
+@dataclass(frozen=True)
+class ReceivePath:
+    """Spans/s on one core (CPU time of this thread), each stage measured on the same bodies, interleaved."""
+
+    ceiling: float  # ptars alone: request bytes -> Arrow, one row per span
+    decode: float  # spyglass's decoder: request bytes -> ``SPAN_SCHEMA`` columns, validated
+    receive_to_buffer: float  # decode + aggregate + pack into the recall buffer
+
+
+def receive_to_buffer(bodies: list[bytes], batch: int, rounds: int = 300) -> ReceivePath:
+    """The receive-to-buffer path beside its ceilings, on this thread. Each round runs every stage on the
+    same body one after another and adds up each stage's CPU time, so other load on the machine slows all
+    stages alike and the ratios hold even when the absolute figures do not."""
+    from otlp_payloads import ptars_decoder
+
     from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
     from spyglass.satellite.aggregator import Aggregator
     from spyglass.satellite.recall_buffer import RecallBuffer
 
+    ceiling_decode = ptars_decoder()
     aggregator = Aggregator()
     buffer = RecallBuffer(max_bytes=1 << 40)
-    started = time.perf_counter()
+    for body in bodies[:3]:  # warm up every stage
+        ceiling_decode(body)
+        decode_otlp_proto(body)
+    ceiling_s = decode_s = path_s = 0.0
+    clock = time.thread_time
     for index in range(rounds):
-        decoded = decode_otlp_proto(bodies[index % len(bodies)]).batch
+        body = bodies[index % len(bodies)]
+        began = clock()
+        ceiling_decode(body)
+        decoded_at = clock()
+        decode_otlp_proto(body)
+        path_at = clock()
+        decoded = decode_otlp_proto(body).batch
         aggregator.add(decoded)
         buffer.add(decoded, index)
-    return rounds * batch / (time.perf_counter() - started)
+        ended = clock()
+        ceiling_s += decoded_at - began
+        decode_s += path_at - decoded_at
+        path_s += ended - path_at
+    spans = rounds * batch
+    return ReceivePath(spans / ceiling_s, spans / decode_s, spans / path_s)
 
 
 def main() -> None:
@@ -50,6 +82,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--sample-rate", type=float, default=1.0)
+    parser.add_argument(
+        "--receive-only", action="store_true", help="measure the in-process receive-to-buffer path only"
+    )
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -58,6 +93,9 @@ def main() -> None:
     # Every request distinct: repeating bodies would repeat trace ids, and the sampler would see late spans.
     bodies = [export_request(args.batch, rng, now) for _ in range(requests_total)]
     receive_path = receive_to_buffer(bodies, args.batch)
+    if args.receive_only:
+        print_rows(receive_rows(receive_path))
+        return
     server = start_serve(
         "--decision-wait", "1", "--recall-memory-mb", "512", "--sample-rate", str(args.sample_rate)
     )
@@ -83,12 +121,7 @@ def main() -> None:
     wire = sum(len(b) for b in bodies) / (len(bodies) * args.batch)
 
     rows = [
-        (
-            "receive-to-buffer path",
-            f"{receive_path:,.0f}",
-            "spans/s",
-            "one core, in process: decode + aggregate + buffer",
-        ),
+        *receive_rows(receive_path),
         (
             "spans sent",
             f"{total:,}",
@@ -117,6 +150,34 @@ def main() -> None:
             f"{disk / 1e6:.1f} MB",
         ),
     ]
+    print_rows(rows)
+
+
+def receive_rows(path: ReceivePath) -> list[tuple[str, str, str, str]]:
+    """The receive-to-buffer path and its ceilings, each with its share of the ceiling."""
+    return [
+        (
+            "decode ceiling (ptars)",
+            f"{path.ceiling:,.0f}",
+            "spans/s",
+            "one core: request -> Arrow, no checks",
+        ),
+        (
+            "spyglass decode",
+            f"{path.decode:,.0f}",
+            "spans/s",
+            f"{path.decode / path.ceiling:.2f} of the ceiling: -> SPAN_SCHEMA, validated",
+        ),
+        (
+            "receive-to-buffer path",
+            f"{path.receive_to_buffer:,.0f}",
+            "spans/s",
+            f"{path.receive_to_buffer / path.ceiling:.2f} of the ceiling: decode + aggregate + recall buffer",
+        ),
+    ]
+
+
+def print_rows(rows: list[tuple[str, str, str, str]]) -> None:
     print(f"{'what':28} {'figure':>12} {'unit':10} conditions ({os.cpu_count()} cores)")
     for what, figure, unit, conditions in rows:
         print(f"{what:28} {figure:>12} {unit:10} {conditions}")

@@ -6,6 +6,7 @@ import http.client
 import random
 import threading
 import time
+from collections.abc import Callable
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -107,3 +108,20 @@ def ingest_cpu_per_span(bodies: list[bytes], spans_per_body: int, rounds: int = 
         aggregator.add(decoded)
         buffer.add(decoded, index)
     return (time.thread_time() - started) / (rounds * spans_per_body)
+
+
+def ptars_decoder() -> Callable[[bytes], object]:
+    """The decode ceiling: ptars alone turning an OTLP trace request into Arrow, flattened to one row per span
+    (what any columnar receiver must at least do; spyglass's decoder starts from the same record)."""
+    import pyarrow.compute as pc
+    from ptars import HandlerPool
+
+    descriptor = trace_service_pb2.ExportTraceServiceRequest.DESCRIPTOR
+    handler = HandlerPool([descriptor.file]).get_for_message(descriptor)
+
+    def decode(body: bytes) -> object:
+        record = handler.list_to_record_batch([body])
+        scopes = pc.list_flatten(record.column(0).flatten().field("scope_spans"))
+        return pc.list_flatten(scopes.field("spans"))
+
+    return decode

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -142,7 +143,7 @@ class Aggregator:
         operations = _dictionary(batch.column("name"))
         n_operations = max(1, len(operations[1]))
         local_series = (services[0] * n_operations + operations[0]) * 8 + kinds
-        series_codes, series_of_span = np.unique(local_series, return_inverse=True)
+        series_codes, series_of_span, _ = _distinct(local_series, max(1, len(services[1])) * n_operations * 8)
         attribute_spans, attribute_keys, attribute_values = self._attribute_pairs(batch)
         # Head-sampled spans count as the spans they stand for (``tracestate`` ``ot=th``).
         adjusted = adjusted_counts(batch.column("trace_state"))
@@ -217,8 +218,8 @@ class Aggregator:
         encoded = _dictionary(values)
         texts = encoded[1]
         width = max(1, len(texts))
-        pairs, pair_of_row, pair_counts = np.unique(
-            keys * width + encoded[0], return_inverse=True, return_counts=True
+        pairs, pair_of_row, pair_counts = _distinct(
+            keys * width + encoded[0], len(self.attribute_keys) * width
         )
         names = self._names
         cap = self.max_values_per_key
@@ -250,12 +251,17 @@ class Aggregator:
         if (starts == first).all():
             self._bucket(int(first), bucket_s).add(codes, weights)
             return
-        distinct, which = np.unique(starts, return_inverse=True)
+        lowest = int(starts.min())
+        distinct, which, _ = _distinct(
+            (starts - lowest) // width_ns, int(starts.max() - lowest) // width_ns + 1
+        )
         order = np.argsort(which, kind="stable")
         bounds = np.searchsorted(which[order], np.arange(distinct.size + 1))
-        for i, bucket_start in enumerate(distinct.tolist()):
+        for i, bucket in enumerate(distinct.tolist()):
             part = order[bounds[i] : bounds[i + 1]]
-            self._bucket(bucket_start, bucket_s).add(codes[part], None if weights is None else weights[part])
+            self._bucket(lowest + bucket * width_ns, bucket_s).add(
+                codes[part], None if weights is None else weights[part]
+            )
 
     def _bucket(self, start_ns: int, bucket_s: int) -> Bucket:
         bucket = self._buckets.get((start_ns, bucket_s))
@@ -481,22 +487,51 @@ def _dictionary(column: pa.Array | pa.ChunkedArray) -> tuple[Codes, list[str]]:
     )
 
 
+#: Above this many possible codes, ``_distinct`` sorts rather than counting into a table.
+_MAX_COUNTING_TABLE = 1 << 16
+
+
+def _distinct(codes: Codes, bound: int) -> tuple[Codes, Codes, Codes]:
+    """What ``np.unique(codes, return_inverse=True, return_counts=True)`` returns, for codes in
+    ``0..bound-1``: counted into a table when it is small (no sort), else sorted."""
+    if bound > max(_MAX_COUNTING_TABLE, 4 * codes.size):
+        return np.unique(codes, return_inverse=True, return_counts=True)  # type: ignore[no-any-return]
+    counts = np.bincount(codes, minlength=bound)
+    present = np.flatnonzero(counts)
+    index_of = np.zeros(bound, dtype=np.int64)
+    index_of[present] = np.arange(present.size)
+    return present.astype(np.int64), index_of[codes], counts[present]
+
+
 def _map_pairs(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> tuple[Codes, Codes, pa.Array]:
-    """(row index, index in ``keys``, value) of every entry of a map column whose key is in ``keys``."""
+    """(row index, index in ``keys``, value) of every entry of a map column whose key is in ``keys``: one hash
+    lookup of the keys and one filter of the values; the row of each entry comes from the offsets."""
     if isinstance(maps, pa.ChunkedArray):
         maps = maps.combine_chunks()
-    entries = maps.view(pa.list_(pa.struct([maps.type.key_field, maps.type.item_field])))
-    flat = pc.list_flatten(entries)
-    if len(flat) == 0:
+    bounds = np.frombuffer(maps.buffers()[1], np.int32, count=len(maps) + 1, offset=maps.offset * 4)
+    first, last = int(bounds[0]), int(bounds[-1])
+    if last == first:
         return np.empty(0, np.int64), np.empty(0, np.int64), pa.array([], pa.string())
-    parents = pc.list_parent_indices(entries)
-    entry_keys, entry_values = flat.flatten()
+    entry_keys = maps.keys.slice(first, last - first)
+    entry_values = maps.items.slice(first, last - first)
     key_index = pc.index_in(entry_keys, value_set=keys)
-    wanted = pc.and_(pc.is_valid(key_index), pc.is_valid(entry_values))
-    return (
-        np.asarray(parents.filter(wanted).to_numpy(zero_copy_only=False), dtype=np.int64),
-        np.asarray(key_index.filter(wanted).to_numpy(zero_copy_only=False), dtype=np.int64),
-        entry_values.filter(wanted),
+    wanted = _valid(key_index)
+    if entry_values.null_count:
+        wanted &= _valid(entry_values)
+    parents = np.repeat(np.arange(len(maps), dtype=np.int64), np.diff(bounds))
+    found = np.frombuffer(key_index.buffers()[1], np.int32, count=len(key_index), offset=key_index.offset * 4)
+    if wanted.all():
+        return parents, found.astype(np.int64), entry_values
+    return parents[wanted], found[wanted].astype(np.int64), entry_values.filter(pa.array(wanted))
+
+
+def _valid(array: pa.Array) -> npt.NDArray[np.bool_]:
+    """Which values of ``array`` are not null, from its validity bits."""
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    bits = np.frombuffer(array.buffers()[0], np.uint8)
+    return np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :].astype(
+        bool
     )
 
 

@@ -1,8 +1,9 @@
 """OTLP protobuf ``ExportTraceServiceRequest`` bytes -> span batch, without a Python loop per span.
 
-ptars (Rust) turns the whole request into one nested Arrow record; from there everything is Arrow compute:
-the nested lists are flattened with their parent indices, attribute lists become the text/type maps of
-``spyglass.model.schema``, and validation is a handful of vectorized masks. Only rare values (arrays,
+ptars (Rust) turns the whole request into one nested Arrow record; from there the columns of ``SPAN_SCHEMA``
+are built straight from its buffers: ids, times and enums are checked and converted with numpy over the same
+memory (``arrow_views``), attribute lists become the text/type maps of ``spyglass.model.schema`` with one Arrow
+call per value type present, and empty event and link lists cost nothing. Only rare values (arrays,
 kvlists, bytes, over-long strings) fall back to Python, and only for those values. What the logs decoder
 does alike is in ``otlp_proto_columns``.
 """
@@ -15,10 +16,10 @@ import pyarrow.compute as pc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from spyglass.model.schema import EVENT, LINK, SPAN_SCHEMA, SpanKind, StatusCode
+from spyglass.receivers.decoders.arrow_views import fixed_binary, int_values, lengths, with_validity
 from spyglass.receivers.decoders.limits import MAX_ATTRIBUTE_VALUE_BYTES, MAX_NAME_BYTES, MAX_TIME_NS
 from spyglass.receivers.decoders.otlp_proto_columns import (
     MAX_TIME,
-    ZERO_TIME,
     RequestParser,
     RowRejections,
     attribute_maps,
@@ -32,7 +33,6 @@ from spyglass.receivers.decoders.result import DecodeError, DecodeResult, only_d
 __all__ = ["decode_otlp_proto"]
 
 _parse_request = RequestParser(trace_service_pb2.ExportTraceServiceRequest, "scope_spans", "spans")
-_ZERO_SPAN_ID = pa.scalar(b"\x00" * 8, pa.binary())
 _MAX_KIND = max(SpanKind)
 _MAX_STATUS = max(StatusCode)
 
@@ -43,7 +43,7 @@ def decode_otlp_proto(body: bytes) -> DecodeResult:
     resources, scopes, spans, span_scope, span_resource = _parse_request(body)
     n = len(spans)
     if n == 0:
-        return DecodeResult(pa.RecordBatch.from_pylist([], schema=SPAN_SCHEMA))
+        return DecodeResult(_EMPTY)
 
     resource_attrs = resources.field("resource").field("attributes")
     resource_values, resource_types = attribute_maps(resource_attrs)
@@ -53,17 +53,24 @@ def decode_otlp_proto(body: bytes) -> DecodeResult:
     trace_id = spans.field("trace_id")
     span_id = spans.field("span_id")
     parent = spans.field("parent_span_id")
-    reasons.check(_valid_id(trace_id, 16), "traceId must be 16 bytes and not all zero")
-    reasons.check(_valid_id(span_id, 8), "spanId must be 8 bytes and not all zero")
-    parent_len = pc.binary_length(parent)
-    reasons.check(pc.or_(pc.equal(parent_len, 0), pc.equal(parent_len, 8)), "parentSpanId must be 8 bytes")
-    start = spans.field("start_time_unix_nano")
-    end = spans.field("end_time_unix_nano")
-    reasons.check(
-        pc.and_(pc.greater(start, ZERO_TIME), pc.less(start, MAX_TIME)), "startTimeUnixNano out of range"
-    )
-    reasons.check(pc.less(end, MAX_TIME), "endTimeUnixNano out of range")
-    reasons.check(pc.greater_equal(end, start), "endTimeUnixNano before start")
+    trace_ok = lengths(trace_id) == 16
+    span_ok = lengths(span_id) == 8
+    trace_ids = fixed_binary(trace_id, 16, None if trace_ok.all() else trace_ok)
+    span_ids = fixed_binary(span_id, 8, None if span_ok.all() else span_ok)
+    reasons.check(trace_ok & _nonzero(trace_ids), "traceId must be 16 bytes and not all zero")
+    reasons.check(span_ok & _nonzero(span_ids), "spanId must be 8 bytes and not all zero")
+    parent_len = lengths(parent)
+    reasons.check((parent_len == 0) | (parent_len == 8), "parentSpanId must be 8 bytes")
+    parent_ok = parent_len == 8
+    parent_ids = fixed_binary(parent, 8, parent_ok)
+    # An all-zero parent id means "no parent", as in the JSON decoders.
+    has_parent = parent_ok & _nonzero(parent_ids)
+    parent_ids = with_validity(parent_ids, has_parent)
+    start = int_values(spans.field("start_time_unix_nano"))
+    end = int_values(spans.field("end_time_unix_nano"))
+    reasons.check((start > 0) & (start < MAX_TIME_NS), "startTimeUnixNano out of range")
+    reasons.check(end < MAX_TIME_NS, "endTimeUnixNano out of range")
+    reasons.check(end >= start, "endTimeUnixNano before start")
 
     attributes, attribute_types = attribute_maps(spans.field("attributes"), reasons=reasons)
     events = _events(spans.field("events"), reasons)
@@ -71,49 +78,52 @@ def decode_otlp_proto(body: bytes) -> DecodeResult:
 
     status = spans.field("status")
     scope = scopes.field("scope")
-    start64 = pc.cast(start, pa.int64(), safe=False)
-    # An all-zero parent id means "no parent", as in the JSON decoders.
-    has_parent = pc.and_(pc.equal(parent_len, 8), pc.not_equal(parent, _ZERO_SPAN_ID))
-    columns: dict[str, pa.Array] = {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": pc.if_else(has_parent, parent, pa.scalar(None, pa.binary())),
-        "trace_state": empty_to_null(truncate_strings(spans.field("trace_state"), MAX_ATTRIBUTE_VALUE_BYTES)),
-        "service": pc.take(services, span_resource),
-        "name": truncate_strings(spans.field("name"), MAX_NAME_BYTES),
-        "kind": _known_enum(spans.field("kind"), _MAX_KIND),
-        "start_ns": start64,
-        "duration_ns": pc.subtract(pc.cast(end, pa.int64(), safe=False), start64),
-        "status_code": _known_enum(status.field("code"), _MAX_STATUS),
-        "status_message": empty_to_null(truncate_strings(status.field("message"), MAX_ATTRIBUTE_VALUE_BYTES)),
-        "attributes": attributes,
-        "attribute_types": attribute_types,
-        "resource": pc.take(resource_values, span_resource),
-        "resource_types": pc.take(resource_types, span_resource),
-        "scope_name": empty_to_null(
-            truncate_strings(pc.take(scope.field("name"), span_scope), MAX_NAME_BYTES)
-        ),
-        "scope_version": empty_to_null(
-            truncate_strings(pc.take(scope.field("version"), span_scope), MAX_NAME_BYTES)
-        ),
-        "events": events,
-        "links": links,
-    }
+    start64 = start.view(np.int64)
+    columns = [
+        trace_ids,
+        span_ids,
+        parent_ids,
+        empty_to_null(truncate_strings(spans.field("trace_state"), MAX_ATTRIBUTE_VALUE_BYTES)),
+        pc.take(services, span_resource),
+        truncate_strings(spans.field("name"), MAX_NAME_BYTES),
+        _known_enum(spans.field("kind"), _MAX_KIND),
+        pa.array(start64),
+        pa.array(end.view(np.int64) - start64),
+        _known_enum(status.field("code"), _MAX_STATUS),
+        empty_to_null(truncate_strings(status.field("message"), MAX_ATTRIBUTE_VALUE_BYTES)),
+        attributes,
+        attribute_types,
+        pc.take(resource_values, span_resource),
+        pc.take(resource_types, span_resource),
+        _scope_strings(scope.field("name"), span_scope),
+        _scope_strings(scope.field("version"), span_scope),
+        events,
+        links,
+    ]
+    batch = pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
     valid = reasons.valid_mask()
-    # Out-of-range values of rejected spans must not fail the casts below; filter before casting ids.
-    table = pa.table({k: columns[k] for k in SPAN_SCHEMA.names})
     rejected = n - int(np.count_nonzero(valid))
     if rejected:
         if rejected == n:
             raise DecodeError(reasons.first())
-        table = table.filter(pa.array(valid))
-    batch = table.cast(SPAN_SCHEMA, safe=False).combine_chunks().to_batches()[0]
+        batch = batch.filter(pa.array(valid))
     return DecodeResult(batch, rejected, reasons.first() if rejected else "")
 
 
-def _valid_id(ids: pa.Array, size: int) -> pa.Array:
-    zero = pa.scalar(b"\x00" * size, pa.binary())
-    return pc.and_(pc.equal(pc.binary_length(ids), size), pc.not_equal(ids, zero))
+_EMPTY = pa.RecordBatch.from_pylist([], schema=SPAN_SCHEMA)
+
+
+def _nonzero(ids: pa.FixedSizeBinaryArray) -> np.ndarray:
+    """Which fixed-size ids are not all zero bytes (ids are 8 or 16 bytes: one or two 64-bit words)."""
+    words = np.frombuffer(ids.buffers()[1], np.uint64, count=len(ids) * ids.type.byte_width // 8)
+    words = words.reshape(len(ids), -1)
+    nonzero: np.ndarray = np.bitwise_or.reduce(words, axis=1) != 0
+    return nonzero
+
+
+def _scope_strings(strings: pa.Array, span_scope: pa.Array) -> pa.Array:
+    """A scope's name or version for each span: cut and empty-as-null on the few scopes, then taken."""
+    return pc.take(empty_to_null(truncate_strings(strings, MAX_NAME_BYTES)), span_scope)
 
 
 def _known_enum(codes: pa.Array, highest: int) -> pa.Array:
@@ -122,13 +132,14 @@ def _known_enum(codes: pa.Array, highest: int) -> pa.Array:
     Open enums let a sender put any int32 on the wire; cut to int8 as they are, 258 would read as 2 (SERVER),
     and the stores would disagree on the rest. Jaeger's OTLP translation treats an unknown kind as unspecified.
     """
-    bounds = pc.min_max(codes)
-    if len(codes) and not (bounds["min"].as_py() >= 0 and bounds["max"].as_py() <= highest):
-        codes = pc.if_else(pc.and_(pc.greater_equal(codes, 0), pc.less_equal(codes, highest)), codes, 0)
-    return pc.cast(codes, pa.int8())
+    values = int_values(codes)
+    known = (values >= 0) & (values <= highest)
+    return pa.array(np.where(known, values, 0).astype(np.int8))
 
 
 def _events(event_lists: pa.ListArray, reasons: RowRejections) -> pa.Array:
+    if not lengths(event_lists).any():
+        return _empty_lists(len(event_lists), _NO_EVENTS)
     events = event_lists.flatten()
     owners = pc.list_parent_indices(event_lists)
     times = events.field("time_unix_nano")
@@ -138,7 +149,7 @@ def _events(event_lists: pa.ListArray, reasons: RowRejections) -> pa.Array:
     values, types = attribute_maps(events.field("attributes"), reasons=reasons, owners=owners)
     structs = pa.StructArray.from_arrays(
         [
-            pc.cast(times, pa.int64(), safe=False),
+            pa.array(int_values(times).view(np.int64)),
             truncate_strings(events.field("name"), MAX_NAME_BYTES),
             values,
             types,
@@ -149,28 +160,46 @@ def _events(event_lists: pa.ListArray, reasons: RowRejections) -> pa.Array:
 
 
 def _links(link_lists: pa.ListArray, reasons: RowRejections) -> pa.Array:
+    if not lengths(link_lists).any():
+        return _empty_lists(len(link_lists), _NO_LINKS)
     links = link_lists.flatten()
     owners = pc.list_parent_indices(link_lists)
-    if len(links):
-        ok = pc.and_(_valid_id(links.field("trace_id"), 16), _valid_id(links.field("span_id"), 8))
-        _reject_owners(reasons, owners, ok, "link ids must be 16 and 8 bytes and not all zero")
+    link_trace = links.field("trace_id")
+    link_span = links.field("span_id")
+    trace_ok = lengths(link_trace) == 16
+    span_ok = lengths(link_span) == 8
+    trace_ids = fixed_binary(link_trace, 16, trace_ok)
+    span_ids = fixed_binary(link_span, 8, span_ok)
+    ok = trace_ok & span_ok & _nonzero(trace_ids) & _nonzero(span_ids)
+    _reject_owners(reasons, owners, ok, "link ids must be 16 and 8 bytes and not all zero")
     values, types = attribute_maps(links.field("attributes"), reasons=reasons, owners=owners)
     structs = pa.StructArray.from_arrays(
         [
-            links.field("trace_id"),
-            links.field("span_id"),
+            trace_ids,
+            span_ids,
             empty_to_null(truncate_strings(links.field("trace_state"), MAX_ATTRIBUTE_VALUE_BYTES)),
             values,
             types,
         ],
-        names=[f.name for f in LINK],
+        fields=list(LINK),
     )
-    return pa.ListArray.from_arrays(list_offsets(link_lists), structs)
+    return pa.ListArray.from_arrays(list_offsets(link_lists), structs, type=pa.list_(LINK))
 
 
-def _reject_owners(reasons: RowRejections, owners: pa.Array, ok: pa.Array, reason: str) -> None:
+_NO_EVENTS = pa.array([], EVENT)
+_NO_LINKS = pa.array([], LINK)
+
+
+def _empty_lists(rows: int, empty: pa.Array) -> pa.Array:
+    """``rows`` empty lists of ``empty``'s type (most spans have no events and no links)."""
+    return pa.ListArray.from_arrays(
+        pa.array(np.zeros(rows + 1, dtype=np.int32)), empty, type=pa.list_(empty.type)
+    )
+
+
+def _reject_owners(reasons: RowRejections, owners: pa.Array, ok: pa.Array | np.ndarray, reason: str) -> None:
     """Reject the span owning each event or link that is not ``ok`` (rare: a loop over just those)."""
-    bad = ~pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
+    bad = ~(ok if isinstance(ok, np.ndarray) else pc.fill_null(ok, False).to_numpy(zero_copy_only=False))
     if bad.any():
         owner_of = owners.to_numpy()
         for index in np.flatnonzero(bad):

@@ -20,6 +20,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from ptars import HandlerPool
 
 from spyglass.model.schema import UNKNOWN_SERVICE, ValueType
+from spyglass.receivers.decoders.arrow_views import int_values, lengths, offsets, valid_mask, with_validity
 from spyglass.receivers.decoders.limits import (
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_ATTRIBUTES_PER_SPAN,
@@ -38,6 +39,7 @@ __all__ = [
     "RequestRows",
     "RowRejections",
     "attribute_maps",
+    "empty_maps",
     "empty_to_null",
     "json_ready_array",
     "json_ready_value",
@@ -128,19 +130,20 @@ class RowRejections:
 
 def empty_to_null(strings: pa.Array) -> pa.Array:
     """Empty strings as null, as the JSON decoders keep an empty optional string."""
-    return pc.if_else(pc.equal(pc.binary_length(strings), 0), None, strings)
+    return with_validity(strings, lengths(strings) > 0)
 
 
 def truncate_strings(strings: pa.Array, max_bytes: int) -> pa.Array:
     """Cut over-long strings at a UTF-8 boundary (rare, so done in Python for just those)."""
-    lengths = pc.binary_length(strings)
-    longest = pc.max(lengths).as_py()
-    if longest is None or longest <= max_bytes:
+    if not len(strings):
         return strings
-    too_long = pc.fill_null(pc.greater(lengths, max_bytes), False)
+    byte_lengths = lengths(strings)
+    if int(byte_lengths.max()) <= max_bytes:
+        return strings
     values = strings.to_pylist()
-    for i in np.flatnonzero(too_long.to_numpy(zero_copy_only=False)):
-        values[i] = truncate_utf8(values[i], max_bytes)
+    for i in np.flatnonzero(byte_lengths > max_bytes):
+        if values[i] is not None:
+            values[i] = truncate_utf8(values[i], max_bytes)
     return pa.array(values, pa.string())
 
 
@@ -152,6 +155,19 @@ def service_names(resource_values: pa.MapArray) -> pa.Array:
     return truncate_strings(names, MAX_NAME_BYTES)
 
 
+def empty_maps(rows: int) -> tuple[pa.MapArray, pa.MapArray]:
+    """``rows`` empty text maps and type maps (the usual attributes of events, links and scopes)."""
+    zero = pa.array(np.zeros(rows + 1, dtype=np.int32))
+    return (
+        pa.MapArray.from_arrays(zero, _NO_STRINGS, _NO_STRINGS),
+        pa.MapArray.from_arrays(zero, _NO_STRINGS, _NO_TYPES),
+    )
+
+
+_NO_STRINGS = pa.array([], pa.string())
+_NO_TYPES = pa.array([], pa.int8())
+
+
 def attribute_maps(
     kv_lists: pa.ListArray, reasons: RowRejections | None = None, owners: pa.Array | None = None
 ) -> tuple[pa.MapArray, pa.MapArray]:
@@ -160,74 +176,93 @@ def attribute_maps(
     ``reasons``/``owners`` let a nested value too deep reject the span that owns the list row. Keys are cut to
     ``MAX_NAME_BYTES`` and strings (also inside arrays and kvlists) and bytes to ``MAX_ATTRIBUTE_VALUE_BYTES``,
     as the JSON decoders cut them; an array or kvlist is not cut as a whole, as its text must stay JSON.
+    Each value type present costs one Arrow call; a type no value has costs nothing (its null count says so).
     """
-    if len(kv_lists) and pc.max(pc.list_value_length(kv_lists)).as_py() > MAX_ATTRIBUTES_PER_SPAN:
+    rows = len(kv_lists)
+    counts = lengths(kv_lists)
+    if not rows or not counts.any():
+        return empty_maps(rows)
+    if int(counts.max()) > MAX_ATTRIBUTES_PER_SPAN:
         kv_lists = pc.list_slice(kv_lists, 0, MAX_ATTRIBUTES_PER_SPAN)
-    offsets = list_offsets(kv_lists)
+        counts = np.minimum(counts, MAX_ATTRIBUTES_PER_SPAN)
     flat = kv_lists.flatten()
+    size = len(flat)
     keys = truncate_strings(
         flat.field("key"), MAX_NAME_BYTES
     )  # before collapsing: two long keys may become one
     value = flat.field("value")
-    s = truncate_strings(value.field("string_value"), MAX_ATTRIBUTE_VALUE_BYTES)
-    b = value.field("bool_value")
+    s = value.field("string_value")
     i = value.field("int_value")
+    b = value.field("bool_value")
     d = value.field("double_value")
-    text = pc.coalesce(
-        s,
-        pc.cast(i, pa.string()),
-        pc.if_else(b, "true", "false"),
-        pc.cast(d, pa.string()),
-    )
-    types = pc.coalesce(
-        pc.if_else(pc.is_valid(s), 0, None),
-        pc.if_else(pc.is_valid(i), int(ValueType.INT), None),
-        pc.if_else(pc.is_valid(b), int(ValueType.BOOL), None),
-        pc.if_else(pc.is_valid(d), int(ValueType.DOUBLE), None),
-    )
-    text, types = _nested_values(value, text, types, kv_lists, reasons, owners)
-    text = pc.fill_null(text, "")
-    types_np = pc.fill_null(types, 0).to_numpy(zero_copy_only=False).astype(np.int8)
-    parents_np = pc.list_parent_indices(kv_lists).to_numpy()
-    keep = _last_of_repeated_keys(keys, parents_np)
+    types_np = np.zeros(size, dtype=np.int8)
+    parts: list[pa.Array] = []
+    # Assigned from the lowest priority up, so that a value with two fields set reads as the coalesce below.
+    for part, value_type in (
+        (d, ValueType.DOUBLE),
+        (b, ValueType.BOOL),
+        (i, ValueType.INT),
+        (s, ValueType.STRING),
+    ):
+        if part.null_count < size:
+            types_np[valid_mask(part)] = value_type
+            parts.append(_value_text(part, value_type))
+    parts.reverse()
+    text = parts[0] if len(parts) == 1 else pc.coalesce(*parts) if parts else pa.nulls(size, pa.string())
+    text, types_np = _nested_values(value, text, types_np, counts, reasons, owners)
+    if text.null_count:
+        text = pc.fill_null(text, "")
+    parents_np = np.repeat(np.arange(rows, dtype=np.int64), counts)
+    map_offsets = np.zeros(rows + 1, dtype=np.int32)
+    np.cumsum(counts, out=map_offsets[1:])
+    keep = _last_of_repeated_keys(keys, parents_np, counts)
     if keep is not None:  # a key repeated within one list: the last value wins, as the SDKs do
+        kept = pa.array(keep)
         keys, text, types_np, parents_np = (
-            keys.filter(keep),
-            text.filter(keep),
+            keys.filter(kept),
+            text.filter(kept),
             types_np[keep],
             parents_np[keep],
         )
-        counts = np.bincount(parents_np, minlength=len(kv_lists))
-        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-    values_map = pa.MapArray.from_arrays(offsets, keys, text)
+        np.cumsum(np.bincount(parents_np, minlength=rows), out=map_offsets[1:])
+    values_map = pa.MapArray.from_arrays(pa.array(map_offsets), keys, text)
     typed = types_np != 0
     if not typed.any():
-        empty_offsets = pa.array(np.zeros(len(kv_lists) + 1, dtype=np.int32))
-        types_map = pa.MapArray.from_arrays(empty_offsets, pa.array([], pa.string()), pa.array([], pa.int8()))
-    else:
-        parents = parents_np[typed]
-        counts = np.bincount(parents, minlength=len(kv_lists))
-        type_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        types_map = pa.MapArray.from_arrays(
-            pa.array(type_offsets), keys.filter(pa.array(typed)), pa.array(types_np[typed], pa.int8())
-        )
+        return values_map, empty_maps(rows)[1]
+    type_offsets = np.zeros(rows + 1, dtype=np.int32)
+    np.cumsum(np.bincount(parents_np[typed], minlength=rows), out=type_offsets[1:])
+    types_map = pa.MapArray.from_arrays(
+        pa.array(type_offsets), keys.filter(pa.array(typed)), pa.array(types_np[typed], pa.int8())
+    )
     return values_map, types_map
 
 
-def _last_of_repeated_keys(keys: pa.Array, parents: np.ndarray) -> np.ndarray | None:
+def _value_text(values: pa.Array, value_type: ValueType) -> pa.Array:
+    """One field of ``AnyValue`` as the text the attribute maps keep."""
+    if value_type == ValueType.STRING:
+        return truncate_strings(values, MAX_ATTRIBUTE_VALUE_BYTES)
+    if value_type == ValueType.BOOL:
+        return pc.if_else(values, "true", "false")
+    return pc.cast(values, pa.string())
+
+
+def _last_of_repeated_keys(keys: pa.Array, parents: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
     """A mask keeping only the last of each key repeated within one list (row ``parents``), or None when no
-    list repeats a key (the usual case, found with one sort of ~16 ns a key).
+    list repeats a key (the usual case, found with one sort of a cheap fingerprint of each key).
 
     OTLP allows a key twice on the wire and the stores' map columns do not: collapsing here, the way the JSON
     decoders and the SDKs do, keeps one odd span from failing a whole store write.
     """
-    if len(keys) < 2:
+    if len(keys) < 2 or int(counts.max()) < 2:
+        return None
+    if not _may_repeat(keys, parents):
         return None
     encoded = pc.dictionary_encode(keys)
-    if len(encoded.dictionary) == len(keys):
+    width = len(encoded.dictionary)
+    if width == len(keys):
         return None  # every key distinct across the whole batch
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    pairs = parents.astype(np.int64) * len(encoded.dictionary) + codes
+    codes = int_values(encoded.indices).astype(np.int64)
+    pairs = parents * width + codes
     ordered = np.sort(pairs)
     if not (ordered[1:] == ordered[:-1]).any():
         return None
@@ -240,49 +275,67 @@ def _last_of_repeated_keys(keys: pa.Array, parents: np.ndarray) -> np.ndarray | 
     return keep
 
 
+def _may_repeat(keys: pa.Array, parents: np.ndarray) -> bool:
+    """False when no list has two keys of the same length, first byte and last byte (so none repeats a key);
+    read from the keys' buffers, without hashing a string."""
+    bounds = offsets(keys).astype(np.int64)
+    data = keys.buffers()[2]
+    if data is None or data.size == 0:
+        return True
+    raw = np.frombuffer(data, np.uint8)
+    length = np.diff(bounds)
+    nonempty = length > 0
+    first = np.where(nonempty, raw[np.minimum(bounds[:-1], raw.size - 1)], 0).astype(np.int64)
+    last = np.where(nonempty, raw[np.maximum(bounds[1:] - 1, 0)], 0).astype(np.int64)
+    fingerprint = (np.minimum(length, 1 << 20) << 16) | (first << 8) | last
+    pairs = np.sort(parents.astype(np.int64) << 36 | fingerprint)
+    return bool((pairs[1:] == pairs[:-1]).any())
+
+
 def list_offsets(lists: pa.ListArray) -> pa.Array:
     """Offsets of a list array starting at zero (flatten() drops anything before the first row)."""
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    raw = offsets(lists)
+    return pa.array((raw - raw[0]).astype(np.int32))
 
 
 def _nested_values(
     value: pa.StructArray,
     text: pa.Array,
-    types: pa.Array,
-    kv_lists: pa.ListArray,
+    types: np.ndarray,
+    counts: np.ndarray,
     reasons: RowRejections | None,
     owners: pa.Array | None,
-) -> tuple[pa.Array, pa.Array]:
+) -> tuple[pa.Array, np.ndarray]:
     """Fill in array, kvlist and bytes values, which ptars leaves as serialized sub-messages."""
     arrays = value.field("array_value")
     kvlists = value.field("kvlist_value")
     raw_bytes = value.field("bytes_value")
-    rare = pc.or_(pc.or_(pc.is_valid(arrays), pc.is_valid(kvlists)), pc.is_valid(raw_bytes))
-    if not len(rare) or not pc.any(rare).as_py():
+    size = len(value)
+    if arrays.null_count == size and kvlists.null_count == size and raw_bytes.null_count == size:
         return text, types
+    rare = valid_mask(arrays) | valid_mask(kvlists) | valid_mask(raw_bytes)
     text_list = text.to_pylist()
-    type_list = types.to_pylist()
-    parents = pc.list_parent_indices(kv_lists).to_numpy()
+    types = types.copy()
+    parents = np.repeat(np.arange(len(counts)), counts)
     owner_of = owners.to_numpy() if owners is not None else None
-    for index in np.flatnonzero(rare.to_numpy(zero_copy_only=False)):
+    for index in np.flatnonzero(rare):
         try:
             if raw_bytes[index].is_valid:
                 text_list[index] = _base64(raw_bytes[index].as_py())
-                type_list[index] = int(ValueType.BYTES)
+                types[index] = ValueType.BYTES
                 continue
             is_array = arrays[index].is_valid
             items = (arrays if is_array else kvlists)[index]["values"].as_py()
             py = json_ready_array(items) if is_array else _json_ready_kvlist(items)
             text_list[index] = orjson.dumps(py).decode()
-            type_list[index] = int(ValueType.ARRAY if is_array else ValueType.KVLIST)
+            types[index] = ValueType.ARRAY if is_array else ValueType.KVLIST
         except (NestedTooDeep, ProtobufDecodeError, RecursionError, ValueError) as exc:
-            text_list[index], type_list[index] = "", 0
+            text_list[index], types[index] = "", 0
             if reasons is not None:
                 row = int(parents[index])
                 span = int(owner_of[row]) if owner_of is not None else row
                 reasons.reject(span, f"attribute value {exc or 'nested too deeply'}")
-    return pa.array(text_list, pa.string()), pa.array(type_list, pa.int8())
+    return pa.array(text_list, pa.string()), types
 
 
 def _base64(raw: bytes) -> str:

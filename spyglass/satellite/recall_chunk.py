@@ -1,0 +1,258 @@
+"""How the recall buffer holds spans that arrived together: compact, and given back as ``SPAN_SCHEMA``.
+
+Every span is buffered and few are ever read again, so a chunk is laid out for size, and converted back only
+when its spans leave or a live query asks. Three things make it small:
+
+- **Trace ids once per trace.** The chunk's distinct trace ids stay in the clear (every lookup and decision is a
+  hash membership test on them); each span keeps only the index of its trace id.
+- **Origins once.** The spans of one resource and scope repeat the same service, resource attributes and scope
+  (a resource has hundreds of spans per export, listed together): they are kept once per run of equal ones,
+  and each span keeps its index.
+- **Attribute keys and text values once.** A span's attributes are kept as codes into the chunk's dictionaries
+  of keys and of values, which repeat from span to span.
+- **The rest compressed.** What remains is Arrow IPC messages, zstd-compressed together.
+
+Runs are found by comparing each span's origin with the one before it, value by value (maps entry by entry, in
+order), so two resources are never merged unless they are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
+
+__all__ = ["Chunk", "pack_spans"]
+
+_CODEC = pa.Codec("zstd", compression_level=1)
+
+#: The columns kept once per origin (resource and scope), in ``SPAN_SCHEMA`` order of appearance.
+_ORIGIN_COLUMNS = ["service", "resource", "resource_types", "scope_name", "scope_version"]
+_ORIGIN_SCHEMA = pa.schema([SPAN_SCHEMA.field(name) for name in _ORIGIN_COLUMNS])
+#: Span attribute maps, kept as codes into the chunk's dictionaries of keys (and of text values), which repeat
+#: from span to span; whether their values are coded too.
+_CODED_MAPS = {"attributes": True, "attribute_types": False}
+#: The columns kept per span: the span schema without trace ids and origins, plus their indices.
+_SPAN_COLUMNS = [name for name in SPAN_SCHEMA.names if name != "trace_id" and name not in _ORIGIN_COLUMNS]
+_CODES = pa.list_(pa.int32())
+
+
+def _packed_fields(name: str) -> list[pa.Field]:
+    field = SPAN_SCHEMA.field(name)
+    if name not in _CODED_MAPS:
+        return [field]
+    values = _CODES if _CODED_MAPS[name] else pa.list_(field.type.item_type)
+    return [pa.field(f"{name}.keys", _CODES), pa.field(f"{name}.values", values)]
+
+
+_PACKED_SCHEMA = pa.schema(
+    [
+        pa.field("trace_index", pa.int32(), nullable=False),
+        pa.field("origin_index", pa.int32(), nullable=False),
+        *(field for name in _SPAN_COLUMNS for field in _packed_fields(name)),
+    ]
+)
+#: The chunk's dictionaries, as one row of lists.
+_DICTIONARY_SCHEMA = pa.schema(
+    [
+        pa.field(f"{name}.{part}", pa.list_(pa.string()))
+        for name, coded_values in _CODED_MAPS.items()
+        for part in (("keys", "values") if coded_values else ("keys",))
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Spans that arrived together: their distinct trace ids in the clear, everything else compressed."""
+
+    trace_ids: pa.Array  # distinct, ``binary(16)``
+    payload: bytes  # the packed spans, the origins and the dictionaries: IPC messages, compressed together
+    message_sizes: tuple[int, int, int]
+    rows: int
+    arrival_ns: int
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.payload) + int(self.trace_ids.nbytes)
+
+    def unpack(self) -> pa.RecordBatch:
+        """The chunk's spans as ``SPAN_SCHEMA``."""
+        message = _CODEC.decompress(self.payload, decompressed_size=sum(self.message_sizes))
+        spans_size, origins_size, _ = self.message_sizes
+        packed = ipc.read_record_batch(message.slice(0, spans_size), _PACKED_SCHEMA)
+        origins = ipc.read_record_batch(message.slice(spans_size, origins_size), _ORIGIN_SCHEMA)
+        dictionaries = ipc.read_record_batch(message.slice(spans_size + origins_size), _DICTIONARY_SCHEMA)
+        origin_index = packed.column("origin_index")
+        columns = {name: origins.column(name).take(origin_index) for name in _ORIGIN_COLUMNS}
+        columns["trace_id"] = self.trace_ids.take(packed.column("trace_index"))
+        for name in _SPAN_COLUMNS:
+            if name in _CODED_MAPS:
+                columns[name] = _decoded_map(packed, dictionaries, name)
+            else:
+                columns[name] = packed.column(name)
+        return pa.RecordBatch.from_arrays([columns[name] for name in SPAN_SCHEMA.names], schema=SPAN_SCHEMA)
+
+    def trace_mask(self, trace_ids: pa.Array) -> pa.Array | None:
+        """Which distinct trace ids of this chunk are in ``trace_ids``, or None when none is."""
+        found = pc.is_in(self.trace_ids, value_set=trace_ids)
+        return found if found.true_count else None
+
+
+def pack_spans(spans: pa.RecordBatch, arrival_ns: int) -> Chunk:
+    """Pack a batch of spans (``SPAN_SCHEMA``) into a chunk."""
+    traces = pc.dictionary_encode(spans.column("trace_id"))
+    # A copy, so the chunk does not keep the decoder's whole request buffers alive.
+    trace_ids = pa.concat_arrays([traces.dictionary.cast(TRACE_ID)])
+    origin_index, first_rows = _origins(spans)
+    first = pa.array(first_rows)
+    origins = pa.RecordBatch.from_arrays(
+        [spans.column(name).take(first) for name in _ORIGIN_COLUMNS], schema=_ORIGIN_SCHEMA
+    )
+    columns = [traces.indices.cast(pa.int32()), pa.array(origin_index)]
+    dictionaries: list[pa.Array] = []
+    for name in _SPAN_COLUMNS:
+        if name in _CODED_MAPS:
+            columns.extend(_coded_map(spans.column(name), _CODED_MAPS[name], dictionaries))
+        else:
+            columns.append(spans.column(name))
+    packed = pa.RecordBatch.from_arrays(columns, schema=_PACKED_SCHEMA)
+    one_row = [pa.ListArray.from_arrays(pa.array([0, len(d)], pa.int32()), d) for d in dictionaries]
+    messages = [
+        packed.serialize(),
+        origins.serialize(),
+        pa.RecordBatch.from_arrays(one_row, schema=_DICTIONARY_SCHEMA).serialize(),
+    ]
+    payload = _CODEC.compress(b"".join(messages), asbytes=True)
+    sizes = (messages[0].size, messages[1].size, messages[2].size)
+    return Chunk(trace_ids, payload, sizes, spans.num_rows, arrival_ns)
+
+
+def _coded_map(maps: pa.MapArray, code_values: bool, dictionaries: list[pa.Array]) -> list[pa.Array]:
+    """A map column as a list of key codes and a list of values (or value codes) per row; the dictionaries
+    are appended to ``dictionaries``."""
+    bounds = np.frombuffer(maps.buffers()[1], np.int32, count=len(maps) + 1, offset=maps.offset * 4)
+    first, last = int(bounds[0]), int(bounds[-1])
+    row_offsets = pa.array(bounds - first)
+    mask = pa.array(~_valid(maps)) if maps.null_count else None
+    keys = pc.dictionary_encode(maps.keys.slice(first, last - first))
+    items = maps.items.slice(first, last - first)
+    dictionaries.append(keys.dictionary)
+    if code_values:
+        items = pc.dictionary_encode(items)
+        dictionaries.append(items.dictionary)
+        items = items.indices
+    return [
+        pa.ListArray.from_arrays(row_offsets, keys.indices, mask=mask),
+        pa.ListArray.from_arrays(row_offsets, items, mask=mask),
+    ]
+
+
+def _decoded_map(packed: pa.RecordBatch, dictionaries: pa.RecordBatch, name: str) -> pa.Array:
+    """The map column ``name`` from its codes (the inverse of ``_coded_map``)."""
+    key_codes = packed.column(f"{name}.keys")
+    values = packed.column(f"{name}.values")
+    keys = dictionaries.column(f"{name}.keys").flatten().take(key_codes.flatten())
+    items = values.flatten()
+    if _CODED_MAPS[name]:
+        items = dictionaries.column(f"{name}.values").flatten().take(items)
+    bounds = key_codes.offsets.to_numpy()
+    mask = key_codes.is_null() if key_codes.null_count else None
+    return pa.MapArray.from_arrays(
+        pa.array(bounds - bounds[0]), keys, items, type=SPAN_SCHEMA.field(name).type, mask=mask
+    )
+
+
+def _origins(spans: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Each span's origin index, and the first span of each origin: a run of spans with equal service,
+    resource and scope. A decoded export lists its spans by resource and scope, so runs are long; a resource
+    seen again in a later run is kept again, which costs little as long as runs are long."""
+    n = spans.num_rows
+    same = np.ones(max(0, n - 1), dtype=bool)
+    for name in _ORIGIN_COLUMNS:
+        column = spans.column(name)
+        if isinstance(column, pa.MapArray):
+            same &= _same_maps(column)
+        else:
+            same &= _same_values(column)
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = ~same
+    return np.cumsum(starts, dtype=np.int32) - 1, np.flatnonzero(starts)
+
+
+def _same_values(values: pa.Array) -> np.ndarray:
+    """Whether each value after the first equals the one before it (two nulls are equal)."""
+    if len(values) < 2 or values.null_count == len(values):
+        return np.ones(max(0, len(values) - 1), dtype=bool)
+    equal = pc.equal(values.slice(1), values.slice(0, len(values) - 1))
+    same = _filled(equal)
+    if values.null_count:
+        valid = _valid(values)
+        same |= ~valid[1:] & ~valid[:-1]
+    return same
+
+
+def _same_maps(maps: pa.MapArray) -> np.ndarray:
+    """Whether each map after the first has the same entries, in the same order, as the one before it."""
+    n = len(maps)
+    if n < 2:
+        return np.ones(max(0, n - 1), dtype=bool)
+    bounds = np.frombuffer(maps.buffers()[1], np.int32, count=n + 1, offset=maps.offset * 4)
+    counts = np.diff(bounds)
+    valid = _valid(maps)
+    same = (counts[1:] == counts[:-1]) & (valid[1:] == valid[:-1])
+    first, last = int(bounds[0]), int(bounds[-1])
+    if last == first:
+        return np.asarray(same, dtype=bool)
+    keys = maps.keys.slice(first, last - first)
+    items = maps.items.slice(first, last - first)
+    row_of_entry = np.repeat(np.arange(n), counts)
+    width = int(counts[0])
+    if (counts == width).all():
+        # Every map has as many entries: each entry is compared with the one ``width`` entries earlier.
+        equal = _filled(pc.equal(keys.slice(width), keys.slice(0, len(keys) - width)))
+        equal &= _same_at(items, width)
+        rows = row_of_entry[width:]
+    else:
+        entries = np.flatnonzero(np.repeat(np.concatenate([[False], same]), counts))
+        earlier = pa.array(entries - counts[row_of_entry[entries]])
+        later = pa.array(entries)
+        same_items = _filled(pc.equal(items.take(later), items.take(earlier)))
+        if items.null_count:
+            item_valid = _valid(items)
+            same_items |= ~item_valid[entries] & ~item_valid[entries - counts[row_of_entry[entries]]]
+        equal = _filled(pc.equal(keys.take(later), keys.take(earlier))) & same_items
+        rows = row_of_entry[entries]
+    mismatched = np.bincount(rows[~equal], minlength=n)
+    return np.asarray(same & (mismatched[1:] == 0), dtype=bool)
+
+
+def _same_at(values: pa.Array, shift: int) -> np.ndarray:
+    """Whether each value from ``shift`` on equals the one ``shift`` earlier (two nulls are equal)."""
+    equal = _filled(pc.equal(values.slice(shift), values.slice(0, len(values) - shift)))
+    if values.null_count:
+        valid = _valid(values)
+        equal |= ~valid[shift:] & ~valid[:-shift]
+    return equal
+
+
+def _filled(mask: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, null as false."""
+    if mask.null_count == 0:
+        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    """Which values are not null, from the validity bits."""
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    bits = np.frombuffer(array.buffers()[0], np.uint8)
+    return np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :].astype(
+        bool
+    )

@@ -1,0 +1,87 @@
+"""A recall buffer chunk gives back exactly the spans it was given, whatever their resources and scopes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spyglass.model.schema import SPAN_SCHEMA
+from spyglass.satellite.recall_chunk import pack_spans
+
+_MAPS = pa.map_(pa.string(), pa.string())
+_TYPES = pa.map_(pa.string(), pa.int8())
+
+
+def _spans(
+    resources: Sequence[Sequence[tuple[str, str | None]] | None], scopes: Sequence[str | None]
+) -> pa.RecordBatch:
+    """One span per resource given (in order), with the matching scope name."""
+    n = len(resources)
+    rng = random.Random(n)
+    return pa.RecordBatch.from_pydict(
+        {
+            "trace_id": [bytes([i % 3 + 1]) * 16 for i in range(n)],
+            "span_id": [rng.randbytes(8) for _ in range(n)],
+            "parent_span_id": [None] * n,
+            "trace_state": [None] * n,
+            "service": ["svc" if r is None or len(r) % 2 else "other" for r in resources],
+            "name": [f"op-{i % 4}" for i in range(n)],
+            "kind": [2] * n,
+            "start_ns": list(range(1, n + 1)),
+            "duration_ns": [10] * n,
+            "status_code": [0] * n,
+            "status_message": [None] * n,
+            "attributes": pa.array(
+                [r if r is None else [*r, ("k", str(i))] for i, r in enumerate(resources)], _MAPS
+            ),
+            "attribute_types": pa.array(
+                [None if r is None else [(k, 3) for k, v in r if v == "a"] for r in reversed(resources)],
+                _TYPES,
+            ),
+            "resource": pa.array(resources, _MAPS),
+            "resource_types": pa.array(
+                [None if r is None else [(k, 2) for k, v in r if v and v.isdigit()] for r in resources],
+                _TYPES,
+            ),
+            "scope_name": scopes,
+            "scope_version": [None if s is None else "1" for s in scopes],
+            "events": [[] for _ in range(n)],
+            "links": [[] for _ in range(n)],
+        },
+        schema=SPAN_SCHEMA,
+    )
+
+
+def test_runs_of_one_resource_are_kept_once_and_given_back_per_span() -> None:
+    host_a = [("service.name", "svc"), ("host.name", "a")]
+    host_b = [("service.name", "svc"), ("host.name", "b")]
+    # Equal lengths, different values; an empty map beside a null one; a resource seen again after another.
+    resources = [host_a, host_a, host_b, host_b, [], None, None, host_a, [("x", "")], [("", "x")]]
+    scopes = ["s", "s", "s", None, None, None, None, "s", "t", "t"]
+    batch = _spans(resources, scopes)
+    chunk = pack_spans(batch, arrival_ns=1)
+    assert chunk.unpack().equals(batch)
+    assert len(chunk.trace_ids) == 3
+
+
+_TEXT = st.sampled_from(["", "a", "b", "ab", "é"])
+_MAP = st.none() | st.lists(st.tuples(_TEXT, st.none() | _TEXT), max_size=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_MAP, st.none() | _TEXT), min_size=1, max_size=30))
+def test_any_resources_and_scopes_come_back_exactly(
+    rows: list[tuple[list[tuple[str, str | None]] | None, str | None]],
+) -> None:
+    batch = _spans([r for r, _ in rows], [s for _, s in rows])
+    assert pack_spans(batch, arrival_ns=1).unpack().equals(batch)
+
+
+def test_a_slice_of_a_batch_packs_as_itself() -> None:
+    resources = [[("h", str(i // 3))] for i in range(12)]
+    batch = _spans(resources, ["s"] * 12).slice(4, 5)
+    assert pack_spans(batch, arrival_ns=1).unpack().equals(batch)
