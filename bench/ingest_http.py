@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, record  # noqa: E402
 from otlp_payloads import export_request, send_all  # noqa: E402
 from serve_process import start_serve  # noqa: E402
 
@@ -95,6 +96,7 @@ def main() -> None:
     receive_path = receive_to_buffer(bodies, args.batch)
     if args.receive_only:
         print_rows(receive_rows(receive_path))
+        record(receive_figures(receive_path))
         return
     server = start_serve(
         "--decision-wait", "1", "--recall-memory-mb", "512", "--sample-rate", str(args.sample_rate)
@@ -151,6 +153,45 @@ def main() -> None:
         ),
     ]
     print_rows(rows)
+    conditions = f"{total:,} spans, --sample-rate {args.sample_rate}"
+    record(
+        [
+            *(receive_figures(receive_path) if args.sample_rate == 1.0 else []),
+            Figure(
+                "ingest_http",
+                f"OTLP/HTTP accepted, --sample-rate {args.sample_rate}",
+                total / accepted_s,
+                "spans/s",
+                ceiling=receive_path.ceiling,
+                conditions=conditions,
+            ),
+            Figure(
+                "ingest_http",
+                f"OTLP/HTTP end to end, --sample-rate {args.sample_rate}",
+                total / stored_s,
+                "spans/s",
+                at_least=150_000 if args.sample_rate <= 0.05 else 100_000,
+                ceiling=receive_path.ceiling,
+                conditions=conditions + ", 1 s decision wait",
+            ),
+        ]
+    )
+
+
+def receive_figures(path: ReceivePath) -> list[Figure]:
+    """The receive-to-buffer figures for bench/all.py's table, against the ptars ceiling of the same bodies."""
+    return [
+        Figure("ingest_http", "spyglass decode, one core", path.decode, "spans/s", ceiling=path.ceiling),
+        Figure(
+            "ingest_http",
+            "receive-to-buffer, one core",
+            path.receive_to_buffer,
+            "spans/s",
+            at_least=0.5 * path.ceiling,
+            ceiling=path.ceiling,
+            conditions="target: half the ptars decode ceiling",
+        ),
+    ]
 
 
 def receive_rows(path: ReceivePath) -> list[tuple[str, str, str, str]]:

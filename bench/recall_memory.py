@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from figures import Figure, record
 from otlp_payloads import export_request
 
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
@@ -92,6 +93,17 @@ def flood_main(args: argparse.Namespace) -> None:
             f"{megabytes:>18} {idle / 2**20:>12.0f} {peak / 2**20:>12.0f} {peak / 2**20 - megabytes:>16.0f} "
             f"{recall.get('spans', 0):,} spans in {recall.get('bytes', 0) / 2**20:.0f} MB"
         )
+        record(
+            [
+                Figure(
+                    "recall_memory",
+                    f"peak RSS under a flood beyond --recall-memory-mb {megabytes}",
+                    peak / 2**20 - megabytes,
+                    "MB",
+                    conditions=f"{args.flood:g} s flood",
+                )
+            ]
+        )
 
 
 def main() -> None:
@@ -149,6 +161,19 @@ def main() -> None:
     print(f"{'what':28} {'figure':>12} {'unit':10} conditions")
     for what, figure, unit, conditions in rows:
         print(f"{what:28} {figure:>12} {unit:10} {conditions}")
+    record(
+        [
+            Figure(
+                "recall_memory",
+                "recall buffer, resident per span",
+                (after - before) / spans,
+                "bytes/span",
+                at_most=60,
+                ceiling=wire,
+                conditions=f"{spans:,} spans; ceiling: OTLP protobuf size",
+            )
+        ]
+    )
 
 
 if __name__ == "__main__":
