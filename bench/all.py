@@ -51,6 +51,12 @@ def runs(seed: int) -> list[Run]:
             ("--spans", "500000", "--sample-rate", "0.05"),
             ("--spans", "50000", "--sample-rate", "0.05"),
         ),
+        Run(
+            "ingest_e2e",
+            "ingest_e2e.py",
+            ("--spans", "400000"),
+            ("--spans", "50000", "--workers", "2", "--protocols", "http"),
+        ),
         Run("aggregate", "aggregate.py", ("--rates", "1000"), ("--rates", "1000")),
         Run("recall_memory", "recall_memory.py", ("--spans", "1000000"), ("--spans", "100000")),
         Run("flood", "flood.py", ("--seconds", "60"), ("--seconds", "5")),

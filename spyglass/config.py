@@ -110,7 +110,9 @@ class ServeConfig:
     )
     max_queued_spans: int = Field(default=200_000, description="intake bound before refusing with 429")
     workers: int = Field(
-        default=0, ge=0, description="threads that decode exports off the event loop; 0: one per core"
+        default=0,
+        ge=0,
+        description="processes that decode exports in parallel (1: a thread of the server); 0: one per core",
     )
     max_inflight_bytes: int = Field(
         default=64 * 1024 * 1024,
@@ -220,7 +222,12 @@ class ServeConfig:
 
     @property
     def decode_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        """``--workers``, or the cores this process may run on."""
+        if self.workers:
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
 
     @property
     def clustered(self) -> bool:

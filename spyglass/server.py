@@ -12,7 +12,6 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,10 +30,10 @@ from spyglass.analysis.slo_explain import ExplainSources
 from spyglass.analysis.slo_meter import SloMeter
 from spyglass.api.app import create_api_app
 from spyglass.api.context import ApiContext
-from spyglass.background import yield_to_queries
 from spyglass.cluster.node import ClusterNode
 from spyglass.config import ConfigError, ServeConfig
 from spyglass.receivers.admission import Admission
+from spyglass.receivers.decode_workers import DecodeProcesses, DecodeThreads, DecodeWorkers
 from spyglass.receivers.forwarded import forwarded_spans_route
 from spyglass.receivers.ingest import ReceiverSettings
 from spyglass.receivers.otlp_grpc import create_grpc_server
@@ -166,10 +165,11 @@ class SpyglassServer:
             else None
         )
         sink = self.cluster.sink if self.cluster is not None else self.satellite
-        # Decoding runs on these threads, never on the event loop that answers queries and gRPC.
-        self.decode_pool = ThreadPoolExecutor(
-            config.decode_workers, thread_name_prefix="spyglass-decode", initializer=yield_to_queries
-        )
+        # Decoding runs in these processes (started with the server), never on the event loop that answers
+        # queries and gRPC, and on every core: the decoders hold the GIL, so threads of this process could not.
+        # One worker gains nothing from a process of its own: it is a thread here, and no process is started.
+        workers = config.decode_workers
+        self.decode_pool: DecodeWorkers = DecodeProcesses(workers) if workers > 1 else DecodeThreads.pool(1)
         self.receiver_settings = ReceiverSettings(
             sink, config.max_body_bytes, config.ingest_token, decode_pool=self.decode_pool
         )
@@ -210,7 +210,7 @@ class SpyglassServer:
                 slos=self.slo_watch,
                 storage=self.retention.status,
             ),
-            [forwarded_spans_route(self.cluster)] if self.cluster is not None else [],
+            [forwarded_spans_route(self.cluster, self.decode_pool)] if self.cluster is not None else [],
         )
 
     def _watch_slos(self, file_slos: list[Slo]) -> tuple[SloWatch, SloEvaluator]:
@@ -266,6 +266,7 @@ class SpyglassServer:
             )
             for name in sockets
         ]
+        self.decode_pool.start()
         self.satellite.start()
         if self.cluster is not None:
             api_port = sockets["api"].getsockname()[1]
@@ -309,7 +310,7 @@ class SpyglassServer:
                 await asyncio.to_thread(self.cluster.stop)
             await asyncio.to_thread(self.satellite.stop)
             await asyncio.to_thread(self.log_writer.stop)
-            self.decode_pool.shutdown(wait=True)
+            await asyncio.to_thread(self.decode_pool.shutdown)
             self.store.close()
 
     def _admitting(self, name: str, room: Callable[[], bool] | None = None) -> ReceiverSettings:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.cluster.forwarder import BATCH_HEADER, FORWARD_PATH, FORWARDED_HEADER
+from spyglass.receivers.decode_workers import DecodeThreads, DecodeWorkers
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.ingest import HTTP_STATUS, Outcome, ReceiverSettings, ingest
 from spyglass.receivers.otlp_http import PROTOBUF, error_response
@@ -61,11 +62,12 @@ class RecentBatches:
                     self._taken.popitem(last=False)
 
 
-def forwarded_spans_route(node: ClusterNode) -> Route:
-    """The route the API port mounts when this satellite is a member of a cluster."""
-    local = ReceiverSettings(node.satellite, node.max_body_bytes, node.ingest_token).bounded(
-        PEER_INFLIGHT_BYTES, PEER_EXPORTS_IN_FLIGHT
-    )
+def forwarded_spans_route(node: ClusterNode, decode_pool: DecodeWorkers | None = None) -> Route:
+    """The route the API port mounts when this satellite is a member of a cluster; ``decode_pool``: the
+    receivers' decode workers (default: threads of this process)."""
+    local = ReceiverSettings(
+        node.satellite, node.max_body_bytes, node.ingest_token, decode_pool=decode_pool or DecodeThreads()
+    ).bounded(PEER_INFLIGHT_BYTES, PEER_EXPORTS_IN_FLIGHT)
 
     recent = RecentBatches()
 

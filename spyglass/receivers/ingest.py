@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TypeVar
 
 from starlette.requests import Request
 
 from spyglass.receivers.admission import Admission
+from spyglass.receivers.decode_workers import Decoded, DecodeThreads, DecodeWorkers
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 from spyglass.receivers.http_body import (
     BodyTooLarge,
     Refused,
     content_encoding,
-    decompress,
     discard_body,
     read_body,
 )
 from spyglass.receivers.sink import SpanSink
 from spyglass.security import bearer_ok
-
-#: What a decoder returns: span or log batches.
-Decoded = TypeVar("Decoded")
 
 #: Seconds a refused client is told to wait before retrying (OTLP's Retry-After).
 RETRY_AFTER_S = 1
@@ -34,13 +28,13 @@ RETRY_AFTER_S = 1
 @dataclass(frozen=True)
 class ReceiverSettings:
     """What every receiver needs: where spans go, the body bound, the ingest token, its in-flight bound
-    (default: none) and the workers that decode off the event loop (None: asyncio's default executor)."""
+    (default: none) and the workers that decode off the event loop (default: asyncio's default executor)."""
 
     sink: SpanSink
     max_body_bytes: int
     ingest_token: str | None = None
     admission: Admission = field(default_factory=Admission.unbounded)
-    decode_pool: Executor | None = None
+    decode_pool: DecodeWorkers = field(default_factory=DecodeThreads)
 
     def bounded(
         self, max_bytes: int, max_exports: int, room: Callable[[], bool] | None = None
@@ -111,8 +105,7 @@ async def receive(
     try:
         body = await read_body(request, settings.max_body_bytes, ticket.grow)
         encoding = content_encoding(request)
-        max_bytes = settings.max_body_bytes
-        return await off_loop(settings, lambda: decode(decompress(body, encoding, max_bytes)))
+        return await settings.decode_pool.run(decode, body, encoding, settings.max_body_bytes)
     except Refused:
         await discard_body(request, settings.max_body_bytes)
         return BUSY
@@ -122,11 +115,6 @@ async def receive(
         return IngestResult(Outcome.INVALID, str(exc))
     finally:
         ticket.release()
-
-
-async def off_loop(settings: ReceiverSettings, work: Callable[[], Decoded]) -> Decoded:
-    """Run decoding on the decode workers, so the event loop keeps serving queries and other exports."""
-    return await asyncio.get_running_loop().run_in_executor(settings.decode_pool, work)
 
 
 async def ingest(

@@ -16,18 +16,17 @@ from grpc import aio
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from spyglass.receivers.decode_workers import Decoded
 from spyglass.receivers.decoders.otlp_logs import decode_otlp_logs_proto
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.decoders.result import DecodeError
 from spyglass.receivers.ingest import (
     BUSY,
     RETRY_AFTER_S,
-    Decoded,
     IngestResult,
     Outcome,
     ReceiverSettings,
     accept,
-    off_loop,
 )
 from spyglass.receivers.logs import accept_logs
 from spyglass.receivers.sink import LogSink
@@ -79,7 +78,7 @@ async def _admit(
     try:
         if not ticket.grow(len(request)):
             await _refuse_busy(context, BUSY.message)
-        decoded = await off_loop(settings, lambda: decode(request))
+        decoded = await settings.decode_pool.run(decode, request, "identity", settings.max_body_bytes)
     except DecodeError as exc:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     finally:
