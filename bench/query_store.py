@@ -350,6 +350,11 @@ def measure(
         ]
     )
     wide, hits_wide = timed([TraceQuery(service="frontend", limit=20_000) for _ in range(10)])
+    graph: list[float] = []
+    for _ in range(10):
+        began = time.perf_counter()
+        edges = store.calls(window_start, int(table.column("start_ns")[-1].as_py()) + 1)
+        graph.append(time.perf_counter() - began)
     store.close()
 
     def pair(samples: list[float], digits: int) -> str:
@@ -389,6 +394,12 @@ def measure(
             pair(wide, 1),
             "ms",
             f"10 queries, {hits_wide:.0f} hits avg",
+        ),
+        Figure(
+            "calls between services, whole window p50 / p99",
+            pair(graph, 1),
+            "ms",
+            f"Store.calls (the dependency graph's rows): {edges.num_rows:,} rows, 10 queries",
         ),
     ]
 

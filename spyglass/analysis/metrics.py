@@ -70,7 +70,12 @@ def data_coverage(rollups: RollupReader, start_ns: int, end_ns: int, now_ns: int
         return Coverage(start_ns, end)
     bucket_s = rollups.bucket_s
     coarse_s = max(1, math.ceil((end - start_ns) / 1e9 / COVERAGE_COARSE_STEPS / bucket_s)) * bucket_s
-    begin = _first_bucket_ns(rollups, start_ns, end, coarse_s)
+    # Data usually begins in the window's first coarse step (a store kept from before a restart): look there
+    # first. Found there, it is the earliest of the whole window too, since every later row starts later.
+    first_step_end = min(end, start_ns + coarse_s * 10**9)
+    begin = _first_bucket_ns(rollups, start_ns, first_step_end, coarse_s)
+    if begin is None and first_step_end < end:
+        begin = _first_bucket_ns(rollups, start_ns, end, coarse_s)
     if begin is not None and begin > start_ns and coarse_s > bucket_s:
         begin = _first_bucket_ns(rollups, begin, min(end, begin + coarse_s * 10**9), bucket_s) or begin
     if begin is None:

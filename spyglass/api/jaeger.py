@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from spyglass.analysis.dependencies import COLUMNS as DEPENDENCY_COLUMNS
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext
@@ -291,9 +290,7 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> Response:  # noqa: N803
         end_ms = endTs or time.time_ns() // 1_000_000
         lookback_ms = lookback or 24 * 3_600_000
-        edges = dependency_edges(
-            ctx.store.scan(DEPENDENCY_COLUMNS, (end_ms - lookback_ms) * 1_000_000, end_ms * 1_000_000)
-        )
+        edges = dependency_edges(ctx.store.calls((end_ms - lookback_ms) * 1_000_000, end_ms * 1_000_000))
         return envelope(
             [
                 {"parent": e["parent"], "child": e["child"], "callCount": e["calls"]}

@@ -13,7 +13,6 @@ from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from spyglass import __version__
-from spyglass.analysis.dependencies import COLUMNS as DEPENDENCY_COLUMNS
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.analysis.traces import trace_spans
 from spyglass.api.context import ApiContext, Member
@@ -242,7 +241,7 @@ def router(ctx: ApiContext) -> APIRouter:
     @api.get("/api/v1/dependencies", response_model=DependenciesAnswer, summary="Service graph edges")
     def dependencies(start_ns: StartNs = None, end_ns: EndNs = None) -> Response:
         start, end = window(start_ns, end_ns)
-        edges = dependency_edges(ctx.store.scan(DEPENDENCY_COLUMNS, start, end))
+        edges = dependency_edges(ctx.store.calls(start, end))
         return json_response({"edges": edges.to_pylist()})
 
     return api

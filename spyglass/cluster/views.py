@@ -19,6 +19,7 @@ from spyglass.cluster.peer_reads import PeerReads
 from spyglass.model.figures import StorageFigures
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.satellite.pipeline import Satellite
+from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.protocol import (
     ExpiringData,
     RetentionStep,
@@ -148,6 +149,12 @@ class ClusterStore:
         if not remote:
             return local
         return merge_rollups(_concat([t.cast(ROLLUP_SCHEMA) for t in (local, *remote)]))
+
+    def calls(self, start_ns: int, end_ns: int) -> pa.Table:
+        if self.fan_out.shared_store:  # one store holds every member's spans, and its call rollups
+            return self.local.calls(start_ns, end_ns)
+        # Members keep their own call rollups; peers are not asked for them: the window's spans, joined here.
+        return call_rows(self.scan(CALL_SPAN_COLUMNS, start_ns, end_ns))
 
     def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
         # Logs stay where they arrived, whatever the store: always ask everyone.

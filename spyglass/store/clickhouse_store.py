@@ -20,6 +20,7 @@ from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.retention import HOUR_S, RetentionPolicy
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.clickhouse_columns import (
     LOG_COLUMN_SQL,
     SPAN_COLUMN_SQL,
@@ -338,6 +339,10 @@ class ClickHouseStore:
             f"ORDER BY Timestamp, SpanId, ObservedTimestamp LIMIT {params(int(limit), 'UInt64')}"
         )
         return as_schema(self._conn.query_arrow(sql, params.values), LOG_SCHEMA)
+
+    def calls(self, start_ns: int, end_ns: int) -> pa.Table:
+        """Calls between services, from the window's spans joined here (no call rollups kept in ClickHouse)."""
+        return call_rows(self.scan(CALL_SPAN_COLUMNS, start_ns, end_ns))
 
     def services(self) -> list[str]:
         """Every service seen in stored spans, sorted (from the operation catalog, not the spans)."""

@@ -9,17 +9,26 @@ a trace lookup knows which time range (hence which row groups) of ``spans`` to r
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
-from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
+from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store.call_rollups import (
+    CALL_BUCKET_S,
+    CALL_KEY,
+    CALL_SCHEMA,
+    CALL_SPAN_COLUMNS,
+    call_rows_sql,
+)
 from spyglass.store.protocol import (
     ExpiringData,
     RetentionStep,
@@ -28,6 +37,7 @@ from spyglass.store.protocol import (
     TraceQuery,
     refusing_rows,
 )
+from spyglass.store.rollup_merge import merge_bin_lists
 from spyglass.store.rollup_predicates import conform_rollups, rollup_conditions
 from spyglass.store.span_predicates import (
     Dialect,
@@ -41,8 +51,10 @@ from spyglass.store.span_predicates import (
     summary_conditions,
 )
 
+_log = logging.getLogger(__name__)
+
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MAP_TEXT = "MAP(VARCHAR, VARCHAR)"
 _MAP_TYPES = "MAP(VARCHAR, TINYINT)"
@@ -93,7 +105,40 @@ _CREATE_LOGS = f"""CREATE TABLE IF NOT EXISTS logs (
     service VARCHAR NOT NULL,
     scope_name VARCHAR
 )"""
-_MIGRATIONS: dict[int, list[str]] = {1: [_CREATE_ROLLUPS], 2: [_CREATE_LOGS]}
+# Calls between services per minute, summed from each write (``spyglass.store.call_rollups``): the service graph
+# reads these instead of joining every span of its window with its parent.
+_CREATE_CALL_ROLLUPS = """CREATE TABLE IF NOT EXISTS call_rollups (
+    bucket_start_ns BIGINT NOT NULL,
+    parent VARCHAR NOT NULL,
+    child VARCHAR NOT NULL,
+    uninstrumented BOOLEAN NOT NULL,
+    bin SMALLINT NOT NULL,
+    calls DOUBLE NOT NULL,
+    errors DOUBLE NOT NULL
+)"""
+_INSERT_CALL_ROLLUPS = "INSERT INTO call_rollups BY NAME " + call_rows_sql("incoming_spans")
+# A late write's calls: those of its traces' spans, stored and new, less those of the stored ones.
+_ADD_CALLS_AFTER = "INSERT INTO call_rollups BY NAME " + call_rows_sql("calls_after")
+_TAKE_CALLS_BEFORE = (
+    "INSERT INTO call_rollups BY NAME SELECT * REPLACE (-calls AS calls, -errors AS errors) "  # noqa: S608
+    f"FROM ({call_rows_sql('calls_before')})"
+)
+_CALL_SPANS = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in CALL_SPAN_COLUMNS])
+# Each write adds rows for the minutes its spans started in; once this many are added, the minutes touched since
+# are merged into one row per key and bin, so an hour stays some 10^5 rows however small the writes.
+CALL_ROWS_BEFORE_MERGE = 100_000
+_CALLS_IN_MINUTES = "bucket_start_ns >= $first AND bucket_start_ns <= $last"
+_MERGED_CALLS = f"""
+SELECT bucket_start_ns, parent, child, uninstrumented, bin, sum(calls) AS calls, sum(errors) AS errors
+FROM call_rollups WHERE {_CALLS_IN_MINUTES}
+GROUP BY ALL HAVING abs(sum(calls)) > 1e-6 ORDER BY bucket_start_ns, parent, child, uninstrumented, bin
+"""  # noqa: S608 (fixed text)
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [_CREATE_ROLLUPS],
+    2: [_CREATE_LOGS],
+    # A file from before call rollups gets them from the spans it holds.
+    3: [_CREATE_CALL_ROLLUPS, "INSERT INTO call_rollups BY NAME " + call_rows_sql("spans")],
+}
 
 _CREATE_TABLES = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -142,6 +187,8 @@ _CREATE_TABLES = [
     _CREATE_ROLLUPS,
     _CREATE_LOGS,
 ]
+# Created apart: a file migrated from version 3 fills it from its spans first (``_MIGRATIONS[3]``).
+_CREATE_LATER = [_CREATE_CALL_ROLLUPS]
 
 # No ORDER BY: a row group holds ~12 writes, so sorting inside one write does not tighten its start_ns zone
 # map, and it cost ~20% of the insert time (measured with bench/query_store.py).
@@ -188,7 +235,11 @@ _OLDEST = {
     "rollups": "SELECT min(bucket_start_ns + bucket_s::BIGINT * 1000000000) FROM rollups",
 }
 _EXPIRE: dict[str, list[str]] = {
-    "spans": ["DELETE FROM spans WHERE start_ns < $end", "DELETE FROM traces WHERE max_start_ns < $end"],
+    "spans": [
+        "DELETE FROM spans WHERE start_ns < $end",
+        "DELETE FROM traces WHERE max_start_ns < $end",
+        f"DELETE FROM call_rollups WHERE bucket_start_ns + {CALL_BUCKET_S * 1_000_000_000} <= $end",  # noqa: S608
+    ],
     "logs": ["DELETE FROM logs WHERE time_ns < $end"],
     "rollups": [
         "DELETE FROM rollups WHERE bucket_start_ns < $end "
@@ -229,11 +280,15 @@ _SUMMARY_COLUMNS = (
 
 # One attribute pair matches a span on its span attributes or its resource (text compare).
 def _attribute_match(params: Params, key: str, value: str) -> str:
-    """Span or resource attribute ``key`` equals ``value``. Positional placeholders: every use of a value is a
-    parameter of its own, in the order of the text."""
-    on_span = f"attributes[{params(key, 'VARCHAR')}] = {params(value, 'VARCHAR')}"
-    on_resource = f"resource[{params(key, 'VARCHAR')}] = {params(value, 'VARCHAR')}"
-    return f"({on_span} OR {on_resource})"
+    """Span or resource attribute ``key`` equals ``value``. The value among the map's values first: a list
+    compare is about twice as fast as a map lookup, which then runs on the few rows left. Positional
+    placeholders: every use of a value is a parameter of its own, in the order of the text."""
+
+    def in_map(column: str) -> str:
+        holds = f"list_contains(map_values({column}), {params(value, 'VARCHAR')})"
+        return f"({holds} AND {column}[{params(key, 'VARCHAR')}] = {params(value, 'VARCHAR')})"
+
+    return f"({in_map('attributes')} OR {in_map('resource')})"
 
 
 DUCKDB = Dialect(
@@ -252,6 +307,23 @@ DUCKDB = Dialect(
     uint64="UBIGINT",
     string="VARCHAR",
 )
+
+
+#: The newest slice a span-reading search asks first is this share of its window; each next one is twice the
+#: last, so a search that finds nothing reads the window about once.
+FIRST_SLICE_DIVISOR = 64
+
+
+def newest_first_slices(start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+    """``[start_ns, end_ns)`` cut into adjacent slices from the newest: 1/64 of it, then each twice as long."""
+    width = max(1, (end_ns - start_ns) // FIRST_SLICE_DIVISOR)
+    slices: list[tuple[int, int]] = []
+    upper = end_ns
+    while upper > start_ns:
+        lower = max(start_ns, upper - width)
+        slices.append((lower, upper))
+        upper, width = lower, width * 2
+    return slices
 
 
 def _trace_has_span(conditions: list[str]) -> str:
@@ -307,6 +379,9 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         #: Per kind of data, where retention's last slice ended: everything older is deleted.
         self._expired_through: dict[str, int] = {}
+        #: The first and last minute holding call rows written since they were last merged, and how many.
+        self._unmerged_calls: tuple[int, int] | None = None
+        self._unmerged_call_rows = 0
         self._closed = False
         try:
             self._create_schema()
@@ -325,6 +400,8 @@ class DuckDBStore:
                     cur.execute(statement)
                 version = cur.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
                 if version is None:
+                    for statement in _CREATE_LATER:
+                        cur.execute(statement)
                     cur.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
                 elif version > SCHEMA_VERSION:
                     raise RuntimeError(
@@ -356,7 +433,9 @@ class DuckDBStore:
                 cur.register("incoming_spans", spans)
                 cur.execute("BEGIN TRANSACTION")
                 try:
+                    stored = self._stored_calls_of_incoming(cur)
                     cur.execute(_INSERT_SPANS)
+                    calls = self._insert_calls(cur, spans, stored)
                     cur.execute(_UPSERT_TRACES)
                     cur.execute(_UPSERT_OPERATIONS)
                     cur.execute("COMMIT")
@@ -365,6 +444,86 @@ class DuckDBStore:
                     raise
                 finally:
                     cur.unregister("incoming_spans")
+                self._note_calls(cur, spans, calls)
+
+    @staticmethod
+    def _stored_calls_of_incoming(cur: duckdb.DuckDBPyConnection) -> pa.Table | None:
+        """The stored spans (``CALL_SPAN_COLUMNS``) of the incoming traces that have some stored already (late
+        spans); None when none has (the usual write: whole traces, once). The summaries bound the span starts."""
+        first, last, count = cur.execute(
+            "SELECT min(start_ns), max(max_start_ns), count(*) FROM traces "
+            "WHERE trace_id IN (SELECT trace_id FROM incoming_spans)"
+        ).fetchall()[0]
+        if not count:
+            return None
+        columns = ", ".join(CALL_SPAN_COLUMNS)
+        stored = cur.sql(
+            f"SELECT {columns} FROM spans WHERE start_ns BETWEEN ? AND ? "  # noqa: S608 (fixed names)
+            "AND trace_id IN (SELECT trace_id FROM incoming_spans)",
+            params=[int(first), int(last)],
+        ).to_arrow_table()
+        return as_schema(stored, _CALL_SPANS)
+
+    @staticmethod
+    def _insert_calls(cur: duckdb.DuckDBPyConnection, spans: pa.Table, stored: pa.Table | None) -> int:
+        """Add the calls the incoming spans make; rows added. A late span can complete a call with a span
+        written before (its parent, its child), or make a client's call instrumented: for traces partly stored,
+        the calls of all their spans are added and those counted when the stored part was written are taken
+        away (rows of negative weight), so the sums stay those of the whole traces."""
+        if stored is None:
+            return int(cur.execute(_INSERT_CALL_ROLLUPS).fetchall()[0][0])
+        incoming = as_schema(spans.select(CALL_SPAN_COLUMNS), _CALL_SPANS)
+        cur.register("calls_after", pa.concat_tables([stored, incoming]))
+        cur.register("calls_before", stored)
+        try:
+            added = cur.execute(_ADD_CALLS_AFTER).fetchall()
+            taken = cur.execute(_TAKE_CALLS_BEFORE).fetchall()
+        finally:
+            cur.unregister("calls_after")
+            cur.unregister("calls_before")
+        return int(added[0][0]) + int(taken[0][0])
+
+    def _note_calls(self, cur: duckdb.DuckDBPyConnection, spans: pa.Table, rows: int) -> None:
+        """Remember the minutes a write added call rows to; merge them once ``CALL_ROWS_BEFORE_MERGE`` rows were
+        added (under the writer's lock, in one transaction: a reader sees the rows before or after)."""
+        if rows == 0:
+            return
+        bucket_ns = CALL_BUCKET_S * 1_000_000_000
+        span_starts = pc.min_max(spans.column("start_ns")).as_py()
+        first = span_starts["min"] - span_starts["min"] % bucket_ns
+        last = span_starts["max"] - span_starts["max"] % bucket_ns
+        if self._unmerged_calls is not None:
+            first, last = min(first, self._unmerged_calls[0]), max(last, self._unmerged_calls[1])
+        self._unmerged_calls = (first, last)
+        self._unmerged_call_rows += rows
+        if self._unmerged_call_rows < CALL_ROWS_BEFORE_MERGE:
+            return
+        minutes = {"first": first, "last": last}
+        try:
+            self._merge_calls(cur, minutes)
+        except duckdb.Error:
+            # The spans are committed already: a failed merge must not fail their write (it would be retried
+            # and the spans written twice). The rows stay as written, summed at read; the next merge retries.
+            _log.warning("merging call rollups failed; they stay unmerged", exc_info=True)
+            return
+        self._unmerged_calls, self._unmerged_call_rows = None, 0
+
+    @staticmethod
+    def _merge_calls(cur: duckdb.DuckDBPyConnection, minutes: dict[str, int]) -> None:
+        """One row per key and bin for the call rows of these minutes, in one transaction."""
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            merged = cur.sql(_MERGED_CALLS, params=minutes).to_arrow_table()
+            cur.execute(f"DELETE FROM call_rollups WHERE {_CALLS_IN_MINUTES}", minutes)  # noqa: S608
+            cur.register("merged_calls", merged)
+            try:
+                cur.execute("INSERT INTO call_rollups BY NAME SELECT * FROM merged_calls")
+            finally:
+                cur.unregister("merged_calls")
+            cur.execute("COMMIT")
+        except BaseException:
+            _rollback(cur)
+            raise
 
     def write_rollups(self, rows: pa.Table) -> None:
         """Append rollup rows, one stored row per group with its bins as lists."""
@@ -427,28 +586,69 @@ class DuckDBStore:
         return as_schema(result, STORED_SPAN_SCHEMA)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
-        """Summaries of matching traces, newest first. Every value, attribute keys included, is a bound
-        parameter; only fixed SQL fragments are joined into the statement."""
+        """Summaries of matching traces, newest first. A search that reads spans (an attribute, Jaeger's
+        one-span conditions) asks the newest slice of the window first and older, wider slices only while it
+        lacks ``limit`` traces: the slices partition the traces by start, so the newest ``limit`` of the
+        first slices are the newest of all. Every value, attribute keys included, is a bound parameter."""
+        limit = max(0, int(query.limit))
+        reads_spans = bool(query.attributes) or (
+            query.match_any_span and bool(one_span_conditions(DUCKDB, PositionalParams(), query))
+        )
+        found: list[pa.Table] = [TRACE_SUMMARY_SCHEMA.empty_table()]
+        with self._conn.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")  # every slice from one snapshot; nothing is written
+            try:
+                bounds = self._start_bounds(cur, query.start_ns, query.end_ns)
+                if bounds is None or limit == 0:
+                    return found[0]
+                first, last = bounds
+                slices = newest_first_slices(first, last + 1) if reads_spans else [(first, last + 1)]
+                for start_ns, end_ns in slices:
+                    part = self._find_in_slice(cur, query, start_ns, end_ns, limit)
+                    found.append(part)
+                    limit -= part.num_rows
+                    if limit <= 0:
+                        break
+            finally:
+                _rollback(cur)
+        return pa.concat_tables(found)
+
+    @staticmethod
+    def _start_bounds(
+        cur: duckdb.DuckDBPyConnection, start_ns: int | None, end_ns: int | None
+    ) -> tuple[int, int] | None:
+        """The first and last trace start in the window (zone maps on ``traces.start_ns``); None when none."""
+        sql = "SELECT min(start_ns), max(start_ns) FROM traces WHERE true"
+        params: list[Any] = []
+        if start_ns is not None:
+            sql += " AND start_ns >= ?"
+            params.append(start_ns)
+        if end_ns is not None:
+            sql += " AND start_ns < ?"
+            params.append(end_ns)
+        first, last = cur.execute(sql, params).fetchall()[0]
+        return None if first is None else (int(first), int(last))
+
+    @staticmethod
+    def _find_in_slice(
+        cur: duckdb.DuckDBPyConnection, query: TraceQuery, start_ns: int, end_ns: int, limit: int
+    ) -> pa.Table:
+        """The newest ``limit`` matching traces starting in ``[start_ns, end_ns)``."""
+        latest = cur.execute(
+            "SELECT max(max_start_ns) FROM traces WHERE start_ns >= ? AND start_ns < ?", [start_ns, end_ns]
+        ).fetchall()[0][0]
+        if latest is None:
+            return TRACE_SUMMARY_SCHEMA.empty_table()
         params = PositionalParams()
-        where: list[str] = []
-        if query.start_ns is not None:
-            where.append(f"t.start_ns >= {params(query.start_ns, 'BIGINT')}")
-        latest_span_start: int | None = None
-        if query.end_ns is not None:
-            where.append(f"t.start_ns < {params(query.end_ns, 'BIGINT')}")
-            latest_span_start = self._latest_span_start(query.start_ns, query.end_ns)
-            if latest_span_start is None:
-                return TRACE_SUMMARY_SCHEMA.empty_table()
+        where = [f"t.start_ns >= {params(start_ns, 'BIGINT')}", f"t.start_ns < {params(end_ns, 'BIGINT')}"]
 
         def span_window() -> list[str]:
-            """The span starts worth reading, for a subquery: fresh placeholders at each use (positional)."""
-            window: list[str] = []
-            if query.start_ns is not None:
-                # Every span of a trace starts at or after the trace start.
-                window.append(f"start_ns >= {params(query.start_ns, 'BIGINT')}")
-            if latest_span_start is not None:
-                window.append(f"start_ns <= {params(latest_span_start, 'BIGINT')}")
-            return window
+            """The span starts worth reading, for a subquery (every span of a trace starts at or after the
+            trace's start, and at most at the latest span start of the slice's traces)."""
+            return [
+                f"start_ns >= {params(start_ns, 'BIGINT')}",
+                f"start_ns <= {params(int(latest), 'BIGINT')}",
+            ]
 
         if query.match_any_span:
             one_span = one_span_conditions(DUCKDB, params, query)
@@ -457,28 +657,12 @@ class DuckDBStore:
         where += summary_conditions(DUCKDB, params, query)
         for key, value in query.attributes:
             where.append(_trace_has_span([_attribute_match(params, key, value), *span_window()]))
-
-        conditions = " AND ".join(where) or "true"
         # Only the fixed fragments above are joined into the statement; every value is a parameter.
-        limit = params(max(0, int(query.limit)), "BIGINT")
         sql = (
-            f"SELECT {_SUMMARY_COLUMNS} FROM traces t WHERE {conditions} "  # noqa: S608
-            f"ORDER BY t.start_ns DESC, t.trace_id LIMIT {limit}"
+            f"SELECT {_SUMMARY_COLUMNS} FROM traces t WHERE {' AND '.join(where)} "  # noqa: S608
+            f"ORDER BY t.start_ns DESC, t.trace_id LIMIT {params(limit, 'BIGINT')}"
         )
-        with self._conn.cursor() as cur:
-            result = cur.sql(sql, params=params.values).to_arrow_table()
-        return as_schema(result, TRACE_SUMMARY_SCHEMA)
-
-    def _latest_span_start(self, start_ns: int | None, end_ns: int) -> int | None:
-        """The latest span start of traces starting in the window: the upper bound of the spans worth reading."""
-        sql = "SELECT max(max_start_ns) FROM traces WHERE start_ns < ?"
-        params: list[Any] = [end_ns]
-        if start_ns is not None:
-            sql += " AND start_ns >= ?"
-            params.append(start_ns)
-        with self._conn.cursor() as cur:
-            latest = cur.execute(sql, params).fetchall()[0][0]
-        return None if latest is None else int(latest)
+        return as_schema(cur.sql(sql, params=params.values).to_arrow_table(), TRACE_SUMMARY_SCHEMA)
 
     def scan(
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
@@ -503,22 +687,34 @@ class DuckDBStore:
         where_params = PositionalParams()
         where = rollup_conditions(DUCKDB, where_params, query)
         params = where_params.values
-        keys = ", ".join(ROLLUP_KEY)
         bucket = "bucket_start_ns, bucket_s"
         if query.resolution_s is not None:
             # The bucket comes first in the text, so its values go before the conditions'.
             bucket = "bucket_start_ns - bucket_start_ns % ? AS bucket_start_ns, ?::INTEGER AS bucket_s"
             params = [query.resolution_s * 10**9, query.resolution_s, *params]
-        # Fixed fragments only; every value is a parameter. Parallel lists unnest together, element by element.
+        # Fixed fragments only; every value is a parameter. The lists are summed by key and bin in numpy
+        # (``rollup_merge``): unnesting them here and grouping by eight columns took ten times as long.
         sql = (
-            f"SELECT {keys}, sum(count)::BIGINT AS count, sum(errors)::BIGINT AS errors FROM ("  # noqa: S608
-            f"SELECT {bucket}, service, operation, kind, attr_key, attr_value, "
-            "unnest(bins) AS bin, unnest(counts) AS count, unnest(errors) AS errors "
-            f"FROM rollups WHERE {' AND '.join(where)}) GROUP BY {keys}"
+            f"SELECT {bucket}, service, operation, kind, attr_key, attr_value, bins, counts, errors "  # noqa: S608
+            f"FROM rollups WHERE {' AND '.join(where)}"
         )
         with self._conn.cursor() as cur:
+            rows = cur.sql(sql, params=params).to_arrow_table()
+        return merge_bin_lists(rows)
+
+    def calls(self, start_ns: int, end_ns: int) -> pa.Table:
+        """Calls between services in the minutes overlapping ``[start_ns, end_ns)``, summed (``CALL_SCHEMA``)."""
+        keys = ", ".join(CALL_KEY)
+        sql = (
+            f"SELECT {keys}, sum(calls) AS calls, sum(errors) AS errors FROM call_rollups "  # noqa: S608
+            f"WHERE bucket_start_ns < ? AND bucket_start_ns > ? GROUP BY {keys} "
+            # Calls of a late trace's first write that its later spans took back sum to about nothing.
+            "HAVING sum(calls) > 1e-6"
+        )
+        params = [int(end_ns), int(start_ns) - CALL_BUCKET_S * 1_000_000_000]
+        with self._conn.cursor() as cur:
             result = cur.sql(sql, params=params).to_arrow_table()
-        return as_schema(result, ROLLUP_SCHEMA)
+        return as_schema(result, CALL_SCHEMA)
 
     def services(self) -> list[str]:
         """Every service seen in stored spans, sorted."""

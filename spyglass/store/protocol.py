@@ -121,6 +121,12 @@ class Store(Protocol):
         """Stored spans whose start is in ``[start_ns, end_ns)``, only the named columns, for analysis."""
         ...
 
+    def calls(self, start_ns: int, end_ns: int) -> pa.Table:
+        """Calls between services (``spyglass.store.call_rollups.CALL_SCHEMA``: service pair, kind of edge,
+        latency bin, weighted calls and errors) of the spans starting in the window, summed over it. A backend
+        that sums calls per minute as it writes (DuckDB) answers for the minutes overlapping the window."""
+        ...
+
     def write_rollups(self, rows: pa.Table) -> None:
         """Append aggregate rows (``ROLLUP_SCHEMA``) durably; rows may repeat keys already stored (they add)."""
         ...

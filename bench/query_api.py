@@ -1,0 +1,281 @@
+"""Queries as users see them, at a size: ``spyglass serve`` (``--sample-rate 1.0``, so every span is stored) is
+fed N spans over OTLP/HTTP protobuf, spread over the last hour, then the API is asked, one request at a time:
+
+- a trace by id (a different known trace each time), and the same trace ids read at the store alone, in the
+  same run, so the path's cost around the store shows;
+- a search by root service plus a span attribute (``customer.id``, 5,000 values) over the hour;
+- ``/api/v1/metrics`` over the hour grouped by an attribute (rolled up ones, and one that is not);
+- the dependency graph over the hour;
+- bytes on disk per span.
+
+The first call of each query after ingest is reported apart (cold), the rest as p50 / p99.
+
+    .venv/bin/python bench/query_api.py --spans 300000        # a couple of minutes
+    .venv/bin/python bench/query_api.py --spans 10000000      # the issue's size
+    .venv/bin/python bench/query_api.py --spans 300000 --checkout /tmp/q_before   # another checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+sys.path.insert(0, str(Path(__file__).parent))
+from otlp_payloads import export_request, send_all  # noqa: E402
+from serve_process import Served, start_serve  # noqa: E402
+
+HOUR_NS = 3600 * 10**9
+SPANS_PER_BODY = 1000
+#: Traces whose ids are asked for, taken from the bodies sent (one per sampled body).
+ASKED_TRACES = 400
+CUSTOMERS = 5000
+
+
+def _bodies_of(task: tuple[int, int, int, int]) -> list[bytes]:
+    """Bodies ``first..first+count`` of the run, each covering its own few seconds of the hour, oldest first."""
+    first, count, batches, end_ns = task
+    out = []
+    for index in range(first, first + count):
+        rng = random.Random(index)
+        out.append(export_request(SPANS_PER_BODY, rng, end_ns - HOUR_NS + (index + 1) * HOUR_NS // batches))
+    return out
+
+
+def make_bodies(batches: int, end_ns: int) -> list[bytes]:
+    """Every body, generated on every core (10M spans take ~2 minutes on one)."""
+    chunk = 200
+    tasks = [(first, min(chunk, batches - first), batches, end_ns) for first in range(0, batches, chunk)]
+    with multiprocessing.Pool() as pool:
+        parts = pool.map(_bodies_of, tasks)
+    return [body for part in parts for body in part]
+
+
+def known_traces(bodies: list[bytes], rng: random.Random) -> list[bytes]:
+    """Trace ids spread over the whole hour, read back from the bodies sent."""
+    ids = []
+    for index in sorted(rng.sample(range(len(bodies)), min(ASKED_TRACES, len(bodies)))):
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(bodies[index])
+        spans = request.resource_spans[0].scope_spans[0].spans
+        ids.append(bytes(spans[rng.randrange(len(spans))].trace_id))
+    rng.shuffle(ids)
+    return ids
+
+
+def feed(server: Served, bodies: list[bytes], spans: int) -> float:
+    """Send every body, wait until every span is stored; spans/s end to end."""
+    started = time.perf_counter()
+    send_all(bodies, [server.otlp_http_port], 4)
+    while server.status()["spans_stored"] < spans:
+        time.sleep(0.2)
+    return spans / (time.perf_counter() - started)
+
+
+@dataclass
+class Timings:
+    """One query's cold first call and its later calls, in ms."""
+
+    cold_ms: float
+    warm_ms: list[float]
+    answer_bytes: int
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.warm_ms)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.warm_ms)
+        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def timed(client: httpx.Client, requests: list[tuple[str, dict[str, Any]]], budget_s: float) -> Timings:
+    """Ask each request in turn; the first is the cold call. Stops early once ``budget_s`` is spent (with at
+    least 5 later calls), so a slow query does not hold the run for long."""
+    samples, size = [], 0
+    began = time.perf_counter()
+    for path, params in requests:
+        started = time.perf_counter()
+        response = client.get(path, params=params)
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+        size = len(response.content)
+        if len(samples) > 5 and time.perf_counter() - began > budget_s:
+            break
+    return Timings(samples[0], samples[1:], size)
+
+
+def measure_api(
+    server: Served, trace_ids: list[bytes], end_ns: int, repeats: int, budget_s: float
+) -> dict[str, Timings]:
+    """Each query of the issue, asked ``repeats`` times after its cold call (different ids and values)."""
+    rng = random.Random(5)
+    window = {"start_ns": end_ns - HOUR_NS, "end_ns": end_ns}
+    ids = [trace_ids[i % len(trace_ids)].hex() for i in range(repeats + 1)]
+    customers = [f"c{rng.randint(1, CUSTOMERS)}" for _ in range(repeats + 1)]
+    few = max(10, repeats // 5)
+    asked: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        "trace by id": [(f"/api/v1/traces/{i}", {}) for i in ids],
+        "search service + attribute": [
+            ("/api/v1/traces", {**window, "service": "frontend", "attr": f"customer.id:{c}", "limit": 20})
+            for c in customers
+        ],
+        "search service + attribute nobody has": [
+            ("/api/v1/traces", {**window, "service": "frontend", "attr": "customer.id:c0", "limit": 20})
+            for _ in range(few + 1)
+        ],
+        "jaeger search service + tag": [
+            (
+                "/api/traces",
+                {
+                    "start": window["start_ns"] // 1000,
+                    "end": end_ns // 1000,
+                    "service": "frontend",
+                    "tags": f'{{"customer.id":"{c}"}}',
+                    "limit": 20,
+                },
+            )
+            for c in customers
+        ],
+        "metrics by service.version": [
+            ("/api/v1/metrics", {**window, "group_by": "service.version"}) for _ in range(few + 1)
+        ],
+        "metrics by http.route": [
+            ("/api/v1/metrics", {**window, "group_by": "http.route"}) for _ in range(few + 1)
+        ],
+        "metrics by customer.id (not rolled up)": [
+            ("/api/v1/metrics", {**window, "group_by": "customer.id"}) for _ in range(min(few, 10) + 1)
+        ],
+        "dependencies": [("/api/v1/dependencies", window) for _ in range(few + 1)],
+        "jaeger dependencies": [
+            ("/api/dependencies", {"endTs": end_ns // 10**6, "lookback": HOUR_NS // 10**6})
+            for _ in range(few + 1)
+        ],
+    }
+    with httpx.Client(base_url=server.api, timeout=600) as client:
+        return {label: timed(client, requests, budget_s) for label, requests in asked.items()}
+
+
+def measure_store(data_dir: Path, trace_ids: list[bytes], repeats: int) -> Timings:
+    """The same trace lookups at the store alone, in this process, once the server has let the file go."""
+    from spyglass.store.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(data_dir / "spyglass.duckdb")
+    try:
+        samples = []
+        for index in range(repeats + 1):
+            started = time.perf_counter()
+            found = store.trace(trace_ids[index % len(trace_ids)])
+            samples.append((time.perf_counter() - started) * 1000)
+            assert found.num_rows > 0, "a sent trace is not stored"
+    finally:
+        store.close()
+    return Timings(samples[0], samples[1:], 0)
+
+
+def disk_bytes(data_dir: Path) -> int:
+    return sum(path.stat().st_size for path in data_dir.rglob("*") if path.is_file())
+
+
+TARGETS_MS: dict[str, float] = {
+    "trace by id": 10,
+    "search service + attribute": 100,
+    "metrics by service.version": 200,
+    "metrics by http.route": 200,
+    "dependencies": 200,
+}
+
+
+def report(
+    spans: int,
+    ingest_rate: float,
+    api: dict[str, Timings],
+    store: Timings,
+    bytes_served: int,
+    bytes_closed: int,
+) -> None:
+    print(f"\n{spans:,} spans over an hour, all stored; ingested end to end at {ingest_rate:,.0f} spans/s")
+    print(f"{'figure':<42} {'target':>9} {'cold ms':>9} {'p50 ms':>8} {'p99 ms':>8} {'n':>5} {'bytes':>9}")
+    rows: list[tuple[str, Timings]] = [*api.items(), ("trace by id, at the store alone", store)]
+    for label, t in rows:
+        target = TARGETS_MS.get(label)
+        mark = "" if target is None else ("  ok" if t.p99 <= target else "  MISSED")
+        print(
+            f"{label:<42} {'' if target is None else f'{target:.0f} ms':>9} {t.cold_ms:>9.1f} {t.p50:>8.1f} "
+            f"{t.p99:>8.1f} {len(t.warm_ms):>5} {t.answer_bytes:>9,}{mark}"
+        )
+    path_p50 = api["trace by id"].p50 - store.p50
+    print(f"{'trace by id: the path around the store, p50':<42} {'':>9} {'':>9} {path_p50:>8.1f}")
+    print(
+        f"bytes on disk per span: {bytes_served / spans:,.1f} while serving, "
+        f"{bytes_closed / spans:,.1f} after shutdown (data directory, WAL included)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--spans", type=int, default=300_000)
+    parser.add_argument("--repeats", type=int, default=200, help="warm calls of trace by id and search")
+    parser.add_argument("--budget-s", type=float, default=60.0, help="at most this long per query, about")
+    parser.add_argument("--keep-data", action="store_true", help="leave the data directory for a look")
+    parser.add_argument("--checkout", type=Path, help="run spyglass from another checkout")
+    args = parser.parse_args()
+    if args.checkout is not None:  # the store-level figure reads the file with the same code
+        sys.path.insert(0, str(args.checkout))
+
+    end_ns = time.time_ns()
+    batches = max(1, args.spans // SPANS_PER_BODY)
+    spans = batches * SPANS_PER_BODY
+    began = time.perf_counter()
+    bodies = make_bodies(batches, end_ns)
+    trace_ids = known_traces(bodies, random.Random(3))
+    print(f"generated {spans:,} spans in {time.perf_counter() - began:.0f} s", flush=True)
+
+    server = start_serve(
+        "--sample-rate",
+        "1.0",
+        "--decision-wait",
+        "1",
+        "--recall-memory-mb",
+        "512",
+        "--retention",
+        "7d",
+        checkout=args.checkout,
+        prefix="spyglass-bench-query-api-",
+    )
+    stopped = False
+    try:
+        ingest_rate = feed(server, bodies, spans)
+        del bodies
+        print(f"stored in the server at {ingest_rate:,.0f} spans/s", flush=True)
+        bytes_served = disk_bytes(server.data_dir)
+        api = measure_api(server, trace_ids, end_ns, args.repeats, args.budget_s)
+        server.stop()
+        stopped = True
+        bytes_closed = disk_bytes(server.data_dir)
+        store = measure_store(server.data_dir, trace_ids, args.repeats)
+    finally:
+        if not stopped:
+            server.stop()
+        if args.keep_data:
+            print(f"data directory kept: {server.data_dir}")
+        else:
+            shutil.rmtree(server.data_dir, ignore_errors=True)
+    report(spans, ingest_rate, api, store, bytes_served, bytes_closed)
+
+
+if __name__ == "__main__":
+    main()
