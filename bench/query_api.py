@@ -32,6 +32,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 sys.path.insert(0, str(Path(__file__).parent))
+from figures import Figure, record  # noqa: E402
 from otlp_payloads import export_request, send_all  # noqa: E402
 from serve_process import Served, start_serve  # noqa: E402
 
@@ -220,6 +221,29 @@ def report(
     print(
         f"bytes on disk per span: {bytes_served / spans:,.1f} while serving, "
         f"{bytes_closed / spans:,.1f} after shutdown (data directory, WAL included)"
+    )
+    conditions = f"{spans:,} spans"
+    record(
+        [
+            *(
+                Figure(
+                    "query_api",
+                    f"{label}, p99",
+                    t.p99,
+                    "ms",
+                    at_most=TARGETS_MS.get(label),
+                    conditions=conditions,
+                )
+                for label, t in rows
+            ),
+            Figure(
+                "query_api",
+                "bytes on disk per span, serving",
+                bytes_served / spans,
+                "bytes",
+                conditions=conditions,
+            ),
+        ]
     )
 
 
