@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,23 +14,14 @@ import httpx
 from opentelemetry.trace import SpanKind
 
 from tests.support.otel import http_exporter, provider
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+from tests.support.ports import free_ports
 
 
 class ServeProcess:
     """``spyglass serve`` as a separate process, exactly as a user starts it."""
 
     def __init__(self, data_dir: Path, decision_wait_s: float) -> None:
-        api, grpc_port, http_port, zipkin = _free_ports(4)
+        api, grpc_port, http_port, zipkin = free_ports(4)
         self.api = f"http://127.0.0.1:{api}"
         self.otlp_http = f"http://127.0.0.1:{http_port}"
         env = {**os.environ, "SPYGLASS_DECISION_WAIT": str(decision_wait_s)}

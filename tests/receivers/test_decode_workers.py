@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 from spyglass.receivers.http_body import BodyTooLarge
 from tests.support.flood import export_template
+from tests.support.ports import free_ports
 
 MAX_BYTES = 1 << 20
 
@@ -106,16 +106,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -127,7 +117,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
 def test_no_worker_outlives_its_server(tmp_path: Path, stop: signal.Signals) -> None:
-    api, grpc_port, http_port, zipkin = _free_ports(4)
+    api, grpc_port, http_port, zipkin = free_ports(4)
     process = subprocess.Popen(
         [sys.executable, "-m", "spyglass.cli", "serve", "--data-dir", str(tmp_path), "--workers", "2"]
         + ["--port", str(api), "--otlp-grpc-port", str(grpc_port), "--otlp-http-port", str(http_port)]
