@@ -89,9 +89,11 @@ def _counted(groups: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[f
 
 
 def _same(got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    """Counts, errors and percentiles exactly; rates within 5%: over the ~40 s the data covers, a member's first
+    span may arrive up to a second after the single satellite's while the machine is loaded (CI saw 2.8%)."""
     (got_groups, got_rates), (want_groups, want_rates) = _counted(got), _counted(expected)
     assert got_groups == want_groups
-    assert got_rates == pytest.approx(want_rates, rel=0.02)
+    assert got_rates == pytest.approx(want_rates, rel=0.05)
 
 
 def test_cluster_aggregates_and_traces_equal_a_single_satellite(
