@@ -14,10 +14,12 @@ always given back as ``SPAN_SCHEMA``.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,6 +46,10 @@ class RecallBuffer:
         # Taken out to be decided, until ``retain_decided`` (or ``end_decision``): still visible to live queries,
         # so a trace is never in neither the buffer nor the store while the sampler looks at it.
         self._deciding: pa.Table | None = None
+        # Where ``_deciding`` came from, in its row order, when ``take_quiet`` took it: per chunk it left, the
+        # chunk itself when every span of it left (so retaining need not compress it again), or else how many of
+        # its spans did.
+        self._deciding_parts: list[Chunk | int] = []
         self._bytes = 0
         self._spans = 0
         self._decided_bytes = 0
@@ -99,16 +105,40 @@ class RecallBuffer:
             with self._lock:
                 self._complete_since_ns = max(self._complete_since_ns, decided_ns)
                 self._deciding = None
+                self._deciding_parts = []
             return
-        chunks = [pack_spans(b, decided_ns) for b in spans.combine_chunks().to_batches() if b.num_rows]
+        with self._lock:
+            parts = self._deciding_parts if spans is self._deciding else []
+        chunks = (
+            self._repacked(spans, parts, decided_ns)
+            if parts
+            else [pack_spans(b, decided_ns) for b in spans.combine_chunks().to_batches() if b.num_rows]
+        )
         with self._lock:
             self._deciding = None
+            self._deciding_parts = []
             for chunk in chunks:
                 self._decided.append(chunk)
                 self._decided_bytes += chunk.nbytes
                 self._decided_spans += chunk.rows
             self._evict_decided(self.max_bytes)
             self.peak_bytes = max(self.peak_bytes, self.nbytes)
+
+    @staticmethod
+    def _repacked(spans: pa.Table, parts: list[Chunk | int], decided_ns: int) -> list[Chunk]:
+        """The decided spans as chunks: each chunk that left whole as it was, the rest packed again."""
+        chunks: list[Chunk] = []
+        offset = 0
+        for part in parts:
+            if isinstance(part, Chunk):
+                chunks.append(dataclasses.replace(part, arrival_ns=decided_ns))
+                offset += part.rows
+            elif part:
+                chunks.append(
+                    pack_spans(spans.slice(offset, part).combine_chunks().to_batches()[0], decided_ns)
+                )
+                offset += part
+        return chunks
 
     def make_room(self, incoming_bytes: int) -> bool:
         """Forget decided traces, oldest first, so ``incoming_bytes`` more fit; False if undecided spans alone
@@ -132,16 +162,23 @@ class RecallBuffer:
                 return SPAN_SCHEMA.empty_table()
             recent = [c for c in self._chunks if c.arrival_ns > cutoff_ns]
             old_table = _table(old)
+            parts: list[Chunk | int] = list(old)
             if recent:
                 recent_ids = pc.unique(pa.chunked_array([c.trace_ids for c in recent]))
                 still_active = pc.is_in(old_table.column("trace_id"), value_set=recent_ids)
                 quiet = old_table.filter(pc.invert(still_active))
                 carried = old_table.filter(still_active).combine_chunks()
+                if carried.num_rows:
+                    active = np.asarray(still_active.to_numpy(zero_copy_only=False), dtype=bool)
+                    starts = np.cumsum([0] + [c.rows for c in old[:-1]])
+                    active_rows = np.add.reduceat(active, starts).tolist()
+                    parts = [c if n == 0 else c.rows - n for c, n in zip(old, active_rows, strict=True)]
             else:
                 quiet, carried = old_table, SPAN_SCHEMA.empty_table()
             kept = [pack_spans(b, old[-1].arrival_ns) for b in carried.to_batches() if b.num_rows]
             self._replace(kept + recent)
             self._deciding = quiet
+            self._deciding_parts = parts
             return quiet
 
     def take_oldest(self, target_bytes: int) -> pa.Table:
@@ -169,6 +206,7 @@ class RecallBuffer:
                     rest.append(pack_spans(staying, chunk.arrival_ns))
             self._replace(rest)
             self._deciding = pa.concat_tables(taken)
+            self._deciding_parts = []
             return self._deciding
 
     def take_all(self) -> pa.Table:
@@ -177,12 +215,14 @@ class RecallBuffer:
             table = _table(self._chunks)
             self._replace([])
             self._deciding = table
+            self._deciding_parts = []
             return table
 
     def end_decision(self) -> None:
         """The spans last taken are decided and retained, stored or dropped: no longer shown as deciding."""
         with self._lock:
             self._deciding = None
+            self._deciding_parts = []
 
     def trace(self, trace_id: bytes) -> pa.Table:
         """Every buffered span of one trace, decided or not (the live view of a recent trace)."""

@@ -290,13 +290,18 @@ class DynamicSampler:
         """The first ``novelty_keeps`` traces of every shape never seen before."""
         shapes = features.column("shape").to_numpy(zero_copy_only=False)
         distinct, inverse, counts = np.unique(shapes, return_inverse=True, return_counts=True)
-        novel = np.zeros(len(shapes), dtype=bool)
-        for index, (shape, count) in enumerate(zip(distinct.tolist(), counts.tolist(), strict=True)):
-            seen = self._seen_shapes.get(shape, 0.0)
-            if seen < self.policy.novelty_keeps:
-                novel[np.flatnonzero(inverse == index)[: int(self.policy.novelty_keeps - seen)]] = True
-            self._seen_shapes[shape] = seen + count
-        return novel
+        inverse = inverse.reshape(-1)
+        keys = distinct.tolist()
+        seen = np.fromiter(
+            (self._seen_shapes.get(shape, 0.0) for shape in keys), dtype=np.float64, count=len(keys)
+        )
+        allowance = np.where(seen < self.policy.novelty_keeps, self.policy.novelty_keeps - seen, 0.0)
+        # Each trace's place among its shape's traces, in arrival order.
+        order = np.argsort(inverse, kind="stable")
+        place = np.empty(len(shapes), dtype=np.int64)
+        place[order] = np.arange(len(shapes)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self._seen_shapes.update(zip(keys, (seen + counts).tolist(), strict=True))
+        return cast(np.ndarray, place < allowance.astype(np.int64)[inverse])
 
     def _novel_values(self, features: pa.RecordBatch, values: pa.Table) -> np.ndarray:
         """The first ``novelty_keeps`` traces carrying each value never seen before of a change-marking key."""

@@ -84,3 +84,23 @@ def test_decided_traces_stay_visible_until_room_is_needed() -> None:
     assert buffer.trace(second_ids[0]).num_rows == 3
     assert not buffer.make_room(size * 3)
     assert buffer.peak_bytes <= buffer.max_bytes
+
+
+def test_decided_chunks_that_left_whole_are_kept_as_packed() -> None:
+    whole, whole_ids = trace_batch(20)
+    split, split_ids = trace_batch(20)
+    buffer = RecallBuffer(max_bytes=10**9)
+    buffer.add(whole, arrival_ns=1)
+    buffer.add(split, arrival_ns=2)
+    # A late span of one trace of the second chunk keeps that trace undecided: the chunk leaves in part.
+    late_columns = [pa.array([split_ids[0]], pa.binary(16)), *split.slice(0, 1).columns[1:]]
+    buffer.add(pa.RecordBatch.from_arrays(late_columns, schema=SPAN_SCHEMA), arrival_ns=5)
+    packed = buffer._chunks[0]
+    quiet = buffer.take_quiet(cutoff_ns=2)
+    assert quiet.num_rows == whole.num_rows + split.num_rows - 3
+    buffer.retain_decided(quiet, decided_ns=3)
+    assert buffer._decided[0].payload is packed.payload  # not compressed again
+    decided = pa.Table.from_batches([c.unpack() for c in buffer._decided])
+    assert decided.to_pylist() == quiet.to_pylist()
+    assert buffer.trace(split_ids[0]).num_rows == 4 and buffer.undecided_spans == 4
+    assert buffer.spans == whole.num_rows + split.num_rows + 1

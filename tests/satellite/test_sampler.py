@@ -209,3 +209,23 @@ def test_debug_traces_are_always_kept_and_head_sampled_spans_weigh_their_adjuste
         )
     )
     assert weights == {"ot=th:c": 4.0, None: 1.0}
+
+
+def test_only_the_first_traces_of_a_shape_are_novel_across_batches() -> None:
+    rng = np.random.default_rng(4)
+    sampler = DynamicSampler(SamplingPolicy(novelty_keeps=3), seed=1)
+    first = trace_features(synthetic_traffic(rng, 2, {"GET /a": (1.0, 5.0, 0.1)}, {}))
+    batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in first.columns], names=first.column_names)
+    assert sampler._novel_shapes(batch).tolist() == [True, True]
+    mixed = trace_features(
+        synthetic_traffic(rng, 8, {"GET /a": (0.5, 5.0, 0.1), "GET /b": (0.5, 5.0, 0.1)}, {})
+    )
+    batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in mixed.columns], names=mixed.column_names)
+    shapes = batch.column("shape").to_pylist()
+    novel = sampler._novel_shapes(batch).tolist()
+    a_shape = first.column("shape")[0].as_py()
+    # One more trace of the known shape, the first three of the new one, in arrival order.
+    expected_a = [True] + [False] * (shapes.count(a_shape) - 1)
+    expected_b = [True, True, True] + [False] * (len(shapes) - shapes.count(a_shape) - 3)
+    assert [n for n, s in zip(novel, shapes, strict=True) if s == a_shape] == expected_a
+    assert [n for n, s in zip(novel, shapes, strict=True) if s != a_shape] == expected_b
