@@ -19,6 +19,7 @@ import math
 import pyarrow as pa
 
 from spyglass.model.arrow_sql import query_arrow
+from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.model.sketch import GAMMA
 
 #: Calls are summed per minute of their (child) span's start.
@@ -93,11 +94,12 @@ GROUP BY ALL
 
 def call_rows(spans: pa.Table) -> pa.Table:
     """``CALL_SCHEMA`` rows of some spans (``CALL_SPAN_COLUMNS``), summed over them: for a backend that keeps
-    no call rollups (a parent or child outside the spans given is not seen, as with any join of a window)."""
+    no call rollups (a parent or child outside the spans given is not seen, as with any join of a window). Read
+    with one span per id (a late child of a Zipkin shared server half still names the client half's id)."""
     keys = ", ".join(CALL_KEY)
     sql = (
         f"SELECT {keys}, sum(calls) AS calls, sum(errors) AS errors "  # noqa: S608 (fixed text)
         f"FROM ({call_rows_sql('spans')}) GROUP BY {keys}"
     )
-    rows = query_arrow(sql, spans=spans.select(CALL_SPAN_COLUMNS))
+    rows = query_arrow(sql, spans=separate_shared_spans(spans.select(CALL_SPAN_COLUMNS)))
     return rows.select(CALL_SCHEMA.names).cast(CALL_SCHEMA)

@@ -22,6 +22,7 @@ from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.call_rollups import (
     CALL_BUCKET_S,
     CALL_KEY,
@@ -473,8 +474,11 @@ class DuckDBStore:
         if stored is None:
             return int(cur.execute(_INSERT_CALL_ROLLUPS).fetchall()[0][0])
         incoming = as_schema(spans.select(CALL_SPAN_COLUMNS), _CALL_SPANS)
-        cur.register("calls_after", pa.concat_tables([stored, incoming]))
-        cur.register("calls_before", stored)
+        # A late child of a Zipkin shared server half names the shared id (the client half) as its parent: the
+        # whole trace is read with one span per id, as when it was decided and as readers see it.
+        after = as_schema(separate_shared_spans(pa.concat_tables([stored, incoming])), _CALL_SPANS)
+        cur.register("calls_after", after)
+        cur.register("calls_before", as_schema(separate_shared_spans(stored), _CALL_SPANS))
         try:
             added = cur.execute(_ADD_CALLS_AFTER).fetchall()
             taken = cur.execute(_TAKE_CALLS_BEFORE).fetchall()

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from spyglass.analysis.dependencies import dependency_edges
+from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.call_rollups import CALL_SCHEMA, CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.duckdb_store import DuckDBStore, newest_first_slices
 from spyglass.store.protocol import Store, TraceQuery
@@ -150,3 +151,36 @@ def test_late_spans_complete_the_calls_of_spans_written_before(store: Store) -> 
     assert sorted(round(c, 9) for c in got.column("calls").to_pylist()) == sorted(
         expected.column("calls").to_pylist()
     )
+
+
+def _with_shared_server_half(trace: pa.Table) -> pa.Table:
+    """``make_trace`` as Zipkin's B3 join records it: the payment server half shares the client's span id and
+    parent, and the server's own child names that shared id as its parent."""
+    span_ids = trace.column("span_id").to_pylist()
+    parents = trace.column("parent_span_id").to_pylist()
+    client, server, child = 2, 3, 4  # frontend POST /charge, payment Charge, payment publish receipt
+    span_ids[server], parents[server] = span_ids[client], parents[client]
+    parents[child] = span_ids[client]
+    trace = trace.set_column(
+        trace.schema.get_field_index("span_id"),
+        "span_id",
+        pa.array(span_ids, trace.schema.field("span_id").type),
+    )
+    field = trace.schema.field("parent_span_id")
+    return trace.set_column(
+        trace.schema.get_field_index("parent_span_id"), field, pa.array(parents, field.type)
+    )
+
+
+def test_a_late_child_of_a_shared_server_half_is_no_call_of_the_client(store: Store) -> None:
+    """Decided traces are stored with one span per id; a child of the server half arriving after that still
+    names the shared id (the client half's), and must not count as a second call from the client's service."""
+    raw = _with_shared_server_half(make_trace(trace_id_of("shared-late")))
+    child = pc.equal(pa.array(range(raw.num_rows)), 4)
+    store.write(separate_shared_spans(raw.filter(pc.invert(child))))
+    store.write(raw.filter(child))
+    expected = call_rows(separate_shared_spans(raw).select(CALL_SPAN_COLUMNS))
+    got = store.calls(BASE_NS - MINUTE, BASE_NS + 10 * MINUTE)
+    assert sorted_calls(got) == sorted_calls(expected)
+    edges = {(row["parent"], row["child"]) for row in got.to_pylist() if row["calls"] > 1e-9}
+    assert ("frontend", "payment") in edges and ("frontend", "notifier") not in edges
