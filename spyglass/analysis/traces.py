@@ -41,18 +41,21 @@ def _span_keys(spans: pa.Table) -> pa.Array:
 
 def spans_of_traces(store: Store, summaries: pa.Table) -> pa.Table:
     """Every stored span (the critical path's ``COLUMNS`` and ``sample_weight``) of the traces ``find_traces``
-    returned."""
+    returned, one span per id (a child of a Zipkin shared server half stored after its trace was decided still
+    names the shared id: it belongs under the server half)."""
     columns = [*CRITICAL_PATH_COLUMNS, "sample_weight"]
     if summaries.num_rows == 0:
         return pa.schema([_field(name) for name in columns]).empty_table()
     trace_ids = summaries.column("trace_id")
     if summaries.num_rows <= FETCH_ONE_BY_ONE:
-        return pa.concat_tables([store.trace(t).select(columns) for t in trace_ids.to_pylist()])
-    # Every span of a trace starts within [trace start, trace start + duration].
-    starts = summaries.column("start_ns")
-    ends = pc.add(starts, summaries.column("duration_ns"))
-    spans = store.scan(columns, int(pc.min(starts).as_py()), int(pc.max(ends).as_py()) + 1)
-    return spans.filter(pc.is_in(spans.column("trace_id"), value_set=trace_ids.combine_chunks()))
+        spans = pa.concat_tables([store.trace(t).select(columns) for t in trace_ids.to_pylist()])
+    else:
+        # Every span of a trace starts within [trace start, trace start + duration].
+        starts = summaries.column("start_ns")
+        ends = pc.add(starts, summaries.column("duration_ns"))
+        spans = store.scan(columns, int(pc.min(starts).as_py()), int(pc.max(ends).as_py()) + 1)
+        spans = spans.filter(pc.is_in(spans.column("trace_id"), value_set=trace_ids.combine_chunks()))
+    return separate_shared_spans(spans)
 
 
 def _field(name: str) -> pa.Field:
