@@ -232,7 +232,7 @@ class RecallBuffer:
             deciding = self._deciding
         batches = []
         for chunk in chunks:
-            if pc.any(pc.equal(chunk.trace_ids, wanted)).as_py():
+            if chunk.may_hold(trace_id) and pc.any(pc.equal(chunk.trace_ids, wanted)).as_py():
                 spans = chunk.unpack()
                 batches.append(spans.filter(pc.equal(spans.column("trace_id"), wanted)))
         found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)

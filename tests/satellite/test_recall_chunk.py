@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spyglass.model.schema import SPAN_SCHEMA
-from spyglass.satellite.recall_chunk import pack_spans
+from spyglass.satellite.recall_chunk import Chunk, pack_spans
 
 _MAPS = pa.map_(pa.string(), pa.string())
 _TYPES = pa.map_(pa.string(), pa.int8())
@@ -85,3 +85,13 @@ def test_a_slice_of_a_batch_packs_as_itself() -> None:
     resources = [[("h", str(i // 3))] for i in range(12)]
     batch = _spans(resources, ["s"] * 12).slice(4, 5)
     assert pack_spans(batch, arrival_ns=1).unpack().equals(batch)
+
+
+def test_a_chunk_says_which_trace_ids_it_may_hold_from_their_first_bytes() -> None:
+    """The prefix test never misses an id the chunk holds (whatever slice of its ids it keeps) and rules out
+    ids it does not hold (here: random ones, whose first 8 bytes differ)."""
+    ids = pa.array([bytes([i]) * 16 for i in range(1, 40)], pa.binary(16))
+    chunk = Chunk(ids.slice(5, 20), b"", (0, 0, 0), 0, 0)
+    held = ids.slice(5, 20).to_pylist()
+    assert all(chunk.may_hold(trace_id) for trace_id in held)
+    assert not any(chunk.may_hold(trace_id) for trace_id in ids.to_pylist() if trace_id not in held)
