@@ -164,9 +164,10 @@ def test_a_window_across_every_resolution_counts_every_span_once(tmp_path: Path)
     store.close()
 
 
-#: The longest a query may wait while retention works through a backlog: queries read a snapshot, and never wait
-#: for a step or a checkpoint.
-QUERY_BOUND_S = 0.25
+#: The longest a query may wait while retention works through a backlog: queries read a snapshot and never wait
+#: for a step; one that starts while the closing checkpoint runs (at most every 10 minutes in a server) waits for
+#: part of it (0.26-0.35 s here after deleting 360,000 spans; without the checkpoint, under 0.1 s).
+QUERY_BOUND_S = 0.5
 #: The longest a write may wait: one step holds the writer about ``STEP_TARGET_S`` (50 ms), and the checkpoint
 #: that makes the freed space reusable holds every commit while it runs (as DuckDB's own checkpoints do, every
 #: 256 MB of write-ahead log; here about 0.5 s after deleting 360,000 spans).
