@@ -198,11 +198,9 @@ class Windows:
         ).to_arrow_table()
 
     def changed(self) -> bool:
-        n0, n1 = self.tot[0][5], self.tot[1][5]
-        # The symptom rate must grow beyond noise, and by >= 3 points: a few standard errors of the difference of
-        # two windows' rates, each a sample (the baseline's as much as the regression's).
-        spread = max(self.rate0 * (1 - self.rate0), 0.01)
-        noise = 3 * math.sqrt(spread / max(n0, 1) + spread / max(n1, 1))
+        n1 = self.tot[1][5]
+        # The symptom rate must grow beyond noise: a few standard errors of the baseline rate, and >= 3 points.
+        noise = 3 * math.sqrt(max(self.rate0 * (1 - self.rate0), 0.01) / max(n1, 1))
         if self.rate1 - self.rate0 > max(0.03, noise) and self.excess > 0:
             return True
         if self.req.signal != "latency" or self.dmean <= 0:
