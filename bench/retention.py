@@ -36,16 +36,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from figures import Figure, record  # noqa: E402
 from otlp_payloads import export_request, ingest_cpu_per_span  # noqa: E402
 
-from spyglass.model.log_schema import LOG_SCHEMA  # noqa: E402
 from spyglass.model.retention import RetentionPolicy, RollupTier  # noqa: E402
 from spyglass.model.schema import STORED_SPAN_SCHEMA  # noqa: E402
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto  # noqa: E402
 from spyglass.satellite.aggregator import Aggregator  # noqa: E402
 from spyglass.satellite.retention import RetentionWorker  # noqa: E402
 from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
+from tests.support.aged_traffic import logs_for  # noqa: E402
 
 SECOND = 1_000_000_000
 MINUTE = 60 * SECOND
@@ -83,23 +84,6 @@ def as_stored(spans: pa.Table) -> pa.Table:
     return spans.append_column(STORED_SPAN_SCHEMA.field("sample_weight"), weights).cast(STORED_SPAN_SCHEMA)
 
 
-def logs_of(spans: pa.Table) -> pa.Table:
-    chosen = spans.take(pa.array(np.arange(0, spans.num_rows, 10)))
-    count = chosen.num_rows
-    columns = {
-        "time_ns": chosen.column("start_ns"),
-        "observed_time_ns": chosen.column("start_ns"),
-        "trace_id": chosen.column("trace_id"),
-        "span_id": chosen.column("span_id"),
-        "severity_number": pa.array(np.full(count, 9, np.int8)),
-        "body": pa.array(["order placed"] * count, pa.string()),
-        "service": chosen.column("service"),
-    }
-    return pa.table({f.name: columns.get(f.name, pa.nulls(count, f.type)) for f in LOG_SCHEMA}).cast(
-        LOG_SCHEMA
-    )
-
-
 def write_minute(
     store: DuckDBStore, aggregator: Aggregator, traffic: Traffic, minute_ns: int, rate: int
 ) -> int:
@@ -115,7 +99,7 @@ def write_minute(
                 tables.append(spans)
         spans = pa.concat_tables(tables)
         store.write(as_stored(spans))
-        store.write_logs(logs_of(spans))
+        store.write_logs(logs_for(spans, every=10))
         rows = aggregator.drain(final=True)
         with aggregator.publishing(rows):
             store.write_rollups(rows)
