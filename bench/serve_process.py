@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,9 @@ from typing import Any
 
 import httpx
 
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+# The checkout root, for the tests' support code (benches run as scripts from bench/).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.ports import free_ports  # noqa: E402
 
 
 @dataclass
