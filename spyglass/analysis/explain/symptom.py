@@ -137,10 +137,6 @@ class Windows:
         self.excess = s1 - w1 * self.rate0  # symptom traces beyond the baseline's rate, in the regression
         # Mean root latency growth (or the median's, when the tail hides a shift of the whole distribution).
         self.dmean = max(self.tot[1][2] - self.tot[0][2], self.tot[1][3] - self.tot[0][3])
-        (above,) = self.q(
-            f"SELECT avg((root_dur > {self.tot[0][3]})::INT) FROM traces WHERE win = 1"  # noqa: S608
-        )[0]
-        self.above_median = float(above)
         # The growth of the per-trace symptom value (latency: mean root duration; errors: failure rate).
         self.delta = self.dmean if self.latency else self.rate1 - self.rate0
         # The same growth measured as attribute gaps are (winsorized means), so that a value carried by every
@@ -198,23 +194,26 @@ class Windows:
         ).to_arrow_table()
 
     def changed(self) -> bool:
-        n1 = self.tot[1][5]
-        # The symptom rate must grow beyond noise: a few standard errors of the baseline rate, and >= 3 points.
-        noise = 3 * math.sqrt(max(self.rate0 * (1 - self.rate0), 0.01) / max(n1, 1))
+        n0, n1 = max(self.tot[0][5], 1), max(self.tot[1][5], 1)
+        # The symptom rate must grow beyond noise, and by >= 3 points. Both windows are samples: the regression's
+        # rate varies by its own count, and the threshold it is measured against (the baseline's p90, or its
+        # failure rate) by the baseline's, so the difference's standard error holds both.
+        both = 1 / n0 + 1 / n1
+        noise = 3 * math.sqrt(max(self.rate0 * (1 - self.rate0), 0.01) * both)
         if self.rate1 - self.rate0 > max(0.03, noise) and self.excess > 0:
             return True
         if self.req.signal != "latency" or self.dmean <= 0:
             return False
-        # Latency: most regression requests slower than the baseline's median is a shift too.
-        shift = 0.5 + max(0.1, 3 * 0.5 / math.sqrt(max(n1, 1)))
-        if self.above_median > shift:
+        # Latency: the regression's requests slower as a whole (a third of them twice as slow moves the p90
+        # share little): a rank-sum test of the two windows' root durations, beyond 3 standard errors.
+        if self.rank_sum_z() > 3:
             return True
         # And a tail: a few requests (one slow host of twenty) much slower moves the mean well beyond its
         # standard error while the share above the baseline's p90 stays within noise.
         ((var0, var1),) = self.q(
             "SELECT var_samp(y) FILTER (WHERE win = 0), var_samp(y) FILTER (WHERE win = 1) FROM traces"
         )
-        se = math.sqrt((var0 or 0.0) / max(self.tot[0][5], 1) + (var1 or 0.0) / max(n1, 1))
+        se = math.sqrt((var0 or 0.0) / n0 + (var1 or 0.0) / n1)
         if se > 0 and (self.tot[1][2] - self.tot[0][2]) > 3 * se:
             return True
         # Or a few requests far beyond anything the baseline did: the p99 spike a person sees on the chart.
@@ -222,8 +221,21 @@ class Windows:
             f"""SELECT count(*) FILTER (WHERE win = 0), count(*) FILTER (WHERE win = 1) FROM traces
                 WHERE root_dur > 2 * {float(self.tot[0][4])}"""  # noqa: S608
         )
-        n0 = max(self.tot[0][5], 1)
-        return bool(far1 >= 4 and far1 / max(n1, 1) > 3 * (far0 + 1) / n0)
+        return bool(far1 >= 4 and far1 / n1 > 3 * (far0 + 1) / n0)
+
+    def rank_sum_z(self) -> float:
+        """The Mann-Whitney rank-sum statistic of the regression's root durations against the baseline's, in
+        standard errors (ties take their average rank): positive when the regression's requests took longer."""
+        n0, n1 = self.tot[0][5], self.tot[1][5]
+        if n0 < 2 or n1 < 2:
+            return 0.0
+        ((ranks,),) = self.q(
+            """SELECT sum(rk) FILTER (WHERE win = 1) FROM (
+                   SELECT win, rank() OVER (ORDER BY root_dur) + (count(*) OVER (PARTITION BY root_dur) - 1) / 2 AS rk
+                   FROM traces)"""
+        )
+        expected = n1 * (n0 + n1 + 1) / 2
+        return float((float(ranks) - expected) / math.sqrt(n0 * n1 * (n0 + n1 + 1) / 12))
 
     def build_structure(self) -> None:
         # Children clipped to their parent; their union is what the parent did not do itself.
