@@ -147,6 +147,9 @@ def test_errors_originating_deep_in_the_chain() -> None:
     spans = workload(lambda rng, reg, i: chain(rng, reg, i, stock_failures=0.3))
     findings = explain_spans(spans, request("errors"))
     assert top(findings) == ("error_source", "db", "UPDATE stock", None), findings[:3]
+    # The spans that only passed the failure up (the root first: it failed by definition) are no finding.
+    passed_on = [f for f in findings if f["kind"] == "operation"]
+    assert not passed_on, passed_on
 
 
 def test_branches_run_in_sequence() -> None:
@@ -234,6 +237,28 @@ def test_a_tail_of_one_slow_host_in_twenty(seed: int) -> None:
     """Only ~8 of 150 requests slow down: the share above the baseline's p90 barely moves, the p99 jumps."""
     spans = workload(lambda rng, reg, i: web(rng, reg, i, slow_host="web-7"), n=150, seed=seed)
     assert top(explain_spans(spans, web_request())) == ("attribute", "web", "host.name", "web-7")
+
+
+def test_a_slow_host_that_is_its_service_only_home_is_named_beside_it() -> None:
+    """web calls pricing, which runs on one host alone (both its instances); the host got slower. The spans
+    cannot tell the host from the service, so pricing's own time is named and the host right after it."""
+
+    def one_home(rng: random.Random, regression: bool, i: int) -> list[S]:
+        price_ms = rng.lognormvariate(2.5, 0.3) * (2.5 if regression else 1)
+        web_ms = rng.lognormvariate(2.0, 0.3)
+        web = {"host.name": f"web-{rng.randrange(4)}"}
+        pricing = {"host.name": "ip-10-0-0-7", "service.instance.id": f"pricing-{i % 2}"}
+        return [
+            S("web", "GET /", 0, web_ms + price_ms + 2, resource=web),
+            S("pricing", "quote", 1, price_ms, 0, resource=pricing),
+        ]
+
+    findings = explain_spans(workload(one_home, n=200), web_request())
+    named = [(f["kind"], f.get("key") or f.get("operation"), f.get("value")) for f in findings[:3]]
+    assert named[0] == ("operation", "quote", None), named
+    assert ("attribute", "host.name", "ip-10-0-0-7") in named[1:], named
+    host = next(f for f in findings if f.get("key") == "host.name")
+    assert host["score"] < findings[0]["score"]
 
 
 def test_no_fault_gives_no_confident_finding() -> None:

@@ -65,6 +65,11 @@ KEY_PREFERENCE = (
     "container.id",
     "service.instance.id",
 )
+#: Places other processes could share (a machine, a node, a zone): one slow by itself slows whatever runs there.
+#: A process's own identity (its pod, container, instance id) is not among them: it is the service itself.
+SHARED_PLACE_KEYS = frozenset(
+    {"host.name", "host.id", "k8s.node.name", "cloud.availability_zone", "cloud.region"}
+)
 #: Keys that name what was deployed: a new value on every instance (a full rollout) keeps its full score.
 DEPLOY_KEYS = frozenset({"service.version", "deployment.id", "k8s.deployment.name", "deployment.environment"})
 #: Keys never worth reporting: they describe the symptom itself or are per-request identifiers / times.

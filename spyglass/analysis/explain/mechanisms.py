@@ -21,9 +21,18 @@ OPERATION_WEIGHT = 0.8
 
 
 def operations(w: Windows) -> list[Finding]:
-    """Where time went: own (exclusive) time per trace of a (service, operation) grew (latency), or its
-    errors did."""
+    """Where time went: own (exclusive) time per trace of a (service, operation) grew (latency), or the errors
+    it originated did (it failed and none of its children did). A span failing because its child failed only
+    passes the failure on: counting those would name every operation between the source and the root, the
+    root's own failures (the symptom itself) first."""
     w0, w1 = w.per_trace(0), w.per_trace(1)
+    spans = (
+        "own"
+        if w.latency
+        else """(SELECT o.* REPLACE (o.err AND f.pid IS NULL AS err) FROM own o
+                 LEFT JOIN (SELECT DISTINCT tix, parent_span_id AS pid FROM s WHERE err) f
+                 ON f.tix = o.tix AND f.pid = o.span_id)"""
+    )
     rows = w.q(
         f"""
         SELECT service, name,
@@ -32,20 +41,20 @@ def operations(w: Windows) -> list[Finding]:
             sum(w * err::INT) FILTER (WHERE win = 1) / {w1}, sum(w * err::INT) FILTER (WHERE win = 0) / {w0},
             quantile_cont(dur, 0.5) FILTER (WHERE win = 1), quantile_cont(dur, 0.5) FILTER (WHERE win = 0),
             quantile_cont(dur, 0.99) FILTER (WHERE win = 1), quantile_cont(dur, 0.99) FILTER (WHERE win = 0)
-        FROM own GROUP BY ALL
+        FROM {spans} GROUP BY ALL
         """  # noqa: S608
     )
     # Per-trace second moments (traces without the operation count as zero), for the noise of each change.
     moments: dict[tuple[str, str, int], tuple[float, float, float]] = {}
     for service, name, win, xx, e in w.q(
-        """
+        f"""
         WITH per AS (
             SELECT service, name, tix, win, any_value(w) AS w, sum(self_ns)::DOUBLE AS x,
                    max(err::INT) AS e
-            FROM own GROUP BY ALL
+            FROM {spans} GROUP BY ALL
         )
         SELECT service, name, win, sum(w * x * x), sum(w * e) FROM per GROUP BY ALL
-        """
+        """  # noqa: S608
     ):
         moments[(service, name, win)] = (xx or 0.0, e or 0.0, float(w.tot[win][0]))
 

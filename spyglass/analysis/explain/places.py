@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from spyglass.analysis.explain.finding import MIN_SCORE, Finding, Kind
-from spyglass.analysis.explain.keys import key_rank, skip_key
+from spyglass.analysis.explain.keys import SHARED_PLACE_KEYS, key_rank, skip_key
 from spyglass.analysis.explain.numbers import clip, ms, rounded
 from spyglass.analysis.ownership import OWNER_ATTRIBUTES
 
@@ -37,6 +37,10 @@ MIN_SPANS = 3
 #: A value new on every instance of a service (a full rollout) has nothing to be compared with but the
 #: baseline; the time of its calls counts at this weight, below what the callees' own findings say.
 ROLLOUT_SUBTREE_WEIGHT = 0.7
+#: A shared place (a host, a node, a zone) that is the only home of the one service that changed, and of no
+#: other seen, cannot be told apart from that service by its spans: named beside the service's own finding, at
+#: this weight below what it explains, never instead of it.
+SOLE_HOME_TRUST = 0.5
 #: A service is named among a place's evidence when it holds at least this share of the excess.
 SERVICE_SHARE = 0.1
 
@@ -113,6 +117,8 @@ class Place:
 
     @property
     def trust(self) -> float:
+        if self.sole_home():
+            return SOLE_HOME_TRUST
         return ROLLOUT_SUBTREE_WEIGHT if self.via_calls else 1.0
 
     @property
@@ -127,7 +133,21 @@ class Place:
     def significant(self) -> bool:
         if self.excess > 0 and self.excess > NOISE_SE * self.se:
             return True
-        return self.common_home()
+        return self.common_home() or self.sole_home()
+
+    def sole_home(self) -> bool:
+        """A host, node or zone where one service lives whole, which changed beyond noise, and nothing else
+        seen runs: nothing compares within an operation, and the spans cannot say whether the service or the
+        place it runs on got slower. Named as the alternative it is, after the service's own finding."""
+        if (
+            self.key not in SHARED_PLACE_KEYS
+            or self.everywhere
+            or self.excess
+            or len(self.echo_by_service) != 1
+        ):
+            return False
+        ((echo, variance),) = self.echo_by_service.values()
+        return echo > 0 and echo > NOISE_SE * math.sqrt(variance)
 
     def common_home(self) -> bool:
         """The whole home of at least two services that each changed beyond noise, and not of every span."""
@@ -395,7 +415,8 @@ def place_findings(w: Windows) -> list[Finding]:
                 value=place.value,
                 raw_score=raw,
                 place=True,
-                why_services=tuple(services),
+                # A sole home cannot be told from its service: it says why of nothing, it ranks beside it.
+                why_services=() if place.sole_home() else tuple(services),
                 evidence={
                     "regression": {
                         "spans": rounded(place.spans, 1),

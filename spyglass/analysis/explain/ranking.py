@@ -129,7 +129,7 @@ def why_before_where(w: Windows, findings: list[Finding]) -> None:
     why: dict[str, float] = {}
     for f in findings:
         if f.kind == Kind.ATTRIBUTE and f.place:
-            for service in f.why_services or (f.service,):
+            for service in f.why_services:
                 why[service] = max(why.get(service, 0.0), f.score)
     requests = [
         f
