@@ -61,14 +61,15 @@ def test_each_scenario_cause_is_named_first(start_server: Callable[..., RunningS
     demo's latencies would be noise); each gets its own baseline and fault windows.
 
     The injected cause must be the first finding of every scenario. A scenario whose first finding is another
-    gets one more run with a fresh baseline and another seed (the demo's services are real, so a window of a
-    hundred requests on a busy two-core machine can be noisy); both runs are printed.
+    gets up to two more runs with a fresh baseline and another seed (the demo's services are real, so a window
+    of fifty to a hundred and fifty requests on a busy two-core machine can be noisy: a shift of a third of the
+    checkouts sits near three standard errors there); every run is printed.
     """
     server = start_server(decision_wait_s=0.3)
     failures = []
     for name in FAULTS:
         expected = SCENARIOS[name].expected
-        for seed in (7, 11):
+        for seed in (7, 11, 13):
             findings, elapsed = run_scenario(server, name, seed)
             brief = [
                 (f["kind"], f.get("service"), f.get("key") or f.get("operation"), f.get("value"), f["score"])
