@@ -242,27 +242,28 @@ def switching_value(w: Windows, mechanism: Finding) -> Finding | None:
     it holds."""
     if mechanism.operation is None:
         return None
-    rows = w.q(
-        f"""
-        WITH per AS ({per_trace_sql(w, mechanism)}), vals AS (
-            SELECT DISTINCT a.tix, a.service, a.k, a.v FROM attrs a JOIN per USING (tix) WHERE a.v IS NOT NULL
-        )
-        SELECT service, k, v, {_MOMENTS_BY_WINDOW} FROM vals JOIN per USING (tix) GROUP BY ALL
-        UNION ALL
-        SELECT NULL, NULL, NULL, {_MOMENTS_BY_WINDOW} FROM per
-        """,  # noqa: S608
-        [mechanism.service, mechanism.operation],
-    )
-    totals = [row for row in rows if row[0] is None]
-    if not totals:
-        return None
-    t1, t0 = _Group(*totals[0][3:7]), _Group(*totals[0][7:11])
+    per = per_trace_sql(w, mechanism)
+    sql = f"WITH per AS ({per}) SELECT {_MOMENTS_BY_WINDOW} FROM per"  # noqa: S608
+    totals = w.q(sql, [mechanism.service, mechanism.operation])
+    t1, t0 = _Group(*totals[0][0:4]), _Group(*totals[0][4:8])
     growth = t1.x - t1.n * t0.mean
     if growth <= 0:
         return None
+    # Only values holding ``SWITCHED_SHARE`` of the growth can switch it on: the rest (every customer and
+    # request id of a busy operation, tens of thousands) is left in SQL.
+    rows = w.q(
+        f"""
+        WITH per AS ({per}), vals AS (
+            SELECT DISTINCT a.tix, a.service, a.k, a.v FROM attrs a JOIN per USING (tix) WHERE a.v IS NOT NULL
+        )
+        SELECT service, k, v, {_MOMENTS_BY_WINDOW} FROM vals JOIN per USING (tix) GROUP BY ALL
+        HAVING sum(w * x) FILTER (WHERE win = 1) - sum(w) FILTER (WHERE win = 1) * $3 >= $4
+        """,  # noqa: S608
+        [mechanism.service, mechanism.operation, t0.mean, SWITCHED_SHARE * growth],
+    )
     passing = []
     for service, key, value, *sums in rows:
-        if key is None or skip_key(key) or is_destination(key) or is_outcome(key):
+        if skip_key(key) or is_destination(key) or is_outcome(key):
             continue
         a1, a0 = _Group(*sums[0:4]), _Group(*sums[4:8])
         found = value_gap(a1, a0, t1, t0)
