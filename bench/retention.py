@@ -17,7 +17,14 @@ is taken as measured. The checkpoint that makes deleted space reusable is measur
 alone (the minute's writes were checkpointed before: that is ingest's cost) and scaled like the deletions.
 Ingest's CPU per span is measured in the same run, as ``bench/ingest_http.py``'s receive-to-buffer path does.
 
+With ``--compaction SPANS`` it measures instead what giving the freed space back costs: a store of that many
+spans (as above) has its older half expired and checkpointed, then ``DuckDBStore.compact`` copies the live rows
+into a fresh file while a writer goes on at ``--rate`` spans/s (a write a second) and a reader searches in a
+loop; printed are the copy's time, how long writes waited for the swap (the writer's lock held), and the
+longest a write and a search took meanwhile.
+
     python bench/retention.py [--rate 10000] [--minutes 20] [--rounds 5]
+    python bench/retention.py --compaction 5000000 [--rate 10000]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -46,6 +54,7 @@ from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto  # noqa: E4
 from spyglass.satellite.aggregator import Aggregator  # noqa: E402
 from spyglass.satellite.retention import RetentionWorker  # noqa: E402
 from spyglass.store.duckdb_store import DuckDBStore  # noqa: E402
+from spyglass.store.protocol import TraceQuery  # noqa: E402
 from tests.support.aged_traffic import logs_for  # noqa: E402
 
 SECOND = 1_000_000_000
@@ -121,7 +130,13 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000, help="simulated spans/s, every one stored")
     parser.add_argument("--minutes", type=int, default=20, help="simulated minutes in the store before")
     parser.add_argument("--rounds", type=int, default=5, help="steady passes, one simulated minute apart")
+    parser.add_argument(
+        "--compaction", type=int, default=0, help="measure a compaction of a store this many spans"
+    )
     args = parser.parse_args()
+    if args.compaction:
+        measure_compaction(args.compaction, args.rate)
+        return
 
     rng = random.Random(11)
     # A simulated clock on an hour boundary, far enough back that nothing collides with now.
@@ -131,7 +146,8 @@ def main() -> None:
     traffic = Traffic(bodies, base)
 
     data_dir = Path(tempfile.mkdtemp(prefix="spyglass-bench-retention-"))
-    store = DuckDBStore(data_dir / "spyglass.duckdb")
+    # No compaction: what a pass and its checkpoint cost is measured here (``--compaction`` measures that).
+    store = DuckDBStore(data_dir / "spyglass.duckdb", compact_min_bytes=2**62)
     aggregator = Aggregator()
     began = time.perf_counter()
     filled = sum(
@@ -255,6 +271,86 @@ def main() -> None:
             for share in (1.0, 0.05)
         ]
     )
+
+
+def measure_compaction(spans: int, rate: int) -> None:
+    """A store of ``spans`` spans, its older half expired, compacted while a writer and a reader go on."""
+    rng = random.Random(11)
+    base = (time.time_ns() - 30 * 86_400 * SECOND) // (3600 * SECOND) * (3600 * SECOND)
+    traffic = Traffic([export_request(BATCH, rng, base) for _ in range(DISTINCT_BODIES)], base)
+    data_dir = Path(tempfile.mkdtemp(prefix="spyglass-bench-compaction-"))
+    store = DuckDBStore(data_dir / "spyglass.duckdb", compact_min_bytes=2**62)
+    aggregator = Aggregator()
+    minutes = max(2, -(-spans // (rate * 60)))
+    began = time.perf_counter()
+    filled = sum(write_minute(store, aggregator, traffic, base + m * MINUTE, rate) for m in range(minutes))
+    fill_s = time.perf_counter() - began
+    store.reclaim_space()
+    now = base + minutes * MINUTE
+    worker = RetentionWorker(
+        store, RetentionPolicy(retention_s=minutes * 30, rollup_retention_s=NEVER_S, rollup_tiers=())
+    )
+    worker.run_pass(now, reclaim=True)
+    before = store.storage_figures()
+
+    done = threading.Event()
+    write_s: list[float] = []
+    search_s: list[float] = []
+
+    def write() -> None:
+        second = now
+        while not done.is_set():
+            batch = pa.concat_tables([traffic.at(second) for _ in range(max(1, rate // BATCH))])
+            began = time.perf_counter()
+            store.write(as_stored(batch))
+            write_s.append(time.perf_counter() - began)
+            second += SECOND
+            done.wait(max(0.0, 1.0 - write_s[-1]))
+
+    def search() -> None:
+        while not done.is_set():
+            began = time.perf_counter()
+            store.find_traces(TraceQuery(start_ns=now - 5 * MINUTE, limit=20))
+            search_s.append(time.perf_counter() - began)
+            done.wait(0.05)
+
+    threads = [threading.Thread(target=write), threading.Thread(target=search)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    writes_before, searches_before = len(write_s), len(search_s)
+    compaction = store.compact()
+    writes_during, searches_during = write_s[writes_before:], search_s[searches_before:]
+    done.set()
+    for thread in threads:
+        thread.join()
+    live = store.span_count()
+    store.close()
+    if compaction is None:
+        print("the compaction was given up (see the log)")
+        return
+    rows = [
+        ("store filled", f"{filled:,}", "spans", f"{minutes} simulated min at {rate:,}/s, {fill_s:.0f} s"),
+        (
+            "after expiry",
+            f"{live:,}",
+            "spans",
+            f"older half expired; {len(writes_during)} writes during the copy",
+        ),
+        (
+            "file",
+            f"{compaction.bytes_before / 1e6:.0f} -> {compaction.bytes_after / 1e6:.0f}",
+            "MB",
+            f"{before.free_bytes / 1e6:.0f} MB of free blocks before",
+        ),
+        ("copy", f"{compaction.copy_s:.2f}", "s", "a snapshot, no lock held"),
+        ("writes waited", f"{compaction.pause_s * 1e3:.0f}", "ms", "the last writes replayed, the swap"),
+        ("longest write", f"{max(writes_during, default=0) * 1e3:.0f}", "ms", f"{rate:,} spans, during"),
+        ("longest search", f"{max(searches_during, default=0) * 1e3:.0f}", "ms", "during the compaction"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for what, figure, unit, conditions in rows:
+        print(f"{what:<{width}}  {figure:>14} {unit:<8} {conditions}")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,12 @@ class RetentionCounters:
     last_pass_ns: int | None = None
     #: The longest a single step took, seconds (a step holds the store's writer at most that long)
     longest_step_s: float = 0.0
+    #: Times the store's file was rewritten to give freed space back (DuckDB), and the bytes that gave back
+    compactions: int = 0
+    bytes_compacted: int = 0
+    #: The last compaction's copy (nothing waits for it) and how long writes waited for it, seconds
+    last_compaction_copy_s: float = 0.0
+    last_compaction_pause_s: float = 0.0
 
 
 @dataclass(frozen=True)

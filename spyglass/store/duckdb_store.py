@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,14 @@ from spyglass.store.call_rollups import (
     CALL_SPAN_COLUMNS,
     call_rows_sql,
 )
+from spyglass.store.duckdb_compaction import (
+    COMPACTING_SUFFIX,
+    SwappableConnection,
+    copy_live_rows,
+    remove_leftovers,
+)
 from spyglass.store.protocol import (
+    Compaction,
     ExpiringData,
     RetentionStep,
     RollupQuery,
@@ -310,26 +320,65 @@ DUCKDB = Dialect(
 )
 
 
-#: The newest slice a span-reading search asks first is this share of its window; each next one is twice the
-#: last, so a search that finds nothing reads the window about once.
+#: The newest slice a span-reading search asks first is this share of its window; no slice is narrower.
 FIRST_SLICE_DIVISOR = 64
+#: A slice after one that found traces is sized to find the rest at the rate seen so far, times this margin.
+SLICE_MARGIN = 2.0
 
 
 def newest_first_slices(start_ns: int, end_ns: int) -> list[tuple[int, int]]:
-    """``[start_ns, end_ns)`` cut into adjacent slices from the newest: 1/64 of it, then each twice as long."""
-    width = max(1, (end_ns - start_ns) // FIRST_SLICE_DIVISOR)
+    """``[start_ns, end_ns)`` cut into adjacent slices from the newest as a search that finds nothing reads it:
+    1/64 of it, then each twice as long (about once over the window in all)."""
+    width = first_slice_width(start_ns, end_ns)
     slices: list[tuple[int, int]] = []
     upper = end_ns
     while upper > start_ns:
         lower = max(start_ns, upper - width)
         slices.append((lower, upper))
-        upper, width = lower, width * 2
+        upper, width = lower, next_slice_width(start_ns, end_ns, width, upper - lower, 0, 1)
     return slices
+
+
+def first_slice_width(start_ns: int, end_ns: int) -> int:
+    return max(1, (end_ns - start_ns) // FIRST_SLICE_DIVISOR)
+
+
+def next_slice_width(
+    start_ns: int, end_ns: int, last_width: int, read_ns: int, found: int, wanted: int
+) -> int:
+    """The width of the next (older) slice of ``[start_ns, end_ns)``, after ``read_ns`` of it gave ``found``
+    traces and ``wanted`` more are needed. Nothing found yet: twice the last, so a search that finds nothing
+    reads the window about once. Otherwise enough for the rest at the rate seen, with a margin (up to four
+    times the last, never below the first): a value found a few times in the first slice is then mostly
+    done in the second instead of the third or fourth."""
+    if found == 0:
+        return 2 * last_width
+    expected = math.ceil(wanted * read_ns / found * SLICE_MARGIN)
+    return max(first_slice_width(start_ns, end_ns), min(4 * last_width, expected))
 
 
 def _trace_has_span(conditions: list[str]) -> str:
     """A ``traces t`` condition: some span of the trace meets every one of ``conditions`` (fixed fragments)."""
     return f"t.trace_id IN (SELECT trace_id FROM spans WHERE {' AND '.join(conditions)})"  # noqa: S608
+
+
+#: Up to this many spans a trace's order is worked out in Python (no Arrow sort and take of every column).
+_SORT_IN_PYTHON_BELOW = 2_000
+
+
+def _by_start(spans: pa.Table) -> pa.Table:
+    """Spans ordered by start time, then span id; the table itself when it is in that order already."""
+    if spans.num_rows < 2:
+        return spans
+    if spans.num_rows < _SORT_IN_PYTHON_BELOW:
+        keys = list(
+            zip(spans.column("start_ns").to_pylist(), spans.column("span_id").to_pylist(), strict=True)
+        )
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        if all(index == position for position, index in enumerate(order)):
+            return spans
+        return spans.take(pa.array(order, pa.int64()))
+    return spans.take(pc.sort_indices(spans, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")]))
 
 
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
@@ -351,6 +400,22 @@ _ROW_ERRORS: tuple[type[BaseException], ...] = (
 
 _COLUMN_SQL = {name: '"' + name + '"' for name in STORED_SPAN_SCHEMA.names}
 
+# Compaction (``duckdb_compaction``): when free blocks are more than this share of a file at least this large
+# (smaller files are not worth a copy), ``reclaim_space`` copies the live rows into a fresh file.
+COMPACT_FREE_SHARE = 0.25
+COMPACT_MIN_BYTES = 64 * 2**20
+#: Writes replayed onto the copy outside the writer's lock, in rounds, before the last ones under it.
+_CATCH_UP_ROUNDS = 3
+#: Times the swap is tried: taking the writer's lock, a write recorded since the last catch-up sends it back to
+#: catch up without the lock (the last try replays it under the lock).
+_SWAP_ATTEMPTS = 5
+#: A round this short (writes) ends the catch-up: the rest is replayed under the lock.
+_FEW_WRITES = 4
+#: Rows of the writes recorded during a copy held in memory at most; beyond, the compaction is given up.
+MAX_REPLAY_ROWS = 2_000_000
+#: How long the exchange of the files waits for queries still reading the old one before it is given up.
+SWAP_READER_WAIT_S = 2.0
+
 
 class DuckDBStore:
     """The ``Store`` protocol over one DuckDB file. One writer at a time; any number of concurrent readers.
@@ -366,8 +431,17 @@ class DuckDBStore:
         memory_limit_mb: int = 1024,
         threads: int = 2,
         checkpoint_threshold_mb: int = 256,
+        compact_free_share: float = COMPACT_FREE_SHARE,
+        compact_min_bytes: int = COMPACT_MIN_BYTES,
     ) -> None:
         self.path = str(path)
+        self._options: dict[str, Any] = {
+            "memory_limit_mb": memory_limit_mb,
+            "threads": threads,
+            "checkpoint_threshold_mb": checkpoint_threshold_mb,
+        }
+        self.compact_free_share = compact_free_share
+        self.compact_min_bytes = compact_min_bytes
         # A larger WAL before each checkpoint than DuckDB's 16 MB default: checkpoints then write whole row
         # groups, which made writes ~40% faster and the file ~25% smaller; the cost is a longer WAL replay
         # after a crash.
@@ -376,8 +450,18 @@ class DuckDBStore:
             "threads": int(threads),
             "checkpoint_threshold": f"{int(checkpoint_threshold_mb)}MB",
         }
-        self._conn = duckdb.connect(self.path, config=config)
+        self._config = config
+        if self.path != ":memory:":
+            remove_leftovers(self.path)
+        self._conn = SwappableConnection(duckdb.connect(self.path, config=config))
         self._write_lock = threading.Lock()
+        #: Retention's deletions and merges and compaction, one at a time (all run in the retention thread).
+        self._maintenance_lock = threading.Lock()
+        #: During a compaction's copy, the writes committed since its snapshot, to replay onto the copy.
+        self._replay: list[tuple[str, pa.Table]] | None = None
+        self._replay_rows = 0
+        #: ``expire`` deleted rows since the last ``reclaim_space``: only then is a compaction considered.
+        self._expired_since_reclaim = False
         #: Per kind of data, where retention's last slice ended: everything older is deleted.
         self._expired_through: dict[str, int] = {}
         #: The first and last minute holding call rows written since they were last merged, and how many.
@@ -445,6 +529,7 @@ class DuckDBStore:
                     raise
                 finally:
                     cur.unregister("incoming_spans")
+                self._record("write", spans)
                 self._note_calls(cur, spans, calls)
 
     @staticmethod
@@ -540,6 +625,7 @@ class DuckDBStore:
                 cur.execute(_INSERT_ROLLUPS)
             finally:
                 cur.unregister("incoming_rollups")
+            self._record("write_rollups", rows)
 
     def write_logs(self, logs: pa.Table) -> None:
         """Append log records (``LOG_SCHEMA``) in one statement; ``UnwritableRows`` as ``write``."""
@@ -553,6 +639,17 @@ class DuckDBStore:
                     cur.execute("INSERT INTO logs BY NAME SELECT * FROM incoming_logs")
                 finally:
                     cur.unregister("incoming_logs")
+                self._record("write_logs", logs)
+
+    def _record(self, verb: str, rows: pa.Table) -> None:
+        """Under the writer's lock, once a write committed: keep it for the compaction under way to replay onto
+        its copy (the same call, in the same order, makes the same rows, call sums and summaries)."""
+        if self._replay is None:
+            return
+        self._replay.append((verb, rows))
+        self._replay_rows += rows.num_rows
+        if self._replay_rows > MAX_REPLAY_ROWS:
+            self._replay = None  # the compaction sees it and gives up
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -583,11 +680,13 @@ class DuckDBStore:
             if not rows:
                 return STORED_SPAN_SCHEMA.empty_table()
             row = rows[0]
+            # Ordered here, not by DuckDB: an ORDER BY made the read about twice as slow (a sort operator and
+            # its buffers for a few rows), as much as the scan itself.
             result = cur.sql(
-                "SELECT * FROM spans WHERE trace_id = ? AND start_ns BETWEEN ? AND ? ORDER BY start_ns, span_id",
+                "SELECT * FROM spans WHERE trace_id = ? AND start_ns BETWEEN ? AND ?",
                 params=[bytes(trace_id), row[0], row[1]],
             ).to_arrow_table()
-        return as_schema(result, STORED_SPAN_SCHEMA)
+        return _by_start(as_schema(result, STORED_SPAN_SCHEMA))
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         """Summaries of matching traces, newest first. A search that reads spans (an attribute, Jaeger's
@@ -605,14 +704,17 @@ class DuckDBStore:
                 bounds = self._start_bounds(cur, query.start_ns, query.end_ns)
                 if bounds is None or limit == 0:
                     return found[0]
-                first, last = bounds
-                slices = newest_first_slices(first, last + 1) if reads_spans else [(first, last + 1)]
-                for start_ns, end_ns in slices:
-                    part = self._find_in_slice(cur, query, start_ns, end_ns, limit)
+                first, end = bounds[0], bounds[1] + 1
+                width = first_slice_width(first, end) if reads_spans else end - first
+                upper, read_ns, matched = end, 0, 0
+                while upper > first and limit > 0:
+                    lower = max(first, upper - width)
+                    part = self._find_in_slice(cur, query, lower, upper, limit)
                     found.append(part)
                     limit -= part.num_rows
-                    if limit <= 0:
-                        break
+                    read_ns, matched = read_ns + upper - lower, matched + part.num_rows
+                    width = next_slice_width(first, end, upper - lower, read_ns, matched, limit)
+                    upper = lower
             finally:
                 _rollback(cur)
         return pa.concat_tables(found)
@@ -749,7 +851,7 @@ class DuckDBStore:
         written later below it are caught by the next slice's plain upper bound."""
         if slice_ns <= 0:
             raise ValueError("slice_ns must be positive")
-        with self._write_lock, self._conn.cursor() as cur:
+        with self._maintenance_lock, self._write_lock, self._conn.cursor() as cur:
             oldest = self._expired_through.get(data)
             if oldest is None:
                 found = cur.execute(_OLDEST[data]).fetchall()[0][0]
@@ -769,6 +871,7 @@ class DuckDBStore:
                 raise
             if deleted[0]:
                 self._expired_through[data] = end
+                self._expired_since_reclaim = True
             else:  # a gap in the data: the next step looks the oldest row up and skips it
                 self._expired_through.pop(data, None)
         return RetentionStep(rows=int(deleted[0]), more=end < before_ns)
@@ -780,6 +883,10 @@ class DuckDBStore:
         have been written into the slice meanwhile (a late export), the merge is redone in that transaction."""
         if bucket_s <= 0 or 3600 % bucket_s or slice_ns <= 0:
             raise ValueError("bucket_s must divide an hour and slice_ns be positive")
+        with self._maintenance_lock:
+            return self._downsample_slice(before_ns, bucket_s, slice_ns)
+
+    def _downsample_slice(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
         bucket_ns = bucket_s * 1_000_000_000
         # Only whole target buckets that ended before the cutoff are merged.
         limit = before_ns - before_ns % bucket_ns
@@ -833,14 +940,150 @@ class DuckDBStore:
         merged = cur.sql(_DOWNSAMPLED, params={**window, "bucket_ns": bucket_ns}).to_arrow_table()
         return merged, rows
 
-    def reclaim_space(self) -> None:
+    def reclaim_space(self) -> Compaction | None:
         """Checkpoint: deletions reach the file and their blocks join the free list, which the next writes fill
         before the file grows (and a free tail is truncated). Under the writer's lock, as DuckDB checkpoints only
-        with no write in flight."""
+        with no write in flight. Then, if ``expire`` deleted rows since the last call and the free blocks are
+        more than ``compact_free_share`` of a file of at least ``compact_min_bytes``, ``compact`` gives them
+        back. Only after expiry: expired data is what the file need no longer hold, while the blocks that
+        downsampling (fewer rows for the same time) or a checkpoint's rewrite frees are taken by the next writes."""
         if self.path == ":memory:":
-            return
+            return None
         with self._write_lock, self._conn.cursor() as cur:
             cur.execute("CHECKPOINT").fetchall()
+            block_bytes, blocks, free_blocks = cur.execute(
+                "SELECT block_size, total_blocks, free_blocks FROM pragma_database_size()"
+            ).fetchall()[0]
+            expired, self._expired_since_reclaim = self._expired_since_reclaim, False
+        if (
+            not expired
+            or int(block_bytes) * int(blocks) < self.compact_min_bytes
+            or free_blocks <= blocks * self.compact_free_share
+        ):
+            return None
+        return self.compact()
+
+    def _checkpoint(self) -> None:
+        with self._write_lock, self._conn.cursor() as cur:
+            cur.execute("CHECKPOINT").fetchall()
+
+    def compact(self) -> Compaction | None:
+        """Copy the live rows into a fresh file that replaces this one (``duckdb_compaction``): the file shrinks
+        to what it holds. The copy reads a snapshot without the writer's lock; the writes committed meanwhile are
+        replayed onto it, and the lock is held for the exchange of the files alone (and any write that came in
+        since the last catch-up). None for an in-memory store, or when given up (a query still reading the old
+        file after ``SWAP_READER_WAIT_S``, more than ``MAX_REPLAY_ROWS`` written meanwhile, an error): the
+        store's file is then kept as it was."""
+        if self.path == ":memory:":
+            return None
+        with self._maintenance_lock:
+            fresh_path = self.path + COMPACTING_SUFFIX
+            remove_leftovers(self.path)
+            bytes_before = self.disk_bytes()
+            replay: DuckDBStore | None = None
+            try:
+                started = time.perf_counter()
+                DuckDBStore(fresh_path, **self._options).close()  # the same tables, indexes and version
+                unmerged: list[Any] = []
+
+                def start_recording() -> None:
+                    self._replay, self._replay_rows = [], 0
+                    unmerged[:] = [self._unmerged_calls, self._unmerged_call_rows]
+
+                with self._conn.cursor() as cur:
+                    copy_live_rows(cur, fresh_path, self._write_lock, start_recording)
+                copy_s = time.perf_counter() - started
+                replay = DuckDBStore(fresh_path, **self._options)
+                # The copy's call rows are those of the snapshot: its writes merge them when this store would.
+                replay._unmerged_calls, replay._unmerged_call_rows = unmerged
+                self._catch_up(replay)
+                # Both logs small when the lock is taken: closing a file checkpoints what its log holds.
+                replay._checkpoint()
+                self._checkpoint()
+                pause_s: float | None = None
+                for attempt in range(_SWAP_ATTEMPTS):
+                    self._catch_up(replay)
+                    with self._write_lock:
+                        if self._replay and attempt + 1 < _SWAP_ATTEMPTS:
+                            continue  # a write came in meanwhile: replayed without the lock first
+                        pause_s = self._swap_in(replay, fresh_path)
+                        break
+            except (duckdb.Error, OSError):
+                _log.warning("compaction failed; the store's file is kept as it was", exc_info=True)
+                return None
+            finally:
+                with self._write_lock:
+                    self._replay = None
+                if replay is not None:
+                    with contextlib.suppress(duckdb.Error):
+                        replay.close()
+                remove_leftovers(self.path)
+        if pause_s is None:
+            return None
+        compaction = Compaction(bytes_before, self.disk_bytes(), copy_s, pause_s)
+        _log.info("store compacted: %s", compaction)
+        return compaction
+
+    def _swap_in(self, replay: DuckDBStore, fresh_path: str) -> float | None:
+        """Under the writer's lock: the last writes onto the copy, then the copy in place of the file and its
+        connection in place of this one. How long it took, or None when given up."""
+        paused = time.perf_counter()
+        if self._closed or not self._replay_to(replay, self._replay):
+            return None
+        calls = (replay._unmerged_calls, replay._unmerged_call_rows)
+        replay.close()  # checkpoints: the copy has no log of its own
+        if not self._conn.swap(lambda: self._reopen(fresh_path), SWAP_READER_WAIT_S):
+            _log.info("compaction given up: a query kept the old file past %s s", SWAP_READER_WAIT_S)
+            return None
+        if os.path.exists(fresh_path):  # the old file was reopened (``_reopen``)
+            return None
+        self._unmerged_calls, self._unmerged_call_rows = calls
+        return time.perf_counter() - paused
+
+    def _catch_up(self, replay: DuckDBStore) -> None:
+        """Replay the writes recorded so far onto the copy without the writer's lock, in rounds until a round
+        finds few (writes go on meanwhile): the lock is then held for the last few alone."""
+        for _ in range(_CATCH_UP_ROUNDS):
+            with self._write_lock:
+                recorded, self._replay = self._replay, ([] if self._replay is not None else None)
+            if recorded is None or not self._replay_to(replay, recorded) or len(recorded) < _FEW_WRITES:
+                return
+
+    def _replay_to(self, replay: DuckDBStore, recorded: list[tuple[str, pa.Table]] | None) -> bool:
+        """Make the recorded writes on the copy; False when the recording was given up. Span writes are made as
+        one, and log writes as one: a write's cost is mostly its own (a 20-span write cost as much as 20 of
+        them), and the replay has to outpace the writes still coming. One span write makes what the writes
+        one after the other made (rows, operations; summaries and call sums merge by min, max and sum, and a
+        late trace's calls are those of its whole trace either way), but for a trace with roots in two writes,
+        where the earliest root names it. Rollup writes are made one by one, in order."""
+        if recorded is None:
+            _log.info("compaction given up: more than %s rows written during the copy", MAX_REPLAY_ROWS)
+            return False
+        batched: dict[str, list[pa.Table]] = {"write": [], "write_logs": []}
+        for verb, rows in recorded:
+            if verb in batched:
+                batched[verb].append(rows)
+            else:
+                getattr(replay, verb)(rows)
+        for verb, tables in batched.items():
+            if tables:
+                getattr(replay, verb)(pa.concat_tables(tables, promote_options="permissive"))
+        return True
+
+    def _reopen(self, fresh_path: str) -> duckdb.DuckDBPyConnection:
+        """With the old file closed: the copy takes its name, unless the old file's write-ahead log was left
+        (replayed onto the copy it would corrupt it; the old file is reopened then), and is opened."""
+        wal = Path(self.path + ".wal")
+        if wal.exists() and wal.stat().st_size == 0:
+            wal.unlink()  # nothing in it
+        if wal.exists():
+            _log.warning("compaction given up: %s was left after the checkpoint", wal)
+        else:
+            try:
+                os.replace(fresh_path, self.path)
+            except OSError:
+                _log.warning("compaction given up: the copy could not replace the file", exc_info=True)
+        return duckdb.connect(self.path, config=self._config)
 
     def storage_figures(self) -> StorageFigures:
         """Bytes on disk, the free blocks among them, and the oldest span, log record and rollup bucket."""

@@ -95,6 +95,20 @@ class RetentionStep:
     more: bool
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """What rewriting a store's file to give the space of deleted rows back to the filesystem did."""
+
+    #: Bytes on disk before and after
+    bytes_before: int
+    bytes_after: int
+    #: The copy of the live rows, from a snapshot: nothing waits for it
+    copy_s: float
+    #: How long writes waited (the last writes replayed onto the copy, its checkpoint, the files exchanged);
+    #: queries wait for the exchange alone
+    pause_s: float
+
+
 #: The resolution of ``ScanFilter.trace_share`` (shares are whole millionths of the hash range).
 TRACE_SHARE_SCALE = 1_000_000
 
@@ -175,9 +189,10 @@ class Store(Protocol):
         the rows of a group either before or after, never both: totals stay exact throughout."""
         ...
 
-    def reclaim_space(self) -> None:
+    def reclaim_space(self) -> Compaction | None:
         """Make the space of deleted rows reusable by the next writes (DuckDB: a checkpoint; ClickHouse's
-        background merges do it on their own)."""
+        background merges do it on their own). A backend whose file only grows (DuckDB) also gives the space
+        back when it is a large share of the file, by copying the live rows into a fresh file, and says so."""
         ...
 
     def storage_figures(self) -> StorageFigures:

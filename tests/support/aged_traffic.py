@@ -11,6 +11,8 @@ import pyarrow.compute as pc
 
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.schema import SPAN_SCHEMA, STORED_SPAN_SCHEMA
+from spyglass.satellite.aggregator import Aggregator
+from spyglass.store.protocol import Store
 
 SECOND_NS = 10**9
 HOUR_NS = 3600 * SECOND_NS
@@ -127,3 +129,14 @@ def logs_for(spans: pa.Table, every: int = 8) -> pa.Table:
     return pa.table(
         {field.name: columns.get(field.name, pa.nulls(count, field.type)) for field in LOG_SCHEMA}
     ).cast(LOG_SCHEMA)
+
+
+def write_as_the_satellite(store: Store, aggregator: Aggregator, spans: pa.Table) -> None:
+    """Spans written as the satellite writes them: kept (``stored``), their logs (``logs_for``), and the rollups
+    the aggregator drains from them."""
+    store.write(stored(spans))
+    store.write_logs(logs_for(spans))
+    aggregator.add(spans)
+    rows = aggregator.drain(final=True)
+    with aggregator.publishing(rows):
+        store.write_rollups(rows)
