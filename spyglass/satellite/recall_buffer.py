@@ -230,11 +230,7 @@ class RecallBuffer:
         with self._lock:
             chunks = [*self._decided, *self._chunks]
             deciding = self._deciding
-        batches = []
-        for chunk in chunks:
-            if chunk.may_hold(trace_id) and pc.any(pc.equal(chunk.trace_ids, wanted)).as_py():
-                spans = chunk.unpack()
-                batches.append(spans.filter(pc.equal(spans.column("trace_id"), wanted)))
+        batches = [spans for spans in (chunk.trace(trace_id) for chunk in chunks) if spans is not None]
         found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
         if deciding is not None and deciding.num_rows:
             mine = deciding.filter(pc.equal(deciding.column("trace_id"), wanted))

@@ -84,11 +84,38 @@ class Chunk:
 
     def unpack(self) -> pa.RecordBatch:
         """The chunk's spans as ``SPAN_SCHEMA``."""
+        packed, origins, dictionaries = self._messages()
+        return self._spans(packed, origins, dictionaries)
+
+    def trace(self, trace_id: bytes) -> pa.RecordBatch | None:
+        """The spans of one trace as ``SPAN_SCHEMA``, or None when the chunk holds none. Only the trace's rows are
+        decoded: a chunk of decided traces holds a whole decision round (tens of thousands of spans), and
+        decoding all of it was most of a trace lookup's time."""
+        prefix = int.from_bytes(trace_id[:8], "little")
+        wanted = [
+            int(index)
+            for index in np.flatnonzero(self._id_prefixes == prefix)
+            if self.trace_ids[int(index)].as_py() == trace_id
+        ]
+        if not wanted:
+            return None
+        packed, origins, dictionaries = self._messages()
+        rows = pc.equal(packed.column("trace_index"), pa.scalar(wanted[0], pa.int32()))
+        return self._spans(packed.filter(rows), origins, dictionaries)
+
+    def _messages(self) -> tuple[pa.RecordBatch, pa.RecordBatch, pa.RecordBatch]:
+        """The packed spans, the origins and the dictionaries, decompressed."""
         message = _CODEC.decompress(self.payload, decompressed_size=sum(self.message_sizes))
         spans_size, origins_size, _ = self.message_sizes
         packed = ipc.read_record_batch(message.slice(0, spans_size), _PACKED_SCHEMA)
         origins = ipc.read_record_batch(message.slice(spans_size, origins_size), _ORIGIN_SCHEMA)
         dictionaries = ipc.read_record_batch(message.slice(spans_size + origins_size), _DICTIONARY_SCHEMA)
+        return packed, origins, dictionaries
+
+    def _spans(
+        self, packed: pa.RecordBatch, origins: pa.RecordBatch, dictionaries: pa.RecordBatch
+    ) -> pa.RecordBatch:
+        """Packed rows (all of the chunk's, or some) back as ``SPAN_SCHEMA``."""
         origin_index = packed.column("origin_index")
         columns = {name: origins.column(name).take(origin_index) for name in _ORIGIN_COLUMNS}
         columns["trace_id"] = self.trace_ids.take(packed.column("trace_index"))

@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,3 +96,20 @@ def test_a_chunk_says_which_trace_ids_it_may_hold_from_their_first_bytes() -> No
     held = ids.slice(5, 20).to_pylist()
     assert all(chunk.may_hold(trace_id) for trace_id in held)
     assert not any(chunk.may_hold(trace_id) for trace_id in ids.to_pylist() if trace_id not in held)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_MAP, st.none() | _TEXT), min_size=1, max_size=30))
+def test_one_trace_of_a_chunk_comes_back_as_its_rows_of_the_whole(
+    rows: list[tuple[list[tuple[str, str | None]] | None, str | None]],
+) -> None:
+    """``trace`` decodes only the trace's rows, and they are those ``unpack`` gives; an id the chunk does not
+    hold, even one sharing its first 8 bytes with a held one, gives None."""
+    batch = _spans([r for r, _ in rows], [s for _, s in rows])
+    chunk = pack_spans(batch, arrival_ns=1)
+    whole = chunk.unpack()
+    for trace_id in {bytes([i % 3 + 1]) * 16 for i in range(len(rows))}:
+        mine = pc.equal(whole.column("trace_id"), pa.scalar(trace_id, pa.binary(16)))
+        assert chunk.trace(trace_id) == whole.filter(mine)
+    assert chunk.trace(bytes([1]) * 8 + bytes([9]) * 8) is None
+    assert chunk.trace(bytes([7]) * 16) is None

@@ -12,7 +12,7 @@ import pytest
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.call_rollups import CALL_SCHEMA, CALL_SPAN_COLUMNS, call_rows
-from spyglass.store.duckdb_store import DuckDBStore, newest_first_slices
+from spyglass.store.duckdb_store import DuckDBStore, first_slice_width, newest_first_slices, next_slice_width
 from spyglass.store.protocol import Store, TraceQuery
 
 from .conftest import BASE_NS, MS, SECOND, Corpus, make_trace, trace_id_of
@@ -89,6 +89,18 @@ def test_newest_first_slices_cover_the_window_once() -> None:
         assert slices[0][1] == end and slices[-1][0] == start
         assert all(a[0] == b[1] for a, b in zip(slices, slices[1:], strict=False))
         assert len(slices) <= 8
+
+
+def test_a_slice_after_one_that_found_traces_is_sized_for_the_rest() -> None:
+    window = (0, 64_000)
+    first = first_slice_width(*window)
+    assert first == 1_000
+    # 5 found in the first 1,000: 15 more want 3,000 at that rate, twice that with the margin, at most 4x.
+    assert next_slice_width(*window, first, first, 5, 15) == 4_000
+    assert next_slice_width(*window, first, first, 10, 5) == 1_000
+    # Never narrower than the first slice; nothing found yet: twice the last.
+    assert next_slice_width(*window, first, first, 19, 1) == first
+    assert next_slice_width(*window, 8_000, 15_000, 0, 20) == 16_000
 
 
 def test_a_version_3_file_gets_call_rollups_from_its_spans(tmp_path: Path, corpus: Corpus) -> None:
