@@ -206,6 +206,21 @@ def _storage_families(storage: StorageStatus) -> tuple[Metric, ...]:
             "The longest one retention step took (it holds the store's writer at most that long).",
             done.longest_step_s,
         ),
+        CounterMetricFamily(
+            "spyglass_store_compactions",
+            "Times the store's file was rewritten to give deleted rows' space back (DuckDB).",
+            done.compactions,
+        ),
+        CounterMetricFamily(
+            "spyglass_store_compacted_bytes",
+            "Bytes compactions gave back to the filesystem.",
+            done.bytes_compacted,
+        ),
+        GaugeMetricFamily(
+            "spyglass_store_last_compaction_pause_seconds",
+            "How long writes waited for the last compaction's exchange of files.",
+            done.last_compaction_pause_s,
+        ),
     )
 
 

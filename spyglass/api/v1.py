@@ -82,6 +82,10 @@ def storage_json(storage: StorageStatus) -> dict[str, Any]:
         "retention_passes": done.passes,
         "last_pass_ns": done.last_pass_ns,
         "longest_step_s": done.longest_step_s,
+        "compactions": done.compactions,
+        "bytes_compacted": done.bytes_compacted,
+        "last_compaction_copy_s": done.last_compaction_copy_s,
+        "last_compaction_pause_s": done.last_compaction_pause_s,
     }
 
 

@@ -158,7 +158,7 @@ class ClusterNode:
 #: Storage figures that are instants or settings, not amounts: the cluster's is the earliest, the latest, the
 #: largest or this member's, never a sum.
 _EARLIEST = ("oldest_span_ns", "oldest_log_ns", "oldest_rollup_ns")
-_LATEST = ("last_pass_ns", "longest_step_s")
+_LATEST = ("last_pass_ns", "longest_step_s", "last_compaction_copy_s", "last_compaction_pause_s")
 
 
 def _cluster_storage(members: list[dict[str, Any]], shared_store: bool) -> dict[str, Any]:
@@ -176,7 +176,9 @@ def _cluster_storage(members: list[dict[str, Any]], shared_store: bool) -> dict[
             storage[key] = min(values, default=None)
         elif key in _LATEST:
             storage[key] = max(values, default=None)
-        elif key.endswith(("_bytes", "_expired", "_downsampled", "_steps", "_passes")):
+        elif key.endswith(
+            ("_bytes", "_expired", "_downsampled", "_steps", "_passes", "compactions", "_compacted")
+        ):
             storage[key] = sum(values)
     oldest = [m["oldest_ns"] for m in members if m.get("oldest_ns") is not None]
     return {

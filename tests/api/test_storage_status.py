@@ -57,6 +57,12 @@ def test_status_and_metrics_show_the_store_and_what_retention_did(
     assert storage["retention_passes"] == 1 and storage["last_pass_ns"] >= now
     assert status["oldest_ns"] == int(recent.column("start_ns")[0].as_py())
     assert storage["oldest_log_ns"] == status["oldest_ns"]
+    # A file this small (under 64 MB) is never compacted; the figures say so.
+    assert (storage["compactions"], storage["bytes_compacted"], storage["last_compaction_pause_s"]) == (
+        0,
+        0,
+        0.0,
+    )
 
     metrics = samples(spyglass)
     assert metrics[("spyglass_store_disk_bytes", ())] > 0
@@ -68,4 +74,5 @@ def test_status_and_metrics_show_the_store_and_what_retention_did(
     assert metrics[("spyglass_retention_seconds", (("data", "rollups"),))] == 30 * DAY_S
     assert metrics[("spyglass_retention_deleted_rows_total", (("data", "spans"),))] == old.num_rows
     assert metrics[("spyglass_retention_passes_total", ())] == 1
+    assert metrics[("spyglass_store_compactions_total", ())] == 0
     assert ("spyglass_store_oldest_timestamp_seconds", (("data", "rollups"),)) not in metrics  # none held yet

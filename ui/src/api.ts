@@ -2647,6 +2647,30 @@ export interface components {
              * @description The longest one retention step took, s (it holds the store's writer at most that long)
              */
             longest_step_s: number;
+            /**
+             * Compactions
+             * @description Times the store's file was rewritten to give deleted rows' space back (DuckDB)
+             * @default 0
+             */
+            compactions: number;
+            /**
+             * Bytes Compacted
+             * @description Bytes those compactions gave back to the filesystem
+             * @default 0
+             */
+            bytes_compacted: number;
+            /**
+             * Last Compaction Copy S
+             * @description The last compaction's copy of the live rows, s (nothing waits for it)
+             * @default 0
+             */
+            last_compaction_copy_s: number;
+            /**
+             * Last Compaction Pause S
+             * @description How long writes waited for the last compaction's exchange of files, s
+             * @default 0
+             */
+            last_compaction_pause_s: number;
         };
         /**
          * Symptom

@@ -82,6 +82,16 @@ class StorageStatus(ApiModel):
     longest_step_s: float = Field(
         description="The longest one retention step took, s (it holds the store's writer at most that long)"
     )
+    compactions: int = Field(
+        0, description="Times the store's file was rewritten to give deleted rows' space back (DuckDB)"
+    )
+    bytes_compacted: int = Field(0, description="Bytes those compactions gave back to the filesystem")
+    last_compaction_copy_s: float = Field(
+        0.0, description="The last compaction's copy of the live rows, s (nothing waits for it)"
+    )
+    last_compaction_pause_s: float = Field(
+        0.0, description="How long writes waited for the last compaction's exchange of files, s"
+    )
 
 
 class ClusterMemberStatus(ApiModel):
