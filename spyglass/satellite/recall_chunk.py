@@ -91,16 +91,11 @@ class Chunk:
         """The spans of one trace as ``SPAN_SCHEMA``, or None when the chunk holds none. Only the trace's rows are
         decoded: a chunk of decided traces holds a whole decision round (tens of thousands of spans), and
         decoding all of it was most of a trace lookup's time."""
-        prefix = int.from_bytes(trace_id[:8], "little")
-        wanted = [
-            int(index)
-            for index in np.flatnonzero(self._id_prefixes == prefix)
-            if self.trace_ids[int(index)].as_py() == trace_id
-        ]
-        if not wanted:
+        index = self.index_of(trace_id)
+        if index is None:
             return None
         packed, origins, dictionaries = self._messages()
-        rows = pc.equal(packed.column("trace_index"), pa.scalar(wanted[0], pa.int32()))
+        rows = pc.equal(packed.column("trace_index"), pa.scalar(index, pa.int32()))
         return self._spans(packed.filter(rows), origins, dictionaries)
 
     def _messages(self) -> tuple[pa.RecordBatch, pa.RecordBatch, pa.RecordBatch]:
@@ -134,9 +129,13 @@ class Chunk:
         words = np.frombuffer(ids.buffers()[1], dtype="<u8", count=2 * len(ids), offset=16 * ids.offset)
         return words[::2].copy()
 
-    def may_hold(self, trace_id: bytes) -> bool:
-        """Whether a trace id's first 8 bytes are among the chunk's (then its whole id is compared)."""
-        return bool((self._id_prefixes == int.from_bytes(trace_id[:8], "little")).any())
+    def index_of(self, trace_id: bytes) -> int | None:
+        """The trace id's place among the chunk's distinct ids, or None when the chunk holds none of its spans:
+        the first 8 bytes are compared in numpy, the whole id only where those match."""
+        for index in np.flatnonzero(self._id_prefixes == int.from_bytes(trace_id[:8], "little")).tolist():
+            if self.trace_ids[index].as_py() == trace_id:
+                return int(index)
+        return None
 
     def trace_mask(self, trace_ids: pa.Array) -> pa.Array | None:
         """Which distinct trace ids of this chunk are in ``trace_ids``, or None when none is."""

@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -326,17 +327,26 @@ FIRST_SLICE_DIVISOR = 64
 SLICE_MARGIN = 2.0
 
 
-def newest_first_slices(start_ns: int, end_ns: int) -> list[tuple[int, int]]:
-    """``[start_ns, end_ns)`` cut into adjacent slices from the newest as a search that finds nothing reads it:
-    1/64 of it, then each twice as long (about once over the window in all)."""
-    width = first_slice_width(start_ns, end_ns)
-    slices: list[tuple[int, int]] = []
-    upper = end_ns
-    while upper > start_ns:
+def newest_first_slices(start_ns: int, end_ns: int, wanted: int) -> Generator[tuple[int, int], int, None]:
+    """``[start_ns, end_ns)`` walked in adjacent slices from the newest, for a search that wants ``wanted``
+    traces: each slice is sent back how many it found, and the walk ends once the window is read or enough
+    were found. The first slice is 1/64 of the window, each next one ``next_slice_width`` (twice the last
+    while nothing is found: a search that finds nothing reads the window about once)."""
+    width, upper, read_ns, matched = first_slice_width(start_ns, end_ns), end_ns, 0, 0
+    while upper > start_ns and wanted > 0:
         lower = max(start_ns, upper - width)
-        slices.append((lower, upper))
-        upper, width = lower, next_slice_width(start_ns, end_ns, width, upper - lower, 0, 1)
-    return slices
+        found = yield lower, upper
+        read_ns, matched, wanted = read_ns + upper - lower, matched + found, wanted - found
+        width = next_slice_width(start_ns, end_ns, upper - lower, read_ns, matched, wanted)
+        upper = lower
+
+
+def next_of(walk: Generator[tuple[int, int], int, None], found: int) -> tuple[int, int] | None:
+    """The walk's next slice after telling it what the last one found; None when it has ended."""
+    try:
+        return walk.send(found)
+    except StopIteration:
+        return None
 
 
 def first_slice_width(start_ns: int, end_ns: int) -> int:
@@ -705,16 +715,16 @@ class DuckDBStore:
                 if bounds is None or limit == 0:
                     return found[0]
                 first, end = bounds[0], bounds[1] + 1
-                width = first_slice_width(first, end) if reads_spans else end - first
-                upper, read_ns, matched = end, 0, 0
-                while upper > first and limit > 0:
-                    lower = max(first, upper - width)
-                    part = self._find_in_slice(cur, query, lower, upper, limit)
-                    found.append(part)
-                    limit -= part.num_rows
-                    read_ns, matched = read_ns + upper - lower, matched + part.num_rows
-                    width = next_slice_width(first, end, upper - lower, read_ns, matched, limit)
-                    upper = lower
+                if reads_spans:
+                    slices = newest_first_slices(first, end, limit)
+                    window = next(slices, None)
+                    while window is not None:
+                        part = self._find_in_slice(cur, query, *window, limit)
+                        found.append(part)
+                        limit -= part.num_rows
+                        window = next_of(slices, part.num_rows)
+                else:
+                    found.append(self._find_in_slice(cur, query, first, end, limit))
             finally:
                 _rollback(cur)
         return pa.concat_tables(found)

@@ -88,14 +88,16 @@ def test_a_slice_of_a_batch_packs_as_itself() -> None:
     assert pack_spans(batch, arrival_ns=1).unpack().equals(batch)
 
 
-def test_a_chunk_says_which_trace_ids_it_may_hold_from_their_first_bytes() -> None:
+def test_a_chunk_finds_the_trace_ids_it_holds_from_their_first_bytes() -> None:
     """The prefix test never misses an id the chunk holds (whatever slice of its ids it keeps) and rules out
     ids it does not hold (here: random ones, whose first 8 bytes differ)."""
     ids = pa.array([bytes([i]) * 16 for i in range(1, 40)], pa.binary(16))
     chunk = Chunk(ids.slice(5, 20), b"", (0, 0, 0), 0, 0)
     held = ids.slice(5, 20).to_pylist()
-    assert all(chunk.may_hold(trace_id) for trace_id in held)
-    assert not any(chunk.may_hold(trace_id) for trace_id in ids.to_pylist() if trace_id not in held)
+    assert [chunk.index_of(trace_id) for trace_id in held] == list(range(20))
+    assert not any(
+        chunk.index_of(trace_id) is not None for trace_id in ids.to_pylist() if trace_id not in held
+    )
 
 
 @settings(max_examples=100, deadline=None)

@@ -12,7 +12,13 @@ import pytest
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.call_rollups import CALL_SCHEMA, CALL_SPAN_COLUMNS, call_rows
-from spyglass.store.duckdb_store import DuckDBStore, first_slice_width, newest_first_slices, next_slice_width
+from spyglass.store.duckdb_store import (
+    DuckDBStore,
+    first_slice_width,
+    newest_first_slices,
+    next_of,
+    next_slice_width,
+)
 from spyglass.store.protocol import Store, TraceQuery
 
 from .conftest import BASE_NS, MS, SECOND, Corpus, make_trace, trace_id_of
@@ -84,8 +90,12 @@ def test_searches_read_newest_slices_first_and_find_the_same(store: Store) -> No
 
 
 def test_newest_first_slices_cover_the_window_once() -> None:
+    """As a search that finds nothing walks them."""
     for start, end in ((0, 1), (0, 64), (5, 1000), (0, 3_600 * SECOND)):
-        slices = newest_first_slices(start, end)
+        walk = newest_first_slices(start, end, 20)
+        slices = [next(walk)]
+        while (window := next_of(walk, 0)) is not None:
+            slices.append(window)
         assert slices[0][1] == end and slices[-1][0] == start
         assert all(a[0] == b[1] for a, b in zip(slices, slices[1:], strict=False))
         assert len(slices) <= 8
