@@ -8,19 +8,11 @@ import pytest
 
 from spyglass.analysis.explain import ExplainRequest, explain_spans
 from spyglass.analysis.ownership import Ownership
-from tests.support.explain_workloads import BASE_T0, REG_T0, S, shop, workload
+from tests.support.explain_workloads import S, shop, windows_request, workload
 
 
 def request(signal: str = "latency") -> ExplainRequest:
-    return ExplainRequest(
-        service="api",
-        operation="GET /x",
-        start_ns=REG_T0,
-        end_ns=REG_T0 + 60 * 10**9,
-        baseline_start_ns=BASE_T0,
-        baseline_end_ns=BASE_T0 + 60 * 10**9,
-        signal=signal,  # type: ignore[arg-type]
-    )
+    return windows_request("api", "GET /x", signal)
 
 
 def first(findings: list[dict[str, Any]]) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from spyglass.analysis.explain import ExplainRequest, explain_spans
-from tests.support.explain_workloads import BASE_T0, REG_T0, S, shop, workload
+from tests.support.explain_workloads import S, shop, windows_request, workload
 
 PODS = {"pricing": ["pricing-7f9c-a1", "pricing-7f9c-b2", "pricing-7f9c-c3", "pricing-7f9c-d4"]}
 
@@ -94,15 +94,7 @@ def chain(
 
 
 def request(signal: str = "latency") -> ExplainRequest:
-    return ExplainRequest(
-        service="gateway",
-        operation="POST /order",
-        start_ns=REG_T0,
-        end_ns=REG_T0 + 60 * 10**9,
-        baseline_start_ns=BASE_T0,
-        baseline_end_ns=BASE_T0 + 60 * 10**9,
-        signal=signal,  # type: ignore[arg-type]
-    )
+    return windows_request("gateway", "POST /order", signal)
 
 
 def top(findings: list[dict[str, Any]]) -> tuple[Any, ...]:

@@ -6,18 +6,10 @@ from __future__ import annotations
 
 import random
 
-from spyglass.analysis.explain import ExplainRequest
 from spyglass.analysis.explain.symptom import Windows
-from tests.support.explain_workloads import BASE_T0, REG_T0, S, workload
+from tests.support.explain_workloads import S, windows_request, workload
 
-REQUEST = ExplainRequest(
-    service="web",
-    operation="GET /",
-    start_ns=REG_T0,
-    end_ns=REG_T0 + 600 * 10**9,
-    baseline_start_ns=BASE_T0,
-    baseline_end_ns=BASE_T0 + 600 * 10**9,
-)
+REQUEST = windows_request("web", "GET /")
 
 
 def changed(make: object, n: int, seed: int) -> bool:

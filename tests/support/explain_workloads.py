@@ -12,11 +12,27 @@ from typing import Any
 
 import pyarrow as pa
 
+from spyglass.analysis.explain import ExplainRequest
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
 
 MS = 1_000_000
 BASE_T0 = 1_700_000_000 * 10**9
 REG_T0 = BASE_T0 + 100 * 10**9
+#: The windows ``windows_request`` asks about: each holds a ``workload`` of up to 600 traces (100 ms apart).
+WINDOW_NS = 60 * 10**9
+
+
+def windows_request(service: str, operation: str, signal: str = "latency") -> ExplainRequest:
+    """Explain the root ``(service, operation)`` over a ``workload``'s regression window against its baseline."""
+    return ExplainRequest(
+        service=service,
+        operation=operation,
+        start_ns=REG_T0,
+        end_ns=REG_T0 + WINDOW_NS,
+        baseline_start_ns=BASE_T0,
+        baseline_end_ns=BASE_T0 + WINDOW_NS,
+        signal=signal,  # type: ignore[arg-type]
+    )
 
 
 @dataclass
