@@ -4,7 +4,8 @@ the same length.
 The burning window runs from when the burn began to now, within the short window of the pair that fired. The
 burn began at the most likely change point of the bad share over that window's buckets: the bucket boundary
 that best splits them into a before and a higher after (the largest binomial log-likelihood ratio, at least
-``MIN_ONSET_LOG_LIKELIHOOD_RATIO``); with no clear split (the window burns throughout, or the burn started
+``MIN_ONSET_LOG_LIKELIHOOD_RATIO``), one bucket earlier when the last bucket before that split already burns
+(the burn began inside it: a baseline holding its first seconds hides the cause); with no clear split (the window burns throughout, or the burn started
 before it), the whole short window.
 
 The baseline is the same hours one day earlier when the store holds at least ``MIN_BASELINE_TRACES`` of the
@@ -32,6 +33,9 @@ MIN_BASELINE_TRACES = 10
 #: A split of the short window's buckets names the burn's start only when it is this much likelier than no
 #: split (about what a chi-square test at 1% asks, with some room for trying every split).
 MIN_ONSET_LOG_LIKELIHOOD_RATIO = 4.0
+
+#: Standard errors above the healthy buckets' bad share at which the bucket just before the split joins the burn.
+STRADDLE_Z = 2.0
 
 BaselineRule = Literal["day_before", "before_burn"]
 
@@ -90,7 +94,23 @@ def burn_onset(counts: BucketCounts, since_ns: int) -> int:
     best = int(np.argmax(ratio))
     if ratio[best] < MIN_ONSET_LOG_LIKELIHOOD_RATIO:
         return since_ns
+    if best > 0 and _holds_the_start(window, best):
+        return int(window.starts_ns[best])
     return int(window.starts_ns[best + 1])
+
+
+def _holds_the_start(window: BucketCounts, last: int) -> bool:
+    """Whether the last bucket before the split already burns: its bad share significantly above the buckets
+    before it (one-sided, ``STRADDLE_Z`` standard errors). A burn rarely starts on a bucket boundary; the bucket
+    it starts in is split by share, and when the burn's first seconds put it on the healthy side, a baseline
+    ending at the split would hold them."""
+    total, bad = float(window.totals[:last].sum()), float(window.bad[:last].sum())
+    n, k = float(window.totals[last]), float(window.bad[last])
+    if total <= 0 or n <= 0:
+        return False
+    share = bad / total
+    se = math.sqrt(max(share * (1 - share), 1 / total) / n)
+    return (k / n - share) > STRADDLE_Z * se
 
 
 def _bad_share(rollups: RollupReader, slo: Slo, start_ns: int, end_ns: int) -> float | None:

@@ -74,6 +74,16 @@ def test_the_burn_begins_at_the_change_of_the_bad_share() -> None:
     assert burn_onset(noisy, since) == since
 
 
+def test_a_burn_that_starts_inside_a_bucket_begins_with_that_bucket() -> None:
+    """Its first seconds make that bucket's bad share higher than before, though too little to put the split
+    before it: the burn begins there, so that the baseline holds none of it."""
+    since = NOW - 5 * MINUTE_NS
+    for straddling_bad, begins in ((8.0, NOW - 9 * BUCKET_NS), (2.0, NOW - 8 * BUCKET_NS)):
+        counts = burning_since(NOW - 8 * BUCKET_NS)
+        counts.bad[counts.starts_ns == NOW - 9 * BUCKET_NS] = straddling_bad
+        assert burn_onset(counts, since) == begins, straddling_bad
+
+
 def test_baseline_is_just_before_the_burn_when_yesterday_is_not_stored() -> None:
     onset = NOW - 8 * BUCKET_NS
     store = StoredTraces(0)
