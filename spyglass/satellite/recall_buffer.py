@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.schema import SPAN_SCHEMA
-from spyglass.satellite.recall_chunk import Chunk, pack_spans
+from spyglass.satellite.recall_chunk import Chunk, id_prefix, pack_table
 
 
-def pack_chunk(spans: pa.RecordBatch, arrival_ns: int) -> Chunk:
-    """Pack spans that arrived together into one buffer chunk (done before taking the buffer's lock)."""
-    return pack_spans(spans, arrival_ns)
+def pack_chunks(spans: pa.RecordBatch, arrival_ns: int) -> list[Chunk]:
+    """Pack spans that arrived together into buffer chunks (done before taking the buffer's lock)."""
+    return pack_table(spans, arrival_ns)
 
 
 def _table(chunks: list[Chunk]) -> pa.Table:
@@ -58,6 +58,9 @@ class RecallBuffer:
         # Every span that arrived after this is still here (decided or not): since start, until one is forgotten.
         self._complete_since_ns = time.time_ns()
         self._lock = threading.Lock()
+        # Which chunks are held changes with every change of ``_version``; ``_index`` is built for one version.
+        self._version = 0
+        self._index: _TraceIndex | None = None
 
     @property
     def nbytes(self) -> int:
@@ -81,18 +84,20 @@ class RecallBuffer:
     @staticmethod
     def packed_size(batch: pa.RecordBatch) -> int:
         """What a batch would cost in the buffer (for callers making room before ``add``)."""
-        return pack_spans(batch, 0).nbytes
+        return sum(chunk.nbytes for chunk in pack_table(batch, 0))
 
     def add(self, batch: pa.RecordBatch, arrival_ns: int) -> None:
         """Take in a decoded batch that arrived at ``arrival_ns``."""
         if batch.num_rows:
-            self.add_chunk(pack_spans(batch, arrival_ns))
+            self.add_chunks(pack_table(batch, arrival_ns))
 
-    def add_chunk(self, chunk: Chunk) -> None:
+    def add_chunks(self, chunks: list[Chunk]) -> None:
         with self._lock:
-            self._chunks.append(chunk)
-            self._bytes += chunk.nbytes
-            self._spans += chunk.rows
+            self._version += 1
+            for chunk in chunks:
+                self._chunks.append(chunk)
+                self._bytes += chunk.nbytes
+                self._spans += chunk.rows
             self.peak_bytes = max(self.peak_bytes, self.nbytes)
 
     def over_bound(self) -> bool:
@@ -109,12 +114,9 @@ class RecallBuffer:
             return
         with self._lock:
             parts = self._deciding_parts if spans is self._deciding else []
-        chunks = (
-            self._repacked(spans, parts, decided_ns)
-            if parts
-            else [pack_spans(b, decided_ns) for b in spans.combine_chunks().to_batches() if b.num_rows]
-        )
+        chunks = self._repacked(spans, parts, decided_ns) if parts else pack_table(spans, decided_ns)
         with self._lock:
+            self._version += 1
             self._deciding = None
             self._deciding_parts = []
             for chunk in chunks:
@@ -134,9 +136,7 @@ class RecallBuffer:
                 chunks.append(dataclasses.replace(part, arrival_ns=decided_ns))
                 offset += part.rows
             elif part:
-                chunks.append(
-                    pack_spans(spans.slice(offset, part).combine_chunks().to_batches()[0], decided_ns)
-                )
+                chunks.extend(pack_table(spans.slice(offset, part), decided_ns))
                 offset += part
         return chunks
 
@@ -148,6 +148,7 @@ class RecallBuffer:
             return self.nbytes + incoming_bytes <= self.max_bytes
 
     def _evict_decided(self, target_bytes: int) -> None:
+        self._version += 1
         while self._decided and self.nbytes > target_bytes:
             chunk = self._decided.popleft()
             self._complete_since_ns = max(self._complete_since_ns, chunk.arrival_ns)
@@ -175,7 +176,7 @@ class RecallBuffer:
                     parts = [c if n == 0 else c.rows - n for c, n in zip(old, active_rows, strict=True)]
             else:
                 quiet, carried = old_table, SPAN_SCHEMA.empty_table()
-            kept = [pack_spans(b, old[-1].arrival_ns) for b in carried.to_batches() if b.num_rows]
+            kept = pack_table(carried, old[-1].arrival_ns)
             self._replace(kept + recent)
             self._deciding = quiet
             self._deciding_parts = parts
@@ -202,8 +203,7 @@ class RecallBuffer:
                 leaving = pc.is_in(spans.column("trace_id"), value_set=leaving_ids)
                 taken.append(pa.Table.from_batches([spans.filter(leaving)]))
                 staying = spans.filter(pc.invert(leaving))
-                if staying.num_rows:
-                    rest.append(pack_spans(staying, chunk.arrival_ns))
+                rest.extend(pack_table(staying, chunk.arrival_ns))
             self._replace(rest)
             self._deciding = pa.concat_tables(taken)
             self._deciding_parts = []
@@ -228,9 +228,12 @@ class RecallBuffer:
         """Every buffered span of one trace, decided or not (the live view of a recent trace)."""
         wanted = pa.scalar(trace_id, pa.binary(16))
         with self._lock:
-            chunks = [*self._decided, *self._chunks]
+            index = self._index
+            if index is None or index.version != self._version:
+                index = _TraceIndex(self._version, [*self._decided, *self._chunks])
             deciding = self._deciding
-        batches = [spans for spans in (chunk.trace(trace_id) for chunk in chunks) if spans is not None]
+        self._index = index
+        batches = [chunk.trace_at(at) for chunk, at in index.find(trace_id)]
         found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
         if deciding is not None and deciding.num_rows:
             mine = deciding.filter(pc.equal(deciding.column("trace_id"), wanted))
@@ -249,6 +252,31 @@ class RecallBuffer:
         return pa.concat_tables([table, deciding])
 
     def _replace(self, chunks: list[Chunk]) -> None:
+        self._version += 1
         self._chunks = chunks
         self._bytes = sum(c.nbytes for c in chunks)
         self._spans = sum(c.rows for c in chunks)
+
+
+class _TraceIndex:
+    """Where trace ids are among a set of chunks: every chunk's id prefixes in one array, so that a lookup is
+    one numpy comparison however many chunks the buffer holds (one per chunk cost about 10 microseconds each,
+    and a buffer of millions of spans holds thousands of chunks)."""
+
+    def __init__(self, version: int, chunks: list[Chunk]) -> None:
+        self.version = version
+        self.chunks = chunks
+        prefixes = [chunk.id_prefixes for chunk in chunks]
+        self.prefixes = np.concatenate(prefixes) if prefixes else np.empty(0, np.uint64)
+        self.starts = np.cumsum([0, *(len(p) for p in prefixes)])
+
+    def find(self, trace_id: bytes) -> list[tuple[Chunk, int]]:
+        """Each chunk holding spans of the trace, with the trace's index among that chunk's distinct ids."""
+        hits = np.flatnonzero(self.prefixes == np.uint64(id_prefix(trace_id)))
+        found = []
+        for hit in hits.tolist():
+            at = int(np.searchsorted(self.starts, hit, side="right")) - 1
+            chunk, index = self.chunks[at], hit - int(self.starts[at])
+            if chunk.holds_at(index, trace_id):
+                found.append((chunk, index))
+        return found

@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.satellite.recall_buffer import RecallBuffer
+from spyglass.satellite.recall_chunk import MAX_CHUNK_ROWS
 from tests.support.spans import trace_batch
 
 
@@ -104,3 +105,24 @@ def test_decided_chunks_that_left_whole_are_kept_as_packed() -> None:
     assert decided.to_pylist() == quiet.to_pylist()
     assert buffer.trace(split_ids[0]).num_rows == 4 and buffer.undecided_spans == 4
     assert buffer.spans == whole.num_rows + split.num_rows + 1
+
+
+def test_a_large_batch_is_held_in_bounded_chunks_and_found_whole() -> None:
+    """A trace lookup decompresses the chunk that holds the trace: chunks stay small, and a trace whose spans
+    fall in several chunks (of one batch, or later ones) is found whole, before and after changes."""
+    batch, ids = trace_batch(MAX_CHUNK_ROWS // 3 + 10)  # three spans a trace: more than one chunk's worth
+    buffer = RecallBuffer(max_bytes=10**9)
+    buffer.add(batch, arrival_ns=1)
+    assert len(buffer._chunks) == 2 and all(c.rows <= MAX_CHUNK_ROWS for c in buffer._chunks)
+    straddling = ids[MAX_CHUNK_ROWS // 3]  # its spans are rows 8190..8192: both chunks
+    assert buffer.trace(straddling).num_rows == 3
+    late_columns = [pa.array([ids[0]], pa.binary(16)), *batch.slice(0, 1).columns[1:]]
+    buffer.add(pa.RecordBatch.from_arrays(late_columns, schema=SPAN_SCHEMA), arrival_ns=5)
+    assert buffer.trace(ids[0]).num_rows == 4
+    buffer.retain_decided(buffer.take_quiet(cutoff_ns=2), decided_ns=3)
+    assert all(c.rows <= MAX_CHUNK_ROWS for c in [*buffer._chunks, *buffer._decided])
+    assert buffer.trace(ids[0]).num_rows == 4 and buffer.trace(straddling).num_rows == 3
+    assert buffer.trace(ids[-1]).to_pylist() == [r for r in batch.to_pylist() if r["trace_id"] == ids[-1]]
+    assert buffer.trace(bytes(16)).num_rows == 0
+    buffer.make_room(buffer.max_bytes)  # every decided chunk forgotten
+    assert buffer.trace(straddling).num_rows == 0 and buffer.trace(ids[0]).num_rows == 4  # undecided: kept
