@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.analysis.live import LiveData, RollupReader, coverage_split, window_spans
+from spyglass.model.rollups import COARSE_ROLLUP_S
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import bucket_index, grouped_quantiles
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
@@ -162,8 +163,9 @@ def query_metrics(
         cells, complete = _span_cells(store, live, query, group_by)
         estimated = not complete
     else:
-        # The store sums its buckets into steps (or into the whole window) before handing rows over.
-        window_s = math.lcm(rollups.bucket_s, rollups.attribute_bucket_s)
+        # The store sums its buckets into steps (or into the whole window) before handing rows over; a whole
+        # window in a multiple of ten minutes, which a store may answer from ten-minute rows.
+        window_s = math.lcm(rollups.bucket_s, rollups.attribute_bucket_s, COARSE_ROLLUP_S)
         merge_s = step_s or (math.ceil((query.end_ns - query.start_ns) / 1e9 / window_s) + 1) * window_s
         rows = rollups.read(
             RollupQuery(query.start_ns, query.end_ns, query.service, query.operation, attr_key, merge_s)

@@ -20,6 +20,10 @@ TRACE_SUMMARY_SCHEMA = pa.schema(
     ]
 )
 
+#: Reads that sum a window whole sum it in a step of a multiple of this, which a store may answer from rows
+#: it keeps per ten minutes (the DuckDB store's ``coarse_rollups``). It divides the hour and the day.
+COARSE_ROLLUP_S = 600
+
 #: Aggregates of 100% of spans, as the satellite's aggregator emits them and the store keeps them. One row is
 #: one latency-sketch bin of one group in one time bucket; the group's count and errors are the sums over its
 #: rows, its quantiles come from its ``(bin, count)`` pairs (``spyglass.model.sketch``). Rows with the same
