@@ -34,21 +34,8 @@ SETTLE_S = 60
 #: Slices summed by one write at most; beyond (the data jumped ahead), the span starts again at the newest data.
 MAX_SLICES_PER_WRITE = 12
 
-CREATE_COARSE = [
-    """CREATE TABLE IF NOT EXISTS coarse_rollups (
-        bucket_start_ns BIGINT NOT NULL,
-        bucket_s INTEGER NOT NULL,
-        service VARCHAR NOT NULL,
-        operation VARCHAR NOT NULL,
-        kind TINYINT NOT NULL,
-        attr_key VARCHAR NOT NULL,
-        attr_value VARCHAR NOT NULL,
-        bins SMALLINT[] NOT NULL,
-        counts BIGINT[] NOT NULL,
-        errors BIGINT[] NOT NULL
-    )""",
-    "CREATE TABLE IF NOT EXISTS coarse_rollup_span (start_ns BIGINT NOT NULL, until_ns BIGINT NOT NULL)",
-]
+#: Where the coarse rows cover (one row); the coarse rows are a table ``coarse_rollups`` made as ``rollups``.
+CREATE_SPAN = "CREATE TABLE IF NOT EXISTS coarse_rollup_span (start_ns BIGINT NOT NULL, until_ns BIGINT NOT NULL)"
 
 _GROUP = "service, operation, kind, attr_key, attr_value"
 # Late rows (``incoming_rollups``, one row per bin) of the covered span, summed into their coarse buckets.

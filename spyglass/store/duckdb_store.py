@@ -203,7 +203,9 @@ _CREATE_TABLES = [
     )""",
     _CREATE_ROLLUPS,
     _CREATE_LOGS,
-    *coarse.CREATE_COARSE,
+    # The same columns, a row per group and ten minutes (``duckdb_coarse_rollups``).
+    _CREATE_ROLLUPS.replace("EXISTS rollups (", "EXISTS coarse_rollups (", 1),
+    coarse.CREATE_SPAN,
 ]
 # Created apart: a file migrated from version 3 fills it from its spans first (``_MIGRATIONS[3]``).
 _CREATE_LATER = [_CREATE_CALL_ROLLUPS]
