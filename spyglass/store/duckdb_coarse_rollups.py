@@ -35,7 +35,9 @@ SETTLE_S = 60
 MAX_SLICES_PER_WRITE = 12
 
 #: Where the coarse rows cover (one row); the coarse rows are a table ``coarse_rollups`` made as ``rollups``.
-CREATE_SPAN = "CREATE TABLE IF NOT EXISTS coarse_rollup_span (start_ns BIGINT NOT NULL, until_ns BIGINT NOT NULL)"
+CREATE_SPAN = (
+    "CREATE TABLE IF NOT EXISTS coarse_rollup_span (start_ns BIGINT NOT NULL, until_ns BIGINT NOT NULL)"
+)
 
 _GROUP = "service, operation, kind, attr_key, attr_value"
 # Late rows (``incoming_rollups``, one row per bin) of the covered span, summed into their coarse buckets.
