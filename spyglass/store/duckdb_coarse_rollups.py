@@ -31,6 +31,8 @@ COARSE_BUCKET_S = COARSE_ROLLUP_S
 COARSE_BUCKET_NS = COARSE_BUCKET_S * 1_000_000_000
 #: A slice is summed once the newest data is this far past its end (rows later than that are added as they come).
 SETTLE_S = 60
+#: Buckets further ahead of the clock than this (a client's clock wrong by a year) do not move the span on.
+FUTURE_SLACK_S = 300
 #: Slices summed by one write at most; beyond (the data jumped ahead), the span starts again at the newest data.
 MAX_SLICES_PER_WRITE = 12
 
@@ -87,9 +89,12 @@ def _set_span(cur: duckdb.DuckDBPyConnection, start_ns: int, until_ns: int) -> N
     cur.execute("INSERT INTO coarse_rollup_span VALUES (?, ?)", [start_ns, until_ns])
 
 
-def after_write(cur: duckdb.DuckDBPyConnection, oldest_ns: int, newest_ns: int) -> None:
+def after_write(cur: duckdb.DuckDBPyConnection, oldest_ns: int, newest_ns: int, now_ns: int) -> None:
     """In the transaction of a write of ``incoming_rollups`` (buckets from ``oldest_ns`` to ``newest_ns``), once
-    its fine rows are in: add its late rows to the coarse ones, and sum the slices now settled."""
+    its fine rows are in: add its late rows to the coarse ones, and sum the slices now settled. Time is the
+    data's, but never further ahead of ``now_ns`` than ``FUTURE_SLACK_S``: one span stamped a year ahead would
+    otherwise restart the span there, and nothing would be summed for a year."""
+    newest_ns = min(newest_ns, now_ns + FUTURE_SLACK_S * 1_000_000_000)
     span = coarse_span(cur)
     if span is None:
         start = until = floor_bucket(newest_ns)

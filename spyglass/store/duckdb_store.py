@@ -644,7 +644,7 @@ class DuckDBStore:
             cur.execute("BEGIN TRANSACTION")
             try:
                 cur.execute(_INSERT_ROLLUPS)
-                coarse.after_write(cur, oldest, newest)
+                coarse.after_write(cur, oldest, newest, time.time_ns())
                 cur.execute("COMMIT")
             except BaseException:
                 _rollback(cur)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -104,6 +105,25 @@ def test_coarse_rows_answer_what_fine_rows_do(tmp_path: Path, seed: int) -> None
     assert span is not None and span[0] >= later
     assert _same_answers(store, reference, rng, (later, later + 40 * 60 * SECOND_NS)) > 5
     _same_answers(store, reference, rng, (T0, T0 + 180 * 60 * SECOND_NS))
+    store.close()
+
+
+def test_a_span_stamped_far_ahead_does_not_move_the_covered_span(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    store = DuckDBStore(tmp_path / "ahead.duckdb")
+    reference = TableRollups()
+    start = time.time_ns() - 40 * 60 * SECOND_NS
+    _feed(store, reference, rng, start - start % COARSE_BUCKET_NS, 40)
+    span = coarse_span(store._conn.cursor())
+    assert span is not None and span[1] > span[0]
+    year_ahead = time.time_ns() + 365 * 24 * HOUR_NS  # a client's clock a year wrong
+    ahead = _rows(rng, year_ahead, year_ahead + SECOND_NS, 1)
+    store.write_rollups(ahead)
+    reference.add(ahead)
+    after = coarse_span(store._conn.cursor())  # not started again a year ahead; at most up to now
+    assert after is not None and after[0] == span[0] and after[1] <= time.time_ns() + 5 * 60 * SECOND_NS
+    query = RollupQuery(year_ahead - HOUR_NS, year_ahead + HOUR_NS, None, None, None, 3600)
+    assert store.rollups(query).to_pylist() == reference.read(query).to_pylist()
     store.close()
 
 
