@@ -159,14 +159,12 @@ def id_prefix(trace_id: bytes) -> int:
 
 
 def pack_table(spans: pa.Table | pa.RecordBatch, arrival_ns: int) -> list[Chunk]:
-    """Pack spans (``SPAN_SCHEMA``) into chunks of at most ``MAX_CHUNK_ROWS``."""
-    table = spans if isinstance(spans, pa.Table) else pa.Table.from_batches([spans])
-    chunks = []
-    for offset in range(0, table.num_rows, MAX_CHUNK_ROWS):
-        part = table.slice(offset, MAX_CHUNK_ROWS).combine_chunks().to_batches()
-        if part:
-            chunks.append(pack_spans(part[0], arrival_ns))
-    return chunks
+    """Pack spans (``SPAN_SCHEMA``) into chunks of at most ``MAX_CHUNK_ROWS`` (slices of one batch: no copy)."""
+    if isinstance(spans, pa.RecordBatch):
+        batches = [spans.slice(offset, MAX_CHUNK_ROWS) for offset in range(0, spans.num_rows, MAX_CHUNK_ROWS)]
+    else:
+        batches = spans.combine_chunks().to_batches(max_chunksize=MAX_CHUNK_ROWS)
+    return [pack_spans(batch, arrival_ns) for batch in batches if batch.num_rows]
 
 
 def pack_spans(spans: pa.RecordBatch, arrival_ns: int) -> Chunk:
