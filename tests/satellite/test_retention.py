@@ -17,7 +17,7 @@ from spyglass.satellite.aggregator import Aggregator
 from spyglass.satellite.retention import RetentionWorker
 from spyglass.satellite.rollup_reader import LocalRollups
 from spyglass.store.duckdb_store import DuckDBStore
-from spyglass.store.protocol import RollupQuery, TraceQuery
+from spyglass.store.protocol import Compaction, RollupQuery, TraceQuery
 from tests.support.aged_traffic import (
     DAY_NS,
     EPOCH_DAY_NS,
@@ -175,10 +175,13 @@ def test_a_window_across_every_resolution_counts_every_span_once(tmp_path: Path)
 #: for a step; one that starts while the closing checkpoint runs (at most every 10 minutes in a server) waits for
 #: part of it (0.26-0.35 s here after deleting 360,000 spans; without the checkpoint, under 0.1 s).
 QUERY_BOUND_S = 0.5
-#: The longest a write may wait: one step holds the writer about ``STEP_TARGET_S`` (50 ms), and the checkpoint
-#: that makes the freed space reusable holds every commit while it runs (as DuckDB's own checkpoints do, every
-#: 256 MB of write-ahead log; here about 0.5 s after deleting 360,000 spans).
-WRITE_BOUND_S = 1.0
+#: The longest a write may wait beside the closing checkpoint: one step holds the writer about ``STEP_TARGET_S``
+#: (50 ms). The checkpoint that makes the freed space reusable holds every commit while it runs (as DuckDB's own
+#: checkpoints do, every 256 MB of write-ahead log): a write meeting it waits at most as long as it runs, and
+#: this longer (0.5-1.1 s here after deleting 360,000 spans, by the machine's disk and load).
+WRITE_BOUND_S = 0.5
+#: The closing checkpoint takes at most this long.
+CHECKPOINT_BOUND_S = 3.0
 #: The longest one retention step may take.
 STEP_BOUND_S = 0.25
 #: The backlog: ten days of four-span traces, 10,000 traces a day (400,000 spans).
@@ -204,7 +207,7 @@ def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> Non
     recent_id = recent.column("trace_id")[0].as_py()
     store.write(stored(recent))
 
-    waits: dict[str, list[float]] = {"write": [], "trace": [], "search": []}
+    waits: dict[str, list[float]] = {"trace": [], "search": []}
     done = threading.Event()
 
     def expire() -> None:
@@ -213,13 +216,25 @@ def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> Non
         finally:
             done.set()
 
+    checkpoint: list[float] = []  # when the closing checkpoint began and ended
+    reclaim = store.reclaim_space
+
+    def timed_reclaim() -> Compaction | None:
+        checkpoint.append(time.perf_counter())
+        try:
+            return reclaim()
+        finally:
+            checkpoint.append(time.perf_counter())
+
+    store.reclaim_space = timed_reclaim  # type: ignore[method-assign]
+    writes: list[tuple[float, float]] = []  # when each write began, and how long it waited
     thread = threading.Thread(target=expire)
     thread.start()
     while not done.is_set():
         batch, _ = traffic(now - 60 * 10**9, now, 10, rng)
         began = time.perf_counter()
         store.write(stored(batch))
-        waits["write"].append(time.perf_counter() - began)
+        writes.append((began, time.perf_counter() - began))
         began = time.perf_counter()
         assert store.trace(recent_id).num_rows == 4
         waits["trace"].append(time.perf_counter() - began)
@@ -231,7 +246,11 @@ def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> Non
     assert worker.counters.spans_expired >= backlog * 0.85
     assert worker.counters.steps >= 10  # many short transactions, not one long one
     longest = {name: max(times) for name, times in waits.items()}
-    assert longest["write"] < WRITE_BOUND_S, longest
     assert longest["trace"] < QUERY_BOUND_S and longest["search"] < QUERY_BOUND_S, longest
+    assert len(checkpoint) == 2 and checkpoint[1] - checkpoint[0] < CHECKPOINT_BOUND_S, checkpoint
+    held = checkpoint[1] - checkpoint[0]
+    for began, waited in writes:
+        met_checkpoint = began < checkpoint[1] and began + waited > checkpoint[0]
+        assert waited < WRITE_BOUND_S + (held if met_checkpoint else 0.0), (waited, held, met_checkpoint)
     assert worker.counters.longest_step_s < STEP_BOUND_S
     store.close()
