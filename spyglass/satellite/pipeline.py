@@ -25,7 +25,8 @@ from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
-from spyglass.satellite.recall_buffer import RecallBuffer, pack_chunks
+from spyglass.satellite.recall_buffer import RecallBuffer
+from spyglass.satellite.recall_chunk import pack_table
 from spyglass.satellite.rollup_reader import LocalRollups
 from spyglass.satellite.sampler import Sampler, with_adjusted_counts, with_weights
 from spyglass.satellite.store_writes import write_isolating
@@ -217,7 +218,7 @@ class Satellite:
             return
         batch = spans.to_batches()[0]
         self.aggregator.add(batch)
-        chunks = pack_chunks(batch, max(arrival for _, arrival in group))
+        chunks = pack_table(batch, max(arrival for _, arrival in group))  # before the buffer's lock
         self._make_room(sum(chunk.nbytes for chunk in chunks))
         self.buffer.add_chunks(chunks)
         if self.buffer.over_bound():  # one batch alone exceeds the whole bound

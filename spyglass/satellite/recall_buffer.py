@@ -24,12 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.schema import SPAN_SCHEMA
-from spyglass.satellite.recall_chunk import Chunk, id_prefix, pack_table
-
-
-def pack_chunks(spans: pa.RecordBatch, arrival_ns: int) -> list[Chunk]:
-    """Pack spans that arrived together into buffer chunks (done before taking the buffer's lock)."""
-    return pack_table(spans, arrival_ns)
+from spyglass.satellite.recall_chunk import Chunk, TraceIndex, pack_table
 
 
 def _table(chunks: list[Chunk]) -> pa.Table:
@@ -60,7 +55,7 @@ class RecallBuffer:
         self._lock = threading.Lock()
         # Which chunks are held changes with every change of ``_version``; ``_index`` is built for one version.
         self._version = 0
-        self._index: _TraceIndex | None = None
+        self._index: tuple[int, TraceIndex] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -148,8 +143,8 @@ class RecallBuffer:
             return self.nbytes + incoming_bytes <= self.max_bytes
 
     def _evict_decided(self, target_bytes: int) -> None:
-        self._version += 1
         while self._decided and self.nbytes > target_bytes:
+            self._version += 1
             chunk = self._decided.popleft()
             self._complete_since_ns = max(self._complete_since_ns, chunk.arrival_ns)
             self._decided_bytes -= chunk.nbytes
@@ -228,11 +223,10 @@ class RecallBuffer:
         """Every buffered span of one trace, decided or not (the live view of a recent trace)."""
         wanted = pa.scalar(trace_id, pa.binary(16))
         with self._lock:
-            index = self._index
-            if index is None or index.version != self._version:
-                index = _TraceIndex(self._version, [*self._decided, *self._chunks])
+            if self._index is None or self._index[0] != self._version:
+                self._index = (self._version, TraceIndex([*self._decided, *self._chunks]))
+            index = self._index[1]
             deciding = self._deciding
-        self._index = index
         batches = [chunk.trace_at(at) for chunk, at in index.find(trace_id)]
         found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
         if deciding is not None and deciding.num_rows:
@@ -256,27 +250,3 @@ class RecallBuffer:
         self._chunks = chunks
         self._bytes = sum(c.nbytes for c in chunks)
         self._spans = sum(c.rows for c in chunks)
-
-
-class _TraceIndex:
-    """Where trace ids are among a set of chunks: every chunk's id prefixes in one array, so that a lookup is
-    one numpy comparison however many chunks the buffer holds (one per chunk cost about 10 microseconds each,
-    and a buffer of millions of spans holds thousands of chunks)."""
-
-    def __init__(self, version: int, chunks: list[Chunk]) -> None:
-        self.version = version
-        self.chunks = chunks
-        prefixes = [chunk.id_prefixes for chunk in chunks]
-        self.prefixes = np.concatenate(prefixes) if prefixes else np.empty(0, np.uint64)
-        self.starts = np.cumsum([0, *(len(p) for p in prefixes)])
-
-    def find(self, trace_id: bytes) -> list[tuple[Chunk, int]]:
-        """Each chunk holding spans of the trace, with the trace's index among that chunk's distinct ids."""
-        hits = np.flatnonzero(self.prefixes == np.uint64(id_prefix(trace_id)))
-        found = []
-        for hit in hits.tolist():
-            at = int(np.searchsorted(self.starts, hit, side="right")) - 1
-            chunk, index = self.chunks[at], hit - int(self.starts[at])
-            if chunk.holds_at(index, trace_id):
-                found.append((chunk, index))
-        return found

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spyglass.model.schema import SPAN_SCHEMA
-from spyglass.satellite.recall_chunk import Chunk, pack_spans
+from spyglass.satellite.recall_chunk import Chunk, TraceIndex, pack_spans
 
 _MAPS = pa.map_(pa.string(), pa.string())
 _TYPES = pa.map_(pa.string(), pa.int8())
@@ -88,15 +88,25 @@ def test_a_slice_of_a_batch_packs_as_itself() -> None:
     assert pack_spans(batch, arrival_ns=1).unpack().equals(batch)
 
 
+def _index_of(chunk: Chunk, trace_id: bytes) -> int | None:
+    found = TraceIndex([chunk]).find(trace_id)
+    return found[0][1] if found else None
+
+
+def _trace(chunk: Chunk, trace_id: bytes) -> pa.RecordBatch | None:
+    index = _index_of(chunk, trace_id)
+    return None if index is None else chunk.trace_at(index)
+
+
 def test_a_chunk_finds_the_trace_ids_it_holds_from_their_first_bytes() -> None:
     """The prefix test never misses an id the chunk holds (whatever slice of its ids it keeps) and rules out
     ids it does not hold (here: random ones, whose first 8 bytes differ)."""
     ids = pa.array([bytes([i]) * 16 for i in range(1, 40)], pa.binary(16))
     chunk = Chunk(ids.slice(5, 20), b"", (0, 0, 0), 0, 0)
     held = ids.slice(5, 20).to_pylist()
-    assert [chunk.index_of(trace_id) for trace_id in held] == list(range(20))
+    assert [_index_of(chunk, trace_id) for trace_id in held] == list(range(20))
     assert not any(
-        chunk.index_of(trace_id) is not None for trace_id in ids.to_pylist() if trace_id not in held
+        _index_of(chunk, trace_id) is not None for trace_id in ids.to_pylist() if trace_id not in held
     )
 
 
@@ -105,13 +115,13 @@ def test_a_chunk_finds_the_trace_ids_it_holds_from_their_first_bytes() -> None:
 def test_one_trace_of_a_chunk_comes_back_as_its_rows_of_the_whole(
     rows: list[tuple[list[tuple[str, str | None]] | None, str | None]],
 ) -> None:
-    """``trace`` decodes only the trace's rows, and they are those ``unpack`` gives; an id the chunk does not
+    """``trace_at`` decodes only the trace's rows, and they are those ``unpack`` gives; an id the chunk does not
     hold, even one sharing its first 8 bytes with a held one, gives None."""
     batch = _spans([r for r, _ in rows], [s for _, s in rows])
     chunk = pack_spans(batch, arrival_ns=1)
     whole = chunk.unpack()
     for trace_id in {bytes([i % 3 + 1]) * 16 for i in range(len(rows))}:
         mine = pc.equal(whole.column("trace_id"), pa.scalar(trace_id, pa.binary(16)))
-        assert chunk.trace(trace_id) == whole.filter(mine)
-    assert chunk.trace(bytes([1]) * 8 + bytes([9]) * 8) is None
-    assert chunk.trace(bytes([7]) * 16) is None
+        assert _trace(chunk, trace_id) == whole.filter(mine)
+    assert _trace(chunk, bytes([1]) * 8 + bytes([9]) * 8) is None
+    assert _trace(chunk, bytes([7]) * 16) is None
