@@ -5,8 +5,8 @@ The burning window runs from when the burn began to now, within the short window
 burn began at the most likely change point of the bad share over that window's buckets: the bucket boundary
 that best splits them into a before and a higher after (the largest binomial log-likelihood ratio, at least
 ``MIN_ONSET_LOG_LIKELIHOOD_RATIO``), one bucket earlier when the last bucket before that split already burns
-(the burn began inside it: a baseline holding its first seconds hides the cause); with no clear split (the window burns throughout, or the burn started
-before it), the whole short window.
+(the burn began inside it: a baseline holding its first seconds hides the cause); with no clear split (the
+window burns throughout, or the burn started before it), the whole short window.
 
 The baseline is the same hours one day earlier when the store holds at least ``MIN_BASELINE_TRACES`` of the
 operation's traces there and the rollups show at most half the burning window's bad share there (yesterday

@@ -54,20 +54,32 @@ FROM (
 )
 GROUP BY b, {_GROUP}
 """  # noqa: S608 (constants only)
-# One slice's stored fine rows, summed into one coarse bucket.
-_SUM_SLICE = f"""
-INSERT INTO coarse_rollups
-SELECT $start, {COARSE_BUCKET_S}, {_GROUP}, list(bin ORDER BY bin), list(n ORDER BY bin), list(e ORDER BY bin)
-FROM (
-    SELECT {_GROUP}, bin, sum(n)::BIGINT AS n, sum(e)::BIGINT AS e
-    FROM (
-        SELECT {_GROUP}, unnest(bins) AS bin, unnest(counts) AS n, unnest(errors) AS e
-        FROM rollups WHERE bucket_s < {COARSE_BUCKET_S} AND bucket_start_ns >= $start AND bucket_start_ns < $end
-    )
-    GROUP BY ALL
+# One aligned slice's rows finer than a target bucket (and those already at it, so stragglers merge in too),
+# and the same rows merged into target buckets: retention's downsampling, and the ten-minute rows here.
+SLICE_TO_MERGE = "bucket_s <= $bucket_s AND bucket_start_ns >= $start AND bucket_start_ns < $end"
+# Sums by a small integer per group (not by its strings) over the unnested bins: a quarter faster.
+MERGED_SLICE = f"""
+WITH slice AS (
+    SELECT bucket_start_ns - bucket_start_ns % $bucket_ns AS b, service, operation, kind, attr_key, attr_value,
+           bins, counts, errors
+    FROM rollups WHERE {SLICE_TO_MERGE}
+), groups AS (
+    SELECT b, service, operation, kind, attr_key, attr_value, row_number() OVER () AS g
+    FROM (SELECT DISTINCT b, service, operation, kind, attr_key, attr_value FROM slice)
+), pairs AS (
+    SELECT g, unnest(bins) AS bin, unnest(counts) AS n, unnest(errors) AS e
+    FROM slice JOIN groups USING (b, service, operation, kind, attr_key, attr_value)
+), summed AS (
+    SELECT g, bin, sum(n)::BIGINT AS n, sum(e)::BIGINT AS e FROM pairs GROUP BY g, bin
+), lists AS (
+    SELECT g, list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts, list(e ORDER BY bin) AS errors
+    FROM summed GROUP BY g
 )
-GROUP BY {_GROUP}
-"""  # noqa: S608 (constants only)
+SELECT b AS bucket_start_ns, $bucket_s::INTEGER AS bucket_s, service, operation, kind, attr_key, attr_value,
+       bins, counts, errors
+FROM lists JOIN groups USING (g)
+ORDER BY b, service, operation, kind, attr_key, attr_value
+"""  # noqa: S608 (fixed text; every value is a parameter)
 
 
 def floor_bucket(ns: int) -> int:
@@ -108,7 +120,11 @@ def after_write(cur: duckdb.DuckDBPyConnection, oldest_ns: int, newest_ns: int, 
         start = until = floor_bucket(newest_ns)
         due = 0
     for _ in range(max(0, due)):
-        cur.execute(_SUM_SLICE, {"start": until, "end": until + COARSE_BUCKET_NS})
+        slice_ = {"start": until, "end": until + COARSE_BUCKET_NS}
+        cur.execute(
+            f"INSERT INTO coarse_rollups {MERGED_SLICE}",  # noqa: S608 (constants only)
+            {**slice_, "bucket_s": COARSE_BUCKET_S, "bucket_ns": COARSE_BUCKET_NS},
+        )
         until += COARSE_BUCKET_NS
     if span != (start, until):
         _set_span(cur, start, until)

@@ -266,31 +266,6 @@ _EXPIRE: dict[str, list[str]] = {
         "AND bucket_start_ns + bucket_s::BIGINT * 1000000000 <= $end"
     ],
 }
-# Rows finer than the target bucket (and those already at it, so stragglers merge in too) of one aligned slice.
-_SLICE_TO_DOWNSAMPLE = "bucket_s <= $bucket_s AND bucket_start_ns >= $start AND bucket_start_ns < $end"
-# Sums by a small integer per group (not by its strings) over the unnested bins: a quarter faster.
-_DOWNSAMPLED = f"""
-WITH slice AS (
-    SELECT bucket_start_ns - bucket_start_ns % $bucket_ns AS b, service, operation, kind, attr_key, attr_value,
-           bins, counts, errors
-    FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}
-), groups AS (
-    SELECT b, service, operation, kind, attr_key, attr_value, row_number() OVER () AS g
-    FROM (SELECT DISTINCT b, service, operation, kind, attr_key, attr_value FROM slice)
-), pairs AS (
-    SELECT g, unnest(bins) AS bin, unnest(counts) AS n, unnest(errors) AS e
-    FROM slice JOIN groups USING (b, service, operation, kind, attr_key, attr_value)
-), summed AS (
-    SELECT g, bin, sum(n)::BIGINT AS n, sum(e)::BIGINT AS e FROM pairs GROUP BY g, bin
-), lists AS (
-    SELECT g, list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts, list(e ORDER BY bin) AS errors
-    FROM summed GROUP BY g
-)
-SELECT b AS bucket_start_ns, $bucket_s::INTEGER AS bucket_s, service, operation, kind, attr_key, attr_value,
-       bins, counts, errors
-FROM lists JOIN groups USING (g)
-ORDER BY b, service, operation, kind, attr_key, attr_value
-"""  # noqa: S608 (fixed text; every value is a parameter)
 
 _SUMMARY_COLUMNS = (
     "t.trace_id, t.root_service, t.root_operation, t.start_ns, t.end_ns - t.start_ns AS duration_ns, "
@@ -825,9 +800,8 @@ class DuckDBStore:
                 sql = self._rollup_select("rollups", query, params, outside=part)
                 if part is not None:
                     inside = dataclasses.replace(query, start_ns=part[0], end_ns=part[1])
+                    # Coarse rows start on ten minutes, as ``inside`` does: overlapping it is starting in it.
                     sql += " UNION ALL " + self._rollup_select("coarse_rollups", inside, params)
-                    params.append(part[0])
-                    sql += " AND bucket_start_ns >= ?"
                 rows = cur.sql(sql, params=params).to_arrow_table()
             finally:
                 _rollback(cur)
@@ -961,7 +935,7 @@ class DuckDBStore:
             try:
                 if self._slice_rows(cur, window) != read:
                     merged, read = self._merged_slice(cur, window, bucket_ns)
-                deleted = cur.execute(f"DELETE FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}", window)  # noqa: S608
+                deleted = cur.execute(f"DELETE FROM rollups WHERE {coarse.SLICE_TO_MERGE}", window)  # noqa: S608
                 rows = int(deleted.fetchall()[0][0])
                 cur.register("merged_rollups", merged)
                 try:
@@ -979,7 +953,7 @@ class DuckDBStore:
     def _slice_rows(cur: duckdb.DuckDBPyConnection, window: dict[str, int]) -> int:
         """Stored rows in a downsampling slice. Rows are only ever appended there (retention, which alone
         deletes, runs in one thread), so an unchanged count means unchanged rows."""
-        sql = f"SELECT count(*) FROM rollups WHERE {_SLICE_TO_DOWNSAMPLE}"  # noqa: S608
+        sql = f"SELECT count(*) FROM rollups WHERE {coarse.SLICE_TO_MERGE}"  # noqa: S608
         return int(cur.execute(sql, window).fetchall()[0][0])
 
     @staticmethod
@@ -989,7 +963,7 @@ class DuckDBStore:
         """A slice's rows merged into its target buckets, and how many stored rows that read (in the caller's
         transaction, so both come from one snapshot)."""
         rows = DuckDBStore._slice_rows(cur, window)
-        merged = cur.sql(_DOWNSAMPLED, params={**window, "bucket_ns": bucket_ns}).to_arrow_table()
+        merged = cur.sql(coarse.MERGED_SLICE, params={**window, "bucket_ns": bucket_ns}).to_arrow_table()
         return merged, rows
 
     def reclaim_space(self) -> Compaction | None:
