@@ -167,7 +167,10 @@ class DynamicSampler:
         features = pa.RecordBatch.from_arrays(
             [c.combine_chunks() for c in table.columns], names=table.column_names
         )
-        values = trace_attribute_values(traces, list(self.policy.novelty_keys))
+        # Which values of the change-marking keys each trace carries; not needed when every trace is kept.
+        values = None
+        if self.policy.sample_rate < 1.0:
+            values = trace_attribute_values(traces, list(self.policy.novelty_keys))
         # A trace a sender asked to keep (a debug span) is kept whatever the rate, standing for itself.
         forced = pc.is_in(features.column("trace_id"), value_set=forced_traces(traces))
         with self._lock:
@@ -180,13 +183,15 @@ class DynamicSampler:
 
     # -- the policy ------------------------------------------------------------------------------------
 
-    def _probabilities(self, features: pa.RecordBatch, values: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    def _probabilities(
+        self, features: pa.RecordBatch, values: pa.Table | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Keep probability and sampling stratum per trace. Budgets are fractions of all traces, and each class's
         share of traffic is a running average over many decisions, so a small batch is decided as fairly as a
         large one."""
         policy = self.policy
         n = features.num_rows
-        if policy.sample_rate >= 1.0:
+        if policy.sample_rate >= 1.0 or values is None:
             return np.ones(n), np.zeros(n, dtype=np.int64)
         rate = policy.sample_rate
         has_error = features.column("has_error").to_numpy(zero_copy_only=False).astype(bool)
