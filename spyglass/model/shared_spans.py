@@ -25,6 +25,7 @@ from typing import cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.model.schema import SPAN_ID, SpanKind
 
@@ -88,10 +89,10 @@ def _unmarked_server_halves(spans: pa.Table, span_ids: np.ndarray, kinds: np.nda
     client_rows = np.flatnonzero(kinds == _CLIENT)
     if len(servers) == 0 or len(client_rows) == 0:
         return _NO_ROWS
-    servers = servers[np.isin(span_ids[servers], span_ids[client_rows])]
+    servers = servers[_is_in(span_ids[servers], span_ids[client_rows])]
     if len(servers) == 0:
         return _NO_ROWS
-    client_rows = client_rows[np.isin(span_ids[client_rows], span_ids[servers])]
+    client_rows = client_rows[_is_in(span_ids[client_rows], span_ids[servers])]
     clients = set(zip(_trace_ids(spans, client_rows), span_ids[client_rows].tolist(), strict=True))
     pairs = zip(servers.tolist(), _trace_ids(spans, servers), span_ids[servers].tolist(), strict=True)
     return np.array([row for row, trace, span in pairs if (trace, span) in clients], dtype=np.int64)
@@ -104,7 +105,7 @@ def _children_of_server_halves(
     halves = np.flatnonzero(has_parent & (span_ids == _mix_words(parent_ids)))
     if len(halves) == 0:
         return _NO_ROWS
-    candidates = np.flatnonzero(has_parent & np.isin(parent_ids, parent_ids[halves]))
+    candidates = np.flatnonzero(has_parent & _is_in(parent_ids, parent_ids[halves]))
     candidates = np.setdiff1d(candidates, halves, assume_unique=True)
     if len(candidates) == 0:
         return _NO_ROWS
@@ -125,6 +126,12 @@ def _children_of_server_halves(
         [row for row, trace, parent, service in rows if half_service.get((trace, parent)) == service],
         dtype=np.int64,
     )
+
+
+def _is_in(words: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``numpy.isin`` by hashing: a decision round's ids, a hundred thousand, in a fifth of the time it sorts."""
+    found = pc.is_in(pa.array(words, pa.uint64()), value_set=pa.array(others, pa.uint64()))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _trace_ids(spans: pa.Table, rows: np.ndarray) -> list[bytes]:
