@@ -167,8 +167,13 @@ def query_metrics(
         # window in a multiple of ten minutes, which a store may answer from ten-minute rows.
         window_s = math.lcm(rollups.bucket_s, rollups.attribute_bucket_s, COARSE_ROLLUP_S)
         merge_s = step_s or (math.ceil((query.end_ns - query.start_ns) / 1e9 / window_s) + 1) * window_s
+        # Only the label is told apart: the store may sum over every other key column before answering.
+        label = column or ("attr_value" if attr_key else None)
+        told_apart = (label,) if label else ()
         rows = rollups.read(
-            RollupQuery(query.start_ns, query.end_ns, query.service, query.operation, attr_key, merge_s)
+            RollupQuery(
+                query.start_ns, query.end_ns, query.service, query.operation, attr_key, merge_s, told_apart
+            )
         )
         cells = _rollup_cells(rows, column, default_key(query) if group_by is None else None)
     groups = summarize(cells, query.start_ns, query.end_ns, step_s, exact=not estimated)

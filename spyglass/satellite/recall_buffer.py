@@ -160,7 +160,8 @@ class RecallBuffer:
             old_table = _table(old)
             parts: list[Chunk | int] = list(old)
             if recent:
-                recent_ids = pc.unique(pa.chunked_array([c.trace_ids for c in recent]))
+                # A set lookup takes repeated ids as they are: no distinct pass first.
+                recent_ids = pa.chunked_array([c.trace_ids for c in recent]).combine_chunks()
                 still_active = pc.is_in(old_table.column("trace_id"), value_set=recent_ids)
                 quiet = old_table.filter(pc.invert(still_active))
                 carried = old_table.filter(still_active).combine_chunks()

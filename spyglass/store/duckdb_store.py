@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
-from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
+from spyglass.model.rollups import ROLLUP_KEY, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store import duckdb_coarse_rollups as coarse
@@ -372,6 +372,18 @@ def _by_start(spans: pa.Table) -> pa.Table:
             return spans
         return spans.take(pa.array(order, pa.int64()))
     return spans.take(pc.sort_indices(spans, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")]))
+
+
+#: The key columns of a stored rollup row besides its bucket, and what stands in for one a reader sums over.
+_STORED_KEY_COLUMNS = ("service", "operation", "kind", "attr_key", "attr_value")
+_SUMMED_KEY = {"service": "''", "operation": "''", "kind": "0::TINYINT", "attr_key": "''", "attr_value": "''"}
+
+
+def _told_apart(query: RollupQuery) -> tuple[str, ...]:
+    """The key columns a rollup read keeps apart: the bucket's, and what the reader groups by (all by default)."""
+    if query.group_by is None:
+        return tuple(ROLLUP_KEY[:-1])
+    return ("bucket_start_ns", "bucket_s", *(name for name in _STORED_KEY_COLUMNS if name in query.group_by))
 
 
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
@@ -805,7 +817,7 @@ class DuckDBStore:
                 rows = cur.sql(sql, params=params).to_arrow_table()
             finally:
                 _rollback(cur)
-        return merge_bin_lists(rows)
+        return merge_bin_lists(rows, _told_apart(query))
 
     @staticmethod
     def _rollup_select(
@@ -824,10 +836,15 @@ class DuckDBStore:
         if outside is not None:
             where.append("NOT (bucket_start_ns >= ? AND bucket_start_ns < ?)")
             params.extend(outside)
+        # Key columns the reader sums over are not read: constants stand in for them.
+        told_apart = _told_apart(query)
+        keys = ", ".join(
+            name if name in told_apart else f"{_SUMMED_KEY[name]} AS {name}" for name in _STORED_KEY_COLUMNS
+        )
         # Fixed fragments only; every value is a parameter. The lists are summed by key and bin in numpy
         # (``rollup_merge``): unnesting them here and grouping by eight columns took ten times as long.
         return (
-            f"SELECT {bucket}, service, operation, kind, attr_key, attr_value, bins, counts, errors "  # noqa: S608
+            f"SELECT {bucket}, {keys}, bins, counts, errors "  # noqa: S608
             f"FROM {table} WHERE {' AND '.join(where)}"
         )
 

@@ -66,6 +66,9 @@ class RollupQuery:
     operation: str | None = None
     attr_key: str | None = None
     resolution_s: int | None = None
+    #: The key columns the asker tells apart (besides the bucket), when it sums over the others: a store may
+    #: then answer with those others summed away (empty strings and zeros), far fewer rows. None: every key.
+    group_by: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ rows), and the pairs are summed by ``group * bins + bin`` with ``numpy.bincount`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -19,12 +21,13 @@ from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA
 _DENSE_CELLS = 1 << 24
 
 
-def merge_bin_lists(rows: pa.Table) -> pa.Table:
+def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa.Table:
     """``ROLLUP_SCHEMA`` rows, one per key and bin, from stored rows (``ROLLUP_KEY`` without ``bin``, and the
-    ``bins``, ``counts``, ``errors`` lists)."""
+    ``bins``, ``counts``, ``errors`` lists); rows are told apart by ``keys`` only (the other key columns are
+    summed over, as they come: a reader that asked for fewer keys gets them constant)."""
     if rows.num_rows == 0:
         return ROLLUP_SCHEMA.empty_table()
-    group = _group_numbers(rows)
+    group = _group_numbers(rows, keys)
     bin_lists = rows.column("bins").combine_chunks()
     lengths = _numpy(pc.list_value_length(bin_lists).fill_null(0), np.int64)
     bins = _numpy(bin_lists.flatten(), np.int64)
@@ -61,12 +64,12 @@ def merge_bin_lists(rows: pa.Table) -> pa.Table:
     ).cast(ROLLUP_SCHEMA)
 
 
-def _group_numbers(rows: pa.Table) -> npt.NDArray[np.int64]:
+def _group_numbers(rows: pa.Table, keys: Sequence[str]) -> npt.NDArray[np.int64]:
     """Each row's key as one number, equal keys equal numbers, counted from 0: the key columns' dictionary
     codes in mixed radix, renumbered densely whenever the product would outgrow an int64."""
     group = np.zeros(rows.num_rows, np.int64)
     size = 1
-    for name in ROLLUP_KEY[:-1]:
+    for name in keys:
         encoded = pc.dictionary_encode(rows.column(name)).combine_chunks()
         radix = max(1, len(encoded.dictionary))
         if size * radix >= 1 << 62:
