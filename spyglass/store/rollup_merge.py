@@ -53,10 +53,10 @@ def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa
     # One stored row stands for each group's key.
     first_row = np.empty(groups, np.int64)
     first_row[group[::-1]] = np.arange(len(group))[::-1]
-    keys = rows.select(ROLLUP_KEY[:-1]).take(pa.array(first_row[found // width]))
+    key_rows = rows.select(ROLLUP_KEY[:-1]).take(pa.array(first_row[found // width]))
     return pa.table(
         {
-            **{name: keys.column(name) for name in ROLLUP_KEY[:-1]},
+            **{name: key_rows.column(name) for name in ROLLUP_KEY[:-1]},
             "bin": pa.array((found % width + low).astype(np.int16)),
             "count": pa.array(np.rint(summed).astype(np.int64)),
             "errors": pa.array(np.rint(failed).astype(np.int64)),

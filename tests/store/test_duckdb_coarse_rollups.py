@@ -92,7 +92,8 @@ def _same_answers(
 def _summed(rows: pa.Table, told_apart: tuple[str, ...]) -> list[dict[str, object]]:
     keys = ["bucket_start_ns", "bucket_s", *told_apart, "bin"]
     sums = rows.group_by(keys).aggregate([("count", "sum"), ("errors", "sum")])
-    return sums.sort_by([(name, "ascending") for name in keys]).to_pylist()
+    ordered: list[dict[str, object]] = sums.sort_by([(name, "ascending") for name in keys]).to_pylist()
+    return ordered
 
 
 @pytest.mark.parametrize("seed", [1, 2])
