@@ -40,12 +40,12 @@ _NO_ROWS = np.zeros(0, dtype=np.int64)
 
 def server_half_id(shared_span_id: bytes) -> bytes:
     """The id the server half of a shared span gets: a fixed function of the shared id, never zero."""
-    return _mix_words(np.frombuffer(shared_span_id, dtype=">u8").astype(np.uint64)).astype(">u8").tobytes()
+    return mix_words(np.frombuffer(shared_span_id, dtype=">u8").astype(np.uint64)).astype(">u8").tobytes()
 
 
-def _mix_words(words: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer over uint64 words (numpy wraps uint64 arithmetic modulo 2**64); an id of zero is
-    invalid, so zero becomes one."""
+def mix_words(words: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer over uint64 words (numpy wraps uint64 arithmetic modulo 2**64): neighbouring
+    words land far apart. An id of zero is invalid, so zero becomes one."""
     with np.errstate(over="ignore"):
         z = words + np.uint64(_GAMMA)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX_1)
@@ -70,10 +70,10 @@ def separate_shared_spans(spans: pa.Table) -> pa.Table:
     renamed = _unmarked_server_halves(spans, span_ids, kinds)
     parent_ids[renamed] = span_ids[renamed]
     has_parent[renamed] = True
-    span_ids[renamed] = _mix_words(span_ids[renamed])
+    span_ids[renamed] = mix_words(span_ids[renamed])
 
     adopted = _children_of_server_halves(spans, span_ids, parent_ids, has_parent)
-    parent_ids[adopted] = _mix_words(parent_ids[adopted])
+    parent_ids[adopted] = mix_words(parent_ids[adopted])
 
     if len(renamed) == 0 and len(adopted) == 0:
         return spans
@@ -102,7 +102,7 @@ def _children_of_server_halves(
     spans: pa.Table, span_ids: np.ndarray, parent_ids: np.ndarray, has_parent: np.ndarray
 ) -> np.ndarray:
     """Rows naming a shared id as their parent, in the service of that id's server half, in the same trace."""
-    halves = np.flatnonzero(has_parent & (span_ids == _mix_words(parent_ids)))
+    halves = np.flatnonzero(has_parent & (span_ids == mix_words(parent_ids)))
     if len(halves) == 0:
         return _NO_ROWS
     candidates = np.flatnonzero(has_parent & _is_in(parent_ids, parent_ids[halves]))
