@@ -200,18 +200,26 @@ def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
     # A resource value stands only for a key the span has no value of its own for.
     inherited = ~np.isin(res_rows * len(keys) + res_keys, own_rows * len(keys) + own_keys)
     rows = np.concatenate([own_rows, res_rows[inherited]])
-    key_codes = np.concatenate([own_keys, res_keys[inherited]])
+    order = np.argsort(rows, kind="stable")  # in the order spans come
+    rows = rows[order]
+    key_codes = np.concatenate([own_keys, res_keys[inherited]])[order]
     values = pa.concat_arrays([own_values, res_values.filter(pa.array(inherited))])
-    order = np.argsort(rows, kind="stable")
-    found = pa.table(
+    values = values.take(pa.array(order)).dictionary_encode()
+    # Each (trace, key, value) once: one number per triple, from dictionary codes.
+    traces = spans.column("trace_id").combine_chunks().take(pa.array(rows)).dictionary_encode()
+    value_codes = values.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    triple = (traces.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(keys) + key_codes) * len(
+        values.dictionary
+    ) + value_codes
+    _, first = np.unique(triple, return_index=True)
+    first = np.sort(first)
+    return pa.table(
         {
-            "trace_id": spans.column("trace_id").take(pa.array(rows[order])),
-            "key": wanted.take(pa.array(key_codes[order])),
-            "value": values.take(pa.array(order)),
+            "trace_id": traces.dictionary.take(traces.indices.take(pa.array(first))),
+            "key": wanted.take(pa.array(key_codes[first])),
+            "value": values.dictionary.take(pa.array(value_codes[first])),
         }
     )
-    distinct = found.group_by(["trace_id", "key", "value"], use_threads=False).aggregate([])
-    return distinct.select(["trace_id", "key", "value"])
 
 
 def _entries(
