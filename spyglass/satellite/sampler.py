@@ -186,12 +186,12 @@ class DynamicSampler:
     def _probabilities(
         self, features: pa.RecordBatch, values: pa.Table | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Keep probability and sampling stratum per trace. Budgets are fractions of all traces, and each class's
-        share of traffic is a running average over many decisions, so a small batch is decided as fairly as a
-        large one."""
+        """Keep probability and sampling stratum per trace; ``values`` is None when the rate keeps every trace.
+        Budgets are fractions of all traces, and each class's share of traffic is a running average over many
+        decisions, so a small batch is decided as fairly as a large one."""
         policy = self.policy
         n = features.num_rows
-        if policy.sample_rate >= 1.0 or values is None:
+        if values is None:  # every trace is kept
             return np.ones(n), np.zeros(n, dtype=np.int64)
         rate = policy.sample_rate
         has_error = features.column("has_error").to_numpy(zero_copy_only=False).astype(bool)

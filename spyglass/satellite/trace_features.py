@@ -193,7 +193,7 @@ def _shapes(
 def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
     """Distinct ``(trace_id, key, value)`` for the given attribute keys, a span's own attribute first, else its
     resource's. Read from the maps' flat key and value columns in one pass each: SQL
-    looking every key up in every span's two maps was a sixth of the server's CPU at 5% sampling."""
+    looking every key up in every span's two maps was a seventh of the server's CPU at 5% sampling."""
     wanted = pa.array(keys, pa.string())
     own_rows, own_keys, own_values = _entries(spans.column("attributes"), wanted)
     res_rows, res_keys, res_values = _entries(spans.column("resource"), wanted)
@@ -203,23 +203,24 @@ def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
     order = np.argsort(rows, kind="stable")  # in the order spans come
     rows = rows[order]
     key_codes = np.concatenate([own_keys, res_keys[inherited]])[order]
-    values = pa.concat_arrays([own_values, res_values.filter(pa.array(inherited))])
-    values = values.take(pa.array(order)).dictionary_encode()
+    values = pa.concat_arrays([own_values, res_values.filter(pa.array(inherited))]).take(pa.array(order))
+    trace_ids = spans.column("trace_id").combine_chunks().take(pa.array(rows))
     # Each (trace, key, value) once: one number per triple, from dictionary codes.
-    traces = spans.column("trace_id").combine_chunks().take(pa.array(rows)).dictionary_encode()
-    value_codes = values.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    triple = (traces.indices.to_numpy(zero_copy_only=False).astype(np.int64) * len(keys) + key_codes) * len(
-        values.dictionary
-    ) + value_codes
+    trace_codes, value_codes = trace_ids.dictionary_encode(), values.dictionary_encode()
+    triple = (_codes(trace_codes) * len(keys) + key_codes) * len(value_codes.dictionary) + _codes(value_codes)
     _, first = np.unique(triple, return_index=True)
-    first = np.sort(first)
+    first = pa.array(np.sort(first))
     return pa.table(
         {
-            "trace_id": traces.dictionary.take(traces.indices.take(pa.array(first))),
-            "key": wanted.take(pa.array(key_codes[first])),
-            "value": values.dictionary.take(pa.array(value_codes[first])),
+            "trace_id": trace_ids.take(first),
+            "key": wanted.take(pa.array(key_codes).take(first)),
+            "value": values.take(first),
         }
     )
+
+
+def _codes(encoded: pa.DictionaryArray) -> npt.NDArray[np.int64]:
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _entries(

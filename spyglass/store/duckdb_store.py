@@ -374,8 +374,8 @@ def _by_start(spans: pa.Table) -> pa.Table:
     return spans.take(pc.sort_indices(spans, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")]))
 
 
-#: The key columns of a stored rollup row besides its bucket, and what stands in for one a reader sums over.
-_STORED_KEY_COLUMNS = ("service", "operation", "kind", "attr_key", "attr_value")
+#: The key columns of a stored rollup row besides its bucket, in order, each with what stands in for it when a
+#: reader sums over it.
 _SUMMED_KEY = {"service": "''", "operation": "''", "kind": "0::TINYINT", "attr_key": "''", "attr_value": "''"}
 
 
@@ -383,7 +383,7 @@ def _told_apart(query: RollupQuery) -> tuple[str, ...]:
     """The key columns a rollup read keeps apart: the bucket's, and what the reader groups by (all by default)."""
     if query.group_by is None:
         return tuple(ROLLUP_KEY[:-1])
-    return ("bucket_start_ns", "bucket_s", *(name for name in _STORED_KEY_COLUMNS if name in query.group_by))
+    return ("bucket_start_ns", "bucket_s", *(name for name in _SUMMED_KEY if name in query.group_by))
 
 
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
@@ -839,7 +839,7 @@ class DuckDBStore:
         # Key columns the reader sums over are not read: constants stand in for them.
         told_apart = _told_apart(query)
         keys = ", ".join(
-            name if name in told_apart else f"{_SUMMED_KEY[name]} AS {name}" for name in _STORED_KEY_COLUMNS
+            name if name in told_apart else f"{constant} AS {name}" for name, constant in _SUMMED_KEY.items()
         )
         # Fixed fragments only; every value is a parameter. The lists are summed by key and bin in numpy
         # (``rollup_merge``): unnesting them here and grouping by eight columns took ten times as long.
