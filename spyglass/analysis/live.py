@@ -31,8 +31,9 @@ class LiveData(Protocol):
         """Every held span (``SPAN_SCHEMA``); undecided ones only unless ``include_decided``."""
         ...
 
-    def live_trace(self, trace_id: bytes) -> pa.Table:
-        """The held spans of one trace."""
+    def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
+        """The held spans of one trace; with ``skip_kept``, not the decided spans of a trace that was kept
+        (for a caller that found the trace in the store, where they are)."""
         ...
 
 

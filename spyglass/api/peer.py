@@ -77,7 +77,9 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[Verb, Callable[[dict[str,
         Verb.STORE_SERVICES: lambda args: json_response({"services": store.services()}),
         Verb.STORE_OPERATIONS: operations,
         Verb.STORE_SPAN_COUNT: lambda args: json_response({"count": store.span_count()}),
-        Verb.LIVE_TRACE: lambda args: _arrow(satellite.live_trace(bytes.fromhex(args["trace_id"]))),
+        Verb.LIVE_TRACE: lambda args: _arrow(
+            satellite.live_trace(bytes.fromhex(args["trace_id"]), bool(args.get("skip_kept", False)))
+        ),
         Verb.LIVE_SPANS: lambda args: _arrow(satellite.recent_spans(bool(args.get("include_decided", True)))),
         Verb.LIVE_COVERAGE: lambda args: json_response({"covered_since_ns": satellite.covered_since_ns}),
         Verb.LIVE_ROLLUPS: live_rollups,

@@ -128,8 +128,8 @@ class PeerReads:
 
     # -- live data ------------------------------------------------------------------------------------
 
-    def live_trace(self, trace_id: bytes) -> list[pa.Table]:
-        return self._tables(Verb.LIVE_TRACE, {"trace_id": trace_id.hex()})
+    def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> list[pa.Table]:
+        return self._tables(Verb.LIVE_TRACE, {"trace_id": trace_id.hex(), "skip_kept": skip_kept})
 
     def live_spans(self, include_decided: bool) -> list[pa.Table]:
         return self._tables(Verb.LIVE_SPANS, {"include_decided": include_decided})

@@ -197,8 +197,9 @@ class ClusterLive:
         remote = self.fan_out.peers.live_spans(include_decided)
         return _concat([self.local.recent_spans(include_decided), *remote])
 
-    def live_trace(self, trace_id: bytes) -> pa.Table:
-        return _concat([self.local.live_trace(trace_id), *self.fan_out.peers.live_trace(trace_id)])
+    def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
+        peers = self.fan_out.peers.live_trace(trace_id, skip_kept)
+        return _concat([self.local.live_trace(trace_id, skip_kept), *peers])
 
 
 class ClusterRollups:

@@ -138,9 +138,10 @@ class Satellite:
 
     # -- live view -------------------------------------------------------------------------------------
 
-    def live_trace(self, trace_id: bytes) -> pa.Table:
-        """Spans of a recent trace from the recall buffer, whether it was kept or not."""
-        return self.buffer.trace(trace_id)
+    def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
+        """Spans of a recent trace from the recall buffer, whether it was kept or not; with ``skip_kept``, not
+        the decided spans of a kept trace (the caller read them from the store)."""
+        return self.buffer.trace(trace_id, skip_kept)
 
     def recent_spans(self, include_decided: bool = True) -> pa.Table:
         """Every span the recall buffer holds (``SPAN_SCHEMA``)."""
@@ -260,7 +261,7 @@ class Satellite:
         )
         weights[position] = kept_traces.column("sample_weight_max").to_numpy()
         self.decisions.remember(decided, weights)
-        self.buffer.retain_decided(spans, time.time_ns())
+        self.buffer.retain_decided(spans, time.time_ns(), kept_traces.column("trace_id").combine_chunks())
         self.counters.traces_decided += len(decided)
         if kept.num_rows:
             self.counters.traces_kept += kept_traces.num_rows

@@ -23,12 +23,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.schema import SPAN_SCHEMA
+from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
 from spyglass.satellite.recall_chunk import Chunk, TraceIndex, pack_table
 
 
 def _table(chunks: list[Chunk]) -> pa.Table:
     return pa.Table.from_batches([c.unpack() for c in chunks], schema=SPAN_SCHEMA)
+
+
+def _decided(chunks: list[Chunk], kept_ids: pa.Array) -> list[Chunk]:
+    """The chunks marked with which of their traces were kept: one membership test for all of them (a test
+    per chunk hashed every kept id again for each)."""
+    if not chunks:
+        return chunks
+    kept = pc.is_in(pa.concat_arrays([c.trace_ids for c in chunks]), value_set=kept_ids)
+    marks = np.split(kept.to_numpy(zero_copy_only=False), np.cumsum([len(c.trace_ids) for c in chunks[:-1]]))
+    return [dataclasses.replace(chunk, kept=mark) for chunk, mark in zip(chunks, marks, strict=True)]
 
 
 class RecallBuffer:
@@ -98,8 +108,9 @@ class RecallBuffer:
     def over_bound(self) -> bool:
         return self.nbytes > self.max_bytes
 
-    def retain_decided(self, spans: pa.Table, decided_ns: int) -> None:
-        """Keep decided traces (kept or dropped) for live queries, while memory allows."""
+    def retain_decided(self, spans: pa.Table, decided_ns: int, kept_ids: pa.Array | None = None) -> None:
+        """Keep decided traces (kept or dropped) for live queries, while memory allows; ``kept_ids`` are the
+        traces that were kept (none when None), which a lookup that read the store can pass over."""
         if self.nbytes >= self.max_bytes * 0.9:
             # Under memory pressure these would be forgotten at once: do not spend the compression.
             with self._lock:
@@ -110,6 +121,7 @@ class RecallBuffer:
         with self._lock:
             parts = self._deciding_parts if spans is self._deciding else []
         chunks = self._repacked(spans, parts, decided_ns) if parts else pack_table(spans, decided_ns)
+        chunks = _decided(chunks, pa.array([], TRACE_ID) if kept_ids is None else kept_ids)
         with self._lock:
             self._version += 1
             self._deciding = None
@@ -220,15 +232,20 @@ class RecallBuffer:
             self._deciding = None
             self._deciding_parts = []
 
-    def trace(self, trace_id: bytes) -> pa.Table:
-        """Every buffered span of one trace, decided or not (the live view of a recent trace)."""
+    def trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
+        """Every buffered span of one trace, decided or not (the live view of a recent trace). With
+        ``skip_kept``, decided spans of a kept trace are left out: the caller found the trace in the store,
+        which holds them, and unpacking their chunk was a fifth of a trace lookup through the API."""
         wanted = pa.scalar(trace_id, pa.binary(16))
         with self._lock:
             if self._index is None or self._index[0] != self._version:
                 self._index = (self._version, TraceIndex([*self._decided, *self._chunks]))
             index = self._index[1]
             deciding = self._deciding
-        batches = [chunk.trace_at(at) for chunk, at in index.find(trace_id)]
+        hits = index.find(trace_id)
+        if skip_kept:
+            hits = [(chunk, at) for chunk, at in hits if not chunk.kept_at(at)]
+        batches = [chunk.trace_at(at) for chunk, at in hits]
         found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
         if deciding is not None and deciding.num_rows:
             mine = deciding.filter(pc.equal(deciding.column("trace_id"), wanted))

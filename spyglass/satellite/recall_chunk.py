@@ -82,10 +82,12 @@ class Chunk:
     message_sizes: tuple[int, int, int]
     rows: int
     arrival_ns: int
+    #: Once decided: which of ``trace_ids`` were kept (so stored), aligned with them; None while undecided.
+    kept: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return len(self.payload) + int(self.trace_ids.nbytes)
+        return len(self.payload) + int(self.trace_ids.nbytes) + (0 if self.kept is None else self.kept.nbytes)
 
     def unpack(self) -> pa.RecordBatch:
         """The chunk's spans as ``SPAN_SCHEMA``."""
@@ -133,6 +135,10 @@ class Chunk:
     def holds_at(self, index: int, trace_id: bytes) -> bool:
         """Whether the chunk's ``index``-th distinct trace id is ``trace_id`` (after the prefixes matched)."""
         return bool(self.trace_ids[index].as_py() == trace_id)
+
+    def kept_at(self, index: int) -> bool:
+        """Whether the chunk's ``index``-th distinct trace was decided and kept."""
+        return self.kept is not None and bool(self.kept[index])
 
     def trace_mask(self, trace_ids: pa.Array) -> pa.Array | None:
         """Which distinct trace ids of this chunk are in ``trace_ids``, or None when none is."""

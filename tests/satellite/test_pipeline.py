@@ -129,3 +129,31 @@ def test_late_spans_follow_their_traces_decision(tmp_path: Path) -> None:
     finally:
         satellite.stop()
         store.close()
+
+
+def test_a_trace_is_read_whole_from_store_and_buffer_each_span_once(tmp_path: Path) -> None:
+    """Once a kept trace is stored, a lookup reads its decided spans from the store alone; a dropped trace
+    still shows from the buffer; spans that arrive later show from the buffer until they are decided."""
+    from spyglass.analysis.traces import trace_spans
+
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    first, ids = trace_batch(2)
+    satellite = Satellite(SatelliteSettings(decision_wait_s=60), store, _KeepOnly({ids[0]}))
+    satellite.start()
+    try:
+        satellite.submit(first)
+        satellite.flush()
+        assert store.trace(ids[0]).num_rows == 3
+        assert satellite.live_trace(ids[0]).num_rows == 3  # retained for the live view
+        assert satellite.live_trace(ids[0], skip_kept=True).num_rows == 0  # the store has them
+        assert satellite.live_trace(ids[1], skip_kept=True).num_rows == 3  # dropped: only here
+        late, _ = trace_batch(1)
+        columns = [pa.array([ids[0]] * 3, pa.binary(16)), *late.columns[1:]]
+        satellite.submit(pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA))
+        _wait(lambda: satellite.buffer.undecided_spans == 3)
+        whole = trace_spans(store, satellite, ids[0])
+        assert whole.num_rows == 6 and len(set(whole.column("span_id").to_pylist())) == 6
+        assert trace_spans(store, satellite, ids[1]).num_rows == 3
+    finally:
+        satellite.stop()
+        store.close()

@@ -126,3 +126,24 @@ def test_a_large_batch_is_held_in_bounded_chunks_and_found_whole() -> None:
     assert buffer.trace(bytes(16)).num_rows == 0
     buffer.make_room(buffer.max_bytes)  # every decided chunk forgotten
     assert buffer.trace(straddling).num_rows == 0 and buffer.trace(ids[0]).num_rows == 4  # undecided: kept
+
+
+def test_a_lookup_that_read_the_store_passes_over_only_the_kept_decided_spans() -> None:
+    """Decided spans of a kept trace are in the store; the undecided ones, those still being decided and a
+    dropped trace's are only here, so a lookup that read the store still gets them."""
+    batch, ids = trace_batch(20)
+    buffer = RecallBuffer(max_bytes=10**9)
+    buffer.add(batch, arrival_ns=1)
+    buffer.retain_decided(
+        buffer.take_quiet(cutoff_ns=2), decided_ns=3, kept_ids=pa.array(ids[:2], pa.binary(16))
+    )
+    late_columns = [pa.array([ids[0]], pa.binary(16)), *batch.slice(0, 1).columns[1:]]
+    buffer.add(pa.RecordBatch.from_arrays(late_columns, schema=SPAN_SCHEMA), arrival_ns=5)
+    assert buffer.trace(ids[0]).num_rows == 4 and buffer.trace(ids[0], skip_kept=True).num_rows == 1
+    assert buffer.trace(ids[1]).num_rows == 3 and buffer.trace(ids[1], skip_kept=True).num_rows == 0
+    assert buffer.trace(ids[2], skip_kept=True).to_pylist() == buffer.trace(ids[2]).to_pylist()
+    assert buffer.trace(ids[2]).num_rows == 3  # dropped: only here
+    deciding = buffer.take_quiet(cutoff_ns=10)  # the late span is being decided: still visible
+    assert buffer.trace(ids[0], skip_kept=True).num_rows == 1
+    buffer.retain_decided(deciding, decided_ns=11)  # kept ids not given: none kept
+    assert buffer.trace(ids[0], skip_kept=True).num_rows == 1
