@@ -133,3 +133,24 @@ def test_multi_member_gzip_counts_every_member_against_the_size_bound(
         headers={**PROTOBUF, "Content-Encoding": "gzip"},
     )
     assert response.status_code == 413 and "exceeds" in response.text
+
+
+def test_a_retried_export_shows_each_span_once(spyglass: RunningServer) -> None:
+    """A client that retries an export it thought failed sends the same spans twice, in one decision round
+    or across two: the trace still shows each of its spans once, every one of them."""
+    bodies = [_trace_request(False) for _ in range(2)]
+    with httpx.Client(timeout=10) as client:
+        for body, _ in bodies:
+            for _ in range(2):
+                response = client.post(spyglass.otlp_http + "/v1/traces", content=body, headers=PROTOBUF)
+                assert response.status_code == 200, response.text
+        spyglass.flush()
+        body, _ = bodies[1]
+        response = client.post(spyglass.otlp_http + "/v1/traces", content=body, headers=PROTOBUF)  # late
+        assert response.status_code == 200, response.text
+    spyglass.flush()
+    for _, trace_id in bodies:
+        spans = spyglass.get(f"/api/v1/traces/{trace_id.hex()}").json()["spans"]
+        assert sorted(span["name"] for span in spans) == ["op0", "op1", "op2"], spans
+        jaeger = spyglass.get(f"/api/traces/{trace_id.hex()}").json()["data"][0]["spans"]
+        assert sorted(span["operationName"] for span in jaeger) == ["op0", "op1", "op2"]
