@@ -809,11 +809,21 @@ class DuckDBStore:
             try:
                 part = coarse_part(cur, query)
                 params: list[Any] = []
-                sql = self._rollup_select("rollups", query, params, outside=part)
-                if part is not None:
+                if part is None:
+                    sql = self._rollup_select("rollups", query, params)
+                else:
                     inside = dataclasses.replace(query, start_ns=part[0], end_ns=part[1])
-                    # Coarse rows start on ten minutes, as ``inside`` does: overlapping it is starting in it.
-                    sql += " UNION ALL " + self._rollup_select("coarse_rollups", inside, params)
+                    # Fine rows before and after the coarse part as two plain ranges of starts, which the scan
+                    # applies before it reads the bin lists (as one "not inside" condition it read the lists of
+                    # every row of the key and filtered after: 108 against 46 ms, an hour of http.route at 10M
+                    # spans). Coarse rows start on ten minutes, as ``inside`` does: overlapping it is starting in it.
+                    sql = " UNION ALL ".join(
+                        [
+                            self._rollup_select("rollups", query, params, starts=(None, part[0])),
+                            self._rollup_select("rollups", query, params, starts=(part[1], None)),
+                            self._rollup_select("coarse_rollups", inside, params),
+                        ]
+                    )
                 rows = cur.sql(sql, params=params).to_arrow_table()
             finally:
                 _rollback(cur)
@@ -821,10 +831,13 @@ class DuckDBStore:
 
     @staticmethod
     def _rollup_select(
-        table: str, query: RollupQuery, params: list[Any], outside: tuple[int, int] | None = None
+        table: str,
+        query: RollupQuery,
+        params: list[Any],
+        starts: tuple[int | None, int | None] = (None, None),
     ) -> str:
         """The SELECT of one table's rows for ``rollups``, its values appended to ``params`` in text order;
-        without the rows in ``[outside)`` when given."""
+        only rows starting in ``[starts)`` (either end open when None)."""
         where_params = PositionalParams()
         where = rollup_conditions(DUCKDB, where_params, query)
         bucket = "bucket_start_ns, bucket_s"
@@ -833,9 +846,12 @@ class DuckDBStore:
             bucket = "bucket_start_ns - bucket_start_ns % ? AS bucket_start_ns, ?::INTEGER AS bucket_s"
             params.extend([query.resolution_s * 10**9, query.resolution_s])
         params.extend(where_params.values)
-        if outside is not None:
-            where.append("NOT (bucket_start_ns >= ? AND bucket_start_ns < ?)")
-            params.extend(outside)
+        if starts[0] is not None:
+            where.append("bucket_start_ns >= ?")
+            params.append(starts[0])
+        if starts[1] is not None:
+            where.append("bucket_start_ns < ?")
+            params.append(starts[1])
         # Key columns the reader sums over are not read: constants stand in for them.
         told_apart = _told_apart(query)
         keys = ", ".join(
