@@ -19,11 +19,10 @@ def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Tabl
     """Every known span of a trace, stored or still buffered (``SPAN_SCHEMA``), one span per id: the children
     of a shared span's server half that were not yet decided (or came late) are put under it here."""
     stored = store.trace(trace_id).select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
-    if live is None:
-        return separate_shared_spans(stored)
     # A kept trace's decided spans are in the store once it holds any of the trace (one write): only what is
     # still undecided, and what a dropped trace left, are read from the buffer then.
-    buffered = live.live_trace(trace_id, skip_kept=stored.num_rows > 0)
+    skip_kept = stored.num_rows > 0
+    buffered = live.live_trace(trace_id, skip_kept) if live is not None else SPAN_SCHEMA.empty_table()
     if buffered.num_rows == 0:
         return separate_shared_spans(stored)
     # A kept trace stays in the buffer after it is written: each span once, the stored copy first. A span is

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from spyglass.model.attributes import typed_attributes
 from spyglass.model.schema import KIND_NAMES, STATUS_NAMES
+from spyglass.model.span_order import FEW_SPANS, by_start
 
 
 def hex_id(value: bytes | None) -> str | None:
@@ -30,8 +31,6 @@ def parse_trace_id(text: str) -> bytes | None:
 
 
 _DEDUPE_KEYS = ["span_id", "service", "kind", "start_ns"]
-#: Up to this many spans, ``distinct_spans`` works in Python.
-_DISTINCT_IN_PYTHON_BELOW = 2_000
 
 
 def distinct_spans(table: pa.Table) -> pa.Table:
@@ -39,13 +38,9 @@ def distinct_spans(table: pa.Table) -> pa.Table:
     then span id; in Arrow, so a big trace is never turned into Python rows whole."""
     if table.num_rows == 0:
         return table
-    if table.num_rows < _DISTINCT_IN_PYTHON_BELOW and not any(
-        table.column(k).null_count for k in _DEDUPE_KEYS
-    ):
-        return _distinct_few(table)
-    ordered = table.take(
-        pc.sort_indices(table, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")])
-    )
+    ordered = by_start(table)
+    if ordered.num_rows < FEW_SPANS and not any(ordered.column(k).null_count for k in _DEDUPE_KEYS):
+        return _first_of_each_few(ordered)
     keys = ordered.select(_DEDUPE_KEYS).append_column("_row", pa.array(range(ordered.num_rows), pa.int64()))
     first = keys.group_by(_DEDUPE_KEYS, use_threads=False).aggregate([("_row", "min")]).column("_row_min")
     if len(first) == ordered.num_rows:
@@ -53,21 +48,19 @@ def distinct_spans(table: pa.Table) -> pa.Table:
     return ordered.take(pc.take(first, pc.sort_indices(first)))  # the first rows themselves, in order
 
 
-def _distinct_few(table: pa.Table) -> pa.Table:
-    """``distinct_spans`` of a few spans in Python (the Arrow sort, take and group-by cost half a millisecond
-    whatever the size); the table itself when it is distinct and ordered already, as a trace mostly is."""
-    columns = [table.column(name).to_pylist() for name in ("start_ns", "span_id", "service", "kind")]
-    keys = list(zip(*columns, strict=True))
-    order = sorted(range(len(keys)), key=lambda row: keys[row][:2])  # stable, as Arrow's sort
+def _first_of_each_few(ordered: pa.Table) -> pa.Table:
+    """The first of each span among a few ordered ones, in Python (an Arrow group-by and take cost half a
+    millisecond whatever the size); the table itself when no span repeats, as mostly."""
+    keys = list(zip(*(ordered.column(name).to_pylist() for name in _DEDUPE_KEYS), strict=True))
     seen: set[tuple[Any, ...]] = set()
     rows = []
-    for row in order:
-        if keys[row] not in seen:
-            seen.add(keys[row])
+    for row, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
             rows.append(row)
-    if rows == list(range(table.num_rows)):
-        return table
-    return table.take(pa.array(rows, pa.int64()))
+    if len(rows) == ordered.num_rows:
+        return ordered
+    return ordered.take(pa.array(rows, pa.int64()))
 
 
 def span_rows(table: pa.Table) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.rollups import ROLLUP_KEY, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
+from spyglass.model.span_order import by_start
 from spyglass.store import duckdb_coarse_rollups as coarse
 from spyglass.store.call_rollups import (
     CALL_BUCKET_S,
@@ -355,25 +356,6 @@ def _trace_has_span(conditions: list[str]) -> str:
     return f"t.trace_id IN (SELECT trace_id FROM spans WHERE {' AND '.join(conditions)})"  # noqa: S608
 
 
-#: Up to this many spans a trace's order is worked out in Python (no Arrow sort and take of every column).
-_SORT_IN_PYTHON_BELOW = 2_000
-
-
-def _by_start(spans: pa.Table) -> pa.Table:
-    """Spans ordered by start time, then span id; the table itself when it is in that order already."""
-    if spans.num_rows < 2:
-        return spans
-    if spans.num_rows < _SORT_IN_PYTHON_BELOW:
-        keys = list(
-            zip(spans.column("start_ns").to_pylist(), spans.column("span_id").to_pylist(), strict=True)
-        )
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        if all(index == position for position, index in enumerate(order)):
-            return spans
-        return spans.take(pa.array(order, pa.int64()))
-    return spans.take(pc.sort_indices(spans, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")]))
-
-
 #: The key columns of a stored rollup row besides its bucket, in order, each with what stands in for it when a
 #: reader sums over it.
 _SUMMED_KEY = {"service": "''", "operation": "''", "kind": "0::TINYINT", "attr_key": "''", "attr_value": "''"}
@@ -699,7 +681,7 @@ class DuckDBStore:
                 "SELECT * FROM spans WHERE trace_id = ? AND start_ns BETWEEN ? AND ?",
                 params=[bytes(trace_id), row[0], row[1]],
             ).to_arrow_table()
-        return _by_start(as_schema(result, STORED_SPAN_SCHEMA))
+        return by_start(as_schema(result, STORED_SPAN_SCHEMA))
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         """Summaries of matching traces, newest first. A search that reads spans (an attribute, Jaeger's

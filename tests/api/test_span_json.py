@@ -9,6 +9,7 @@ import pytest
 
 from spyglass.api import span_json
 from spyglass.api.span_json import distinct_spans
+from spyglass.model import span_order
 from tests.support.spans import trace_batch
 
 
@@ -40,7 +41,8 @@ def test_few_spans_in_python_equal_the_arrow_path(seed: int, monkeypatch: pytest
     assert len(keys) == len(set(keys))  # each span once
     assert set(keys) == {(r["start_ns"], r["span_id"], r["service"], r["kind"]) for r in table.to_pylist()}
     assert keys == sorted(keys, key=lambda key: key[:2])  # by start, then id
-    monkeypatch.setattr(span_json, "_DISTINCT_IN_PYTHON_BELOW", 0)
+    monkeypatch.setattr(span_json, "FEW_SPANS", 0)  # Arrow's de-duplication
+    monkeypatch.setattr(span_order, "FEW_SPANS", 0)  # and Arrow's sort
     assert few.to_pylist() == distinct_spans(table).to_pylist()
 
 
