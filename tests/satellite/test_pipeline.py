@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
 from spyglass.satellite.recall_buffer import RecallBuffer
 from spyglass.satellite.sampler import KeepAllSampler
 from spyglass.store.duckdb_store import DuckDBStore
-from tests.support.spans import trace_batch
+from tests.support.spans import in_traces, trace_batch
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -115,11 +114,7 @@ def test_late_spans_follow_their_traces_decision(tmp_path: Path) -> None:
         satellite.submit(first)
         _wait(lambda: satellite.counters.traces_decided == 2)
         late, _ = trace_batch(2)
-        columns = [
-            pa.array([ids[0], ids[0], ids[0], ids[1], ids[1], ids[1]], pa.binary(16)),
-            *late.columns[1:],
-        ]
-        satellite.submit(pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA))
+        satellite.submit(in_traces(late, [ids[0]] * 3 + [ids[1]] * 3))
         _wait(lambda: satellite.counters.late_spans == 6)
         satellite.flush()
         assert store.trace(ids[0]).num_rows == 6
@@ -148,8 +143,7 @@ def test_a_trace_is_read_whole_from_store_and_buffer_each_span_once(tmp_path: Pa
         assert satellite.live_trace(ids[0], skip_kept=True).num_rows == 0  # the store has them
         assert satellite.live_trace(ids[1], skip_kept=True).num_rows == 3  # dropped: only here
         late, _ = trace_batch(1)
-        columns = [pa.array([ids[0]] * 3, pa.binary(16)), *late.columns[1:]]
-        satellite.submit(pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA))
+        satellite.submit(in_traces(late, [ids[0]] * 3))
         _wait(lambda: satellite.buffer.undecided_spans == 3)
         whole = trace_spans(store, satellite, ids[0])
         assert whole.num_rows == 6 and len(set(whole.column("span_id").to_pylist())) == 6

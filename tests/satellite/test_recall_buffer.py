@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.satellite.recall_buffer import RecallBuffer
 from spyglass.satellite.recall_chunk import MAX_CHUNK_ROWS
-from tests.support.spans import trace_batch
+from tests.support.spans import in_traces, trace_batch
 
 
 def test_quiet_traces_leave_whole_and_active_ones_stay() -> None:
@@ -16,8 +15,7 @@ def test_quiet_traces_leave_whole_and_active_ones_stay() -> None:
     buffer.add(old, arrival_ns=100)
     # A late span of the first trace arrives after the cutoff: that trace stays, whole.
     late, _ = trace_batch(1)
-    columns = [pa.array([old_ids[0]] * late.num_rows, pa.binary(16)), *late.columns[1:]]
-    late = pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
+    late = in_traces(late, [old_ids[0]] * late.num_rows)
     buffer.add(late, arrival_ns=300)
     quiet = buffer.take_quiet(cutoff_ns=200)
     assert set(quiet.column("trace_id").to_pylist()) == set(old_ids[1:])
@@ -94,8 +92,7 @@ def test_decided_chunks_that_left_whole_are_kept_as_packed() -> None:
     buffer.add(whole, arrival_ns=1)
     buffer.add(split, arrival_ns=2)
     # A late span of one trace of the second chunk keeps that trace undecided: the chunk leaves in part.
-    late_columns = [pa.array([split_ids[0]], pa.binary(16)), *split.slice(0, 1).columns[1:]]
-    buffer.add(pa.RecordBatch.from_arrays(late_columns, schema=SPAN_SCHEMA), arrival_ns=5)
+    buffer.add(in_traces(split.slice(0, 1), [split_ids[0]]), arrival_ns=5)
     packed = buffer._chunks[0]
     quiet = buffer.take_quiet(cutoff_ns=2)
     assert quiet.num_rows == whole.num_rows + split.num_rows - 3
@@ -116,8 +113,7 @@ def test_a_large_batch_is_held_in_bounded_chunks_and_found_whole() -> None:
     assert len(buffer._chunks) == 2 and all(c.rows <= MAX_CHUNK_ROWS for c in buffer._chunks)
     straddling = ids[MAX_CHUNK_ROWS // 3]  # its spans are rows 8190..8192: both chunks
     assert buffer.trace(straddling).num_rows == 3
-    late_columns = [pa.array([ids[0]], pa.binary(16)), *batch.slice(0, 1).columns[1:]]
-    buffer.add(pa.RecordBatch.from_arrays(late_columns, schema=SPAN_SCHEMA), arrival_ns=5)
+    buffer.add(in_traces(batch.slice(0, 1), [ids[0]]), arrival_ns=5)
     assert buffer.trace(ids[0]).num_rows == 4
     buffer.retain_decided(buffer.take_quiet(cutoff_ns=2), decided_ns=3)
     assert all(c.rows <= MAX_CHUNK_ROWS for c in [*buffer._chunks, *buffer._decided])
@@ -137,8 +133,7 @@ def test_a_lookup_that_read_the_store_passes_over_only_the_kept_decided_spans() 
     buffer.retain_decided(
         buffer.take_quiet(cutoff_ns=2), decided_ns=3, kept_ids=pa.array(ids[:2], pa.binary(16))
     )
-    late_columns = [pa.array([ids[0]], pa.binary(16)), *batch.slice(0, 1).columns[1:]]
-    buffer.add(pa.RecordBatch.from_arrays(late_columns, schema=SPAN_SCHEMA), arrival_ns=5)
+    buffer.add(in_traces(batch.slice(0, 1), [ids[0]]), arrival_ns=5)
     assert buffer.trace(ids[0]).num_rows == 4 and buffer.trace(ids[0], skip_kept=True).num_rows == 1
     assert buffer.trace(ids[1]).num_rows == 3 and buffer.trace(ids[1], skip_kept=True).num_rows == 0
     assert buffer.trace(ids[2], skip_kept=True).to_pylist() == buffer.trace(ids[2]).to_pylist()
