@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
-from spyglass.model.rollups import ROLLUP_KEY, TRACE_SUMMARY_SCHEMA
+from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.model.span_order import by_start
@@ -366,6 +366,24 @@ def _told_apart(query: RollupQuery) -> tuple[str, ...]:
     if query.group_by is None:
         return tuple(ROLLUP_KEY[:-1])
     return ("bucket_start_ns", "bucket_s", *(name for name in _SUMMED_KEY if name in query.group_by))
+
+
+def _summed_by_bin(lists_sql: str, told_apart: tuple[str, ...]) -> str:
+    """Rows of ``lists_sql`` (key columns and bin lists) summed by the told-apart keys and bin, in DuckDB.
+    For a reader that tells few keys apart (a metrics query: the bucket and one label) this groups by three or
+    four columns and hands over a row per key and bin: an hour of ``http.route`` at 10M spans in 65 ms against
+    50 to read the lists (40 MB as Arrow) and 33 more to sum them in numpy. Grouped by every key column it was
+    ten times slower than numpy (``rollup_merge``), which reads for ``group_by=None`` keep."""
+    keys = ", ".join(told_apart)
+    constants = ", ".join(
+        name if name in told_apart else f"{constant} AS {name}" for name, constant in _SUMMED_KEY.items()
+    )
+    # Fixed fragments only: the column names come from ``_told_apart``, the values stay parameters.
+    return (
+        f"SELECT bucket_start_ns, bucket_s, {constants}, bin, sum(count)::BIGINT AS count, "  # noqa: S608
+        f"sum(errors)::BIGINT AS errors FROM (SELECT {keys}, unnest(bins) AS bin, unnest(counts) AS count, "
+        f"unnest(errors) AS errors FROM ({lists_sql})) GROUP BY {keys}, bin ORDER BY {keys}, bin"
+    )
 
 
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
@@ -806,10 +824,17 @@ class DuckDBStore:
                             self._rollup_select("coarse_rollups", inside, params),
                         ]
                     )
-                rows = cur.sql(sql, params=params).to_arrow_table()
+                told_apart = _told_apart(query)
+                if query.group_by is None:
+                    rows = cur.sql(sql, params=params).to_arrow_table()
+                else:
+                    return as_schema(
+                        cur.sql(_summed_by_bin(sql, told_apart), params=params).to_arrow_table(),
+                        ROLLUP_SCHEMA,
+                    )
             finally:
                 _rollback(cur)
-        return merge_bin_lists(rows, _told_apart(query))
+        return merge_bin_lists(rows, told_apart)
 
     @staticmethod
     def _rollup_select(
