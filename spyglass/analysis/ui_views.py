@@ -43,18 +43,20 @@ def red_overview(
     first_ns = start_ns - start_ns % step_ns
     n_steps = max(1, -(-(end_ns - first_ns) // step_ns))
     starts = [first_ns + i * step_ns for i in range(n_steps)]
-    services = sorted(set(known_services) | set(rows.column("service").to_pylist()))
+    # Services as codes, not Python strings per row: an hour of rollups can be millions of rows.
+    encoded = pc.dictionary_encode(rows.column("service").combine_chunks())
+    names = sorted(encoded.dictionary.to_pylist())
+    index = {name: i for i, name in enumerate(names)}
+    service_of_code = np.array([index[name] for name in encoded.dictionary.to_pylist()], dtype=np.int64)
+    service_ids = service_of_code[_np(encoded.indices, np.int64)]
+    services = sorted(set(known_services) | set(names))
     result = []
     if rows.num_rows:
-        service_col = rows.column("service").to_pylist()
-        kind = _np(rows.column("kind"), np.int64)
-        entry = np.isin(kind, ENTRY_KINDS)
-        has_entry = {s for s, e in zip(service_col, entry.tolist(), strict=True) if e}
-        keep = np.array([e or s not in has_entry for s, e in zip(service_col, entry.tolist(), strict=True)])
-        rows = rows.filter(pa.array(keep))
-    names = sorted(set(rows.column("service").to_pylist()))
-    index = {name: i for i, name in enumerate(names)}
-    service_ids = np.array([index[s] for s in rows.column("service").to_pylist()], dtype=np.int64)
+        entry = np.isin(_np(rows.column("kind"), np.int64), ENTRY_KINDS)
+        has_entry = np.bincount(service_ids, weights=entry, minlength=len(names)) > 0
+        keep = entry | ~has_entry[service_ids]
+        if not keep.all():
+            rows, service_ids = rows.filter(pa.array(keep)), service_ids[keep]
     step = np.clip((_np(rows.column("bucket_start_ns"), np.int64) - first_ns) // step_ns, 0, n_steps - 1)
     bins = _np(rows.column("bin"), np.int64)
     counts = _np(rows.column("count"), np.float64)
