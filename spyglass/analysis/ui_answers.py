@@ -101,7 +101,10 @@ def heatmap(
 
 
 def versions(sources: UiSources, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
-    rows = sources.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY))
+    # Only when each version was first seen matters: operations and kinds may be summed away (an hour at 10M
+    # spans: 0.8M rows instead of 4.9M).
+    query = RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY, group_by=("service", "attr_value"))
+    rows = sources.rollups.read(query)
     buffered = sources.live.recent_spans(include_decided=True)
     return deployments(rows, buffered, sources.store, start_ns, end_ns)
 
