@@ -20,6 +20,10 @@ TRACE_SUMMARY_SCHEMA = pa.schema(
     ]
 )
 
+#: The aggregator's buckets: base rows (service, operation, kind) per 10 s, attribute rows per minute.
+BASE_BUCKET_S = 10
+ATTRIBUTE_BUCKET_S = 60
+
 #: Reads that sum a window whole sum it in a step of a multiple of this, which a store may answer from rows
 #: it keeps per ten minutes (the DuckDB store's ``coarse_rollups``). It divides the hour and the day.
 COARSE_ROLLUP_S = 600

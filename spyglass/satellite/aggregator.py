@@ -29,7 +29,14 @@ import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
 from spyglass.model.figures import RedTotals
-from spyglass.model.rollups import ROLLUP_SCHEMA, concat_rollups, filter_rollups, merge_rollups
+from spyglass.model.rollups import (
+    ATTRIBUTE_BUCKET_S,
+    BASE_BUCKET_S,
+    ROLLUP_SCHEMA,
+    concat_rollups,
+    filter_rollups,
+    merge_rollups,
+)
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import bucket_index
 from spyglass.satellite.red_totals import add_totals, copy_totals
@@ -86,8 +93,8 @@ class Aggregator:
         self,
         extra_keys: Sequence[str] = (),
         *,
-        bucket_s: int = 10,
-        attribute_bucket_s: int = 60,
+        bucket_s: int = BASE_BUCKET_S,
+        attribute_bucket_s: int = ATTRIBUTE_BUCKET_S,
         max_values_per_key: int = 200,
         close_grace_s: float = 10.0,
         rebalance_interval_s: float = 60.0,
