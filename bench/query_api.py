@@ -6,6 +6,7 @@ fed N spans over OTLP/HTTP protobuf, spread over the last hour, then the API is 
 - a search by root service plus a span attribute (``customer.id``, 5,000 values) over the hour;
 - ``/api/v1/metrics`` over the hour grouped by an attribute (rolled up ones, and one that is not);
 - the dependency graph over the hour;
+- the web UI's home page (every service's RED series), latency heatmap and deployments over the hour;
 - bytes on disk per span.
 
 The first call of each query after ingest is reported apart (cold), the rest as p50 / p99.
@@ -163,6 +164,14 @@ def measure_api(
             ("/api/dependencies", {"endTs": end_ns // 10**6, "lookback": HOUR_NS // 10**6})
             for _ in range(few + 1)
         ],
+        # The web UI's pages over the hour, at the step the UI asks for an hour (``ui/src/state.ts``).
+        "ui home page (service overview)": [
+            ("/api/v1/ui/services", {**window, "step_s": UI_STEP_S}) for _ in range(min(few, 10) + 1)
+        ],
+        "ui latency heatmap": [
+            ("/api/v1/ui/latency-heatmap", {**window, "step_s": UI_STEP_S}) for _ in range(min(few, 10) + 1)
+        ],
+        "ui deployments": [("/api/v1/ui/deployments", window) for _ in range(min(few, 10) + 1)],
     }
     with httpx.Client(base_url=server.api, timeout=600) as client:
         return {label: timed(client, requests, budget_s) for label, requests in asked.items()}
@@ -188,6 +197,9 @@ def measure_store(data_dir: Path, trace_ids: list[bytes], repeats: int) -> Timin
 def disk_bytes(data_dir: Path) -> int:
     return sum(path.stat().st_size for path in data_dir.rglob("*") if path.is_file())
 
+
+#: The chart step the web UI asks for when it shows an hour (about 90 points).
+UI_STEP_S = 40
 
 TARGETS_MS: dict[str, float] = {
     "trace by id": 10,

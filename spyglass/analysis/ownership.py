@@ -25,8 +25,9 @@ class Ownership:
     def __init__(self, configured: Mapping[str, str] | None = None) -> None:
         self.configured = dict(configured or {})
         self.learned: dict[str, str] = {}
-        #: When owners were last learned from recent spans (monotonic ns; 0: never).
+        #: When owners were last learned from recent spans (monotonic ns; 0: never), and for which services.
         self.learned_at_ns = 0
+        self.looked_for: set[str] = set()
 
     @classmethod
     def from_file(cls, path: Path | None) -> Ownership:
