@@ -27,8 +27,10 @@ class LiveData(Protocol):
         """Every span that arrived since this instant is held (older ones only in the store)."""
         ...
 
-    def recent_spans(self, include_decided: bool = True) -> pa.Table:
-        """Every held span (``SPAN_SCHEMA``); undecided ones only unless ``include_decided``."""
+    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+        """Every held span (``SPAN_SCHEMA``); undecided ones only unless ``include_decided``; with ``newest``,
+        at least that many of the most recent (whole chunks), not all (for a reader that needs a sample of
+        what is happening now, not every span)."""
         ...
 
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:

@@ -26,6 +26,8 @@ from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 #: Owners are learned from the stored spans of a window's last minute, for services the buffer does not hold.
 OWNER_LOOKBACK_NS = 60 * 10**9
+#: How many of the recall buffer's newest spans the pages read (a full buffer is millions: seconds to unpack).
+RECENT_SPANS = 200_000
 #: Owners are read again from recent spans at most this often, unless a service not looked for yet appears.
 RELEARN_OWNERS_NS = 30 * 10**9
 
@@ -72,8 +74,8 @@ def service_overview(
 
 def _learn_owners(sources: UiSources, end_ns: int) -> None:
     """Owners come from resources (``service.namespace``, ``team``...): learn them from the recall buffer's
-    recent spans, and for services it does not hold, from their stored spans of the window's last minute.
-    Owners rarely change: a page refreshed every few seconds looks again only for a service it has not looked
+    newest spans (``RECENT_SPANS``), and for services those lack, from their stored spans of the window's last
+    minute. Owners rarely change: a page refreshed every few seconds looks again only for a service it has not looked
     for yet, or after ``RELEARN_OWNERS_NS`` (reading the whole buffer on each request was half of the home
     page's time when some service names no owner)."""
     store, ownership = sources.store, sources.ownership
@@ -84,7 +86,7 @@ def _learn_owners(sources: UiSources, end_ns: int) -> None:
         return
     ownership.learned_at_ns = now_ns
     ownership.looked_for = set(services)
-    recent = sources.live.recent_spans(include_decided=True)
+    recent = sources.live.recent_spans(include_decided=True, newest=RECENT_SPANS)
     if recent.num_rows:
         ownership.learn(recent.select(["service", "resource"]))
     for service in services:
@@ -104,11 +106,11 @@ def heatmap(
 
 
 def versions(sources: UiSources, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
-    # Only when each version was first seen matters: operations and kinds may be summed away (an hour at 10M
-    # spans: 0.8M rows instead of 4.9M).
-    query = RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY, group_by=("service", "attr_value"))
+    query = RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY)
     rows = sources.rollups.read(query)
-    buffered = sources.live.recent_spans(include_decided=True)
+    # The buffer's newest spans sharpen when a version now rolling out first appeared; a version first seen
+    # earlier is found among stored spans (the sampler keeps the first traces of a new value) or by its minute.
+    buffered = sources.live.recent_spans(include_decided=True, newest=RECENT_SPANS)
     return deployments(rows, buffered, sources.store, start_ns, end_ns)
 
 

@@ -39,6 +39,11 @@ def _arrow(table: pa.Table) -> Response:
     return Response(table_to_ipc(table), media_type=ARROW_STREAM)
 
 
+def _count(value: object) -> int | None:
+    """A peer's optional positive count (``newest``): None when absent or not a positive integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[Verb, Callable[[dict[str, Any]], Response]]:
     """One answer per ``Verb``, from this member's own store and satellite (never the cluster views)."""
     store = node.store
@@ -80,7 +85,9 @@ def _verbs(ctx: ApiContext, node: ClusterNode) -> dict[Verb, Callable[[dict[str,
         Verb.LIVE_TRACE: lambda args: _arrow(
             satellite.live_trace(bytes.fromhex(args["trace_id"]), bool(args.get("skip_kept", False)))
         ),
-        Verb.LIVE_SPANS: lambda args: _arrow(satellite.recent_spans(bool(args.get("include_decided", True)))),
+        Verb.LIVE_SPANS: lambda args: _arrow(
+            satellite.recent_spans(bool(args.get("include_decided", True)), _count(args.get("newest")))
+        ),
         Verb.LIVE_COVERAGE: lambda args: json_response({"covered_since_ns": satellite.covered_since_ns}),
         Verb.LIVE_ROLLUPS: live_rollups,
     }

@@ -131,8 +131,8 @@ class PeerReads:
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> list[pa.Table]:
         return self._tables(Verb.LIVE_TRACE, {"trace_id": trace_id.hex(), "skip_kept": skip_kept})
 
-    def live_spans(self, include_decided: bool) -> list[pa.Table]:
-        return self._tables(Verb.LIVE_SPANS, {"include_decided": include_decided})
+    def live_spans(self, include_decided: bool, newest: int | None = None) -> list[pa.Table]:
+        return self._tables(Verb.LIVE_SPANS, {"include_decided": include_decided, "newest": newest})
 
     def live_coverage(self) -> list[int]:
         return [int(answer["covered_since_ns"]) for answer in self._ask(Verb.LIVE_COVERAGE)]

@@ -193,9 +193,9 @@ class ClusterLive:
         """Every member's buffer holds all it received since its own time; all of them since the latest."""
         return max([self.local.covered_since_ns, *self.fan_out.peers.live_coverage()])
 
-    def recent_spans(self, include_decided: bool = True) -> pa.Table:
-        remote = self.fan_out.peers.live_spans(include_decided)
-        return _concat([self.local.recent_spans(include_decided), *remote])
+    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+        remote = self.fan_out.peers.live_spans(include_decided, newest)
+        return _concat([self.local.recent_spans(include_decided, newest), *remote])
 
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
         peers = self.fan_out.peers.live_trace(trace_id, skip_kept)

@@ -143,9 +143,9 @@ class Satellite:
         the decided spans of a kept trace (the caller read them from the store)."""
         return self.buffer.trace(trace_id, skip_kept)
 
-    def recent_spans(self, include_decided: bool = True) -> pa.Table:
-        """Every span the recall buffer holds (``SPAN_SCHEMA``)."""
-        return self.buffer.snapshot(include_decided)
+    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+        """Every span the recall buffer holds (``SPAN_SCHEMA``), or about the ``newest`` many."""
+        return self.buffer.snapshot(include_decided, newest)
 
     @property
     def covered_since_ns(self) -> int:

@@ -253,11 +253,20 @@ class RecallBuffer:
                 found = pa.concat_tables([found, mine])
         return found
 
-    def snapshot(self, include_decided: bool = True) -> pa.Table:
-        """Everything buffered now, without removing it (live queries over 100% of recent spans)."""
+    def snapshot(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+        """Everything buffered now, without removing it (live queries over 100% of recent spans); with
+        ``newest``, only the newest whole chunks that hold at least that many spans, when there are more (a full
+        buffer is millions of spans: unpacking them all takes seconds)."""
         with self._lock:
             chunks = [*self._decided, *self._chunks] if include_decided else list(self._chunks)
             deciding = self._deciding if include_decided else None
+        if newest is not None:
+            held = 0 if deciding is None else deciding.num_rows
+            first = len(chunks)
+            while first > 0 and held < newest:
+                first -= 1
+                held += chunks[first].rows
+            chunks = chunks[first:]
         table = _table(chunks)
         if deciding is None or deciding.num_rows == 0:
             return table

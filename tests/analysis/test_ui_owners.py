@@ -25,9 +25,9 @@ class CountedReads:
         self.satellite = satellite
         self.reads = 0
 
-    def recent_spans(self, include_decided: bool = True) -> pa.Table:
+    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
         self.reads += 1
-        return self.satellite.recent_spans(include_decided)
+        return self.satellite.recent_spans(include_decided, newest)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.satellite, name)

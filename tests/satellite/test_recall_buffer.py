@@ -142,3 +142,18 @@ def test_a_lookup_that_read_the_store_passes_over_only_the_kept_decided_spans() 
     assert buffer.trace(ids[0], skip_kept=True).num_rows == 1
     buffer.retain_decided(deciding, decided_ns=11)  # kept ids not given: none kept
     assert buffer.trace(ids[0], skip_kept=True).num_rows == 1
+
+
+def test_a_read_of_the_newest_spans_unpacks_only_the_newest_chunks() -> None:
+    buffer = RecallBuffer(max_bytes=10**9)
+    batches = [trace_batch(10, spans_per_trace=3) for _ in range(5)]  # 30 spans each, oldest first
+    for arrival, (batch, _) in enumerate(batches):
+        buffer.add(batch, arrival_ns=arrival + 1)
+    buffer.retain_decided(buffer.take_quiet(cutoff_ns=2), decided_ns=3)  # the two oldest are decided
+    newest_ids = {i for _, ids in batches[3:] for i in ids}
+    assert set(buffer.snapshot(newest=31).column("trace_id").to_pylist()) == newest_ids  # whole chunks
+    assert buffer.snapshot(newest=30).num_rows == 30
+    assert buffer.snapshot(newest=10**6).num_rows == buffer.snapshot().num_rows == 150
+    # Undecided chunks are the newest; decided ones come before them, newest first.
+    assert buffer.snapshot(newest=120).num_rows == 120
+    assert buffer.snapshot(include_decided=False, newest=10**6).num_rows == 90
