@@ -75,9 +75,9 @@ def service_overview(
 def _learn_owners(sources: UiSources, end_ns: int) -> None:
     """Owners come from resources (``service.namespace``, ``team``...): learn them from the recall buffer's
     newest spans (``RECENT_SPANS``), and for services those lack, from their stored spans of the window's last
-    minute. Owners rarely change: a page refreshed every few seconds looks again only for a service it has not looked
-    for yet, or after ``RELEARN_OWNERS_NS`` (reading the whole buffer on each request was half of the home
-    page's time when some service names no owner)."""
+    minute. Owners rarely change: a page refreshed every few seconds looks again only for a service it has not
+    looked for yet, or after ``RELEARN_OWNERS_NS`` (reading the whole buffer on each request was half of the
+    home page's time when some service names no owner)."""
     store, ownership = sources.store, sources.ownership
     services = store.services()
     now_ns = time.monotonic_ns()
@@ -106,8 +106,7 @@ def heatmap(
 
 
 def versions(sources: UiSources, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
-    query = RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY)
-    rows = sources.rollups.read(query)
+    rows = sources.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY))
     # The buffer's newest spans sharpen when a version now rolling out first appeared; a version first seen
     # earlier is found among stored spans (the sampler keeps the first traces of a new value) or by its minute.
     buffered = sources.live.recent_spans(include_decided=True, newest=RECENT_SPANS)

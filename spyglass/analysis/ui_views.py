@@ -45,9 +45,10 @@ def red_overview(
     starts = [first_ns + i * step_ns for i in range(n_steps)]
     # Services as codes, not Python strings per row: an hour of rollups can be millions of rows.
     encoded = pc.dictionary_encode(rows.column("service").combine_chunks())
-    names = sorted(encoded.dictionary.to_pylist())
+    coded = encoded.dictionary.to_pylist()
+    names = sorted(coded)
     index = {name: i for i, name in enumerate(names)}
-    service_of_code = np.array([index[name] for name in encoded.dictionary.to_pylist()], dtype=np.int64)
+    service_of_code = np.array([index[name] for name in coded], dtype=np.int64)
     service_ids = service_of_code[_np(encoded.indices, np.int64)]
     services = sorted(set(known_services) | set(names))
     result = []

@@ -374,6 +374,14 @@ def _told_apart(query: RollupQuery) -> tuple[str, ...]:
     return ("bucket_start_ns", "bucket_s", *(name for name in _SUMMED_KEY if name in query.group_by))
 
 
+def _key_columns(told_apart: tuple[str, ...]) -> str:
+    """The key columns of a rollup SELECT: those told apart by name, constants standing in for the ones the
+    reader sums over (not read at all)."""
+    return ", ".join(
+        name if name in told_apart else f"{constant} AS {name}" for name, constant in _SUMMED_KEY.items()
+    )
+
+
 def _sums_many_rows_into_each(query: RollupQuery) -> bool:
     """Whether a read should sum its bin lists in DuckDB (``_summed_by_bin``) rather than in numpy: when it tells
     only some keys apart and each step it asks for spans at least four stored buckets. Then the answer is far
@@ -390,12 +398,9 @@ def _summed_by_bin(lists_sql: str, told_apart: tuple[str, ...]) -> str:
     """Rows of ``lists_sql`` (key columns and bin lists) summed by the told-apart keys and bin, in DuckDB,
     grouped by those few columns only (grouped by every key column it was ten times slower than numpy)."""
     keys = ", ".join(told_apart)
-    constants = ", ".join(
-        name if name in told_apart else f"{constant} AS {name}" for name, constant in _SUMMED_KEY.items()
-    )
     # Fixed fragments only: the column names come from ``_told_apart``, the values stay parameters.
     return (
-        f"SELECT bucket_start_ns, bucket_s, {constants}, bin, sum(count)::BIGINT AS count, "  # noqa: S608
+        f"SELECT bucket_start_ns, bucket_s, {_key_columns(told_apart)}, bin, sum(count)::BIGINT AS count, "  # noqa: S608
         f"sum(errors)::BIGINT AS errors FROM (SELECT {keys}, unnest(bins) AS bin, unnest(counts) AS count, "
         f"unnest(errors) AS errors FROM ({lists_sql})) GROUP BY {keys}, bin ORDER BY {keys}, bin"
     )
@@ -873,13 +878,9 @@ class DuckDBStore:
         if starts[1] is not None:
             where.append("bucket_start_ns < ?")
             params.append(starts[1])
-        # Key columns the reader sums over are not read: constants stand in for them.
-        told_apart = _told_apart(query)
-        keys = ", ".join(
-            name if name in told_apart else f"{constant} AS {name}" for name, constant in _SUMMED_KEY.items()
-        )
-        # Fixed fragments only; every value is a parameter. The lists are summed by key and bin in numpy
-        # (``rollup_merge``): unnesting them here and grouping by eight columns took ten times as long.
+        keys = _key_columns(_told_apart(query))
+        # Fixed fragments only; every value is a parameter. The caller sums the lists by key and bin, in numpy
+        # (``rollup_merge``) or around this SELECT in DuckDB (``_summed_by_bin``).
         return (
             f"SELECT {bucket}, {keys}, bins, counts, errors "  # noqa: S608
             f"FROM {table} WHERE {' AND '.join(where)}"
