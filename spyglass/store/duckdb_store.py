@@ -41,6 +41,8 @@ from spyglass.store.call_rollups import (
     CALL_KEY,
     CALL_SCHEMA,
     CALL_SPAN_COLUMNS,
+    PEER_FROM_ATTRIBUTES,
+    call_inputs,
     call_rows_sql,
 )
 from spyglass.store.duckdb_coarse_rollups import coarse_part
@@ -138,7 +140,7 @@ _CREATE_CALL_ROLLUPS = """CREATE TABLE IF NOT EXISTS call_rollups (
     calls DOUBLE NOT NULL,
     errors DOUBLE NOT NULL
 )"""
-_INSERT_CALL_ROLLUPS = "INSERT INTO call_rollups BY NAME " + call_rows_sql("incoming_spans")
+_INSERT_CALL_ROLLUPS = "INSERT INTO call_rollups BY NAME " + call_rows_sql("incoming_calls")
 # A late write's calls: those of its traces' spans, stored and new, less those of the stored ones.
 _ADD_CALLS_AFTER = "INSERT INTO call_rollups BY NAME " + call_rows_sql("calls_after")
 _TAKE_CALLS_BEFORE = (
@@ -159,7 +161,10 @@ _MIGRATIONS: dict[int, list[str]] = {
     1: [_CREATE_ROLLUPS],
     2: [_CREATE_LOGS],
     # A file from before call rollups gets them from the spans it holds.
-    3: [_CREATE_CALL_ROLLUPS, "INSERT INTO call_rollups BY NAME " + call_rows_sql("spans")],
+    3: [
+        _CREATE_CALL_ROLLUPS,
+        "INSERT INTO call_rollups BY NAME " + call_rows_sql("spans", PEER_FROM_ATTRIBUTES),
+    ],
     # The ten-minute rollups (created with every table) start empty and cover time from the next write on.
     4: [],
 }
@@ -582,13 +587,17 @@ class DuckDBStore:
         the calls of all their spans are added and those counted when the stored part was written are taken
         away (rows of negative weight), so the sums stay those of the whole traces."""
         if stored is None:
-            return int(cur.execute(_INSERT_CALL_ROLLUPS).fetchall()[0][0])
+            cur.register("incoming_calls", call_inputs(spans))
+            try:
+                return int(cur.execute(_INSERT_CALL_ROLLUPS).fetchall()[0][0])
+            finally:
+                cur.unregister("incoming_calls")
         incoming = as_schema(spans.select(CALL_SPAN_COLUMNS), _CALL_SPANS)
         # A late child of a Zipkin shared server half names the shared id (the client half) as its parent: the
         # whole trace is read with one span per id, as when it was decided and as readers see it.
         after = as_schema(separate_shared_spans(pa.concat_tables([stored, incoming])), _CALL_SPANS)
-        cur.register("calls_after", after)
-        cur.register("calls_before", as_schema(separate_shared_spans(stored), _CALL_SPANS))
+        cur.register("calls_after", call_inputs(after))
+        cur.register("calls_before", call_inputs(as_schema(separate_shared_spans(stored), _CALL_SPANS)))
         try:
             added = cur.execute(_ADD_CALLS_AFTER).fetchall()
             taken = cur.execute(_TAKE_CALLS_BEFORE).fetchall()

@@ -11,7 +11,14 @@ import pytest
 
 from spyglass.analysis.dependencies import dependency_edges
 from spyglass.model.shared_spans import separate_shared_spans
-from spyglass.store.call_rollups import CALL_SCHEMA, CALL_SPAN_COLUMNS, call_rows
+from spyglass.store.call_rollups import (
+    CALL_SCHEMA,
+    CALL_SPAN_COLUMNS,
+    PEER_FROM_ATTRIBUTES,
+    PEER_KEYS,
+    call_inputs,
+    call_rows,
+)
 from spyglass.store.duckdb_store import (
     DuckDBStore,
     first_slice_width,
@@ -206,3 +213,44 @@ def test_a_late_child_of_a_shared_server_half_is_no_call_of_the_client(store: St
     assert sorted_calls(got) == sorted_calls(expected)
     edges = {(row["parent"], row["child"]) for row in got.to_pylist() if row["calls"] > 1e-9}
     assert ("frontend", "payment") in edges and ("frontend", "notifier") not in edges
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_peer_looked_up_in_arrow_is_duckdbs(seed: int) -> None:
+    """``call_inputs`` finds the peer a client span names in Arrow; stored spans (a migration) find it with
+    ``PEER_FROM_ATTRIBUTES`` in DuckDB: both agree on random maps (keys missing, empty values, null and empty
+    maps, unrelated keys, maps sliced out of a larger table)."""
+    import random
+
+    rng = random.Random(seed)
+    keys = [*PEER_KEYS, "http.route", "peer", "db.name", ""]
+    maps: list[list[tuple[str, str]] | None] = []
+    for _ in range(400):
+        if rng.random() < 0.1:
+            maps.append(None)
+            continue
+        chosen = rng.sample(keys, rng.randint(0, 5))
+        maps.append([(key, rng.choice(["", "db", "payments", "10.0.0.1", "<b>x</b>"])) for key in chosen])
+    attributes = pa.array(maps, pa.map_(pa.string(), pa.string()))
+    n = len(maps)
+    spans = pa.table(
+        {
+            "trace_id": pa.array([bytes([i % 256]) * 16 for i in range(n)], pa.binary(16)),
+            "span_id": pa.array([i.to_bytes(8, "big") for i in range(n)], pa.binary(8)),
+            "parent_span_id": pa.nulls(n, pa.binary(8)),
+            "service": pa.array(["web"] * n),
+            "kind": pa.array([3] * n, pa.int8()),
+            "status_code": pa.array([0] * n, pa.int8()),
+            "start_ns": pa.array(range(n), pa.int64()),
+            "duration_ns": pa.array([1000] * n, pa.int64()),
+            "attributes": attributes,
+            "sample_weight": pa.array([1.0] * n),
+        }
+    ).slice(7, n - 20)
+    found = call_inputs(spans).column("peer").to_pylist()
+    expected = [
+        row[0]
+        for row in duckdb.sql(f"SELECT {PEER_FROM_ATTRIBUTES} FROM spans s ORDER BY start_ns").fetchall()
+    ]
+    assert found == expected
+    assert any(value is None for value in found) and any(value == "" for value in found)
