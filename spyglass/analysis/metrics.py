@@ -20,14 +20,13 @@ import pyarrow.compute as pc
 from spyglass.analysis.live import LiveData, RollupReader, coverage_split, window_spans
 from spyglass.model.rollups import COARSE_ROLLUP_S
 from spyglass.model.schema import StatusCode
-from spyglass.model.sketch import bucket_index, grouped_quantiles
+from spyglass.model.sketch import grouped_quantiles
+from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 QUANTILES = (0.5, 0.9, 0.99)
 #: Group-bys answered from base rollup columns rather than from an attribute.
 COLUMN_GROUPS = {"service": "service", "service.name": "service", "operation": "operation"}
-#: Stored-span columns the estimated (untracked attribute) path reads.
-SPAN_COLUMNS = ["start_ns", "duration_ns", "status_code", "attributes", "resource", "sample_weight"]
 
 
 #: Rates never divide by less than this, so one span that just arrived is not read as a burst.
@@ -161,7 +160,7 @@ def query_metrics(
         step_s = max(1, math.ceil(query.step_s / resolution_s)) * resolution_s
     if estimated:
         assert group_by is not None
-        cells, complete = _span_cells(store, live, query, group_by)
+        cells, complete = _span_cells(store, live, query, group_by, step_s)
         estimated = not complete
     else:
         # The store sums its buckets into steps (or into the whole window) before handing rows over; a whole
@@ -214,34 +213,34 @@ def _rollup_cells(rows: pa.Table, column: str | None, constant: str | None) -> _
     )
 
 
-def _span_cells(store: Store, live: LiveData | None, query: MetricsQuery, key: str) -> tuple[_Cells, bool]:
-    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted: the buffer since
-    it covers, the store before (``analysis.live.window_spans``). Exact when the buffer covers the window."""
+def _span_cells(
+    store: Store, live: LiveData | None, query: MetricsQuery, key: str, step_s: int | None
+) -> tuple[_Cells, bool]:
+    """Spans of the window carrying ``key`` (span attribute first, else resource), weighted and summed by value,
+    step and bin: the buffer since it covers (summed here), the store before (summed by the store,
+    ``Store.attribute_cells``). Exact when the buffer covers the window."""
     where = ScanFilter(service=query.service, operation=query.operation)
-    buffer_covers = live is not None and coverage_split(live, query.start_ns, query.end_ns) == query.start_ns
-    columns = [c for c in SPAN_COLUMNS if c != "sample_weight"]
-    parts = window_spans(store, live, columns, query.start_ns, query.end_ns, where)
-    tables = [part.select(SPAN_COLUMNS) for part in parts] or [
-        store.scan(SPAN_COLUMNS, query.start_ns, query.start_ns)
-    ]
-    tables = [t.cast(tables[0].schema) for t in tables]
-    spans = pa.concat_tables(tables)
-    values = pc.coalesce(
-        pc.map_lookup(spans.column("attributes"), pa.scalar(key), "first"),
-        pc.map_lookup(spans.column("resource"), pa.scalar(key), "first"),
+    split = coverage_split(live, query.start_ns, query.end_ns)
+    step_ns = step_s * 1_000_000_000 if step_s is not None else None
+    parts = []
+    if query.start_ns < split:
+        parts.append(store.attribute_cells(key, query.start_ns, split, step_ns, where))
+    if split < query.end_ns:
+        columns = [c for c in CELL_SPAN_COLUMNS if c != "sample_weight"]
+        for buffered in window_spans(store, live, columns, split, query.end_ns, where):
+            parts.append(attribute_cells_of(buffered, key, query.start_ns, step_ns))
+    filled = [part.cast(ATTRIBUTE_CELL_SCHEMA) for part in parts if part.num_rows]
+    cells = pa.concat_tables(filled) if filled else ATTRIBUTE_CELL_SCHEMA.empty_table()
+    return (
+        _Cells(
+            labels=cells.column("value").combine_chunks(),
+            times_ns=_numpy(cells.column("start_ns"), np.int64),
+            bins=_numpy(cells.column("bin"), np.int64),
+            counts=_numpy(cells.column("weight"), np.float64),
+            errors=_numpy(cells.column("error_weight"), np.float64),
+        ),
+        live is not None and split == query.start_ns,
     )
-    carried = pc.is_valid(values)
-    spans = spans.filter(carried)
-    weights = _numpy(spans.column("sample_weight"), np.float64)
-    is_error = _numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR
-    cells = _Cells(
-        labels=pc.filter(values, carried).combine_chunks(),
-        times_ns=_numpy(spans.column("start_ns"), np.int64),
-        bins=bucket_index(_numpy(spans.column("duration_ns"), np.int64)).astype(np.int64),
-        counts=weights,
-        errors=weights * is_error,
-    )
-    return cells, buffer_covers
 
 
 def summarize(

@@ -19,6 +19,7 @@ from spyglass.cluster.peer_reads import PeerReads
 from spyglass.model.figures import StorageFigures
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.satellite.pipeline import Satellite
+from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.protocol import (
     ExpiringData,
@@ -149,6 +150,13 @@ class ClusterStore:
         if not remote:
             return local
         return merge_rollups(_concat([t.cast(ROLLUP_SCHEMA) for t in (local, *remote)]))
+
+    def attribute_cells(
+        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+    ) -> pa.Table:
+        local = self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters)
+        remote = self.fan_out.store_peers.scan(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
+        return _concat([local, *(attribute_cells_of(spans, key, start_ns, step_ns) for spans in remote)])
 
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:
         if self.fan_out.shared_store:  # one store holds every member's spans, and its call rollups

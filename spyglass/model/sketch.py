@@ -31,6 +31,12 @@ IntArray = npt.NDArray[np.integer]
 FloatArray = npt.NDArray[np.float64]
 
 
+#: ``bucket_index`` of a ``duration_ns`` column in SQL (DuckDB), for stores that sum bins themselves.
+BIN_SQL = (
+    f"(CASE WHEN duration_ns > 0 THEN ceil(ln(duration_ns) / {_LOG_GAMMA!r}) ELSE {ZERO_BIN} END)::SMALLINT"
+)
+
+
 def bucket_index(durations_ns: npt.ArrayLike) -> npt.NDArray[np.int16]:
     """The bin of each duration (``ZERO_BIN`` for durations <= 0)."""
     durations = np.asarray(durations_ns, dtype=np.float64)

@@ -14,15 +14,13 @@ together); a backend without them computes the same rows from a window's spans (
 
 from __future__ import annotations
 
-import math
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_sql import query_arrow
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
-from spyglass.model.sketch import GAMMA
+from spyglass.model.sketch import BIN_SQL
 
 #: Calls are summed per minute of their (child) span's start.
 CALL_BUCKET_S = 60
@@ -68,9 +66,6 @@ CALL_INPUT_SCHEMA = pa.schema(
     + [pa.field("peer", pa.string())]
 )
 
-#: The sketch bin of a duration, as ``spyglass.model.sketch.bucket_index`` computes it.
-_BIN = f"(CASE WHEN duration_ns > 0 THEN ceil(ln(duration_ns) / {math.log(GAMMA)!r}) ELSE -1 END)::SMALLINT"
-
 
 def call_inputs(spans: pa.Table) -> pa.Table:
     """Spans (``CALL_SPAN_COLUMNS``) as the calls SQL reads them (``CALL_INPUT_SCHEMA``): the peer each names
@@ -106,7 +101,7 @@ calls AS (
     SELECT start_ns, parent, child, status_code, duration_ns, w, true FROM peers WHERE child <> parent
 )
 SELECT start_ns - start_ns % {CALL_BUCKET_S * 1_000_000_000} AS bucket_start_ns, parent, child, uninstrumented,
-       {_BIN} AS bin, sum(w)::DOUBLE AS calls,
+       {BIN_SQL} AS bin, sum(w)::DOUBLE AS calls,
        coalesce(sum(w) FILTER (WHERE status_code = 2), 0)::DOUBLE AS errors
 FROM calls
 GROUP BY ALL

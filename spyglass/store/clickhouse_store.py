@@ -20,6 +20,7 @@ from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.retention import HOUR_S, RetentionPolicy
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.clickhouse_columns import (
     LOG_COLUMN_SQL,
@@ -339,6 +340,13 @@ class ClickHouseStore:
             f"ORDER BY Timestamp, SpanId, ObservedTimestamp LIMIT {params(int(limit), 'UInt64')}"
         )
         return as_schema(self._conn.query_arrow(sql, params.values), LOG_SCHEMA)
+
+    def attribute_cells(
+        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+    ) -> pa.Table:
+        """From the window's spans, summed here."""
+        spans = self.scan(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
+        return attribute_cells_of(spans, key, start_ns, step_ns)
 
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:
         """Calls between services, from the window's spans joined here (no call rollups kept in ClickHouse)."""

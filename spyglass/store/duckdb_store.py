@@ -36,6 +36,7 @@ from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.model.span_order import by_start
 from spyglass.store import duckdb_coarse_rollups as coarse
+from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, attribute_cells_sql
 from spyglass.store.call_rollups import (
     CALL_BUCKET_S,
     CALL_KEY,
@@ -827,6 +828,17 @@ class DuckDBStore:
         with self._conn.cursor() as cur:
             result = cur.sql(sql, params=params.values).to_arrow_table()
         return result.rename_columns(columns).cast(schema)
+
+    def attribute_cells(
+        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+    ) -> pa.Table:
+        """Looked up and summed here, in SQL: only the sums leave DuckDB (``attribute_cells``)."""
+        params = PositionalParams()
+        where = scan_conditions(DUCKDB, params, start_ns, end_ns, filters)
+        values = [key, key, step_ns if step_ns is not None else start_ns, *params.values]
+        with self._conn.cursor() as cur:
+            result = cur.sql(attribute_cells_sql(where, step_ns), params=values).to_arrow_table()
+        return as_schema(result, ATTRIBUTE_CELL_SCHEMA)
 
     def rollups(self, query: RollupQuery) -> pa.Table:
         """Rollup rows whose bucket overlaps the query's window, summed by key; base rows when ``attr_key`` is

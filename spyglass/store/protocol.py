@@ -138,6 +138,14 @@ class Store(Protocol):
         """Stored spans whose start is in ``[start_ns, end_ns)``, only the named columns, for analysis."""
         ...
 
+    def attribute_cells(
+        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+    ) -> pa.Table:
+        """Stored spans starting in ``[start_ns, end_ns)`` that carry attribute ``key`` (on the span, else on its
+        resource), summed by value, step (``step_ns``; None: the whole window) and latency-sketch bin
+        (``spyglass.store.attribute_cells.ATTRIBUTE_CELL_SCHEMA``). ``filters`` names a service and operation."""
+        ...
+
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:
         """Calls between services (``spyglass.store.call_rollups.CALL_SCHEMA``: service pair, kind of edge,
         latency bin, weighted calls and errors) of the spans starting in the window, summed over it. A backend

@@ -11,6 +11,7 @@ import pytest
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
 from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
+from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import ScanFilter, Store, TraceQuery
 
 from .conftest import BASE_NS, MS, SECOND, Corpus, TraceInfo, make_trace, span_id_of, stored, trace_id_of
@@ -332,6 +333,33 @@ def test_scan_filters(populated: Store, filters: ScanFilter, rows: int) -> None:
         ["service", "name", "attributes", "resource"], BASE_NS + 5 * SECOND, BASE_NS + 10 * SECOND, filters
     )
     assert got.num_rows == rows
+
+
+@pytest.mark.parametrize("key", ["customer.id", "host.name", "payment.amount", "cart.size", "absent.key"])
+@pytest.mark.parametrize("step_ns", [None, SECOND, 3 * SECOND])
+@pytest.mark.parametrize("filters", [None, ScanFilter(service="payment"), ScanFilter(operation="Charge")])
+def test_attribute_cells_are_the_scanned_spans_summed(
+    populated: Store, key: str, step_ns: int | None, filters: ScanFilter | None
+) -> None:
+    """Whether the backend sums in its own SQL or from its scan in Arrow, the rows are the window's spans that
+    carry the key (span attribute first, else resource), summed by value, step and bin."""
+    start, end = BASE_NS + 2 * SECOND + 7 * MS, BASE_NS + 11 * SECOND
+    got = populated.attribute_cells(key, start, end, step_ns, filters)
+    assert got.schema.equals(ATTRIBUTE_CELL_SCHEMA)
+    expected = attribute_cells_of(populated.scan(CELL_SPAN_COLUMNS, start, end, filters), key, start, step_ns)
+
+    def rows(table: pa.Table) -> list[tuple[object, ...]]:
+        return sorted(tuple(row.values()) for row in table.to_pylist())
+
+    assert rows(got) == rows(expected)
+    if key == "host.name" and filters is None:
+        # Every span of the window carries its resource's host: the weights sum to the spans' weights.
+        scanned = populated.scan(["sample_weight"], start, end)
+        assert sum(got.column("weight").to_pylist()) == pytest.approx(
+            sum(scanned.column("sample_weight").to_pylist())
+        )
+    if key == "absent.key":
+        assert got.num_rows == 0
 
 
 def test_scan_trace_share_keeps_whole_traces_the_same_on_every_call(populated: Store) -> None:
