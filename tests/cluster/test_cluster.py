@@ -114,7 +114,15 @@ def test_cluster_aggregates_and_traces_equal_a_single_satellite(
 
     start_ns = int(spans.column("start_ns").to_numpy().min()) - 60 * 10**9
     end_ns = int(spans.column("start_ns").to_numpy().max()) + 60 * 10**9
-    for params in ({}, {"group_by": "service"}, {"group_by": "operation"}, {"group_by": "service.version"}):
+    groupings: list[dict[str, Any]] = [
+        {},
+        {"group_by": "service"},
+        {"group_by": "operation"},
+        {"group_by": "service.version"},
+        {"group_by": "customer.id"},  # not rolled up: every member's spans, summed where they are
+        {"group_by": "customer.id", "step_s": 10},
+    ]
+    for params in groupings:
         expected = _metrics(single, start_ns, end_ns, **params)
         for member in members:
             _same(_metrics(member, start_ns, end_ns, **params)["groups"], expected["groups"])
