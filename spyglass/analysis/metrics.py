@@ -255,7 +255,7 @@ def summarize(
     names = encoded.dictionary.to_pylist()
     group = _numpy(encoded.indices.fill_null(-1), np.int64)
     ids, totals, values, maxima = grouped_quantiles(
-        *_summed_by_bin(group, cells.bins, cells.counts), QUANTILES
+        *_summed_by_bin(group, cells.bins, cells.counts), QUANTILES, ordered=True
     )
     errors = np.bincount(group[group >= 0], weights=cells.errors[group >= 0], minlength=len(names))
     summaries = {
@@ -270,24 +270,17 @@ def summarize(
         step = np.clip((cells.times_ns - first_ns) // step_ns, 0, n_steps - 1)
         cell_ids = np.where(group >= 0, group * n_steps + step, -1)
         c_ids, c_totals, c_values, c_maxima = grouped_quantiles(
-            *_summed_by_bin(cell_ids, cells.bins, cells.counts), QUANTILES
+            *_summed_by_bin(cell_ids, cells.bins, cells.counts), QUANTILES, ordered=True
         )
         valid = cell_ids >= 0
         c_errors = np.bincount(cell_ids[valid], weights=cells.errors[valid], minlength=len(names) * n_steps)
-        filled = {int(cid): i for i, cid in enumerate(c_ids.tolist()) if cid >= 0}
+        points = _step_points(c_ids, c_totals, c_errors, c_values, c_maxima, len(names) * n_steps, exact)
+        starts = [first_ns + s * step_ns for s in range(n_steps)]
         for gid, summary in summaries.items():
-            series = []
-            for s in range(n_steps):
-                i = filled.get(gid * n_steps + s)
-                point = {"start_ns": first_ns + s * step_ns}
-                if i is None:
-                    point.update(_summary(0.0, 0.0, None, None, exact))
-                else:
-                    point.update(
-                        _summary(c_totals[i], c_errors[gid * n_steps + s], c_values[i], c_maxima[i], exact)
-                    )
-                series.append(point)
-            summary["series"] = series
+            summary["series"] = [
+                {"start_ns": start, **point}
+                for start, point in zip(starts, points[gid * n_steps : (gid + 1) * n_steps], strict=True)
+            ]
     groups = [{"key": names[gid], **summary} for gid, summary in summaries.items()]
     groups.sort(key=lambda g: (-g["count"], str(g["key"])))
     return groups
@@ -319,6 +312,39 @@ def _summed_by_bin(
         summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(present))
     present = np.asarray(present, dtype=np.int64)
     return present // width, present % width + low, np.asarray(summed, dtype=np.float64)
+
+
+def _step_points(
+    ids: npt.NDArray[np.int64],
+    totals: npt.NDArray[np.float64],
+    errors: npt.NDArray[Any],
+    values: npt.NDArray[np.float64],
+    maxima: npt.NDArray[np.float64],
+    cells: int,
+    exact: bool,
+) -> list[dict[str, Any]]:
+    """``_summary`` of every (label, step) cell, ``cells`` of them, with the arithmetic done on arrays (a
+    series by the minute of 5,000 labels is 310,000 points: one Python call each took two seconds)."""
+    count = np.zeros(cells)
+    latency = np.full((cells, len(QUANTILES) + 1), np.nan)
+    count[ids] = totals
+    latency[ids, :-1] = values
+    latency[ids, -1] = maxima
+    rounded = np.round(latency / 1e6, 6)
+    as_ms = [[None if math.isnan(v) else v for v in row] for row in rounded.tolist()]
+    counts = count.astype(np.int64) if exact else np.round(count)
+    failed = errors[:cells].astype(np.int64) if exact else np.round(errors[:cells])
+    return [
+        {
+            "count": int(c),
+            "errors": int(e),
+            "p50_ms": ms[0],
+            "p90_ms": ms[1],
+            "p99_ms": ms[2],
+            "max_ms": ms[3],
+        }
+        for c, e, ms in zip(counts.tolist(), failed.tolist(), as_ms, strict=True)
+    ]
 
 
 def _summary(

@@ -23,7 +23,7 @@ def test_quantiles_of_summed_cells_are_those_of_the_cells(cells: list[tuple[int,
     counts = np.array([c for _, _, c in cells], np.float64)
     keep = group >= 0
     expected = grouped_quantiles(group[keep], bins[keep], counts[keep], QS)
-    summed = grouped_quantiles(*_summed_by_bin(group, bins, counts), QS)
+    summed = grouped_quantiles(*_summed_by_bin(group, bins, counts), QS, ordered=True)
     for want, got in zip(expected, summed, strict=True):
         np.testing.assert_allclose(got, want)
 
@@ -48,3 +48,36 @@ def test_sparse_cells_are_summed_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     sparse = _summed_by_bin(group, bins, counts)
     for a, b in zip(dense, sparse, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("seed", range(3))
+def test_each_point_of_a_series_is_the_summary_of_its_step_alone(seed: int, exact: bool) -> None:
+    """The series' points are built from arrays at once: each equals ``summarize`` over that step's cells
+    alone, and a step without cells is empty."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    n, step_s, start = 4000, 60, 1_699_999_980 * 10**9  # steps are aligned to the epoch
+    labels = pa.array([f"v{i}" for i in rng.integers(0, 12, n)])
+    # Steps 0-9 of the window, the eighth left empty.
+    step = rng.choice([s for s in range(10) if s != 7], n)
+    times = start + step * step_s * 10**9 + rng.integers(0, step_s * 10**9, n)
+    bins = rng.integers(-1, 900, n)
+    counts = rng.random(n) * 4
+    errors = np.where(rng.random(n) < 0.1, counts, 0.0)
+    cells = metrics._Cells(labels, times.astype(np.int64), bins.astype(np.int64), counts, errors)
+    end = start + 10 * step_s * 10**9
+    groups = metrics.summarize(cells, start, end, step_s, exact=exact)
+    assert len(groups) == 12
+    for group in groups:
+        assert len(group["series"]) == 10
+        for index, point in enumerate(group["series"]):
+            chosen = (step == index) & (labels.to_numpy(zero_copy_only=False) == group["key"])
+            alone = metrics._Cells(
+                labels.filter(pa.array(chosen)), times[chosen], bins[chosen], counts[chosen], errors[chosen]
+            )
+            summary = metrics.summarize(alone, start, end, None, exact=exact)
+            expected = summary[0] if summary else metrics._summary(0.0, 0.0, None, None, exact)
+            expected = {k: v for k, v in expected.items() if k != "key"}
+            assert point == {"start_ns": start + index * step_s * 10**9, **expected}
