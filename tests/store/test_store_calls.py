@@ -248,9 +248,9 @@ def test_the_peer_looked_up_in_arrow_is_duckdbs(seed: int) -> None:
         }
     ).slice(7, n - 20)
     found = call_inputs(spans).column("peer").to_pylist()
-    expected = [
-        row[0]
-        for row in duckdb.sql(f"SELECT {PEER_FROM_ATTRIBUTES} FROM spans s ORDER BY start_ns").fetchall()
-    ]
+    with duckdb.connect() as connection:
+        connection.register("spans", spans)
+        rows = connection.execute(f"SELECT {PEER_FROM_ATTRIBUTES} FROM spans s ORDER BY start_ns").fetchall()
+    expected = [row[0] for row in rows]
     assert found == expected
     assert any(value is None for value in found) and any(value == "" for value in found)
