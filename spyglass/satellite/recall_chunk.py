@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from spyglass.model.equal_runs import equal_runs, valid_rows
 from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
 
 __all__ = ["MAX_CHUNK_ROWS", "Chunk", "TraceIndex", "pack_spans", "pack_table"]
@@ -218,7 +219,7 @@ def _coded_map(maps: pa.MapArray, code_values: bool, dictionaries: list[pa.Array
     bounds = np.frombuffer(maps.buffers()[1], np.int32, count=len(maps) + 1, offset=maps.offset * 4)
     first, last = int(bounds[0]), int(bounds[-1])
     row_offsets = pa.array(bounds - first)
-    mask = pa.array(~_valid(maps)) if maps.null_count else None
+    mask = pa.array(~valid_rows(maps)) if maps.null_count else None
     keys = pc.dictionary_encode(maps.keys.slice(first, last - first))
     items = maps.items.slice(first, last - first)
     dictionaries.append(keys.dictionary)
@@ -251,87 +252,4 @@ def _origins(spans: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     """Each span's origin index, and the first span of each origin: a run of spans with equal service,
     resource and scope. A decoded export lists its spans by resource and scope, so runs are long; a resource
     seen again in a later run is kept again, which costs little as long as runs are long."""
-    n = spans.num_rows
-    same = np.ones(max(0, n - 1), dtype=bool)
-    for name in _ORIGIN_COLUMNS:
-        column = spans.column(name)
-        if isinstance(column, pa.MapArray):
-            same &= _same_maps(column)
-        else:
-            same &= _same_values(column)
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = ~same
-    return np.cumsum(starts, dtype=np.int32) - 1, np.flatnonzero(starts)
-
-
-def _same_values(values: pa.Array) -> np.ndarray:
-    """Whether each value after the first equals the one before it (two nulls are equal)."""
-    if len(values) < 2 or values.null_count == len(values):
-        return np.ones(max(0, len(values) - 1), dtype=bool)
-    equal = pc.equal(values.slice(1), values.slice(0, len(values) - 1))
-    same = _filled(equal)
-    if values.null_count:
-        valid = _valid(values)
-        same |= ~valid[1:] & ~valid[:-1]
-    return same
-
-
-def _same_maps(maps: pa.MapArray) -> np.ndarray:
-    """Whether each map after the first has the same entries, in the same order, as the one before it."""
-    n = len(maps)
-    if n < 2:
-        return np.ones(max(0, n - 1), dtype=bool)
-    bounds = np.frombuffer(maps.buffers()[1], np.int32, count=n + 1, offset=maps.offset * 4)
-    counts = np.diff(bounds)
-    valid = _valid(maps)
-    same = (counts[1:] == counts[:-1]) & (valid[1:] == valid[:-1])
-    first, last = int(bounds[0]), int(bounds[-1])
-    if last == first:
-        return np.asarray(same, dtype=bool)
-    keys = maps.keys.slice(first, last - first)
-    items = maps.items.slice(first, last - first)
-    row_of_entry = np.repeat(np.arange(n), counts)
-    width = int(counts[0])
-    if (counts == width).all():
-        # Every map has as many entries: each entry is compared with the one ``width`` entries earlier.
-        equal = _filled(pc.equal(keys.slice(width), keys.slice(0, len(keys) - width)))
-        equal &= _same_at(items, width)
-        rows = row_of_entry[width:]
-    else:
-        entries = np.flatnonzero(np.repeat(np.concatenate([[False], same]), counts))
-        earlier = pa.array(entries - counts[row_of_entry[entries]])
-        later = pa.array(entries)
-        same_items = _filled(pc.equal(items.take(later), items.take(earlier)))
-        if items.null_count:
-            item_valid = _valid(items)
-            same_items |= ~item_valid[entries] & ~item_valid[entries - counts[row_of_entry[entries]]]
-        equal = _filled(pc.equal(keys.take(later), keys.take(earlier))) & same_items
-        rows = row_of_entry[entries]
-    mismatched = np.bincount(rows[~equal], minlength=n)
-    return np.asarray(same & (mismatched[1:] == 0), dtype=bool)
-
-
-def _same_at(values: pa.Array, shift: int) -> np.ndarray:
-    """Whether each value from ``shift`` on equals the one ``shift`` earlier (two nulls are equal)."""
-    equal = _filled(pc.equal(values.slice(shift), values.slice(0, len(values) - shift)))
-    if values.null_count:
-        valid = _valid(values)
-        equal |= ~valid[shift:] & ~valid[:-shift]
-    return equal
-
-
-def _filled(mask: pa.Array) -> np.ndarray:
-    """A boolean Arrow array as numpy, null as false."""
-    if mask.null_count == 0:
-        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _valid(array: pa.Array) -> np.ndarray:
-    """Which values are not null, from the validity bits."""
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
-    bits = np.frombuffer(array.buffers()[0], np.uint8)
-    return np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :].astype(
-        bool
-    )
+    return equal_runs([spans.column(name) for name in _ORIGIN_COLUMNS])

@@ -232,3 +232,56 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     store.write(table)  # the store is still usable
     assert store.span_count() == 6
     store.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_resources_converted_once_per_run_are_stored_exactly(tmp_path: Path, seed: int) -> None:
+    """A write hands DuckDB each run of equal resources once (``with_shared_resources``); what is stored is
+    still every span's own resource: runs broken by another resource, the same entries in another order, empty
+    maps, a resource seen again later, and chunks of the two resource columns that do not line up."""
+    import random
+
+    rng = random.Random(seed)
+    resources = [
+        [("service.name", "web"), ("host.name", "web-1")],
+        [("host.name", "web-1"), ("service.name", "web")],  # the same entries, another order
+        [("service.name", "web"), ("host.name", "web-2")],
+        [],
+        [("service.name", "db"), ("k8s.pod.name", "<script>x</script>"), ("service.version", "1.2")],
+    ]
+    rows = []
+    for _ in range(300):
+        resource = rng.choice(resources)
+        for _ in range(rng.randint(1, 40)):
+            rows.append(resource)
+    base = pa.concat_tables(
+        [
+            make_trace(trace_id_of(f"runs-{seed}-{i}"), start_ns=BASE_NS + i * SECOND)
+            for i in range(-(-len(rows) // 6))
+        ]
+    ).slice(0, len(rows))
+    resource = pa.array(rows, STORED_SPAN_SCHEMA.field("resource").type)
+    types = pa.array(
+        [[(key, 1) for key, _ in r] for r in rows], STORED_SPAN_SCHEMA.field("resource_types").type
+    )
+    cut = rng.randint(1, len(rows) - 1)
+    spans = base.set_column(
+        base.column_names.index("resource"),
+        "resource",
+        pa.chunked_array([resource.slice(0, cut), resource.slice(cut)]),
+    )
+    spans = spans.set_column(
+        spans.column_names.index("resource_types"), "resource_types", pa.chunked_array([types])
+    )
+    store = DuckDBStore(tmp_path / "runs.duckdb")
+    try:
+        store.write(spans)
+        got = store.scan(
+            ["span_id", "resource", "resource_types"], BASE_NS - SECOND, BASE_NS + 10**6 * SECOND
+        )
+        by_id = {row["span_id"]: row for row in got.to_pylist()}
+        assert len(by_id) == len(rows) == spans.num_rows
+        for row in spans.select(["span_id", "resource", "resource_types"]).to_pylist():
+            assert by_id[row["span_id"]] == row
+    finally:
+        store.close()
