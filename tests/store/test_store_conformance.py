@@ -335,7 +335,9 @@ def test_scan_filters(populated: Store, filters: ScanFilter, rows: int) -> None:
     assert got.num_rows == rows
 
 
-@pytest.mark.parametrize("key", ["customer.id", "host.name", "payment.amount", "cart.size", "absent.key", *SQL_LOOKING_VALUES])
+@pytest.mark.parametrize(
+    "key", ["customer.id", "host.name", "payment.amount", "cart.size", "absent.key", *SQL_LOOKING_VALUES]
+)
 @pytest.mark.parametrize("step_ns", [None, SECOND, 3 * SECOND])
 @pytest.mark.parametrize("filters", [None, ScanFilter(service="payment"), ScanFilter(operation="Charge")])
 def test_attribute_cells_are_the_scanned_spans_summed(
