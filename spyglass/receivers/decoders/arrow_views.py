@@ -29,6 +29,11 @@ __all__ = [
 
 def offsets(array: pa.Array) -> npt.NDArray[np.int32]:
     """The ``len + 1`` value offsets of a string, binary or list array (into its data, not rebased)."""
+    if isinstance(array, pa.ListArray):
+        # A nested array's ``buffers()`` lists every child's buffers too (tens of objects for a KeyValue list);
+        # its offsets alone are one small array, already cut to the slice.
+        array = array.offsets
+        return np.frombuffer(array.buffers()[1], np.int32, count=len(array), offset=array.offset * 4)
     buffer = array.buffers()[1]
     return np.frombuffer(buffer, np.int32, count=len(array) + 1, offset=array.offset * 4)
 
