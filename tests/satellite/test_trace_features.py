@@ -70,3 +70,36 @@ def test_the_spans_own_value_hides_its_resources() -> None:
         (b"a" * 16, "host.name", "own"),
         (b"b" * 16, "host.name", "res"),
     }
+
+
+def _first_carriers(spans: pa.Table, keys: list[str]) -> dict[tuple[str, str], list[bytes]]:
+    """Per (key, value), the traces carrying it in the order of their first span carrying it (the rule in
+    Python, row by row)."""
+    order: dict[tuple[str, str], list[bytes]] = {}
+    rows = zip(
+        *(spans.column(name).to_pylist() for name in ("trace_id", "attributes", "resource")), strict=True
+    )
+    for trace, own, resource in rows:
+        own_values = {k: v for k, v in (own or []) if v is not None}
+        resource_values = {k: v for k, v in (resource or []) if v is not None}
+        for key in keys:
+            value = own_values.get(key, resource_values.get(key))
+            carriers = order.setdefault((key, value), []) if value is not None else None
+            if carriers is not None and trace not in carriers:
+                carriers.append(trace)
+    return order
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_traces_come_in_the_order_their_spans_came(seed: int) -> None:
+    """The sampler keeps the first traces carrying a new value: the order of the answer is part of it."""
+    rng = random.Random(seed)
+    spans = _spans(rng, rng.randint(1, 80))
+    keys = rng.sample(KEYS, rng.randint(1, len(KEYS)))
+    found = trace_attribute_values(spans, keys)
+    carriers: dict[tuple[str, str], list[bytes]] = {}
+    for trace, key, value in zip(
+        *(found.column(n).to_pylist() for n in ("trace_id", "key", "value")), strict=True
+    ):
+        carriers.setdefault((key, value), []).append(trace)
+    assert carriers == _first_carriers(spans, keys)
