@@ -19,6 +19,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.map_entries import map_entries
+
 _FULL = 1 << 56
 #: ``ot=th:`` inside a tracestate list member ``ot=...`` whose sub-keys are separated by ``;``.
 _THRESHOLD = r"(?:^|,)[ \t]*ot=(?:[^,]*;)?th:(?P<th>[0-9a-f]{1,14})(?:[;, \t]|$)"
@@ -86,18 +88,25 @@ def whole_counts(counts: Weights, rng: np.random.Generator) -> npt.NDArray[np.in
 
 
 _DEBUG_TRUE = pa.array(["true", "1"])
+#: The attributes that ask for a trace to be kept: Zipkin's debug flag, Jaeger's debug id, OpenTracing's
+#: ``sampling.priority``.
+_DEBUG_KEYS = pa.array(["zipkin.debug", "jaeger-debug-id", "sampling.priority"])
 
 
 def forced_traces(spans: pa.Table) -> pa.Array:
     """Trace ids of traces with a span that asks to be kept whatever the sampling rate."""
-    attributes = spans.column("attributes")
-    zipkin = pc.is_in(pc.map_lookup(attributes, pa.scalar("zipkin.debug"), "first"), value_set=_DEBUG_TRUE)
-    jaeger = pc.is_valid(pc.map_lookup(attributes, pa.scalar("jaeger-debug-id"), "first"))
-    # OpenTracing's ``sampling.priority``: any number above zero (text that is no number does not count).
-    priority = pc.map_lookup(attributes, pa.scalar("sampling.priority"), "first")
-    above_zero = pc.and_kleene(
-        pc.match_substring_regex(priority, r"^[0-9]+(\.[0-9]*)?$"),
-        pc.invert(pc.match_substring_regex(priority, r"^0*(\.0*)?$")),
-    )
-    forced = pc.or_kleene(pc.or_kleene(zipkin, jaeger), above_zero)
-    return pc.unique(spans.column("trace_id").filter(pc.fill_null(forced, False)))
+    rows, keys, values = map_entries(spans.column("attributes"), _DEBUG_KEYS)
+    if len(rows) == 0:  # as almost always: one pass over the keys, nothing more
+        return pa.array([], spans.schema.field("trace_id").type)
+    # A key repeated in one map counts by its first value, as a lookup of the map reads it.
+    _, first = np.unique(rows * len(_DEBUG_KEYS) + keys, return_index=True)
+    rows, keys, values = rows[first], keys[first], values.take(pa.array(first))
+    zipkin = (keys == 0) & pc.is_in(values, value_set=_DEBUG_TRUE).to_numpy(zero_copy_only=False)
+    jaeger = keys == 1
+    # Any number above zero (text that is no number does not count).
+    above_zero = pc.and_(
+        pc.match_substring_regex(values, r"^[0-9]+(\.[0-9]*)?$"),
+        pc.invert(pc.match_substring_regex(values, r"^0*(\.0*)?$")),
+    ).to_numpy(zero_copy_only=False)
+    forced = zipkin | jaeger | ((keys == 2) & above_zero)
+    return pc.unique(spans.column("trace_id").take(pa.array(rows[forced])).combine_chunks())

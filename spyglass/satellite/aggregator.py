@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
 from spyglass.model.figures import RedTotals
+from spyglass.model.map_entries import map_entries
 from spyglass.model.rollups import (
     ATTRIBUTE_BUCKET_S,
     BASE_BUCKET_S,
@@ -201,8 +201,8 @@ class Aggregator:
     def _attribute_pairs(self, batch: pa.RecordBatch | pa.Table) -> tuple[Codes, Codes, pa.Array]:
         """(span index, key index, value) of every tracked key a span carries; a span attribute wins over
         the resource attribute of the same key."""
-        span_pairs = _map_pairs(batch.column("attributes"), self._key_array)
-        resource_pairs = _map_pairs(batch.column("resource"), self._key_array)
+        span_pairs = map_entries(batch.column("attributes"), self._key_array)
+        resource_pairs = map_entries(batch.column("resource"), self._key_array)
         if resource_pairs[0].size and span_pairs[0].size:
             k = len(self.attribute_keys)
             on_span = np.zeros(batch.num_rows * k, dtype=bool)
@@ -508,38 +508,6 @@ def _distinct(codes: Codes, bound: int) -> tuple[Codes, Codes, Codes]:
     index_of = np.zeros(bound, dtype=np.int64)
     index_of[present] = np.arange(present.size)
     return present.astype(np.int64), index_of[codes], counts[present]
-
-
-def _map_pairs(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> tuple[Codes, Codes, pa.Array]:
-    """(row index, index in ``keys``, value) of every entry of a map column whose key is in ``keys``: one hash
-    lookup of the keys and one filter of the values; the row of each entry comes from the offsets."""
-    if isinstance(maps, pa.ChunkedArray):
-        maps = maps.combine_chunks()
-    bounds = np.frombuffer(maps.buffers()[1], np.int32, count=len(maps) + 1, offset=maps.offset * 4)
-    first, last = int(bounds[0]), int(bounds[-1])
-    if last == first:
-        return np.empty(0, np.int64), np.empty(0, np.int64), pa.array([], pa.string())
-    entry_keys = maps.keys.slice(first, last - first)
-    entry_values = maps.items.slice(first, last - first)
-    key_index = pc.index_in(entry_keys, value_set=keys)
-    wanted = _valid(key_index)
-    if entry_values.null_count:
-        wanted &= _valid(entry_values)
-    parents = np.repeat(np.arange(len(maps), dtype=np.int64), np.diff(bounds))
-    found = np.frombuffer(key_index.buffers()[1], np.int32, count=len(key_index), offset=key_index.offset * 4)
-    if wanted.all():
-        return parents, found.astype(np.int64), entry_values
-    return parents[wanted], found[wanted].astype(np.int64), entry_values.filter(pa.array(wanted))
-
-
-def _valid(array: pa.Array) -> npt.NDArray[np.bool_]:
-    """Which values of ``array`` are not null, from its validity bits."""
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
-    bits = np.frombuffer(array.buffers()[0], np.uint8)
-    return np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :].astype(
-        bool
-    )
 
 
 def _overlaps(begin: int, end: int, start_ns: int | None, end_ns: int | None) -> bool:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.map_entries import map_entries
 from spyglass.model.shared_spans import mix_words
 
 FEATURE_COLUMNS = [
@@ -198,8 +199,8 @@ def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
     text only for the distinct triples."""
     wanted = pa.array(keys, pa.string())
     width = max(1, len(keys))
-    own_rows, own_keys, own_values = _entries(spans.column("attributes"), wanted)
-    res_rows, res_keys, res_values = _entries(spans.column("resource"), wanted)
+    own_rows, own_keys, own_values = map_entries(spans.column("attributes"), wanted)
+    res_rows, res_keys, res_values = map_entries(spans.column("resource"), wanted)
     # A resource value stands only for a key the span has no value of its own for.
     has_own = np.zeros(spans.num_rows * width, dtype=bool)
     has_own[own_rows * width + own_keys] = True
@@ -228,24 +229,3 @@ def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
 
 def _codes(encoded: pa.DictionaryArray) -> npt.NDArray[np.int64]:
     return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _entries(
-    maps: pa.ChunkedArray | pa.Array, wanted: pa.Array
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], pa.Array]:
-    """The entries of ``maps`` whose key is one of ``wanted`` and whose value is not null: their row, their
-    key's position in ``wanted``, their value."""
-    column = maps.combine_chunks() if isinstance(maps, pa.ChunkedArray) else maps
-    offsets = column.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-    first, last = int(offsets[0]), int(offsets[-1])
-    keys = column.keys.slice(first, last - first)
-    items = column.items.slice(first, last - first)
-    rows = np.repeat(np.arange(len(column), dtype=np.int64), np.diff(offsets))
-    codes = pc.index_in(keys, value_set=wanted)
-    chosen = pc.and_(pc.is_valid(codes), pc.is_valid(items))
-    chosen_np = chosen.to_numpy(zero_copy_only=False)
-    return (
-        rows[chosen_np],
-        codes.filter(chosen).to_numpy(zero_copy_only=False).astype(np.int64),
-        items.filter(chosen),
-    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +19,7 @@ from spyglass.model.adjusted_count import (
     threshold_count,
 )
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
+from spyglass.model.schema import ATTRIBUTES
 
 
 def threshold_of(probability: float) -> str:
@@ -113,3 +117,47 @@ def test_debug_spans_force_their_trace() -> None:
         )
     forced = sorted(int.from_bytes(t, "big") for t in forced_traces(pa.table(builder.finish())).to_pylist())
     assert forced == [0, 2, 3]
+
+
+def _forced_by_lookup(spans: pa.Table) -> set[bytes]:
+    """The rule as three map lookups (each map's first value of a key), for the random spans below."""
+    attributes = spans.column("attributes")
+
+    def first(key: str) -> pa.ChunkedArray:
+        return pc.map_lookup(attributes, pa.scalar(key), "first")
+
+    zipkin = pc.is_in(first("zipkin.debug"), value_set=pa.array(["true", "1"]))
+    priority = first("sampling.priority")
+    above_zero = pc.and_kleene(
+        pc.match_substring_regex(priority, r"^[0-9]+(\.[0-9]*)?$"),
+        pc.invert(pc.match_substring_regex(priority, r"^0*(\.0*)?$")),
+    )
+    forced = pc.or_kleene(pc.or_kleene(zipkin, pc.is_valid(first("jaeger-debug-id"))), above_zero)
+    return set(spans.column("trace_id").filter(pc.fill_null(forced, False)).to_pylist())
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_forced_traces_match_the_rule_on_random_maps(seed: int) -> None:
+    """Null values, numbers as text, other keys: the answer is the lookups'. (Every decoder keeps one value per
+    key of a map, the last sent, so no map here repeats a key.)"""
+    rng = random.Random(seed)
+    keys = ["zipkin.debug", "jaeger-debug-id", "sampling.priority", "other", "http.route"]
+    values = ["true", "1", "0", "false", "2.5", "0.0", "00", "high", "", "7", "-1", None]
+
+    def random_map() -> list[tuple[str, str | None]] | None:
+        if rng.random() < 0.05:
+            return None
+        return [(key, rng.choice(values)) for key in rng.sample(keys, rng.randint(0, 4))]
+
+    rows = rng.randint(0, 50)
+    spans = pa.table(
+        {
+            "trace_id": pa.array([bytes([rng.randint(0, 20)]) * 16 for _ in range(rows)], pa.binary(16)),
+            "attributes": pa.array([random_map() for _ in range(rows)], ATTRIBUTES),
+        }
+    )
+    if rows > 4:
+        spans = pa.concat_tables([spans.slice(1, 2), spans.slice(3)])  # sliced and chunked, as batches come
+    found = forced_traces(spans).to_pylist()
+    assert len(found) == len(set(found))
+    assert set(found) == _forced_by_lookup(spans)

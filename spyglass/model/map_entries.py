@@ -1,0 +1,47 @@
+"""The entries of a map column (span attributes, resources) whose key is one of a few: found in the map's flat key
+column with one hash lookup, each entry's row read from the offsets. Looking each key up in every row's map
+(``map_lookup``) is a pass over all entries per key; the aggregator, the sampler and the debug-flag check each
+want several keys at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["MapEntries", "map_entries"]
+
+#: (row of each entry, index of its key in the keys asked for, its value): entries with a null value left out.
+MapEntries = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], pa.Array]
+
+
+def map_entries(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> MapEntries:
+    """Every entry of ``maps`` whose key is in ``keys`` and whose value is not null, in row order (and map order
+    within a row)."""
+    if isinstance(maps, pa.ChunkedArray):
+        maps = maps.combine_chunks()
+    bounds = maps.offsets.to_numpy()
+    first, last = int(bounds[0]), int(bounds[-1])
+    if last == first:
+        return np.empty(0, np.int64), np.empty(0, np.int64), pa.array([], maps.type.item_type)
+    entry_keys = maps.keys.slice(first, last - first)
+    entry_values = maps.items.slice(first, last - first)
+    key_index = pc.index_in(entry_keys, value_set=keys)
+    wanted = _not_null(key_index)
+    if entry_values.null_count:
+        wanted &= _not_null(entry_values)
+    rows = np.repeat(np.arange(len(maps), dtype=np.int64), np.diff(bounds))
+    found = np.frombuffer(key_index.buffers()[1], np.int32, count=len(key_index), offset=key_index.offset * 4)
+    if wanted.all():
+        return rows, found.astype(np.int64), entry_values
+    return rows[wanted], found[wanted].astype(np.int64), entry_values.filter(pa.array(wanted))
+
+
+def _not_null(array: pa.Array) -> npt.NDArray[np.bool_]:
+    """Which values of ``array`` are not null, from its validity bits."""
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    bits = np.frombuffer(array.buffers()[0], np.uint8)
+    valid = np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :]
+    return valid.astype(bool)
