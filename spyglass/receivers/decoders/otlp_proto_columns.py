@@ -279,9 +279,16 @@ def _last_of_repeated_keys(keys: pa.Array, parents: np.ndarray, counts: np.ndarr
     return keep
 
 
+#: Up to this many keys, ``_may_repeat`` compares the keys themselves.
+_FEW_KEYS = 64
+
+
 def _may_repeat(keys: pa.Array, parents: np.ndarray) -> bool:
     """False when no list has two keys of the same length, first byte and last byte (so none repeats a key);
     read from the keys' buffers, without hashing a string."""
+    if len(keys) <= _FEW_KEYS:  # a few resources' or scopes' keys: a Python set answers exactly, and sooner
+        pairs = list(zip(parents.tolist(), keys.to_pylist(), strict=True))
+        return len(set(pairs)) < len(pairs)
     bounds = offsets(keys).astype(np.int64)
     data = keys.buffers()[2]
     if data is None or data.size == 0:
