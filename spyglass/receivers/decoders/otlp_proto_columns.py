@@ -287,8 +287,8 @@ def _may_repeat(keys: pa.Array, parents: np.ndarray) -> bool:
     """False when no list has two keys of the same length, first byte and last byte (so none repeats a key);
     read from the keys' buffers, without hashing a string."""
     if len(keys) <= _FEW_KEYS:  # a few resources' or scopes' keys: a Python set answers exactly, and sooner
-        pairs = list(zip(parents.tolist(), keys.to_pylist(), strict=True))
-        return len(set(pairs)) < len(pairs)
+        listed = list(zip(parents.tolist(), keys.to_pylist(), strict=True))
+        return len(set(listed)) < len(listed)
     bounds = offsets(keys).astype(np.int64)
     data = keys.buffers()[2]
     if data is None or data.size == 0:
