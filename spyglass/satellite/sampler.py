@@ -100,13 +100,22 @@ _RANK_BINS = 6400  # up to 1.005**6400 ns: far beyond any trace
 _MAX_REMEMBERED = (
     100_000  # shapes or attribute values remembered for novelty, before the rarest are forgotten
 )
+#: Root operations whose latency history is kept, each a histogram of ``_RANK_BINS`` counts (25 KB). Real
+#: services have hundreds; span names that carry ids (raw URL paths) make one per request, which must not grow
+#: memory without end (45 KB each, unbounded, was 1.5 GB after 30,000 such names). Past the bound a new root
+#: operation is decided as one warming up, until quiet ones are forgotten.
+_MAX_OPERATIONS = 2_000
+#: At a decay, a root operation whose halved count is below this (about two traces in a half-life) is forgotten.
+_QUIET_OPERATION = 1.0
+#: With every slot taken, the ones seen about once are given up first.
+_SEEN_ONCE = 2.0
 
 
 class _OperationLatency:
     """A decaying histogram of one root operation's trace durations, to rank new traces against."""
 
     def __init__(self) -> None:
-        self.counts = np.zeros(_RANK_BINS, dtype=np.float64)
+        self.counts = np.zeros(_RANK_BINS, dtype=np.float32)
 
     @staticmethod
     def bins(durations_ns: np.ndarray) -> np.ndarray:
@@ -115,14 +124,14 @@ class _OperationLatency:
 
     @property
     def total(self) -> float:
-        return float(self.counts.sum())
+        return float(self.counts.sum(dtype=np.float64))
 
     def ranks(self, bins: np.ndarray) -> np.ndarray:
         """Fraction of earlier traces strictly faster than each given bin (mid-bin for ties)."""
         total = self.total
         if total <= 0:
             return np.zeros(len(bins))
-        below = np.concatenate([[0.0], np.cumsum(self.counts)])
+        below = np.concatenate([[0.0], np.cumsum(self.counts, dtype=np.float64)])
         return cast(np.ndarray, (below[bins] + self.counts[bins] / 2) / total)
 
     def add(self, bins: np.ndarray) -> None:
@@ -271,11 +280,23 @@ class DynamicSampler:
         codes = root.indices.to_numpy(zero_copy_only=False)
         durations = features.column("duration_ns").to_numpy(zero_copy_only=False)
         order = np.argsort(codes, kind="stable")
-        boundaries = np.flatnonzero(np.diff(codes[order])) + 1
-        for rows in np.split(order, boundaries):
-            key = root.dictionary[int(codes[rows[0]])].as_py()
-            latency = self._latency.setdefault(key, _OperationLatency())
-            bins = latency.bins(durations[rows])
+        groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+        keys = [root.dictionary[int(codes[rows[0]])].as_py() for rows in groups]
+        if len(self._latency) >= _MAX_OPERATIONS:
+            self._forget_operations(below=_SEEN_ONCE)
+        # When histograms run short, the busiest new root operations of the round are the ones that get one.
+        new = sorted(
+            (i for i, key in enumerate(keys) if key not in self._latency), key=lambda i: -len(groups[i])
+        )
+        for i in new[: max(0, _MAX_OPERATIONS - len(self._latency))]:
+            self._latency[keys[i]] = _OperationLatency()
+        for key, rows in zip(keys, groups, strict=True):
+            latency = self._latency.get(key)
+            bins = _OperationLatency.bins(durations[rows])
+            strata[rows] = (1 + self._id(("operation", key))) * _RANK_BINS + bins // stratum_bins
+            if latency is None:  # no history to rank against: decided as a new one
+                warming[rows[: self.policy.warmup_traces]] = True
+                continue
             still_warming = max(0, self.policy.warmup_traces - int(latency.total))
             warming[rows[:still_warming]] = True
             # Rank against history and this round together: a first round can be thousands of traces.
@@ -288,8 +309,13 @@ class DynamicSampler:
                     [0, 1, 2],
                     default=-1,
                 )
-            strata[rows] = (1 + self._id(("operation", key))) * _RANK_BINS + bins // stratum_bins
         return tail, warming, strata
+
+    def _forget_operations(self, below: float) -> None:
+        """Forget the latency history of root operations with fewer than ``below`` (decayed) traces."""
+        quiet = [key for key, latency in self._latency.items() if latency.total < below]
+        for key in quiet:
+            del self._latency[key]
 
     def _novel_shapes(self, features: pa.RecordBatch) -> np.ndarray:
         """The first ``novelty_keeps`` traces of every shape never seen before."""
@@ -340,6 +366,15 @@ class DynamicSampler:
         self._last_decay = now
         for latency in self._latency.values():
             latency.counts *= 0.5
+        self._forget_operations(below=_QUIET_OPERATION)
+        if len(self._ids) > _MAX_REMEMBERED:
+            # Strata of root operations and error signatures are numbered as they come: numbers for ones long
+            # gone would pile up with span names or messages that carry ids. Start the numbering over, with the
+            # statistics kept under the old numbers (credits, shares), which rebuild within a half-life.
+            self._ids.clear()
+            self._credit.clear()
+            self._errors.share.clear()
+            self._body.share.clear()
         # Shapes and values stay known (halved, never below the novelty bar): a host seen an hour ago is not new.
         floor = float(self.policy.novelty_keeps)
         for shape, count in self._seen_shapes.items():

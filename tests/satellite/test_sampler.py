@@ -229,3 +229,65 @@ def test_only_the_first_traces_of_a_shape_are_novel_across_batches() -> None:
     expected_b = [True, True, True] + [False] * (len(shapes) - shapes.count(a_shape) - 3)
     assert [n for n, s in zip(novel, shapes, strict=True) if s == a_shape] == expected_a
     assert [n for n, s in zip(novel, shapes, strict=True) if s != a_shape] == expected_b
+
+
+def _root_spans(
+    names: list[str], rng: np.random.Generator, start_ns: int = 1_700_000_000 * 10**9
+) -> pa.Table:
+    """One single-span trace per name, as a service whose span names carry ids (raw URL paths) sends them."""
+    from spyglass.model.builder import SpanBatchBuilder
+
+    builder = SpanBatchBuilder()
+    for index, name in enumerate(names):
+        builder.add(
+            trace_id=rng.bytes(16),
+            span_id=rng.bytes(8),
+            parent_span_id=None,
+            service="api",
+            name=name,
+            kind=2,
+            start_ns=start_ns + index,
+            duration_ns=int(rng.integers(10**5, 10**8)),
+            status_code=0,
+        )
+    return pa.table(builder.finish())
+
+
+def test_span_names_that_carry_ids_do_not_grow_memory_without_end() -> None:
+    """Each root operation's latency history is a histogram; a name per request (``GET /users/123``) made one
+    per trace, never forgotten. The busy operations keep theirs through such a flood."""
+    from spyglass.satellite import sampler as sampler_module
+
+    rng = np.random.default_rng(5)
+    now = [0.0]
+    sampler = DynamicSampler(SamplingPolicy(sample_rate=0.05), seed=2, clock=lambda: now[0])
+    busy = ["GET /product", "POST /checkout"]
+    kept = decided = 0
+    for batch in range(12):
+        names = [f"GET /users/{batch * 4000 + i}" for i in range(4000)] + busy * 500
+        traces = _root_spans(names, rng)
+        kept += sampler.decide(traces).num_rows
+        decided += traces.num_rows
+        assert len(sampler._latency) <= sampler_module._MAX_OPERATIONS
+        assert all(name in "".join(sampler._latency) for name in busy)
+    # Every trace of a never-seen name counts as new: those are rationed, and the budget holds.
+    assert kept / decided < 0.15
+    # A half-life later, the names seen once are forgotten; the busy ones stay.
+    now[0] += sampler.policy.half_life_s + 1
+    sampler.decide(_root_spans(busy * 10, rng))
+    assert sorted(key.split("\x1f")[1] for key in sampler._latency) == sorted(busy)
+
+
+def test_numbers_of_strata_start_over_once_too_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spyglass.satellite import sampler as sampler_module
+
+    monkeypatch.setattr(sampler_module, "_MAX_REMEMBERED", 500)
+    rng = np.random.default_rng(6)
+    now = [0.0]
+    sampler = DynamicSampler(SamplingPolicy(sample_rate=0.05), seed=3, clock=lambda: now[0])
+    sampler.decide(_root_spans([f"op {i}" for i in range(800)], rng))
+    assert len(sampler._ids) > 500
+    now[0] += sampler.policy.half_life_s + 1
+    kept = sampler.decide(_root_spans(["op 1"] * 100, rng))
+    assert len(sampler._ids) < 10
+    assert 0 < kept.num_rows <= 100
