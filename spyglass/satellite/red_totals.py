@@ -7,7 +7,20 @@ import numpy as np
 
 from spyglass.model.figures import HISTOGRAM_BOUNDS_S, RedTotals
 from spyglass.model.sketch import bucket_value
-from spyglass.satellite.rollup_codes import BIN_BITS, KEY_SHIFT, MAX_KEYS, SERIES_SHIFT, Names, Rows
+from spyglass.satellite.rollup_codes import (
+    BIN_BITS,
+    KEY_SHIFT,
+    MAX_KEYS,
+    OTHER_VALUE,
+    SERIES_SHIFT,
+    Names,
+    Rows,
+)
+
+#: (service, operation) pairs counted apart. Past it, a new pair counts under its service's ``__other__``
+#: operation (past twice it, under ``__other__`` for both): span names that carry ids would otherwise make a
+#: series per request, in this process's memory and in every Prometheus that scrapes it.
+MAX_TOTALS = 10_000
 
 
 def copy_totals(totals: RedTotals) -> RedTotals:
@@ -44,7 +57,7 @@ def add_totals(totals: dict[tuple[str, str], RedTotals], rows: Rows, names: Name
     error_counts = np.bincount(which, weights=errors, minlength=distinct.size)
     sums = np.bincount(which, weights=counts * durations_s, minlength=distinct.size)
     for i, sid in enumerate(distinct.tolist()):
-        key = (names.services[sid], names.operations[sid])
+        key = _counted_as(totals, names.services[sid], names.operations[sid])
         entry = totals.get(key)
         if entry is None:
             entry = totals[key] = RedTotals(*key)
@@ -53,3 +66,12 @@ def add_totals(totals: dict[tuple[str, str], RedTotals], rows: Rows, names: Name
         entry.duration_sum_s += float(sums[i])
         for j in range(len(HISTOGRAM_BOUNDS_S)):
             entry.buckets[j] += int(histogram[i, j])
+
+
+def _counted_as(totals: dict[tuple[str, str], RedTotals], service: str, operation: str) -> tuple[str, str]:
+    """The totals a series counts in: its own while there is room (``MAX_TOTALS``), else a folded one."""
+    key = (service, operation)
+    if key in totals or len(totals) < MAX_TOTALS:
+        return key
+    folded = (service, OTHER_VALUE)
+    return folded if folded in totals or len(totals) < 2 * MAX_TOTALS else (OTHER_VALUE, OTHER_VALUE)

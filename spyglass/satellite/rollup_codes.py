@@ -32,6 +32,10 @@ MAX_KEYS = (1 << KEY_BITS) - 1  # key 0 is the base rollup
 MAX_SERIES = 1 << SERIES_BITS
 MAX_VALUES = 1 << VALUE_BITS
 NAMES_MARGIN = 1 << 18
+#: Series (service, operation, kind) one ``Names`` holds before the aggregator starts another, closing every
+#: open bucket: span names that carry ids (raw URL paths) add a series per request, and the id space alone
+#: would let them take gigabytes over days. 200,000 series are about 80 MB.
+SERIES_RENEW_AT = 200_000
 
 #: Raw codes a bucket collects before merging them into its sorted rows (bounds memory between drains).
 TAIL_ROWS = 1 << 18
@@ -176,9 +180,11 @@ class Names:
         return vid
 
     def full(self) -> bool:
-        """Near an id space's end: one more batch might not fit (a batch adds at most its spans' count)."""
+        """Near an id space's end (one more batch might not fit: a batch adds at most its spans' count), or
+        holding ``SERIES_RENEW_AT`` series."""
         return (
-            len(self.services) >= MAX_SERIES - NAMES_MARGIN or len(self.values) >= MAX_VALUES - NAMES_MARGIN
+            len(self.services) >= min(SERIES_RENEW_AT, MAX_SERIES - NAMES_MARGIN)
+            or len(self.values) >= MAX_VALUES - NAMES_MARGIN
         )
 
 

@@ -378,3 +378,33 @@ def test_head_sampled_spans_count_as_the_spans_they_stand_for() -> None:
         estimate = int(ops.column("bin").to_numpy()[np.searchsorted(cumulative, q * cumulative[-1])])
         true_bin = int(sketch_of([int(np.quantile(everything, q))])[0][0])
         assert abs(estimate - true_bin) <= 3, (q, estimate, true_bin)  # within a few sketch bins
+
+
+def test_span_names_that_carry_ids_renew_the_names_and_lose_no_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A series per request (raw URL paths as span names) must not grow the interned names for days: past
+    ``SERIES_RENEW_AT`` every open bucket closes under the old names and new ones start; counts stay exact."""
+    from spyglass.satellite import rollup_codes
+
+    monkeypatch.setattr(rollup_codes, "SERIES_RENEW_AT", 50)
+    agg = aggregator()
+    sent: Counter[str] = Counter()
+    for batch in range(10):
+        names = [f"GET /users/{batch * 30 + i}" for i in range(30)] + ["GET /product"] * 5
+        sent.update(names)
+        agg.add(batch_of([Span(name=name) for name in names]))
+        assert len(agg._names.services) <= 50 + 35
+    rows = base(agg.drain(final=True))
+    assert sums(rows, "operation") == {(name,): (count, 0) for name, count in sent.items()}
+
+
+def test_prometheus_totals_fold_past_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spyglass.satellite import red_totals
+
+    monkeypatch.setattr(red_totals, "MAX_TOTALS", 20)
+    agg = aggregator()
+    agg.add(batch_of([Span(service=f"svc{i % 3}", name=f"GET /users/{i}") for i in range(100)]))
+    agg.drain(final=True)
+    totals = agg.totals()
+    assert len(totals) <= 2 * 20 + 1
+    assert sum(t.count for t in totals) == 100
+    assert {t.operation for t in totals} >= {OTHER_VALUE}
