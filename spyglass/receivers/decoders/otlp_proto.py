@@ -21,6 +21,7 @@ from spyglass.receivers.decoders.limits import MAX_ATTRIBUTE_VALUE_BYTES, MAX_NA
 from spyglass.receivers.decoders.otlp_proto_columns import (
     MAX_TIME,
     RequestParser,
+    RequestRows,
     RowRejections,
     attribute_maps,
     empty_to_null,
@@ -30,7 +31,7 @@ from spyglass.receivers.decoders.otlp_proto_columns import (
 )
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult, only_decode_errors
 
-__all__ = ["decode_otlp_proto"]
+__all__ = ["decode_otlp_proto", "decode_otlp_proto_many"]
 
 _parse_request = RequestParser(trace_service_pb2.ExportTraceServiceRequest, "scope_spans", "spans")
 _MAX_KIND = max(SpanKind)
@@ -40,16 +41,77 @@ _MAX_STATUS = max(StatusCode)
 @only_decode_errors("OTLP trace data")
 def decode_otlp_proto(body: bytes) -> DecodeResult:
     """Decode a protobuf OTLP trace export; raise ``DecodeError`` when nothing in it can be accepted."""
-    resources, scopes, spans, span_scope, span_resource = _parse_request(body)
-    n = len(spans)
+    rows = _parse_request(body)
+    n = len(rows.items)
     if n == 0:
         return DecodeResult(_EMPTY)
+    reasons = RowRejections(n, "span")
+    return _answer(_columns(rows, reasons), reasons, 0, n)
 
+
+def decode_otlp_proto_many(bodies: list[bytes]) -> list[DecodeResult | DecodeError]:
+    """Several protobuf OTLP trace exports decoded in one pass, each answered as ``decode_otlp_proto`` answers it
+    alone (its spans, its rejections counted from its own first span, or its ``DecodeError``).
+
+    Most of a small export's decoding is per call, not per span (1.7 ms for 10 spans, 3 ms for 1,000): exports
+    that wait together for a decode worker are decoded together. Bad wire data in one of them makes each be
+    decoded alone, so only that one is refused."""
+    if len(bodies) == 1:
+        return [_alone(bodies[0])]
+    try:
+        return _together(bodies)
+    except DecodeError:
+        return [_alone(body) for body in bodies]
+
+
+@only_decode_errors("OTLP trace data")
+def _together(bodies: list[bytes]) -> list[DecodeResult | DecodeError]:
+    rows, request_of_span = _parse_request.many(bodies)
+    bounds = np.searchsorted(request_of_span, np.arange(len(bodies) + 1))
+    n = len(rows.items)
+    if n == 0:
+        return [DecodeResult(_EMPTY) for _ in bodies]
+    reasons = RowRejections(n, "span")
+    batch = _columns(rows, reasons)
+    answers: list[DecodeResult | DecodeError] = []
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if start == end:
+            answers.append(DecodeResult(_EMPTY))
+            continue
+        try:
+            answers.append(_answer(batch, reasons, start, end))
+        except DecodeError as error:
+            answers.append(error)
+    return answers
+
+
+def _alone(body: bytes) -> DecodeResult | DecodeError:
+    try:
+        return decode_otlp_proto(body)
+    except DecodeError as error:
+        return error
+
+
+def _answer(batch: pa.RecordBatch, reasons: RowRejections, start: int, end: int) -> DecodeResult:
+    """The answer to the export whose spans are rows ``[start, end)`` of ``batch``: its valid spans, or a
+    ``DecodeError`` when none is."""
+    spans = batch if start == 0 and end == batch.num_rows else batch.slice(start, end - start)
+    valid = reasons.valid_mask()[start:end]
+    rejected = (end - start) - int(np.count_nonzero(valid))
+    if not rejected:
+        return DecodeResult(spans)
+    if rejected == end - start:
+        raise DecodeError(reasons.first(start, end))
+    return DecodeResult(spans.filter(pa.array(valid)), rejected, reasons.first(start, end))
+
+
+def _columns(rows: RequestRows, reasons: RowRejections) -> pa.RecordBatch:
+    """``SPAN_SCHEMA`` columns of every span of ``rows`` (rejected ones too: ``reasons`` says which)."""
+    resources, scopes, spans, span_scope, span_resource = rows
     resource_attrs = resources.field("resource").field("attributes")
     resource_values, resource_types = attribute_maps(resource_attrs)
     services = service_names(resource_values)
 
-    reasons = RowRejections(n, "span")
     trace_id = spans.field("trace_id")
     span_id = spans.field("span_id")
     parent = spans.field("parent_span_id")
@@ -100,14 +162,7 @@ def decode_otlp_proto(body: bytes) -> DecodeResult:
         events,
         links,
     ]
-    batch = pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
-    valid = reasons.valid_mask()
-    rejected = n - int(np.count_nonzero(valid))
-    if rejected:
-        if rejected == n:
-            raise DecodeError(reasons.first())
-        batch = batch.filter(pa.array(valid))
-    return DecodeResult(batch, rejected, reasons.first() if rejected else "")
+    return pa.RecordBatch.from_arrays(columns, schema=SPAN_SCHEMA)
 
 
 _EMPTY = pa.RecordBatch.from_pylist([], schema=SPAN_SCHEMA)

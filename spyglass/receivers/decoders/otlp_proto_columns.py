@@ -76,30 +76,44 @@ class RequestParser:
 
     def __call__(self, body: bytes) -> RequestRows:
         """The request in ``body``, flattened; bad wire data is a ``DecodeError``."""
+        return self.many([body])[0]
+
+    def many(self, bodies: list[bytes]) -> tuple[RequestRows, np.ndarray]:
+        """Several requests flattened together (one ptars call: most of its cost is per call, 0.7 ms, not per
+        span), and the request each item comes from, ascending; bad wire data in any is a ``DecodeError``."""
         try:
-            record = self._handler.list_to_record_batch([body])
+            record = self._handler.list_to_record_batch(bodies)
         except Exception as exc:  # ptars raises ValueError on bad wire data
             raise DecodeError(f"invalid OTLP protobuf: {exc}") from None
-        resources = record.column(0).flatten()
+        resource_lists = record.column(0)
+        resources = resource_lists.flatten()
         scope_lists = resources.field(self._scopes_field)
         scopes = scope_lists.flatten()
         item_lists = scopes.field(self._items_field)
         item_scope = pc.list_parent_indices(item_lists)
         item_resource = pc.take(pc.list_parent_indices(scope_lists), item_scope)
-        return RequestRows(resources, scopes, item_lists.flatten(), item_scope, item_resource)
+        rows = RequestRows(resources, scopes, item_lists.flatten(), item_scope, item_resource)
+        if len(bodies) == 1:
+            return rows, np.zeros(len(rows.items), dtype=np.int64)
+        resource_request = pc.list_parent_indices(resource_lists).to_numpy()
+        return rows, resource_request[item_resource.to_numpy()]
 
 
 class RowRejections:
-    """Collects per-row rejections (of spans, or log records) as a mask, remembering the first reason for the
-    error message. Rows marked ``exempt`` (log records without trace context, dropped anyway) are never
-    rejected."""
+    """Collects per-row rejections (of spans, or log records) as a mask, with each rejected row's first reason,
+    for the error message: the first rejected row's, counted from the start of its export (several exports
+    decoded together are told apart by ``first``'s bounds). Rows marked ``exempt`` (log records without trace
+    context, dropped anyway) are never rejected."""
 
     def __init__(self, n: int, row: str, exempt: np.ndarray | None = None) -> None:
         self._valid = np.ones(n, dtype=bool)
-        self._first: str | None = None
-        self._first_index = n
+        self._reason = np.full(n, -1, dtype=np.int32)  # index into ``_reasons``; -1 while the row is valid
+        self._reasons: dict[str, int] = {}
         self._row = row
         self._exempt = exempt
+
+    def _reason_id(self, reason: str) -> int:
+        return self._reasons.setdefault(reason, len(self._reasons))
 
     def check(self, ok: pa.Array | np.ndarray, reason: str) -> None:
         """Reject every row where ``ok`` is false (or null) for ``reason``."""
@@ -108,9 +122,8 @@ class RowRejections:
             ok_np = ok_np | self._exempt
         bad = ~ok_np
         if bad.any():
-            first = int(np.argmax(bad))
-            if first < self._first_index:
-                self._first_index, self._first = first, f"{self._row} {first}: {reason}"
+            fresh = bad & (self._reason < 0)
+            self._reason[fresh] = self._reason_id(reason)
             self._valid &= ok_np
 
     def reject(self, index: int, reason: str) -> None:
@@ -118,14 +131,20 @@ class RowRejections:
         if self._exempt is not None and self._exempt[index]:
             return
         self._valid[index] = False
-        if index < self._first_index:
-            self._first_index, self._first = index, f"{self._row} {index}: {reason}"
+        if self._reason[index] < 0:
+            self._reason[index] = self._reason_id(reason)
 
     def valid_mask(self) -> np.ndarray:
         return self._valid
 
-    def first(self) -> str:
-        return self._first or ""
+    def first(self, start: int = 0, end: int | None = None) -> str:
+        """Why the first rejected row of ``[start, end)`` was rejected, naming it by its place from ``start``."""
+        rejected = np.flatnonzero(~self._valid[start:end])
+        if not rejected.size:
+            return ""
+        at = int(rejected[0])
+        reasons = list(self._reasons)
+        return f"{self._row} {at}: {reasons[int(self._reason[start + at])]}"
 
 
 def empty_to_null(strings: pa.Array) -> pa.Array:
