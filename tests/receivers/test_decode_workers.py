@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -164,3 +164,50 @@ def test_workers_1_starts_no_process(tmp_path: Path, workers: int, kind: type) -
     finally:
         server.decode_pool.shutdown()
         server.store.close()
+
+
+Export = tuple[Callable[[bytes], DecodeResult], bytes]
+
+
+async def _all(workers: DecodeProcesses, exports: list[Export]) -> list[DecodeResult | BaseException]:
+    """Every export sent at once, as many connections would; each answer, or the error it raised."""
+    calls = [workers.run(decode, body, "identity", MAX_BYTES) for decode, body in exports]
+    return list(await asyncio.gather(*calls, return_exceptions=True))
+
+
+def test_exports_waiting_together_are_decoded_together_and_answered_apart(processes: DecodeProcesses) -> None:
+    """While the workers are busy, what waits goes to the next free one in one batch; each export still gets
+    its own answer: its spans, or its own 400."""
+    bodies = [
+        export_template(rows, f"batch{index:03d}".encode()[:8])
+        for index, rows in enumerate([20, 1, 300] * 20)
+    ]
+    garbage = b"\xff\x00 not protobuf" * 5
+    exports: list[Export] = [(decode_otlp_proto, body) for body in bodies]
+    exports.insert(17, (decode_otlp_proto, garbage))
+    batches, batched = processes.batches, processes.batched_exports
+    answers = asyncio.run(_all(processes, exports))
+    assert processes.batched_exports - batched == len(exports)
+    assert processes.batches - batches < len(exports)  # some were decoded together
+    for (_, body), answer in zip(exports, answers, strict=True):
+        if body is garbage:
+            assert (
+                isinstance(answer, DecodeError)
+                and str(answer) == _error(DecodeThreads(), garbage).split(": ", 1)[1]
+            )
+            continue
+        assert isinstance(answer, DecodeResult)
+        assert answer.batch.equals(decode_otlp_proto(body).batch)
+
+
+def test_an_export_that_kills_its_worker_in_a_batch_costs_only_itself(processes: DecodeProcesses) -> None:
+    good: list[Export] = [
+        (decode_otlp_proto, export_template(30, f"good{i:04d}".encode())) for i in range(12)
+    ]
+    exports: list[Export] = [*good[:4], (_die, b""), *good[4:9], (_die, b""), *good[9:]]
+    answers = asyncio.run(_all(processes, exports))
+    for (decode, _), answer in zip(exports, answers, strict=True):
+        if decode is _die:
+            assert isinstance(answer, DecodeError) and "stopped the worker" in str(answer)
+        else:
+            assert isinstance(answer, DecodeResult) and answer.batch.num_rows == 30
