@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: How often the decide loop hands closed rollup buckets to the writer.
 ROLLUP_DRAIN_INTERVAL_S = 1.0
+#: The decide loop takes the intake in once it holds this many spans, or this long after it began to fill.
+GATHER_SPANS = 16_384
+GATHER_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class Satellite:
                 while not self._intake and not self._stopping.is_set() and not self._flush_requests:
                     if not self._intake_lock.wait(timeout=max(0.0, next_tick - time.monotonic())):
                         break
+                self._gather(next_tick)
                 pending = list(self._intake)
                 self._intake.clear()
                 stopping = self._stopping.is_set()
@@ -196,6 +200,22 @@ class Satellite:
             if time.monotonic() >= next_rollup_drain:
                 self._queue_rollups()
                 next_rollup_drain = time.monotonic() + ROLLUP_DRAIN_INTERVAL_S
+
+    def _gather(self, next_tick: float) -> None:
+        """With a few spans in the intake, wait a little for more (under the intake lock): counting and packing
+        cost about a millisecond a call whatever the spans, so a round per small export (100 spans) took most of
+        the decide thread at 23,000 spans/s. Never past the next tick, a flush or a stop."""
+        if not self._intake:
+            return
+        deadline = min(time.monotonic() + GATHER_S, next_tick)
+        # Everything queued is in the intake now: this thread alone takes spans out of the count.
+        while (
+            self._queued_spans < min(GATHER_SPANS, self.settings.max_queued_spans // 2)
+            and not self._stopping.is_set()
+            and not self._flush_requests
+            and self._intake_lock.wait(timeout=max(0.0, deadline - time.monotonic()))
+        ):
+            pass
 
     def _take_in(self, pending: list[tuple[pa.RecordBatch, int]]) -> None:
         """Count every span in the aggregates and buffer it, what arrived since the last round in a few large

@@ -151,3 +151,25 @@ def test_a_trace_is_read_whole_from_store_and_buffer_each_span_once(tmp_path: Pa
     finally:
         satellite.stop()
         store.close()
+
+
+def test_small_exports_are_taken_in_together(tmp_path: Path) -> None:
+    """Counting and packing cost about a millisecond a call whatever the spans: exports arriving a millisecond
+    apart are taken in a few rounds, not one each, and every span arrives."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.1), store, KeepAllSampler())
+    rounds: list[int] = []
+    take_in = satellite._take_in
+    satellite._take_in = lambda pending: (rounds.append(len(pending)), take_in(pending))[1]  # type: ignore[method-assign]
+    satellite.start()
+    try:
+        for _ in range(30):
+            batch, _ = trace_batch(3)
+            assert satellite.submit(batch)
+            time.sleep(0.001)
+        _wait(lambda: satellite.counters.spans_stored == 30 * 9)
+        assert sum(rounds) == 30
+        assert len(rounds) <= 6, rounds
+    finally:
+        satellite.stop()
+        store.close()
