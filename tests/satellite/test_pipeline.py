@@ -160,7 +160,12 @@ def test_small_exports_are_taken_in_together(tmp_path: Path) -> None:
     satellite = Satellite(SatelliteSettings(decision_wait_s=0.1), store, KeepAllSampler())
     rounds: list[int] = []
     take_in = satellite._take_in
-    satellite._take_in = lambda pending: (rounds.append(len(pending)), take_in(pending))[1]  # type: ignore[method-assign]
+
+    def counted(pending: list[tuple[pa.RecordBatch, int]]) -> None:
+        rounds.append(len(pending))
+        take_in(pending)
+
+    satellite._take_in = counted  # type: ignore[method-assign]
     satellite.start()
     try:
         for _ in range(30):
