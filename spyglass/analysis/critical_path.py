@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import SpanKind
 
 #: The span columns the analysis reads (``sample_weight`` is used too when present).
@@ -151,13 +152,13 @@ class _CriticalPath:
         self.n_traces = int(self.trace[-1]) + 1
         self.first_row_of_trace = self.order[np.flatnonzero(new_trace)]
 
-        self.start = _numpy(spans.column("start_ns"), _I64)[self.order]
-        self.duration = np.maximum(_numpy(spans.column("duration_ns"), _I64)[self.order], 0)
-        self.kind = _numpy(spans.column("kind"), np.int8)[self.order]
+        self.start = as_numpy(spans.column("start_ns"), _I64)[self.order]
+        self.duration = np.maximum(as_numpy(spans.column("duration_ns"), _I64)[self.order], 0)
+        self.kind = as_numpy(spans.column("kind"), np.int8)[self.order]
         service = pc.dictionary_encode(spans.column("service").combine_chunks())
         name = pc.dictionary_encode(spans.column("name").combine_chunks())
-        service_idx = _numpy(service.indices, _I64)
-        name_idx = _numpy(name.indices, _I64)
+        service_idx = as_numpy(service.indices, _I64)
+        name_idx = as_numpy(name.indices, _I64)
         pair, op = np.unique(service_idx * max(len(name.dictionary), 1) + name_idx, return_inverse=True)
         self.op = op.reshape(-1)[self.order]
         self.service = service_idx[self.order]
@@ -166,7 +167,7 @@ class _CriticalPath:
         self.op_name = name.dictionary.take(pa.array(pair % n_names))
 
         if "sample_weight" in spans.column_names:
-            weights = _numpy(spans.column("sample_weight"), np.float64)[self.order]
+            weights = as_numpy(spans.column("sample_weight"), np.float64)[self.order]
             self.trace_weight = np.nan_to_num(weights[np.flatnonzero(new_trace)], nan=1.0)
         else:
             self.trace_weight = np.ones(self.n_traces)
@@ -183,7 +184,7 @@ class _CriticalPath:
         span_id = _fixed_binary_words(spans.column("span_id"), 1)[self.order, 0]
         parent_col = spans.column("parent_span_id").combine_chunks()
         parent_id = _fixed_binary_words(parent_col, 1)[self.order, 0]
-        has_parent = _numpy(parent_col.is_valid(), bool)[self.order]
+        has_parent = as_numpy(parent_col.is_valid(), bool)[self.order]
         # Exact ranks of every id (span and parent ids together), so (trace, id) fits one int64 key.
         unique_ids, rank = np.unique(np.concatenate([span_id, parent_id]), return_inverse=True)
         rank = rank.reshape(-1)
@@ -353,11 +354,6 @@ def _weighted_quantiles(
         result = np.where(group_total > 0, v[idx], 0.0)
         out.append(result)
     return out
-
-
-def _numpy(column: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 def _fixed_binary_words(column: pa.ChunkedArray | pa.Array, words: int) -> np.ndarray:

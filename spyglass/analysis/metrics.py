@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.analysis.live import LiveData, RollupReader, coverage_split, window_spans
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.rollups import COARSE_ROLLUP_S
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import grouped_quantiles
@@ -206,10 +207,10 @@ def _rollup_cells(rows: pa.Table, column: str | None, constant: str | None) -> _
         labels = rows.column(column or "attr_value").combine_chunks()
     return _Cells(
         labels=labels,
-        times_ns=_numpy(rows.column("bucket_start_ns"), np.int64),
-        bins=_numpy(rows.column("bin"), np.int64),
-        counts=_numpy(rows.column("count"), np.float64),
-        errors=_numpy(rows.column("errors"), np.float64),
+        times_ns=as_numpy(rows.column("bucket_start_ns"), np.int64),
+        bins=as_numpy(rows.column("bin"), np.int64),
+        counts=as_numpy(rows.column("count"), np.float64),
+        errors=as_numpy(rows.column("errors"), np.float64),
     )
 
 
@@ -234,10 +235,10 @@ def _span_cells(
     return (
         _Cells(
             labels=cells.column("value").combine_chunks(),
-            times_ns=_numpy(cells.column("start_ns"), np.int64),
-            bins=_numpy(cells.column("bin"), np.int64),
-            counts=_numpy(cells.column("weight"), np.float64),
-            errors=_numpy(cells.column("error_weight"), np.float64),
+            times_ns=as_numpy(cells.column("start_ns"), np.int64),
+            bins=as_numpy(cells.column("bin"), np.int64),
+            counts=as_numpy(cells.column("weight"), np.float64),
+            errors=as_numpy(cells.column("error_weight"), np.float64),
         ),
         live is not None and split == query.start_ns,
     )
@@ -253,7 +254,7 @@ def summarize(
         cells.labels if isinstance(cells.labels, pa.DictionaryArray) else cells.labels.dictionary_encode()
     )
     names = encoded.dictionary.to_pylist()
-    group = _numpy(encoded.indices.fill_null(-1), np.int64)
+    group = as_numpy(encoded.indices.fill_null(-1), np.int64)
     ids, totals, values, maxima = grouped_quantiles(
         *_summed_by_bin(group, cells.bins, cells.counts), QUANTILES, ordered=True
     )
@@ -378,7 +379,7 @@ def exact_window_summary(
             pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns)),
         )
     )
-    durations = _numpy(chosen.column("duration_ns"), np.float64)
+    durations = as_numpy(chosen.column("duration_ns"), np.float64)
     errors = int(pc.sum(pc.equal(chosen.column("status_code"), int(StatusCode.ERROR))).as_py() or 0)
     if not durations.size:
         return _summary(0.0, 0.0, None, None, True)
@@ -396,7 +397,3 @@ def _empty_group(key: str, query: MetricsQuery, step_s: int | None) -> dict[str,
             for s in range(n_steps)
         ]
     return group
-
-
-def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.analysis.critical_path import span_critical_ns
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import SpanKind
 from spyglass.model.sketch import bucket_value, grouped_quantiles
 from spyglass.store.protocol import ScanFilter, Store
@@ -23,10 +23,6 @@ VERSION_KEY = "service.version"
 #: A version first seen this long after the service's first version of the window counts as deployed in it.
 DEPLOY_AFTER_NS = 5 * 10**9
 HEATMAP_ROWS = 40
-
-
-def _np(column: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 def red_overview(
@@ -49,19 +45,19 @@ def red_overview(
     names = sorted(coded)
     index = {name: i for i, name in enumerate(names)}
     service_of_code = np.array([index[name] for name in coded], dtype=np.int64)
-    service_ids = service_of_code[_np(encoded.indices, np.int64)]
+    service_ids = service_of_code[as_numpy(encoded.indices, np.int64)]
     services = sorted(set(known_services) | set(names))
     result = []
     if rows.num_rows:
-        entry = np.isin(_np(rows.column("kind"), np.int64), ENTRY_KINDS)
+        entry = np.isin(as_numpy(rows.column("kind"), np.int64), ENTRY_KINDS)
         has_entry = np.bincount(service_ids, weights=entry, minlength=len(names)) > 0
         keep = entry | ~has_entry[service_ids]
         if not keep.all():
             rows, service_ids = rows.filter(pa.array(keep)), service_ids[keep]
-    step = np.clip((_np(rows.column("bucket_start_ns"), np.int64) - first_ns) // step_ns, 0, n_steps - 1)
-    bins = _np(rows.column("bin"), np.int64)
-    counts = _np(rows.column("count"), np.float64)
-    errors = _np(rows.column("errors"), np.float64)
+    step = np.clip((as_numpy(rows.column("bucket_start_ns"), np.int64) - first_ns) // step_ns, 0, n_steps - 1)
+    bins = as_numpy(rows.column("bin"), np.int64)
+    counts = as_numpy(rows.column("count"), np.float64)
+    errors = as_numpy(rows.column("errors"), np.float64)
     cell = service_ids * n_steps + step
     ids, totals, values, _ = grouped_quantiles(cell, bins, counts, (0.5, 0.99))
     cell_errors = np.bincount(cell, weights=errors, minlength=len(names) * n_steps)
@@ -110,16 +106,16 @@ def latency_heatmap(rows: pa.Table, start_ns: int, end_ns: int, step_s: int) -> 
     first_ns = start_ns - start_ns % step_ns
     n_steps = max(1, -(-(end_ns - first_ns) // step_ns))
     starts = [first_ns + i * step_ns for i in range(n_steps)]
-    counts = _np(rows.column("count"), np.float64)
+    counts = as_numpy(rows.column("count"), np.float64)
     if rows.num_rows == 0 or counts.sum() == 0:
         return {"step_s": step_s, "starts_ns": starts, "edges_ms": [], "counts": [], "total": 0}
-    values_ms = np.maximum(bucket_value(_np(rows.column("bin"), np.int64)) / 1e6, 1e-3)
+    values_ms = np.maximum(bucket_value(as_numpy(rows.column("bin"), np.int64)) / 1e6, 1e-3)
     low, high = float(values_ms.min()), float(values_ms.max())
     if high <= low * 1.01:
         high = low * 1.5
     edges = np.geomspace(low * 0.999, high * 1.001, HEATMAP_ROWS + 1)
     band = np.clip(np.searchsorted(edges, values_ms, side="right") - 1, 0, HEATMAP_ROWS - 1)
-    step = np.clip((_np(rows.column("bucket_start_ns"), np.int64) - first_ns) // step_ns, 0, n_steps - 1)
+    step = np.clip((as_numpy(rows.column("bucket_start_ns"), np.int64) - first_ns) // step_ns, 0, n_steps - 1)
     grid = np.bincount(step * HEATMAP_ROWS + band, weights=counts, minlength=n_steps * HEATMAP_ROWS)
     grid = grid.reshape(n_steps, HEATMAP_ROWS)
     return {

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.figures import RedTotals
 from spyglass.model.map_entries import map_entries
 from spyglass.model.rollups import (
@@ -142,10 +143,10 @@ class Aggregator:
         n = batch.num_rows
         if n == 0:
             return
-        start_ns = _int64s(batch.column("start_ns"))
-        bins = bucket_index(_int64s(batch.column("duration_ns"))).astype(np.int64) + 1
-        errors = (_int64s(batch.column("status_code")) == StatusCode.ERROR).astype(np.int64)
-        kinds = _int64s(batch.column("kind")) & 7
+        start_ns = as_numpy(batch.column("start_ns"), np.int64)
+        bins = bucket_index(as_numpy(batch.column("duration_ns"), np.int64)).astype(np.int64) + 1
+        errors = (as_numpy(batch.column("status_code"), np.int64) == StatusCode.ERROR).astype(np.int64)
+        kinds = as_numpy(batch.column("kind"), np.int64) & 7
         services = _dictionary(batch.column("service"))
         operations = _dictionary(batch.column("name"))
         n_operations = max(1, len(operations[1]))
@@ -477,10 +478,6 @@ class Aggregator:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def _int64s(column: pa.Array | pa.ChunkedArray) -> Codes:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _dictionary(column: pa.Array | pa.ChunkedArray) -> tuple[Codes, list[str]]:

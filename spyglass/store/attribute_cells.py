@@ -9,13 +9,12 @@ in Arrow (``attribute_cells_of``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import BIN_SQL, bucket_index
 
@@ -72,10 +71,10 @@ def attribute_cells_of(spans: pa.Table, key: str, window_start_ns: int, step_ns:
     if spans.num_rows == 0:
         return ATTRIBUTE_CELL_SCHEMA.empty_table()
     labels = pc.filter(values, carried).combine_chunks().dictionary_encode()
-    starts = step_starts(_numpy(spans.column("start_ns"), np.int64), window_start_ns, step_ns)
-    bins = bucket_index(_numpy(spans.column("duration_ns"), np.int64)).astype(np.int64)
-    weights = _numpy(spans.column("sample_weight"), np.float64)
-    failed = _numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR
+    starts = step_starts(as_numpy(spans.column("start_ns"), np.int64), window_start_ns, step_ns)
+    bins = bucket_index(as_numpy(spans.column("duration_ns"), np.int64)).astype(np.int64)
+    weights = as_numpy(spans.column("sample_weight"), np.float64)
+    failed = as_numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR
     # One row per distinct (value, step, bin): group numbers from the value's code, the step's and the bin's.
     codes = np.asarray(labels.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     step_ids, step_of = np.unique(starts, return_inverse=True)
@@ -98,7 +97,3 @@ def attribute_cells_of(spans: pa.Table, key: str, window_start_ns: int, step_ns:
         },
         schema=ATTRIBUTE_CELL_SCHEMA,
     )
-
-
-def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA
 
 #: Above this many (group, bin) cells a dense count array would be mostly empty: sort the pairs instead.
@@ -29,10 +30,10 @@ def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa
         return ROLLUP_SCHEMA.empty_table()
     group = _group_numbers(rows, keys)
     bin_lists = rows.column("bins").combine_chunks()
-    lengths = _numpy(pc.list_value_length(bin_lists).fill_null(0), np.int64)
-    bins = _numpy(bin_lists.flatten(), np.int64)
-    counts = _numpy(rows.column("counts").combine_chunks().flatten(), np.int64)
-    errors = _numpy(rows.column("errors").combine_chunks().flatten(), np.int64)
+    lengths = as_numpy(pc.list_value_length(bin_lists).fill_null(0), np.int64)
+    bins = as_numpy(bin_lists.flatten(), np.int64)
+    counts = as_numpy(rows.column("counts").combine_chunks().flatten(), np.int64)
+    errors = as_numpy(rows.column("errors").combine_chunks().flatten(), np.int64)
     if bins.size == 0:
         return ROLLUP_SCHEMA.empty_table()
     low = int(bins.min())
@@ -75,11 +76,7 @@ def _group_numbers(rows: pa.Table, keys: Sequence[str]) -> npt.NDArray[np.int64]
         if size * radix >= 1 << 62:
             distinct, dense = np.unique(group, return_inverse=True)
             group, size = dense.astype(np.int64).reshape(-1), len(distinct)
-        group = group * radix + _numpy(encoded.indices, np.int64)
+        group = group * radix + as_numpy(encoded.indices, np.int64)
         size *= radix
     _, dense = np.unique(group, return_inverse=True)
     return np.asarray(dense, dtype=np.int64).reshape(-1)
-
-
-def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type[np.generic]) -> npt.NDArray[np.int64]:
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
