@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["MapEntries", "map_entries"]
+__all__ = ["MapEntries", "carried_entries", "map_entries"]
 
 #: (row of each entry, index of its key in the keys asked for, its value): entries with a null value left out.
 MapEntries = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], pa.Array]
@@ -36,6 +36,25 @@ def map_entries(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> MapEntries:
     if wanted.all():
         return rows, found.astype(np.int64), entry_values
     return rows[wanted], found[wanted].astype(np.int64), entry_values.filter(pa.array(wanted))
+
+
+def carried_entries(spans: pa.Table | pa.RecordBatch, keys: pa.Array) -> MapEntries:
+    """The values of ``keys`` each span carries: its own attribute, else its resource's (a resource value stands
+    only for a key the span has no value of its own for); the span's own entries first, then the resource's."""
+    own = map_entries(spans.column("attributes"), keys)
+    resource = map_entries(spans.column("resource"), keys)
+    if resource[0].size and own[0].size:
+        width = len(keys)
+        has_own = np.zeros(spans.num_rows * width, dtype=bool)
+        has_own[own[0] * width + own[1]] = True
+        inherited = ~has_own[resource[0] * width + resource[1]]
+        if not inherited.all():
+            resource = resource[0][inherited], resource[1][inherited], resource[2].filter(pa.array(inherited))
+    return (
+        np.concatenate([own[0], resource[0]]),
+        np.concatenate([own[1], resource[1]]),
+        pa.concat_arrays([own[2], resource[2]]),
+    )
 
 
 def _not_null(array: pa.Array) -> npt.NDArray[np.bool_]:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from spyglass.model.adjusted_count import adjusted_counts, whole_counts
 from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.figures import RedTotals
-from spyglass.model.map_entries import map_entries
+from spyglass.model.map_entries import carried_entries
 from spyglass.model.rollups import (
     ATTRIBUTE_BUCKET_S,
     BASE_BUCKET_S,
@@ -152,7 +152,7 @@ class Aggregator:
         n_operations = max(1, len(operations[1]))
         local_series = (services[0] * n_operations + operations[0]) * 8 + kinds
         series_codes, series_of_span, _ = _distinct(local_series, max(1, len(services[1])) * n_operations * 8)
-        attribute_spans, attribute_keys, attribute_values = self._attribute_pairs(batch)
+        attribute_spans, attribute_keys, attribute_values = carried_entries(batch, self._key_array)
         # Head-sampled spans count as the spans they stand for (``tracestate`` ``ot=th``).
         adjusted = adjusted_counts(batch.column("trace_state"))
         weights = None if adjusted is None else whole_counts(adjusted, self._rng)
@@ -198,27 +198,6 @@ class Aggregator:
             if self._monotonic_s() >= self._next_rebalance_s:
                 self._rebalance()
                 self._next_rebalance_s = self._monotonic_s() + self.rebalance_interval_s
-
-    def _attribute_pairs(self, batch: pa.RecordBatch | pa.Table) -> tuple[Codes, Codes, pa.Array]:
-        """(span index, key index, value) of every tracked key a span carries; a span attribute wins over
-        the resource attribute of the same key."""
-        span_pairs = map_entries(batch.column("attributes"), self._key_array)
-        resource_pairs = map_entries(batch.column("resource"), self._key_array)
-        if resource_pairs[0].size and span_pairs[0].size:
-            k = len(self.attribute_keys)
-            on_span = np.zeros(batch.num_rows * k, dtype=bool)
-            on_span[span_pairs[0] * k + span_pairs[1]] = True
-            keep = ~on_span[resource_pairs[0] * k + resource_pairs[1]]
-            if not keep.all():
-                resource_pairs = (
-                    resource_pairs[0][keep],
-                    resource_pairs[1][keep],
-                    resource_pairs[2].filter(pa.array(keep)),
-                )
-        spans = np.concatenate([span_pairs[0], resource_pairs[0]])
-        keys = np.concatenate([span_pairs[1], resource_pairs[1]])
-        values = pa.concat_arrays([span_pairs[2], resource_pairs[2]])
-        return spans, keys, values
 
     def _value_ids(self, keys: Codes, values: pa.Array) -> Codes:
         """Interned value id of each (key, value) pair, or ``__other__``'s for values not tracked. One Python

@@ -16,7 +16,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.map_entries import map_entries
+from spyglass.model.arrow_numpy import as_numpy
+from spyglass.model.map_entries import carried_entries
 from spyglass.model.shared_spans import mix_words
 
 FEATURE_COLUMNS = [
@@ -199,15 +200,8 @@ def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
     text only for the distinct triples."""
     wanted = pa.array(keys, pa.string())
     width = max(1, len(keys))
-    own_rows, own_keys, own_values = map_entries(spans.column("attributes"), wanted)
-    res_rows, res_keys, res_values = map_entries(spans.column("resource"), wanted)
-    # A resource value stands only for a key the span has no value of its own for.
-    has_own = np.zeros(spans.num_rows * width, dtype=bool)
-    has_own[own_rows * width + own_keys] = True
-    inherited = ~has_own[res_rows * width + res_keys]
-    rows = np.concatenate([own_rows, res_rows[inherited]])
-    key_codes = np.concatenate([own_keys, res_keys[inherited]])
-    values = pa.concat_arrays([own_values, res_values.filter(pa.array(inherited))]).dictionary_encode()
+    rows, key_codes, carried = carried_entries(spans, wanted)
+    values = carried.dictionary_encode()
     distinct_values = max(1, len(values.dictionary))
     trace_ids = spans.column("trace_id").combine_chunks().dictionary_encode()
     traces = _codes(trace_ids)  # one per span row
@@ -228,4 +222,4 @@ def trace_attribute_values(spans: pa.Table, keys: list[str]) -> pa.Table:
 
 
 def _codes(encoded: pa.DictionaryArray) -> npt.NDArray[np.int64]:
-    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return as_numpy(encoded.indices, np.int64)
