@@ -10,6 +10,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import valid_mask
+
 __all__ = ["MapEntries", "carried_entries", "map_entries"]
 
 #: (row of each entry, index of its key in the keys asked for, its value): entries with a null value left out.
@@ -28,9 +30,9 @@ def map_entries(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> MapEntries:
     entry_keys = maps.keys.slice(first, last - first)
     entry_values = maps.items.slice(first, last - first)
     key_index = pc.index_in(entry_keys, value_set=keys)
-    wanted = _not_null(key_index)
+    wanted = valid_mask(key_index)
     if entry_values.null_count:
-        wanted &= _not_null(entry_values)
+        wanted &= valid_mask(entry_values)
     rows = np.repeat(np.arange(len(maps), dtype=np.int64), np.diff(bounds))
     found = np.frombuffer(key_index.buffers()[1], np.int32, count=len(key_index), offset=key_index.offset * 4)
     if wanted.all():
@@ -55,12 +57,3 @@ def carried_entries(spans: pa.Table | pa.RecordBatch, keys: pa.Array) -> MapEntr
         np.concatenate([own[1], resource[1]]),
         pa.concat_arrays([own[2], resource[2]]),
     )
-
-
-def _not_null(array: pa.Array) -> npt.NDArray[np.bool_]:
-    """Which values of ``array`` are not null, from its validity bits."""
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
-    bits = np.frombuffer(array.buffers()[0], np.uint8)
-    valid = np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :]
-    return valid.astype(bool)

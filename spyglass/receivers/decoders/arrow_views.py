@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from spyglass.model.arrow_numpy import valid_mask
+
 Mask = npt.NDArray[np.bool_]
 Ints = npt.NDArray[Any]
 
@@ -41,18 +43,6 @@ def offsets(array: pa.Array) -> npt.NDArray[np.int32]:
 def lengths(array: pa.Array) -> npt.NDArray[np.int32]:
     """Byte length of each string or binary value, or item count of each list (0 for a null)."""
     return np.diff(offsets(array))
-
-
-def valid_mask(array: pa.Array) -> Mask:
-    """Which values are not null."""
-    n = len(array)
-    nulls = array.null_count
-    if nulls == 0:
-        return np.ones(n, dtype=bool)
-    if nulls == n:
-        return np.zeros(n, dtype=bool)
-    bits = np.frombuffer(array.buffers()[0], np.uint8)
-    return np.unpackbits(bits, bitorder="little", count=array.offset + n)[array.offset :].astype(bool)
 
 
 def int_values(array: pa.Array) -> Ints:
