@@ -337,7 +337,9 @@ def _decode_batch(exports: list[tuple[Callable[[bytes], DecodeResult], bytes, st
     for many, items in together.items():
         for (index, _), answer in zip(items, many([body for _, body in items]), strict=True):
             answers[index] = answer
-    return [_shipped(answer) for answer in answers if answer is not None]
+    return [
+        _shipped(cast(DecodeResult | BaseException, answer)) for answer in answers
+    ]  # each export answered
 
 
 def _shipped(answer: DecodeResult | BaseException) -> _Answer:
