@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from pytest import MonkeyPatch
 
+from spyglass.satellite import pipeline
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
 from spyglass.satellite.recall_buffer import RecallBuffer
 from spyglass.satellite.sampler import KeepAllSampler
@@ -151,6 +153,28 @@ def test_a_trace_is_read_whole_from_store_and_buffer_each_span_once(tmp_path: Pa
     finally:
         satellite.stop()
         store.close()
+
+
+def test_a_backlog_is_taken_in_as_groups_of_bounded_size(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """A backlog is counted and packed in groups of about ``GROUP_SPANS``: one group of everything queued
+    (200,000 spans) ran every per-span pass over arrays far larger than the caches, and was slower per span.
+    No batch is split, and every span arrives."""
+    monkeypatch.setattr(pipeline, "GROUP_SPANS", 20)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.1), store, KeepAllSampler())
+    groups: list[int] = []
+    buffer_group = satellite._buffer_group
+
+    def counted(group: list[tuple[pa.RecordBatch, int]]) -> None:
+        groups.append(sum(batch.num_rows for batch, _ in group))
+        buffer_group(group)
+
+    satellite._buffer_group = counted  # type: ignore[method-assign]
+    backlog = [(trace_batch(3)[0], time.time_ns()) for _ in range(10)]  # 9 spans each
+    satellite._take_in(backlog)
+    assert groups == [27, 27, 27, 9]
+    assert satellite.counters.spans_received == 90
+    store.close()
 
 
 def test_small_exports_are_taken_in_together(tmp_path: Path) -> None:
