@@ -175,8 +175,12 @@ class RecallBuffer:
                 # A set lookup takes repeated ids as they are: no distinct pass first.
                 recent_ids = pa.chunked_array([c.trace_ids for c in recent]).combine_chunks()
                 still_active = pc.is_in(old_table.column("trace_id"), value_set=recent_ids)
-                quiet = old_table.filter(pc.invert(still_active))
-                carried = old_table.filter(still_active).combine_chunks()
+                if not pc.any(still_active).as_py():
+                    # Exports usually hold whole traces: nothing to split, and a filter copies every column.
+                    quiet, carried = old_table, SPAN_SCHEMA.empty_table()
+                else:
+                    quiet = old_table.filter(pc.invert(still_active))
+                    carried = old_table.filter(still_active).combine_chunks()
                 if carried.num_rows:
                     active = np.asarray(still_active.to_numpy(zero_copy_only=False), dtype=bool)
                     starts = np.cumsum([0] + [c.rows for c in old[:-1]])
