@@ -16,6 +16,7 @@ import pyarrow.ipc
 import pytest
 
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.store import duckdb_store
 from spyglass.store.duckdb_store import DuckDBStore
 from spyglass.store.protocol import ScanFilter, TraceQuery, UnwritableRows
 
@@ -285,3 +286,25 @@ def test_resources_converted_once_per_run_are_stored_exactly(tmp_path: Path, see
             assert by_id[row["span_id"]] == row
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("indexed_lookups", [2048, 3])
+def test_a_write_merges_the_summaries_of_stored_traces_among_new_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indexed_lookups: int
+) -> None:
+    """A write looks its traces up among the stored summaries (as a list of values, or by a join past
+    ``_INDEXED_LOOKUPS`` of them): the new ones are inserted, the stored ones merged, whichever way they were
+    found."""
+    monkeypatch.setattr(duckdb_store, "_INDEXED_LOOKUPS", indexed_lookups)
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    traces = [make_trace(trace_id_of(f"t{i}"), start_ns=BASE_NS + i * SECOND) for i in range(8)]
+    store.write(pa.concat_tables([trace.slice(0, 4) for trace in traces[:4]]))  # four traces, partly
+    # Their rest, and four new traces.
+    store.write(pa.concat_tables([trace.slice(4) for trace in traces[:4]] + traces[4:]))
+    summaries = {row["trace_id"]: row for row in store.find_traces(TraceQuery()).to_pylist()}
+    assert len(summaries) == 8
+    for trace in traces:
+        summary = summaries[trace.column("trace_id")[0].as_py()]
+        assert summary["span_count"] == 6 and summary["root_service"] == "frontend"
+        assert store.trace(summary["trace_id"]).num_rows == 6
+    store.close()
