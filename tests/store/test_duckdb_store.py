@@ -288,7 +288,7 @@ def test_resources_converted_once_per_run_are_stored_exactly(tmp_path: Path, see
         store.close()
 
 
-@pytest.mark.parametrize("indexed_lookups", [2048, 3])
+@pytest.mark.parametrize("indexed_lookups", [1000, 3])
 def test_a_write_merges_the_summaries_of_stored_traces_among_new_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indexed_lookups: int
 ) -> None:
