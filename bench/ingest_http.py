@@ -229,26 +229,32 @@ def receive_figures(path: ReceivePath) -> list[Figure]:
             "spans/s",
             ceiling=path.ceiling,
         ),
-        Figure(
-            "ingest_http",
+        receive_to_buffer_figure(
             "receive-to-buffer, one core",
             path.receive_to_buffer,
-            "spans/s",
-            at_least=0.5 * path.ceiling,
-            ceiling=path.ceiling,
-            conditions="target: half the ptars decode ceiling; one export at a time, as an idle server",
+            path.ceiling,
+            "one export at a time, as an idle server",
         ),
-        Figure(
-            "ingest_http",
+        receive_to_buffer_figure(
             "receive-to-buffer as a busy server runs it, one core",
             path.busy_receive_to_buffer,
-            "spans/s",
-            at_least=0.5 * path.ceiling,
-            ceiling=path.ceiling,
-            conditions=f"target: half the ptars decode ceiling; {TOGETHER} exports decoded together, "
-            f"{GATHERED} aggregated and packed together",
+            path.ceiling,
+            f"{TOGETHER} exports decoded together, {GATHERED} aggregated and packed together",
         ),
     ]
+
+
+def receive_to_buffer_figure(name: str, value: float, ceiling: float, how: str) -> Figure:
+    """A receive-to-buffer figure against its target, half the ptars decode ceiling of the same bodies."""
+    return Figure(
+        "ingest_http",
+        name,
+        value,
+        "spans/s",
+        at_least=0.5 * ceiling,
+        ceiling=ceiling,
+        conditions=f"target: half the ptars decode ceiling; {how}",
+    )
 
 
 def receive_rows(path: ReceivePath) -> list[tuple[str, str, str, str]]:
