@@ -50,6 +50,8 @@ def reduce_raw(raw: Codes, weights: Codes | None = None) -> Rows:
     """Raw codes (error flag in the low bit) -> sorted distinct row codes, their counts and their errors. A
     code counts once, or by its weight (the spans a head-sampled span stands for). Sums need no stable order,
     so the sorts are numpy's fastest (vectorized quicksort), not merge sorts."""
+    if raw.size == 0:
+        return EMPTY_ROWS
     if weights is None:
         ordered = np.sort(raw)
         starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
