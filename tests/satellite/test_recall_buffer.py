@@ -27,6 +27,23 @@ def test_quiet_traces_leave_whole_and_active_ones_stay() -> None:
     assert buffer.spans == 0 and buffer.nbytes == 0
 
 
+def test_quiet_traces_none_of_which_is_active_leave_as_they_were() -> None:
+    """The usual round: recent exports hold other traces. Every quiet span leaves, whole chunks are retained
+    without packing again, and the recent traces stay."""
+    old, old_ids = trace_batch(5)
+    recent, recent_ids = trace_batch(4)
+    buffer = RecallBuffer(max_bytes=10**9)
+    buffer.add(old, arrival_ns=1)
+    buffer.add(recent, arrival_ns=5)
+    packed = buffer._chunks[0]
+    quiet = buffer.take_quiet(cutoff_ns=2)
+    assert quiet.to_pylist() == pa.Table.from_batches([old]).to_pylist()
+    buffer.retain_decided(quiet, decided_ns=3)
+    assert buffer._decided[0].payload is packed.payload
+    assert buffer.undecided_spans == recent.num_rows
+    assert buffer.trace(recent_ids[0]).num_rows == 3 and buffer.trace(old_ids[0]).num_rows == 3
+
+
 def test_memory_bound_decides_oldest_traces_first() -> None:
     first, first_ids = trace_batch(50)
     second, second_ids = trace_batch(50)
