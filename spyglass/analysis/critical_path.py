@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.arrow_numpy import as_numpy
+from spyglass.model.arrow_numpy import as_numpy, valid_mask
 from spyglass.model.schema import SpanKind
 
 #: The span columns the analysis reads (``sample_weight`` is used too when present).
@@ -184,7 +184,7 @@ class _CriticalPath:
         span_id = _fixed_binary_words(spans.column("span_id"), 1)[self.order, 0]
         parent_col = spans.column("parent_span_id").combine_chunks()
         parent_id = _fixed_binary_words(parent_col, 1)[self.order, 0]
-        has_parent = as_numpy(parent_col.is_valid(), bool)[self.order]
+        has_parent = valid_mask(parent_col)[self.order]
         # Exact ranks of every id (span and parent ids together), so (trace, id) fits one int64 key.
         unique_ids, rank = np.unique(np.concatenate([span_id, parent_id]), return_inverse=True)
         rank = rank.reshape(-1)
@@ -366,5 +366,5 @@ def _fixed_binary_words(column: pa.ChunkedArray | pa.Array, words: int) -> np.nd
     raw = np.frombuffer(data, dtype=">u8", count=(array.offset + n) * words)
     out = raw.reshape(-1, words)[array.offset :].astype(np.uint64)
     if array.null_count:
-        out[~np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+        out[~valid_mask(array)] = 0
     return out

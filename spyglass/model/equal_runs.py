@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import as_numpy, valid_mask
+
 
 def equal_runs(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
     """Each row's run index (``int32``), and the first row of each run: a run is rows equal to the row before
@@ -35,7 +37,7 @@ def _same_values(values: pa.Array) -> np.ndarray:
     equal = pc.equal(values.slice(1), values.slice(0, len(values) - 1))
     same = _filled(equal)
     if values.null_count:
-        valid = valid_rows(values)
+        valid = valid_mask(values)
         same |= ~valid[1:] & ~valid[:-1]
     return same
 
@@ -47,7 +49,7 @@ def _same_maps(maps: pa.MapArray) -> np.ndarray:
         return np.ones(max(0, n - 1), dtype=bool)
     bounds = np.frombuffer(maps.buffers()[1], np.int32, count=n + 1, offset=maps.offset * 4)
     counts = np.diff(bounds)
-    valid = valid_rows(maps)
+    valid = valid_mask(maps)
     same = (counts[1:] == counts[:-1]) & (valid[1:] == valid[:-1])
     first, last = int(bounds[0]), int(bounds[-1])
     if last == first:
@@ -67,7 +69,7 @@ def _same_maps(maps: pa.MapArray) -> np.ndarray:
         later = pa.array(entries)
         same_items = _filled(pc.equal(items.take(later), items.take(earlier)))
         if items.null_count:
-            item_valid = valid_rows(items)
+            item_valid = valid_mask(items)
             same_items |= ~item_valid[entries] & ~item_valid[entries - counts[row_of_entry[entries]]]
         equal = _filled(pc.equal(keys.take(later), keys.take(earlier))) & same_items
         rows = row_of_entry[entries]
@@ -79,7 +81,7 @@ def _same_at(values: pa.Array, shift: int) -> np.ndarray:
     """Whether each value from ``shift`` on equals the one ``shift`` earlier (two nulls are equal)."""
     equal = _filled(pc.equal(values.slice(shift), values.slice(0, len(values) - shift)))
     if values.null_count:
-        valid = valid_rows(values)
+        valid = valid_mask(values)
         equal |= ~valid[shift:] & ~valid[:-shift]
     return equal
 
@@ -87,15 +89,5 @@ def _same_at(values: pa.Array, shift: int) -> np.ndarray:
 def _filled(mask: pa.Array) -> np.ndarray:
     """A boolean Arrow array as numpy, null as false."""
     if mask.null_count == 0:
-        return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
-    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def valid_rows(array: pa.Array) -> np.ndarray:
-    """Which values are not null, from the validity bits."""
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
-    bits = np.frombuffer(array.buffers()[0], np.uint8)
-    return np.unpackbits(bits, bitorder="little", count=array.offset + len(array))[array.offset :].astype(
-        bool
-    )
+        return as_numpy(mask, bool)
+    return as_numpy(pc.fill_null(mask, False), bool)

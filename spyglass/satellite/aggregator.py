@@ -465,7 +465,7 @@ def _dictionary(column: pa.Array | pa.ChunkedArray) -> tuple[Codes, list[str]]:
         column = column.combine_chunks()
     encoded = pc.dictionary_encode(column)
     return (
-        np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+        as_numpy(encoded.indices, np.int64),
         encoded.dictionary.to_pylist(),
     )
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
 from spyglass.satellite.recall_chunk import Chunk, TraceIndex, pack_table
 
@@ -182,7 +183,7 @@ class RecallBuffer:
                     quiet = old_table.filter(pc.invert(still_active))
                     carried = old_table.filter(still_active).combine_chunks()
                 if carried.num_rows:
-                    active = np.asarray(still_active.to_numpy(zero_copy_only=False), dtype=bool)
+                    active = as_numpy(still_active, bool)
                     starts = np.cumsum([0] + [c.rows for c in old[:-1]])
                     active_rows = np.add.reduceat(active, starts).tolist()
                     parts = [c if n == 0 else c.rows - n for c, n in zip(old, active_rows, strict=True)]

@@ -26,7 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from spyglass.model.equal_runs import equal_runs, valid_rows
+from spyglass.model.arrow_numpy import valid_mask
+from spyglass.model.equal_runs import equal_runs
 from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
 
 __all__ = ["MAX_CHUNK_ROWS", "Chunk", "TraceIndex", "pack_spans", "pack_table"]
@@ -219,7 +220,7 @@ def _coded_map(maps: pa.MapArray, code_values: bool, dictionaries: list[pa.Array
     bounds = np.frombuffer(maps.buffers()[1], np.int32, count=len(maps) + 1, offset=maps.offset * 4)
     first, last = int(bounds[0]), int(bounds[-1])
     row_offsets = pa.array(bounds - first)
-    mask = pa.array(~valid_rows(maps)) if maps.null_count else None
+    mask = pa.array(~valid_mask(maps)) if maps.null_count else None
     keys = pc.dictionary_encode(maps.keys.slice(first, last - first))
     items = maps.items.slice(first, last - first)
     dictionaries.append(keys.dictionary)

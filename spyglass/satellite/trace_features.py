@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.arrow_numpy import as_numpy
+from spyglass.model.arrow_numpy import as_numpy, valid_mask
 from spyglass.model.map_entries import carried_entries
 from spyglass.model.shared_spans import mix_words
 
@@ -78,7 +78,7 @@ def trace_features(spans: pa.Table) -> pa.Table:
     has_error[trace[error]] = True
 
     # The error signature is built only for each failed trace's latest-starting error span.
-    service_ok, name_ok = _valid(service), _valid(name)
+    service_ok, name_ok = valid_mask(service), valid_mask(name)
     signed = np.flatnonzero(error & service_ok & name_ok)
     by_start = signed[np.lexsort((start[signed], trace[signed]))]
     last = np.ones(len(by_start), dtype=bool)
@@ -116,13 +116,6 @@ def trace_features(spans: pa.Table) -> pa.Table:
         ],
         schema=FEATURES_SCHEMA,
     )
-
-
-def _valid(column: pa.Array) -> npt.NDArray[np.bool_]:
-    """Which values of ``column`` are not null."""
-    if column.null_count == 0:
-        return np.ones(len(column), dtype=bool)
-    return np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
 def _nullable_index(rows: npt.NDArray[np.int64]) -> pa.Array:

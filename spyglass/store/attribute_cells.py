@@ -76,7 +76,7 @@ def attribute_cells_of(spans: pa.Table, key: str, window_start_ns: int, step_ns:
     weights = as_numpy(spans.column("sample_weight"), np.float64)
     failed = as_numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR
     # One row per distinct (value, step, bin): group numbers from the value's code, the step's and the bin's.
-    codes = np.asarray(labels.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = as_numpy(labels.indices, np.int64)
     step_ids, step_of = np.unique(starts, return_inverse=True)
     low = int(bins.min())
     width = int(bins.max()) - low + 1
