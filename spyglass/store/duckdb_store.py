@@ -608,18 +608,14 @@ class DuckDBStore:
         key (300 ids: 6 ms at a million traces, where joining them with the summaries scanned those in 19)."""
         ids = pc.unique(spans.column("trace_id"))
         if len(ids) <= _INDEXED_LOOKUPS:
-            marks = ", ".join("?" * len(ids))
-            found = cur.execute(
-                "SELECT min(start_ns), max(max_start_ns), count(*) FROM traces "  # noqa: S608 (placeholders)
-                f"WHERE trace_id IN ({marks})",
-                [bytes(trace_id) for trace_id in ids.to_pylist()],
-            )
+            wanted, params = ", ".join("?" * len(ids)), [bytes(trace_id) for trace_id in ids.to_pylist()]
         else:
-            found = cur.execute(
-                "SELECT min(start_ns), max(max_start_ns), count(*) FROM traces "
-                "WHERE trace_id IN (SELECT trace_id FROM incoming_spans)"
-            )
-        first, last, count = found.fetchall()[0]
+            wanted, params = "SELECT trace_id FROM incoming_spans", []
+        first, last, count = cur.execute(
+            "SELECT min(start_ns), max(max_start_ns), count(*) FROM traces "  # noqa: S608 (placeholders)
+            f"WHERE trace_id IN ({wanted})",
+            params,
+        ).fetchall()[0]
         if not count:
             return None
         columns = ", ".join(CALL_SPAN_COLUMNS)
