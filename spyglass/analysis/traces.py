@@ -10,6 +10,7 @@ from spyglass.analysis.live import LiveData
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.store.protocol import Store
+from spyglass.store.span_predicates import as_schema
 
 #: Up to this many traces are read one by one; more are read with one scan of their time range.
 FETCH_ONE_BY_ONE = 20
@@ -18,7 +19,7 @@ FETCH_ONE_BY_ONE = 20
 def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Table:
     """Every known span of a trace, stored or still buffered (``SPAN_SCHEMA``), one span per id: the children
     of a shared span's server half that were not yet decided (or came late) are put under it here."""
-    stored = store.trace(trace_id).select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)
+    stored = as_schema(store.trace(trace_id), SPAN_SCHEMA)
     # A kept trace's decided spans are in the store once it holds any of the trace (one write): only what is
     # still undecided, and what a dropped trace left, are read from the buffer then.
     skip_kept = stored.num_rows > 0

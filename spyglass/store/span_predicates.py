@@ -187,7 +187,15 @@ def conform(
 
 def as_schema(result: pa.Table, schema: pa.Schema) -> pa.Table:
     """A query result as exactly the promised schema: column order, field nullability, map and struct field
-    names (which the backends name their own way)."""
+    names (which the backends name their own way). Only columns of another type are cast: a trace is a few
+    rows, and casting all twenty columns of it was a tenth of a lookup by id."""
     if result.column_names != schema.names:
         result = result.select(schema.names)
-    return result.cast(schema)
+    if result.schema.equals(schema):
+        return result
+    columns = []
+    for column, field in zip(result.columns, schema, strict=True):
+        if not field.nullable and column.null_count:
+            raise ValueError(f"Casting field {field.name!r} with null values to non-nullable")
+        columns.append(column if column.type.equals(field.type) else column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
