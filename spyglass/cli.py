@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -74,6 +75,15 @@ def _openapi() -> int:
     return 0
 
 
+def freeze_startup_objects() -> None:
+    """Leave what starting made (modules, the apps and their routes, about 140,000 objects) out of every later
+    garbage collection of this process. A full collection walked them all: a 90 ms stop of every thread of a
+    serving process, queries and exports alike, against under 2 ms without them (measured after 1M spans). They
+    live as long as the process, so nothing is lost; startup's garbage is collected first."""
+    gc.collect()
+    gc.freeze()
+
+
 def _serve(args: argparse.Namespace) -> int:
     from spyglass.server import SpyglassServer
 
@@ -95,6 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
                 f"Zipkin http://{config.host}:{ports.zipkin}/api/v2/spans | data {config.data_dir}",
                 flush=True,
             )
+            freeze_startup_objects()
         await task
 
     asyncio.run(main())

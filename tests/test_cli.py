@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
-from spyglass.cli import main
+from spyglass.cli import freeze_startup_objects, main
 from tests.conftest import RunningServer
 
 
@@ -21,3 +22,13 @@ def test_demo_command_feeds_a_server(spyglass: RunningServer) -> None:
         spyglass.flush()
         services = {s["name"] for s in spyglass.get("/api/v1/services").json()["services"]}
     assert wanted <= services
+
+
+def test_a_serving_process_leaves_its_startup_objects_out_of_later_collections() -> None:
+    made_at_startup = [[index] for index in range(10_000)]
+    before = gc.get_freeze_count()
+    freeze_startup_objects()
+    try:
+        assert gc.get_freeze_count() >= before + len(made_at_startup)
+    finally:
+        gc.unfreeze()
