@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from spyglass.analysis.live import LiveData, RollupReader, coverage_split, window_spans
 from spyglass.model.arrow_numpy import as_numpy
+from spyglass.model.cells import distinct_cells
 from spyglass.model.rollups import COARSE_ROLLUP_S
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import grouped_quantiles
@@ -309,8 +310,8 @@ def _summed_by_bin(
         present = np.flatnonzero(np.bincount(cells, minlength=size))
         summed = np.bincount(cells, weights=counts, minlength=size)[present]
     else:
-        present, inverse = np.unique(cells, return_inverse=True)
-        summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(present))
+        present, inverse = distinct_cells(group, bins - low, width)
+        summed = np.bincount(inverse, weights=counts, minlength=len(present))
     present = np.asarray(present, dtype=np.int64)
     return present // width, present % width + low, np.asarray(summed, dtype=np.float64)
 

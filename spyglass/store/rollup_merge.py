@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy
+from spyglass.model.cells import distinct_cells
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA
 
 #: Above this many (group, bin) cells a dense count array would be mostly empty: sort the pairs instead.
@@ -38,7 +39,8 @@ def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa
         return ROLLUP_SCHEMA.empty_table()
     low = int(bins.min())
     width = int(bins.max()) - low + 1
-    cells = np.repeat(group, lengths) * width + (bins - low)
+    row_group = np.repeat(group, lengths)
+    cells = row_group * width + (bins - low)
     groups = int(group.max()) + 1
     # Most bins hold no error: only those that do are summed for errors.
     failing = np.flatnonzero(errors)
@@ -48,7 +50,7 @@ def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa
         summed = np.bincount(cells, weights=counts, minlength=groups * width)[found]
         failed = np.bincount(cells[failing], weights=errors[failing], minlength=groups * width)[found]
     else:
-        found, inverse = np.unique(cells, return_inverse=True)
+        found, inverse = distinct_cells(row_group, bins - low, width)
         summed = np.bincount(inverse, weights=counts)
         failed = np.bincount(inverse[failing], weights=errors[failing], minlength=len(found))
     # One stored row stands for each group's key.
