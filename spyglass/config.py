@@ -141,6 +141,12 @@ class ServeConfig:
         validation_alias="slo_interval",
         description="seconds between two evaluations of every SLO",
     )
+    alert_reexplain_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="alert_reexplain",
+        description="seconds between two explanations of a firing alert's burn, on what arrived since",
+    )
     retention_s: DURATION = Field(
         default=7 * DAY_S,
         gt=0,

@@ -223,7 +223,9 @@ class SpyglassServer:
         watch = SloWatch(catalog, SloMeter(self.rollups_view), alerts, webhook)
         notifiers: list[Notifier] = [LogNotifier(), *([webhook] if webhook is not None else [])]
         sources = ExplainSources(self.store_view, self.live_view, self.rollups_view, self.ownership)
-        return watch, SloEvaluator(watch, sources, notifiers, config.slo_interval_s)
+        return watch, SloEvaluator(
+            watch, sources, notifiers, config.slo_interval_s, reexplain_s=config.alert_reexplain_s
+        )
 
     async def serve(self) -> None:
         """Run until ``request_stop``; then stop listening, write out the recall buffer, close the store."""

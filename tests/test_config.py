@@ -115,6 +115,7 @@ SERVE_FLAGS = (
     "--slos",
     "--alert-webhook",
     "--slo-interval",
+    "--alert-reexplain",
     "--retention",
     "--rollup-retention",
 )

@@ -49,6 +49,8 @@ class Alert:
     windows: ExplainWindows
     explained: BurnExplained | None
     explain_error: str | None = None
+    #: When ``explained`` was worked out: at the open, then again while the alert fires (``SloEvaluator``).
+    explained_ns: int = 0
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     state: AlertState = "firing"
     resolved_ns: int | None = None
@@ -94,6 +96,7 @@ class Alert:
             "findings": explained.findings if explained is not None else [],
             "symptom": explained.symptom if explained is not None else None,
             "explained": {**self.windows.as_json(), "signal": self.slo.kind},
+            "explained_ns": self.explained_ns or self.started_ns,
             "explain_error": self.explain_error,
         }
 
@@ -194,6 +197,20 @@ class AlertBook:
         """The open alert's burn rates and budget as of the latest evaluation."""
         with self._lock:
             alert.status = status
+
+    def explained_again(
+        self,
+        alert: Alert,
+        windows: ExplainWindows,
+        explained: BurnExplained | None,
+        error: str | None,
+        now_ns: int,
+    ) -> None:
+        """The open alert's explanation as worked out again at ``now_ns``."""
+        with self._lock:
+            alert.windows, alert.explained, alert.explain_error = windows, explained, error
+            alert.explained_ns = now_ns
+            self._save()
 
     def resolve(self, alert: Alert, now_ns: int, status: SloStatus | None) -> None:
         with self._lock:

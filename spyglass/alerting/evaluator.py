@@ -4,14 +4,17 @@ background threads' lower CPU priority.
 
 An SLO has at most one open alert. When a burn-rate pair starts firing, the alert is opened: explain runs on the
 burning window against its baseline (``analysis.slo_windows``), and one notification goes to every notifier (the
-log, the webhook). While any pair still fires nothing more is sent; when none does, the alert resolves and a
-resolved notification (same id) follows. An SLO deleted while its alert is open resolves it. An alert open
+log, the webhook). While any pair still fires nothing more is sent, but every ``reexplain_s`` the burn is
+explained again on what arrived since (``SloEvaluator._explain_again``), so the alert read through the API and
+the resolved notification carry the latest answer, not that of the burn's first minute. When no pair fires, the
+alert resolves and a resolved notification (same id) follows. An SLO deleted while its alert is open resolves it. An alert open
 before a restart is adopted by the first round that finds its SLO still burning (same id and start, nothing
 sent again) or resolved by the first that does not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +30,11 @@ from spyglass.analysis.slo_windows import explain_windows
 from spyglass.background import Periodic
 
 log = logging.getLogger(__name__)
+
+#: How often an open alert's burn is explained again while it fires, by default (``--alert-reexplain``).
+REEXPLAIN_S = 300.0
+#: The burning window of a later explanation: from the burn's start, but at most this long, ending now.
+REEXPLAIN_WINDOW_NS = 15 * 60 * 10**9
 
 
 class Notifier(Protocol):
@@ -53,11 +61,13 @@ class SloEvaluator:
         notifiers: Sequence[Notifier],
         interval_s: float,
         clock: Callable[[], int] = time.time_ns,
+        reexplain_s: float = REEXPLAIN_S,
     ) -> None:
         self.watch = watch
         self.sources = sources
         self.notifiers = list(notifiers)
         self.interval_s = interval_s
+        self.reexplain_ns = int(reexplain_s * 1e9)
         self.clock = clock
         self.rounds = 0
         self._periodic = Periodic("spyglass-slo-evaluator", interval_s, self.evaluate, "SLO evaluation")
@@ -87,6 +97,8 @@ class SloEvaluator:
                 self._open(slo, measure, now, book.adopt_restored(slo.id))
             elif measure.status.firing and alert is not None:
                 book.update(alert, measure.status)
+                if now - (alert.explained_ns or alert.started_ns) >= self.reexplain_ns:
+                    self._explain_again(slo, alert, now)
             elif alert is not None:
                 book.resolve(alert, now, measure.status)
                 self._send(alert)
@@ -116,12 +128,36 @@ class SloEvaluator:
             log.exception("explain failed for the burn of SLO %r", slo.id)
             error = f"{type(exc).__name__}: {exc}"
         burnt = status.budget_spent(measure.recent.window(windows.start_ns))
-        alert = Alert(slo, now_ns, status.firing, status, burnt, windows, explained, error)
+        alert = Alert(slo, now_ns, status.firing, status, burnt, windows, explained, error, now_ns)
         if restored is not None:
             alert.id, alert.started_ns = str(restored["id"]), int(restored["started_ns"])
         self.watch.alerts.opened(alert)
         if restored is None:
             self._send(alert)
+
+    def _explain_again(self, slo: Slo, alert: Alert, now_ns: int) -> None:
+        """Explain the burn again on what has arrived since: the burning window from the burn's start (at most
+        ``REEXPLAIN_WINDOW_NS`` back) to now, against the baseline found at the open, which was healthy. Windows
+        chosen afresh would put the baseline in the minutes just before the short window, and a burn that has
+        gone on that long burns there too. The new answer replaces the old one unless it fails or finds no cause
+        where the old one found some; an alert that could not be explained at the open is tried again."""
+        book = self.watch.alerts
+        windows = dataclasses.replace(
+            alert.windows, start_ns=max(alert.windows.start_ns, now_ns - REEXPLAIN_WINDOW_NS), end_ns=now_ns
+        )
+        try:
+            explained = explain_burn(self.sources, slo, windows)
+        except Exception as exc:
+            log.exception("explain failed again for the burn of SLO %r", slo.id)
+            if alert.explained is None:
+                book.explained_again(alert, windows, None, f"{type(exc).__name__}: {exc}", now_ns)
+            else:
+                book.explained_again(alert, alert.windows, alert.explained, alert.explain_error, now_ns)
+            return
+        if not explained.findings and alert.explained is not None and alert.explained.findings:
+            book.explained_again(alert, alert.windows, alert.explained, alert.explain_error, now_ns)
+            return
+        book.explained_again(alert, windows, explained, None, now_ns)
 
     def _send(self, alert: Alert) -> None:
         self._send_json(alert.as_json())

@@ -1,6 +1,7 @@
 """SLO alerts end to end: the demo shop (its own process) sends its spans to a real server watching an errors SLO
 on the front end's checkout, with a real webhook receiver on loopback. A fault the SLO sees opens exactly one
-alert whose top finding names the injected cause, with its owner; a healthy run opens none.
+alert whose top finding names the injected cause, with its owner, and that still names it when the burn has
+been explained again on what arrived since; a healthy run opens none.
 
 The SLO judges errors, not latency, so the test does not need the machine to itself.
 """
@@ -35,12 +36,20 @@ SLOS = """
 RATE = 40.0
 BASELINE_S = 15.0
 FAULT_S = 20.0
+#: The burn is explained again this often while the alert fires: a few times during the fault.
+REEXPLAIN_S = 5.0
 
 
 def _server(start_server: Callable[..., RunningServer], tmp_path: Path, webhook: str) -> RunningServer:
     slos = tmp_path / "slos.yaml"
     slos.write_text(SLOS)
-    return start_server(slos_file=slos, alert_webhook=webhook, slo_interval_s=1.0, decision_wait_s=0.3)
+    return start_server(
+        slos_file=slos,
+        alert_webhook=webhook,
+        slo_interval_s=1.0,
+        decision_wait_s=0.3,
+        alert_reexplain_s=REEXPLAIN_S,
+    )
 
 
 def test_a_fault_opens_one_alert_naming_its_cause(
@@ -79,8 +88,20 @@ def test_a_fault_opens_one_alert_naming_its_cause(
     assert top["links"] and all(link.startswith("/traces/") for link in top["links"])
     assert server.get(top["links"][0].replace("/traces/", "/api/v1/traces/")).status_code == 200
     assert max(rate or 0 for rate in alert["burn_rates"].values()) >= 6
-    listed = server.get("/api/v1/alerts").json()["alerts"]
-    assert [a["id"] for a in listed] == [alert["id"]]
+    (listed,) = server.get("/api/v1/alerts").json()["alerts"]
+    assert listed["id"] == alert["id"]
+    # Explained again while it fired: the same baseline, a burning window to a later end, the same cause.
+    assert listed["explained_ns"] >= alert["explained_ns"] + REEXPLAIN_S * 10**9
+    again = listed["explained"]
+    assert (again["baseline_start_ns"], again["baseline_end_ns"]) == (
+        explained["baseline_start_ns"],
+        explained["baseline_end_ns"],
+    )
+    assert again["start_ns"] == explained["start_ns"] and again["end_ns"] > explained["end_ns"]
+    refound = listed["findings"]
+    brief = [(f["kind"], f["service"], f.get("key") or f.get("operation"), f.get("value")) for f in refound]
+    assert refound and any(e.matches(refound[0]) for e in scenario.expected), brief
+    assert listed["routing_key"] == "payments-team"
 
 
 def test_a_healthy_shop_opens_no_alert(start_server: Callable[..., RunningServer], tmp_path: Path) -> None:

@@ -514,6 +514,11 @@ export interface components {
             symptom: components["schemas"]["Symptom"] | null;
             explained: components["schemas"]["AlertWindows"];
             /**
+             * Explained Ns
+             * @description When the findings were worked out: at the open, then again every --alert-reexplain seconds while it fires (absent on alerts saved by versions before it)
+             */
+            explained_ns?: number | null;
+            /**
              * Explain Error
              * @description Why explain failed, when it did (the alert is sent anyway)
              */
@@ -581,7 +586,8 @@ export interface components {
         };
         /**
          * AlertWindows
-         * @description What explain compared: the burning window against a healthy baseline of the same length.
+         * @description What explain compared: the burning window against a healthy baseline, of the same length when the alert
+         *     opened; explained again while it fires, the burning window runs on to then (at most its last 15 minutes).
          */
         AlertWindows: {
             /** Start Ns */

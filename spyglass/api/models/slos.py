@@ -121,7 +121,8 @@ class AlertFinding(Finding):
 
 
 class AlertWindows(ApiModel):
-    """What explain compared: the burning window against a healthy baseline of the same length."""
+    """What explain compared: the burning window against a healthy baseline, of the same length when the alert
+    opened; explained again while it fires, the burning window runs on to then (at most its last 15 minutes)."""
 
     start_ns: int
     end_ns: int
@@ -154,6 +155,11 @@ class Alert(ApiModel):
         description="The symptom's numbers in both windows; null if explain failed"
     )
     explained: AlertWindows
+    explained_ns: int | None = Field(
+        default=None,
+        description="When the findings were worked out: at the open, then again every --alert-reexplain "
+        "seconds while it fires (absent on alerts saved by versions before it)",
+    )
     explain_error: str | None = Field(
         description="Why explain failed, when it did (the alert is sent anyway)"
     )
