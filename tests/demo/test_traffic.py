@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -32,18 +32,8 @@ def test_the_order_is_shuffled_not_fixed() -> None:
 
 def test_threads_dealing_at_once_share_one_deck() -> None:
     deck = EndpointDeck(ENDPOINTS, random.Random(3))
-    dealt: list[object] = []
-    lock = threading.Lock()
-
-    def shopper() -> None:
-        for _ in range(DECK * 10):
-            endpoint = deck.deal()
-            with lock:
-                dealt.append(endpoint)
-
-    threads = [threading.Thread(target=shopper) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert Counter(dealt) == {endpoint: endpoint.cards * 80 for endpoint in ENDPOINTS}
+    with ThreadPoolExecutor(max_workers=8) as shoppers:
+        hands = list(shoppers.map(lambda _: [deck.deal() for _ in range(DECK * 10)], range(8)))
+    assert Counter(e for hand in hands for e in hand) == {
+        endpoint: endpoint.cards * 80 for endpoint in ENDPOINTS
+    }
