@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.analysis.slo import Slo
+from spyglass.model.schema import SpanKind
 from spyglass.model.sketch import bucket_value
 
 #: The windows burn rates are reported over, by name, in seconds.
@@ -145,8 +147,13 @@ def bad_requests(rows: pa.Table, latency_ms: float | None) -> FloatArray:
     return np.where(good_bins(bins, latency_ms), 0.0, counts)
 
 
+#: The spans that are a service's requests: SERVER spans answer them, CONSUMER spans take them off a queue.
+ENTRY_KINDS = (SpanKind.SERVER, SpanKind.CONSUMER)
+
+
 def bucket_counts(rows: pa.Table, latency_ms: float | None) -> BucketCounts:
     """Rollup rows (``ROLLUP_SCHEMA``, one group's) summed per bucket start into requests and bad requests."""
+    rows = requests_of(rows)
     if rows.num_rows == 0:
         return BucketCounts.empty()
     return BucketCounts.of(
@@ -154,6 +161,18 @@ def bucket_counts(rows: pa.Table, latency_ms: float | None) -> BucketCounts:
         rows.column("count").to_numpy(),
         bad_requests(rows, latency_ms),
     )
+
+
+def requests_of(rows: pa.Table) -> pa.Table:
+    """The rows of the operation's entry spans (``ENTRY_KINDS``) when it has any, else all of them (an operation
+    only ever run inside a service: a job, an internal step). A service often names its call to another after the
+    route it calls (a CLIENT ``POST /checkout`` beside the SERVER ``POST /checkout`` it answers): counting both
+    doubled the requests and mixed the calls' latencies and errors into the endpoint's."""
+    if rows.num_rows == 0:
+        return rows
+    kinds = rows.column("kind")
+    entry = pc.is_in(kinds, value_set=pa.array([int(kind) for kind in ENTRY_KINDS], kinds.type))
+    return rows.filter(entry) if pc.any(entry).as_py() else rows
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from spyglass.analysis.slo import Slo
@@ -43,6 +44,18 @@ def test_errors_slo_counts_failed_spans_exactly() -> None:
     assert rates["30m"] == pytest.approx((5 / 1000) / 0.01)
     assert rates["1h"] == rates["6h"] == pytest.approx((10 / 2000) / 0.01)
     assert status.firing == ()
+
+
+def test_an_operation_s_requests_are_its_entry_spans_when_it_has_any() -> None:
+    served = rollup_rows((NOW - MINUTE_NS, 50.0, 100, 4))  # SERVER spans answering the route
+    called = rollup_rows((NOW - MINUTE_NS, 40.0, 90, 3), kind=3)  # the service's CLIENT calls named after it
+    consumed = rollup_rows((NOW - MINUTE_NS, 80.0, 7, 1), kind=5)
+    both = pa.concat_tables([served, called, consumed])
+    assert bucket_counts(both, None).sum() == EventCounts(107.0, 5.0)
+    assert bucket_counts(both, 45.0).sum() == EventCounts(107.0, 107.0)  # the calls (40 ms) were fast
+    # An operation run only inside its service (INTERNAL) or only as calls out is counted whole.
+    internal = rollup_rows((NOW - MINUTE_NS, 50.0, 30, 2), kind=1)
+    assert bucket_counts(pa.concat_tables([internal, called]), None).sum() == EventCounts(120.0, 5.0)
 
 
 def test_latency_slo_counts_requests_over_the_threshold_exactly() -> None:

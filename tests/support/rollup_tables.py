@@ -27,8 +27,10 @@ def rollup_rows(
     service: str = "shop",
     operation: str = "GET /checkout",
     bucket_s: int = 10,
+    kind: int = 2,
 ) -> pa.Table:
-    """Base rollup rows from ``(bucket_start_ns, duration_ms, count, errors)`` cells (the duration's bin)."""
+    """Base rollup rows from ``(bucket_start_ns, duration_ms, count, errors)`` cells (the duration's bin), of
+    SERVER spans unless ``kind`` says otherwise."""
     return pa.Table.from_pylist(
         [
             {
@@ -36,7 +38,7 @@ def rollup_rows(
                 "bucket_s": bucket_s,
                 "service": service,
                 "operation": operation,
-                "kind": 2,
+                "kind": kind,
                 "attr_key": "",
                 "attr_value": "",
                 "bin": bin_of(duration_ms),
