@@ -245,10 +245,18 @@ def _span_cells(
     )
 
 
+#: Groups an answer lists at most: the busiest, the rest summed into one ``__other__`` group, as the rollups fold
+#: a key's values past their bound. Grouped by a key with a value per request (an id in an attribute or in span
+#: names), an answer would otherwise hold a group per request: a million dicts and a JSON of hundreds of MB.
+MAX_GROUPS = 1000
+OTHER_GROUP = "__other__"
+
+
 def summarize(
     cells: _Cells, start_ns: int, end_ns: int, step_s: int | None, *, exact: bool
 ) -> list[dict[str, Any]]:
-    """One summary per label (busiest first), each with a dense series of steps when ``step_s`` is given."""
+    """One summary per label (busiest first), each with a dense series of steps when ``step_s`` is given; past
+    ``MAX_GROUPS`` labels, the quietest are summed as one ``__other__`` group."""
     if len(cells.labels) == 0:
         return []
     encoded = (
@@ -256,6 +264,7 @@ def summarize(
     )
     names = encoded.dictionary.to_pylist()
     group = as_numpy(encoded.indices.fill_null(-1), np.int64)
+    names, group = _fold_quietest(names, group, cells.counts)
     ids, totals, values, maxima = grouped_quantiles(
         *_summed_by_bin(group, cells.bins, cells.counts), QUANTILES, ordered=True
     )
@@ -286,6 +295,28 @@ def summarize(
     groups = [{"key": names[gid], **summary} for gid, summary in summaries.items()]
     groups.sort(key=lambda g: (-g["count"], str(g["key"])))
     return groups
+
+
+def _fold_quietest(
+    names: list[Any], group: npt.NDArray[np.int64], counts: npt.NDArray[np.float64]
+) -> tuple[list[Any], npt.NDArray[np.int64]]:
+    """The labels and each cell's label number, the quietest labels past ``MAX_GROUPS`` renumbered as one
+    ``__other__`` (busiest first, ties in label order; an ``__other__`` the data already has takes them in)."""
+    if len(names) <= MAX_GROUPS:
+        return names, group
+    present = group >= 0
+    totals = np.bincount(group[present], weights=counts[present], minlength=len(names))
+    if np.count_nonzero(totals) <= MAX_GROUPS:
+        return names, group
+    other = names.index(OTHER_GROUP) if OTHER_GROUP in names else len(names)
+    if other < len(names):
+        totals[other] = 0.0  # it takes the folded labels in, never leaves a place for them
+    ranked = np.argsort(-totals, kind="stable")
+    renumbered = np.full(len(names) + 1, other, dtype=np.int64)
+    kept = ranked[: MAX_GROUPS - 1]
+    renumbered[kept] = kept
+    renumbered[-1] = -1  # group -1 (no label) stays without one
+    return [*names, OTHER_GROUP] if other == len(names) else names, renumbered[group]
 
 
 #: Above this many (group, bin) cells a dense count array would be mostly empty: sort the pairs instead.

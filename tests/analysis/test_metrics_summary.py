@@ -81,3 +81,52 @@ def test_each_point_of_a_series_is_the_summary_of_its_step_alone(seed: int, exac
             expected = summary[0] if summary else metrics._summary(0.0, 0.0, None, None, exact)
             expected = {k: v for k, v in expected.items() if k != "key"}
             assert point == {"start_ns": start + index * step_s * 10**9, **expected}
+
+
+def _labelled_cells(labels: list[str | None], counts: list[float], errors: list[float]) -> metrics._Cells:
+    import pyarrow as pa
+
+    n = len(labels)
+    bins = np.arange(n, dtype=np.int64) * 7 % 500
+    return metrics._Cells(
+        pa.array(labels, pa.string()),
+        np.full(n, 1_700_000_000 * 10**9, np.int64),
+        bins,
+        np.asarray(counts, np.float64),
+        np.asarray(errors, np.float64),
+    )
+
+
+@pytest.mark.parametrize("had_other", [False, True])
+def test_past_the_group_limit_the_quietest_labels_are_summed_as_other(
+    monkeypatch: pytest.MonkeyPatch, had_other: bool
+) -> None:
+    monkeypatch.setattr(metrics, "MAX_GROUPS", 5)
+    rng = np.random.default_rng(4)
+    labels: list[str | None] = [f"user-{i}" for i in range(40)] * 3 + [None] * 5
+    if had_other:
+        labels[-1] = "__other__"
+    counts = rng.integers(1, 1000, len(labels)).astype(np.float64).tolist()
+    errors = [c if i % 4 == 0 else 0.0 for i, c in enumerate(counts)]
+    start, end = 1_700_000_000 * 10**9, 1_700_000_060 * 10**9
+    cells = _labelled_cells(labels, counts, errors)
+    everything = {g["key"]: g for g in metrics.summarize(cells, start, end, None, exact=True)}
+    monkeypatch.setattr(metrics, "MAX_GROUPS", 10_000)
+    unfolded = {g["key"]: g for g in metrics.summarize(cells, start, end, None, exact=True)}
+    assert len(everything) == 5 and "__other__" in everything
+    busiest = sorted((k for k in unfolded if k != "__other__"), key=lambda k: -unfolded[k]["count"])[:4]
+    for key in busiest:
+        assert everything[key] == unfolded[key]
+    folded = [g for k, g in unfolded.items() if k not in busiest]
+    other = everything["__other__"]
+    assert other["count"] == sum(g["count"] for g in folded)
+    assert other["errors"] == sum(g["errors"] for g in folded)
+    assert other["max_ms"] == max(g["max_ms"] for g in folded)
+    assert sum(g["count"] for g in everything.values()) == sum(g["count"] for g in unfolded.values())
+
+
+def test_up_to_the_group_limit_every_label_is_its_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "MAX_GROUPS", 5)
+    cells = _labelled_cells(["a", "b", "c", "d", "e", "a"], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 1])
+    groups = metrics.summarize(cells, 0, 60 * 10**9, None, exact=True)
+    assert [g["key"] for g in groups] == ["a", "e", "d", "c", "b"] and groups[0]["count"] == 7
