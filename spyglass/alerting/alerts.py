@@ -48,9 +48,9 @@ class Alert:
     budget_burnt: float
     windows: ExplainWindows
     explained: BurnExplained | None
-    explain_error: str | None = None
     #: When ``explained`` was worked out: at the open, then again while the alert fires (``SloEvaluator``).
-    explained_ns: int = 0
+    explained_ns: int
+    explain_error: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     state: AlertState = "firing"
     resolved_ns: int | None = None
@@ -96,7 +96,7 @@ class Alert:
             "findings": explained.findings if explained is not None else [],
             "symptom": explained.symptom if explained is not None else None,
             "explained": {**self.windows.as_json(), "signal": self.slo.kind},
-            "explained_ns": self.explained_ns or self.started_ns,
+            "explained_ns": self.explained_ns,
             "explain_error": self.explain_error,
         }
 

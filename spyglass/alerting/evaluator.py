@@ -97,7 +97,7 @@ class SloEvaluator:
                 self._open(slo, measure, now, book.adopt_restored(slo.id))
             elif measure.status.firing and alert is not None:
                 book.update(alert, measure.status)
-                if now - (alert.explained_ns or alert.started_ns) >= self.reexplain_ns:
+                if now - alert.explained_ns >= self.reexplain_ns:
                     self._explain_again(slo, alert, now)
             elif alert is not None:
                 book.resolve(alert, now, measure.status)
@@ -128,7 +128,7 @@ class SloEvaluator:
             log.exception("explain failed for the burn of SLO %r", slo.id)
             error = f"{type(exc).__name__}: {exc}"
         burnt = status.budget_spent(measure.recent.window(windows.start_ns))
-        alert = Alert(slo, now_ns, status.firing, status, burnt, windows, explained, error, now_ns)
+        alert = Alert(slo, now_ns, status.firing, status, burnt, windows, explained, now_ns, error)
         if restored is not None:
             alert.id, alert.started_ns = str(restored["id"]), int(restored["started_ns"])
         self.watch.alerts.opened(alert)
@@ -145,19 +145,17 @@ class SloEvaluator:
         windows = dataclasses.replace(
             alert.windows, start_ns=max(alert.windows.start_ns, now_ns - REEXPLAIN_WINDOW_NS), end_ns=now_ns
         )
+        explained: BurnExplained | None = None
+        error: str | None = None
         try:
             explained = explain_burn(self.sources, slo, windows)
         except Exception as exc:
             log.exception("explain failed again for the burn of SLO %r", slo.id)
-            if alert.explained is None:
-                book.explained_again(alert, windows, None, f"{type(exc).__name__}: {exc}", now_ns)
-            else:
-                book.explained_again(alert, alert.windows, alert.explained, alert.explain_error, now_ns)
-            return
-        if not explained.findings and alert.explained is not None and alert.explained.findings:
-            book.explained_again(alert, alert.windows, alert.explained, alert.explain_error, now_ns)
-            return
-        book.explained_again(alert, windows, explained, None, now_ns)
+            error = f"{type(exc).__name__}: {exc}"
+        old = alert.explained
+        if old is not None and (explained is None or (old.findings and not explained.findings)):
+            windows, explained, error = alert.windows, old, alert.explain_error
+        book.explained_again(alert, windows, explained, error, now_ns)
 
     def _send(self, alert: Alert) -> None:
         self._send_json(alert.as_json())
