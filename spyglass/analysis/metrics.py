@@ -335,13 +335,14 @@ def _summed_by_bin(
         return group, bins, counts
     low = int(bins.min())
     width = int(bins.max()) - low + 1
-    cells = group * width + (bins - low)
+    offsets = bins - low
+    cells = group * width + offsets
     size = int(cells.max()) + 1
     if size <= max(_DENSE_CELLS, 4 * cells.size):
         present = np.flatnonzero(np.bincount(cells, minlength=size))
         summed = np.bincount(cells, weights=counts, minlength=size)[present]
     else:
-        present, inverse = distinct_cells(group, bins - low, width)
+        present, inverse = distinct_cells(cells, group, offsets, width)
         summed = np.bincount(inverse, weights=counts, minlength=len(present))
     present = np.asarray(present, dtype=np.int64)
     return present // width, present % width + low, np.asarray(summed, dtype=np.float64)

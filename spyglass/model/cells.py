@@ -16,11 +16,10 @@ Ints = npt.NDArray[np.int64]
 _RADIX_LIMIT = 1 << 16
 
 
-def distinct_cells(group: Ints, offsets: Ints, width: int) -> tuple[Ints, Ints]:
-    """The distinct cells ``group * width + offsets`` in increasing order, and each row's index among them:
-    what ``numpy.unique(cells, return_inverse=True)`` returns. ``group`` and ``offsets`` are at least 0,
-    ``offsets`` below ``width``."""
-    cells = group * width + offsets
+def distinct_cells(cells: Ints, group: Ints, offsets: Ints, width: int) -> tuple[Ints, Ints]:
+    """The distinct ``cells`` (``group * width + offsets``, as the caller made them) in increasing order, and each
+    row's index among them: what ``numpy.unique(cells, return_inverse=True)`` returns. ``group`` and ``offsets``
+    are at least 0, ``offsets`` below ``width``."""
     if cells.size == 0 or width > _RADIX_LIMIT or int(group.max()) >= _RADIX_LIMIT:
         present, inverse = np.unique(cells, return_inverse=True)
         return present.astype(np.int64, copy=False), inverse.reshape(-1).astype(np.int64, copy=False)

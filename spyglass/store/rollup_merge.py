@@ -39,8 +39,8 @@ def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa
         return ROLLUP_SCHEMA.empty_table()
     low = int(bins.min())
     width = int(bins.max()) - low + 1
-    row_group = np.repeat(group, lengths)
-    cells = row_group * width + (bins - low)
+    row_group, offsets = np.repeat(group, lengths), bins - low
+    cells = row_group * width + offsets
     groups = int(group.max()) + 1
     # Most bins hold no error: only those that do are summed for errors.
     failing = np.flatnonzero(errors)
@@ -50,7 +50,7 @@ def merge_bin_lists(rows: pa.Table, keys: Sequence[str] = ROLLUP_KEY[:-1]) -> pa
         summed = np.bincount(cells, weights=counts, minlength=groups * width)[found]
         failed = np.bincount(cells[failing], weights=errors[failing], minlength=groups * width)[found]
     else:
-        found, inverse = distinct_cells(row_group, bins - low, width)
+        found, inverse = distinct_cells(cells, row_group, offsets, width)
         summed = np.bincount(inverse, weights=counts)
         failed = np.bincount(inverse[failing], weights=errors[failing], minlength=len(found))
     # One stored row stands for each group's key.
