@@ -112,7 +112,7 @@ def step_rate(count: float, step_start_ns: int, step_s: int, coverage: Coverage)
 
 def _first_bucket_ns(rollups: RollupReader, start_ns: int, end_ns: int, resolution_s: int) -> int | None:
     # Whether any span is there, by bucket: every key column may be summed away.
-    rows = rollups.read(RollupQuery(start_ns, end_ns, resolution_s=resolution_s, group_by=()))
+    rows = rollups.read(RollupQuery(start_ns, end_ns, resolution_s=resolution_s, group_by=(), by_bin=False))
     rows = rows.filter(pc.greater(rows.column("count"), 0))
     if rows.num_rows == 0:
         return None

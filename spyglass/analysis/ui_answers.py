@@ -106,7 +106,8 @@ def heatmap(
 
 
 def versions(sources: UiSources, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
-    rows = sources.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY))
+    # The first minute of each version needs counts only, not their latency bins.
+    rows = sources.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY, by_bin=False))
     # The buffer's newest spans sharpen when a version now rolling out first appeared; a version first seen
     # earlier is found among stored spans (the sampler keeps the first traces of a new value) or by its minute.
     buffered = sources.live.recent_spans(include_decided=True, newest=RECENT_SPANS)

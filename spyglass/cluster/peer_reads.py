@@ -66,8 +66,9 @@ def scan_filter_from(args: dict[str, Any] | None) -> ScanFilter | None:
 
 def rollup_query_args(query: RollupQuery, include_stored: bool | None = None) -> dict[str, Any]:
     args = asdict(query)
-    # A hint that spares work, not part of the question: a peer answering every key is as right.
+    # Hints that spare work, not part of the question: a peer answering every key and bin is as right.
     args.pop("group_by", None)
+    args.pop("by_bin", None)
     if include_stored is not None:
         args["stored"] = include_stored
     return args

@@ -312,12 +312,14 @@ class ClickHouseStore:
         else:
             step_ns = params(int(resolution_s) * 10**9, "Int64")
             bucket = f"bucket_start_ns - bucket_start_ns % {step_ns} AS b_start, toInt32({params(int(resolution_s), 'Int32')}) AS b_s"
-        keys = "b_start, b_s, service, operation, kind, attr_key, attr_value, bin"
+        keys = "b_start, b_s, service, operation, kind, attr_key, attr_value, b_bin"
+        # Without bins (``by_bin``), one row per key at bin 0.
+        b_bin = "bin AS b_bin" if query.by_bin else "toInt16(0) AS b_bin"
         # Fresh aliases (b_start, b_s): ClickHouse lets aliases shadow columns in WHERE, which must see the
         # stored bucket. Fixed fragments only; every value is a parameter.
         sql = (
             f"SELECT {bucket}, toString(service) AS service, toString(operation) AS operation, kind, "  # noqa: S608
-            "toString(attr_key) AS attr_key, attr_value, bin, "
+            f"toString(attr_key) AS attr_key, attr_value, {b_bin}, "
             "sum(`count`) AS total_count, sum(errors) AS total_errors "
             f"FROM {ROLLUPS} WHERE {' AND '.join(where)} GROUP BY {keys} "
             # Downsampling cancels the rows it merged with negative ones: a key summing to nothing is no row.

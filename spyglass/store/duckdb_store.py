@@ -447,6 +447,19 @@ def _summed_by_bin(lists_sql: str, told_apart: tuple[str, ...]) -> str:
     )
 
 
+def _summed_over_bins(lists_sql: str, told_apart: tuple[str, ...]) -> str:
+    """Rows of ``lists_sql`` summed by the told-apart keys, every bin into one row at bin 0: only each list's
+    sums are read, never the bins (a version's first minute over an hour at 10M spans: 28,000 rows of sums
+    instead of 4.9 million of bins)."""
+    keys = ", ".join(told_apart)
+    # Fixed fragments only: the column names come from ``_told_apart``, the values stay parameters.
+    return (
+        f"SELECT bucket_start_ns, bucket_s, {_key_columns(told_apart)}, 0::SMALLINT AS bin, "  # noqa: S608
+        "sum(list_sum(counts))::BIGINT AS count, sum(list_sum(errors))::BIGINT AS errors "
+        f"FROM ({lists_sql}) GROUP BY {keys} ORDER BY {keys}"
+    )
+
+
 def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
     """Roll back without hiding the error that got us here (the transaction may already be aborted)."""
     with contextlib.suppress(duckdb.Error):
@@ -911,6 +924,11 @@ class DuckDBStore:
                         ]
                     )
                 told_apart = _told_apart(query)
+                if not query.by_bin:
+                    return as_schema(
+                        cur.sql(_summed_over_bins(sql, told_apart), params=params).to_arrow_table(),
+                        ROLLUP_SCHEMA,
+                    )
                 if _sums_many_rows_into_each(query):
                     return as_schema(
                         cur.sql(_summed_by_bin(sql, told_apart), params=params).to_arrow_table(),

@@ -69,6 +69,10 @@ class RollupQuery:
     #: The key columns the asker tells apart (besides the bucket), when it sums over the others: a store may
     #: then answer with those others summed away (empty strings and zeros), far fewer rows. None: every key.
     group_by: tuple[str, ...] | None = None
+    #: False when the asker needs each key's count and errors only, not their latency bins (when a version was
+    #: first seen): a store may then answer one row per key, ``bin`` 0 standing for all of them, and need not
+    #: read the bin lists. A hint, as ``group_by`` is: rows by bin answer it as rightly.
+    by_bin: bool = True
 
 
 @dataclass(frozen=True)

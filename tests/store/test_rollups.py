@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from typing import Any
 
 import pyarrow as pa
@@ -124,3 +126,49 @@ def test_resolution_merges_buckets_into_aligned_steps(store: Store) -> None:
     assert sum(whole.column("count").to_pylist()) == 4 + 5 + 6 + 7
     with pytest.raises(ValueError):
         store.rollups(RollupQuery(BASE_NS, BASE_NS + SECOND, resolution_s=0))
+
+
+def _summed_over_bins(table: pa.Table) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """Each key's count and errors, every bin together."""
+    sums: dict[tuple[Any, ...], tuple[int, int]] = {}
+    for key, (count, errors) in as_dict(table).items():
+        before = sums.get(key[:-1], (0, 0))
+        sums[key[:-1]] = (before[0] + count, before[1] + errors)
+    return sums
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_read_without_bins_sums_each_key_over_them(store: Store, seed: int) -> None:
+    rng = random.Random(seed)
+    written = [
+        {
+            "bucket_start_ns": BASE_NS + rng.randrange(12) * 60 * SECOND,
+            "bucket_s": 60,
+            "service": rng.choice(["web", "db", "cart"]),
+            "operation": rng.choice(["GET /", "SELECT"]),
+            "kind": rng.choice([2, 3]),
+            "attr_key": "service.version",
+            "attr_value": rng.choice(["1.0", "1.1", "2.0"]),
+            "bin": rng.randrange(1200, 1600),
+            "count": rng.randrange(1, 50),
+            "errors": rng.randrange(0, 3),
+        }
+        for _ in range(400)
+    ]
+    for part in (written[:150], written[150:]):  # keys repeated across writes add up too
+        store.write_rollups(rows(*part))
+    window = (BASE_NS + 90 * SECOND, BASE_NS + 600 * SECOND)
+    for asked in (
+        RollupQuery(*window, attr_key="service.version"),
+        RollupQuery(*window, service="web", attr_key="service.version"),
+        RollupQuery(*window, attr_key="service.version", resolution_s=300),
+        RollupQuery(*window, attr_key="service.version", group_by=("service", "attr_value")),
+    ):
+        by_bin = store.rollups(asked)
+        summed = store.rollups(dataclasses.replace(asked, by_bin=False))
+        assert summed.schema == ROLLUP_SCHEMA
+        assert set(summed.column("bin").to_pylist()) <= {0}
+        # One row per key, whatever the bins were.
+        assert summed.num_rows == len(_summed_over_bins(summed))
+        assert _summed_over_bins(summed) == _summed_over_bins(by_bin)
+        assert summed.num_rows > 0
