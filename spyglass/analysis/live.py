@@ -80,7 +80,7 @@ def window_spans(
     snapshot: pa.Table | None = None,
 ) -> list[pa.Table]:
     """The spans starting in ``[start_ns, end_ns)``: ``columns`` and ``sample_weight``, as one table per source
-    (callers cast them alike). ``where`` narrows both sources by service and operation; its ``trace_share``
+    (callers cast them alike). ``where`` narrows both sources by service, operation and kinds; its ``trace_share``
     samples stored traces only, weighed up by the share left out. ``snapshot`` reuses a buffer snapshot."""
     if where is not None and where.attributes:
         raise ValueError("window_spans filters by service and operation only")
@@ -101,6 +101,9 @@ def window_spans(
             mask = pc.and_(mask, pc.equal(buffered.column("service"), where.service))
         if where is not None and where.operation is not None:
             mask = pc.and_(mask, pc.equal(buffered.column("name"), where.operation))
+        if where is not None and where.kinds:
+            kinds = pa.array(where.kinds, buffered.schema.field("kind").type)
+            mask = pc.and_(mask, pc.is_in(buffered.column("kind"), value_set=kinds))
         buffered = buffered.filter(mask)
         weights = span_weights(buffered.column("trace_state"))
         parts.append(buffered.select(columns).append_column("sample_weight", weights))

@@ -131,6 +131,8 @@ class MetricsQuery:
     operation: str | None = None
     group_by: str | None = None
     step_s: int | None = None
+    #: Only spans of these kinds (``SpanKind`` codes); empty: every kind.
+    kinds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,14 @@ def query_metrics(
         told_apart = (label,) if label else ()
         rows = rollups.read(
             RollupQuery(
-                query.start_ns, query.end_ns, query.service, query.operation, attr_key, merge_s, told_apart
+                query.start_ns,
+                query.end_ns,
+                query.service,
+                query.operation,
+                attr_key,
+                merge_s,
+                told_apart,
+                kinds=query.kinds,
             )
         )
         cells = _rollup_cells(rows, column, default_key(query) if group_by is None else None)
@@ -221,7 +230,7 @@ def _span_cells(
     """Spans of the window carrying ``key`` (span attribute first, else resource), weighted and summed by value,
     step and bin: the buffer since it covers (summed here), the store before (summed by the store,
     ``Store.attribute_cells``). Exact when the buffer covers the window."""
-    where = ScanFilter(service=query.service, operation=query.operation)
+    where = ScanFilter(service=query.service, operation=query.operation, kinds=query.kinds)
     split = coverage_split(live, query.start_ns, query.end_ns)
     step_ns = step_s * 1_000_000_000 if step_s is not None else None
     parts = []

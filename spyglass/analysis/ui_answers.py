@@ -50,11 +50,12 @@ def _base_rollups(
     service: str | None = None,
     operation: str | None = None,
     group_by: tuple[str, ...] = (),
+    kinds: tuple[int, ...] = (),
 ) -> pa.Table:
     """Base rollups at ``step_s``, told apart by ``group_by`` only (a store may sum the other keys away: an
     hour of every service's operations at 10M spans is millions of rows, one per service and kind far fewer)."""
     return rollups.read(
-        RollupQuery(start_ns, end_ns, service, operation, resolution_s=step_s, group_by=group_by)
+        RollupQuery(start_ns, end_ns, service, operation, resolution_s=step_s, group_by=group_by, kinds=kinds)
     )
 
 
@@ -99,9 +100,17 @@ def _learn_owners(sources: UiSources, end_ns: int) -> None:
 
 
 def heatmap(
-    sources: UiSources, start_ns: int, end_ns: int, step_s: int, service: str | None, operation: str | None
+    sources: UiSources,
+    start_ns: int,
+    end_ns: int,
+    step_s: int,
+    service: str | None,
+    operation: str | None,
+    kinds: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    rows = _base_rollups(sources.rollups, start_ns, end_ns, step_s, service=service, operation=operation)
+    rows = _base_rollups(
+        sources.rollups, start_ns, end_ns, step_s, service=service, operation=operation, kinds=kinds
+    )
     return latency_heatmap(rows, start_ns, end_ns, step_s)
 
 

@@ -16,12 +16,14 @@ from spyglass.api.params import (
     BLANK_IS_ABSENT,
     BadRequest,
     EndNs,
+    Kind,
     Operation,
     Service,
     StartNs,
     StepS,
     window,
 )
+from spyglass.model.schema import KIND_CODES
 
 #: A series longer than this is refused (400): ask for a larger ``step_s`` or a shorter window.
 MAX_SERIES_POINTS = 5_000
@@ -41,12 +43,19 @@ def router(ctx: ApiContext) -> APIRouter:
             str | None, BLANK_IS_ABSENT, Query(description="service, operation, or an attribute key")
         ] = None,
         step_s: StepS = None,
+        kind: Kind = None,
     ) -> Response:
         start, end = window(start_ns, end_ns)
         if step_s is not None and (end - start) // (step_s * 1_000_000_000) > MAX_SERIES_POINTS:
             raise BadRequest(f"step_s={step_s} makes more than {MAX_SERIES_POINTS} points in the window")
         query = MetricsQuery(
-            start_ns=start, end_ns=end, service=service, operation=operation, group_by=group_by, step_s=step_s
+            start_ns=start,
+            end_ns=end,
+            service=service,
+            operation=operation,
+            group_by=group_by,
+            step_s=step_s,
+            kinds=KIND_CODES[kind] if kind is not None else (),
         )
         result = query_metrics(ctx.store, ctx.rollups, ctx.live, query)
         coverage = data_coverage(ctx.rollups, start, end, time.time_ns())

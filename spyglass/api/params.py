@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query
 from pydantic import BeforeValidator, Field, StringConstraints
@@ -52,6 +52,14 @@ Flag = Annotated[bool | None, BLANK_IS_ABSENT, Query()]
 Service = Annotated[str | None, BLANK_IS_ABSENT, Query(description="A service name")]
 Operation = Annotated[str | None, BLANK_IS_ABSENT, Query(description="An operation (span name)")]
 Text = Annotated[str | None, BLANK_IS_ABSENT, Query()]
+Kind = Annotated[
+    Literal["server", "client", "internal", "producer", "consumer"] | None,
+    BLANK_IS_ABSENT,
+    Query(
+        description="Only spans of this kind (a client's call and the server span answering it often share "
+        "a name; default: every kind)"
+    ),
+]
 AttributeFilters = Annotated[
     list[Annotated[str, StringConstraints(pattern=r"^[^:]+:")]],
     Query(description="KEY:VALUE, repeatable; split at the first colon, so values may contain colons"),

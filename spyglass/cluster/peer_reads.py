@@ -61,6 +61,7 @@ def scan_filter_from(args: dict[str, Any] | None) -> ScanFilter | None:
         return None
     values = dict(args)
     values["attributes"] = tuple((str(k), str(v)) for k, v in values.get("attributes", ()))
+    values["kinds"] = tuple(int(kind) for kind in values.get("kinds", ()))
     return ScanFilter(**values)
 
 
@@ -78,6 +79,7 @@ def rollup_query_from(args: dict[str, Any]) -> tuple[RollupQuery, bool]:
     """The question, and whether the asker wants the answering member's stored rows too."""
     values = dict(args)
     include_stored = bool(values.pop("stored", True))
+    values["kinds"] = tuple(int(kind) for kind in values.get("kinds", ()))
     return RollupQuery(**values), include_stored
 
 

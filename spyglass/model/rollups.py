@@ -83,8 +83,10 @@ def filter_rollups(
     service: str | None = None,
     operation: str | None = None,
     attr_key: str | None = "",
+    kinds: tuple[int, ...] = (),
 ) -> pa.Table:
-    """Rows whose bucket overlaps ``[start_ns, end_ns)``, of one service/operation/key (``None``: any)."""
+    """Rows whose bucket overlaps ``[start_ns, end_ns)``, of one service/operation/key (``None``: any) and of
+    ``kinds`` (empty: any)."""
     conditions = []
     if end_ns is not None:
         conditions.append(pc.less(rows.column("bucket_start_ns"), end_ns))
@@ -97,6 +99,8 @@ def filter_rollups(
     for name, wanted in (("service", service), ("operation", operation), ("attr_key", attr_key)):
         if wanted is not None:
             conditions.append(pc.equal(rows.column(name), wanted))
+    if kinds:
+        conditions.append(pc.is_in(rows.column("kind"), pa.array(kinds, rows.schema.field("kind").type)))
     if not conditions:
         return rows
     mask = conditions[0]

@@ -56,6 +56,11 @@ KIND_NAMES: dict[int, str] = {
     SpanKind.PRODUCER: "producer",
     SpanKind.CONSUMER: "consumer",
 }
+#: The codes each kind name stands for (``internal`` takes in spans that name no kind).
+KIND_CODES: dict[str, tuple[int, ...]] = {
+    name: tuple(sorted(code for code, named in KIND_NAMES.items() if named == name))
+    for name in dict.fromkeys(KIND_NAMES.values())
+}
 STATUS_NAMES: dict[int, str] = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 
 UNKNOWN_SERVICE = "unknown_service"

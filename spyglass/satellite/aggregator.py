@@ -333,6 +333,7 @@ class Aggregator:
         service: str | None = None,
         operation: str | None = None,
         attr_key: str | None = None,
+        kinds: tuple[int, ...] = (),
     ) -> pa.Table:
         """Stored rollups (``read_stored()``) plus the matching ``pending`` rows, read so that no row is
         counted twice or missed while a drained table is being written.
@@ -341,7 +342,7 @@ class Aggregator:
         the publish generation, and the pending rows are taken at the second look; if a write overlapped the
         read, it is read again, and after a few tries the writer is kept out while reading.
         """
-        filters = (start_ns, end_ns, service, operation, attr_key, False)
+        filters = (start_ns, end_ns, service, operation, attr_key, False, kinds)
         for _ in range(_OPTIMISTIC_READS):
             with self._lock:
                 generation = self._publish_generation
@@ -371,6 +372,7 @@ class Aggregator:
         operation: str | None = None,
         attr_key: str | None = None,
         all_keys: bool = False,
+        kinds: tuple[int, ...] = (),
     ) -> pa.Table:
         """Rows not yet in the store, without removing them; optionally only those overlapping a window,
         of one service/operation, and of one attribute key (``None``: base rows; ``all_keys``: every row).
@@ -379,7 +381,9 @@ class Aggregator:
         """
         with self._lock:
             snapshot = self._snapshot(start_ns, end_ns)
-        return self._decode_snapshot(snapshot, start_ns, end_ns, service, operation, attr_key, all_keys)
+        return self._decode_snapshot(
+            snapshot, start_ns, end_ns, service, operation, attr_key, all_keys, kinds
+        )
 
     def _snapshot(self, start_ns: int | None, end_ns: int | None) -> _Snapshot:
         """Under the lock: the pending state overlapping a window (arrays are never mutated in place)."""
@@ -404,6 +408,7 @@ class Aggregator:
         operation: str | None,
         attr_key: str | None,
         all_keys: bool,
+        kinds: tuple[int, ...] = (),
     ) -> pa.Table:
         if attr_key is None:
             key_code: int | None = 0
@@ -416,7 +421,7 @@ class Aggregator:
         buckets, tables = snapshot
         parts = []
         for bucket_start, bucket_s, rows, names in buckets:
-            mask = select_rows(rows[0], names, key_code, service, operation)
+            mask = select_rows(rows[0], names, key_code, service, operation, kinds)
             if mask is not None:
                 rows = (rows[0][mask], rows[1][mask], rows[2][mask])
             parts.append(decode_rows(bucket_start, bucket_s, rows, names, self._key_names))
@@ -429,6 +434,7 @@ class Aggregator:
                     service=service,
                     operation=operation,
                     attr_key=None if all_keys else (attr_key or ""),
+                    kinds=kinds,
                 )
             )
         return concat_rollups(parts)

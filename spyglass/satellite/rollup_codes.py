@@ -191,17 +191,25 @@ class Names:
 
 
 def select_rows(
-    rows: Codes, names: Names, key_code: int | None, service: str | None, operation: str | None
+    rows: Codes,
+    names: Names,
+    key_code: int | None,
+    service: str | None,
+    operation: str | None,
+    kinds: tuple[int, ...] = (),
 ) -> npt.NDArray[np.bool_] | None:
-    """Mask of rows of one key and series matching the filters, computed on the codes (no decoding)."""
+    """Mask of rows of one key and series matching the filters (``kinds`` empty: any), computed on the codes
+    (no decoding)."""
     mask = None
     if key_code is not None:
         mask = ((rows >> KEY_SHIFT) & MAX_KEYS) == key_code
-    if service is not None or operation is not None:
+    if service is not None or operation is not None or kinds:
         wanted = np.fromiter(
             (
-                (service is None or s == service) and (operation is None or o == operation)
-                for s, o in zip(names.services, names.operations, strict=True)
+                (service is None or s == service)
+                and (operation is None or o == operation)
+                and (not kinds or k in kinds)
+                for s, o, k in zip(names.services, names.operations, names.kinds, strict=True)
             ),
             dtype=bool,
             count=len(names.services),

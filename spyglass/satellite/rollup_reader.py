@@ -47,4 +47,5 @@ class LocalRollups:
             service=query.service,
             operation=query.operation,
             attr_key=query.attr_key,
+            kinds=query.kinds,
         )

@@ -137,6 +137,7 @@ def _attribute_match(params: Params, key: str, value: str) -> str:
 CLICKHOUSE = Dialect(
     service="ServiceName",
     operation="SpanName",
+    kind=_SPAN_KIND_CODE,
     duration="Duration",
     start=lambda op, placeholder: f"Timestamp {op} fromUnixTimestamp64Nano({placeholder})",
     attribute_match=_attribute_match,

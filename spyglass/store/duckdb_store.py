@@ -310,6 +310,7 @@ def _attribute_match(params: Params, key: str, value: str) -> str:
 DUCKDB = Dialect(
     service="service",
     operation="name",
+    kind="kind",
     duration="duration_ns",
     start=lambda op, placeholder: f"start_ns {op} {placeholder}",
     attribute_match=_attribute_match,

@@ -57,8 +57,8 @@ class TraceQuery:
 @dataclass(frozen=True)
 class RollupQuery:
     """A question to the rollups: rows whose bucket overlaps ``[start_ns, end_ns)``, base rows
-    (``attr_key=None``) or one attribute's, optionally of one service or operation, merged to
-    ``resolution_s`` buckets (``None``: as stored)."""
+    (``attr_key=None``) or one attribute's, optionally of one service or operation (and of some span kinds),
+    merged to ``resolution_s`` buckets (``None``: as stored)."""
 
     start_ns: int
     end_ns: int
@@ -73,6 +73,9 @@ class RollupQuery:
     #: first seen): a store may then answer one row per key, ``bin`` 0 standing for all of them, and need not
     #: read the bin lists. A hint, as ``group_by`` is: rows by bin answer it as rightly.
     by_bin: bool = True
+    #: Only rows of these span kinds (``SpanKind`` codes); empty: every kind. A client's call and the server
+    #: span answering it often share a name: an operation's requests are its server spans alone.
+    kinds: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class ScanFilter:
     #: Keep only the traces whose id hashes into this share of the hash range: a uniform sample of whole
     #: traces, the same on every call (explain reads a bounded number of traces from a long window this way).
     trace_share: float | None = None
+    #: Only spans of these kinds (``SpanKind`` codes); empty: every kind.
+    kinds: tuple[int, ...] = ()
 
 
 #: What ``Store.expire`` deletes: spans (with the summaries of traces none of whose spans remain), log records,

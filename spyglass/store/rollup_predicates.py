@@ -48,4 +48,6 @@ def rollup_conditions(dialect: Dialect, params: Params, query: RollupQuery) -> l
         where.append(f"service = {params(query.service, dialect.string)}")
     if query.operation is not None:
         where.append(f"operation = {params(query.operation, dialect.string)}")
+    if query.kinds:
+        where.append(f"kind IN ({', '.join(params(int(kind), dialect.int64) for kind in query.kinds)})")
     return where

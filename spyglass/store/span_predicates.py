@@ -54,6 +54,8 @@ class Dialect:
 
     service: str
     operation: str
+    #: The span kind as its ``SpanKind`` code.
+    kind: str
     duration: str
     #: The span start compared (``>=``, ``<``) with a placeholder holding ns since the epoch.
     start: Callable[[str, str], str]
@@ -83,6 +85,7 @@ def span_conditions(
     max_duration_ns: int | None = None,
     attributes: Iterable[tuple[str, str]] = (),
     trace_share: float | None = None,
+    kinds: Iterable[int] = (),
 ) -> list[str]:
     """Conditions on single spans, in the order given (so positional placeholders line up)."""
     where: list[str] = []
@@ -90,6 +93,9 @@ def span_conditions(
         where.append(f"{dialect.service} = {params(service, dialect.string)}")
     if operation is not None:
         where.append(f"{dialect.operation} = {params(operation, dialect.string)}")
+    kinds = tuple(int(kind) for kind in kinds)
+    if kinds:
+        where.append(f"{dialect.kind} IN ({', '.join(params(kind, dialect.int64) for kind in kinds)})")
     if min_duration_ns is not None:
         where.append(f"{dialect.duration} >= {params(max(0, int(min_duration_ns)), dialect.uint64)}")
     if max_duration_ns is not None:
@@ -123,6 +129,7 @@ def scan_conditions(
             operation=filters.operation,
             attributes=filters.attributes,
             trace_share=filters.trace_share,
+            kinds=filters.kinds,
         )
     return where
 

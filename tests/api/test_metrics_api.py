@@ -428,7 +428,7 @@ def test_rollups_still_open_at_stop_are_written_and_answer_after_a_restart(
 def test_openapi_describes_metrics(spyglass: RunningServer) -> None:
     paths = spyglass.get("/openapi.json").json()["paths"]
     names = [p["name"] for p in paths["/api/v1/metrics"]["get"]["parameters"]]
-    assert names == ["service", "operation", "start_ns", "end_ns", "group_by", "step_s"]
+    assert names == ["service", "operation", "start_ns", "end_ns", "group_by", "step_s", "kind"]
 
 
 def test_recent_windows_group_by_any_attribute_exactly_from_the_recall_buffer(start_server: Any) -> None:

@@ -243,6 +243,24 @@ def test_pending_filters_by_window_series_and_key() -> None:
     assert agg.pending(attr_key="not.tracked").num_rows == 0
 
 
+def test_pending_filters_by_span_kind_in_open_and_drained_buckets() -> None:
+    clock = Clock()
+    agg = aggregator(clock, close_grace_s=0)
+    kinds = [2, 3, 3, 1, 0, 5]
+    agg.add(batch_of([Span(kind=k, resource={"host.name": "h"}) for k in kinds]))
+    clock.advance(120)
+    drained = agg.drain()  # drained, not yet written: still pending
+    assert drained.num_rows > 0
+    agg.add(batch_of([Span(kind=k, start_ns=BASE_NS + 180 * SECOND) for k in kinds]))  # an open bucket
+    for wanted in [(2,), (3,), (0, 1), (2, 5), (4,)]:
+        expected = 2 * sum(k in wanted for k in kinds)
+        assert sum(agg.pending(kinds=wanted).column("count").to_pylist()) == expected
+        assert set(agg.pending(kinds=wanted).column("kind").to_pylist()) <= set(wanted)
+        by_host = agg.pending(attr_key="host.name", kinds=wanted)
+        assert sum(by_host.column("count").to_pylist()) == expected // 2
+    assert sum(agg.pending().column("count").to_pylist()) == 2 * len(kinds)
+
+
 def test_totals_for_prometheus_count_everything_since_start() -> None:
     agg = aggregator()
     agg.add(batch_of([Span(duration_ns=2_000_000), Span(duration_ns=200_000_000, status_code=2)]))

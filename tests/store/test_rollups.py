@@ -172,3 +172,26 @@ def test_a_read_without_bins_sums_each_key_over_them(store: Store, seed: int) ->
         assert summed.num_rows == len(_summed_over_bins(summed))
         assert _summed_over_bins(summed) == _summed_over_bins(by_bin)
         assert summed.num_rows > 0
+
+
+def test_rows_of_some_span_kinds(store: Store) -> None:
+    store.write_rollups(
+        rows(
+            {"kind": 2, "count": 3},
+            {"kind": 3, "count": 5, "errors": 1},
+            {"kind": 1, "count": 7},
+            {"kind": 3, "bucket_s": 60, "attr_key": "host.name", "attr_value": "h", "count": 11},
+        )
+    )
+    window = (BASE_NS, BASE_NS + 10 * SECOND)
+
+    def total(query: RollupQuery) -> int:
+        return sum(store.rollups(query).column("count").to_pylist())
+
+    assert total(RollupQuery(*window)) == 15
+    assert total(RollupQuery(*window, kinds=(3,))) == 5
+    assert total(RollupQuery(*window, kinds=(2, 1))) == 10
+    assert total(RollupQuery(*window, kinds=(4,))) == 0
+    assert total(RollupQuery(*window, attr_key="host.name", kinds=(3,))) == 11
+    assert total(RollupQuery(*window, group_by=("service",), resolution_s=60, kinds=(3,))) == 5
+    assert total(RollupQuery(*window, kinds=(3,), by_bin=False)) == 5

@@ -335,11 +335,28 @@ def test_scan_filters(populated: Store, filters: ScanFilter, rows: int) -> None:
     assert got.num_rows == rows
 
 
+@pytest.mark.parametrize("kinds", [(2,), (3,), (0, 1), (2, 3), (4, 5)])
+def test_scan_by_span_kind(populated: Store, kinds: tuple[int, ...]) -> None:
+    window = (BASE_NS, BASE_NS + 20 * SECOND)
+    every = populated.scan(["span_id", "kind"], *window)
+    got = populated.scan(["span_id", "kind"], *window, ScanFilter(service="payment", kinds=kinds))
+    of_payment = populated.scan(["span_id", "kind"], *window, ScanFilter(service="payment"))
+    assert sorted(got.column("span_id").to_pylist()) == sorted(
+        row["span_id"] for row in of_payment.to_pylist() if row["kind"] in kinds
+    )
+    alone = populated.scan(["kind"], *window, ScanFilter(kinds=kinds)).column("kind").to_pylist()
+    assert sorted(alone) == sorted(k for k in every.column("kind").to_pylist() if k in kinds)
+    assert set(every.column("kind").to_pylist()) >= {2, 3}  # the corpus has servers and clients
+
+
 @pytest.mark.parametrize(
     "key", ["customer.id", "host.name", "payment.amount", "cart.size", "absent.key", *SQL_LOOKING_VALUES]
 )
 @pytest.mark.parametrize("step_ns", [None, SECOND, 3 * SECOND])
-@pytest.mark.parametrize("filters", [None, ScanFilter(service="payment"), ScanFilter(operation="Charge")])
+@pytest.mark.parametrize(
+    "filters",
+    [None, ScanFilter(service="payment"), ScanFilter(operation="Charge"), ScanFilter(kinds=(3,))],
+)
 def test_attribute_cells_are_the_scanned_spans_summed(
     populated: Store, key: str, step_ns: int | None, filters: ScanFilter | None
 ) -> None:

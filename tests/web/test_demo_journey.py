@@ -64,6 +64,15 @@ def test_journey_through_every_view(page: Any, fed_server: FedServer) -> None:
     assert "inventory 2.4.0" in versions and "deployed" in versions
     screenshot(page, "service-operation")
 
+    # The checkout endpoint and frontend's call of the same name are two rows, each opening its own kind.
+    page.goto(api + "/services/frontend")
+    page.wait_for_selector("table.operations tbody tr")
+    checkout = page.locator("table.operations tbody tr", has=page.locator("a", has_text="POST /checkout"))
+    assert sorted(checkout.locator("td:nth-child(2)").all_inner_texts()) == ["client", "server"]
+    checkout.filter(has=page.locator("td:nth-child(2)", has_text="client")).locator("a").first.click()
+    page.wait_for_url(re.compile(r"kind=client"))
+    page.wait_for_function("document.querySelector('#operation-title')?.innerText.startsWith('client')")
+
     # Break the stock query down by version: both versions, the new one slower.
     page.goto(api + "/services/inventory?operation=" + quote("SELECT stock"))
     page.wait_for_selector("#latency-chart .uplot")

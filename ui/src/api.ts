@@ -3512,6 +3512,8 @@ export interface operations {
                 group_by?: string | null;
                 /** @description Series step, in seconds */
                 step_s?: number | null;
+                /** @description Only spans of this kind (a client's call and the server span answering it often share a name; default: every kind) */
+                kind?: ("server" | "client" | "internal" | "producer" | "consumer") | null;
             };
             header?: never;
             path?: never;
@@ -3881,6 +3883,8 @@ export interface operations {
                 end_ns?: number | null;
                 /** @description Series step, in seconds */
                 step_s?: number | null;
+                /** @description Only spans of this kind (a client's call and the server span answering it often share a name; default: every kind) */
+                kind?: ("server" | "client" | "internal" | "producer" | "consumer") | null;
             };
             header?: never;
             path?: never;

@@ -43,28 +43,44 @@ export const serviceView: View = async (container, [service], onLeave) => {
   const window = { start_ns: startNs, end_ns: endNs };
   const status = loading();
   container.append(h("h1", null, serviceDot(service), service), status);
-  const [operations, byOperation, overview, versions] = await Promise.all([
+  const [operations, overview, versions] = await Promise.all([
     api.operations(service),
-    api.metrics({ ...window, service, group_by: "operation" }),
     api.overview({ ...window, step_s: endNs / 1e9 - startNs / 1e9 }),
     api.deployments(window),
   ]);
+  // An operation is a name and a kind: a service's endpoint and its own call to another service often share a
+  // name, and each row counts only its own spans.
+  const kindsSeen = [...new Set(operations.operations.map((o) => o.kind))];
+  const byKind = await Promise.all(
+    kindsSeen.map((kind) => api.metrics({ ...window, service, group_by: "operation", kind })),
+  );
   status.remove();
   const owner = overview.services.find((s) => s.service === service)?.owner;
   container.querySelector("h1")!.append(" ", ownerBadge(owner));
-  const kinds = new Map(operations.operations.map((o) => [o.name, o.kind]));
-  const stats = new Map(byOperation.groups.map((g) => [g.key, g]));
+  const statKey = (name: string, kind: string) => `${kind}\u0000${name}`;
+  const stats = new Map(
+    byKind.flatMap((answer, i) => answer.groups.map((g) => [statKey(g.key, kindsSeen[i]), g] as const)),
+  );
+  const statOf = (o: { name: string; kind: string }) => stats.get(statKey(o.name, o.kind));
   const entries = operations.operations.filter((o) => o.kind === "server" || o.kind === "consumer");
   const busiest = [...(entries.length ? entries : operations.operations)].sort(
-    (a, b) => (stats.get(b.name)?.count ?? 0) - (stats.get(a.name)?.count ?? 0),
+    (a, b) => (statOf(b)?.count ?? 0) - (statOf(a)?.count ?? 0),
   )[0];
   const operation = params.get("operation") || busiest?.name;
   if (!operation) {
     container.append(empty("No operations seen for this service in this time range."));
     return;
   }
+  // The kind asked for, else the operation's entry kind (server, consumer) when it has one.
+  const named = operations.operations.filter((o) => o.name === operation);
+  const kind =
+    named.find((o) => o.kind === params.get("kind"))?.kind ??
+    named.find((o) => o.kind === "server" || o.kind === "consumer")?.kind ??
+    named[0]?.kind ??
+    "";
+  const ofKind = kind ? { kind } : {};
   // Rates over the time data covers (the server's covered_s), not the range.
-  const seconds = byOperation.covered_s ?? (endNs - startNs) / 1e9;
+  const seconds = byKind[0]?.covered_s ?? (endNs - startNs) / 1e9;
   const link = (name: string, extra: Record<string, string> = {}) => {
     const q = new URLSearchParams({ operation: name, ...extra });
     return `/services/${encodeURIComponent(service)}?${q.toString()}`;
@@ -72,9 +88,10 @@ export const serviceView: View = async (container, [service], onLeave) => {
   const opTable = table(
     ["operation", "kind", "calls", "error rate", "p50", "p99", ""],
     operations.operations.map((o) => {
-      const g = stats.get(o.name);
+      const g = statOf(o);
+      const selected = o.name === operation && o.kind === kind;
       return [
-        h("a", { href: link(o.name), class: o.name === operation ? "selected" : "" }, o.name),
+        h("a", { href: link(o.name, { kind: o.kind }), class: selected ? "selected" : "" }, o.name),
         o.kind,
         g ? rate(g.rate_per_s ?? g.count / seconds) : "–",
         g ? pct(g.count ? g.errors / g.count : null, 2) : "–",
@@ -88,7 +105,6 @@ export const serviceView: View = async (container, [service], onLeave) => {
   // Every service's deployments: a slower frontend is often a dependency's new version.
   const deployments = versions.versions.filter((v) => v.deployed);
   const markers: Marker[] = deployments.map((v) => ({ x: v.first_seen_ns / 1e9, label: `${v.service} ${v.version}` }));
-  const kind = kinds.get(operation) ?? "";
   const actions = h(
     "p",
     { class: "actions" },
@@ -116,8 +132,8 @@ export const serviceView: View = async (container, [service], onLeave) => {
   );
   const onSelect = (from: number, to: number) => navigate(explainPath(service, operation, from, to));
   const [series, cells] = await Promise.all([
-    api.metrics({ ...window, service, operation, step_s: stepS }),
-    api.heatmap({ ...window, service, operation, step_s: stepS }),
+    api.metrics({ ...window, service, operation, step_s: stepS, ...ofKind }),
+    api.heatmap({ ...window, service, operation, step_s: stepS, ...ofKind }),
   ]);
   const all = series.groups[0]?.series ?? [];
   const skip = firstActive([all.map((p) => p.count)]);
@@ -179,7 +195,7 @@ export const serviceView: View = async (container, [service], onLeave) => {
     );
   }
   container.insertBefore(
-    groupBySection(service, operation, params.get("group_by"), window, stepS, markers, onLeave),
+    groupBySection(service, operation, kind, params.get("group_by"), window, stepS, markers, onLeave),
     opTable.previousSibling,
   );
 };
@@ -201,6 +217,7 @@ function versionList(versions: VersionSeen[]): HTMLElement {
 function groupBySection(
   service: string,
   operation: string,
+  kind: string,
   current: string | null,
   window: { start_ns: number; end_ns: number },
   stepS: number,
@@ -225,7 +242,7 @@ function groupBySection(
         submit: (event) => {
           event.preventDefault();
           const key = input.value.trim();
-          const q = new URLSearchParams({ operation, ...(key ? { group_by: key } : {}) });
+          const q = new URLSearchParams({ operation, ...(kind ? { kind } : {}), ...(key ? { group_by: key } : {}) });
           history.replaceState(null, "", `/services/${encodeURIComponent(service)}?${q.toString()}`);
           void draw(key);
         },
@@ -242,7 +259,8 @@ function groupBySection(
     body.replaceChildren();
     if (!key) return;
     body.append(loading());
-    const metrics = await api.metrics({ ...window, service, operation, group_by: key, step_s: stepS });
+    const ofKind = kind ? { kind } : {};
+    const metrics = await api.metrics({ ...window, service, operation, group_by: key, step_s: stepS, ...ofKind });
     body.replaceChildren();
     if (!metrics.groups.length) {
       body.append(empty(`No span of this operation carries ${key} in this range.`));
