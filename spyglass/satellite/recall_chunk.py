@@ -127,12 +127,12 @@ class Chunk:
         return pa.RecordBatch.from_arrays([columns[name] for name in SPAN_SCHEMA.names], schema=SPAN_SCHEMA)
 
     @cached_property
-    def id_prefixes(self) -> np.ndarray:
-        """The first 8 bytes of each distinct trace id as integers: a lookup compares these in numpy (a trace by
-        id over millions of buffered ids in milliseconds) before comparing whole ids."""
+    def id_keys(self) -> np.ndarray:
+        """A 32-bit key of each distinct trace id (``id_key``): a lookup compares these in numpy (a trace by id
+        over millions of buffered ids in a fraction of a millisecond) before comparing whole ids."""
         ids = self.trace_ids
         words = np.frombuffer(ids.buffers()[1], dtype="<u8", count=2 * len(ids), offset=16 * ids.offset)
-        return words[::2].copy()
+        return _keys_of(words[::2], words[1::2])
 
     def holds_at(self, index: int, trace_id: bytes) -> bool:
         """Whether the chunk's ``index``-th distinct trace id is ``trace_id`` (after the prefixes matched)."""
@@ -155,13 +155,13 @@ class TraceIndex:
 
     def __init__(self, chunks: list[Chunk]) -> None:
         self.chunks = chunks
-        prefixes = [chunk.id_prefixes for chunk in chunks]
-        self.prefixes = np.concatenate(prefixes) if prefixes else np.empty(0, np.uint64)
-        self.starts = np.cumsum([0, *(len(p) for p in prefixes)])
+        keys = [chunk.id_keys for chunk in chunks]
+        self.keys = np.concatenate(keys) if keys else np.empty(0, np.uint32)
+        self.starts = np.cumsum([0, *(len(k) for k in keys)])
 
     def find(self, trace_id: bytes) -> list[tuple[Chunk, int]]:
         """Each chunk holding spans of the trace, with the trace's index among that chunk's distinct ids."""
-        hits = np.flatnonzero(self.prefixes == np.uint64(id_prefix(trace_id)))
+        hits = np.flatnonzero(self.keys == np.uint32(id_key(trace_id)))
         found = []
         for hit in hits.tolist():
             at = int(np.searchsorted(self.starts, hit, side="right")) - 1
@@ -171,9 +171,22 @@ class TraceIndex:
         return found
 
 
-def id_prefix(trace_id: bytes) -> int:
-    """The first 8 bytes of a trace id as the integer ``Chunk.id_prefixes`` holds."""
-    return int.from_bytes(trace_id[:8], "little")
+def id_key(trace_id: bytes) -> int:
+    """The 32-bit key ``Chunk.id_keys`` holds for a trace id, from both of its halves: 64-bit ids (their first 8
+    bytes zero, as Zipkin and Jaeger clients send them) are told apart as well as 128-bit ones, where a key of the
+    first bytes alone was the same for all of them. Comparing 32-bit keys reads half the memory of 8-byte ones."""
+    words = np.frombuffer(trace_id[:16].ljust(16, b"\0"), dtype="<u8")
+    return int(_keys_of(words[:1], words[1:])[0])
+
+
+#: An odd 64-bit constant (the golden ratio's): multiplying by it spreads the second half over every bit, so ids
+#: whose halves are equal or related still get distinct keys.
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _keys_of(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    mixed = first ^ (second * _SPREAD)  # arrays: uint64 products wrap, as intended
+    return (mixed ^ (mixed >> np.uint64(32))).astype(np.uint32)
 
 
 def pack_table(spans: pa.Table | pa.RecordBatch, arrival_ns: int) -> list[Chunk]:
