@@ -4,11 +4,13 @@ and pending), the recall buffer's recent spans and the store; the numbers are wo
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.analysis.live import LiveData, RollupReader
@@ -16,12 +18,15 @@ from spyglass.analysis.metrics import data_coverage, with_rates
 from spyglass.analysis.ownership import Ownership
 from spyglass.analysis.traces import trace_spans
 from spyglass.analysis.ui_views import (
+    ENTRY_KINDS,
     VERSION_KEY,
     critical_path_spans,
     deployments,
     latency_heatmap,
     red_overview,
 )
+from spyglass.model.rollups import COARSE_ROLLUP_S, ROLLUP_SCHEMA, concat_rollups
+from spyglass.model.schema import SpanKind
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 #: Owners are learned from the stored spans of a window's last minute, for services the buffer does not hold.
@@ -66,11 +71,34 @@ def service_overview(
     not the window's length."""
     if now_ns is None:
         now_ns = time.time_ns()
-    rows = _base_rollups(sources.rollups, start_ns, end_ns, step_s, group_by=("service", "kind"))
+    rows = _entry_rollups(sources.rollups, start_ns, end_ns, step_s)
     _learn_owners(sources, end_ns)
     store, ownership = sources.store, sources.ownership
     overview = red_overview(rows, store.services(), ownership.owner, start_ns, end_ns, step_s)
     return with_rates(overview, data_coverage(sources.rollups, start_ns, end_ns, now_ns))
+
+
+def _entry_rollups(rollups: RollupReader, start_ns: int, end_ns: int, step_s: int) -> pa.Table:
+    """The base rollups ``red_overview`` keeps, told apart by service and kind: the entry spans (server and
+    consumer) of services that have any in the window, every span of those that have none. Which services have
+    entry spans comes first from the sums alone (no latency bins); then the entry spans' bins, and the other
+    kinds' only when some service has no entry span. A service's calls to others usually outnumber its entry
+    spans, and the page read all of their bins to drop them."""
+    whole_s = math.ceil((end_ns - start_ns) / 1e9 / COARSE_ROLLUP_S + 1) * COARSE_ROLLUP_S
+    seen = rollups.read(
+        RollupQuery(start_ns, end_ns, resolution_s=whole_s, group_by=("service", "kind"), by_bin=False)
+    )
+    seen = seen.filter(pc.greater(seen.column("count"), 0))
+    entry = pc.is_in(seen.column("kind"), pa.array(ENTRY_KINDS, seen.schema.field("kind").type))
+    with_entry = set(pc.filter(seen.column("service"), entry).to_pylist())
+    without = sorted(set(seen.column("service").to_pylist()) - with_entry)
+    group_by = ("service", "kind")
+    parts = [_base_rollups(rollups, start_ns, end_ns, step_s, group_by=group_by, kinds=ENTRY_KINDS)]
+    if without:
+        others = tuple(kind for kind in range(len(SpanKind)) if kind not in ENTRY_KINDS)
+        rest = _base_rollups(rollups, start_ns, end_ns, step_s, group_by=group_by, kinds=others)
+        parts.append(rest.filter(pc.is_in(rest.column("service"), pa.array(without, pa.string()))))
+    return concat_rollups([part.cast(ROLLUP_SCHEMA) for part in parts])
 
 
 def _learn_owners(sources: UiSources, end_ns: int) -> None:
