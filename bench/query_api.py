@@ -291,8 +291,10 @@ def main() -> None:
         "7d",
         checkout=args.checkout,
         prefix="spyglass-bench-query-api-",
+        logged=True,
     )
     stopped = False
+    failed = True
     try:
         ingest_rate = feed(server, bodies, spans)
         del bodies
@@ -303,6 +305,7 @@ def main() -> None:
         stopped = True
         bytes_closed = disk_bytes(server.data_dir)
         store = measure_store(server.data_dir, trace_ids, args.repeats)
+        failed = False
     finally:
         if not stopped:
             server.stop()
@@ -310,6 +313,10 @@ def main() -> None:
             print(f"data directory kept: {server.data_dir}")
         else:
             shutil.rmtree(server.data_dir, ignore_errors=True)
+        if failed:
+            print(f"the server's log: {server.log}")
+        else:
+            server.log.unlink(missing_ok=True)
     report(spans, ingest_rate, api, store, bytes_served, bytes_closed)
 
 

@@ -1,5 +1,7 @@
 """``spyglass serve`` as its own process for benchmarks (so load generators do not share its interpreter): on
-free loopback ports, with a fresh data directory, waited for until it answers."""
+free loopback ports, with a fresh data directory, waited for until it answers. With ``logged``, its output goes to a
+log beside the data directory (``Served.log``, not counted in the directory's bytes): a failed request can be
+traced."""
 
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ class Served:
     otlp_http_port: int
 
     @property
+    def log(self) -> Path:
+        """Where the server's output goes: beside its data directory."""
+        return self.data_dir.with_name(self.data_dir.name + ".log")
+
+    @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
@@ -43,12 +50,15 @@ class Served:
         self.process.wait(timeout=timeout_s)
 
 
-def start_serve(*flags: str, checkout: Path | None = None, prefix: str = "spyglass-bench-") -> Served:
+def start_serve(
+    *flags: str, checkout: Path | None = None, prefix: str = "spyglass-bench-", logged: bool = False
+) -> Served:
     """``spyglass serve`` with ``flags`` besides the data directory and ports; ``checkout`` runs the package of
     another checkout (its directory on ``PYTHONPATH`` and as the working directory)."""
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     api, grpc_port, http_port, zipkin = free_ports(4)
     env = dict(os.environ)
+    log = data_dir.with_name(data_dir.name + ".log").open("wb") if logged else subprocess.DEVNULL
     if checkout is not None:
         env["PYTHONPATH"] = str(checkout)
     process = subprocess.Popen(
@@ -64,9 +74,11 @@ def start_serve(*flags: str, checkout: Path | None = None, prefix: str = "spygla
         + list(flags),
         cwd=str(checkout) if checkout is not None else None,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    if not isinstance(log, int):
+        log.close()  # the server holds its own
     served = Served(process, data_dir, api, grpc_port, http_port)
     deadline = time.monotonic() + 60
     while True:
