@@ -135,7 +135,7 @@ class Chunk:
         return _keys_of(words[::2], words[1::2])
 
     def holds_at(self, index: int, trace_id: bytes) -> bool:
-        """Whether the chunk's ``index``-th distinct trace id is ``trace_id`` (after the prefixes matched)."""
+        """Whether the chunk's ``index``-th distinct trace id is ``trace_id`` (after the keys matched)."""
         return bool(self.trace_ids[index].as_py() == trace_id)
 
     def kept_at(self, index: int) -> bool:
@@ -149,9 +149,9 @@ class Chunk:
 
 
 class TraceIndex:
-    """Where trace ids are among a set of chunks: every chunk's id prefixes in one array, so that a lookup is
+    """Where trace ids are among a set of chunks: every chunk's id keys in one array, so that a lookup is
     one numpy comparison however many chunks there are (one per chunk cost about 10 microseconds each, and a
-    buffer of millions of spans holds thousands of chunks); whole ids are compared only where prefixes match."""
+    buffer of millions of spans holds thousands of chunks); whole ids are compared only where keys match."""
 
     def __init__(self, chunks: list[Chunk]) -> None:
         self.chunks = chunks
