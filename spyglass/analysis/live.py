@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import span_weights
+from spyglass.model.schema import of_kinds
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 
@@ -102,8 +103,7 @@ def window_spans(
         if where is not None and where.operation is not None:
             mask = pc.and_(mask, pc.equal(buffered.column("name"), where.operation))
         if where is not None and where.kinds:
-            kinds = pa.array(where.kinds, buffered.schema.field("kind").type)
-            mask = pc.and_(mask, pc.is_in(buffered.column("kind"), value_set=kinds))
+            mask = pc.and_(mask, of_kinds(buffered.column("kind"), where.kinds))
         buffered = buffered.filter(mask)
         weights = span_weights(buffered.column("trace_state"))
         parts.append(buffered.select(columns).append_column("sample_weight", weights))

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.analysis.slo import Slo
-from spyglass.model.schema import SpanKind
+from spyglass.model.schema import ENTRY_KINDS, of_kinds
 from spyglass.model.sketch import bucket_value
 
 #: The windows burn rates are reported over, by name, in seconds.
@@ -147,10 +147,6 @@ def bad_requests(rows: pa.Table, latency_ms: float | None) -> FloatArray:
     return np.where(good_bins(bins, latency_ms), 0.0, counts)
 
 
-#: The spans that are a service's requests: SERVER spans answer them, CONSUMER spans take them off a queue.
-ENTRY_KINDS = (SpanKind.SERVER, SpanKind.CONSUMER)
-
-
 def bucket_counts(rows: pa.Table, latency_ms: float | None) -> BucketCounts:
     """Rollup rows (``ROLLUP_SCHEMA``, one group's) summed per bucket start into requests and bad requests."""
     rows = requests_of(rows)
@@ -170,8 +166,7 @@ def requests_of(rows: pa.Table) -> pa.Table:
     doubled the requests and mixed the calls' latencies and errors into the endpoint's."""
     if rows.num_rows == 0:
         return rows
-    kinds = rows.column("kind")
-    entry = pc.is_in(kinds, value_set=pa.array([int(kind) for kind in ENTRY_KINDS], kinds.type))
+    entry = of_kinds(rows.column("kind"), ENTRY_KINDS)
     return rows.filter(entry) if pc.any(entry).as_py() else rows
 
 

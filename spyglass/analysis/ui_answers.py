@@ -18,7 +18,6 @@ from spyglass.analysis.metrics import data_coverage, with_rates
 from spyglass.analysis.ownership import Ownership
 from spyglass.analysis.traces import trace_spans
 from spyglass.analysis.ui_views import (
-    ENTRY_KINDS,
     VERSION_KEY,
     critical_path_spans,
     deployments,
@@ -26,7 +25,7 @@ from spyglass.analysis.ui_views import (
     red_overview,
 )
 from spyglass.model.rollups import COARSE_ROLLUP_S, ROLLUP_SCHEMA, concat_rollups
-from spyglass.model.schema import SpanKind
+from spyglass.model.schema import ENTRY_KINDS, SpanKind, of_kinds
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 #: Owners are learned from the stored spans of a window's last minute, for services the buffer does not hold.
@@ -89,7 +88,7 @@ def _entry_rollups(rollups: RollupReader, start_ns: int, end_ns: int, step_s: in
         RollupQuery(start_ns, end_ns, resolution_s=whole_s, group_by=("service", "kind"), by_bin=False)
     )
     seen = seen.filter(pc.greater(seen.column("count"), 0))
-    entry = pc.is_in(seen.column("kind"), pa.array(ENTRY_KINDS, seen.schema.field("kind").type))
+    entry = of_kinds(seen.column("kind"), ENTRY_KINDS)
     with_entry = set(pc.filter(seen.column("service"), entry).to_pylist())
     without = sorted(set(seen.column("service").to_pylist()) - with_entry)
     group_by = ("service", "kind")

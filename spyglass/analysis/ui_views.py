@@ -13,12 +13,10 @@ import pyarrow.compute as pc
 
 from spyglass.analysis.critical_path import span_critical_ns
 from spyglass.model.arrow_numpy import as_numpy
-from spyglass.model.schema import SpanKind
+from spyglass.model.schema import ENTRY_KINDS
 from spyglass.model.sketch import bucket_value, grouped_quantiles
 from spyglass.store.protocol import ScanFilter, Store
 
-#: Span kinds that are a service's own entry points: their rate, errors and latency are the service's RED.
-ENTRY_KINDS = (int(SpanKind.SERVER), int(SpanKind.CONSUMER))
 VERSION_KEY = "service.version"
 #: A version first seen this long after the service's first version of the window counts as deployed in it.
 DEPLOY_AFTER_NS = 5 * 10**9

@@ -21,9 +21,9 @@ from spyglass.api.params import (
     Service,
     StartNs,
     StepS,
+    kind_codes,
     window,
 )
-from spyglass.model.schema import KIND_CODES
 
 #: A series longer than this is refused (400): ask for a larger ``step_s`` or a shorter window.
 MAX_SERIES_POINTS = 5_000
@@ -55,7 +55,7 @@ def router(ctx: ApiContext) -> APIRouter:
             operation=operation,
             group_by=group_by,
             step_s=step_s,
-            kinds=KIND_CODES[kind] if kind is not None else (),
+            kinds=kind_codes(kind),
         )
         result = query_metrics(ctx.store, ctx.rollups, ctx.live, query)
         coverage = data_coverage(ctx.rollups, start, end, time.time_ns())

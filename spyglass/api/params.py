@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import BeforeValidator, Field, StringConstraints
 
+from spyglass.model.schema import KIND_CODES
+
 
 class BadRequest(ValueError):
     """A request is malformed in a way no declared bound says; the message names what is wrong."""
@@ -60,6 +62,13 @@ Kind = Annotated[
         "a name; default: every kind)"
     ),
 ]
+
+
+def kind_codes(kind: str | None) -> tuple[int, ...]:
+    """The ``SpanKind`` codes a ``kind`` parameter stands for; none (every kind) when it is absent."""
+    return KIND_CODES[kind] if kind is not None else ()
+
+
 AttributeFilters = Annotated[
     list[Annotated[str, StringConstraints(pattern=r"^[^:]+:")]],
     Query(description="KEY:VALUE, repeatable; split at the first colon, so values may contain colons"),

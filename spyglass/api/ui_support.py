@@ -21,9 +21,18 @@ from spyglass.api.models import (
     ServiceOverviewAnswer,
     TraceCriticalPathAnswer,
 )
-from spyglass.api.params import BadRequest, EndNs, Kind, Operation, Service, StartNs, StepS, window
+from spyglass.api.params import (
+    BadRequest,
+    EndNs,
+    Kind,
+    Operation,
+    Service,
+    StartNs,
+    StepS,
+    kind_codes,
+    window,
+)
 from spyglass.api.span_json import parse_trace_id
-from spyglass.model.schema import KIND_CODES
 
 MAX_STEPS = 2_000
 
@@ -63,8 +72,7 @@ def router(ctx: ApiContext) -> APIRouter:
     ) -> Response:
         start, end = window(start_ns, end_ns)
         step = _step_s(step_s, start, end, bucket_s())
-        kinds = KIND_CODES[kind] if kind is not None else ()
-        return json_response(heatmap(sources, start, end, step, service, operation, kinds))
+        return json_response(heatmap(sources, start, end, step, service, operation, kind_codes(kind)))
 
     @api.get("/api/v1/ui/deployments", response_model=DeploymentsAnswer, summary="New service.version values")
     def deployed(service: Service = None, start_ns: StartNs = None, end_ns: EndNs = None) -> Response:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.schema import of_kinds
+
 #: One row per trace, as ``find_traces`` returns them.
 TRACE_SUMMARY_SCHEMA = pa.schema(
     [
@@ -100,7 +102,7 @@ def filter_rollups(
         if wanted is not None:
             conditions.append(pc.equal(rows.column(name), wanted))
     if kinds:
-        conditions.append(pc.is_in(rows.column("kind"), pa.array(kinds, rows.schema.field("kind").type)))
+        conditions.append(of_kinds(rows.column("kind"), kinds))
     if not conditions:
         return rows
     mask = conditions[0]

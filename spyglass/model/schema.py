@@ -15,6 +15,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class ValueType(IntEnum):
@@ -61,6 +62,16 @@ KIND_CODES: dict[str, tuple[int, ...]] = {
     name: tuple(sorted(code for code, named in KIND_NAMES.items() if named == name))
     for name in dict.fromkeys(KIND_NAMES.values())
 }
+
+
+def of_kinds(kinds: pa.Array | pa.ChunkedArray, wanted: tuple[int, ...]) -> pa.Array | pa.ChunkedArray:
+    """Which rows of a ``kind`` column (spans or rollups) are of one of the ``wanted`` kinds."""
+    return pc.is_in(kinds, value_set=pa.array(wanted, kinds.type))
+
+
+#: The kinds of a service's own entry points: SERVER spans answer its requests, CONSUMER spans take them off a
+#: queue. Their rate, errors and latency are the service's (or the operation's) RED.
+ENTRY_KINDS: tuple[int, ...] = (int(SpanKind.SERVER), int(SpanKind.CONSUMER))
 STATUS_NAMES: dict[int, str] = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
 
 UNKNOWN_SERVICE = "unknown_service"

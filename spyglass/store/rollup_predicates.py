@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from spyglass.model.rollups import ROLLUP_SCHEMA
 from spyglass.store.protocol import RollupQuery
-from spyglass.store.span_predicates import Dialect, Params, conform
+from spyglass.store.span_predicates import Dialect, Params, conform, kind_in
 
 #: The widest rollup bucket a write may carry; it lets window queries bound ``bucket_start_ns`` from below
 #: with a plain range, which prunes row groups (DuckDB) or granules (ClickHouse).
@@ -49,5 +49,5 @@ def rollup_conditions(dialect: Dialect, params: Params, query: RollupQuery) -> l
     if query.operation is not None:
         where.append(f"operation = {params(query.operation, dialect.string)}")
     if query.kinds:
-        where.append(f"kind IN ({', '.join(params(int(kind), dialect.int64) for kind in query.kinds)})")
+        where.append(kind_in("kind", dialect, params, query.kinds))
     return where

@@ -85,7 +85,7 @@ def span_conditions(
     max_duration_ns: int | None = None,
     attributes: Iterable[tuple[str, str]] = (),
     trace_share: float | None = None,
-    kinds: Iterable[int] = (),
+    kinds: tuple[int, ...] = (),
 ) -> list[str]:
     """Conditions on single spans, in the order given (so positional placeholders line up)."""
     where: list[str] = []
@@ -93,9 +93,8 @@ def span_conditions(
         where.append(f"{dialect.service} = {params(service, dialect.string)}")
     if operation is not None:
         where.append(f"{dialect.operation} = {params(operation, dialect.string)}")
-    kinds = tuple(int(kind) for kind in kinds)
     if kinds:
-        where.append(f"{dialect.kind} IN ({', '.join(params(kind, dialect.int64) for kind in kinds)})")
+        where.append(kind_in(dialect.kind, dialect, params, kinds))
     if min_duration_ns is not None:
         where.append(f"{dialect.duration} >= {params(max(0, int(min_duration_ns)), dialect.uint64)}")
     if max_duration_ns is not None:
@@ -106,6 +105,11 @@ def span_conditions(
         share = params(round(trace_share * TRACE_SHARE_SCALE), dialect.uint64)
         where.append(f"{dialect.trace_hash} % {TRACE_SHARE_SCALE} < {share}")
     return where
+
+
+def kind_in(column: str, dialect: Dialect, params: Params, kinds: Iterable[int]) -> str:
+    """``column`` (a span kind as its ``SpanKind`` code) is one of ``kinds``, each a parameter."""
+    return f"{column} IN ({', '.join(params(int(kind), dialect.int64) for kind in kinds)})"
 
 
 def window_conditions(dialect: Dialect, params: Params, start_ns: int, end_ns: int) -> list[str]:

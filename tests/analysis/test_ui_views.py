@@ -10,8 +10,9 @@ from collections import defaultdict
 import pyarrow as pa
 import pytest
 
-from spyglass.analysis.ui_views import ENTRY_KINDS, red_overview
+from spyglass.analysis.ui_views import red_overview
 from spyglass.model.rollups import ROLLUP_SCHEMA
+from spyglass.model.schema import ENTRY_KINDS
 
 STEP_S = 40
 START_NS = 1_800_000_000 * 10**9
