@@ -3,6 +3,11 @@ import type { Child } from "../dom";
 import { h } from "../dom";
 import { serviceColor } from "../format";
 
+/** Whether a span kind is a service's own entry point (it answers requests, or takes them off a queue). */
+export function isEntry(kind: string): boolean {
+  return kind === "server" || kind === "consumer";
+}
+
 export function serviceLink(service: string, operation?: string): HTMLAnchorElement {
   const query = operation ? `?operation=${encodeURIComponent(operation)}` : "";
   return h("a", { href: `/services/${encodeURIComponent(service)}${query}` }, operation ?? service);

@@ -5,7 +5,7 @@ import { h } from "../dom";
 import { ms, pct, serviceColor } from "../format";
 import { navigate, query, timeWindow } from "../state";
 import type { View } from "../view";
-import { empty, loading, serviceDot, serviceLink, shareBar, table } from "./common";
+import { empty, isEntry, loading, serviceDot, serviceLink, shareBar, table } from "./common";
 
 export const criticalPathView: View = async (container) => {
   const params = query();
@@ -15,7 +15,7 @@ export const criticalPathView: View = async (container) => {
     services.map(async (s) => {
       const { operations } = await api.operations(s.name);
       for (const o of operations) {
-        if (o.kind === "server" || o.kind === "consumer") roots.push({ service: s.name, operation: o.name });
+        if (isEntry(o.kind)) roots.push({ service: s.name, operation: o.name });
       }
     }),
   );

@@ -7,7 +7,7 @@ import { clock, ms, pct } from "../format";
 import { firstActive, timeChart } from "../charts";
 import { navigate, query, timeWindow } from "../state";
 import type { View } from "../view";
-import { empty, loading, ownerBadge, shareBar, table, traceLink, valueView } from "./common";
+import { empty, isEntry, loading, ownerBadge, shareBar, table, traceLink, valueView } from "./common";
 
 const BASELINES: Record<string, string> = {
   before: "the equally long window just before",
@@ -48,7 +48,7 @@ export const explainView: View = async (container, _args, onLeave) => {
     operation.replaceChildren();
     if (!service.value) return;
     const { operations } = await api.operations(service.value);
-    const entries = operations.filter((o) => o.kind === "server" || o.kind === "consumer");
+    const entries = operations.filter((o) => isEntry(o.kind));
     for (const o of entries.length ? entries : operations) {
       operation.append(h("option", { attrs: { value: o.name } }, o.name));
     }

@@ -6,7 +6,7 @@ import { clock, ms } from "../format";
 import { scatter } from "../charts";
 import { navigate, query, timeWindow } from "../state";
 import type { View } from "../view";
-import { empty, loading, serviceDot, table, traceLink } from "./common";
+import { empty, isEntry, loading, serviceDot, table, traceLink } from "./common";
 
 const LIST_ROWS = 100;
 
@@ -25,7 +25,7 @@ export const searchView: View = async (container, _args, onLeave) => {
     operation.replaceChildren(h("option", { attrs: { value: "" } }, "any operation"));
     if (!service.value) return;
     const { operations } = await api.operations(service.value);
-    for (const o of operations.filter((op) => op.kind === "server" || op.kind === "consumer")) {
+    for (const o of operations.filter((op) => isEntry(op.kind))) {
       operation.append(h("option", { attrs: { value: o.name } }, o.name));
     }
     operation.value = selected;

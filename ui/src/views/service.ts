@@ -7,7 +7,7 @@ import { ms, pct, rate, serviceColor, stepRate } from "../format";
 import { firstActive, heatmap, timeChart, type Marker } from "../charts";
 import { navigate, query, timeWindow } from "../state";
 import type { View } from "../view";
-import { empty, loading, ownerBadge, serviceDot, table } from "./common";
+import { empty, isEntry, loading, ownerBadge, serviceDot, table } from "./common";
 
 const SUGGESTED_KEYS = [
   "service.version",
@@ -62,7 +62,7 @@ export const serviceView: View = async (container, [service], onLeave) => {
     byKind.flatMap((answer, i) => answer.groups.map((g) => [statKey(g.key, kindsSeen[i]), g] as const)),
   );
   const statOf = (o: { name: string; kind: string }) => stats.get(statKey(o.name, o.kind));
-  const entries = operations.operations.filter((o) => o.kind === "server" || o.kind === "consumer");
+  const entries = operations.operations.filter((o) => isEntry(o.kind));
   const busiest = [...(entries.length ? entries : operations.operations)].sort(
     (a, b) => (statOf(b)?.count ?? 0) - (statOf(a)?.count ?? 0),
   )[0];
@@ -75,10 +75,10 @@ export const serviceView: View = async (container, [service], onLeave) => {
   const named = operations.operations.filter((o) => o.name === operation);
   const kind =
     named.find((o) => o.kind === params.get("kind"))?.kind ??
-    named.find((o) => o.kind === "server" || o.kind === "consumer")?.kind ??
+    named.find((o) => isEntry(o.kind))?.kind ??
     named[0]?.kind ??
     "";
-  const ofKind = kind ? { kind } : {};
+  const ofKind: { kind?: string } = kind ? { kind } : {};
   // Rates over the time data covers (the server's covered_s), not the range.
   const seconds = byKind[0]?.covered_s ?? (endNs - startNs) / 1e9;
   const link = (name: string, extra: Record<string, string> = {}) => {
@@ -109,7 +109,7 @@ export const serviceView: View = async (container, [service], onLeave) => {
     "p",
     { class: "actions" },
     h("a", { href: `/search?${new URLSearchParams({ service, operation }).toString()}` }, "Find traces"),
-    kind === "server" || kind === "consumer"
+    isEntry(kind)
       ? [
           " · ",
           h("a", { href: `/critical-path?${new URLSearchParams({ service, operation }).toString()}` }, "Critical path"),
@@ -195,7 +195,7 @@ export const serviceView: View = async (container, [service], onLeave) => {
     );
   }
   container.insertBefore(
-    groupBySection(service, operation, kind, params.get("group_by"), window, stepS, markers, onLeave),
+    groupBySection(service, operation, ofKind, params.get("group_by"), window, stepS, markers, onLeave),
     opTable.previousSibling,
   );
 };
@@ -217,7 +217,7 @@ function versionList(versions: VersionSeen[]): HTMLElement {
 function groupBySection(
   service: string,
   operation: string,
-  kind: string,
+  ofKind: { kind?: string },
   current: string | null,
   window: { start_ns: number; end_ns: number },
   stepS: number,
@@ -242,7 +242,7 @@ function groupBySection(
         submit: (event) => {
           event.preventDefault();
           const key = input.value.trim();
-          const q = new URLSearchParams({ operation, ...(kind ? { kind } : {}), ...(key ? { group_by: key } : {}) });
+          const q = new URLSearchParams({ operation, ...ofKind, ...(key ? { group_by: key } : {}) });
           history.replaceState(null, "", `/services/${encodeURIComponent(service)}?${q.toString()}`);
           void draw(key);
         },
@@ -259,7 +259,6 @@ function groupBySection(
     body.replaceChildren();
     if (!key) return;
     body.append(loading());
-    const ofKind = kind ? { kind } : {};
     const metrics = await api.metrics({ ...window, service, operation, group_by: key, step_s: stepS, ...ofKind });
     body.replaceChildren();
     if (!metrics.groups.length) {
