@@ -7,6 +7,7 @@ span); things that make a span meaningless (bad ids, impossible times, runaway n
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -97,13 +98,41 @@ def time_in_range(time_ns: int) -> bool:
     return 0 <= time_ns < MAX_TIME_NS
 
 
-def load_json(body: bytes, expected: type[dict[str, Any]] | type[list[Any]], what: str) -> Any:
-    """The JSON document in ``body``; ``DecodeError`` when it is not JSON, or not of type ``expected`` (``what``
-    names the document expected, in the message)."""
+#: One escape sequence of a JSON text, from its backslash: a surrogate pair, a lone surrogate, or anything else
+#: (an escaped backslash is consumed whole, so the ``u`` after it is not read as an escape).
+_ESCAPE = re.compile(
+    rb"\\(?P<pair>u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|\\(?P<lone>u[dD][89a-fA-F][0-9a-fA-F]{2})"
+    rb"|\\."
+)
+
+
+def _replace_lone(match: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if match.group("lone") else match.group(0)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value in ``body``, as orjson reads it, except that an escaped lone surrogate (``"\\ud83d"``)
+    reads as U+FFFD, the replacement character. JavaScript's ``JSON.stringify`` writes one for a string cut
+    inside a surrogate pair (an emoji cut by an SDK's attribute length limit or by an application's ``slice``),
+    and Python's ``json.dumps`` does the same; RFC 8259 leaves such text legal, and the Collector's and Jaeger's Go
+    decoders read it as U+FFFD. Refusing it would lose every span of the request for one character.
+    ``DecodeError`` for anything else that is not JSON."""
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        if "surrogate" not in str(error) or b"\\" not in body:
+            raise DecodeError(f"invalid JSON: {error}") from None
+    try:
+        return orjson.loads(_ESCAPE.sub(_replace_lone, body))
     except orjson.JSONDecodeError as error:
         raise DecodeError(f"invalid JSON: {error}") from None
+
+
+def load_json(body: bytes, expected: type[dict[str, Any]] | type[list[Any]], what: str) -> Any:
+    """The JSON document in ``body`` (``parse_json``); ``DecodeError`` when it is not JSON, or not of type
+    ``expected`` (``what`` names the document expected, in the message)."""
+    document = parse_json(body)
     if type(document) is not expected:
         raise DecodeError(f"expected {what}, got {preview(document)}")
     return document

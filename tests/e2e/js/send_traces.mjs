@@ -3,7 +3,8 @@
 //
 //   node send_traces.mjs --protocol proto|json|zipkin --endpoint URL [--gzip yes|no] [--service NAME]
 //
-// The trace: a SERVER root with typed HTTP attributes, a CLIENT child, and an INTERNAL grandchild with an
+// The trace: a SERVER root with typed HTTP attributes, a CLIENT child, and an INTERNAL grandchild (whose one
+// attribute ends in a lone surrogate, a string cut inside a pair) with an
 // event and an ERROR status. On success it prints one JSON line to stdout,
 //   {"trace_id": "<32 hex>", "span_ids": ["<root>", "<client>", "<internal>"]}
 // and exits 0. It exits non-zero when any export did not report SUCCESS (the SDK only logs export failures,
@@ -138,7 +139,14 @@ async function main() {
   const clientContext = trace.setSpan(rootContext, client);
   await sleep(5);
 
-  const internal = tracer.startSpan('parse inventory response', { kind: SpanKind.INTERNAL }, clientContext);
+  // A string cut inside a surrogate pair, as String.prototype.slice cuts one: its last code unit is a lone
+  // high surrogate ('\u{1F6D2}' is '\uD83D\uDED2'). JSON.stringify escapes it; protobuf.js writes it as 3 bytes.
+  const note = 'sold out \u{1F6D2}'.slice(0, 10);
+  const internal = tracer.startSpan(
+    'parse inventory response',
+    { kind: SpanKind.INTERNAL, attributes: { 'app.note': note } },
+    clientContext,
+  );
   await sleep(2);
   internal.addEvent('cache.miss', { 'cache.key': 'sku:1234', 'cache.attempt': 2 });
   internal.setStatus({ code: SpanStatusCode.ERROR, message: 'inventory unavailable' });
