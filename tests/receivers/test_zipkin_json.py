@@ -292,6 +292,29 @@ def test_tags_past_the_limit_are_dropped() -> None:
     assert "peer.service" not in dict(row["attributes"])
 
 
+@pytest.mark.parametrize(
+    ("fields", "trace_id", "span_id", "parent_id"),
+    [
+        # Clients that print an id as a number drop its leading zeros; Zipkin reads them as if present.
+        (
+            {"traceId": "a1b2", "id": "c3", "parentId": "7"},
+            "0" * 28 + "a1b2",
+            "0" * 14 + "c3",
+            "0" * 15 + "7",
+        ),
+        ({"traceId": TRACE[1:]}, "0" + TRACE[1:], SPAN, None),  # 31 digits: a 128-bit id
+        ({"traceId": TRACE64[3:]}, "0" * 19 + TRACE64[3:], SPAN, None),  # 13 digits: a 64-bit id
+        ({"parentId": "0"}, "0" * 16 + TRACE64, SPAN, None),  # a zero parent, however short, marks a root
+    ],
+)
+def test_ids_with_fewer_digits_are_read_zero_padded(
+    fields: dict[str, Any], trace_id: str, span_id: str, parent_id: str | None
+) -> None:
+    row = only_row(span(**fields))
+    assert row["trace_id"].hex() == trace_id and row["span_id"].hex() == span_id
+    assert (row["parent_span_id"].hex() if row["parent_span_id"] else None) == parent_id
+
+
 def test_float_and_string_microseconds_are_accepted() -> None:
     row = only_row(span(timestamp=float(START_US) + 0.5, duration="12"))
     assert row["start_ns"] == START_US * 1000 + 500 and row["duration_ns"] == 12_000
@@ -302,13 +325,15 @@ def test_float_and_string_microseconds_are_accepted() -> None:
     [
         ({"traceId": "xyz"}, "traceId: expected 16 or 32 hex characters, got 'xyz'"),
         ({"traceId": TRACE + "00"}, "traceId: expected 16 or 32 hex characters"),
-        ({"traceId": TRACE[:20]}, "traceId: expected 16 or 32 hex characters"),
+        ({"traceId": TRACE[:20] + "x"}, "traceId: expected 16 or 32 hex characters"),
+        ({"traceId": "000"}, "traceId: all-zero id is invalid"),
         ({"traceId": "0" * 16}, "traceId: all-zero id is invalid"),
         ({"traceId": "0" * 32}, "traceId: all-zero id is invalid"),
         ({"traceId": ...}, "traceId: missing"),
         ({"traceId": 42}, "traceId: expected 16 or 32 hex characters, got 42"),
         ({"id": "0" * 16}, "id: all-zero id is invalid"),
-        ({"id": SPAN[:-1]}, "id: expected 16 hex characters"),
+        ({"id": SPAN + "1"}, "id: expected 16 hex characters"),
+        ({"id": "0"}, "id: all-zero id is invalid"),
         ({"id": TRACE}, "id: expected 16 hex characters"),
         ({"parentId": "x"}, "parentId: expected 16 hex characters, got 'x'"),
         ({"timestamp": ...}, "timestamp: missing"),
@@ -341,7 +366,7 @@ def test_when_every_span_is_rejected_the_first_reason_is_given() -> None:
     with pytest.raises(
         DecodeError, match=r"^spans\[0\]\.id: all-zero id is invalid \(2 of 2 spans rejected\)$"
     ):
-        decode_zipkin_json(orjson.dumps([span(id="0" * 16), span(traceId="bad")]))
+        decode_zipkin_json(orjson.dumps([span(id="0" * 16), span(traceId="xyz")]))
 
 
 @pytest.mark.parametrize(

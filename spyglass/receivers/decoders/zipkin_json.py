@@ -101,22 +101,23 @@ def _add_span(
     get = span.get
 
     value = get("traceId")
-    if type(value) is str and len(value) == 16:
-        trace_id = parse_hex_id(value, 8)
+    padded = _zero_padded(value, 32)
+    if type(padded) is str and len(padded) == 16:
+        trace_id = parse_hex_id(padded, 8)
         if trace_id is not None:
             trace_id = _ZERO_HIGH_BITS + trace_id  # a 64-bit trace id is the low half of a 128-bit one
     else:
-        trace_id = parse_hex_id(value, TRACE_ID_BYTES)
+        trace_id = parse_hex_id(padded, TRACE_ID_BYTES)
     if trace_id is None:
         raise SpanRejected(_id_problem(value, (16, 32)), "traceId")
     value = get("id")
-    span_id = parse_hex_id(value, SPAN_ID_BYTES)
+    span_id = parse_hex_id(_zero_padded(value, 16), SPAN_ID_BYTES)
     if span_id is None:
         raise SpanRejected(_id_problem(value, (16,)), "id")
     value = get("parentId")
     parent_span_id = None
     if value:
-        parent_span_id = parse_hex_id(value, SPAN_ID_BYTES)
+        parent_span_id = parse_hex_id(_zero_padded(value, 16), SPAN_ID_BYTES)
         if parent_span_id is None and not is_zero_hex(value):  # an all-zero parent means a root span
             raise SpanRejected(_id_problem(value, (16,)), "parentId")
 
@@ -213,10 +214,19 @@ def _status(texts: dict[str, str]) -> tuple[int, str | None]:
     return code, description or None
 
 
+def _zero_padded(value: Any, most: int) -> Any:
+    """An id of fewer hex digits than ``most`` padded with leading zeros to 16 digits, or past 16 to 32, as
+    Zipkin's own server and the Go Zipkin model read it (clients that print an id as a number drop its leading
+    zeros: ``a1b2`` is ``000000000000a1b2``). Anything else is returned as it is, for the caller to judge."""
+    if type(value) is not str or not 0 < len(value) < most or len(value) == 16:
+        return value
+    return value.rjust(16 if len(value) < 16 else 32, "0")
+
+
 def _id_problem(value: Any, lengths: tuple[int, ...]) -> str:
     if value is None:
         return "missing"
-    if is_zero_hex(value) and len(value) in lengths:
+    if is_zero_hex(value) and len(value) <= max(lengths):
         return "all-zero id is invalid"
     return f"expected {' or '.join(map(str, lengths))} hex characters, got {preview(value)}"
 
