@@ -202,3 +202,87 @@ def test_small_exports_are_taken_in_together(tmp_path: Path) -> None:
     finally:
         satellite.stop()
         store.close()
+
+
+class _CountedWrites(DuckDBStore):
+    """The real DuckDB store, noting the rows of each span write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[int] = []
+
+    def write(self, spans: pa.Table) -> None:
+        super().write(spans)
+        self.writes.append(spans.num_rows)
+
+
+def test_kept_spans_coming_fast_are_written_together(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Kept spans are gathered into writes of ``WRITE_ROWS`` while they come fast enough to fill one within
+    ``WRITE_GATHER_S``: past DuckDB's row group, a write skips the write-ahead log. Every span is written once."""
+    monkeypatch.setattr(pipeline, "WRITE_ROWS", 300)
+    monkeypatch.setattr(pipeline, "GATHER_FLOW_ROWS", 100)
+    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", 5.0)
+    store = _CountedWrites(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, KeepAllSampler())
+    satellite.start()
+    try:
+        ids: list[bytes] = []
+        for _ in range(40):  # 30 spans every 20 ms: the decide loop hands over a table a tick
+            batch, batch_ids = trace_batch(10)
+            ids += batch_ids
+            assert satellite.submit(batch)
+            time.sleep(0.02)
+        _wait(lambda: satellite.counters.spans_stored == 1200)
+        assert sum(store.writes) == 1200
+        assert len(store.writes) <= 6 and max(store.writes) >= 300, store.writes
+        assert {store.trace(trace_id).num_rows for trace_id in ids} == {3}
+    finally:
+        satellite.stop()
+        store.close()
+
+
+def test_kept_spans_coming_slowly_are_written_as_they_come(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Too few kept spans to fill a large write soon (a low sample rate, a quiet hour): waiting would only add
+    latency, so each decision's spans are written at once."""
+    monkeypatch.setattr(pipeline, "GATHER_FLOW_ROWS", 100)
+    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", 5.0)
+    store = _CountedWrites(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, KeepAllSampler())
+    satellite.start()
+    try:
+        batch, _ = trace_batch(10)
+        assert satellite.submit(batch)
+        began = time.monotonic()
+        _wait(lambda: satellite.counters.spans_stored == 30)
+        assert time.monotonic() - began < 2.5
+        assert store.writes == [30]
+    finally:
+        satellite.stop()
+        store.close()
+
+
+def test_a_flush_and_a_stop_write_what_is_gathered_at_once(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Gathered spans do not wait out ``WRITE_GATHER_S`` when someone waits for them: a flush (tests, the
+    API's readers of what was just sent) writes them at once, and so does a stop."""
+    monkeypatch.setattr(pipeline, "WRITE_ROWS", 10**9)
+    monkeypatch.setattr(pipeline, "GATHER_FLOW_ROWS", 100)
+    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", 30.0)
+    store = _CountedWrites(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, KeepAllSampler())
+    satellite.start()
+    try:
+        for _ in range(20):
+            assert satellite.submit(trace_batch(200)[0])  # 600 spans a tick: fast enough to gather
+            time.sleep(0.02)
+        _wait(lambda: satellite.counters.traces_decided == 4000)
+        time.sleep(0.2)
+        assert satellite.counters.spans_stored == 0  # gathered, waiting for more
+        began = time.monotonic()
+        satellite.flush()
+        assert time.monotonic() - began < 5 and satellite.counters.spans_stored == 12_000
+        assert satellite.submit(trace_batch(200)[0])
+        _wait(lambda: satellite.counters.traces_decided == 4200)
+    finally:
+        satellite.stop()
+        store.close()
+    assert sum(store.writes) == 12_600
