@@ -44,7 +44,7 @@ GATHER_S = 0.05
 #: rows), an insert writes its whole row groups compressed into the database file when it commits, not into the
 #: write-ahead log first and again at the next checkpoint: writing a million spans took 3.9 against 6.5 µs a
 #: span in batches of 16,384, and 6 against 183 bytes of log a span.
-WRITE_ROWS = 131_072
+WRITE_ROWS = 131_072  # a little past ROW_GROUP_ROWS (spyglass.store.duckdb_store)
 #: The longest kept spans wait in the writer for more to write with (a trace is read from the recall buffer
 #: meanwhile; a flush or a stop writes at once).
 WRITE_GATHER_S = 1.0

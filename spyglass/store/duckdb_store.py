@@ -495,6 +495,14 @@ _FEW_WRITES = 4
 MAX_REPLAY_ROWS = 2_000_000
 #: How long the exchange of the files waits for queries still reading the old one before it is given up.
 SWAP_READER_WAIT_S = 2.0
+#: DuckDB's row group. A write of at least this many rows puts its whole row groups compressed into the file when
+#: it commits, not into the write-ahead log (which a checkpoint then writes again): the satellite gathers kept
+#: spans into writes this large when they come fast.
+ROW_GROUP_ROWS = 122_880
+#: Spans written that way before the store checkpoints. A checkpoint rewrites what was written straight into the
+#: file since the last one and frees the first copy for later writes: this bounds that free space (about 45 bytes
+#: a span, 90 MB) and the work left to the checkpoint at close, as DuckDB's log size bounds it for small writes.
+CHECKPOINT_AFTER_DIRECT_ROWS = 2_000_000
 
 
 class DuckDBStore:
@@ -542,6 +550,8 @@ class DuckDBStore:
         self._replay_rows = 0
         #: ``expire`` deleted rows since the last ``reclaim_space``: only then is a compaction considered.
         self._expired_since_reclaim = False
+        #: Span rows written straight into the file (past the write-ahead log) since the last checkpoint.
+        self._direct_rows = 0
         #: Per kind of data, where retention's last slice ended: everything older is deleted.
         self._expired_through: dict[str, int] = {}
         #: The first and last minute holding call rows written since they were last merged, and how many.
@@ -613,6 +623,22 @@ class DuckDBStore:
                     cur.unregister("incoming_spans")
                 self._record("write", spans)
                 self._note_calls(cur, spans, calls)
+                if spans.num_rows >= ROW_GROUP_ROWS:
+                    self._checkpoint_direct_writes(cur, spans.num_rows)
+
+    def _checkpoint_direct_writes(self, cur: duckdb.DuckDBPyConnection, rows: int) -> None:
+        """Count rows written straight into the file; checkpoint past ``CHECKPOINT_AFTER_DIRECT_ROWS`` (under the
+        writer's lock). The spans are committed already: a failed checkpoint is logged, and tried again after
+        the next such write, never failing this one (it would be retried and its spans written twice)."""
+        self._direct_rows += rows
+        if self._direct_rows < CHECKPOINT_AFTER_DIRECT_ROWS:
+            return
+        try:
+            cur.execute("CHECKPOINT").fetchall()
+        except duckdb.Error:
+            _log.warning("a checkpoint after large writes failed; tried again after the next", exc_info=True)
+            return
+        self._direct_rows = 0
 
     @staticmethod
     def _stored_calls_of_incoming(cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> pa.Table | None:
@@ -1117,6 +1143,7 @@ class DuckDBStore:
             return None
         with self._write_lock, self._conn.cursor() as cur:
             cur.execute("CHECKPOINT").fetchall()
+            self._direct_rows = 0
             block_bytes, blocks, free_blocks = cur.execute(
                 "SELECT block_size, total_blocks, free_blocks FROM pragma_database_size()"
             ).fetchall()[0]
