@@ -216,15 +216,24 @@ class _CountedWrites(DuckDBStore):
         self.writes.append(spans.num_rows)
 
 
-def test_kept_spans_coming_fast_are_written_together(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
-    """Kept spans are gathered into writes of whole ``WRITE_ROWS`` while they come fast enough to fill one within
-    ``WRITE_GATHER_S``: DuckDB writes whole row groups straight into its file. Every span is written once."""
-    monkeypatch.setattr(pipeline, "WRITE_ROWS", 300)
+def _gathering_satellite(
+    tmp_path: Path, monkeypatch: MonkeyPatch, write_rows: int, gather_s: float
+) -> tuple[_CountedWrites, Satellite]:
+    """A started satellite over a store that notes its writes, gathering ``write_rows`` at a time for up to
+    ``gather_s`` once 100 rows came within that time."""
+    monkeypatch.setattr(pipeline, "WRITE_ROWS", write_rows)
     monkeypatch.setattr(pipeline, "GATHER_FLOW_ROWS", 100)
-    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", 5.0)
+    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", gather_s)
     store = _CountedWrites(tmp_path / "s.duckdb")
     satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, KeepAllSampler())
     satellite.start()
+    return store, satellite
+
+
+def test_kept_spans_coming_fast_are_written_together(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """Kept spans are gathered into writes of whole ``WRITE_ROWS`` while they come fast enough to fill one within
+    ``WRITE_GATHER_S``: DuckDB writes whole row groups straight into its file. Every span is written once."""
+    store, satellite = _gathering_satellite(tmp_path, monkeypatch, 300, 5.0)
     try:
         ids: list[bytes] = []
         for _ in range(40):  # 30 spans every 20 ms: the decide loop hands over a table a tick
@@ -246,11 +255,7 @@ def test_kept_spans_coming_fast_are_written_together(tmp_path: Path, monkeypatch
 def test_kept_spans_coming_slowly_are_written_as_they_come(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     """Too few kept spans to fill a large write soon (a low sample rate, a quiet hour): waiting would only add
     latency, so each decision's spans are written at once."""
-    monkeypatch.setattr(pipeline, "GATHER_FLOW_ROWS", 100)
-    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", 5.0)
-    store = _CountedWrites(tmp_path / "s.duckdb")
-    satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, KeepAllSampler())
-    satellite.start()
+    store, satellite = _gathering_satellite(tmp_path, monkeypatch, pipeline.WRITE_ROWS, 5.0)
     try:
         batch, _ = trace_batch(10)
         assert satellite.submit(batch)
@@ -266,12 +271,7 @@ def test_kept_spans_coming_slowly_are_written_as_they_come(tmp_path: Path, monke
 def test_a_flush_and_a_stop_write_what_is_gathered_at_once(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     """Gathered spans do not wait out ``WRITE_GATHER_S`` when someone waits for them: a flush (tests, the
     API's readers of what was just sent) writes them at once, and so does a stop."""
-    monkeypatch.setattr(pipeline, "WRITE_ROWS", 10**9)
-    monkeypatch.setattr(pipeline, "GATHER_FLOW_ROWS", 100)
-    monkeypatch.setattr(pipeline, "WRITE_GATHER_S", 30.0)
-    store = _CountedWrites(tmp_path / "s.duckdb")
-    satellite = Satellite(SatelliteSettings(decision_wait_s=0.05), store, KeepAllSampler())
-    satellite.start()
+    store, satellite = _gathering_satellite(tmp_path, monkeypatch, 10**9, 30.0)
     try:
         for _ in range(20):
             assert satellite.submit(trace_batch(200)[0])  # 600 spans a tick: fast enough to gather

@@ -90,15 +90,14 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
-def test_committed_writes_survive_kill_9(tmp_path: Path, corpus: Corpus) -> None:
-    path = tmp_path / "spyglass.duckdb"
-    spans_file = tmp_path / "spans.arrow"
-    with pyarrow.ipc.new_file(spans_file, corpus.spans.schema) as writer:
-        writer.write_table(corpus.spans)
+def _killed_once_committed(script: str, path: Path, spans: pa.Table) -> None:
+    """Run ``script`` (a writer of ``spans`` into the store at ``path``) in a process of its own, and kill -9 it
+    once it says its writes are committed."""
+    spans_file = path.with_name("spans.arrow")
+    with pyarrow.ipc.new_file(spans_file, spans.schema) as writer:
+        writer.write_table(spans)
     writer_process = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(path), str(spans_file)],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", script, str(path), str(spans_file)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert writer_process.stdout is not None
@@ -107,6 +106,11 @@ def test_committed_writes_survive_kill_9(tmp_path: Path, corpus: Corpus) -> None
         os.kill(writer_process.pid, signal.SIGKILL)
         writer_process.wait(timeout=30)
     assert writer_process.returncode == -signal.SIGKILL
+
+
+def test_committed_writes_survive_kill_9(tmp_path: Path, corpus: Corpus) -> None:
+    path = tmp_path / "spyglass.duckdb"
+    _killed_once_committed(KILLED_WRITER, path, corpus.spans)
     assert Path(str(path) + ".wal").exists()  # nothing was checkpointed: recovery replays the WAL
 
     store = DuckDBStore(path)
@@ -155,18 +159,7 @@ def test_a_write_of_whole_row_groups_skips_the_log_and_survives_kill_9(
     is as durable: a kill -9 right after the commit loses nothing."""
     path = tmp_path / "spyglass.duckdb"
     spans = _copies(corpus.spans, duckdb_store.ROW_GROUP_ROWS + 1000)
-    spans_file = tmp_path / "spans.arrow"
-    with pyarrow.ipc.new_file(spans_file, spans.schema) as writer:
-        writer.write_table(spans)
-    writer_process = subprocess.Popen(
-        [sys.executable, "-c", ONE_WRITE, str(path), str(spans_file)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert writer_process.stdout is not None
-        assert writer_process.stdout.readline().strip() == "committed"
-    finally:
-        os.kill(writer_process.pid, signal.SIGKILL)
-        writer_process.wait(timeout=30)
+    _killed_once_committed(ONE_WRITE, path, spans)
     # 16 bytes a span, mostly the trace summaries (a trace of six spans each); through the log: over 190.
     assert Path(str(path) + ".wal").stat().st_size < 60 * spans.num_rows
 
