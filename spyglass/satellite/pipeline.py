@@ -53,6 +53,9 @@ WRITE_GATHER_S = 1.0
 #: came in the last ``WRITE_GATHER_S``); slower, as at a low sample rate, each table is written as it comes:
 #: waiting would only add latency.
 GATHER_FLOW_ROWS = WRITE_ROWS * 3 // 4
+#: How often a writer holding gathered spans looks whether more can come: with nothing queued or undecided (a
+#: burst ended), it writes them instead of waiting out ``WRITE_GATHER_S``.
+GATHER_POLL_S = 0.1
 #: Put in the write queue by ``flush``: write what is gathered now.
 _WRITE_NOW = "write now"
 #: A backlog is counted and packed in groups of about this many spans: one group of everything queued (up to
@@ -335,9 +338,11 @@ class Satellite:
         arrived_rows = 0
         while True:
             try:
-                item = self._writes.get(timeout=max(0.0, deadline - time.monotonic()) if gathered else None)
+                wait = min(GATHER_POLL_S, max(0.0, deadline - time.monotonic())) if gathered else None
+                item = self._writes.get(timeout=wait)
             except queue.Empty:
-                self._write_gathered(gathered)
+                if time.monotonic() >= deadline or self._nothing_coming():
+                    self._write_gathered(gathered)
                 continue
             if isinstance(item, pa.Table):
                 now = time.monotonic()
@@ -363,6 +368,10 @@ class Satellite:
                     return
             finally:
                 self._writes.task_done()
+
+    def _nothing_coming(self) -> bool:
+        """No span queued or undecided: no kept table can come before new spans arrive."""
+        return self._queued_spans == 0 and self.buffer.undecided_spans == 0
 
     def _write_whole_row_groups(self, gathered: list[pa.Table]) -> None:
         """Write the most whole ``WRITE_ROWS`` the gathered tables hold; what is left stays gathered, as one

@@ -268,9 +268,31 @@ def test_kept_spans_coming_slowly_are_written_as_they_come(tmp_path: Path, monke
         store.close()
 
 
+def test_gathered_spans_are_written_once_nothing_more_can_come(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """The end of a burst: with no span queued or undecided, gathered spans are written without waiting out
+    ``WRITE_GATHER_S``."""
+    store, satellite = _gathering_satellite(tmp_path, monkeypatch, 10**9, 30.0)
+    try:
+        for _ in range(20):
+            assert satellite.submit(trace_batch(200)[0])
+            time.sleep(0.02)
+        began = time.monotonic()
+        _wait(lambda: satellite.counters.spans_stored == 12_000)
+        assert time.monotonic() - began < 10
+        assert max(store.writes) > 600, store.writes  # gathered: more than one decision's spans a write
+    finally:
+        satellite.stop()
+        store.close()
+
+
 def test_a_flush_and_a_stop_write_what_is_gathered_at_once(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     """Gathered spans do not wait out ``WRITE_GATHER_S`` when someone waits for them: a flush (tests, the
     API's readers of what was just sent) writes them at once, and so does a stop."""
+    monkeypatch.setattr(
+        Satellite, "_nothing_coming", lambda self: False
+    )  # as if more spans were on their way
     store, satellite = _gathering_satellite(tmp_path, monkeypatch, 10**9, 30.0)
     try:
         for _ in range(20):
