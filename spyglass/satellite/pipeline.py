@@ -31,6 +31,7 @@ from spyglass.satellite.recall_chunk import pack_table
 from spyglass.satellite.rollup_reader import LocalRollups
 from spyglass.satellite.sampler import Sampler, with_adjusted_counts, with_weights
 from spyglass.satellite.store_writes import write_isolating
+from spyglass.store.duckdb_store import ROW_GROUP_ROWS
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,11 @@ ROLLUP_DRAIN_INTERVAL_S = 1.0
 GATHER_SPANS = 16_384
 GATHER_S = 0.05
 #: Kept spans the writer gathers into store writes of a multiple of this many while they keep coming: DuckDB's row
-#: group (``ROW_GROUP_ROWS`` in ``spyglass.store.duckdb_store``). A write of whole row groups commits them
-#: compressed into the database file, not into the write-ahead log first and again at the next checkpoint:
-#: storing four million spans took 7.4 against 16.4 CPU-µs a span in writes of 16,384. The rest of a gathering
-#: waits for the next: a part row group between whole ones makes the next checkpoint rewrite those after it.
-WRITE_ROWS = 122_880
+#: group. A write of whole row groups commits them compressed into the database file, not into the write-ahead
+#: log first and again at the next checkpoint: storing four million spans through this writer took 6.7 against
+#: 16.4 CPU-µs a span in writes of 16,384. The rest of a gathering waits for the next: a part row group between
+#: whole ones makes the next checkpoint rewrite those after it.
+WRITE_ROWS = ROW_GROUP_ROWS
 #: The longest kept spans wait in the writer for more to write with (a trace is read from the recall buffer
 #: meanwhile; a flush or a stop writes at once).
 WRITE_GATHER_S = 1.0
@@ -327,9 +328,10 @@ class Satellite:
         return spans.filter(pc.invert(is_late))
 
     def _write_loop(self) -> None:
-        """Write what the decide loop queues. Kept spans are gathered while they keep coming, up to
-        ``WRITE_ROWS`` or ``WRITE_GATHER_S`` (a queued table counts as done once it is written, so ``flush``
-        waits for it); rollups are written as they come."""
+        """Write what the decide loop queues. Kept spans are gathered while they keep coming and written in
+        whole ``WRITE_ROWS``; the rest is written after ``WRITE_GATHER_S``, once nothing more can come, or at a
+        flush or the end (a queued table counts as done once it is written, so ``flush`` waits for it).
+        Rollups are written as they come."""
         yield_to_queries()
         gathered: list[pa.Table] = []
         deadline = 0.0
