@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.analysis.live import LiveData
 from spyglass.model.schema import SPAN_SCHEMA
-from spyglass.model.shared_spans import separate_shared_spans
+from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.store.protocol import Store
 from spyglass.store.span_predicates import as_schema
 
@@ -19,28 +19,23 @@ FETCH_ONE_BY_ONE = 20
 def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Table:
     """Every known span of a trace, stored or still buffered (``SPAN_SCHEMA``), one span per id: the children
     of a shared span's server half that were not yet decided (or came late) are put under it here."""
+    # The live part first, leaving out the decided spans of kept traces: those are in the store or still with
+    # its writer, which the live part includes. A write landing between the two reads then leaves a span in both
+    # (the stored copy is shown), never in neither; read the other way round, a trace written in two parts
+    # could show only the first.
+    buffered = live.live_trace(trace_id, skip_kept=True) if live is not None else SPAN_SCHEMA.empty_table()
     stored = as_schema(store.trace(trace_id), SPAN_SCHEMA)
-    # A kept trace's decided spans are in the store once it holds any of the trace (one write): only what is
-    # still undecided, and what a dropped trace left, are read from the buffer then.
-    skip_kept = stored.num_rows > 0
-    buffered = live.live_trace(trace_id, skip_kept) if live is not None else SPAN_SCHEMA.empty_table()
+    if live is not None and buffered.num_rows == 0 and stored.num_rows == 0:
+        buffered = live.live_trace(trace_id)  # kept, but the store failed to take it: the buffer still has it
     if buffered.num_rows == 0:
         return separate_shared_spans(stored)
-    # A kept trace stays in the buffer after it is written: each span once, the stored copy first. A span is
-    # known by its id and kind, as an RPC's client and server halves may share an id until they are decided.
+    # Each span once, the stored copy first. A span is known by its id and kind, as an RPC's client and server
+    # halves may share an id until they are decided.
     buffered = buffered.cast(SPAN_SCHEMA)
     if stored.num_rows:
-        seen = pc.is_in(_span_keys(buffered), value_set=_span_keys(stored))
+        seen = pc.is_in(span_keys(buffered), value_set=span_keys(stored))
         buffered = buffered.filter(pc.invert(seen))
     return separate_shared_spans(pa.concat_tables([stored, buffered]))
-
-
-def _span_keys(spans: pa.Table) -> pa.Array:
-    """``span_id`` with the span's kind appended, one binary value per span."""
-    kinds = pc.cast(pc.cast(spans.column("kind"), pa.uint8()), pa.string())
-    return pc.binary_join_element_wise(
-        pc.cast(spans.column("span_id"), pa.binary()), pc.cast(kinds, pa.binary()), b"/"
-    ).combine_chunks()
 
 
 def spans_of_traces(store: Store, summaries: pa.Table) -> pa.Table:

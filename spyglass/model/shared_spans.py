@@ -163,3 +163,13 @@ def _id_column(words: np.ndarray, valid: np.ndarray | None) -> pa.Array:
         return pa.Array.from_buffers(SPAN_ID, len(words), [None, data])
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
     return pa.Array.from_buffers(SPAN_ID, len(words), [bitmap, data], null_count=int((~valid).sum()))
+
+
+def span_keys(spans: pa.Table) -> pa.Array:
+    """One binary value per span that tells spans apart within a trace: its id with its kind appended, as an
+    RPC's client and server halves may share an id until their trace is decided. For dropping the second copy
+    of a span read from two places."""
+    kinds = pc.cast(pc.cast(spans.column("kind"), pa.uint8()), pa.string())
+    return pc.binary_join_element_wise(
+        pc.cast(spans.column("span_id"), pa.binary()), pc.cast(kinds, pa.binary()), b"/"
+    ).combine_chunks()

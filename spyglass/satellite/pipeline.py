@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 
 from spyglass.background import yield_to_queries
 from spyglass.model.figures import AggregateFigures, RecallFigures, SatelliteCounters
-from spyglass.model.schema import SPAN_SCHEMA
-from spyglass.model.shared_spans import separate_shared_spans
+from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
+from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
 from spyglass.satellite.recall_buffer import RecallBuffer
@@ -98,6 +98,10 @@ class Satellite:
         self._writes: queue.Queue[pa.Table | RollupRows | str | None] = queue.Queue(
             maxsize=settings.max_pending_writes
         )
+        # Kept spans from their decision until the store has them, in the order the writer writes them: read by
+        # ``live_trace``, as the recall buffer may forget them before (and a gathering may be written in parts).
+        self._unwritten: deque[pa.Table] = deque()
+        self._unwritten_lock = threading.Lock()
         self._stopping = threading.Event()
         self._flush_requests: list[threading.Event] = []
         self._threads: list[threading.Thread] = []
@@ -167,9 +171,25 @@ class Satellite:
     # -- live view -------------------------------------------------------------------------------------
 
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
-        """Spans of a recent trace from the recall buffer, whether it was kept or not; with ``skip_kept``, not
-        the decided spans of a kept trace (the caller read them from the store)."""
-        return self.buffer.trace(trace_id, skip_kept)
+        """Spans of a recent trace from the recall buffer, whether it was kept or not, and the kept spans the
+        store does not have yet; with ``skip_kept``, only those of the decided spans of a kept trace (the caller
+        reads the store, which has the rest)."""
+        waiting = self._unwritten_spans(trace_id)
+        buffered = self.buffer.trace(trace_id, skip_kept)
+        if waiting.num_rows == 0:
+            return buffered
+        if buffered.num_rows:
+            # Between its decision and the buffer marking it kept, a span is in both.
+            waiting = waiting.filter(pc.invert(pc.is_in(span_keys(waiting), value_set=span_keys(buffered))))
+        return pa.concat_tables([buffered, waiting.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
+
+    def _unwritten_spans(self, trace_id: bytes) -> pa.Table:
+        with self._unwritten_lock:
+            tables = list(self._unwritten)
+        wanted = pa.scalar(trace_id, TRACE_ID)
+        found = [t.filter(pc.equal(t.column("trace_id"), wanted)) for t in tables]
+        found = [t for t in found if t.num_rows]
+        return pa.concat_tables(found) if found else SPAN_SCHEMA.empty_table()
 
     def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
         """Every span the recall buffer holds (``SPAN_SCHEMA``), or about the ``newest`` many."""
@@ -307,11 +327,13 @@ class Satellite:
         )
         weights[position] = kept_traces.column("sample_weight_max").to_numpy()
         self.decisions.remember(decided, weights)
+        # Waiting for the store before the buffer marks them kept: a lookup passing over kept spans finds them.
+        to_write = self._unwritten_push(with_adjusted_counts(kept)) if kept.num_rows else None
         self.buffer.retain_decided(spans, time.time_ns(), kept_traces.column("trace_id").combine_chunks())
         self.counters.traces_decided += len(decided)
-        if kept.num_rows:
+        if to_write is not None:
             self.counters.traces_kept += kept_traces.num_rows
-            self._writes.put(with_adjusted_counts(kept))
+            self._writes.put(to_write)
 
     def _route_late_spans(self, spans: pa.Table) -> pa.Table:
         """Spans of traces decided earlier follow that decision; the rest are returned to be decided."""
@@ -324,8 +346,27 @@ class Satellite:
         kept = ~np.isnan(late_weights)
         if kept.any():
             late_kept = with_weights(late, late_ids.filter(pa.array(kept)), late_weights[kept])
-            self._writes.put(with_adjusted_counts(late_kept))
+            self._writes.put(self._unwritten_push(with_adjusted_counts(late_kept)))
         return spans.filter(pc.invert(is_late))
+
+    def _unwritten_push(self, spans: pa.Table) -> pa.Table:
+        """Count ``spans`` as waiting for the store until the writer has written them; they are then put in the
+        write queue, whose span tables are written in the same order."""
+        with self._unwritten_lock:
+            self._unwritten.append(spans)
+        return spans
+
+    def _unwritten_pop(self, rows: int) -> None:
+        """The first ``rows`` waiting spans are written (or given up on, and counted so)."""
+        with self._unwritten_lock:
+            while rows > 0 and self._unwritten:
+                head = self._unwritten[0]
+                if head.num_rows <= rows:
+                    self._unwritten.popleft()
+                    rows -= head.num_rows
+                else:
+                    self._unwritten[0] = head.slice(rows)
+                    rows = 0
 
     def _write_loop(self) -> None:
         """Write what the decide loop queues. Kept spans are gathered while they keep coming and written in
@@ -418,7 +459,10 @@ class Satellite:
 
     def _write_with_retry(self, table: pa.Table) -> None:
         """Accepted spans are not dropped on a transient store error, nor for another span's bad value."""
-        report = write_isolating(self.store.write, table, "spans")
+        try:
+            report = write_isolating(self.store.write, table, "spans")
+        finally:
+            self._unwritten_pop(table.num_rows)
         self.counters.spans_stored += report.written
         self.counters.spans_unwritable += report.unwritable
         self.counters.spans_write_failed += report.failed

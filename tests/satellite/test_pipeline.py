@@ -310,3 +310,50 @@ def test_a_flush_and_a_stop_write_what_is_gathered_at_once(tmp_path: Path, monke
         satellite.stop()
         store.close()
     assert sum(store.writes) == 12_600
+
+
+def test_a_trace_is_read_whole_while_its_gathering_is_written_in_parts(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """A gathering is written in whole ``WRITE_ROWS`` and the rest waits, so a trace can be half stored; and the
+    recall buffer may forget decided traces before they are stored. A lookup reads what waits for the store
+    too: every trace whole, each span once."""
+    from spyglass.analysis.traces import trace_spans
+
+    monkeypatch.setattr(Satellite, "_nothing_coming", lambda self: False)  # the rest waits for more
+    store, satellite = _gathering_satellite(tmp_path, monkeypatch, 300, 30.0)
+    try:
+        batch, ids = trace_batch(60, spans_per_trace=7)  # 420 spans: 300 written, 120 gathered
+        assert satellite.submit(batch)
+        _wait(lambda: satellite.counters.spans_stored == 300)
+        stored = [store.trace(trace_id).num_rows for trace_id in ids]
+        split = ids[stored.index(6)]  # six spans written, the seventh gathered
+        waiting = ids[-1]
+        assert store.trace(waiting).num_rows == 0
+        for trace_id in (split, waiting, ids[0]):
+            whole = trace_spans(store, satellite, trace_id)
+            assert whole.num_rows == 7 and len(set(whole.column("span_id").to_pylist())) == 7
+        satellite.buffer.make_room(satellite.buffer.max_bytes)  # forget every decided trace
+        assert satellite.buffer.spans == 0
+        for trace_id in (split, waiting, ids[0]):
+            assert trace_spans(store, satellite, trace_id).num_rows == 7
+        satellite.flush()
+        assert satellite.live_trace(waiting, skip_kept=True).num_rows == 0  # written: the store has it
+        assert trace_spans(store, satellite, waiting).num_rows == 7
+    finally:
+        satellite.stop()
+        store.close()
+
+
+def test_spans_both_buffered_and_waiting_for_the_store_are_read_once(tmp_path: Path) -> None:
+    """Between a decision and the buffer marking its traces kept, their spans are in both places."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(), store, KeepAllSampler())
+    try:
+        batch, ids = trace_batch(2)
+        satellite.buffer.add(batch, time.time_ns())
+        satellite._unwritten_push(pa.Table.from_batches([batch]))
+        assert satellite.live_trace(ids[0]).num_rows == 3
+        assert satellite.live_trace(ids[1], skip_kept=True).num_rows == 3
+    finally:
+        store.close()
