@@ -102,7 +102,7 @@ class TraceServiceHandler:
             context, self.settings, request, decode_otlp_proto, lambda d: accept(d, self.settings)
         )
         response = trace_service_pb2.ExportTraceServiceResponse()
-        if result.rejected_spans:
+        if result.rejected_spans or result.message:
             response.partial_success.rejected_spans = result.rejected_spans
             response.partial_success.error_message = result.message
         return response

@@ -48,14 +48,14 @@ def _response(result: IngestResult, media_type: str) -> Response:
     if result.outcome is Outcome.ACCEPTED:
         if media_type == JSON:
             payload: dict[str, object] = {}
-            if result.rejected_spans:
+            if result.rejected_spans or result.message:
                 payload["partialSuccess"] = {
                     "rejectedSpans": str(result.rejected_spans),
                     "errorMessage": result.message,
                 }
             return Response(orjson.dumps(payload), 200, media_type=JSON)
         response = trace_service_pb2.ExportTraceServiceResponse()
-        if result.rejected_spans:
+        if result.rejected_spans or result.message:
             response.partial_success.rejected_spans = result.rejected_spans
             response.partial_success.error_message = result.message
         return Response(response.SerializeToString(), 200, media_type=PROTOBUF)

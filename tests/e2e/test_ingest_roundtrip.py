@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import httpx
 import orjson
@@ -177,3 +178,50 @@ def test_search_filters(spyglass: RunningServer) -> None:
     ).json()
     assert len(jaeger["data"]) == 2
     assert spyglass.get("/api/services/shop/operations").json()["data"] == ["GET /item", "db"]
+
+
+def test_a_span_that_ended_before_it_started_is_kept_lasting_0(spyglass: RunningServer) -> None:
+    """The Python SDK times spans by the wall clock, which can step back between a span's start and end: such a
+    span, sent by the SDK over OTLP/HTTP and gRPC and as OTLP/JSON, is stored lasting 0, and the export is
+    answered with OTLP's warning (a partial success rejecting nothing), not refused."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    start = time.time_ns()
+    sent: dict[str, str] = {}
+    for protocol, exporter in (
+        ("http", http_exporter(spyglass.otlp_http)),
+        ("grpc", grpc_exporter(spyglass.otlp_grpc)),
+    ):
+        tracer = provider("clock", exporter).get_tracer("t")
+        span = tracer.start_span(f"stepped back {protocol}", start_time=start)
+        span.end(end_time=start - 3_000_000)
+        sent[protocol] = format(span.get_span_context().trace_id, "032x")
+
+    tracer, finished, _ = record("clock")
+    tracer.start_span("stepped back json", start_time=start).end(end_time=start - 1)
+    tracer.start_span("on time json", start_time=start).end(end_time=start + 1)
+    spans = list(finished.get_finished_spans())
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces", json=otlp_json(spans), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    warning = response.json()["partialSuccess"]
+    assert warning["rejectedSpans"] == "0" and "kept with duration 0" in warning["errorMessage"]
+    tracer.start_span("stepped back protobuf", start_time=start).end(end_time=start - 1)
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces",
+        content=encode_spans(list(finished.get_finished_spans())[2:]).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 0
+    assert answer.partial_success.error_message.endswith("kept with duration 0")
+    sent["json"] = format(spans[0].context.trace_id, "032x")
+
+    spyglass.wait_for(lambda s: s["spans_received"] >= 5)
+    for protocol, trace_id in sent.items():
+        (stored,) = spyglass.get(f"/api/v1/traces/{trace_id}").json()["spans"]
+        assert (stored["start_ns"], stored["duration_ns"]) == (start, 0), protocol
+        jaeger = spyglass.get(f"/api/traces/{trace_id}").json()["data"][0]["spans"][0]
+        assert jaeger["duration"] == 0, protocol

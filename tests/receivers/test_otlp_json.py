@@ -453,7 +453,6 @@ def test_deep_nesting_in_the_resource_rejects_its_spans() -> None:
         ({"spanId": SPAN + "00"}, "spanId: expected 16 hex characters"),
         ({"spanId": 12}, "spanId: expected 16 hex characters, got 12"),
         ({"parentSpanId": "abc"}, "parentSpanId: expected 16 hex characters, got 'abc'"),
-        ({"endTimeUnixNano": str(START - 1)}, "endTimeUnixNano: end time"),
         ({"startTimeUnixNano": "-5"}, "startTimeUnixNano: start time -5 is not after the epoch"),
         ({"startTimeUnixNano": ...}, "startTimeUnixNano: start time 0"),
         ({"endTimeUnixNano": str(2**64 - 1)}, "endTimeUnixNano: end time 18446744073709551615 is absurdly"),
@@ -499,6 +498,23 @@ def test_invalid_spans_are_rejected_and_the_rest_accepted(fields: dict[str, Any]
     assert reason in str(refused.value) and "(1 of 1 spans rejected)" in str(refused.value)
 
 
+def test_a_span_that_ended_before_it_started_is_kept_lasting_0_with_a_warning() -> None:
+    """A wall clock stepped back between a span's start and end, or an end never set: the span is kept with
+    duration 0, and the answer is a partial success rejecting nothing, which OTLP reads as a warning."""
+    result = decode(
+        body(span(), span(endTimeUnixNano=str(START - 5)), span(spanId="0" * 15 + "b", endTimeUnixNano="0"))
+    )
+    assert result.batch.num_rows == 3 and result.rejected_spans == 0
+    assert result.batch.column("duration_ns").to_pylist()[1:] == [0, 0]
+    assert result.batch.column("start_ns").to_pylist() == [START] * 3
+    assert result.error_message == (
+        "resourceSpans[0].scopeSpans[0].spans[1]: endTimeUnixNano before startTimeUnixNano: kept with duration 0"
+        " (2 of 3 spans)"
+    )
+    rejected = decode(body(span(endTimeUnixNano=str(START - 5)), span(traceId="xyz")))
+    assert rejected.rejected_spans == 1 and "traceId" in rejected.error_message  # a rejection is told first
+
+
 def test_when_every_span_is_rejected_the_first_reason_is_given() -> None:
     with pytest.raises(
         DecodeError,
@@ -511,7 +527,11 @@ def test_partial_success_counts_across_resources_and_scopes() -> None:
     request = {
         "resourceSpans": [
             {"scopeSpans": [{"spans": [span(), span(traceId="bad")]}, {"spans": [span(spanId="1" * 16)]}]},
-            {"scopeSpans": [{"spans": [span(spanId="0"), span(spanId="2" * 16), span(endTimeUnixNano="1")]}]},
+            {
+                "scopeSpans": [
+                    {"spans": [span(spanId="0"), span(spanId="2" * 16), span(startTimeUnixNano="0")]}
+                ]
+            },
         ]
     }
     result = decode(orjson.dumps(request))

@@ -20,8 +20,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from spyglass.model.attributes import typed_attributes
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.receivers.decoders.limits import MAX_ATTRIBUTE_VALUE_BYTES, MAX_NESTING_DEPTH
-from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
-from spyglass.receivers.decoders.result import DecodeError
+from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto, decode_otlp_proto_many
+from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 
 
 def sdk_request() -> tuple[trace_service_pb2.ExportTraceServiceRequest, list[ReadableSpan]]:
@@ -118,7 +118,7 @@ def _request() -> trace_service_pb2.ExportTraceServiceRequest:
         ({"trace_id": b"\0" * 16}, "traceId"),
         ({"span_id": b"\0" * 8}, "spanId"),
         ({"parent_span_id": b"123"}, "parentSpanId"),
-        ({"end_time_unix_nano": 5}, "endTimeUnixNano"),
+        ({"end_time_unix_nano": 2**63}, "endTimeUnixNano"),
         ({"start_time_unix_nano": 0}, "startTimeUnixNano"),
     ],
 )
@@ -131,6 +131,25 @@ def test_bad_ids_and_times_reject_the_span(fields: dict[str, object], reason: st
     result = decode_otlp_proto(request.SerializeToString())
     assert (result.batch.num_rows, result.rejected_spans) == (1, 1)
     assert reason in result.error_message
+
+
+def test_a_span_that_ended_before_it_started_is_kept_lasting_0_with_a_warning() -> None:
+    request = _request()
+    _span(request)
+    _span(request, end_time_unix_nano=5)
+    _span(request, end_time_unix_nano=0)
+    result = decode_otlp_proto(request.SerializeToString())
+    assert (result.batch.num_rows, result.rejected_spans) == (3, 0)
+    assert result.batch.column("duration_ns").to_pylist() == [1_000_000, 0, 0]
+    assert result.error_message == "span 1: endTimeUnixNano before startTimeUnixNano: kept with duration 0"
+    # Exports decoded together: each is told of its own spans only.
+    alone = _request()
+    _span(alone)
+    answers = decode_otlp_proto_many([alone.SerializeToString(), request.SerializeToString()])
+    assert [a.error_message for a in answers if isinstance(a, DecodeResult)] == ["", result.error_message]
+    _span(request, trace_id=b"short")
+    both = decode_otlp_proto(request.SerializeToString())
+    assert both.rejected_spans == 1 and "traceId" in both.error_message  # a rejection is told first
 
 
 def test_missing_service_name_and_empty_request() -> None:

@@ -73,8 +73,15 @@ def is_zero_hex(text: Any) -> bool:
     return type(text) is str and text != "" and text.strip("0") == ""
 
 
+#: What the sender is told of a span that ended before it started, which is kept lasting 0: a wall clock stepped
+#: back between its start and end (the SDKs that time spans by the wall clock, Python's among them, send such
+#: spans), or an end never set. Zipkin's own server keeps a negative duration as 0 too.
+ENDED_BEFORE_START = "endTimeUnixNano before startTimeUnixNano: kept with duration 0"
+
+
 def time_problem(start_ns: int, end_ns: int) -> str | None:
-    """Why a span with these times cannot be accepted, or None if they are plausible.
+    """Why a span with these times cannot be accepted, or None if they are plausible (an end before the start is
+    the caller's to repair: ``ENDED_BEFORE_START``).
 
     The reason starts with "start" when the start time itself is wrong, so callers can name the field.
     """
@@ -84,8 +91,6 @@ def time_problem(start_ns: int, end_ns: int) -> str | None:
         return f"start time {_number(start_ns)} is absurdly far in the future"
     if end_ns >= MAX_TIME_NS:
         return f"end time {_number(end_ns)} is absurdly far in the future"
-    if end_ns < start_ns:
-        return f"end time {end_ns} is before start time {start_ns}"
     return None
 
 
@@ -161,6 +166,8 @@ class RejectedSpans:
     def __init__(self) -> None:
         self.count = 0
         self.first_problem = ""
+        self.noted = 0
+        self.first_note = ""
 
     def add(self, problem: Problem) -> None:
         """Count the span ``problem`` rejects; a problem that is not a span's (``RequestMalformed``) is raised
@@ -171,6 +178,11 @@ class RejectedSpans:
         if not self.first_problem:
             self.first_problem = problem.message()
 
+    def note(self, where: str, message: str) -> None:
+        """Count an accepted span whose value spyglass repaired, for the warning in the answer."""
+        self.noted += 1
+        self.first_note = self.first_note or f"{where}: {message}"
+
     def add_many(self, count: int, message: str) -> None:
         """Count ``count`` spans rejected for one reason (say, the resource they share)."""
         self.count += count
@@ -178,10 +190,14 @@ class RejectedSpans:
 
 
 def finish_batch(builder: SpanBatchBuilder, total: int, rejected: RejectedSpans) -> DecodeResult:
-    """The decoder's answer: all spans, a partial success, or ``DecodeError`` when every span was rejected."""
+    """The decoder's answer: all spans (with a warning when some were repaired), a partial success, or
+    ``DecodeError`` when every span was rejected."""
     if rejected.count:
         summary = f"{rejected.first_problem} ({rejected.count} of {total} spans rejected)"
         if rejected.count >= total:
             raise DecodeError(summary)
         return DecodeResult(builder.finish(), rejected.count, summary)
+    if rejected.noted:
+        # Nothing rejected and a message: a warning, in OTLP's partial success.
+        return DecodeResult(builder.finish(), 0, f"{rejected.first_note} ({rejected.noted} of {total} spans)")
     return DecodeResult(builder.finish())

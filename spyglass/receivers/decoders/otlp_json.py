@@ -17,6 +17,7 @@ from typing import Any
 from spyglass.model.builder import AttributePairs, SpanBatchBuilder, TypePairs
 from spyglass.model.schema import SpanKind, StatusCode
 from spyglass.receivers.decoders.limits import (
+    ENDED_BEFORE_START,
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_NAME_BYTES,
     SPAN_ID_BYTES,
@@ -80,9 +81,12 @@ def decode_otlp_json(body: bytes) -> DecodeResult:
             raise problem.at(where) from None
         for k, span in enumerate(spans):
             try:
-                _add_span(builder, span, service, resource, scope_name, scope_version)
+                repaired = _add_span(builder, span, service, resource, scope_name, scope_version)
             except Problem as problem:
                 rejected.add(problem.at(f"{where}.spans[{k}]"))
+            else:
+                if repaired:
+                    rejected.note(f"{where}.spans[{k}]", repaired)
     return finish_batch(builder, total, rejected)
 
 
@@ -125,7 +129,8 @@ def _add_span(
     resource: tuple[AttributePairs, TypePairs],
     scope_name: str,
     scope_version: str,
-) -> None:
+) -> str | None:
+    """Add one span to ``builder``; what was repaired in it, if anything."""
     if type(span) is not dict:
         raise RequestMalformed(f"expected a span object, got {preview(span)}")
     get = span.get
@@ -148,6 +153,9 @@ def _add_span(
     problem = time_problem(start_ns, end_ns)
     if problem:
         raise SpanRejected(problem, "startTimeUnixNano" if problem[0] == "s" else "endTimeUnixNano")
+    repaired = None
+    if end_ns < start_ns:
+        repaired, end_ns = ENDED_BEFORE_START, start_ns
 
     name = get("name")
     if type(name) is not str:
@@ -196,6 +204,7 @@ def _add_span(
         events=None if events is None else _events(events),
         links=None if links is None else _links(links),
     )
+    return repaired
 
 
 def _events(events: Any) -> list[dict[str, Any]]:

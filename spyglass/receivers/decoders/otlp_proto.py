@@ -17,7 +17,12 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from spyglass.model.schema import EVENT, LINK, SPAN_SCHEMA, SpanKind, StatusCode
 from spyglass.receivers.decoders.arrow_views import fixed_binary, int_values, lengths, with_validity
-from spyglass.receivers.decoders.limits import MAX_ATTRIBUTE_VALUE_BYTES, MAX_NAME_BYTES, MAX_TIME_NS
+from spyglass.receivers.decoders.limits import (
+    ENDED_BEFORE_START,
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    MAX_NAME_BYTES,
+    MAX_TIME_NS,
+)
 from spyglass.receivers.decoders.otlp_proto_columns import (
     MAX_TIME,
     RequestParser,
@@ -99,7 +104,7 @@ def _answer(batch: pa.RecordBatch, reasons: RowRejections, start: int, end: int)
     valid = reasons.valid_mask()[start:end]
     rejected = (end - start) - int(np.count_nonzero(valid))
     if not rejected:
-        return DecodeResult(spans)
+        return DecodeResult(spans, 0, reasons.first_noted(start, end))
     if rejected == end - start:
         raise DecodeError(reasons.first(start, end))
     return DecodeResult(spans.filter(pa.array(valid)), rejected, reasons.first(start, end))
@@ -132,7 +137,11 @@ def _columns(rows: RequestRows, reasons: RowRejections) -> pa.RecordBatch:
     end = int_values(spans.field("end_time_unix_nano"))
     reasons.check((start > 0) & (start < MAX_TIME_NS), "startTimeUnixNano out of range")
     reasons.check(end < MAX_TIME_NS, "endTimeUnixNano out of range")
-    reasons.check(end >= start, "endTimeUnixNano before start")
+    ended_after = end >= start
+    if not ended_after.all():
+        # A wall clock stepped back between start and end (SDKs that time spans by it do): kept, lasting 0.
+        reasons.note(ended_after, ENDED_BEFORE_START)
+        end = np.maximum(end, start)
 
     attributes, attribute_types = attribute_maps(spans.field("attributes"), reasons=reasons)
     events = _events(spans.field("events"), reasons)

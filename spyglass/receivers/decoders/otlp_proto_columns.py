@@ -111,6 +111,8 @@ class RowRejections:
         self._reasons: dict[str, int] = {}
         self._row = row
         self._exempt = exempt
+        self._noted: np.ndarray | None = None  # index into ``_notes`` per row, -1 where nothing was noted
+        self._notes: dict[str, int] = {}
 
     def _reason_id(self, reason: str) -> int:
         return self._reasons.setdefault(reason, len(self._reasons))
@@ -125,6 +127,30 @@ class RowRejections:
             fresh = bad & (self._reason < 0)
             self._reason[fresh] = self._reason_id(reason)
             self._valid &= ok_np
+
+    def note(self, ok: np.ndarray, reason: str) -> None:
+        """Accept every row where ``ok`` is false, but tell the sender why (an OTLP partial success with nothing
+        rejected is a warning): a value spyglass repaired."""
+        if not ok.all():
+            if self._noted is None:
+                self._noted = np.full(len(self._valid), -1, dtype=np.int32)
+            fresh = ~ok & (self._noted < 0)
+            self._noted[fresh] = self._note_id(reason)
+
+    def _note_id(self, reason: str) -> int:
+        return self._notes.setdefault(reason, len(self._notes))
+
+    def first_noted(self, start: int = 0, end: int | None = None) -> str:
+        """The note on the first accepted row of ``[start, end)`` that has one, named by its place from
+        ``start``; empty if none has."""
+        if self._noted is None:
+            return ""
+        noted = np.flatnonzero((self._noted[start:end] >= 0) & self._valid[start:end])
+        if not noted.size:
+            return ""
+        at = int(noted[0])
+        notes = list(self._notes)
+        return f"{self._row} {at}: {notes[int(self._noted[start + at])]}"
 
     def reject(self, index: int, reason: str) -> None:
         """Reject row ``index`` for ``reason``."""
