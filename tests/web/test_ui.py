@@ -50,6 +50,32 @@ def test_span_values_render_as_text(page: Any, start_server: Callable[..., Runni
     assert page.locator("#view script, #view img, #view b, #view i, #view u").count() == 0
 
 
+def test_spans_whose_parents_form_a_cycle_are_shown(
+    page: Any, start_server: Callable[..., RunningServer]
+) -> None:
+    """Every span of a trace whose parents form a cycle (A under B under A, no root) and of one that is its own
+    parent has a row: each cycle hangs from its earliest span."""
+    server = start_server()
+    trace_id = secrets.token_hex(16)
+    a, b, c, own = (secrets.token_hex(8) for _ in range(4))
+    start = time.time_ns() - 5_000_000_000
+    spans = [
+        otlp_span(trace_id, a, b, "first of the cycle", start, 30_000_000),
+        otlp_span(trace_id, b, a, "second of the cycle", start + 1_000_000, 20_000_000),
+        otlp_span(trace_id, c, b, "under the cycle", start + 2_000_000, 5_000_000),
+        otlp_span(trace_id, own, own, "its own parent", start + 3_000_000, 1_000_000),
+    ]
+    send_otlp_json(server, otlp_trace("loops", spans))
+    server.wait_for(lambda s: s["spans_received"] == 4)
+    server.flush()
+    page.goto(server.api + f"/traces/{trace_id}")
+    page.wait_for_selector("[data-rendered=true] #waterfall .wf-row")
+    labels = page.locator("#waterfall .wf-row .wf-label").all_inner_texts()
+    assert len(labels) == 4, labels
+    for name in ("first of the cycle", "second of the cycle", "under the cycle", "its own parent"):
+        assert any(name in label for label in labels), (name, labels)
+
+
 def _big_trace(n_spans: int) -> tuple[str, list[dict[str, Any]]]:
     """A root with 40 children, each with its own chain of grandchildren: n_spans in all, several services."""
     trace_id, root_id = _ids()

@@ -489,21 +489,34 @@ function buildTree(spans: SpanRow[]): { roots: Node[]; order: Node[] } {
   if (!roots.length) roots.push(...orphans.splice(0, 1));
   for (const orphan of orphans) roots[0].children.push(orphan);
   // Preorder, iteratively (a chain of 100,000 spans is deeper than the JavaScript stack).
-  const stack: Node[] = [];
-  for (let i = roots.length - 1; i >= 0; i--) stack.push(roots[i]);
   const order: Node[] = [];
   const reached = new Set<Node>();
-  while (stack.length) {
-    const node = stack.pop()!;
-    if (reached.has(node)) continue;
-    reached.add(node);
-    node.pre = order.length;
-    order.push(node);
-    node.children.sort(byStart);
-    for (let i = node.children.length - 1; i >= 0; i--) {
-      node.children[i].depth = node.depth + 1;
-      stack.push(node.children[i]);
+  const walk = (top: Node[]) => {
+    const stack: Node[] = [];
+    for (let i = top.length - 1; i >= 0; i--) stack.push(top[i]);
+    while (stack.length) {
+      const node = stack.pop()!;
+      if (reached.has(node)) continue;
+      reached.add(node);
+      node.pre = order.length;
+      order.push(node);
+      node.children.sort(byStart);
+      for (let i = node.children.length - 1; i >= 0; i--) {
+        node.children[i].depth = node.depth + 1;
+        stack.push(node.children[i]);
+      }
     }
+  };
+  walk(roots);
+  // Spans whose parents form a cycle (A under B under A) reach no root: each cycle is shown from its earliest.
+  const unreached = [...nodes.values()].filter((node) => !reached.has(node)).sort(byStart);
+  for (const node of unreached) {
+    if (reached.has(node)) continue;
+    const parent = nodes.get(node.span.parent_span_id ?? "");
+    if (parent) parent.children = parent.children.filter((child) => child !== node); // the cycle, cut
+    node.depth = 0;
+    roots.push(node);
+    walk([node]);
   }
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i];
