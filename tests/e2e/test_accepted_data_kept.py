@@ -1,4 +1,5 @@
-"""Odd-but-legal exports a real server must take whole: repeated attribute keys, multi-member gzip bodies.
+"""Odd-but-legal exports a real server must take whole: repeated attribute keys, multi-member gzip bodies, every
+compression the OpenTelemetry Collector's exporters may send.
 
 Each is sent between valid traces, and every one of those must be stored: a body one client got wrong must
 never cost another client's data.
@@ -12,11 +13,13 @@ from collections.abc import Callable
 from typing import cast
 
 import httpx
+import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from tests.conftest import RunningServer
+from tests.support.compressions import MAKERS
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 BASE_NS = 1_700_000_000_000_000_000
@@ -115,6 +118,23 @@ def test_a_multi_member_gzip_body_is_read_whole(spyglass: RunningServer) -> None
     body = gzip.compress(first) + gzip.compress(second)
     response = httpx.post(
         spyglass.otlp_http + "/v1/traces", content=body, headers={**PROTOBUF, "Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 200, response.text
+    spyglass.flush()
+    for trace_id in (first_id, second_id):
+        assert len(spyglass.get(f"/api/v1/traces/{trace_id.hex()}").json()["spans"]) == 3
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "lz4", "snappy", "x-snappy-framed", "zlib", "deflate"])
+def test_every_compression_the_collector_sends_is_taken(spyglass: RunningServer, encoding: str) -> None:
+    """A Collector's ``otlphttp`` exporter compresses as its ``compression`` says (gzip by default; zstd, zlib,
+    deflate, snappy, lz4 by choice), and names it in ``Content-Encoding``."""
+    first, first_id = _trace_request(False)
+    second, second_id = _trace_request(True)
+    response = httpx.post(
+        spyglass.otlp_http + "/v1/traces",
+        content=MAKERS[encoding]([first, second]),
+        headers={**PROTOBUF, "Content-Encoding": encoding},
     )
     assert response.status_code == 200, response.text
     spyglass.flush()
