@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import adjusted_counts, forced_traces
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import STORED_SPAN_SCHEMA
 from spyglass.satellite.trace_features import trace_attribute_values, trace_features
 
@@ -95,6 +96,10 @@ class SamplingPolicy:
     stratum_factor: float = 2.0
 
 
+#: A root service that asks to keep more than this share of its traces (Zipkin ``debug``) is sampled as if none
+#: asked, once ``_DEBUG_EVIDENCE`` of its traces were seen (counted a decision at a time); before, as asked.
+_UBIQUITOUS_DEBUG = 0.5
+_DEBUG_EVIDENCE = 100.0
 _RANK_BIN = float(np.log(1.005))  # latency ranks from 0.5%-wide log bins
 _RANK_BINS = 6400  # up to 1.005**6400 ns: far beyond any trace
 _MAX_REMEMBERED = (
@@ -167,6 +172,8 @@ class DynamicSampler:
         self._body = _ClassRates()
         self._ids: dict[object, int] = {}
         self._credit: dict[int, float] = {}
+        #: Per root service that asked to keep a trace: (traces seen, traces that asked), decaying.
+        self._debug_marks: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def decide(self, traces: pa.Table) -> pa.Table:
@@ -180,12 +187,15 @@ class DynamicSampler:
         values = None
         if self.policy.sample_rate < 1.0:
             values = trace_attribute_values(traces, list(self.policy.novelty_keys))
-        # A trace a sender asked to keep (a debug span) is kept whatever the rate, standing for itself.
+        # A trace a sender asked to keep (a debug span) is kept whatever the rate, standing for itself, unless its
+        # root service asks so of most of its traces (``_honoured``).
         forced = pc.is_in(features.column("trace_id"), value_set=forced_traces(traces))
         with self._lock:
             self._decay()
             probabilities, labels = self._probabilities(features, values)
-            probabilities[forced.to_numpy(zero_copy_only=False)] = 1.0
+            if values is not None:
+                forced_mask = forced.to_numpy(zero_copy_only=False)
+                probabilities[self._honoured(features.column("root_service"), forced_mask)] = 1.0
             keep = self._systematic(labels, probabilities)
         trace_ids = features.column("trace_id").filter(pa.array(keep))
         return with_weights(traces, trace_ids, 1.0 / probabilities[keep])
@@ -238,6 +248,26 @@ class DynamicSampler:
         labels[tail] = [self._id(("tail", int(band))) for band in tail_band[tail]]
         # No trace is kept with a vanishing probability: its weight would swamp every estimate.
         return np.clip(p, policy.min_probability_share * rate, 1.0), labels
+
+    def _honoured(self, root_services: pa.Array, forced: np.ndarray) -> np.ndarray:
+        """Which traces asking to be kept are: all of them, but those of a root service that marks most of its
+        traces so (``_UBIQUITOUS_DEBUG``), where the mark tells no trace apart from the others.
+        OpenTelemetry's Python Zipkin exporter marks every sampled span debug: honoured, it would keep every
+        trace of such a service whatever the rate."""
+        encoded = pc.fill_null(root_services, "").dictionary_encode()
+        codes = as_numpy(encoded.indices, np.int64)
+        names = encoded.dictionary.to_pylist()
+        traces = np.bincount(codes, minlength=len(names))
+        marked = np.bincount(codes, weights=forced, minlength=len(names))
+        ubiquitous = np.zeros(len(names), dtype=bool)
+        for index, name in enumerate(names):
+            seen, asked = self._debug_marks.get(name, (0.0, 0.0))
+            if asked == 0.0 and marked[index] == 0:
+                continue  # a service that never asked: nothing to remember
+            seen, asked = seen + float(traces[index]), asked + float(marked[index])
+            self._debug_marks[name] = (seen, asked)
+            ubiquitous[index] = seen >= _DEBUG_EVIDENCE and asked > _UBIQUITOUS_DEBUG * seen
+        return cast(np.ndarray, forced & ~ubiquitous[codes])
 
     def _id(self, key: object) -> int:
         """A stable integer for a stratum key (an error signature, a root operation, a class)."""
@@ -366,6 +396,11 @@ class DynamicSampler:
         self._last_decay = now
         for latency in self._latency.values():
             latency.counts *= 0.5
+        self._debug_marks = {
+            name: (seen * 0.5, asked * 0.5)
+            for name, (seen, asked) in self._debug_marks.items()
+            if seen >= 2.0
+        }
         self._forget_operations(below=_QUIET_OPERATION)
         if len(self._ids) > _MAX_REMEMBERED:
             # Strata of root operations and error signatures are numbered as they come: numbers for ones long

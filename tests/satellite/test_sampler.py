@@ -211,6 +211,59 @@ def test_debug_traces_are_always_kept_and_head_sampled_spans_weigh_their_adjuste
     assert weights == {"ot=th:c": 4.0, None: 1.0}
 
 
+def debug_everywhere_traces(
+    count: int, rng: np.random.Generator, start_ns: int
+) -> tuple[pa.Table, list[bytes]]:
+    """``count`` traces of a service that marks every span debug, as OpenTelemetry's Python Zipkin exporter does
+    (``debug`` for every sampled span): lognormal latencies, one in fifty failed. Returns the failed ones' ids."""
+    from spyglass.model.builder import SpanBatchBuilder, encode_attributes
+
+    builder = SpanBatchBuilder()
+    failed: list[bytes] = []
+    marked = encode_attributes([("zipkin.debug", True)])
+    for i in range(count):
+        trace_id = (7 * 10**9 + i).to_bytes(16, "big")
+        error = i % 50 == 25
+        if error:
+            failed.append(trace_id)
+        duration = int(20_000_000 * np.exp(rng.normal(0.0, 0.4)))
+        for child in (False, True):
+            builder.add(
+                trace_id=trace_id,
+                span_id=(2 * i + 1 + child).to_bytes(8, "big"),
+                parent_span_id=(2 * i + 1).to_bytes(8, "big") if child else None,
+                service="py-zipkin",
+                name="GET /cart" if not child else "SELECT",
+                kind=2 if not child else 3,
+                start_ns=start_ns + i * 1_000_000 + child,
+                duration_ns=duration // (1 + child),
+                status_code=2 if error and child else 0,
+                status_message="boom" if error and child else "",
+                attributes=marked,
+            )
+    return pa.table(builder.finish()), failed
+
+
+def test_a_service_that_marks_every_trace_debug_is_sampled_like_any_other() -> None:
+    """The mark tells none of its traces apart: that service's traces are sampled at the rate (its errors still
+    all kept; before, all 6,000 were kept), while another service's few debug traces are all still kept."""
+    rng = np.random.default_rng(11)
+    traffic = synthetic_traffic(rng, 20_000, OPERATIONS, {})
+    extra, debug_ids, _ = debug_and_head_sampled_traces(100, 1_700_000_000_500_000_000)
+    everywhere, failed = debug_everywhere_traces(6_000, rng, 1_700_000_000_700_000_000)
+    mixed = pa.concat_tables([traffic, extra.cast(traffic.schema), everywhere.cast(traffic.schema)])
+    order = rng.permutation(mixed.num_rows // 2)  # every trace is two adjacent spans: shuffle whole traces
+    mixed = mixed.take(pa.array(np.stack([2 * order, 2 * order + 1], axis=1).reshape(-1)))
+    kept = run(DynamicSampler(SamplingPolicy(sample_rate=0.02), seed=5), mixed)
+    kept_ids = set(kept.column("trace_id").to_pylist())
+    assert set(debug_ids) <= kept_ids
+    assert set(failed) <= kept_ids
+    everywhere_kept = kept_ids & set(everywhere.column("trace_id").to_pylist())
+    assert len(everywhere_kept) < 0.1 * 6_000, len(everywhere_kept)  # not all 6,000: about the rate
+    weights = kept.filter(pc.equal(kept.column("service"), "py-zipkin")).column("sample_weight")
+    assert pc.max(weights).as_py() > 10  # kept ones stand for the others
+
+
 def test_only_the_first_traces_of_a_shape_are_novel_across_batches() -> None:
     rng = np.random.default_rng(4)
     sampler = DynamicSampler(SamplingPolicy(novelty_keeps=3), seed=1)
