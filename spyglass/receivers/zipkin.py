@@ -1,4 +1,5 @@
-"""Zipkin v2 receiver: ``POST /api/v2/spans`` with a JSON list of spans (string tags), gzip accepted."""
+"""Zipkin v2 receiver: ``POST /api/v2/spans`` with a list of spans in JSON (string tags) or protobuf
+(``zipkin.proto3.ListOfSpans``), compressed as any OTLP/HTTP body may be."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
+from spyglass.receivers.decoders.zipkin_proto import decode_zipkin_proto
 from spyglass.receivers.ingest import HTTP_STATUS, RETRY_AFTER_S, Outcome, ReceiverSettings, ingest
 
 
@@ -19,9 +21,15 @@ def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
 
     async def spans(request: Request) -> Response:
         content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "text/plain", ""):
-            return _error(415, "Content-Type must be application/json (Zipkin v2 JSON)")
-        result = await ingest(request, settings, decode_zipkin_json)
+        if content_type == "application/x-protobuf":
+            decode = decode_zipkin_proto
+        elif content_type in ("application/json", "text/plain", ""):
+            decode = decode_zipkin_json
+        else:
+            return _error(
+                415, "Content-Type must be application/json or application/x-protobuf (Zipkin v2 spans)"
+            )
+        result = await ingest(request, settings, decode)
         if result.outcome is Outcome.ACCEPTED:
             return Response(status_code=202)
         return _error(HTTP_STATUS[result.outcome], result.message)

@@ -12,7 +12,6 @@ Needs ``node`` and the pinned packages: ``npm ci --prefix tests/e2e/js`` (see ``
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, cast
@@ -75,17 +74,6 @@ ZIPKIN_CLIENT_TAGS = {
     "http.response.status_code": "503",
     **RESOURCE_TAGS,
 }
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The ``node`` binary, or skip when the JS SDK cannot run here."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed; the OpenTelemetry JS SDK end-to-end test needs Node.js >= 18.19")
-    if not (JS_DIR / "node_modules").is_dir():
-        pytest.skip(f"{JS_DIR / 'node_modules'} is missing; run `npm ci --prefix tests/e2e/js` first")
-    return node
 
 
 def send_trace(node: str, protocol: str, endpoint: str, gzip: bool) -> dict[str, Any]:

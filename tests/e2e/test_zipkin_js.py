@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -29,17 +28,6 @@ from tests.conftest import RunningServer
 JS_DIR = Path(__file__).resolve().parent / "js"
 SCRIPT = JS_DIR / "zipkin_rpc.mjs"
 FRONTEND, BACKEND = "zipkin-frontend", "zipkin-backend"
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The ``node`` binary, or skip when the Zipkin JS tracer cannot run here."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed; the Zipkin JS end-to-end test needs Node.js >= 18.19")
-    if not (JS_DIR / "node_modules" / "zipkin-transport-http").is_dir():
-        pytest.skip(f"the zipkin packages are missing; run `npm ci --prefix {JS_DIR}` first")
-    return node
 
 
 def run_rpc(

@@ -49,7 +49,7 @@ from spyglass.receivers.decoders.result import (
     only_decode_errors,
 )
 
-__all__ = ["decode_zipkin_json"]
+__all__ = ["decode_zipkin_json", "decode_zipkin_spans"]
 
 _KINDS: dict[str, int] = {name: int(SpanKind[name]) for name in ("CLIENT", "SERVER", "PRODUCER", "CONSUMER")}
 _INTERNAL = int(SpanKind.INTERNAL)
@@ -76,7 +76,12 @@ Resource = tuple[str, tuple[AttributePairs, TypePairs]]
 @only_decode_errors("Zipkin JSON")
 def decode_zipkin_json(body: bytes) -> DecodeResult:
     """Decode a Zipkin v2 JSON list of spans; raises ``DecodeError`` if nothing in it can be accepted."""
-    spans = load_json(body, list, "a JSON array of Zipkin v2 spans")
+    return decode_zipkin_spans(load_json(body, list, "a JSON array of Zipkin v2 spans"))
+
+
+def decode_zipkin_spans(spans: list[Any]) -> DecodeResult:
+    """Zipkin v2 spans as JSON reads them (the protobuf encoding is read into the same shape first), each
+    accepted or rejected with its reason; raises a ``Problem`` when the request itself is malformed."""
     builder = SpanBatchBuilder()
     # Most requests come from one process talking to few peers: decode each distinct endpoint once.
     local_endpoints: dict[Any, Resource] = {}
