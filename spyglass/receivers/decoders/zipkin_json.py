@@ -148,16 +148,18 @@ def _add_span(
     elif len(name) > SHORT_NAME_CHARS:
         name = truncate_utf8(name, MAX_NAME_BYTES)
     value = get("kind")
+    other_kind = None
     if value is None:
         kind = _INTERNAL
     elif type(value) is not str:
         raise RequestMalformed(f"expected a string, got {preview(value)}", "kind")
-    elif value in _KINDS:
-        kind = _KINDS[value]
     else:
-        raise SpanRejected(
-            f"unknown kind {preview(value)}, expected CLIENT, SERVER, PRODUCER or CONSUMER", "kind"
-        )
+        # Lax clients write "server"; a kind Zipkin does not know is kept as text, the span as an internal one
+        # (as the Collector's and Jaeger's Zipkin receivers keep it; Zipkin's own server refuses the request).
+        found = _KINDS.get(value)
+        kind = found if found is not None else _KINDS.get(value.upper(), _INTERNAL)
+        if found is None and value.upper() not in _KINDS:
+            other_kind = truncate_utf8(value, MAX_NAME_BYTES)
 
     value = get("localEndpoint")
     if value is None:
@@ -174,6 +176,8 @@ def _add_span(
     if value is not None:
         for key, attribute in _remote_endpoint(value, remote_endpoints):
             _derived(texts, types, key, attribute)
+    if other_kind is not None:
+        _derived(texts, types, "zipkin.kind", other_kind)
     for field in ("shared", "debug"):
         value = get(field)
         if value is not None and type(value) is not bool:
