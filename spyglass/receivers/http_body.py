@@ -63,6 +63,9 @@ def content_encoding(request: Request) -> str:
 #: What ``Content-Encoding`` may name, as the OpenTelemetry Collector's receivers read it (its exporters send
 #: each, by the ``compression`` setting): ``deflate`` is zlib's format in HTTP, as in the Collector.
 ENCODINGS = ("gzip", "zstd", "zlib", "deflate", "snappy", "x-snappy-framed", "lz4", "identity")
+#: Frames (or gzip members) one body may hold: a client concatenates a few; a body of thousands of empty ones
+#: would only cost a decompressor each.
+MAX_FRAMES = 1024
 #: How a framed snappy stream begins (its stream identifier chunk).
 _SNAPPY_STREAM = b"\xff\x06\x00\x00sNaPpY"
 
@@ -118,6 +121,8 @@ def _frames(
     size = 0
     remaining = body
     while True:
+        if len(parts) == MAX_FRAMES:
+            raise DecodeError(f"more than {MAX_FRAMES} {encoding} frames in one body")
         frame = start()
         try:
             out = frame.decompress(remaining, max_bytes - size + 1)
@@ -134,7 +139,7 @@ def _frames(
             return b"".join(parts)
         if one:
             raise DecodeError(f"{len(remaining)} bytes after the end of the {encoding} stream")
-        if encoding != "zstd" and remaining.strip(b"\x00") == b"":
+        if encoding in ("gzip", "x-gzip") and remaining.strip(b"\x00") == b"":
             return b"".join(parts)  # gzip's own tools ignore zero padding after the last member
 
 

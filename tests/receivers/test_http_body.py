@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spyglass.receivers.decoders.result import DecodeError
-from spyglass.receivers.http_body import ENCODINGS, BodyTooLarge, decompress
+from spyglass.receivers.http_body import ENCODINGS, MAX_FRAMES, BodyTooLarge, decompress
 from tests.support.compressions import MAKERS
 
 DATA = b"resourceSpans " * 5_000
@@ -42,6 +42,14 @@ def test_broken_bodies_are_refused_naming_the_encoding(encoding: str) -> None:
     for broken in (b"not compressed at all", whole[: len(whole) // 2]):
         with pytest.raises(DecodeError, match=encoding):
             decompress(broken, encoding, 1 << 20)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4"])
+def test_a_body_of_thousands_of_frames_is_refused(encoding: str) -> None:
+    many = MAKERS[encoding]([b"x"] * (MAX_FRAMES + 1))
+    with pytest.raises(DecodeError, match="frames in one body"):
+        decompress(many, encoding, 1 << 20)
+    assert decompress(MAKERS[encoding]([b"x"] * MAX_FRAMES), encoding, 1 << 20) == b"x" * MAX_FRAMES
 
 
 def test_a_corrupt_snappy_frame_fails_its_checksum() -> None:
