@@ -328,12 +328,15 @@ class Satellite:
         weights[position] = kept_traces.column("sample_weight_max").to_numpy()
         self.decisions.remember(decided, weights)
         # Waiting for the store before the buffer marks them kept: a lookup passing over kept spans finds them.
+        # Queued whatever retaining does: every table counted as waiting is written, in that order.
         to_write = self._unwritten_push(with_adjusted_counts(kept)) if kept.num_rows else None
-        self.buffer.retain_decided(spans, time.time_ns(), kept_traces.column("trace_id").combine_chunks())
-        self.counters.traces_decided += len(decided)
-        if to_write is not None:
-            self.counters.traces_kept += kept_traces.num_rows
-            self._writes.put(to_write)
+        try:
+            self.buffer.retain_decided(spans, time.time_ns(), kept_traces.column("trace_id").combine_chunks())
+        finally:
+            self.counters.traces_decided += len(decided)
+            if to_write is not None:
+                self.counters.traces_kept += kept_traces.num_rows
+                self._writes.put(to_write)
 
     def _route_late_spans(self, spans: pa.Table) -> pa.Table:
         """Spans of traces decided earlier follow that decision; the rest are returned to be decided."""

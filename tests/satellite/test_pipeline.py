@@ -357,3 +357,30 @@ def test_spans_both_buffered_and_waiting_for_the_store_are_read_once(tmp_path: P
         assert satellite.live_trace(ids[1], skip_kept=True).num_rows == 3
     finally:
         store.close()
+
+
+def test_kept_spans_are_written_even_if_retaining_them_fails(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """Every table counted as waiting for the store is queued, whatever happens to its copy in the buffer: the
+    writer writes them in order, and a trace lookup reads what waits."""
+    import pytest
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("retaining failed")
+
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    satellite = Satellite(SatelliteSettings(decision_wait_s=60), store, KeepAllSampler())
+    satellite.start()
+    try:
+        monkeypatch.setattr(satellite.buffer, "retain_decided", failing)
+        batch, ids = trace_batch(3)
+        with pytest.raises(RuntimeError, match="retaining failed"):
+            satellite._decide(pa.Table.from_batches([batch]))
+        satellite._writes.put(pipeline._WRITE_NOW)
+        satellite._writes.join()
+        assert [store.trace(trace_id).num_rows for trace_id in ids] == [3, 3, 3]
+        assert not satellite._unwritten
+    finally:
+        satellite.stop()
+        store.close()
