@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` (and ``/v1/logs``) with protobuf or JSON bodies, gzip, chunked, CORS.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` (and ``/v1/logs``) with protobuf or JSON bodies, compressed, chunked, CORS.
 
 Responses follow the OTLP/HTTP spec: the body is encoded like the request (protobuf or JSON); a partial
 success names the rejected spans; errors carry a ``google.rpc.Status``; overload is 429 with Retry-After.

@@ -34,6 +34,8 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from tests.support.compressions import MAKERS
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -189,7 +191,8 @@ class ValidExport:
     logs: tuple[ExpectedLog, ...]
     payload: bytes  # the body before any Content-Encoding
     content_type: str
-    #: how it travels: "identity", "gzip" or "gzip-members" (several gzip members, legal per RFC 1952);
+    #: how it travels: "identity", "gzip", "gzip-members" (several gzip members, legal per RFC 1952), or over
+    #: HTTP another compression a Collector sends ("zstd" in three frames, "lz4", "snappy", "x-snappy-framed");
     #: over gRPC "gzip" is the call's own compression
     encoding: str
 
@@ -197,12 +200,16 @@ class ValidExport:
         headers = {"Content-Type": self.content_type}
         if self.encoding == "identity":
             return self.payload, headers
-        headers["Content-Encoding"] = "gzip"
-        if self.encoding == "gzip":
-            return gzip.compress(self.payload, mtime=0), headers
         cut = [0, len(self.payload) // 3, 2 * len(self.payload) // 3, len(self.payload)]
-        members = [gzip.compress(self.payload[a:b], mtime=0) for a, b in zip(cut, cut[1:], strict=False)]
-        return b"".join(members), headers
+        thirds = [self.payload[a:b] for a, b in zip(cut, cut[1:], strict=False)]
+        if self.encoding == "gzip":
+            headers["Content-Encoding"] = "gzip"
+            return gzip.compress(self.payload, mtime=0), headers
+        if self.encoding == "gzip-members":
+            headers["Content-Encoding"] = "gzip"
+            return b"".join(gzip.compress(third, mtime=0) for third in thirds), headers
+        headers["Content-Encoding"] = self.encoding
+        return MAKERS[self.encoding](thirds), headers
 
 
 def _span_tree(
@@ -382,6 +389,8 @@ class ValidTraces:
         roll = rng.random()
         if self.transport == "grpc":
             encoding = "gzip" if roll < 0.1 else "identity"
+        elif roll >= 0.2 and roll < 0.32:
+            encoding = ("zstd", "lz4", "snappy", "x-snappy-framed")[int((roll - 0.2) / 0.03)]
         else:
             encoding = "gzip" if roll < 0.1 else "gzip-members" if roll < 0.2 else "identity"
         content_type = PROTOBUF if self.fmt.endswith("_proto") else JSON
@@ -1089,10 +1098,11 @@ def k_json_syntax(t: _Template) -> bytes:
 
 def k_http_encoding(t: _Template) -> HostileBody:
     """Content-Encoding lies and oddities: not gzip, gzip of garbage, truncated, trailing bytes, deflate,
-    unknown codings; multi-member gzip (legal); small bodies that expand past the limit."""
+    unknown codings; multi-member gzip (legal); small bodies that expand past the limit; the other compressions
+    a Collector sends, broken alike (``_other_compression``)."""
     body = t.encode()
     rng = t.rng
-    roll = rng.randrange(12)
+    roll = rng.randrange(13)
     if roll == 0:
         return _body("gzip-not-gzip", body, content_encoding="gzip")
     if roll == 1:
@@ -1129,7 +1139,39 @@ def k_http_encoding(t: _Template) -> HostileBody:
         return _body("gzip-bad-crc", gzip.compress(body)[:-8] + b"\x00" * 8, content_encoding="gzip")
     if roll == 10 and rng.random() < 0.1:
         return _body("gzip-bomb", _gzip_bomb(t.max_body_bytes + 1024 * 1024), content_encoding="gzip")
+    if roll == 11:
+        return _other_compression(t, body)
     return _body("gzip-empty", rng.choice([b"", gzip.compress(b"")]), content_encoding="gzip")
+
+
+def _other_compression(t: _Template, body: bytes) -> HostileBody:
+    """zstd, lz4 and snappy (as a Collector may send them) broken in the ways gzip is: not compressed, cut
+    short, bits flipped, another coding's bytes, garbage inside, a bomb; or whole, valid or in many frames."""
+    rng = t.rng
+    coding = rng.choice(["zstd", "lz4", "snappy", "x-snappy-framed"])
+    packed = MAKERS[coding]([body])
+    how = rng.randrange(8)
+    if how == 0:
+        return _body(f"{coding}-not-{coding}", body, content_encoding=coding)
+    if how == 1:
+        return _body(f"{coding}-truncated", packed[: rng.randrange(1, len(packed))], content_encoding=coding)
+    if how == 2:
+        flipped = bytearray(packed)
+        for _ in range(rng.randint(1, 4)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        return _body(f"{coding}-bit-flipped", bytes(flipped), content_encoding=coding)
+    if how == 3:
+        other = rng.choice([c for c in MAKERS if c != coding])
+        return _body(f"{other}-sent-as-{coding}", MAKERS[other]([body]), content_encoding=coding)
+    if how == 4:
+        return _body(f"{coding}-of-garbage", MAKERS[coding]([rng.randbytes(200)]), content_encoding=coding)
+    if how == 5 and rng.random() < 0.2:
+        bomb = MAKERS[coding]([b"\0" * (t.max_body_bytes + 1024 * 1024)])
+        return _body(f"{coding}-bomb", bomb, content_encoding=coding)
+    if how == 6:
+        pieces = [body[i : i + 7] for i in range(0, len(body), 7)] or [b""]
+        return _body(f"{coding}-many-frames", MAKERS[coding](pieces), content_encoding=coding)
+    return _body(f"{coding}-valid", packed, content_encoding=coding)
 
 
 def k_http_content_type(t: _Template) -> HostileBody:
