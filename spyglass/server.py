@@ -43,6 +43,7 @@ from spyglass.satellite.log_writer import LogWriter
 from spyglass.satellite.pipeline import Satellite, SatelliteSettings
 from spyglass.satellite.retention import RetentionWorker
 from spyglass.satellite.sampler import DynamicSampler, KeepAllSampler, SamplingPolicy
+from spyglass.satellite.waiting_view import StoreWithWaiting
 from spyglass.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,13 @@ class SpyglassServer:
             if config.sample_rate >= 1.0
             else DynamicSampler(SamplingPolicy(config.sample_rate)),
         )
+        # What readers take as the store: its spans and the kept ones still waiting for their write.
+        self.read_store: Store = StoreWithWaiting(self.store, self.satellite)
         # In a cluster, receivers hand spans to the router, which sends each to the satellite owning its trace.
         self.cluster = (
             ClusterNode(
                 self.satellite,
-                self.store,
+                self.read_store,
                 peers=config.peers,
                 peers_file=config.peers_file,
                 self_url=config.advertise or "",
@@ -178,7 +181,7 @@ class SpyglassServer:
         # OTLP logs with trace context: straight to the store through a bounded queue (429 when it is full).
         self.log_writer = LogWriter(self.store, max_queued_records=config.max_queued_spans)
         # What the API and the SLO evaluator read: the cluster-wide views when clustered, this member's own else.
-        self.store_view: Store = self.cluster.store_view if self.cluster is not None else self.store
+        self.store_view: Store = self.cluster.store_view if self.cluster is not None else self.read_store
         self.live_view: LiveData = self.cluster.live_view if self.cluster is not None else self.satellite
         self.rollups_view: RollupReader = (
             self.cluster.rollups_view if self.cluster is not None else self.satellite.rollups

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from spyglass.background import yield_to_queries
 from spyglass.model.figures import AggregateFigures, RecallFigures, SatelliteCounters
-from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
+from spyglass.model.schema import SPAN_SCHEMA, STORED_SPAN_SCHEMA, TRACE_ID, of_kinds
 from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
@@ -32,7 +32,7 @@ from spyglass.satellite.rollup_reader import LocalRollups
 from spyglass.satellite.sampler import Sampler, with_adjusted_counts, with_weights
 from spyglass.satellite.store_writes import write_isolating
 from spyglass.store.duckdb_store import ROW_GROUP_ROWS
-from spyglass.store.protocol import Store
+from spyglass.store.protocol import ScanFilter, Store
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,29 @@ class Satellite:
             # Between its decision and the buffer marking it kept, a span is in both.
             waiting = waiting.filter(pc.invert(pc.is_in(span_keys(waiting), value_set=span_keys(buffered))))
         return pa.concat_tables([buffered, waiting.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
+
+    def waiting_spans(self, start_ns: int, end_ns: int, filters: ScanFilter | None = None) -> pa.Table | None:
+        """Kept spans (``STORED_SPAN_SCHEMA``, with the weights the store will hold) not stored yet, starting in
+        ``[start_ns, end_ns)`` and of ``filters``' service, operation and kinds; None when ``filters`` asks
+        what only a store answers (attributes, a share of the traces)."""
+        if filters is not None and (filters.attributes or filters.trace_share is not None):
+            return None
+        with self._unwritten_lock:
+            tables = list(self._unwritten)
+        if not tables:
+            return STORED_SPAN_SCHEMA.empty_table()
+        spans = pa.concat_tables(
+            [t.select(STORED_SPAN_SCHEMA.names).cast(STORED_SPAN_SCHEMA) for t in tables]
+        )
+        starts = spans.column("start_ns")
+        mask = pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns))
+        if filters is not None and filters.service is not None:
+            mask = pc.and_(mask, pc.equal(spans.column("service"), filters.service))
+        if filters is not None and filters.operation is not None:
+            mask = pc.and_(mask, pc.equal(spans.column("name"), filters.operation))
+        if filters is not None and filters.kinds:
+            mask = pc.and_(mask, of_kinds(spans.column("kind"), filters.kinds))
+        return spans.filter(mask)
 
     def _unwritten_spans(self, trace_id: bytes) -> pa.Table:
         with self._unwritten_lock:
