@@ -183,18 +183,26 @@ class Satellite:
             waiting = waiting.filter(pc.invert(pc.is_in(span_keys(waiting), value_set=span_keys(buffered))))
         return pa.concat_tables([buffered, waiting.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
 
-    def waiting_spans(self, start_ns: int, end_ns: int, filters: ScanFilter | None = None) -> pa.Table | None:
-        """Kept spans (``STORED_SPAN_SCHEMA``, with the weights the store will hold) not stored yet, starting in
-        ``[start_ns, end_ns)`` and of ``filters``' service, operation and kinds; None when ``filters`` asks
-        what only a store answers (attributes, a share of the traces)."""
+    def waiting_spans(
+        self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
+    ) -> pa.Table | None:
+        """``columns`` (of ``STORED_SPAN_SCHEMA``; ``sample_weight`` is the weight the store will hold) of the
+        kept spans not stored yet, starting in ``[start_ns, end_ns)`` and of ``filters``' service, operation
+        and kinds; None when ``filters`` asks what only a store answers (attributes, a share of the traces)."""
         if filters is not None and (filters.attributes or filters.trace_share is not None):
             return None
+        schema = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in columns])
         with self._unwritten_lock:
             tables = list(self._unwritten)
         if not tables:
-            return STORED_SPAN_SCHEMA.empty_table()
+            return schema.empty_table()
+        # Only the columns read or filtered on: the maps of spans outside the window are never copied.
+        needed = list(dict.fromkeys([*columns, "start_ns", "service", "name", "kind"]))
         spans = pa.concat_tables(
-            [t.select(STORED_SPAN_SCHEMA.names).cast(STORED_SPAN_SCHEMA) for t in tables]
+            [
+                t.select(needed).cast(pa.schema([STORED_SPAN_SCHEMA.field(name) for name in needed]))
+                for t in tables
+            ]
         )
         starts = spans.column("start_ns")
         mask = pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns))
@@ -204,7 +212,10 @@ class Satellite:
             mask = pc.and_(mask, pc.equal(spans.column("name"), filters.operation))
         if filters is not None and filters.kinds:
             mask = pc.and_(mask, of_kinds(spans.column("kind"), filters.kinds))
-        return spans.filter(mask)
+        spans = spans.select(columns)
+        return (
+            spans if pc.all(mask, skip_nulls=False).as_py() else spans.filter(mask)
+        )  # a window of all: no copy
 
     def _unwritten_spans(self, trace_id: bytes) -> pa.Table:
         with self._unwritten_lock:

@@ -38,20 +38,20 @@ class StoreWithWaiting:
     def scan(
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
     ) -> pa.Table:
-        waiting = self.satellite.waiting_spans(start_ns, end_ns, filters)
+        waiting = self.satellite.waiting_spans(columns, start_ns, end_ns, filters)
         stored = self.store.scan(columns, start_ns, end_ns, filters)
         if waiting is None or waiting.num_rows == 0:
             return stored
-        return pa.concat_tables([stored, waiting.select(columns).cast(stored.schema)])
+        return pa.concat_tables([stored, waiting.cast(stored.schema)])
 
     def attribute_cells(
         self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
     ) -> pa.Table:
-        waiting = self.satellite.waiting_spans(start_ns, end_ns, filters)
+        waiting = self.satellite.waiting_spans(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
         cells = self.store.attribute_cells(key, start_ns, end_ns, step_ns, filters)
         if waiting is None or waiting.num_rows == 0:
             return cells
-        summed = attribute_cells_of(waiting.select(CELL_SPAN_COLUMNS), key, start_ns, step_ns)
+        summed = attribute_cells_of(waiting, key, start_ns, step_ns)
         return pa.concat_tables([cells.cast(ATTRIBUTE_CELL_SCHEMA), summed.cast(ATTRIBUTE_CELL_SCHEMA)])
 
     # -- the store's alone ---------------------------------------------------------------------------------
