@@ -99,7 +99,8 @@ class Satellite:
             maxsize=settings.max_pending_writes
         )
         # Kept spans from their decision until the store has them, in the order the writer writes them: read by
-        # ``live_trace``, as the recall buffer may forget them before (and a gathering may be written in parts).
+        # ``live_trace`` and ``waiting_spans``, as the recall buffer may forget them before (and a gathering may
+        # be written in parts).
         self._unwritten: deque[pa.Table] = deque()
         self._unwritten_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -198,12 +199,8 @@ class Satellite:
             return schema.empty_table()
         # Only the columns read or filtered on: the maps of spans outside the window are never copied.
         needed = list(dict.fromkeys([*columns, "start_ns", "service", "name", "kind"]))
-        spans = pa.concat_tables(
-            [
-                t.select(needed).cast(pa.schema([STORED_SPAN_SCHEMA.field(name) for name in needed]))
-                for t in tables
-            ]
-        )
+        read = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in needed])
+        spans = pa.concat_tables([t.select(needed).cast(read) for t in tables])
         starts = spans.column("start_ns")
         mask = pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns))
         if filters is not None and filters.service is not None:
@@ -213,9 +210,8 @@ class Satellite:
         if filters is not None and filters.kinds:
             mask = pc.and_(mask, of_kinds(spans.column("kind"), filters.kinds))
         spans = spans.select(columns)
-        return (
-            spans if pc.all(mask, skip_nulls=False).as_py() else spans.filter(mask)
-        )  # a window of all: no copy
+        # A window that holds them all (the usual read of the last minutes): nothing copied.
+        return spans if pc.all(mask, skip_nulls=False).as_py() else spans.filter(mask)
 
     def _unwritten_spans(self, trace_id: bytes) -> pa.Table:
         with self._unwritten_lock:
