@@ -8,6 +8,11 @@ demo scenarios' accuracy is measured end to end by tests/e2e/test_explain_scenar
 
 from __future__ import annotations
 
+# First: spyglass sets numpy's CPU dispatch before numpy loads, as in `spyglass serve` (numpy_sort_dispatch).
+import spyglass  # noqa: F401
+
+# isort: split
+
 import argparse
 import random
 import sys

@@ -29,6 +29,11 @@ operation; calls to uninstrumented peers keep theirs. It shows how much of a pee
 
 from __future__ import annotations
 
+# First: spyglass sets numpy's CPU dispatch before numpy loads, as in `spyglass serve` (numpy_sort_dispatch).
+import spyglass  # noqa: F401
+
+# isort: split
+
 import argparse
 import json
 import statistics

@@ -13,6 +13,11 @@ seconds with ``--replay``, on exactly the same data.
 
 from __future__ import annotations
 
+# First: spyglass sets numpy's CPU dispatch before numpy loads, as in `spyglass serve` (numpy_sort_dispatch).
+import spyglass  # noqa: F401
+
+# isort: split
+
 import argparse
 import json
 import tempfile

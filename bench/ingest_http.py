@@ -14,6 +14,11 @@ its kept spans are stored, bytes per span on the wire, and on disk.
 
 from __future__ import annotations
 
+# First: spyglass sets numpy's CPU dispatch before numpy loads, as in `spyglass serve` (numpy_sort_dispatch).
+import spyglass  # noqa: F401
+
+# isort: split
+
 import argparse
 import os
 import random

@@ -11,6 +11,11 @@ go to each store: DuckDB (a file) and ClickHouse (in-process chDB on a directory
 
 from __future__ import annotations
 
+# First: spyglass sets numpy's CPU dispatch before numpy loads, as in `spyglass serve` (numpy_sort_dispatch).
+import spyglass  # noqa: F401
+
+# isort: split
+
 import argparse
 import tempfile
 import time

@@ -10,6 +10,11 @@ far estimates computed from the kept traces alone (weighted p99 per operation, t
 
 from __future__ import annotations
 
+# First: spyglass sets numpy's CPU dispatch before numpy loads, as in `spyglass serve` (numpy_sort_dispatch).
+import spyglass  # noqa: F401
+
+# isort: split
+
 import argparse
 
 import numpy as np
