@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy, valid_mask
+from spyglass.model.equal_runs import run_starts
 from spyglass.model.schema import SpanKind
 
 #: The span columns the analysis reads (``sample_weight`` is used too when present).
@@ -204,14 +205,14 @@ class _CriticalPath:
     def _choose_roots(self, parent: np.ndarray) -> np.ndarray:
         """Per trace, the row of its root: parentless first, then parent missing, then any; earliest wins."""
         priority = np.where(~self.has_parent_id, 0, np.where(parent < 0, 1, 2))
-        seg = np.flatnonzero(np.diff(self.trace, prepend=-1))
+        seg = run_starts(self.trace)
         candidate = priority == np.minimum.reduceat(priority, seg)[self.trace]
         start = np.where(candidate, self.start, np.iinfo(_I64).max)
         candidate &= start == np.minimum.reduceat(start, seg)[self.trace]
         duration = np.where(candidate, self.duration, -1)
         candidate &= duration == np.maximum.reduceat(duration, seg)[self.trace]
         rows = np.flatnonzero(candidate)
-        root = rows[np.flatnonzero(np.diff(self.trace[rows], prepend=-1))]
+        root = rows[run_starts(self.trace[rows])]
         parent[root] = -1
         return root
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from spyglass.model.equal_runs import run_starts
+
 #: Relative accuracy of every value the sketch returns (0.5%: half the 1% the API promises, as margin).
 ALPHA = 0.005
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
@@ -133,7 +135,7 @@ def grouped_quantiles(
     if not ordered:
         order = np.lexsort((bins, group))
         group, bins, weights = group[order], bins[order], weights[order]
-    starts = np.flatnonzero(np.diff(group, prepend=group[0] - 1))
+    starts = run_starts(group)
     ends = np.append(starts[1:], group.size)
     cumulative = np.cumsum(weights)
     totals = np.add.reduceat(weights, starts)

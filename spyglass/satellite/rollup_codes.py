@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from spyglass.model.equal_runs import run_starts
 from spyglass.model.rollups import ROLLUP_SCHEMA
 from spyglass.model.sketch import BIN_DTYPE
 
@@ -54,17 +55,17 @@ def reduce_raw(raw: Codes, weights: Codes | None = None) -> Rows:
         return EMPTY_ROWS
     if weights is None:
         ordered = np.sort(raw)
-        starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
+        starts = run_starts(ordered)
         multiplicity = np.diff(np.append(starts, ordered.size))
     else:
         order = np.argsort(raw)
         ordered = raw[order]
-        starts = np.flatnonzero(np.diff(ordered, prepend=ordered[0] - 1))
+        starts = run_starts(ordered)
         multiplicity = np.add.reduceat(weights[order], starts)
     distinct = ordered[starts]
     rows = distinct >> 1
     with_error = multiplicity * (distinct & 1)
-    row_starts = np.flatnonzero(np.diff(rows, prepend=rows[0] - 1))
+    row_starts = run_starts(rows)
     return (
         rows[row_starts],
         np.add.reduceat(multiplicity, row_starts),
