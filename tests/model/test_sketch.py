@@ -128,3 +128,21 @@ def test_rank_definition_is_numpys_inverted_cdf() -> None:
     got = quantiles(bins, counts, [0.0, 0.29, 0.5, 0.99, 1.0]) / 1e6
     for value, want in zip(got.tolist(), [1, 29, 50, 99, 100], strict=True):
         assert abs(value - want) <= want * ALPHA
+
+
+def test_bins_are_looked_up_as_the_formula_gives_them_whatever_their_type() -> None:
+    """``bucket_value`` of integer bins comes from a table; floats, and integers past ``int16``, are computed."""
+    every = np.arange(np.iinfo(np.int16).min, np.iinfo(np.int16).max + 1, dtype=np.int64)
+    gamma = (1 + ALPHA) / (1 - ALPHA)
+    with np.errstate(over="ignore"):
+        formula = np.where(every <= ZERO_BIN, 0.0, 2.0 * gamma ** every.astype(np.float64) / (gamma + 1.0))
+    assert np.array_equal(bucket_value(every), formula)
+    assert np.array_equal(bucket_value(every.astype(np.int16)), formula)
+    assert np.array_equal(bucket_value(every.astype(np.float64)), formula)
+    wide = np.array([40_000, -40_000], dtype=np.int64)
+    with np.errstate(over="ignore"):
+        assert np.array_equal(
+            bucket_value(wide), np.where(wide <= ZERO_BIN, 0.0, 2.0 * gamma**wide / (gamma + 1.0))
+        )
+    assert bucket_value(np.empty((0, 2), np.int16)).shape == (0, 2)
+    assert bucket_value(np.ones((2, 3), np.int64)).shape == (2, 3)
