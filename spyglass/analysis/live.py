@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.adjusted_count import span_weights
-from spyglass.model.schema import of_kinds
+from spyglass.model.schema import in_window
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
 
 
@@ -96,15 +96,10 @@ def window_spans(
         parts.append(stored.select(read))
     if live is not None and split < end_ns:
         buffered = live.recent_spans(include_decided=True) if snapshot is None else snapshot
-        column = buffered.column("start_ns")
-        mask = pc.and_(pc.greater_equal(column, split), pc.less(column, end_ns))
-        if where is not None and where.service is not None:
-            mask = pc.and_(mask, pc.equal(buffered.column("service"), where.service))
-        if where is not None and where.operation is not None:
-            mask = pc.and_(mask, pc.equal(buffered.column("name"), where.operation))
-        if where is not None and where.kinds:
-            mask = pc.and_(mask, of_kinds(buffered.column("kind"), where.kinds))
-        buffered = buffered.filter(mask)
+        asked = where or ScanFilter()
+        buffered = buffered.filter(
+            in_window(buffered, split, end_ns, asked.service, asked.operation, asked.kinds)
+        )
         weights = span_weights(buffered.column("trace_state"))
         parts.append(buffered.select(columns).append_column("sample_weight", weights))
     return parts

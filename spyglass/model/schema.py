@@ -69,6 +69,27 @@ def of_kinds(kinds: pa.Array | pa.ChunkedArray, wanted: tuple[int, ...]) -> pa.A
     return pc.is_in(kinds, value_set=pa.array(wanted, kinds.type))
 
 
+def in_window(
+    spans: pa.Table,
+    start_ns: int,
+    end_ns: int,
+    service: str | None = None,
+    operation: str | None = None,
+    kinds: tuple[int, ...] = (),
+) -> pa.ChunkedArray:
+    """Which spans started in ``[start_ns, end_ns)`` and are of the service, operation (span name) and kinds
+    asked for (each unset: any): the filter of a window read, for spans held in memory as a store reads them."""
+    starts = spans.column("start_ns")
+    mask = pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns))
+    if service is not None:
+        mask = pc.and_(mask, pc.equal(spans.column("service"), service))
+    if operation is not None:
+        mask = pc.and_(mask, pc.equal(spans.column("name"), operation))
+    if kinds:
+        mask = pc.and_(mask, of_kinds(spans.column("kind"), kinds))
+    return mask
+
+
 #: The kinds of a service's own entry points: SERVER spans answer its requests, CONSUMER spans take them off a
 #: queue. Their rate, errors and latency are the service's (or the operation's) RED.
 ENTRY_KINDS: tuple[int, ...] = (int(SpanKind.SERVER), int(SpanKind.CONSUMER))

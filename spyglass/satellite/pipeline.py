@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from spyglass.background import yield_to_queries
 from spyglass.model.figures import AggregateFigures, RecallFigures, SatelliteCounters
-from spyglass.model.schema import SPAN_SCHEMA, STORED_SPAN_SCHEMA, TRACE_ID, of_kinds
+from spyglass.model.schema import SPAN_SCHEMA, STORED_SPAN_SCHEMA, TRACE_ID, in_window
 from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
@@ -201,14 +201,8 @@ class Satellite:
         needed = list(dict.fromkeys([*columns, "start_ns", "service", "name", "kind"]))
         read = pa.schema([STORED_SPAN_SCHEMA.field(name) for name in needed])
         spans = pa.concat_tables([t.select(needed).cast(read) for t in tables])
-        starts = spans.column("start_ns")
-        mask = pc.and_(pc.greater_equal(starts, start_ns), pc.less(starts, end_ns))
-        if filters is not None and filters.service is not None:
-            mask = pc.and_(mask, pc.equal(spans.column("service"), filters.service))
-        if filters is not None and filters.operation is not None:
-            mask = pc.and_(mask, pc.equal(spans.column("name"), filters.operation))
-        if filters is not None and filters.kinds:
-            mask = pc.and_(mask, of_kinds(spans.column("kind"), filters.kinds))
+        where = filters or ScanFilter()
+        mask = in_window(spans, start_ns, end_ns, where.service, where.operation, where.kinds)
         spans = spans.select(columns)
         # A window that holds them all (the usual read of the last minutes): nothing copied.
         return spans if pc.all(mask, skip_nulls=False).as_py() else spans.filter(mask)
