@@ -16,19 +16,12 @@ import pyarrow.compute as pc
 
 from spyglass.cluster.peer_client import PeerClient
 from spyglass.cluster.peer_reads import PeerReads
-from spyglass.model.figures import StorageFigures
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
-from spyglass.store.protocol import (
-    ExpiringData,
-    RetentionStep,
-    RollupQuery,
-    ScanFilter,
-    Store,
-    TraceQuery,
-)
+from spyglass.store.protocol import RollupQuery, ScanFilter, Store, TraceQuery
+from spyglass.store.store_over import StoreOver
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -90,40 +83,13 @@ class FanOut:
         self.shared_store = shared_store
 
 
-class ClusterStore:
-    """``Store`` over the whole cluster; with a shared store, reads stay local."""
+class ClusterStore(StoreOver):
+    """``Store`` over the whole cluster; with a shared store, reads stay local. Writes, retention and storage
+    figures are this member's own store's (``StoreOver``): each member expires and measures its own."""
 
     def __init__(self, local: Store, fan_out: FanOut) -> None:
-        self.local = local
+        super().__init__(local)
         self.fan_out = fan_out
-
-    # -- writes: this member's own store --------------------------------------------------------------
-
-    def write(self, spans: pa.Table) -> None:
-        self.local.write(spans)
-
-    def write_rollups(self, rows: pa.Table) -> None:
-        self.local.write_rollups(rows)
-
-    def write_logs(self, logs: pa.Table) -> None:
-        self.local.write_logs(logs)
-
-    def close(self) -> None:
-        self.local.close()
-
-    # -- retention: each member expires and measures its own store -------------------------------------
-
-    def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
-        return self.local.expire(data, before_ns, slice_ns)
-
-    def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
-        return self.local.downsample_rollups(before_ns, bucket_s, slice_ns)
-
-    def reclaim_space(self) -> None:
-        self.local.reclaim_space()
-
-    def storage_figures(self) -> StorageFigures:
-        return self.local.storage_figures()
 
     # -- reads: every member ---------------------------------------------------------------------------
 

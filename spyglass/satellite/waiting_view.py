@@ -12,34 +12,26 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from spyglass.model.figures import StorageFigures
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
-from spyglass.store.protocol import (
-    Compaction,
-    ExpiringData,
-    RetentionStep,
-    RollupQuery,
-    ScanFilter,
-    Store,
-    TraceQuery,
-)
+from spyglass.store.protocol import ScanFilter, Store
+from spyglass.store.store_over import StoreOver
 
 
-class StoreWithWaiting:
+class StoreWithWaiting(StoreOver):
     """``Store`` over a store and the satellite writing to it: ``scan`` and ``attribute_cells`` add the kept
     spans still waiting for their write (read before the store, so a write landing between the two reads shows a
     span twice for that moment, never not at all); everything else is the store's."""
 
     def __init__(self, store: Store, satellite: Satellite) -> None:
-        self.store = store
+        super().__init__(store)
         self.satellite = satellite
 
     def scan(
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
     ) -> pa.Table:
         waiting = self.satellite.waiting_spans(columns, start_ns, end_ns, filters)
-        stored = self.store.scan(columns, start_ns, end_ns, filters)
+        stored = self.local.scan(columns, start_ns, end_ns, filters)
         if waiting is None or waiting.num_rows == 0:
             return stored
         return pa.concat_tables([stored, waiting.cast(stored.schema)])
@@ -48,58 +40,8 @@ class StoreWithWaiting:
         self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
     ) -> pa.Table:
         waiting = self.satellite.waiting_spans(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
-        cells = self.store.attribute_cells(key, start_ns, end_ns, step_ns, filters)
+        cells = self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters)
         if waiting is None or waiting.num_rows == 0:
             return cells
         summed = attribute_cells_of(waiting, key, start_ns, step_ns)
         return pa.concat_tables([cells.cast(ATTRIBUTE_CELL_SCHEMA), summed.cast(ATTRIBUTE_CELL_SCHEMA)])
-
-    # -- the store's alone ---------------------------------------------------------------------------------
-
-    def write(self, spans: pa.Table) -> None:
-        self.store.write(spans)
-
-    def trace(self, trace_id: bytes) -> pa.Table:
-        return self.store.trace(trace_id)
-
-    def find_traces(self, query: TraceQuery) -> pa.Table:
-        return self.store.find_traces(query)
-
-    def calls(self, start_ns: int, end_ns: int) -> pa.Table:
-        return self.store.calls(start_ns, end_ns)
-
-    def write_rollups(self, rows: pa.Table) -> None:
-        self.store.write_rollups(rows)
-
-    def rollups(self, query: RollupQuery) -> pa.Table:
-        return self.store.rollups(query)
-
-    def write_logs(self, logs: pa.Table) -> None:
-        self.store.write_logs(logs)
-
-    def logs_for_traces(self, trace_ids: list[bytes], limit: int = 1000) -> pa.Table:
-        return self.store.logs_for_traces(trace_ids, limit)
-
-    def services(self) -> list[str]:
-        return self.store.services()
-
-    def operations(self, service: str) -> list[tuple[str, int]]:
-        return self.store.operations(service)
-
-    def span_count(self) -> int:
-        return self.store.span_count()
-
-    def expire(self, data: ExpiringData, before_ns: int, slice_ns: int) -> RetentionStep:
-        return self.store.expire(data, before_ns, slice_ns)
-
-    def downsample_rollups(self, before_ns: int, bucket_s: int, slice_ns: int) -> RetentionStep:
-        return self.store.downsample_rollups(before_ns, bucket_s, slice_ns)
-
-    def reclaim_space(self) -> Compaction | None:
-        return self.store.reclaim_space()
-
-    def storage_figures(self) -> StorageFigures:
-        return self.store.storage_figures()
-
-    def close(self) -> None:
-        self.store.close()
