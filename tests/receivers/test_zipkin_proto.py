@@ -10,6 +10,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spyglass.model.schema import SpanKind
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
 from spyglass.receivers.decoders.zipkin_proto import ListOfSpans, decode_zipkin_proto
@@ -125,3 +126,12 @@ def test_any_body_is_spans_or_a_decode_error(body: bytes) -> None:
 
 def test_an_empty_list_is_taken() -> None:
     assert decode_zipkin_proto(b"").batch.num_rows == 0
+
+
+def test_a_kind_number_zipkin_does_not_name_keeps_the_span_as_its_json_kind_name_would() -> None:
+    """proto3 enums are open: a later Zipkin's kind reaches an older reader as a number, kept as text."""
+    span = {"trace_id": b"\x01" * 16, "id": b"\x02" * 8, "timestamp": START_US, "kind": 7}
+    rows = pa.Table.from_batches([decode_zipkin_proto(ListOfSpans(spans=[span]).SerializeToString()).batch])  # type: ignore[call-arg]
+    row = rows.to_pylist()[0]
+    assert row["kind"] == SpanKind.INTERNAL
+    assert ("zipkin.kind", "7") in row["attributes"]

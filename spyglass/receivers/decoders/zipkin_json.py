@@ -156,10 +156,11 @@ def _add_span(
     else:
         # Lax clients write "server"; a kind Zipkin does not know is kept as text, the span as an internal one
         # (as the Collector's and Jaeger's Zipkin receivers keep it; Zipkin's own server refuses the request).
-        found = _KINDS.get(value)
-        kind = found if found is not None else _KINDS.get(value.upper(), _INTERNAL)
-        if found is None and value.upper() not in _KINDS:
-            other_kind = truncate_utf8(value, MAX_NAME_BYTES)
+        found = _KINDS.get(value.upper())
+        if found is None:
+            kind, other_kind = _INTERNAL, truncate_utf8(value, MAX_NAME_BYTES)
+        else:
+            kind = found
 
     value = get("localEndpoint")
     if value is None:

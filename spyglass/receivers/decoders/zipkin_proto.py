@@ -92,8 +92,8 @@ def _list_of_spans() -> type[Message]:
 
 
 ListOfSpans = _list_of_spans()
-#: Zipkin JSON's kind names by the protobuf enum's numbers; 0 is "absent". Other numbers pass as they are, and
-#: the JSON decoder rejects the span as it rejects an unknown kind name.
+#: Zipkin JSON's kind names by the protobuf enum's numbers; 0 is "absent". Other numbers pass as text, and the
+#: JSON decoder keeps the span as it keeps an unknown kind name: internal, with the text in ``zipkin.kind``.
 _KINDS = {1: "CLIENT", 2: "SERVER", 3: "PRODUCER", 4: "CONSUMER"}
 
 
