@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.equal_runs import equal_runs
 from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
@@ -33,11 +35,21 @@ from spyglass.model.rollups import (
     ROLLUP_SCHEMA,
     TRACE_SUMMARY_SCHEMA,
 )
-from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.model.schema import STORED_SPAN_SCHEMA, StatusCode
 from spyglass.model.shared_spans import separate_shared_spans
+from spyglass.model.sketch import BIN_SQL
 from spyglass.model.span_order import by_start
 from spyglass.store import duckdb_coarse_rollups as coarse
-from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, attribute_cells_sql
+from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, attribute_cells_sql, summed_cells
+from spyglass.store.attribute_slots import (
+    BIN_COLUMN,
+    SLOT_SPAN_COLUMNS,
+    SLOT_TABLES,
+    AttributeSlots,
+    Slot,
+    SlotPlan,
+    slot_column,
+)
 from spyglass.store.call_rollups import (
     CALL_BUCKET_S,
     CALL_KEY,
@@ -80,7 +92,7 @@ from spyglass.store.span_predicates import (
 _log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MAP_TEXT = "MAP(VARCHAR, VARCHAR)"
 _MAP_TYPES = "MAP(VARCHAR, TINYINT)"
@@ -169,6 +181,11 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # The ten-minute rollups (created with every table) start empty and cover time from the next write on.
     4: [],
+    # Attribute slots (``attribute_slots``) cover the spans written from the upgrade on.
+    5: [
+        *(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in SLOT_SPAN_COLUMNS),
+        *SLOT_TABLES,
+    ],
 }
 
 _CREATE_TABLES = [
@@ -194,7 +211,8 @@ _CREATE_TABLES = [
         scope_version VARCHAR,
         events {_EVENT}[],
         links {_LINK}[],
-        sample_weight DOUBLE NOT NULL
+        sample_weight DOUBLE NOT NULL,
+        {", ".join(f"{name} {kind}" for name, kind in SLOT_SPAN_COLUMNS)}
     )""",
     # max_start_ns bounds the spans a trace lookup reads, so zone maps on spans.start_ns prune row groups.
     """CREATE TABLE IF NOT EXISTS traces (
@@ -220,6 +238,7 @@ _CREATE_TABLES = [
     # The same columns, a row per group and ten minutes (``duckdb_coarse_rollups``).
     _CREATE_ROLLUPS.replace("EXISTS rollups (", "EXISTS coarse_rollups (", 1),
     coarse.CREATE_SPAN,
+    *SLOT_TABLES,
 ]
 # Created apart: a file migrated from version 3 fills it from its spans first (``_MIGRATIONS[3]``).
 _CREATE_LATER = [_CREATE_CALL_ROLLUPS]
@@ -399,6 +418,37 @@ def with_shared_resources(spans: pa.Table) -> pa.Table:
     return spans
 
 
+def _newest_start(cur: duckdb.DuckDBPyConnection) -> int | None:
+    """The newest start of the stored spans: a slot created now covers the spans starting after it."""
+    newest = cur.execute("SELECT max(start_ns) FROM spans").fetchall()[0][0]
+    return None if newest is None else int(newest)
+
+
+def _write_slot_changes(cur: duckdb.DuckDBPyConnection, plan: SlotPlan) -> None:
+    """The slots, values and retirements of a write, into the registry's tables (in the write's transaction)."""
+    if plan.new_slots:
+        cur.executemany(
+            "INSERT INTO attribute_slots VALUES (?, ?, ?, false)",
+            [[slot.index, slot.key, slot.covers_after_ns] for slot in plan.new_slots],
+        )
+    if plan.new_values:
+        rows = pa.table(
+            {
+                "slot": pa.array([row[0] for row in plan.new_values], pa.int16()),
+                "code": pa.array([row[1] for row in plan.new_values], pa.int32()),
+                "value": pa.array([row[2] for row in plan.new_values], pa.string()),
+            }
+        )
+        cur.register("incoming_slot_values", rows)
+        try:
+            cur.execute("INSERT INTO attribute_slot_values SELECT * FROM incoming_slot_values")
+        finally:
+            cur.unregister("incoming_slot_values")
+    for index in plan.retired:
+        cur.execute("UPDATE attribute_slots SET retired = true WHERE slot = ?", [index])
+        cur.execute("DELETE FROM attribute_slot_values WHERE slot = ?", [index])
+
+
 def _trace_has_span(conditions: list[str]) -> str:
     """A ``traces t`` condition: some span of the trace meets every one of ``conditions`` (fixed fragments)."""
     return f"t.trace_id IN (SELECT trace_id FROM spans WHERE {' AND '.join(conditions)})"  # noqa: S608
@@ -560,6 +610,8 @@ class DuckDBStore:
         self._closed = False
         try:
             self._create_schema()
+            #: The attribute slots the file holds (``attribute_slots``); changed under the writer's lock.
+            self._slots = self._load_slots()
         except BaseException:
             self._conn.close()
             raise
@@ -594,6 +646,12 @@ class DuckDBStore:
                 _rollback(cur)
                 raise
 
+    def _load_slots(self) -> AttributeSlots:
+        with self._conn.cursor() as cur:
+            slots = cur.execute("SELECT slot, key, covers_after_ns, retired FROM attribute_slots").fetchall()
+            values = cur.execute("SELECT slot, code, value FROM attribute_slot_values").fetchall()
+        return AttributeSlots.from_rows(slots, values)
+
     # -- writes ------------------------------------------------------------------------------------------
 
     def write(self, spans: pa.Table) -> None:
@@ -610,9 +668,14 @@ class DuckDBStore:
                 # one chunk it appends whole row groups in order, which stay where they were written (none free).
                 spans = spans.combine_chunks()
             with self._write_lock, self._conn.cursor() as cur:
-                cur.register("incoming_spans", with_shared_resources(spans))
                 cur.execute("BEGIN TRANSACTION")
                 try:
+                    plan = self._slots.plan(spans, lambda: _newest_start(cur))
+                    incoming = with_shared_resources(spans)
+                    for name, column in plan.columns.items():
+                        incoming = incoming.append_column(name, column)
+                    cur.register("incoming_spans", incoming)
+                    _write_slot_changes(cur, plan)
                     stored = self._stored_calls_of_incoming(cur, spans)
                     cur.execute(_INSERT_SPANS)
                     calls = self._insert_calls(cur, spans, stored)
@@ -626,6 +689,7 @@ class DuckDBStore:
                     raise
                 finally:
                     cur.unregister("incoming_spans")
+                self._slots.apply(plan)
                 self._record("write", spans)
                 self._note_calls(cur, spans, calls)
                 if spans.num_rows >= ROW_GROUP_ROWS:
@@ -922,13 +986,87 @@ class DuckDBStore:
     def attribute_cells(
         self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
     ) -> pa.Table:
-        """Looked up and summed here, in SQL: only the sums leave DuckDB (``attribute_cells``)."""
+        """From the key's slot where it covers the window (``attribute_slots``); before that, and for a key without
+        one, looked up in the maps and summed in SQL, so that only the sums leave DuckDB."""
+        slot = self._slots.readable(key)
+        covered_from = start_ns
+        if slot is None:
+            covered_from = end_ns
+        elif slot.covers_after_ns is not None:
+            covered_from = min(end_ns, max(start_ns, slot.covers_after_ns + 1))
+        parts = []
+        if start_ns < covered_from:
+            parts.append(self._cells_in_maps(key, start_ns, covered_from, start_ns, step_ns, filters))
+        if slot is not None and covered_from < end_ns:
+            parts.append(self._cells_in_slot(slot, covered_from, end_ns, start_ns, step_ns, filters))
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return ATTRIBUTE_CELL_SCHEMA.empty_table()
+        # A cell may have spans on both sides of the slot's start: one row for it, as a single read gives.
+        both = pa.concat_tables(parts).unify_dictionaries()
+        summed = both.group_by(["value", "start_ns", "bin"], use_threads=False).aggregate(
+            [("weight", "sum"), ("error_weight", "sum")]
+        )
+        return as_schema(summed.rename_columns(ATTRIBUTE_CELL_SCHEMA.names), ATTRIBUTE_CELL_SCHEMA)
+
+    def _cells_in_maps(
+        self,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        window_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None,
+    ) -> pa.Table:
         params = PositionalParams()
         where = scan_conditions(DUCKDB, params, start_ns, end_ns, filters)
-        values = [key, key, step_ns if step_ns is not None else start_ns, *params.values]
+        values = [key, key, step_ns if step_ns is not None else window_ns, *params.values]
         with self._conn.cursor() as cur:
             result = cur.sql(attribute_cells_sql(where, step_ns), params=values).to_arrow_table()
         return as_schema(result, ATTRIBUTE_CELL_SCHEMA)
+
+    def _cells_in_slot(
+        self,
+        slot: Slot,
+        start_ns: int,
+        end_ns: int,
+        window_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None,
+    ) -> pa.Table:
+        """The slot's codes and the spans' bins read, summed in numpy: at ten million spans, about 30 ms to read
+        against 260 for looking the key up in the maps, and summing 2 million (value, bin) cells in SQL took a
+        second more."""
+        params = PositionalParams()
+        where = scan_conditions(DUCKDB, params, start_ns, end_ns, filters)
+        code = slot_column(slot.index)
+        start = ", start_ns" if step_ns is not None else ""
+        # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
+        sql = (
+            f"SELECT {code} AS code{start}, coalesce({BIN_COLUMN}, {BIN_SQL}) AS bin, "  # noqa: S608
+            f"sample_weight, status_code FROM spans WHERE {' AND '.join(where)} AND {code} IS NOT NULL"
+        )
+        with self._conn.cursor() as cur:
+            # One snapshot for both: a write may code new values, or retire the slot, in between.
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                coded = cur.sql(
+                    "SELECT code, value FROM attribute_slot_values WHERE slot = ?", params=[slot.index]
+                ).to_arrow_table()
+                spans = cur.sql(sql, params=params.values).to_arrow_table()
+            finally:
+                _rollback(cur)
+        starts = as_numpy(spans.column("start_ns"), np.int64) if step_ns is not None else None
+        return summed_cells(
+            as_numpy(spans.column("code"), np.int64),
+            coded.sort_by("code").column("value").combine_chunks(),  # codes are 0, 1, ... in a slot
+            starts - starts % step_ns if starts is not None and step_ns is not None else None,
+            window_ns,
+            as_numpy(spans.column("bin"), np.int16),
+            as_numpy(spans.column("sample_weight"), np.float64),
+            as_numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR,
+        )
 
     def rollups(self, query: RollupQuery) -> pa.Table:
         """Rollup rows whose bucket overlaps the query's window, summed by key; base rows when ``attr_key`` is
@@ -1237,6 +1375,7 @@ class DuckDBStore:
         if os.path.exists(fresh_path):  # the old file was reopened (``_reopen``)
             return None
         self._unmerged_calls, self._unmerged_call_rows = calls
+        self._slots = self._load_slots()  # the copy's, which its replayed writes may have numbered otherwise
         return time.perf_counter() - paused
 
     def _catch_up(self, replay: DuckDBStore) -> None:

@@ -1,0 +1,170 @@
+"""Attribute slots: a key's values coded in a column of its own answer as the maps do, on randomized spans
+written in many writes (late spans, repeated keys, a value on the span and on its resource, keys appearing late,
+a key that takes too many values), across reopening and compaction."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import spyglass.store.attribute_slots as attribute_slots
+from spyglass.model.builder import SpanBatchBuilder
+from spyglass.model.schema import SpanKind, StatusCode
+from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
+from spyglass.store.attribute_slots import BIN_COLUMN, AttributeSlots, slot_column
+from spyglass.store.duckdb_store import DuckDBStore
+from spyglass.store.protocol import ScanFilter
+
+from .conftest import BASE_NS, MS, SECOND, stored
+
+KEYS = ["customer.id", "region", "http.route", "tier", "late.key", "request.id"]
+
+
+def random_spans(
+    rng: random.Random, count: int, start_ns: int, spread_ns: int, *, late_key: bool, repeats: bool = False
+) -> pa.Table:
+    """Spans whose attributes and resources draw from ``KEYS``: the same key on span and resource, a request id
+    with a value per span, ``late.key`` only when asked, repeated keys when asked (the receivers keep the first
+    of repeats before a store sees them)."""
+    builder = SpanBatchBuilder()
+    for _ in range(count):
+        attrs: list[tuple[str, str]] = []
+        for key in rng.sample(KEYS[:4], rng.randint(0, 4)):
+            attrs.append((key, f"{key[:2]}{rng.randint(0, 40)}"))
+        if repeats and rng.random() < 0.2 and attrs:
+            attrs.append((attrs[0][0], "repeated"))  # a repeat: the first wins
+        if late_key and rng.random() < 0.5:
+            attrs.append(("late.key", f"L{rng.randint(0, 5)}"))
+        attrs.append(("request.id", f"r{rng.getrandbits(40)}"))
+        resource = [("service.name", rng.choice(["api", "db"])), ("region", f"eu-{rng.randint(0, 3)}")]
+        if rng.random() < 0.3:
+            resource.append(("tier", "gold"))
+        builder.add(
+            trace_id=rng.randbytes(16),
+            span_id=rng.randbytes(8),
+            parent_span_id=None,
+            service=resource[0][1],
+            name=rng.choice(["GET /a", "POST /b"]),
+            kind=rng.choice([SpanKind.SERVER, SpanKind.CLIENT]),
+            start_ns=start_ns + rng.randrange(spread_ns),
+            duration_ns=int(rng.lognormvariate(16, 1.5)) if rng.random() > 0.02 else 0,
+            status_code=StatusCode.ERROR if rng.random() < 0.1 else StatusCode.UNSET,
+            attributes=(attrs, []),
+            resource=(resource, []),
+        )
+    return stored(builder.finish(), sample_weight=rng.choice([1.0, 1.0, 4.0]))
+
+
+def rows(table: pa.Table) -> list[tuple[object, ...]]:
+    return sorted(tuple(row.values()) for row in table.to_pylist())
+
+
+def assert_cells_as_the_maps_give_them(store: DuckDBStore, window: tuple[int, int]) -> None:
+    for key in [*KEYS, "service.name", "absent.key"]:
+        for step_ns in (None, 7 * SECOND):
+            for filters in (None, ScanFilter(service="api"), ScanFilter(kinds=(SpanKind.CLIENT,))):
+                got = store.attribute_cells(key, *window, step_ns, filters)
+                spans = store.scan(CELL_SPAN_COLUMNS, *window, filters)
+                expected = attribute_cells_of(spans, key, window[0], step_ns)
+                assert rows(got) == rows(expected), (key, step_ns, filters)
+
+
+def test_plan_codes_each_span_as_the_maps_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per span and key: the span's first value, else its resource's first; nothing where neither has it. A plan
+    changes nothing until applied, and a key past ``MAX_SLOT_VALUES`` values is retired."""
+    monkeypatch.setattr(attribute_slots, "MAX_SLOT_VALUES", 1000)
+    rng = random.Random(7)
+    slots = AttributeSlots()
+    asked: list[int] = []
+    for write in range(6):
+        spans = random_spans(rng, 400, BASE_NS, 60 * SECOND, late_key=write >= 3, repeats=True)
+        plan = slots.plan(spans, lambda: asked.append(1) or 123)  # type: ignore[func-returns-value]
+        assert slots.plan(spans, lambda: 123).new_values == plan.new_values  # unchanged until applied
+        slots.apply(plan)
+        for key, slot in slots.slots.items():
+            if slot.retired:
+                assert slot_column(slot.index) not in plan.columns
+                continue
+            by_code = {code: value for value, code in slot.codes.items()}
+            codes = plan.columns[slot_column(slot.index)].to_pylist()
+            expected = pc.coalesce(
+                pc.map_lookup(spans.column("attributes"), pa.scalar(key), "first"),
+                pc.map_lookup(spans.column("resource"), pa.scalar(key), "first"),
+            ).to_pylist()
+            assert [None if code is None else by_code[code] for code in codes] == expected
+        durations = np.asarray(spans.column("duration_ns"))
+        assert plan.columns[BIN_COLUMN].to_pylist() == attribute_slots.bucket_index(durations).tolist()
+    assert [slot.key for slot in sorted(slots.slots.values(), key=lambda s: s.index)][-1] == "late.key"
+    assert slots.slots["request.id"].retired and slots.readable("request.id") is None
+    assert not slots.slots["customer.id"].retired
+    assert len(asked) == 2  # once for the first keys, once when late.key came
+
+
+def test_slots_are_at_most_slot_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attribute_slots, "SLOT_COUNT", 3)
+    slots = AttributeSlots()
+    slots.apply(slots.plan(random_spans(random.Random(1), 50, BASE_NS, SECOND, late_key=True), lambda: None))
+    assert len(slots.slots) == 3
+    assert sorted(slot.index for slot in slots.slots.values()) == [0, 1, 2]
+
+
+def test_the_store_answers_from_slots_as_from_the_maps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many writes, late spans before a slot's creation, a retired key; then again after reopening the file and
+    after a compaction."""
+    monkeypatch.setattr(attribute_slots, "MAX_SLOT_VALUES", 500)
+    rng = random.Random(11)
+    store = DuckDBStore(tmp_path / "slots.duckdb")
+    try:
+        for write in range(8):
+            # late.key appears at the fourth write, in spans older than the newest stored: part of its window
+            # is read from the maps, part from its slot.
+            start = BASE_NS + (write - 3 if write >= 3 else write) * 20 * SECOND
+            store.write(random_spans(rng, 300, start, 30 * SECOND, late_key=write >= 3))
+        late = store._slots.readable("late.key")
+        assert late is not None and late.covers_after_ns is not None
+        assert store._slots.readable("customer.id") is not None and store._slots.slots["request.id"].retired
+        window = (BASE_NS + 3 * SECOND + 7 * MS, BASE_NS + 150 * SECOND)
+        assert_cells_as_the_maps_give_them(store, window)
+    finally:
+        store.close()
+    reopened = DuckDBStore(tmp_path / "slots.duckdb")
+    try:
+        assert reopened._slots.readable("late.key") == late
+        assert_cells_as_the_maps_give_them(reopened, window)
+        reopened.write(random_spans(rng, 300, BASE_NS, 60 * SECOND, late_key=True))
+        assert reopened.compact() is not None
+        assert_cells_as_the_maps_give_them(reopened, window)
+    finally:
+        reopened.close()
+
+
+def test_a_version_5_file_gets_slots_for_what_is_written_next(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    rng = random.Random(3)
+    store = DuckDBStore(path)
+    store.write(random_spans(rng, 200, BASE_NS, 30 * SECOND, late_key=False))
+    store.close()
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:  # as a file from before slots
+        for name, _ in attribute_slots.SLOT_SPAN_COLUMNS:
+            connection.execute(f"ALTER TABLE spans DROP COLUMN {name}")
+        for table in ("attribute_slots", "attribute_slot_values"):
+            connection.execute(f"DROP TABLE {table}")
+        connection.execute("UPDATE schema_version SET version = 5")
+    reopened = DuckDBStore(path)
+    try:
+        assert not reopened._slots.slots
+        reopened.write(random_spans(rng, 200, BASE_NS, 60 * SECOND, late_key=True))
+        customer = reopened._slots.readable("customer.id")
+        assert customer is not None and customer.covers_after_ns is not None
+        assert_cells_as_the_maps_give_them(reopened, (BASE_NS, BASE_NS + 60 * SECOND))
+    finally:
+        reopened.close()
