@@ -206,6 +206,7 @@ TARGETS_MS: dict[str, float] = {
     "search service + attribute": 100,
     "metrics by service.version": 200,
     "metrics by http.route": 200,
+    "metrics by customer.id (not rolled up)": 200,
     "dependencies": 200,
 }
 

@@ -117,28 +117,27 @@ class AttributeSlots:
         retired: list[int] = []
         if not active or spans.num_rows == 0:
             return SlotPlan(columns, new_slots, new_values, retired)
+        # One entry per (span, key): a map holds a key once (receivers keep the first of repeats, and the store
+        # refuses repeats), and a resource's value stands only for keys the span has no value of its own for.
         rows, key_of, values = carried_entries(spans, pa.array([slot.key for slot in active], pa.string()))
-        # The first entry of a (span, key) wins: the span's own before its resource's, the first of repeats.
-        width = len(active)
-        _, first = np.unique(rows * width + key_of, return_index=True)
-        rows, key_of = rows[first], key_of[first]
-        encoded = values.take(pa.array(first)).dictionary_encode()
+        encoded = values.dictionary_encode()
         texts = encoded.dictionary.to_pylist()
-        pairs, pair_of = np.unique(
-            key_of * max(1, len(texts)) + as_numpy(encoded.indices, np.int64), return_inverse=True
-        )
-        pair_codes = np.empty(len(pairs), np.int64)
+        per_key = max(1, len(texts))
+        pair_of = key_of * per_key + as_numpy(encoded.indices, np.int64)
+        # The distinct (key, value) pairs, counted densely: a sort of every entry cost twice as much.
+        pairs = np.flatnonzero(np.bincount(pair_of, minlength=len(active) * per_key))
+        pair_codes = np.empty(len(active) * per_key, np.int64)
         added: dict[int, int] = {}
-        for i, pair in enumerate(pairs.tolist()):
-            k, t = divmod(pair, max(1, len(texts)))
+        for pair in pairs.tolist():
+            k, t = divmod(pair, per_key)
             slot = active[k]
             code = slot.codes.get(texts[t])
             if code is None:
                 code = len(slot.codes) + added.get(k, 0)
                 added[k] = added.get(k, 0) + 1
                 new_values.append((slot.index, code, texts[t]))
-            pair_codes[i] = code
-        codes = pair_codes[pair_of.reshape(-1)]
+            pair_codes[pair] = code
+        codes = pair_codes[pair_of]
         for k, slot in enumerate(active):
             if len(slot.codes) + added.get(k, 0) > MAX_SLOT_VALUES:
                 retired.append(slot.index)
@@ -171,10 +170,12 @@ class AttributeSlots:
         for name in ("attributes", "resource"):
             maps = spans.column(name)
             for chunk in maps.chunks:
-                if len(chunk) and chunk.null_count < len(chunk):
-                    for key in pc.unique(chunk.keys).to_pylist():
-                        if key is not None and key not in self.slots:
-                            seen.setdefault(key)
+                bounds = chunk.offsets
+                first, last = bounds[0].as_py(), bounds[-1].as_py()
+                # A slice's ``keys`` are its whole parent's: only the slice's entries are its own.
+                for key in pc.unique(chunk.keys.slice(first, last - first)).to_pylist():
+                    if key is not None and key not in self.slots:
+                        seen.setdefault(key)
         keys = list(seen)[:free]
         if not keys:
             return []

@@ -1045,28 +1045,28 @@ class DuckDBStore:
         # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
         sql = (
             f"SELECT {code} AS code{start}, coalesce({BIN_COLUMN}, {BIN_SQL}) AS bin, "  # noqa: S608
-            f"sample_weight, status_code FROM spans WHERE {' AND '.join(where)} AND {code} IS NOT NULL"
+            f"sample_weight, status_code = {int(StatusCode.ERROR)} AS failed FROM spans "
+            f"WHERE {' AND '.join(where)} AND {code} IS NOT NULL"
         )
         with self._conn.cursor() as cur:
             # One snapshot for both: a write may code new values, or retire the slot, in between.
             cur.execute("BEGIN TRANSACTION")
             try:
+                retired = cur.execute(
+                    "SELECT retired FROM attribute_slots WHERE slot = ?", [slot.index]
+                ).fetchall()
                 coded = cur.sql(
-                    "SELECT code, value FROM attribute_slot_values WHERE slot = ?", params=[slot.index]
+                    "SELECT code, value FROM attribute_slot_values WHERE slot = ? ORDER BY code",
+                    params=[slot.index],
                 ).to_arrow_table()
                 spans = cur.sql(sql, params=params.values).to_arrow_table()
             finally:
                 _rollback(cur)
-        starts = as_numpy(spans.column("start_ns"), np.int64) if step_ns is not None else None
-        return summed_cells(
-            as_numpy(spans.column("code"), np.int64),
-            coded.sort_by("code").column("value").combine_chunks(),  # codes are 0, 1, ... in a slot
-            starts - starts % step_ns if starts is not None and step_ns is not None else None,
-            window_ns,
-            as_numpy(spans.column("bin"), np.int16),
-            as_numpy(spans.column("sample_weight"), np.float64),
-            as_numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR,
-        )
+        codes = as_numpy(coded.column("code"), np.int64)
+        if retired != [(False,)] or not np.array_equal(codes, np.arange(len(codes))):
+            # Retired since the registry in memory was read (its values are gone): the maps have the key.
+            return self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
+        return summed_cells(spans, coded.column("value").combine_chunks(), window_ns, step_ns)
 
     def rollups(self, query: RollupQuery) -> pa.Table:
         """Rollup rows whose bucket overlaps the query's window, summed by key; base rows when ``attr_key`` is
