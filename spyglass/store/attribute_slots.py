@@ -7,10 +7,12 @@ At ten million spans, looking one key up in both maps cost DuckDB 260 ms before 
 are read in about 30 ms and summed in numpy.
 
 A key gets a slot the first time a write carries it, while slots are free. A key that turns out to take more
-than ``MAX_SLOT_VALUES`` values (an id, a URL) is retired: its slot is no longer filled and its key is read from
-the maps again; it keeps its slot, so a key never changes columns. A slot covers the spans written from its
-creation on: those that start at or before ``Slot.covers_after_ns`` (the newest start stored before) may lack
-its codes, and are read from the maps.
+than ``MAX_SLOT_VALUES`` values (an id, a URL), or a value longer than ``MAX_SLOT_VALUE_CHARS``, is retired:
+its slot is no longer filled and its key is read from the maps again; it keeps its slot, so a key never changes
+columns. Values are counted over the file's life, expired spans' too: a key whose values churn (pod names) is
+retired once it has seen that many. A slot covers the spans written from its creation on: those that start at
+or before ``Slot.covers_after_ns`` (the newest start stored before) may lack its codes, and are read from the
+maps.
 
 The registry lives in the store's file (``SLOT_TABLES``); ``AttributeSlots`` is its copy in memory, changed
 only after the write that changed the file commits (``plan`` then ``apply``).
@@ -22,17 +24,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy
-from spyglass.model.map_entries import carried_entries
+from spyglass.model.map_entries import map_entries
 from spyglass.model.sketch import bucket_index
 
 #: Keys given a slot at most (retired ones included).
 SLOT_COUNT = 32
 #: Values a slot codes at most; a key with more is retired. Metrics list the busiest 1,000 groups of a key.
 MAX_SLOT_VALUES = 8192
+#: Characters of a value a slot codes at most; a key with a longer value (a query, a payload) is retired. With
+#: ``MAX_SLOT_VALUES``, this bounds what the registry holds in memory to about 100 MB.
+MAX_SLOT_VALUE_CHARS = 256
 #: Each stored span's latency-sketch bin (``spyglass.model.sketch.bucket_index`` of its duration).
 BIN_COLUMN = "duration_bin"
 
@@ -56,8 +62,9 @@ def slot_column(slot: int) -> str:
     return f"attr_slot_{slot}"
 
 
-#: The columns a store adds to its span table (DuckDB types).
-SLOT_SPAN_COLUMNS = [(BIN_COLUMN, "SMALLINT"), *((slot_column(i), "INTEGER") for i in range(SLOT_COUNT))]
+#: The DuckDB type of a slot's column. A slot's column is added to the span table when the slot is created:
+#: every column costs each write, null or not (24 unused ones cost a write of 125,000 spans 1.1 µs a span).
+SLOT_COLUMN_TYPE = "INTEGER"
 
 
 @dataclass
@@ -107,8 +114,10 @@ class AttributeSlots:
 
     def plan(self, spans: pa.Table, newest_start: Callable[[], int | None]) -> SlotPlan:
         """The columns and registry rows a write of ``spans`` adds. ``newest_start`` gives the newest span start
-        stored so far (asked only when a slot is created)."""
-        new_slots = self._new_slots(spans, newest_start)
+        stored so far (asked only when a slot is created). ``spans``' resources may come dictionary-encoded, as
+        runs of spans sharing one (``duckdb_store.with_shared_resources``): each distinct one is read once."""
+        resources, resource_of = _distinct_maps(spans.column("resource"))
+        new_slots = self._new_slots([spans.column("attributes"), resources], newest_start)
         active = [slot for slot in [*self.slots.values(), *new_slots] if not slot.retired]
         columns: dict[str, pa.Array] = {
             BIN_COLUMN: pa.array(bucket_index(as_numpy(spans.column("duration_ns"), np.int64)))
@@ -117,17 +126,20 @@ class AttributeSlots:
         retired: list[int] = []
         if not active or spans.num_rows == 0:
             return SlotPlan(columns, new_slots, new_values, retired)
-        # One entry per (span, key): a map holds a key once (receivers keep the first of repeats, and the store
-        # refuses repeats), and a resource's value stands only for keys the span has no value of its own for.
-        rows, key_of, values = carried_entries(spans, pa.array([slot.key for slot in active], pa.string()))
-        encoded = values.dictionary_encode()
+        # One entry per (span, key) and per (resource, key): a map holds a key once (receivers keep the first of
+        # repeats, and the store refuses repeats).
+        keys = pa.array([slot.key for slot in active], pa.string())
+        own_rows, own_keys, own_values = map_entries(spans.column("attributes"), keys)
+        res_rows, res_keys, res_values = map_entries(resources, keys)
+        encoded = pa.concat_arrays([own_values, res_values]).dictionary_encode()
         texts = encoded.dictionary.to_pylist()
         per_key = max(1, len(texts))
-        pair_of = key_of * per_key + as_numpy(encoded.indices, np.int64)
+        pair_of = np.concatenate([own_keys, res_keys]) * per_key + as_numpy(encoded.indices, np.int64)
         # The distinct (key, value) pairs, counted densely: a sort of every entry cost twice as much.
         pairs = np.flatnonzero(np.bincount(pair_of, minlength=len(active) * per_key))
         pair_codes = np.empty(len(active) * per_key, np.int64)
         added: dict[int, int] = {}
+        too_long: set[int] = set()
         for pair in pairs.tolist():
             k, t = divmod(pair, per_key)
             slot = active[k]
@@ -136,15 +148,22 @@ class AttributeSlots:
                 code = len(slot.codes) + added.get(k, 0)
                 added[k] = added.get(k, 0) + 1
                 new_values.append((slot.index, code, texts[t]))
+                if len(texts[t]) > MAX_SLOT_VALUE_CHARS:
+                    too_long.add(k)
             pair_codes[pair] = code
         codes = pair_codes[pair_of]
+        own_codes, res_codes = codes[: len(own_keys)], codes[len(own_keys) :]
         for k, slot in enumerate(active):
-            if len(slot.codes) + added.get(k, 0) > MAX_SLOT_VALUES:
+            if k in too_long or len(slot.codes) + added.get(k, 0) > MAX_SLOT_VALUES:
                 retired.append(slot.index)
                 continue
-            column = np.full(spans.num_rows, -1, np.int32)
-            mine = key_of == k
-            column[rows[mine]] = codes[mine]
+            # A resource's value stands for the spans without a value of their own.
+            by_resource = np.full(len(resources), -1, np.int32)
+            mine = res_keys == k
+            by_resource[res_rows[mine]] = res_codes[mine]
+            column = by_resource[resource_of]
+            mine = own_keys == k
+            column[own_rows[mine]] = own_codes[mine]
             columns[slot_column(slot.index)] = pa.array(column, mask=column < 0)
         gone = set(retired)
         new_values = [row for row in new_values if row[0] not in gone]
@@ -161,16 +180,19 @@ class AttributeSlots:
             by_index[index].retired = True
             by_index[index].codes.clear()
 
-    def _new_slots(self, spans: pa.Table, newest_start: Callable[[], int | None]) -> list[Slot]:
-        """Slots for the keys ``spans`` carry first, while slots are free, in the order they first appear."""
+    def _new_slots(
+        self, maps: list[pa.Array | pa.ChunkedArray], newest_start: Callable[[], int | None]
+    ) -> list[Slot]:
+        """Slots for the keys ``maps`` hold first, while slots are free, in the order they first appear."""
         free = SLOT_COUNT - len(self.slots)
-        if free <= 0 or spans.num_rows == 0:
+        if free <= 0:
             return []
         seen: dict[str, None] = {}
-        for name in ("attributes", "resource"):
-            maps = spans.column(name)
-            for chunk in maps.chunks:
+        for column in maps:
+            for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
                 bounds = chunk.offsets
+                if len(chunk) == 0:
+                    continue
                 first, last = bounds[0].as_py(), bounds[-1].as_py()
                 # A slice's ``keys`` are its whole parent's: only the slice's entries are its own.
                 for key in pc.unique(chunk.keys.slice(first, last - first)).to_pylist():
@@ -182,3 +204,23 @@ class AttributeSlots:
         covers = newest_start()
         first = len(self.slots)
         return [Slot(first + i, key, covers) for i, key in enumerate(keys)]
+
+
+def _distinct_maps(column: pa.ChunkedArray) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+    """The distinct maps of a column whose chunks may be dictionary-encoded, and each row's index among them
+    (plain chunks count every row as its own)."""
+    parts: list[pa.Array] = []
+    index: list[npt.NDArray[np.int64]] = []
+    held = 0
+    for chunk in column.chunks:
+        if isinstance(chunk, pa.DictionaryArray):
+            parts.append(chunk.dictionary)
+            index.append(as_numpy(chunk.indices, np.int64) + held)
+            held += len(chunk.dictionary)
+        else:
+            parts.append(chunk)
+            index.append(np.arange(held, held + len(chunk), dtype=np.int64))
+            held += len(chunk)
+    if not parts:
+        return pa.array([], column.type), np.empty(0, np.int64)
+    return pa.concat_arrays(parts), np.concatenate(index)

@@ -36,6 +36,17 @@ def remove_leftovers(path: str) -> None:
             os.remove(name)
 
 
+def _add_missing_columns(cur: duckdb.DuckDBPyConnection, main: str, table: str) -> None:
+    """The columns ``table`` has in ``main`` (as of the copy's snapshot) but not yet in the fresh file, added
+    there: a store may add columns as it goes (``attribute_slots``), and the copy takes every one."""
+    columns = "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND table_name = ?"
+    fresh = {name for name, _ in cur.execute(columns, [_ATTACHED_AS, table]).fetchall()}
+    for name, kind in cur.execute(columns, [main, table]).fetchall():
+        if name not in fresh:
+            # Names and types from the catalog, quoted.
+            cur.execute(f"ALTER TABLE {_ATTACHED_AS}.{_name(table)} ADD COLUMN {_name(name)} {kind}")
+
+
 def _text(value: str) -> str:
     """A SQL string literal (ATTACH takes no bound parameter for its path)."""
     return "'" + value.replace("'", "''") + "'"
@@ -75,6 +86,7 @@ def copy_live_rows(
             on_snapshot()
         try:
             for table in tables:
+                _add_missing_columns(cur, main, table)
                 cur.execute(
                     f"INSERT INTO {_ATTACHED_AS}.{_name(table)} BY NAME "  # noqa: S608 (names from the catalog)
                     f"SELECT * FROM {_name(main)}.{_name(table)}"

@@ -43,7 +43,7 @@ from spyglass.store import duckdb_coarse_rollups as coarse
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, attribute_cells_sql, summed_cells
 from spyglass.store.attribute_slots import (
     BIN_COLUMN,
-    SLOT_SPAN_COLUMNS,
+    SLOT_COLUMN_TYPE,
     SLOT_TABLES,
     AttributeSlots,
     Slot,
@@ -183,7 +183,7 @@ _MIGRATIONS: dict[int, list[str]] = {
     4: [],
     # Attribute slots (``attribute_slots``) cover the spans written from the upgrade on.
     5: [
-        *(f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in SLOT_SPAN_COLUMNS),
+        f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {BIN_COLUMN} SMALLINT",
         *SLOT_TABLES,
     ],
 }
@@ -212,7 +212,7 @@ _CREATE_TABLES = [
         events {_EVENT}[],
         links {_LINK}[],
         sample_weight DOUBLE NOT NULL,
-        {", ".join(f"{name} {kind}" for name, kind in SLOT_SPAN_COLUMNS)}
+        {BIN_COLUMN} SMALLINT
     )""",
     # max_start_ns bounds the spans a trace lookup reads, so zone maps on spans.start_ns prune row groups.
     """CREATE TABLE IF NOT EXISTS traces (
@@ -426,6 +426,11 @@ def _newest_start(cur: duckdb.DuckDBPyConnection) -> int | None:
 
 def _write_slot_changes(cur: duckdb.DuckDBPyConnection, plan: SlotPlan) -> None:
     """The slots, values and retirements of a write, into the registry's tables (in the write's transaction)."""
+    for slot in plan.new_slots:
+        # Fixed text: the column's name is the slot's number.
+        cur.execute(
+            f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {slot_column(slot.index)} {SLOT_COLUMN_TYPE}"
+        )
     if plan.new_slots:
         cur.executemany(
             "INSERT INTO attribute_slots VALUES (?, ?, ?, false)",
@@ -670,8 +675,8 @@ class DuckDBStore:
             with self._write_lock, self._conn.cursor() as cur:
                 cur.execute("BEGIN TRANSACTION")
                 try:
-                    plan = self._slots.plan(spans, lambda: _newest_start(cur))
                     incoming = with_shared_resources(spans)
+                    plan = self._slots.plan(incoming, lambda: _newest_start(cur))
                     for name, column in plan.columns.items():
                         incoming = incoming.append_column(name, column)
                     cur.register("incoming_spans", incoming)
