@@ -31,8 +31,10 @@ def random_coded(rng: np.random.Generator, rows: int, *, one_weight: bool, zero_
     )
 
 
-def expected(spans: pa.Table, dictionary: list[str], window_ns: int, step_ns: int | None) -> list[tuple]:
-    sums: dict[tuple, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+def expected(
+    spans: pa.Table, dictionary: list[str], window_ns: int, step_ns: int | None
+) -> list[tuple[object, ...]]:
+    sums: dict[tuple[object, ...], list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
     for row in spans.to_pylist():
         start = window_ns if step_ns is None else row["start_ns"] - row["start_ns"] % step_ns
         cell = sums[(dictionary[row["code"]], start, row["bin"])]

@@ -15,6 +15,7 @@ import pytest
 import spyglass.store.attribute_slots as attribute_slots
 from spyglass.model.builder import SpanBatchBuilder
 from spyglass.model.schema import SpanKind, StatusCode
+from spyglass.model.sketch import bucket_index
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.attribute_slots import BIN_COLUMN, AttributeSlots, slot_column
 from spyglass.store.duckdb_store import DuckDBStore
@@ -96,7 +97,7 @@ def test_plan_codes_each_span_as_the_maps_read(monkeypatch: pytest.MonkeyPatch) 
             ).to_pylist()
             assert [None if code is None else by_code[code] for code in codes] == expected
         durations = np.asarray(spans.column("duration_ns"))
-        assert plan.columns[BIN_COLUMN].to_pylist() == attribute_slots.bucket_index(durations).tolist()
+        assert plan.columns[BIN_COLUMN].to_pylist() == bucket_index(durations).tolist()
     assert [slot.key for slot in sorted(slots.slots.values(), key=lambda s: s.index)][-1] == "late.key"
     assert slots.slots["request.id"].retired and slots.readable("request.id") is None
     assert not slots.slots["customer.id"].retired
