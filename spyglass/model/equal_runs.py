@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy, valid_mask
+from spyglass.model.map_entries import own_entries
 
 
 def equal_runs(columns: list[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +66,7 @@ def _same_maps(maps: pa.MapArray) -> np.ndarray:
     first, last = int(bounds[0]), int(bounds[-1])
     if last == first:
         return np.asarray(same, dtype=bool)
-    keys = maps.keys.slice(first, last - first)
-    items = maps.items.slice(first, last - first)
+    keys, items = own_entries(maps)
     row_of_entry = np.repeat(np.arange(n), counts)
     width = int(counts[0])
     if (counts == width).all():

@@ -12,10 +12,18 @@ import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import valid_mask
 
-__all__ = ["MapEntries", "carried_entries", "map_entries"]
+__all__ = ["MapEntries", "carried_entries", "map_entries", "own_entries"]
 
 #: (row of each entry, index of its key in the keys asked for, its value): entries with a null value left out.
 MapEntries = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], pa.Array]
+
+
+def own_entries(maps: pa.MapArray) -> tuple[pa.Array, pa.Array]:
+    """The keys and the items of the entries of ``maps`` itself: a slice's ``keys`` and ``items`` are its whole
+    parent's (reading them whole made a write's key scan read every earlier write of its batch)."""
+    bounds = maps.offsets
+    first, last = bounds[0].as_py(), bounds[-1].as_py()
+    return maps.keys.slice(first, last - first), maps.items.slice(first, last - first)
 
 
 def map_entries(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> MapEntries:
@@ -27,8 +35,7 @@ def map_entries(maps: pa.Array | pa.ChunkedArray, keys: pa.Array) -> MapEntries:
     first, last = int(bounds[0]), int(bounds[-1])
     if last == first:
         return np.empty(0, np.int64), np.empty(0, np.int64), pa.array([], maps.type.item_type)
-    entry_keys = maps.keys.slice(first, last - first)
-    entry_values = maps.items.slice(first, last - first)
+    entry_keys, entry_values = own_entries(maps)
     key_index = pc.index_in(entry_keys, value_set=keys)
     wanted = valid_mask(key_index)
     if entry_values.null_count:

@@ -99,17 +99,14 @@ def summed_cells(
         origin = first - first % step_ns
         steps = (last - origin) // step_ns + 1
     width = high - low + 1
-    bin_values = None
+    bin_values, rank = None, None
     if values * steps * width > _DENSE_CELLS:
         # Bins used are far fewer than the range (zero durations sit two thousand bins below a millisecond):
         # number those used, so that the cells fit a dense count.
-        bin_values = pc.unique(spans.column("bin")).to_numpy().astype(np.int64)
-        bin_values.sort()
+        bin_values = np.sort(pc.unique(spans.column("bin")).to_numpy().astype(np.int64))
+        rank = np.zeros(width, np.int64)
+        rank[bin_values - low] = np.arange(len(bin_values))
         width = len(bin_values)
-    rank = None
-    if bin_values is not None:
-        rank = np.zeros(high - low + 1, np.int64)
-        rank[bin_values - low] = np.arange(width)
     cell = np.empty(spans.num_rows, np.int64)
     failed: list[npt.NDArray[np.int64]] = []
     at = 0

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy
-from spyglass.model.map_entries import map_entries
+from spyglass.model.map_entries import map_entries, own_entries
 from spyglass.model.sketch import bucket_index
 
 #: Keys given a slot at most (retired ones included).
@@ -190,12 +190,9 @@ class AttributeSlots:
         seen: dict[str, None] = {}
         for column in maps:
             for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
-                bounds = chunk.offsets
                 if len(chunk) == 0:
                     continue
-                first, last = bounds[0].as_py(), bounds[-1].as_py()
-                # A slice's ``keys`` are its whole parent's: only the slice's entries are its own.
-                for key in pc.unique(chunk.keys.slice(first, last - first)).to_pylist():
+                for key in pc.unique(own_entries(chunk)[0]).to_pylist():
                     if key is not None and key not in self.slots:
                         seen.setdefault(key)
         keys = list(seen)[:free]
