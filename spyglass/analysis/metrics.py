@@ -25,6 +25,7 @@ from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import grouped_quantiles
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
+from spyglass.store.top_values import TopValues, busiest
 
 QUANTILES = (0.5, 0.9, 0.99)
 #: Group-bys answered from base rollup columns rather than from an attribute.
@@ -233,13 +234,23 @@ def _span_cells(
     where = ScanFilter(service=query.service, operation=query.operation, kinds=query.kinds)
     split = coverage_split(live, query.start_ns, query.end_ns)
     step_ns = step_s * 1_000_000_000 if step_s is not None else None
-    parts = []
-    if query.start_ns < split:
-        parts.append(store.attribute_cells(key, query.start_ns, split, step_ns, where))
+    # The values named are chosen over the whole window: the buffer's part, read first, is counted before the
+    # store's is summed with the quietest values folded (``top_values``).
+    top = TopValues(MAX_GROUPS, OTHER_GROUP)
+    buffered_parts = []
     if split < query.end_ns:
         columns = [c for c in CELL_SPAN_COLUMNS if c != "sample_weight"]
         for buffered in window_spans(store, live, columns, split, query.end_ns, where):
-            parts.append(attribute_cells_of(buffered, key, query.start_ns, step_ns))
+            buffered_parts.append(attribute_cells_of(buffered, key, query.start_ns, step_ns))
+    parts = []
+    if query.start_ns < split:
+        for part in buffered_parts:
+            top.add(part)
+        # A store that did not choose (no more values than the limit, or not folding at all) is the last part.
+        parts.append(top.settle(store.attribute_cells(key, query.start_ns, split, step_ns, where, top)))
+        parts.extend(top.fold(part) for part in buffered_parts)
+    elif buffered_parts:
+        parts.append(top.settle(pa.concat_tables([p.cast(ATTRIBUTE_CELL_SCHEMA) for p in buffered_parts])))
     filled = [part.cast(ATTRIBUTE_CELL_SCHEMA) for part in parts if part.num_rows]
     cells = pa.concat_tables(filled) if filled else ATTRIBUTE_CELL_SCHEMA.empty_table()
     return (
@@ -310,19 +321,18 @@ def _fold_quietest(
     names: list[Any], group: npt.NDArray[np.int64], counts: npt.NDArray[np.float64]
 ) -> tuple[list[Any], npt.NDArray[np.int64]]:
     """The labels and each cell's label number, the quietest labels past ``MAX_GROUPS`` renumbered as one
-    ``__other__`` (busiest first, ties in label order; an ``__other__`` the data already has takes them in)."""
+    ``__other__`` (``top_values.busiest``: the same choice a store folds by as it sums)."""
     if len(names) <= MAX_GROUPS:
         return names, group
     present = group >= 0
-    totals = np.bincount(group[present], weights=counts[present], minlength=len(names))
-    if np.count_nonzero(totals) <= MAX_GROUPS:
+    totals = np.asarray(
+        np.bincount(group[present], weights=counts[present], minlength=len(names)), np.float64
+    )
+    kept = busiest(pa.array(names), totals, MAX_GROUPS, OTHER_GROUP)
+    if kept is None:
         return names, group
     other = names.index(OTHER_GROUP) if OTHER_GROUP in names else len(names)
-    if other < len(names):
-        totals[other] = 0.0  # it takes the folded labels in, never leaves a place for them
-    ranked = np.argsort(-totals, kind="stable")
     renumbered = np.full(len(names) + 1, other, dtype=np.int64)
-    kept = ranked[: MAX_GROUPS - 1]
     renumbered[kept] = kept
     renumbered[-1] = -1  # group -1 (no label) stays without one
     return [*names, OTHER_GROUP] if other == len(names) else names, renumbered[group]

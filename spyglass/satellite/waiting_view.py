@@ -16,6 +16,7 @@ from spyglass.satellite.pipeline import Satellite
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import ScanFilter, Store
 from spyglass.store.store_over import StoreOver
+from spyglass.store.top_values import TopValues
 
 
 class StoreWithWaiting(StoreOver):
@@ -37,11 +38,21 @@ class StoreWithWaiting(StoreOver):
         return pa.concat_tables([stored, waiting.cast(stored.schema)])
 
     def attribute_cells(
-        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+        self,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None = None,
+        top: TopValues | None = None,
     ) -> pa.Table:
         waiting = self.satellite.waiting_spans(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
-        cells = self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters)
         if waiting is None or waiting.num_rows == 0:
-            return cells
+            return self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, top)
         summed = attribute_cells_of(waiting, key, start_ns, step_ns)
+        if top is not None:
+            top.add(summed)
+        cells = self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, top)
+        if top is not None:
+            cells, summed = top.settle(cells), top.fold(summed)
         return pa.concat_tables([cells.cast(ATTRIBUTE_CELL_SCHEMA), summed.cast(ATTRIBUTE_CELL_SCHEMA)])

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import BIN_SQL, bucket_index
+from spyglass.store.top_values import TopValues
 
 #: One row per value, step and bin: the spans' summed weights (the unsampled spans they stand for) and the
 #: summed weights of those that failed. ``value`` is dictionary-encoded (a slot's codes index its values);
@@ -52,9 +53,12 @@ def attribute_cells_sql(conditions: list[str], step_ns: int | None) -> str:
     )
 
 
-def attribute_cells_of(spans: pa.Table, key: str, window_start_ns: int, step_ns: int | None) -> pa.Table:
+def attribute_cells_of(
+    spans: pa.Table, key: str, window_start_ns: int, step_ns: int | None, top: TopValues | None = None
+) -> pa.Table:
     """``ATTRIBUTE_CELL_SCHEMA`` rows of ``spans`` (``CELL_SPAN_COLUMNS``) that carry ``key``, on the span or else
-    on its resource."""
+    on its resource; with ``top``, its values not kept summed as one (these spans the last part read, if ``top``
+    has not chosen yet)."""
     values = pc.coalesce(
         pc.map_lookup(spans.column("attributes"), pa.scalar(key), "first"),
         pc.map_lookup(spans.column("resource"), pa.scalar(key), "first"),
@@ -68,12 +72,29 @@ def attribute_cells_of(spans: pa.Table, key: str, window_start_ns: int, step_ns:
         {
             "code": labels.indices,
             "start_ns": spans.column("start_ns"),
-            "bin": pa.array(bucket_index(as_numpy(spans.column("duration_ns"), np.int64))),
+            "outcome": pa.array(
+                bucket_index(as_numpy(spans.column("duration_ns"), np.int64)).astype(np.int32) * 2
+                + (as_numpy(spans.column("status_code"), np.int64) == StatusCode.ERROR)
+            ),
             "sample_weight": spans.column("sample_weight"),
-            "failed": pc.equal(spans.column("status_code"), StatusCode.ERROR),
         }
     )
-    return summed_cells(coded, labels.dictionary, window_start_ns, step_ns)
+    return summed_cells(coded, labels.dictionary, window_start_ns, step_ns, top)
+
+
+def code_totals(
+    spans: pa.Table, values: int, weights: npt.NDArray[np.float64] | None, weight: float
+) -> npt.NDArray[np.float64]:
+    """The summed weight of each code in ``spans``' column ``code``, of ``values`` codes (``weights``, or ``weight``
+    each): what choosing the busiest values needs before summing by bin (``TopValues``)."""
+
+    totals = np.zeros(values)
+    at = 0
+    for batch in spans.to_batches():
+        codes = as_numpy(batch.column("code"), np.int32)
+        totals += np.bincount(codes, None if weights is None else weights[at : at + len(codes)], values)
+        at += len(codes)
+    return totals if weights is not None else totals * weight
 
 
 #: Above this many (value, step, bin) cells, counting into a dense array would take more memory than sorting.
@@ -81,67 +102,86 @@ _DENSE_CELLS = 1 << 23
 
 
 def summed_cells(
-    spans: pa.Table, dictionary: pa.Array, window_start_ns: int, step_ns: int | None
+    spans: pa.Table,
+    dictionary: pa.Array,
+    window_start_ns: int,
+    step_ns: int | None,
+    top: TopValues | None = None,
+    weight: float | None = None,
 ) -> pa.Table:
     """``ATTRIBUTE_CELL_SCHEMA`` rows of spans given as columns ``code`` (of each one's value, into
-    ``dictionary``), ``bin``, ``sample_weight``, ``failed`` and, with a step, ``start_ns``.
+    ``dictionary``), ``outcome`` (its latency-sketch bin times two, plus one if it failed),
+    ``sample_weight`` (or ``weight`` for every span) and, with a step, ``start_ns``. With ``top``, values it does not keep are summed as one
+    (these spans choosing, if it has not yet, as the last part read).
 
     Each span's cell number is computed batch by batch into one array: at ten million spans every whole-length
     temporary is tens of MB to fault in, and a query made six of them (half its time, and most of its spread).
+    A span's value and outcome become its cell's number by two table lookups (values folded by ``top`` share a
+    number; only the bins used are numbered when the range is wide), and cells are counted densely when they
+    fit. Failures are cells of their own, so that no pass looks for them.
     """
     if spans.num_rows == 0:
         return ATTRIBUTE_CELL_SCHEMA.empty_table()
-    low, high = (int(x.as_py()) for x in pc.min_max(spans.column("bin")).values())
-    values = int(pc.max(spans.column("code")).as_py()) + 1
+    low, high = (int(x.as_py()) >> 1 for x in pc.min_max(spans.column("outcome")).values())
+    codes = int(pc.max(spans.column("code")).as_py()) + 1
+    lightest, each = _weights(spans, weight)
+    value_of = np.arange(codes, dtype=np.int64)
+    if top is not None and top.needs_totals(codes):
+        kept = top.choose(dictionary.slice(0, codes), code_totals(spans, codes, each, lightest))
+        if kept is not None:
+            value_of, dictionary = top.recode(dictionary.slice(0, codes), kept)
+    values = int(value_of.max()) + 1
     origin, steps = window_start_ns, 1
     if step_ns is not None:
         first, last = (int(x.as_py()) for x in pc.min_max(spans.column("start_ns")).values())
         origin = first - first % step_ns
         steps = (last - origin) // step_ns + 1
-    width = high - low + 1
-    bin_values, rank = None, None
-    if values * steps * width > _DENSE_CELLS:
-        # Bins used are far fewer than the range (zero durations sit two thousand bins below a millisecond):
-        # number those used, so that the cells fit a dense count.
-        bin_values = np.sort(pc.unique(spans.column("bin")).to_numpy().astype(np.int64))
-        rank = np.zeros(width, np.int64)
-        rank[bin_values - low] = np.arange(len(bin_values))
-        width = len(bin_values)
+    # A bin's number in its step: its offset from the lowest, or its rank among those used when the range is
+    # too wide for a dense count (zero durations sit two thousand bins below a millisecond).
+    bin_of = np.arange(high - low + 1, dtype=np.int64)
+    bin_values = None
+    if values * steps * len(bin_of) * 2 > _DENSE_CELLS:
+        bin_values = np.unique(pc.unique(spans.column("outcome")).to_numpy().astype(np.int64) >> 1)
+        bin_of[bin_values - low] = np.arange(len(bin_values))
+    width = len(bin_of) if bin_values is None else len(bin_values)
+    value_table = value_of * (steps * width * 2)
+    outcome_table = None
+    if bin_values is None:
+        value_table -= 2 * low  # an outcome is then its cell's offset: added, not looked up
+    else:
+        # Read by the outcomes as they are, modulo the table's length (they may be negative).
+        outcomes = np.arange(2 * low, 2 * high + 2, dtype=np.int64)
+        outcome_table = np.empty_like(outcomes)
+        outcome_table[outcomes % len(outcomes)] = bin_of[(outcomes >> 1) - low] * 2 + (outcomes & 1)
+    size = values * steps * width * 2
+    dense = size <= _DENSE_CELLS
     cell = np.empty(spans.num_rows, np.int64)
-    failed: list[npt.NDArray[np.int64]] = []
+
     at = 0
     for batch in spans.to_batches():
-        rows = batch.num_rows
-        out = cell[at : at + rows]
-        bins = as_numpy(batch.column("bin"), np.int64) - low
-        np.multiply(as_numpy(batch.column("code"), np.int64), steps * width, out=out)
+        out = cell[at : at + batch.num_rows]
+        np.take(value_table, as_numpy(batch.column("code"), np.int32), out=out)
+        outcome = as_numpy(batch.column("outcome"), np.int32)
+        out += outcome if outcome_table is None else np.take(outcome_table, outcome, mode="wrap")
         if step_ns is not None:
-            out += (as_numpy(batch.column("start_ns"), np.int64) - origin) // step_ns * width
-        out += bins if rank is None else rank[bins]
-        failed.append(np.flatnonzero(as_numpy(batch.column("failed"), np.bool_)) + at)
-        at += rows
-    size = values * steps * width
-    weights = spans.column("sample_weight")
-    # numpy's min and max over each chunk: Arrow's min_max of doubles took 39 ms at ten million.
-    chunks = [as_numpy(chunk, np.float64) for chunk in weights.chunks if len(chunk)]
-    lightest, heaviest = min(float(c.min()) for c in chunks), max(float(c.max()) for c in chunks)
-    # Most stores keep every span with one weight: then spans are counted, not summed (a third faster).
-    each = None if lightest == heaviest else as_numpy(weights, np.float64)
-    if size <= _DENSE_CELLS:
-        counted = np.bincount(cell, minlength=size)
-        distinct = np.flatnonzero(counted)
-        summed = counted[distinct] * lightest if each is None else np.bincount(cell, each, size)[distinct]
+            out += (as_numpy(batch.column("start_ns"), np.int64) - origin) // step_ns * (width * 2)
+        at += batch.num_rows
+    if dense:
+        pairs = (
+            np.bincount(cell, minlength=size) if each is None else np.bincount(cell, each, size)
+        ).reshape(-1, 2)
+        both = pairs[:, 0] + pairs[:, 1]  # numpy's sum along a short axis took three times as long
+        distinct = np.flatnonzero(both)
+        summed, errors = both[distinct], pairs[distinct, 1]
     else:
-        distinct, cell_of = np.unique(cell, return_inverse=True)
-        summed = np.bincount(cell_of.reshape(-1), weights=each, minlength=len(distinct)) * (
-            lightest if each is None else 1.0
-        )
-    # Failures are few: their cells are found among the distinct ones, not counted over the whole range.
-    failing = np.concatenate(failed)
-    failed_cells, failed_of = np.unique(cell[failing], return_inverse=True)
-    errors = np.zeros(len(distinct))
-    failed_weights = np.full(len(failing), lightest) if each is None else each[failing]
-    errors[np.searchsorted(distinct, failed_cells)] = np.bincount(failed_of.reshape(-1), failed_weights)
+        outcome_cells, cell_of = np.unique(cell, return_inverse=True)
+        sums = np.bincount(cell_of.reshape(-1), weights=each, minlength=len(outcome_cells))
+        whole = outcome_cells >> 1
+        starts = np.flatnonzero(np.concatenate([[True], whole[1:] != whole[:-1]]))
+        distinct = whole[starts]
+        summed = np.add.reduceat(sums, starts)
+        errors = np.add.reduceat(sums * (outcome_cells & 1), starts)
+    scale = lightest if each is None else 1.0
     value_code, rest = np.divmod(distinct, steps * width)
     step_index, bin_offset = np.divmod(rest, width)
     return pa.table(
@@ -151,8 +191,20 @@ def summed_cells(
             "bin": pa.array(
                 (bin_offset + low if bin_values is None else bin_values[bin_offset]).astype(np.int16)
             ),
-            "weight": pa.array(summed.astype(np.float64, copy=False)),
-            "error_weight": pa.array(errors),
+            "weight": pa.array(np.asarray(summed * scale, np.float64)),
+            "error_weight": pa.array(np.asarray(errors * scale, np.float64)),
         },
         schema=ATTRIBUTE_CELL_SCHEMA,
     )
+
+
+def _weights(spans: pa.Table, weight: float | None) -> tuple[float, npt.NDArray[np.float64] | None]:
+    """The least weight, and every span's when they differ. Most stores keep every span with one weight: then
+    spans are counted, not summed (a third faster)."""
+    if weight is not None:
+        return weight, None
+    weights = spans.column("sample_weight")
+    # numpy's min and max over each chunk: Arrow's min_max of doubles took 39 ms at ten million.
+    chunks = [as_numpy(chunk, np.float64) for chunk in weights.chunks if len(chunk)]
+    lightest, heaviest = min(float(c.min()) for c in chunks), max(float(c.max()) for c in chunks)
+    return lightest, None if lightest == heaviest else as_numpy(weights, np.float64)

@@ -60,6 +60,7 @@ from spyglass.store.span_predicates import (
     scan_schema,
     summary_conditions,
 )
+from spyglass.store.top_values import TopValues
 
 #: ClickHouse's errors about the rows written (DB-API classes), as against the server being away.
 _ROW_ERRORS: tuple[type[BaseException], ...] = (
@@ -345,11 +346,17 @@ class ClickHouseStore:
         return as_schema(self._conn.query_arrow(sql, params.values), LOG_SCHEMA)
 
     def attribute_cells(
-        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+        self,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None = None,
+        top: TopValues | None = None,
     ) -> pa.Table:
         """From the window's spans, summed here."""
         spans = self.scan(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
-        return attribute_cells_of(spans, key, start_ns, step_ns)
+        return attribute_cells_of(spans, key, start_ns, step_ns, top)
 
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:
         """Calls between services, from the window's spans joined here (no call rollups kept in ClickHouse)."""

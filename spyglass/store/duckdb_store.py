@@ -88,6 +88,7 @@ from spyglass.store.span_predicates import (
     scan_schema,
     summary_conditions,
 )
+from spyglass.store.top_values import TopValues
 
 _log = logging.getLogger(__name__)
 
@@ -989,7 +990,13 @@ class DuckDBStore:
         return result.rename_columns(columns).cast(schema)
 
     def attribute_cells(
-        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+        self,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None = None,
+        top: TopValues | None = None,
     ) -> pa.Table:
         """From the key's slot where it covers the window (``attribute_slots``); before that, and for a key without
         one, looked up in the maps and summed in SQL, so that only the sums leave DuckDB."""
@@ -999,17 +1006,21 @@ class DuckDBStore:
             covered_from = end_ns
         elif slot.covers_after_ns is not None:
             covered_from = min(end_ns, max(start_ns, slot.covers_after_ns + 1))
-        parts = []
+        in_maps = None
         if start_ns < covered_from:
-            parts.append(self._cells_in_maps(key, start_ns, covered_from, start_ns, step_ns, filters))
-        if slot is not None and covered_from < end_ns:
-            parts.append(self._cells_in_slot(slot, covered_from, end_ns, start_ns, step_ns, filters))
-        if len(parts) == 1:
-            return parts[0]
-        if not parts:
-            return ATTRIBUTE_CELL_SCHEMA.empty_table()
+            in_maps = self._cells_in_maps(key, start_ns, covered_from, start_ns, step_ns, filters)
+        if slot is None or covered_from >= end_ns:
+            cells = ATTRIBUTE_CELL_SCHEMA.empty_table() if in_maps is None else in_maps
+            return cells if top is None else top.settle(cells)
+        if in_maps is None:
+            return self._cells_in_slot(slot, covered_from, end_ns, start_ns, step_ns, filters, top)
+        if top is not None:
+            top.add(in_maps)
+        in_slot = self._cells_in_slot(slot, covered_from, end_ns, start_ns, step_ns, filters, top)
+        if top is not None:
+            in_slot, in_maps = top.settle(in_slot), top.fold(in_maps)
         # A cell may have spans on both sides of the slot's start: one row for it, as a single read gives.
-        both = pa.concat_tables(parts).unify_dictionaries()
+        both = pa.concat_tables([in_maps, in_slot]).unify_dictionaries()
         summed = both.group_by(["value", "start_ns", "bin"], use_threads=False).aggregate(
             [("weight", "sum"), ("error_weight", "sum")]
         )
@@ -1039,22 +1050,21 @@ class DuckDBStore:
         window_ns: int,
         step_ns: int | None,
         filters: ScanFilter | None,
+        top: TopValues | None,
     ) -> pa.Table:
-        """The slot's codes and the spans' bins read, summed in numpy: at ten million spans, about 30 ms to read
-        against 260 for looking the key up in the maps, and summing 2 million (value, bin) cells in SQL took a
-        second more."""
+        """The slot's codes and the spans' outcomes (bin and failure) read, summed in numpy: at ten million spans,
+        about 30 ms to read against 260 for looking the key up in the maps, and summing 2 million (value, bin)
+        cells in SQL took a second more. Weights are read only when they differ: DuckDB knows their least and
+        greatest in a millisecond, and reading a column of ones took 27 ms."""
         params = PositionalParams()
-        where = scan_conditions(DUCKDB, params, start_ns, end_ns, filters)
+        where = " AND ".join(scan_conditions(DUCKDB, params, start_ns, end_ns, filters))
         code = slot_column(slot.index)
         start = ", start_ns" if step_ns is not None else ""
         # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
-        sql = (
-            f"SELECT {code} AS code{start}, coalesce({BIN_COLUMN}, {BIN_SQL}) AS bin, "  # noqa: S608
-            f"sample_weight, status_code = {int(StatusCode.ERROR)} AS failed FROM spans "
-            f"WHERE {' AND '.join(where)} AND {code} IS NOT NULL"
-        )
+        chosen = f"FROM spans WHERE {where} AND {code} IS NOT NULL"
+        outcome = f"coalesce({BIN_COLUMN}, {BIN_SQL}) * 2 + (status_code = {int(StatusCode.ERROR)})::SMALLINT"
         with self._conn.cursor() as cur:
-            # One snapshot for both: a write may code new values, or retire the slot, in between.
+            # One snapshot for all: a write may code new values, or retire the slot, in between.
             cur.execute("BEGIN TRANSACTION")
             try:
                 retired = cur.execute(
@@ -1064,14 +1074,24 @@ class DuckDBStore:
                     "SELECT code, value FROM attribute_slot_values WHERE slot = ? ORDER BY code",
                     params=[slot.index],
                 ).to_arrow_table()
-                spans = cur.sql(sql, params=params.values).to_arrow_table()
+                lightest, heaviest = cur.execute(
+                    f"SELECT min(sample_weight), max(sample_weight) {chosen}",  # noqa: S608
+                    params.values,
+                ).fetchall()[0]
+                weights = ", sample_weight" if lightest != heaviest else ""
+                spans = cur.sql(
+                    f"SELECT {code} AS code{start}, {outcome} AS outcome{weights} {chosen}",  # noqa: S608
+                    params=params.values,
+                ).to_arrow_table()
             finally:
                 _rollback(cur)
         codes = as_numpy(coded.column("code"), np.int64)
         if retired != [(False,)] or not np.array_equal(codes, np.arange(len(codes))):
             # Retired since the registry in memory was read (its values are gone): the maps have the key.
-            return self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
-        return summed_cells(spans, coded.column("value").combine_chunks(), window_ns, step_ns)
+            cells = self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
+            return cells if top is None else top.settle(cells)
+        weight = None if weights else float(lightest if lightest is not None else 1.0)
+        return summed_cells(spans, coded.column("value").combine_chunks(), window_ns, step_ns, top, weight)
 
     def rollups(self, query: RollupQuery) -> pa.Table:
         """Rollup rows whose bucket overlaps the query's window, summed by key; base rows when ``attr_key`` is

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import pyarrow as pa
 
 from spyglass.model.figures import StorageFigures
+from spyglass.store.top_values import TopValues
 
 
 class UnwritableRows(ValueError):
@@ -148,11 +149,19 @@ class Store(Protocol):
         ...
 
     def attribute_cells(
-        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+        self,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None = None,
+        top: TopValues | None = None,
     ) -> pa.Table:
         """Stored spans starting in ``[start_ns, end_ns)`` that carry attribute ``key`` (on the span, else on its
         resource), summed by value, step (``step_ns``; None: the whole window) and latency-sketch bin
-        (``spyglass.store.attribute_cells.ATTRIBUTE_CELL_SCHEMA``). ``filters`` names a service and operation."""
+        (``spyglass.store.attribute_cells.ATTRIBUTE_CELL_SCHEMA``). ``filters`` names a service and operation.
+        With ``top``, the values it does not keep may be summed as its ``other`` value (``top_values``): these
+        spans are the last part of the window read, and choose which are kept if ``top`` has not yet."""
         ...
 
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:

@@ -15,6 +15,7 @@ from spyglass.store.protocol import (
     Store,
     TraceQuery,
 )
+from spyglass.store.top_values import TopValues
 
 
 class StoreOver:
@@ -38,9 +39,15 @@ class StoreOver:
         return self.local.scan(columns, start_ns, end_ns, filters)
 
     def attribute_cells(
-        self, key: str, start_ns: int, end_ns: int, step_ns: int | None, filters: ScanFilter | None = None
+        self,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        step_ns: int | None,
+        filters: ScanFilter | None = None,
+        top: TopValues | None = None,
     ) -> pa.Table:
-        return self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters)
+        return self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, top)
 
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:
         return self.local.calls(start_ns, end_ns)

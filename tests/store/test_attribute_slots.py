@@ -20,6 +20,8 @@ from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.attribute_slots import BIN_COLUMN, AttributeSlots, slot_column
 from spyglass.store.duckdb_store import DuckDBStore
 from spyglass.store.protocol import ScanFilter
+from spyglass.store.top_values import TopValues
+from tests.support.folding import cell_rows, folded, kept_values
 
 from .conftest import BASE_NS, MS, SECOND, stored
 
@@ -71,6 +73,27 @@ def assert_cells_as_the_maps_give_them(store: DuckDBStore, window: tuple[int, in
                 spans = store.scan(CELL_SPAN_COLUMNS, *window, filters)
                 expected = attribute_cells_of(spans, key, window[0], step_ns)
                 assert rows(got) == rows(expected), (key, step_ns, filters)
+        assert_folded_as_after_summing(store, key, window)
+
+
+def assert_folded_as_after_summing(store: DuckDBStore, key: str, window: tuple[int, int]) -> None:
+    """With the quietest values folded (``TopValues``) and another part of the window added before the store's:
+    the store's answer and the other part fold as the definition does after summing."""
+    for step_ns in (None, 7 * SECOND):
+        earlier = attribute_cells_of(store.scan(CELL_SPAN_COLUMNS, *window), key, window[0], step_ns)
+        unfolded = cell_rows(store.attribute_cells(key, *window, step_ns))
+        for limit in (3, 9):
+            top = TopValues(limit, "__other__")
+            top.add(earlier)
+            got = top.settle(store.attribute_cells(key, *window, step_ns, None, top))
+            kept = kept_values([cell_rows(earlier), unfolded], limit, "__other__")
+            assert folded(cell_rows(got), None, "__other__") == folded(unfolded, kept, "__other__"), (
+                key,
+                limit,
+            )
+            assert folded(cell_rows(top.fold(earlier)), None, "__other__") == folded(
+                cell_rows(earlier), kept, "__other__"
+            )
 
 
 def test_plan_codes_each_span_as_the_maps_read(monkeypatch: pytest.MonkeyPatch) -> None:
