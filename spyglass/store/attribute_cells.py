@@ -144,23 +144,24 @@ def summed_cells(
         bin_values = np.unique(pc.unique(spans.column("outcome")).to_numpy().astype(np.int64) >> 1)
         bin_of[bin_values - low] = np.arange(len(bin_values))
     width = len(bin_of) if bin_values is None else len(bin_values)
-    value_table = value_of * (steps * width * 2)
+    size = values * steps * width * 2
+    # Without renumbered bins, an outcome is its cell's offset: added, not looked up.
+    first_cell = value_of * (steps * width * 2) - (2 * low if bin_values is None else 0)
+    # A table of int32 when cells fit: numpy's take from it is three times as fast as from int64 into ``out``.
+    value_table = first_cell.astype(np.int32 if size + 4 * abs(low) < 2**31 else np.int64)
     outcome_table = None
-    if bin_values is None:
-        value_table -= 2 * low  # an outcome is then its cell's offset: added, not looked up
-    else:
+    if bin_values is not None:
         # Read by the outcomes as they are, modulo the table's length (they may be negative).
         outcomes = np.arange(2 * low, 2 * high + 2, dtype=np.int64)
         outcome_table = np.empty_like(outcomes)
         outcome_table[outcomes % len(outcomes)] = bin_of[(outcomes >> 1) - low] * 2 + (outcomes & 1)
-    size = values * steps * width * 2
     dense = size <= _DENSE_CELLS
     cell = np.empty(spans.num_rows, np.int64)
 
     at = 0
     for batch in spans.to_batches():
         out = cell[at : at + batch.num_rows]
-        np.take(value_table, as_numpy(batch.column("code"), np.int32), out=out)
+        out[:] = np.take(value_table, as_numpy(batch.column("code"), np.int32))
         outcome = as_numpy(batch.column("outcome"), np.int32)
         out += outcome if outcome_table is None else np.take(outcome_table, outcome, mode="wrap")
         if step_ns is not None:
