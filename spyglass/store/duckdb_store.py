@@ -40,7 +40,12 @@ from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.model.sketch import BIN_SQL
 from spyglass.model.span_order import by_start
 from spyglass.store import duckdb_coarse_rollups as coarse
-from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, attribute_cells_sql, summed_cells
+from spyglass.store.attribute_cells import (
+    ATTRIBUTE_CELL_SCHEMA,
+    attribute_cells_sql,
+    read_with_totals,
+    summed_cells,
+)
 from spyglass.store.attribute_slots import (
     BIN_COLUMN,
     SLOT_COLUMN_TYPE,
@@ -94,6 +99,8 @@ _log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
 SCHEMA_VERSION = 6
+#: Rows in each batch of a slot's read (DuckDB's row group): its codes are summed while DuckDB makes the next.
+_CELL_READ_ROWS = 122_880
 
 _MAP_TEXT = "MAP(VARCHAR, VARCHAR)"
 _MAP_TYPES = "MAP(VARCHAR, TINYINT)"
@@ -1078,20 +1085,25 @@ class DuckDBStore:
                     f"SELECT min(sample_weight), max(sample_weight) {chosen}",  # noqa: S608
                     params.values,
                 ).fetchall()[0]
-                weights = ", sample_weight" if lightest != heaviest else ""
-                spans = cur.sql(
+                codes = as_numpy(coded.column("code"), np.int64)
+                if retired != [(False,)] or not np.array_equal(codes, np.arange(len(codes))):
+                    # Retired since the registry in memory was read (its values are gone): the maps have it.
+                    cells = self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
+                    return cells if top is None else top.settle(cells)
+                weight = float(lightest) if lightest == heaviest and lightest is not None else None
+                weights = "" if weight is not None else ", sample_weight"
+                read = cur.sql(
                     f"SELECT {code} AS code{start}, {outcome} AS outcome{weights} {chosen}",  # noqa: S608
                     params=params.values,
-                ).to_arrow_table()
+                ).to_arrow_reader(_CELL_READ_ROWS)
+                if top is not None and top.needs_totals(len(codes)):
+                    spans, totals = read_with_totals(read, len(codes), weight)
+                else:
+                    spans, totals = read.read_all(), None
             finally:
                 _rollback(cur)
-        codes = as_numpy(coded.column("code"), np.int64)
-        if retired != [(False,)] or not np.array_equal(codes, np.arange(len(codes))):
-            # Retired since the registry in memory was read (its values are gone): the maps have the key.
-            cells = self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
-            return cells if top is None else top.settle(cells)
-        weight = None if weights else float(lightest if lightest is not None else 1.0)
-        return summed_cells(spans, coded.column("value").combine_chunks(), window_ns, step_ns, top, weight)
+        dictionary = coded.column("value").combine_chunks()
+        return summed_cells(spans, dictionary, window_ns, step_ns, top, weight, totals)
 
     def rollups(self, query: RollupQuery) -> pa.Table:
         """Rollup rows whose bucket overlaps the query's window, summed by key; base rows when ``attr_key`` is
