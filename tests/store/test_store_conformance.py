@@ -13,6 +13,8 @@ from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import ScanFilter, Store, TraceQuery
+from spyglass.store.top_values import TopValues
+from tests.support.folding import cell_rows, folded, kept_values
 
 from .conftest import BASE_NS, MS, SECOND, Corpus, TraceInfo, make_trace, span_id_of, stored, trace_id_of
 
@@ -379,6 +381,25 @@ def test_attribute_cells_are_the_scanned_spans_summed(
         )
     if key == "absent.key" or key in SQL_LOOKING_VALUES:  # a key that looks like SQL is only a key
         assert got.num_rows == 0
+
+
+@pytest.mark.parametrize("key", ["customer.id", "host.name"])
+@pytest.mark.parametrize("step_ns", [None, SECOND])
+@pytest.mark.parametrize("limit", [2, 3])
+def test_attribute_cells_fold_the_quietest_values_as_summing_first_would(
+    populated: Store, key: str, step_ns: int | None, limit: int
+) -> None:
+    """With ``TopValues`` and another part of the window counted first, the store's rows are its unfolded rows
+    with the values not among the busiest over both parts summed as one, whatever way the backend sums."""
+    start, end = BASE_NS + 2 * SECOND + 7 * MS, BASE_NS + 11 * SECOND
+    earlier = populated.attribute_cells(key, BASE_NS, start, step_ns)
+    unfolded = cell_rows(populated.attribute_cells(key, start, end, step_ns))
+    top = TopValues(limit, "__other__")
+    top.add(earlier)
+    got = top.settle(populated.attribute_cells(key, start, end, step_ns, None, top))
+    kept = kept_values([cell_rows(earlier), unfolded], limit, "__other__")
+    assert kept is not None, len({row[0] for row in unfolded})  # the corpus has more values than the limit
+    assert folded(cell_rows(got), None, "__other__") == folded(unfolded, kept, "__other__")
 
 
 def test_scan_trace_share_keeps_whole_traces_the_same_on_every_call(populated: Store) -> None:
