@@ -48,6 +48,7 @@ from spyglass.store.attribute_cells import (
 )
 from spyglass.store.attribute_slots import (
     BIN_COLUMN,
+    OUTCOME_COLUMN,
     SLOT_COLUMN_TYPE,
     SLOT_TABLES,
     AttributeSlots,
@@ -98,7 +99,7 @@ from spyglass.store.top_values import TopValues
 _log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: Rows in each batch of a slot's read (DuckDB's row group): its codes are summed while DuckDB makes the next.
 _CELL_READ_ROWS = 122_880
 
@@ -194,6 +195,8 @@ _MIGRATIONS: dict[int, list[str]] = {
         f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {BIN_COLUMN} SMALLINT",
         *SLOT_TABLES,
     ],
+    # Spans written from the upgrade on keep their outcome; older ones are read from their bin and status.
+    6: [f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {OUTCOME_COLUMN} SMALLINT"],
 }
 
 _CREATE_TABLES = [
@@ -220,7 +223,8 @@ _CREATE_TABLES = [
         events {_EVENT}[],
         links {_LINK}[],
         sample_weight DOUBLE NOT NULL,
-        {BIN_COLUMN} SMALLINT
+        {BIN_COLUMN} SMALLINT,
+        {OUTCOME_COLUMN} SMALLINT
     )""",
     # max_start_ns bounds the spans a trace lookup reads, so zone maps on spans.start_ns prune row groups.
     """CREATE TABLE IF NOT EXISTS traces (
@@ -1073,7 +1077,11 @@ class DuckDBStore:
         start = ", start_ns" if step_ns is not None else ""
         # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
         chosen = f"FROM spans WHERE {where} AND {code} IS NOT NULL"
-        outcome = f"coalesce({BIN_COLUMN}, {BIN_SQL}) * 2 + (status_code = {int(StatusCode.ERROR)})::SMALLINT"
+        # Spans written before their outcome was kept (schema 6 and older) have it computed; a window without
+        # them skips that part by DuckDB's statistics, as a column that has no nulls.
+        computed = (
+            f"coalesce({BIN_COLUMN}, {BIN_SQL}) * 2 + (status_code = {int(StatusCode.ERROR)})::SMALLINT"
+        )
         with self._conn.cursor() as cur:
             # One snapshot for all: a write may code new values, or retire the slot, in between.
             cur.execute("BEGIN TRANSACTION")
@@ -1097,8 +1105,10 @@ class DuckDBStore:
                 weight = float(lightest) if lightest == heaviest and lightest is not None else None
                 weights = "" if weight is not None else ", sample_weight"
                 read = cur.sql(
-                    f"SELECT {code} AS code{start}, {outcome} AS outcome{weights} {chosen}",  # noqa: S608
-                    params=params.values,
+                    f"SELECT {code} AS code{start}, {OUTCOME_COLUMN} AS outcome{weights} {chosen} "  # noqa: S608
+                    f"AND {OUTCOME_COLUMN} IS NOT NULL UNION ALL SELECT {code} AS code{start}, "
+                    f"({computed})::SMALLINT AS outcome{weights} {chosen} AND {OUTCOME_COLUMN} IS NULL",
+                    params=params.values * 2,
                 ).to_arrow_reader(_CELL_READ_ROWS)
                 if top is not None and top.needs_totals(len(codes)):
                     spans, totals = read_with_totals(read, len(codes), weight)

@@ -17,7 +17,7 @@ from spyglass.model.builder import SpanBatchBuilder
 from spyglass.model.schema import SpanKind, StatusCode
 from spyglass.model.sketch import bucket_index
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
-from spyglass.store.attribute_slots import BIN_COLUMN, AttributeSlots, slot_column
+from spyglass.store.attribute_slots import BIN_COLUMN, OUTCOME_COLUMN, AttributeSlots, slot_column
 from spyglass.store.duckdb_store import DuckDBStore
 from spyglass.store.protocol import ScanFilter
 from spyglass.store.top_values import TopValues
@@ -120,7 +120,8 @@ def test_plan_codes_each_span_as_the_maps_read(monkeypatch: pytest.MonkeyPatch) 
             ).to_pylist()
             assert [None if code is None else by_code[code] for code in codes] == expected
         durations = np.asarray(spans.column("duration_ns"))
-        assert plan.columns[BIN_COLUMN].to_pylist() == bucket_index(durations).tolist()
+        failed = np.asarray(spans.column("status_code")) == StatusCode.ERROR
+        assert plan.columns[OUTCOME_COLUMN].to_pylist() == (bucket_index(durations) * 2 + failed).tolist()
     assert [slot.key for slot in sorted(slots.slots.values(), key=lambda s: s.index)][-1] == "late.key"
     assert slots.slots["request.id"].retired and slots.readable("request.id") is None
     assert not slots.slots["customer.id"].retired
@@ -178,7 +179,7 @@ def test_a_version_5_file_gets_slots_for_what_is_written_next(tmp_path: Path) ->
     with duckdb.connect(str(path)) as connection:  # as a file from before slots
         columns = connection.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'spans'")
         for (name,) in columns.fetchall():
-            if name == BIN_COLUMN or name.startswith("attr_slot_"):
+            if name in (BIN_COLUMN, OUTCOME_COLUMN) or name.startswith("attr_slot_"):
                 connection.execute(f"ALTER TABLE spans DROP COLUMN {name}")
         for table in ("attribute_slots", "attribute_slot_values"):
             connection.execute(f"DROP TABLE {table}")
@@ -189,6 +190,30 @@ def test_a_version_5_file_gets_slots_for_what_is_written_next(tmp_path: Path) ->
         reopened.write(random_spans(rng, 200, BASE_NS, 60 * SECOND, late_key=True))
         customer = reopened._slots.readable("customer.id")
         assert customer is not None and customer.covers_after_ns is not None
+        assert_cells_as_the_maps_give_them(reopened, (BASE_NS, BASE_NS + 60 * SECOND))
+    finally:
+        reopened.close()
+
+
+def test_a_version_6_file_reads_its_spans_outcomes_from_their_bins(tmp_path: Path) -> None:
+    """Spans written before outcomes were kept have their bin only: a window of them, and one of old and new
+    spans, answer as the maps do."""
+    path = tmp_path / "six.duckdb"
+    rng = random.Random(6)
+    store = DuckDBStore(path)
+    store.write(random_spans(rng, 300, BASE_NS, 30 * SECOND, late_key=False))
+    store.close()
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:  # as schema version 6 wrote them: the bin, no outcome
+        connection.execute(f"UPDATE spans SET {BIN_COLUMN} = {OUTCOME_COLUMN} >> 1")
+        connection.execute(f"ALTER TABLE spans DROP COLUMN {OUTCOME_COLUMN}")
+        connection.execute("UPDATE schema_version SET version = 6")
+    reopened = DuckDBStore(path)
+    try:
+        assert reopened._slots.readable("customer.id") is not None
+        assert_cells_as_the_maps_give_them(reopened, (BASE_NS, BASE_NS + 30 * SECOND))
+        reopened.write(random_spans(rng, 300, BASE_NS + 30 * SECOND, 30 * SECOND, late_key=False))
         assert_cells_as_the_maps_give_them(reopened, (BASE_NS, BASE_NS + 60 * SECOND))
     finally:
         reopened.close()
