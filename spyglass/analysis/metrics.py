@@ -25,7 +25,7 @@ from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import grouped_quantiles
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store
-from spyglass.store.top_values import TopValues, busiest
+from spyglass.store.top_values import TopValues, busiest, with_last_part
 
 QUANTILES = (0.5, 0.9, 0.99)
 #: Group-bys answered from base rollup columns rather than from an attribute.
@@ -244,11 +244,11 @@ def _span_cells(
             buffered_parts.append(attribute_cells_of(buffered, key, query.start_ns, step_ns))
     parts = []
     if query.start_ns < split:
-        for part in buffered_parts:
-            top.add(part)
-        # A store that did not choose (no more values than the limit, or not folding at all) is the last part.
-        parts.append(top.settle(store.attribute_cells(key, query.start_ns, split, step_ns, where, top)))
-        parts.extend(top.fold(part) for part in buffered_parts)
+        parts = with_last_part(
+            top,
+            buffered_parts,
+            lambda chosen: store.attribute_cells(key, query.start_ns, split, step_ns, where, chosen),
+        )
     elif buffered_parts:
         parts.append(top.settle(pa.concat_tables([p.cast(ATTRIBUTE_CELL_SCHEMA) for p in buffered_parts])))
     filled = [part.cast(ATTRIBUTE_CELL_SCHEMA) for part in parts if part.num_rows]

@@ -22,7 +22,7 @@ from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.protocol import RollupQuery, ScanFilter, Store, TraceQuery
 from spyglass.store.store_over import StoreOver
-from spyglass.store.top_values import TopValues
+from spyglass.store.top_values import TopValues, with_last_part
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -129,13 +129,13 @@ class ClusterStore(StoreOver):
     ) -> pa.Table:
         remote = self.fan_out.store_peers.scan(CELL_SPAN_COLUMNS, start_ns, end_ns, filters)
         theirs = [attribute_cells_of(spans, key, start_ns, step_ns) for spans in remote]
-        if top is not None:
-            for cells in theirs:
-                top.add(cells)
-        local = self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, top)
-        if top is not None:
-            local, theirs = top.settle(local), [top.fold(cells) for cells in theirs]
-        return _concat([local, *theirs])
+        return _concat(
+            with_last_part(
+                top,
+                theirs,
+                lambda chosen: self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, chosen),
+            )
+        )
 
     def calls(self, start_ns: int, end_ns: int) -> pa.Table:
         if self.fan_out.shared_store:  # one store holds every member's spans, and its call rollups

@@ -16,7 +16,7 @@ from spyglass.satellite.pipeline import Satellite
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import ScanFilter, Store
 from spyglass.store.store_over import StoreOver
-from spyglass.store.top_values import TopValues
+from spyglass.store.top_values import TopValues, with_last_part
 
 
 class StoreWithWaiting(StoreOver):
@@ -50,9 +50,9 @@ class StoreWithWaiting(StoreOver):
         if waiting is None or waiting.num_rows == 0:
             return self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, top)
         summed = attribute_cells_of(waiting, key, start_ns, step_ns)
-        if top is not None:
-            top.add(summed)
-        cells = self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, top)
-        if top is not None:
-            cells, summed = top.settle(cells), top.fold(summed)
-        return pa.concat_tables([cells.cast(ATTRIBUTE_CELL_SCHEMA), summed.cast(ATTRIBUTE_CELL_SCHEMA)])
+        parts = with_last_part(
+            top,
+            [summed],
+            lambda chosen: self.local.attribute_cells(key, start_ns, end_ns, step_ns, filters, chosen),
+        )
+        return pa.concat_tables([part.cast(ATTRIBUTE_CELL_SCHEMA) for part in parts])

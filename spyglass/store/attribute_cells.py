@@ -10,6 +10,8 @@ only the sums leave it. Backends without that SQL, and the recall buffer, sum th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -83,33 +85,31 @@ def attribute_cells_of(
 
 
 def code_totals(
-    spans: pa.Table, values: int, weights: npt.NDArray[np.float64] | None, weight: float
+    batches: Iterable[pa.RecordBatch], values: int, weight: float | None
 ) -> npt.NDArray[np.float64]:
-    """The summed weight of each code in ``spans``' column ``code``, of ``values`` codes (``weights``, or ``weight``
-    each): what choosing the busiest values needs before summing by bin (``TopValues``)."""
-
+    """The summed weight of each of ``values`` codes in the batches' column ``code`` (their ``sample_weight``, or
+    ``weight`` each): what choosing the busiest values needs before summing by bin (``TopValues``)."""
     totals = np.zeros(values)
-    at = 0
-    for batch in spans.to_batches():
-        codes = as_numpy(batch.column("code"), np.int32)
-        totals += np.bincount(codes, None if weights is None else weights[at : at + len(codes)], values)
-        at += len(codes)
-    return totals if weights is not None else totals * weight
+    for batch in batches:
+        weights = None if weight is not None else as_numpy(batch.column("sample_weight"), np.float64)
+        totals += np.bincount(as_numpy(batch.column("code"), np.int32), weights, values)[:values]
+    return totals * (weight if weight is not None else 1.0)
 
 
 def read_with_totals(
     reader: pa.RecordBatchReader, values: int, weight: float | None
 ) -> tuple[pa.Table, npt.NDArray[np.float64]]:
-    """The spans of ``reader`` (columns as ``summed_cells`` takes them) and the summed weight of each of
-    ``values`` codes (``sample_weight``, or ``weight`` each), summed batch by batch while DuckDB makes the next:
-    summing after the read took 15 ms more at ten million spans."""
-    totals = np.zeros(values)
-    batches = []
-    for batch in reader:
-        weights = None if weight is not None else as_numpy(batch.column("sample_weight"), np.float64)
-        totals += np.bincount(as_numpy(batch.column("code"), np.int32), weights, values)[:values]
-        batches.append(batch)
-    return pa.Table.from_batches(batches, reader.schema), totals * (weight if weight is not None else 1.0)
+    """The spans of ``reader`` (columns as ``summed_cells`` takes them) and ``code_totals`` of them, summed batch
+    by batch while DuckDB makes the next: summing after the read took 15 ms more at ten million spans."""
+    batches: list[pa.RecordBatch] = []
+
+    def kept() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            batches.append(batch)
+            yield batch
+
+    totals = code_totals(kept(), values, weight)
+    return pa.Table.from_batches(batches, reader.schema), totals
 
 
 #: Above this many (value, step, bin) cells, counting into a dense array would take more memory than sorting.
@@ -144,7 +144,8 @@ def summed_cells(
     lightest, each = _weights(spans, weight)
     value_of = np.arange(codes, dtype=np.int64)
     if top is not None and top.needs_totals(codes):
-        by_code = code_totals(spans, codes, each, lightest) if totals is None else totals[:codes]
+        uniform = lightest if each is None else None
+        by_code = code_totals(spans.to_batches(), codes, uniform) if totals is None else totals[:codes]
         kept = top.choose(dictionary.slice(0, codes), by_code)
         if kept is not None:
             value_of, dictionary = top.recode(dictionary.slice(0, codes), kept)

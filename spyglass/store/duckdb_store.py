@@ -94,7 +94,7 @@ from spyglass.store.span_predicates import (
     scan_schema,
     summary_conditions,
 )
-from spyglass.store.top_values import TopValues
+from spyglass.store.top_values import TopValues, with_last_part
 
 _log = logging.getLogger(__name__)
 
@@ -1027,15 +1027,17 @@ class DuckDBStore:
         if slot is None or covered_from >= end_ns:
             cells = ATTRIBUTE_CELL_SCHEMA.empty_table() if in_maps is None else in_maps
             return cells if top is None else top.settle(cells)
-        if in_maps is None:
-            return self._cells_in_slot(slot, covered_from, end_ns, start_ns, step_ns, filters, top)
-        if top is not None:
-            top.add(in_maps)
-        in_slot = self._cells_in_slot(slot, covered_from, end_ns, start_ns, step_ns, filters, top)
-        if top is not None:
-            in_slot, in_maps = top.settle(in_slot), top.fold(in_maps)
+        parts = with_last_part(
+            top,
+            [] if in_maps is None else [in_maps],
+            lambda chosen: self._cells_in_slot(
+                slot, covered_from, end_ns, start_ns, step_ns, filters, chosen
+            ),
+        )
+        if len(parts) == 1:
+            return parts[0]
         # A cell may have spans on both sides of the slot's start: one row for it, as a single read gives.
-        both = pa.concat_tables([in_maps, in_slot]).unify_dictionaries()
+        both = pa.concat_tables(parts).unify_dictionaries()
         summed = both.group_by(["value", "start_ns", "bin"], use_threads=False).aggregate(
             [("weight", "sum"), ("error_weight", "sum")]
         )
@@ -1100,8 +1102,7 @@ class DuckDBStore:
                 codes = as_numpy(coded.column("code"), np.int64)
                 if retired != [(False,)] or not np.array_equal(codes, np.arange(len(codes))):
                     # Retired since the registry in memory was read (its values are gone): the maps have it.
-                    cells = self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
-                    return cells if top is None else top.settle(cells)
+                    return self._cells_in_maps(slot.key, start_ns, end_ns, window_ns, step_ns, filters)
                 weight = float(lightest) if lightest == heaviest and lightest is not None else None
                 weights = "" if weight is not None else ", sample_weight"
                 read = cur.sql(

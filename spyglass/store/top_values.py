@@ -12,6 +12,8 @@ own, ``choose``s with its totals beside theirs. Every part is then ``fold``ed by
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -133,6 +135,20 @@ class TopValues:
             )
             for c in values.chunks
         )
+
+
+def with_last_part(
+    top: TopValues | None, earlier: list[pa.Table], read_last: Callable[[TopValues | None], pa.Table]
+) -> list[pa.Table]:
+    """The cells of a window's parts: ``earlier`` ones, already read, and the one ``read_last`` reads (given
+    ``top``), that one first. With ``top``, the earlier parts' totals count before the last part chooses, and
+    every part is folded by that one choice."""
+    if top is None:
+        return [read_last(None), *earlier]
+    for part in earlier:
+        top.add(part)
+    last = top.settle(read_last(top))
+    return [last, *(top.fold(part) for part in earlier)]
 
 
 def _totals(values: pa.ChunkedArray | pa.Array, weights: pa.ChunkedArray | pa.Array) -> pa.Table:
