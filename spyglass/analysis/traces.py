@@ -1,7 +1,10 @@
-"""Reading one trace whole: what the store kept plus what the recall buffer still holds."""
+"""Reading traces whole: what the store kept plus what the recall buffer still holds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -12,8 +15,8 @@ from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.store.protocol import Store
 from spyglass.store.span_predicates import as_schema
 
-#: Up to this many traces are read one by one; more are read with one scan of their time range.
-FETCH_ONE_BY_ONE = 20
+#: Up to this many traces are read by their ids (``Store.traces``); more with one scan of their time range.
+FETCH_BY_ID = 20
 
 
 def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Table:
@@ -38,6 +41,27 @@ def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Tabl
     return separate_shared_spans(pa.concat_tables([stored, buffered]))
 
 
+def stored_traces(store: Store, trace_ids: Sequence[bytes]) -> dict[bytes, pa.Table]:
+    """The stored spans (``SPAN_SCHEMA``) of each of several traces, read together (``Store.traces``), each by
+    start time with its shared spans separated; traces the store lacks are left out. For answers that list
+    whole traces found by a search, where the recall buffer is not asked (Jaeger's search)."""
+    spans = separate_shared_spans(as_schema(store.traces(trace_ids), SPAN_SCHEMA))
+    if spans.num_rows == 0:
+        return {}
+    order = pc.sort_indices(
+        spans, sort_keys=[(key, "ascending") for key in ("trace_id", "start_ns", "span_id")]
+    )
+    spans = spans.take(order)
+    ids = spans.column("trace_id").combine_chunks()
+    words = np.frombuffer(ids.buffers()[1], dtype=np.uint64)[2 * ids.offset : 2 * (ids.offset + len(ids))]
+    words = words.reshape(-1, 2)
+    starts = [0, *(np.flatnonzero((words[1:] != words[:-1]).any(axis=1)) + 1).tolist(), len(ids)]
+    return {
+        ids[first].as_py(): spans.slice(first, end - first)
+        for first, end in zip(starts, starts[1:], strict=False)
+    }
+
+
 def spans_of_traces(store: Store, summaries: pa.Table) -> pa.Table:
     """Every stored span (the critical path's ``COLUMNS`` and ``sample_weight``) of the traces ``find_traces``
     returned, one span per id (a child of a Zipkin shared server half stored after its trace was decided still
@@ -46,8 +70,8 @@ def spans_of_traces(store: Store, summaries: pa.Table) -> pa.Table:
     if summaries.num_rows == 0:
         return pa.schema([_field(name) for name in columns]).empty_table()
     trace_ids = summaries.column("trace_id")
-    if summaries.num_rows <= FETCH_ONE_BY_ONE:
-        spans = pa.concat_tables([store.trace(t).select(columns) for t in trace_ids.to_pylist()])
+    if summaries.num_rows <= FETCH_BY_ID:
+        spans = store.traces(trace_ids.to_pylist()).select(columns)
     else:
         # Every span of a trace starts within [trace start, trace start + duration].
         starts = summaries.column("start_ns")

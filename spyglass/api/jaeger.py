@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spyglass.analysis.dependencies import dependency_edges
-from spyglass.analysis.traces import trace_spans
+from spyglass.analysis.traces import stored_traces, trace_spans
 from spyglass.api.context import ApiContext
 from spyglass.api.jaeger_envelope import envelope, error_envelope
 from spyglass.api.models import (
@@ -274,10 +274,11 @@ def router(ctx: ApiContext) -> APIRouter:
             limit=min(limit or DEFAULT_LIMIT, MAX_LIMIT),
             match_any_span=True,
         )
-        found = ctx.store.find_traces(query)
+        found = ctx.store.find_traces(query).column("trace_id").to_pylist()
+        stored = stored_traces(ctx.store, found)
         traces = []
-        for found_id in found.column("trace_id").to_pylist():
-            rows = span_rows(trace_spans(ctx.store, None, found_id))
+        for found_id in found:
+            rows = span_rows(stored[found_id]) if found_id in stored else []
             if rows:
                 traces.append(jaeger_trace([span_to_json(r) for r in rows]))
         return envelope(traces)

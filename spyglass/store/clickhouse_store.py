@@ -9,6 +9,7 @@ of exactly the protocol's schemas. Tables and their layout: ``spyglass.store.cli
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -220,6 +221,22 @@ class ClickHouseStore:
             f"WHERE TraceId = {trace_hex} "
             "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2) "
             "ORDER BY Timestamp, SpanId"
+        )
+        return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
+
+    def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
+        """All spans of several traces in one query: their summaries bound the time range read, and the TraceId
+        bloom filter skips the granules in it that hold none of them."""
+        wanted = list(dict.fromkeys(bytes(trace_id).hex() for trace_id in trace_ids))
+        if not wanted:
+            return STORED_SPAN_SCHEMA.empty_table()
+        params = NamedParams()
+        ids = params(wanted, "Array(String)")
+        sql = (
+            f"WITH (SELECT (min(StartNs), max(MaxStartNs)) FROM {SUMMARIES} WHERE TraceId IN {ids}) AS bounds "  # noqa: S608
+            f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "
+            f"WHERE TraceId IN {ids} "
+            "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2)"
         )
         return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
 

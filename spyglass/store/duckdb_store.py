@@ -15,7 +15,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ from spyglass.store.span_predicates import (
     summary_conditions,
 )
 from spyglass.store.top_values import TopValues, with_last_part
+from spyglass.store.trace_ranges import merged_ranges
 
 _log = logging.getLogger(__name__)
 
@@ -264,6 +265,8 @@ _SPAN_COLUMNS = ", ".join(STORED_SPAN_SCHEMA.names)
 #: Trace ids a write looks up in the summaries as a list of values, each in their primary key (about 11 µs an id);
 #: past this many, joining them with a scan of the summaries costs less (about 18 ms at a million traces).
 _INDEXED_LOOKUPS = 1000
+#: Ranges one statement of ``traces`` reads, as many SELECTs under UNION ALL (its text and plan grow with them).
+_READS_PER_STATEMENT = 64
 
 # Existing root fields win (a root is written once); a late root fills them in. Times and counts merge.
 _UPSERT_TRACES = """
@@ -905,6 +908,46 @@ class DuckDBStore:
                 params=[bytes(trace_id), row[0], row[1]],
             ).to_arrow_table()
         return by_start(as_schema(result, STORED_SPAN_SCHEMA))
+
+    def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
+        """All spans of several traces, in one statement: each trace's summary bounds where its spans start,
+        and ranges with few spans between them are read as one (``trace_ranges``). A search's 20 traces at 10M
+        spans: 14 ms, against 82 ms one by one."""
+        wanted = list(dict.fromkeys(bytes(trace_id) for trace_id in trace_ids))
+        parts = [STORED_SPAN_SCHEMA.empty_table()]
+        with self._conn.cursor() as cur:
+            found: list[tuple[bytes, int, int]] = []
+            for first in range(0, len(wanted), _INDEXED_LOOKUPS):
+                chunk = wanted[first : first + _INDEXED_LOOKUPS]
+                found += cur.execute(
+                    "SELECT trace_id, start_ns, max_start_ns FROM traces "  # noqa: S608 (placeholders only)
+                    f"WHERE trace_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            if not found:
+                return parts[0]
+            # About how many spans start across the traces' window: the summaries' counts, by their zone maps.
+            spans_between = cur.execute(
+                "SELECT sum(span_count) FROM traces WHERE start_ns BETWEEN ? AND ?",
+                [min(start for _, start, _ in found), max(end for _, _, end in found)],
+            ).fetchall()[0][0]
+            ranges = merged_ranges(found, None if spans_between is None else int(spans_between))
+            for first in range(0, len(ranges), _READS_PER_STATEMENT):
+                selects, params = [], []
+                for part in ranges[first : first + _READS_PER_STATEMENT]:
+                    marks = ", ".join("?" * len(part.trace_ids))
+                    selects.append(
+                        f"SELECT {_SPAN_COLUMNS} FROM spans "  # noqa: S608 (fixed columns, placeholders)
+                        f"WHERE trace_id IN ({marks}) AND start_ns BETWEEN ? AND ?"
+                    )
+                    params += [*part.trace_ids, part.start_ns, part.end_ns]
+                parts.append(
+                    as_schema(
+                        cur.sql(" UNION ALL ".join(selects), params=params).to_arrow_table(),
+                        STORED_SPAN_SCHEMA,
+                    )
+                )
+        return pa.concat_tables(parts)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         """Summaries of matching traces, newest first. A search that reads spans (an attribute, Jaeger's

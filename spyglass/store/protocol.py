@@ -6,7 +6,7 @@ backend answered.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -136,6 +136,11 @@ class Store(Protocol):
 
     def trace(self, trace_id: bytes) -> pa.Table:
         """All stored spans of one trace (``STORED_SPAN_SCHEMA``), empty when unknown."""
+        ...
+
+    def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
+        """All stored spans of several traces (``STORED_SPAN_SCHEMA``) in no particular order, read together
+        (a search's traces: one by one, they cost a read each); unknown ids add nothing."""
         ...
 
     def find_traces(self, query: TraceQuery) -> pa.Table:

@@ -3,6 +3,8 @@ calls they answer differently (the satellite's waiting spans added to window rea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 
 from spyglass.model.figures import StorageFigures
@@ -29,6 +31,9 @@ class StoreOver:
 
     def trace(self, trace_id: bytes) -> pa.Table:
         return self.local.trace(trace_id)
+
+    def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
+        return self.local.traces(trace_ids)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
         return self.local.find_traces(query)

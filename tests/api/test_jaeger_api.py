@@ -267,6 +267,21 @@ def search(spyglass: RunningServer, *params: tuple[str, str]) -> set[str]:
     return {trace["traceID"] for trace in response.json()["data"]}
 
 
+def test_a_search_answers_each_trace_as_it_is_read_by_id(spyglass: RunningServer) -> None:
+    """A search reads its traces' spans together (``Store.traces``); each must be the trace ``/api/traces/{id}``
+    answers."""
+    ids = send_requests(spyglass)
+    found = spyglass.get("/api/traces", params={"service": "orders", **WINDOW}).json()["data"]
+    assert sorted(t["traceID"] for t in found) == sorted(ids.values())
+    for trace in found:
+        [alone] = spyglass.get(f"/api/traces/{trace['traceID']}").json()["data"]
+        assert trace == alone
+    assert (
+        len(spyglass.get("/api/traces", params={"service": "orders", "limit": 2, **WINDOW}).json()["data"])
+        == 2
+    )
+
+
 def test_error_tag_search_finds_traces_with_an_error_span(spyglass: RunningServer) -> None:
     """As in Jaeger's stores, where an error status is the tag ``error=true``: the Jaeger UI's and Grafana's
     ``error=true`` search finds every trace with a failed span, wherever that span is."""
@@ -312,6 +327,11 @@ def tree(spyglass: RunningServer) -> dict[tuple[str, str], tuple[str, str | None
     }
     assert jaeger == {(s["span_id"], s["parent_span_id"]) for s in spans}
     assert len({s["span_id"] for s in spans}) == len(spans)
+    # A search answers the trace as it is read by id (once stored: a search reads only the store).
+    found = spyglass.get("/api/traces", params={"service": "web", **WINDOW}).json()["data"]
+    assert [t["traceID"] for t in found] in ([], [TRACE])
+    if found:
+        assert found == [trace]
     return {(s["service"], s["name"]): (s["span_id"], s["parent_span_id"]) for s in spans}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import cast
 
@@ -11,6 +12,7 @@ import pytest
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
 from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
+from spyglass.store import duckdb_store, trace_ranges
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import ScanFilter, Store, TraceQuery
 from spyglass.store.top_values import TopValues
@@ -59,6 +61,60 @@ def test_unknown_trace_is_empty(populated: Store) -> None:
     got = populated.trace(trace_id_of("never written"))
     assert got.num_rows == 0
     assert got.schema.equals(STORED_SPAN_SCHEMA)
+
+
+def _by_trace(spans: pa.Table) -> pa.Table:
+    return spans.sort_by([("trace_id", "ascending"), ("start_ns", "ascending"), ("span_id", "ascending")])
+
+
+@pytest.mark.parametrize(("spans_worth_a_read", "reads_per_statement"), [(None, None), (1, 64), (1, 2)])
+def test_several_traces_read_together_equal_each_read_alone(
+    populated: Store,
+    corpus: Corpus,
+    monkeypatch: pytest.MonkeyPatch,
+    spans_worth_a_read: int | None,
+    reads_per_statement: int | None,
+) -> None:
+    # Reading every trace apart (a read's worth is one span) and in statements of two reads, as well as merged.
+    if spans_worth_a_read is not None:
+        monkeypatch.setattr(trace_ranges, "SPANS_WORTH_A_READ", spans_worth_a_read)
+    if reads_per_statement is not None:
+        monkeypatch.setattr(duckdb_store, "_READS_PER_STATEMENT", reads_per_statement)
+    rng = random.Random(11)
+    ids = [info.trace_id for info in corpus.traces]
+    for size in (1, 2, 5, 20, len(ids)):
+        asked = rng.sample(ids, size)
+        unknown = [trace_id_of(f"never written {size}")]
+        got = populated.traces([*asked, *unknown, *asked[:2]])  # duplicates and an unknown id
+        assert got.schema.equals(STORED_SPAN_SCHEMA)
+        expected = pa.concat_tables([populated.trace(trace_id) for trace_id in asked])
+        assert _by_trace(got).equals(_by_trace(expected))
+    assert populated.traces([]).num_rows == 0
+    assert populated.traces(unknown).schema.equals(STORED_SPAN_SCHEMA)
+
+
+def test_traces_read_together_include_late_spans_far_from_the_rest(store: Store) -> None:
+    # A late span widens its trace's range past other traces': the ranges overlap and read as one.
+    early, other = trace_id_of("early"), trace_id_of("in between")
+    store.write(make_trace(early, start_ns=BASE_NS, duration_ns=100 * MS))
+    store.write(make_trace(other, start_ns=BASE_NS + 10 * SECOND, duration_ns=100 * MS))
+    late = SpanBatchBuilder()
+    late.add(
+        trace_id=early,
+        span_id=b"\x0e" * 8,
+        parent_span_id=span_id_of(early, 0),
+        service="notifier",
+        name="late",
+        kind=SpanKind.CONSUMER,
+        start_ns=BASE_NS + 60 * SECOND,
+        duration_ns=MS,
+    )
+    store.write(stored(late.finish()))
+
+    got = store.traces([other, early])
+    expected = pa.concat_tables([store.trace(early), store.trace(other)])
+    assert got.num_rows == 13
+    assert _by_trace(got).equals(_by_trace(expected))
 
 
 def test_empty_write_is_a_no_op(store: Store) -> None:
