@@ -471,6 +471,28 @@ def _write_slot_changes(cur: duckdb.DuckDBPyConnection, plan: SlotPlan) -> None:
         cur.execute("DELETE FROM attribute_slot_values WHERE slot = ?", [index])
 
 
+def _no_span_carries(cur: duckdb.DuckDBPyConnection, query: TraceQuery) -> bool:
+    """Whether some attribute value a search asks is one that no span it could match carries, by the key's slot
+    registry: a slot codes every value its key takes, a span's own and its resource's alike, in every span
+    written since the slot was made, and those are the spans starting after ``covers_after_ns``
+    (``attribute_slots``). Read in the search's snapshot, where a write's values commit with its spans. Without
+    it, a search for a value nobody has reads the maps of every span in the window (0.4-0.7 s at 10M spans)."""
+    for key, value in query.attributes:
+        rows = cur.execute(
+            "SELECT covers_after_ns, EXISTS (SELECT 1 FROM attribute_slot_values v "
+            "WHERE v.slot = s.slot AND v.value = ?) FROM attribute_slots s WHERE s.key = ? AND NOT s.retired",
+            [value, key],
+        ).fetchall()
+        if not rows:
+            continue
+        covers_after_ns, coded = rows[0]
+        # A trace starts in the window, and so does every span of it the search reads.
+        covered = covers_after_ns is None or (query.start_ns is not None and query.start_ns > covers_after_ns)
+        if covered and not coded:
+            return True
+    return False
+
+
 def _trace_has_span(conditions: list[str]) -> str:
     """A ``traces t`` condition: some span of the trace meets every one of ``conditions`` (fixed fragments)."""
     return f"t.trace_id IN (SELECT trace_id FROM spans WHERE {' AND '.join(conditions)})"  # noqa: S608
@@ -963,7 +985,7 @@ class DuckDBStore:
             cur.execute("BEGIN TRANSACTION")  # every slice from one snapshot; nothing is written
             try:
                 bounds = self._start_bounds(cur, query.start_ns, query.end_ns)
-                if bounds is None or limit == 0:
+                if bounds is None or limit == 0 or _no_span_carries(cur, query):
                     return found[0]
                 first, end = bounds[0], bounds[1] + 1
                 if reads_spans:

@@ -19,7 +19,7 @@ from spyglass.model.sketch import bucket_index
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.attribute_slots import BIN_COLUMN, OUTCOME_COLUMN, AttributeSlots, slot_column
 from spyglass.store.duckdb_store import DuckDBStore
-from spyglass.store.protocol import ScanFilter
+from spyglass.store.protocol import ScanFilter, TraceQuery
 from spyglass.store.top_values import TopValues
 from tests.support.folding import cell_rows, folded, kept_values
 
@@ -96,6 +96,34 @@ def assert_folded_as_after_summing(store: DuckDBStore, key: str, window: tuple[i
             )
 
 
+def assert_searches_as_the_maps_give_them(store: DuckDBStore, windows: list[tuple[int, int]]) -> None:
+    """A search for a key's value finds the traces starting in the window with a span carrying it, on the span
+    or its resource, whether the slot registry lets the store answer at once (no span has it) or not: values
+    on spans, values on resources behind a span's own value (``tier: gold``), and values nobody has."""
+    spans = store.scan(["trace_id", "start_ns", "attributes", "resource"], 0, 2**62).to_pylist()
+    first: dict[bytes, int] = {}
+    carried: dict[tuple[str, str], set[bytes]] = {}
+    for span in spans:
+        trace_id = span["trace_id"]
+        first[trace_id] = min(first.get(trace_id, span["start_ns"]), span["start_ns"])
+        for pair in [*span["attributes"], *span["resource"]]:
+            carried.setdefault(pair, set()).add(trace_id)
+    rng = random.Random(7)
+    asked = rng.sample(sorted(carried), 12) + [
+        ("tier", "gold"),
+        ("region", "eu-1"),
+        ("customer.id", "only-before"),
+    ]
+    asked += [(key, "nobody has this") for key in [*KEYS, "absent.key"]]
+    for key, value in asked:
+        for window in windows:
+            found = store.find_traces(
+                TraceQuery(attributes=((key, value),), start_ns=window[0], end_ns=window[1], limit=10**6)
+            )
+            expected = {t for t in carried.get((key, value), set()) if window[0] <= first[t] < window[1]}
+            assert set(found.column("trace_id").to_pylist()) == expected, (key, value, window)
+
+
 def test_plan_codes_each_span_as_the_maps_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """Per span and key: the span's first value, else its resource's first; nothing where neither has it. A plan
     changes nothing until applied, and a key past ``MAX_SLOT_VALUES`` values is retired."""
@@ -155,6 +183,9 @@ def test_the_store_answers_from_slots_as_from_the_maps(
         assert store._slots.readable("customer.id") is not None and store._slots.slots["request.id"].retired
         window = (BASE_NS + 3 * SECOND + 7 * MS, BASE_NS + 150 * SECOND)
         assert_cells_as_the_maps_give_them(store, window)
+        assert_searches_as_the_maps_give_them(
+            store, [window, (late.covers_after_ns + 1, BASE_NS + 200 * SECOND)]
+        )
     finally:
         store.close()
     reopened = DuckDBStore(tmp_path / "slots.duckdb")
@@ -173,6 +204,19 @@ def test_a_version_5_file_gets_slots_for_what_is_written_next(tmp_path: Path) ->
     rng = random.Random(3)
     store = DuckDBStore(path)
     store.write(random_spans(rng, 200, BASE_NS, 30 * SECOND, late_key=False))
+    only_before = SpanBatchBuilder()  # a value no span written after the upgrade carries
+    only_before.add(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x01" * 8,
+        parent_span_id=None,
+        service="api",
+        name="GET /a",
+        kind=SpanKind.SERVER,
+        start_ns=BASE_NS + SECOND,
+        duration_ns=MS,
+        attributes=([("customer.id", "only-before")], []),
+    )
+    store.write(stored(only_before.finish()))
     store.close()
     import duckdb
 
@@ -191,6 +235,12 @@ def test_a_version_5_file_gets_slots_for_what_is_written_next(tmp_path: Path) ->
         customer = reopened._slots.readable("customer.id")
         assert customer is not None and customer.covers_after_ns is not None
         assert_cells_as_the_maps_give_them(reopened, (BASE_NS, BASE_NS + 60 * SECOND))
+        # Spans from before the upgrade have no codes: a value only they carry is found in their maps.
+        assert "only-before" not in customer.codes
+        assert_searches_as_the_maps_give_them(
+            reopened,
+            [(BASE_NS, BASE_NS + 60 * SECOND), (customer.covers_after_ns + 1, BASE_NS + 60 * SECOND)],
+        )
     finally:
         reopened.close()
 
