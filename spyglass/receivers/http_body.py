@@ -66,6 +66,8 @@ ENCODINGS = ("gzip", "zstd", "zlib", "deflate", "snappy", "x-snappy-framed", "lz
 #: Frames (or gzip members) one body may hold: a client concatenates a few; a body of thousands of empty ones
 #: would only cost a decompressor each.
 MAX_FRAMES = 1024
+#: Codings one ``Content-Encoding`` may stack: clients apply one, a proxy may add a second.
+MAX_CODINGS = 4
 #: How a framed snappy stream begins (its stream identifier chunk).
 _SNAPPY_STREAM = b"\xff\x06\x00\x00sNaPpY"
 
@@ -87,8 +89,21 @@ def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
 
     A gzip body may hold several members one after another (what ``cat a.gz b.gz`` gives, and what
     concatenating compressors send), and a zstd or lz4 body several frames: every one is read, and
-    ``max_bytes`` bounds their total.
+    ``max_bytes`` bounds their total. A header may name several codings, in the order they were applied
+    (``gzip, gzip``, ``identity, zstd``: RFC 9110, 8.4): they are undone last first, each output bounded.
     """
+    if "," in encoding:
+        codings = [coding.strip() for coding in encoding.split(",")]
+        if len(codings) > MAX_CODINGS:
+            raise DecodeError(f"more than {MAX_CODINGS} codings in Content-Encoding {encoding!r}")
+        for coding in reversed(codings):
+            body = decompress(body, coding, max_bytes)
+        return body
+    return _undo(body, encoding, max_bytes)
+
+
+def _undo(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo one coding (``decompress``)."""
     if encoding in ("", "identity"):
         return body
     if encoding in ("gzip", "x-gzip"):

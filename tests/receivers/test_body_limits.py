@@ -1,6 +1,7 @@
-"""``--max-body-bytes`` on every ingest endpoint: a body over it, as sent or once decompressed, is answered 413 (the
-OTLP/HTTP specification's answer to a body over the server's limit) on ``/v1/traces``, ``/v1/logs`` and Zipkin's
-``/api/v2/spans``, and ``RESOURCE_EXHAUSTED`` over gRPC; a body of exactly the limit is taken."""
+"""``--max-body-bytes`` on every ingest endpoint: a body over it, as sent or once decompressed (a layer at a time
+when codings are stacked), is answered 413 (the OTLP/HTTP specification's answer to a body over the server's
+limit) on ``/v1/traces``, ``/v1/logs`` and Zipkin's ``/api/v2/spans``, and ``RESOURCE_EXHAUSTED`` over gRPC; a
+body of exactly the limit is taken."""
 
 from __future__ import annotations
 
@@ -96,6 +97,13 @@ def test_the_limit_holds_as_sent_chunked_and_decompressed(
     assert_too_large(httpx.post(target, content=small_but_large, headers=gzipped), base)
     bomb = gzip.compress(b" " * (64 * LIMIT))
     assert_too_large(httpx.post(target, content=bomb, headers=gzipped), base)
+    # Codings stacked in one header (RFC 9110), the last applied undone first, each layer bounded.
+    twice = {**headers, "Content-Encoding": "gzip, gzip"}
+    assert (
+        httpx.post(target, content=gzip.compress(gzip.compress(body(LIMIT))), headers=twice).status_code
+        == accepted
+    )
+    assert_too_large(httpx.post(target, content=gzip.compress(bomb), headers=twice), base)
     # Nothing refused is lost or half-taken, and the server still takes what fits.
     assert httpx.post(target, content=body(LIMIT - 1), headers=headers).status_code == accepted
 

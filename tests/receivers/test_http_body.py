@@ -59,6 +59,30 @@ def test_a_corrupt_snappy_frame_fails_its_checksum() -> None:
         decompress(bytes(framed), "x-snappy-framed", 1 << 20)
 
 
+@pytest.mark.parametrize("inner", sorted(MAKERS))
+def test_stacked_codings_are_undone_last_first(inner: str) -> None:
+    """``Content-Encoding: zstd, gzip`` names the codings in the order applied: gzip was applied last."""
+    twice = MAKERS["gzip"]([MAKERS[inner]([DATA])])
+    assert decompress(twice, f"{inner}, gzip", len(DATA)) == DATA
+    assert decompress(twice, f" identity ,{inner} ,GZIP ".lower().strip(), len(DATA)) == DATA
+    with pytest.raises(BodyTooLarge):  # each layer's output is bounded
+        decompress(twice, f"{inner}, gzip", len(DATA) - 1)
+    if inner != "gzip":  # named the other way round: the outer layer is not the inner coding's
+        with pytest.raises(DecodeError, match=inner):
+            decompress(twice, f"gzip, {inner}", len(DATA))
+
+
+def test_stacked_bombs_are_bounded_at_every_layer() -> None:
+    bomb = MAKERS["gzip"]([MAKERS["gzip"]([b"\0" * (16 << 20)])])
+    assert len(bomb) < 64 << 10
+    with pytest.raises(BodyTooLarge, match="exceeds the limit of 65536 bytes"):
+        decompress(bomb, "gzip, gzip", 65536)
+    with pytest.raises(DecodeError, match="more than 4 codings"):
+        decompress(bomb, ", ".join(["gzip"] * 5), 65536)
+    with pytest.raises(DecodeError, match="unsupported Content-Encoding 'br'"):
+        decompress(bomb, "br, gzip", 1 << 30)
+
+
 def test_unknown_encodings_are_refused_listing_the_known() -> None:
     with pytest.raises(DecodeError, match="unsupported Content-Encoding 'br'.*zstd.*snappy.*lz4"):
         decompress(b"x", "br", 100)
