@@ -8,6 +8,7 @@ explain and by group-bys on attributes no rollup tracks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import pyarrow as pa
@@ -28,10 +29,16 @@ class LiveData(Protocol):
         """Every span that arrived since this instant is held (older ones only in the store)."""
         ...
 
-    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+    def recent_spans(
+        self,
+        include_decided: bool = True,
+        newest: int | None = None,
+        starting: Sequence[tuple[int, int]] | None = None,
+    ) -> pa.Table:
         """Every held span (``SPAN_SCHEMA``); undecided ones only unless ``include_decided``; with ``newest``,
         at least that many of the most recent (whole chunks), not all (for a reader that needs a sample of
-        what is happening now, not every span)."""
+        what is happening now, not every span); with ``starting``, only the spans starting in one of these
+        ``[from, to)`` windows are needed (others may come too, but a holder need not unpack them)."""
         ...
 
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:

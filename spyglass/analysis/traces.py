@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.analysis.live import LiveData
+from spyglass.model.equal_runs import equal_runs
 from spyglass.model.schema import SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.store.protocol import Store
@@ -53,12 +53,11 @@ def stored_traces(store: Store, trace_ids: Sequence[bytes]) -> dict[bytes, pa.Ta
     )
     spans = spans.take(order)
     ids = spans.column("trace_id").combine_chunks()
-    words = np.frombuffer(ids.buffers()[1], dtype=np.uint64)[2 * ids.offset : 2 * (ids.offset + len(ids))]
-    words = words.reshape(-1, 2)
-    starts = [0, *(np.flatnonzero((words[1:] != words[:-1]).any(axis=1)) + 1).tolist(), len(ids)]
+    _, firsts = equal_runs([ids])
+    bounds = [*firsts.tolist(), len(ids)]
     return {
         ids[first].as_py(): spans.slice(first, end - first)
-        for first, end in zip(starts, starts[1:], strict=False)
+        for first, end in zip(bounds, bounds[1:], strict=False)
     }
 
 

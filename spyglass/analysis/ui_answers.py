@@ -21,6 +21,7 @@ from spyglass.analysis.ui_views import (
     VERSION_KEY,
     critical_path_spans,
     deployments,
+    first_version_minutes,
     latency_heatmap,
     red_overview,
 )
@@ -144,10 +145,14 @@ def heatmap(
 def versions(sources: UiSources, start_ns: int, end_ns: int, service: str | None) -> dict[str, Any]:
     # The first minute of each version needs counts only, not their latency bins.
     rows = sources.rollups.read(RollupQuery(start_ns, end_ns, service, attr_key=VERSION_KEY, by_bin=False))
+    minutes = first_version_minutes(rows, start_ns, end_ns)
     # The buffer's newest spans sharpen when a version now rolling out first appeared; a version first seen
     # earlier is found among stored spans (the sampler keeps the first traces of a new value) or by its minute.
-    buffered = sources.live.recent_spans(include_decided=True, newest=RECENT_SPANS)
-    return deployments(rows, buffered, sources.store, start_ns, end_ns)
+    # Only the buffer's chunks of those minutes are unpacked: after a burst of ingest, the newest 200,000 spans
+    # were 200 ms of a 370 ms answer at 10M stored spans, for versions all first seen an hour before.
+    windows = sorted({(minute_start, minute_end) for _, _, minute_start, minute_end in minutes})
+    buffered = sources.live.recent_spans(include_decided=True, newest=RECENT_SPANS, starting=windows)
+    return deployments(minutes, buffered, sources.store)
 
 
 def trace_critical_path(sources: UiSources, trace_id: bytes) -> dict[str, Any] | None:

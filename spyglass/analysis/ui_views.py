@@ -125,26 +125,34 @@ def latency_heatmap(rows: pa.Table, start_ns: int, end_ns: int, step_s: int) -> 
     }
 
 
-def deployments(
-    rows: pa.Table, buffered: pa.Table, store: Store, start_ns: int, end_ns: int
-) -> dict[str, Any]:
-    """When each ``service.version`` was first seen in the window: the minute rollups (``rows``, key
-    ``service.version``) find the minute, then the spans of that minute (buffered and stored) the first span. A
-    version first seen well after the service's first version is a deployment."""
+def first_version_minutes(rows: pa.Table, start_ns: int, end_ns: int) -> list[tuple[str, str, int, int]]:
+    """``(service, version, from, to)``: the first bucket each ``service.version`` was counted in, within the
+    window, by the rollups (``rows``, key ``service.version``)."""
     rows = rows.filter(pc.greater(rows.column("count"), 0))
     first = (
         rows.group_by(["service", "attr_value", "bucket_s"])
         .aggregate([("bucket_start_ns", "min")])
         .to_pylist()
     )
+    return [
+        (
+            row["service"],
+            row["attr_value"],
+            max(start_ns, row["bucket_start_ns_min"]),
+            min(end_ns, row["bucket_start_ns_min"] + row["bucket_s"] * 10**9),
+        )
+        for row in first
+        if row["attr_value"] != "__other__"
+    ]
+
+
+def deployments(minutes: list[tuple[str, str, int, int]], buffered: pa.Table, store: Store) -> dict[str, Any]:
+    """When each ``service.version`` was first seen in the window: its first minute (``first_version_minutes``),
+    then the spans of that minute (buffered and stored) the first span. A version first seen well after the
+    service's first version is a deployment."""
     found: dict[tuple[str, str], int] = {}
     versioned = _buffered_versions(buffered)
-    for row in first:
-        name, version = row["service"], row["attr_value"]
-        if version == "__other__":
-            continue
-        minute_start = max(start_ns, row["bucket_start_ns_min"])
-        minute_end = min(end_ns, row["bucket_start_ns_min"] + row["bucket_s"] * 10**9)
+    for name, version, minute_start, minute_end in minutes:
         seen = first_version_start(store, versioned, name, version, minute_start, minute_end)
         seen_ns = seen if seen is not None else minute_start
         found[(name, version)] = min(found.get((name, version), seen_ns), seen_ns)

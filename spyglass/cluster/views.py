@@ -187,9 +187,15 @@ class ClusterLive:
         """Every member's buffer holds all it received since its own time; all of them since the latest."""
         return max([self.local.covered_since_ns, *self.fan_out.peers.live_coverage()])
 
-    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+    def recent_spans(
+        self,
+        include_decided: bool = True,
+        newest: int | None = None,
+        starting: Sequence[tuple[int, int]] | None = None,
+    ) -> pa.Table:
+        # Peers send their newest spans whatever their starts: more than needed, as the contract allows.
         remote = self.fan_out.peers.live_spans(include_decided, newest)
-        return _concat([self.local.recent_spans(include_decided, newest), *remote])
+        return _concat([self.local.recent_spans(include_decided, newest, starting), *remote])
 
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
         peers = self.fan_out.peers.live_trace(trace_id, skip_kept)

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,9 +216,14 @@ class Satellite:
         found = [t for t in found if t.num_rows]
         return pa.concat_tables(found) if found else SPAN_SCHEMA.empty_table()
 
-    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+    def recent_spans(
+        self,
+        include_decided: bool = True,
+        newest: int | None = None,
+        starting: Sequence[tuple[int, int]] | None = None,
+    ) -> pa.Table:
         """Every span the recall buffer holds (``SPAN_SCHEMA``), or about the ``newest`` many."""
-        return self.buffer.snapshot(include_decided, newest)
+        return self.buffer.snapshot(include_decided, newest, starting)
 
     @property
     def covered_since_ns(self) -> int:

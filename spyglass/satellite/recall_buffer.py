@@ -18,6 +18,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -258,10 +259,16 @@ class RecallBuffer:
                 found = pa.concat_tables([found, mine])
         return found
 
-    def snapshot(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+    def snapshot(
+        self,
+        include_decided: bool = True,
+        newest: int | None = None,
+        starting: Sequence[tuple[int, int]] | None = None,
+    ) -> pa.Table:
         """Everything buffered now, without removing it (live queries over 100% of recent spans); with
         ``newest``, only the newest whole chunks that hold at least that many spans, when there are more (a full
-        buffer is millions of spans: unpacking them all takes seconds)."""
+        buffer is millions of spans: unpacking them all takes seconds); with ``starting``, of those, the chunks
+        that may hold a span starting in one of these windows (the others may be left out, unpacked)."""
         with self._lock:
             chunks = [*self._decided, *self._chunks] if include_decided else list(self._chunks)
             deciding = self._deciding if include_decided else None
@@ -272,6 +279,8 @@ class RecallBuffer:
                 first -= 1
                 held += chunks[first].rows
             chunks = chunks[first:]
+        if starting is not None:
+            chunks = [chunk for chunk in chunks if chunk.may_start_in(starting)]
         table = _table(chunks)
         if deciding is None or deciding.num_rows == 0:
             return table

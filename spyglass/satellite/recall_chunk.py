@@ -18,6 +18,7 @@ order), so two resources are never merged unless they are equal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -86,6 +87,15 @@ class Chunk:
     arrival_ns: int
     #: Once decided: which of ``trace_ids`` were kept (so stored), aligned with them; None while undecided.
     kept: np.ndarray | None = None
+    #: The first and last start of its spans (None: not known), so a reader of some minutes skips the rest.
+    starts: tuple[int, int] | None = None
+
+    def may_start_in(self, windows: Sequence[tuple[int, int]]) -> bool:
+        """Whether some span of the chunk may start in one of ``windows`` (``[from, to)`` each)."""
+        if self.starts is None:
+            return True
+        first, last = self.starts
+        return any(first < end and last >= start for start, end in windows)
 
     @property
     def nbytes(self) -> int:
@@ -224,7 +234,11 @@ def pack_spans(spans: pa.RecordBatch, arrival_ns: int) -> Chunk:
     ]
     payload = _CODEC.compress(b"".join(messages), asbytes=True)
     sizes = (messages[0].size, messages[1].size, messages[2].size)
-    return Chunk(trace_ids, payload, sizes, spans.num_rows, arrival_ns)
+    span_starts = pc.min_max(spans.column("start_ns"))
+    starts = (span_starts["min"].as_py(), span_starts["max"].as_py())
+    return Chunk(
+        trace_ids, payload, sizes, spans.num_rows, arrival_ns, starts=None if None in starts else starts
+    )
 
 
 def _coded_map(maps: pa.MapArray, code_values: bool, dictionaries: list[pa.Array]) -> list[pa.Array]:

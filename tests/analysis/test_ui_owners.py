@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,14 @@ class CountedReads:
         self.satellite = satellite
         self.reads = 0
 
-    def recent_spans(self, include_decided: bool = True, newest: int | None = None) -> pa.Table:
+    def recent_spans(
+        self,
+        include_decided: bool = True,
+        newest: int | None = None,
+        starting: Sequence[tuple[int, int]] | None = None,
+    ) -> pa.Table:
         self.reads += 1
-        return self.satellite.recent_spans(include_decided, newest)
+        return self.satellite.recent_spans(include_decided, newest, starting)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.satellite, name)

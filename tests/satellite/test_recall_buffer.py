@@ -174,3 +174,27 @@ def test_a_read_of_the_newest_spans_unpacks_only_the_newest_chunks() -> None:
     # Undecided chunks are the newest; decided ones come before them, newest first.
     assert buffer.snapshot(newest=120).num_rows == 120
     assert buffer.snapshot(include_decided=False, newest=10**6).num_rows == 90
+
+
+def test_a_read_of_some_minutes_unpacks_only_the_chunks_that_may_start_in_them() -> None:
+    """``starting``: a chunk whose spans all start outside every window is left packed; every span starting in
+    a window still comes, decided or not."""
+    minute = 60 * 10**9
+    buffer = RecallBuffer(max_bytes=10**9)
+    batches = [trace_batch(10, start_ns=1_700_000_000_000_000_000 + k * minute) for k in range(5)]
+    for arrival, (batch, _) in enumerate(batches):
+        buffer.add(batch, arrival_ns=arrival + 1)
+    buffer.retain_decided(buffer.take_quiet(cutoff_ns=2), decided_ns=3)  # the two oldest are decided
+    every = buffer.snapshot()
+    starts = every.column("start_ns").to_pylist()
+    for windows in (
+        [(min(starts) + minute, min(starts) + 2 * minute)],
+        [(0, 1), (max(starts), max(starts) + 1)],
+        [],
+    ):
+        got = buffer.snapshot(starting=windows)
+        wanted = [s for s in starts if any(lo <= s < hi for lo, hi in windows)]
+        inside = [s for s in got.column("start_ns").to_pylist() if any(lo <= s < hi for lo, hi in windows)]
+        assert sorted(inside) == sorted(wanted)
+        assert got.num_rows == (30 if windows else 0)  # one chunk of the five at most
+    assert buffer.snapshot(newest=30, starting=[(0, 2**62)]).num_rows == 30
