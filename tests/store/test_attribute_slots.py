@@ -61,6 +61,23 @@ def random_spans(
     return stored(builder.finish(), sample_weight=rng.choice([1.0, 1.0, 4.0]))
 
 
+def one_span(attributes: list[tuple[str, str]], start_ns: int) -> pa.Table:
+    """A single root span of ``api`` with these attributes."""
+    builder = SpanBatchBuilder()
+    builder.add(
+        trace_id=b"t" * 16,
+        span_id=b"s" * 8,
+        parent_span_id=None,
+        service="api",
+        name="GET /a",
+        kind=SpanKind.SERVER,
+        start_ns=start_ns,
+        duration_ns=MS,
+        attributes=(attributes, []),
+    )
+    return stored(builder.finish())
+
+
 def rows(table: pa.Table) -> list[tuple[object, ...]]:
     return sorted(tuple(row.values()) for row in table.to_pylist())
 
@@ -204,19 +221,7 @@ def test_a_version_5_file_gets_slots_for_what_is_written_next(tmp_path: Path) ->
     rng = random.Random(3)
     store = DuckDBStore(path)
     store.write(random_spans(rng, 200, BASE_NS, 30 * SECOND, late_key=False))
-    only_before = SpanBatchBuilder()  # a value no span written after the upgrade carries
-    only_before.add(
-        trace_id=b"\x01" * 16,
-        span_id=b"\x01" * 8,
-        parent_span_id=None,
-        service="api",
-        name="GET /a",
-        kind=SpanKind.SERVER,
-        start_ns=BASE_NS + SECOND,
-        duration_ns=MS,
-        attributes=([("customer.id", "only-before")], []),
-    )
-    store.write(stored(only_before.finish()))
+    store.write(one_span([("customer.id", "only-before")], BASE_NS + SECOND))  # no later span carries it
     store.close()
     import duckdb
 
@@ -293,20 +298,8 @@ def test_a_key_with_a_value_too_long_to_code_is_retired() -> None:
     spans = random_spans(random.Random(2), 100, BASE_NS, SECOND, late_key=True)
     slots.apply(slots.plan(spans, lambda: None))
     assert slots.readable("late.key") is not None
-    builder = SpanBatchBuilder()
     long_value = "<script>" + "x" * attribute_slots.MAX_SLOT_VALUE_CHARS
-    builder.add(
-        trace_id=b"t" * 16,
-        span_id=b"s" * 8,
-        parent_span_id=None,
-        service="api",
-        name="GET /a",
-        kind=SpanKind.SERVER,
-        start_ns=BASE_NS,
-        duration_ns=MS,
-        attributes=([("late.key", long_value), ("region", "eu-1")], []),
-    )
-    plan = slots.plan(stored(builder.finish()), lambda: None)
+    plan = slots.plan(one_span([("late.key", long_value), ("region", "eu-1")], BASE_NS), lambda: None)
     late = slots.slots["late.key"]
     assert plan.retired == [late.index] and slot_column(late.index) not in plan.columns
     assert all(index != late.index for index, _, _ in plan.new_values)

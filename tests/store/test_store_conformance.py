@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -27,6 +27,23 @@ def found(store: Store, **query: object) -> list[bytes]:
     result = store.find_traces(TraceQuery(**{"limit": 1000, **query}))  # type: ignore[arg-type]
     assert result.schema.equals(TRACE_SUMMARY_SCHEMA)
     return cast("list[bytes]", result.column("trace_id").to_pylist())
+
+
+def late_span(trace_id: bytes, name: str, start_ns: int, duration_ns: int, **fields: Any) -> pa.Table:
+    """One span of ``notifier`` arriving after its trace was written, a child of the trace's root."""
+    late = SpanBatchBuilder()
+    late.add(
+        trace_id=trace_id,
+        span_id=b"\x0f" * 8,
+        parent_span_id=span_id_of(trace_id, 0),
+        service="notifier",
+        name=name,
+        kind=SpanKind.CONSUMER,
+        start_ns=start_ns,
+        duration_ns=duration_ns,
+        **fields,
+    )
+    return stored(late.finish())
 
 
 # -- writing and reading one trace ---------------------------------------------------------------------------
@@ -98,18 +115,7 @@ def test_traces_read_together_include_late_spans_far_from_the_rest(store: Store)
     early, other = trace_id_of("early"), trace_id_of("in between")
     store.write(make_trace(early, start_ns=BASE_NS, duration_ns=100 * MS))
     store.write(make_trace(other, start_ns=BASE_NS + 10 * SECOND, duration_ns=100 * MS))
-    late = SpanBatchBuilder()
-    late.add(
-        trace_id=early,
-        span_id=b"\x0e" * 8,
-        parent_span_id=span_id_of(early, 0),
-        service="notifier",
-        name="late",
-        kind=SpanKind.CONSUMER,
-        start_ns=BASE_NS + 60 * SECOND,
-        duration_ns=MS,
-    )
-    store.write(stored(late.finish()))
+    store.write(late_span(early, "late", BASE_NS + 60 * SECOND, MS))
 
     got = store.traces([other, early])
     expected = pa.concat_tables([store.trace(early), store.trace(other)])
@@ -154,20 +160,15 @@ def test_trace_split_across_writes_merges_its_summary(store: Store) -> None:
 def test_late_span_extends_the_trace(store: Store) -> None:
     trace_id = trace_id_of("late")
     store.write(make_trace(trace_id, start_ns=BASE_NS, duration_ns=100 * MS))
-    late = SpanBatchBuilder()
-    late.add(
-        trace_id=trace_id,
-        span_id=b"\x0f" * 8,
-        parent_span_id=span_id_of(trace_id, 0),
-        service="notifier",
-        name="retry receipt",
-        kind=SpanKind.CONSUMER,
-        start_ns=BASE_NS + 30 * SECOND,
-        duration_ns=5 * MS,
+    late = late_span(
+        trace_id,
+        "retry receipt",
+        BASE_NS + 30 * SECOND,
+        5 * MS,
         status_code=StatusCode.ERROR,
         attributes=encode_attributes([("retry", 1)]),
     )
-    store.write(stored(late.finish()))
+    store.write(late)
 
     (summary,) = store.find_traces(TraceQuery()).to_pylist()
     assert summary["duration_ns"] == 30 * SECOND + 5 * MS
