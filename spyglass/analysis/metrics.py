@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from spyglass.analysis.live import LiveData, RollupReader, coverage_split, window_spans
 from spyglass.model.arrow_numpy import as_numpy
-from spyglass.model.cells import distinct_cells
+from spyglass.model.cells import summed_by_bin
 from spyglass.model.rollups import COARSE_ROLLUP_S
 from spyglass.model.schema import StatusCode
 from spyglass.model.sketch import grouped_quantiles
@@ -286,7 +286,7 @@ def summarize(
     group = as_numpy(encoded.indices.fill_null(-1), np.int64)
     names, group = _fold_quietest(names, group, cells.counts)
     ids, totals, values, maxima = grouped_quantiles(
-        *_summed_by_bin(group, cells.bins, cells.counts), QUANTILES, ordered=True
+        *summed_by_bin(group, cells.bins, cells.counts), QUANTILES, ordered=True
     )
     errors = np.bincount(group[group >= 0], weights=cells.errors[group >= 0], minlength=len(names))
     summaries = {
@@ -301,7 +301,7 @@ def summarize(
         step = np.clip((cells.times_ns - first_ns) // step_ns, 0, n_steps - 1)
         cell_ids = np.where(group >= 0, group * n_steps + step, -1)
         c_ids, c_totals, c_values, c_maxima = grouped_quantiles(
-            *_summed_by_bin(cell_ids, cells.bins, cells.counts), QUANTILES, ordered=True
+            *summed_by_bin(cell_ids, cells.bins, cells.counts), QUANTILES, ordered=True
         )
         valid = cell_ids >= 0
         c_errors = np.bincount(cell_ids[valid], weights=cells.errors[valid], minlength=len(names) * n_steps)
@@ -336,35 +336,6 @@ def _fold_quietest(
     renumbered[kept] = kept
     renumbered[-1] = -1  # group -1 (no label) stays without one
     return [*names, OTHER_GROUP] if other == len(names) else names, renumbered[group]
-
-
-#: Above this many (group, bin) cells a dense count array would be mostly empty: sort the pairs instead.
-_DENSE_CELLS = 1 << 22
-
-
-def _summed_by_bin(
-    group: npt.NDArray[np.int64], bins: npt.NDArray[np.int64], counts: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """The counts summed per (group, bin), ordered by group then bin; groups below 0 are left out. Rollup rows
-    repeat a label's bins once per service, operation and bucket: summing them first leaves the quantiles
-    (which sort every pair) a few thousand pairs instead of hundreds of thousands."""
-    keep = group >= 0
-    group, bins, counts = group[keep], bins[keep], counts[keep]
-    if group.size == 0:
-        return group, bins, counts
-    low = int(bins.min())
-    width = int(bins.max()) - low + 1
-    offsets = bins - low
-    cells = group * width + offsets
-    size = int(cells.max()) + 1
-    if size <= max(_DENSE_CELLS, 4 * cells.size):
-        present = np.flatnonzero(np.bincount(cells, minlength=size))
-        summed = np.bincount(cells, weights=counts, minlength=size)[present]
-    else:
-        present, inverse = distinct_cells(cells, group, offsets, width)
-        summed = np.bincount(inverse, weights=counts, minlength=len(present))
-    present = np.asarray(present, dtype=np.int64)
-    return present // width, present % width + low, np.asarray(summed, dtype=np.float64)
 
 
 def _step_points(

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spyglass.analysis import metrics
-from spyglass.analysis.metrics import _summed_by_bin
+from spyglass.model import cells as cells_module
+from spyglass.model.cells import summed_by_bin
 from spyglass.model.sketch import grouped_quantiles
 
 QS = (0.5, 0.9, 0.99)
@@ -23,7 +24,7 @@ def test_quantiles_of_summed_cells_are_those_of_the_cells(cells: list[tuple[int,
     counts = np.array([c for _, _, c in cells], np.float64)
     keep = group >= 0
     expected = grouped_quantiles(group[keep], bins[keep], counts[keep], QS)
-    summed = grouped_quantiles(*_summed_by_bin(group, bins, counts), QS, ordered=True)
+    summed = grouped_quantiles(*summed_by_bin(group, bins, counts), QS, ordered=True)
     for want, got in zip(expected, summed, strict=True):
         np.testing.assert_allclose(got, want)
 
@@ -32,7 +33,7 @@ def test_summed_cells_come_ordered_by_group_then_bin_without_negative_groups() -
     group = np.array([2, 0, 2, -1, 0, 2], np.int64)
     bins = np.array([7, 3, 7, 1, 1, -2], np.int64)
     counts = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    groups, summed_bins, summed = _summed_by_bin(group, bins, counts)
+    groups, summed_bins, summed = summed_by_bin(group, bins, counts)
     assert groups.tolist() == [0, 0, 2, 2]
     assert summed_bins.tolist() == [1, 3, -2, 7]
     assert summed.tolist() == [5.0, 2.0, 6.0, 4.0]
@@ -43,9 +44,9 @@ def test_sparse_cells_are_summed_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     group = rng.integers(-1, 50, 5000)
     bins = rng.integers(-100, 50_000, 5000)  # 51 x 50,100 cells: dense
     counts = rng.integers(1, 9, 5000).astype(np.float64)
-    dense = _summed_by_bin(group, bins, counts)
-    monkeypatch.setattr(metrics, "_DENSE_CELLS", 1)
-    sparse = _summed_by_bin(group, bins, counts)
+    dense = summed_by_bin(group, bins, counts)
+    monkeypatch.setattr(cells_module, "DENSE_CELLS", 1)
+    sparse = summed_by_bin(group, bins, counts)
     for a, b in zip(dense, sparse, strict=True):
         np.testing.assert_array_equal(a, b)
 
