@@ -97,7 +97,7 @@ def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
         if len(codings) > MAX_CODINGS:
             raise DecodeError(f"more than {MAX_CODINGS} codings in Content-Encoding {encoding!r}")
         for coding in reversed(codings):
-            body = decompress(body, coding, max_bytes)
+            body = _undo(body, coding, max_bytes)
         return body
     return _undo(body, encoding, max_bytes)
 

@@ -21,6 +21,7 @@ from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.retention import HOUR_S, RetentionPolicy
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.model.span_order import by_start
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
 from spyglass.store.clickhouse_columns import (
@@ -211,22 +212,13 @@ class ClickHouseStore:
     # -- reads -------------------------------------------------------------------------------------------
 
     def trace(self, trace_id: bytes) -> pa.Table:
-        """All spans of one trace, by start time. The trace's summary bounds the time range read, so only the
-        day partitions it spans are opened, and the TraceId bloom filter skips most granules in them."""
-        params = NamedParams()
-        trace_hex = params(bytes(trace_id).hex(), "String")
-        sql = (
-            f"WITH (SELECT (min(StartNs), max(MaxStartNs)) FROM {SUMMARIES} WHERE TraceId = {trace_hex}) AS bounds "  # noqa: S608
-            f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "
-            f"WHERE TraceId = {trace_hex} "
-            "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2) "
-            "ORDER BY Timestamp, SpanId"
-        )
-        return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
+        """All spans of one trace (``traces`` of it alone), by start time."""
+        return by_start(self.traces([trace_id]))
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
-        """All spans of several traces in one query: their summaries bound the time range read, and the TraceId
-        bloom filter skips the granules in it that hold none of them."""
+        """All spans of several traces in one query: their summaries bound the time range read, so only the day
+        partitions it spans are opened, and the TraceId bloom filter skips the granules in them that hold none
+        of them."""
         wanted = list(dict.fromkeys(bytes(trace_id).hex() for trace_id in trace_ids))
         if not wanted:
             return STORED_SPAN_SCHEMA.empty_table()

@@ -913,23 +913,9 @@ class DuckDBStore:
         return as_schema(result, LOG_SCHEMA)
 
     def trace(self, trace_id: bytes) -> pa.Table:
-        """All spans of one trace, by start time; the summary row narrows the scan to the trace's time range."""
-        with self._conn.cursor() as cur:
-            rows = cur.execute(
-                "SELECT start_ns, max_start_ns FROM traces WHERE trace_id = ?", [bytes(trace_id)]
-            ).fetchall()
-            if not rows:
-                return STORED_SPAN_SCHEMA.empty_table()
-            row = rows[0]
-            # Ordered here, not by DuckDB: an ORDER BY made the read about twice as slow (a sort operator and
-            # its buffers for a few rows), as much as the scan itself.
-            # The span columns only, not the latency bins and attribute slots beside them (33 more columns to
-            # read: 3.7 against 3.4 ms p50 at 10M spans).
-            result = cur.sql(
-                f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? AND start_ns BETWEEN ? AND ?",  # noqa: S608
-                params=[bytes(trace_id), row[0], row[1]],
-            ).to_arrow_table()
-        return by_start(as_schema(result, STORED_SPAN_SCHEMA))
+        """All spans of one trace (``traces`` of it alone), by start time: ordered here, not by DuckDB, as an
+        ORDER BY made the read about twice as slow (a sort operator and its buffers for a few rows)."""
+        return by_start(self.traces([trace_id]))
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         """All spans of several traces, in one statement: each trace's summary bounds where its spans start,
@@ -948,16 +934,20 @@ class DuckDBStore:
                 ).fetchall()
             if not found:
                 return parts[0]
-            # About how many spans start across the traces' window: the summaries' counts, by their zone maps.
-            spans_between = cur.execute(
-                "SELECT sum(span_count) FROM traces WHERE start_ns BETWEEN ? AND ?",
-                [min(start for _, start, _ in found), max(end for _, _, end in found)],
-            ).fetchall()[0][0]
+            spans_between = None
+            if len(found) > 1:
+                # About how many spans start across the traces' window: the summaries' counts, by their zone maps.
+                spans_between = cur.execute(
+                    "SELECT sum(span_count) FROM traces WHERE start_ns BETWEEN ? AND ?",
+                    [min(start for _, start, _ in found), max(end for _, _, end in found)],
+                ).fetchall()[0][0]
             ranges = merged_ranges(found, None if spans_between is None else int(spans_between))
             for first in range(0, len(ranges), _READS_PER_STATEMENT):
                 selects, params = [], []
                 for part in ranges[first : first + _READS_PER_STATEMENT]:
                     marks = ", ".join("?" * len(part.trace_ids))
+                    # The span columns only, not the latency bins and attribute slots beside them (33 more
+                    # columns to read: 3.7 against 3.4 ms p50 for a trace at 10M spans).
                     selects.append(
                         f"SELECT {_SPAN_COLUMNS} FROM spans "  # noqa: S608 (fixed columns, placeholders)
                         f"WHERE trace_id IN ({marks}) AND start_ns BETWEEN ? AND ?"
