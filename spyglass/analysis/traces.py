@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from spyglass.analysis.critical_path import COLUMNS as CRITICAL_PATH_COLUMNS
 from spyglass.analysis.live import LiveData
 from spyglass.model.equal_runs import equal_runs
-from spyglass.model.schema import SPAN_SCHEMA
+from spyglass.model.schema import NO_SPANS, SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.store.protocol import Store
 from spyglass.store.span_predicates import as_schema
@@ -26,7 +26,7 @@ def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Tabl
     # its writer, which the live part includes. A write landing between the two reads then leaves a span in both
     # (the stored copy is shown), never in neither; read the other way round, a trace written in two parts
     # could show only the first.
-    buffered = live.live_trace(trace_id, skip_kept=True) if live is not None else SPAN_SCHEMA.empty_table()
+    buffered = live.live_trace(trace_id, skip_kept=True) if live is not None else NO_SPANS
     stored = as_schema(store.trace(trace_id), SPAN_SCHEMA)
     if live is not None and buffered.num_rows == 0 and stored.num_rows == 0:
         buffered = live.live_trace(trace_id)  # kept, but the store failed to take it: the buffer still has it

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from spyglass.background import yield_to_queries
 from spyglass.model.figures import AggregateFigures, RecallFigures, SatelliteCounters
-from spyglass.model.schema import SPAN_SCHEMA, STORED_SPAN_SCHEMA, TRACE_ID, in_window
+from spyglass.model.schema import NO_SPANS, SPAN_SCHEMA, STORED_SPAN_SCHEMA, TRACE_ID, in_window
 from spyglass.model.shared_spans import separate_shared_spans, span_keys
 from spyglass.satellite.aggregator import Aggregator, RollupRows
 from spyglass.satellite.decision_memory import DecisionMemory
@@ -214,7 +214,7 @@ class Satellite:
         wanted = pa.scalar(trace_id, TRACE_ID)
         found = [t.filter(pc.equal(t.column("trace_id"), wanted)) for t in tables]
         found = [t for t in found if t.num_rows]
-        return pa.concat_tables(found) if found else SPAN_SCHEMA.empty_table()
+        return pa.concat_tables(found) if found else NO_SPANS
 
     def recent_spans(
         self,

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy
-from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
+from spyglass.model.schema import NO_SPANS, SPAN_SCHEMA, TRACE_ID
 from spyglass.satellite.recall_chunk import Chunk, TraceIndex, pack_table
 
 
@@ -169,7 +169,7 @@ class RecallBuffer:
         with self._lock:
             old = [c for c in self._chunks if c.arrival_ns <= cutoff_ns]
             if not old:
-                return SPAN_SCHEMA.empty_table()
+                return NO_SPANS
             recent = [c for c in self._chunks if c.arrival_ns > cutoff_ns]
             old_table = _table(old)
             parts: list[Chunk | int] = list(old)
@@ -179,7 +179,7 @@ class RecallBuffer:
                 still_active = pc.is_in(old_table.column("trace_id"), value_set=recent_ids)
                 if not pc.any(still_active).as_py():
                     # Exports usually hold whole traces: nothing to split, and a filter copies every column.
-                    quiet, carried = old_table, SPAN_SCHEMA.empty_table()
+                    quiet, carried = old_table, NO_SPANS
                 else:
                     quiet = old_table.filter(pc.invert(still_active))
                     carried = old_table.filter(still_active).combine_chunks()
@@ -189,7 +189,7 @@ class RecallBuffer:
                     active_rows = np.add.reduceat(active, starts).tolist()
                     parts = [c if n == 0 else c.rows - n for c, n in zip(old, active_rows, strict=True)]
             else:
-                quiet, carried = old_table, SPAN_SCHEMA.empty_table()
+                quiet, carried = old_table, NO_SPANS
             kept = pack_table(carried, old[-1].arrival_ns)
             self._replace(kept + recent)
             self._deciding = quiet
@@ -205,7 +205,7 @@ class RecallBuffer:
                 freed += self._chunks[cut].nbytes
                 cut += 1
             if cut == 0:
-                return SPAN_SCHEMA.empty_table()
+                return NO_SPANS
             leaving_ids = pc.unique(pa.chunked_array([c.trace_ids for c in self._chunks[:cut]]))
             taken: list[pa.Table] = [_table(self._chunks[:cut])]
             rest: list[Chunk] = []

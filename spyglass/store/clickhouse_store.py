@@ -20,7 +20,7 @@ from spyglass.model.figures import StorageFigures
 from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.retention import HOUR_S, RetentionPolicy
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
-from spyglass.model.schema import STORED_SPAN_SCHEMA
+from spyglass.model.schema import NO_STORED_SPANS, STORED_SPAN_SCHEMA
 from spyglass.model.span_order import by_start
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
@@ -221,7 +221,7 @@ class ClickHouseStore:
         of them."""
         wanted = list(dict.fromkeys(bytes(trace_id).hex() for trace_id in trace_ids))
         if not wanted:
-            return STORED_SPAN_SCHEMA.empty_table()
+            return NO_STORED_SPANS
         params = NamedParams()
         ids = params(wanted, "Array(String)")
         sql = (
