@@ -27,8 +27,10 @@ MAX_NAME_BYTES = 4096
 #: most), so they need no check.
 SHORT_NAME_CHARS = MAX_NAME_BYTES // 4
 SHORT_VALUE_CHARS = MAX_ATTRIBUTE_VALUE_BYTES // 4
-#: Times at or after this (2**62 ns, in year 2116) are absurd; the bound also keeps int64 arithmetic safe.
-MAX_TIME_NS = 2**62
+#: Times at or after this (2106-02-07, 2**32 s) are absurd. It is where ClickHouse's ``DateTime`` ends, which keys
+#: its span table: a span starting later than that (2**62 ns, in 2116, was the bound) wrapped around in the key,
+#: and reads by time, a trace's included, then passed over it. The bound also keeps int64 arithmetic safe.
+MAX_TIME_NS = 2**32 * 10**9
 
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
