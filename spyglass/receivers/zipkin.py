@@ -1,7 +1,10 @@
-"""Zipkin v2 receiver: ``POST /api/v2/spans`` with a list of spans in JSON (string tags) or protobuf
-(``zipkin.proto3.ListOfSpans``), compressed as any OTLP/HTTP body may be."""
+"""Zipkin receiver: ``POST /api/v2/spans`` with a list of spans in JSON (string tags) or protobuf
+(``zipkin.proto3.ListOfSpans``), and ``POST /api/v1/spans`` with a list of v1 spans in JSON (what zipkin-js's
+HTTP transport sends unless told otherwise), compressed as any OTLP/HTTP body may be."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import orjson
 from starlette.applications import Starlette
@@ -11,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from spyglass.receivers.decoders.result import DecodeResult
 from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
 from spyglass.receivers.decoders.zipkin_proto import decode_zipkin_proto
+from spyglass.receivers.decoders.zipkin_v1 import decode_zipkin_v1_json
 from spyglass.receivers.ingest import HTTP_STATUS, RETRY_AFTER_S, Outcome, ReceiverSettings, ingest
 
 
@@ -29,17 +34,34 @@ def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
             return _error(
                 415, "Content-Type must be application/json or application/x-protobuf (Zipkin v2 spans)"
             )
-        result = await ingest(request, settings, decode)
-        if result.outcome is Outcome.ACCEPTED:
-            return Response(status_code=202)
-        return _error(HTTP_STATUS[result.outcome], result.message)
+        return await _ingested(request, settings, decode)
+
+    async def v1_spans(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type not in ("application/json", "text/plain", ""):
+            # Zipkin's server also takes v1 Thrift here; its reporters all send JSON or v2 now.
+            return _error(415, "Content-Type must be application/json (Zipkin v1 spans; Thrift is not read)")
+        return await _ingested(request, settings, decode_zipkin_v1_json)
 
     return Starlette(
-        routes=[Route("/api/v2/spans", spans, methods=["POST"])],
+        routes=[
+            Route("/api/v2/spans", spans, methods=["POST"]),
+            Route("/api/v1/spans", v1_spans, methods=["POST"]),
+        ],
         middleware=[
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["POST"], allow_headers=["*"])
         ],
     )
+
+
+async def _ingested(
+    request: Request, settings: ReceiverSettings, decode: Callable[[bytes], DecodeResult]
+) -> Response:
+    """Zipkin's answer to a request: 202 once its spans are accepted."""
+    result = await ingest(request, settings, decode)
+    if result.outcome is Outcome.ACCEPTED:
+        return Response(status_code=202)
+    return _error(HTTP_STATUS[result.outcome], result.message)
 
 
 def _error(status: int, message: str) -> Response:

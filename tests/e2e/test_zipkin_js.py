@@ -22,6 +22,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
+from spyglass.model.schema import UNKNOWN_SERVICE
 from spyglass.model.shared_spans import server_half_id
 from tests.conftest import RunningServer
 
@@ -31,10 +32,12 @@ FRONTEND, BACKEND = "zipkin-frontend", "zipkin-backend"
 
 
 def run_rpc(
-    node: str, spyglass: RunningServer, join: bool, fail: bool, debug: bool = False
+    node: str, spyglass: RunningServer, join: bool, fail: bool, debug: bool = False, encoder: str = "v2"
 ) -> dict[str, Any]:
-    """Run the Node script; returns the ids it printed (``trace_id``, ``root_id``, ``client_id``...)."""
-    command = [node, str(SCRIPT), "--endpoint", spyglass.zipkin]
+    """Run the Node script; returns the ids it printed (``trace_id``, ``root_id``, ``client_id``...). With
+    ``encoder`` v1, zipkin-js sends its default, Zipkin v1 JSON, to ``/api/v1/spans``."""
+    endpoint = spyglass.zipkin if encoder == "v2" else spyglass.zipkin.replace("/api/v2/", "/api/v1/")
+    command = [node, str(SCRIPT), "--endpoint", endpoint, "--encoder", encoder]
     command += ["--join", "yes" if join else "no", "--fail", "yes" if fail else "no"]
     command += ["--debug", "yes" if debug else "no"]
     done = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True, timeout=60, check=False)
@@ -102,6 +105,43 @@ def test_one_span_per_id_and_the_tree_jaeger_gives(node: str, spyglass: RunningS
     on_path = {(c["service"], c["operation"]): c for c in contributions["contributions"]}
     assert on_path[(BACKEND, "select orders")]["p50_ms"] >= 15  # it sleeps 20 ms
     assert sum(c["share"] for c in on_path.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("join", [True, False], ids=["b3-join-shared", "no-join"])
+def test_the_transports_default_v1_json_is_read_as_zipkin_reads_it(
+    node: str, spyglass: RunningServer, join: bool
+) -> None:
+    """zipkin-js's transport with no encoder set sends Zipkin v1 JSON. Its RPC halves carry their endpoints in
+    core annotations and come out as with v2: the client half, the server half under it (an id of its own when
+    shared), the child under the server half. v1 puts endpoints on annotations only: a local span with none (the
+    root) carries no service, as in Zipkin, and the failed child has its service from its ``error`` tag."""
+    sent = run_rpc(node, spyglass, join=join, fail=True, encoder="v1")
+    assert sent["server_shared"] is join
+    spans = stored_trace(spyglass, sent)
+    assert set(spans) == {
+        f"{FRONTEND} get client",
+        f"{BACKEND} get server",
+        f"{UNKNOWN_SERVICE} checkout internal",
+        f"{BACKEND} select orders internal",
+    }
+    root, client = spans[f"{UNKNOWN_SERVICE} checkout internal"], spans[f"{FRONTEND} get client"]
+    server, child = spans[f"{BACKEND} get server"], spans[f"{BACKEND} select orders internal"]
+    assert (root["span_id"], root["parent_span_id"]) == (sent["root_id"], None)
+    assert (client["span_id"], client["parent_span_id"]) == (sent["client_id"], sent["root_id"])
+    expected_server_id = server_half_id(bytes.fromhex(sent["client_id"])).hex() if join else sent["server_id"]
+    assert (server["span_id"], server["parent_span_id"]) == (expected_server_id, client["span_id"])
+    assert (child["span_id"], child["parent_span_id"]) == (sent["db_id"], server["span_id"])
+    assert server["duration_ns"] < client["duration_ns"]  # each half timed by its own annotations
+    assert (client["status"], client["status_message"]) == ("error", "503")
+    assert (child["status"], child["status_message"]) == ("error", "connection refused")
+    assert client["attributes"]["peer.service"] == BACKEND  # the "sa" address annotation
+    assert client["attributes"]["http.path"] == server["attributes"]["http.path"]
+
+
+def test_v1_thrift_is_refused_with_a_415_that_says_what_is_read(spyglass: RunningServer) -> None:
+    v1 = spyglass.zipkin.replace("/api/v2/", "/api/v1/")
+    response = httpx.post(v1, content=b"\x0c\x00", headers={"Content-Type": "application/x-thrift"})
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
 
 
 def test_error_tags_show_once_and_error_search_finds_them(node: str, spyglass: RunningServer) -> None:

@@ -17,10 +17,15 @@ from spyglass.receivers.decoders.limits import MAX_NAME_BYTES, MAX_TIME_NS
 from spyglass.receivers.decoders.otlp_json import decode_otlp_json
 from spyglass.receivers.decoders.result import DecodeError, DecodeResult
 from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
+from spyglass.receivers.decoders.zipkin_v1 import decode_zipkin_v1_json
 from tests.support.decode_answers import check_message
 
 Decoder = Callable[[bytes], DecodeResult]
-DECODERS = pytest.mark.parametrize("decoder", [decode_otlp_json, decode_zipkin_json], ids=["otlp", "zipkin"])
+DECODERS = pytest.mark.parametrize(
+    "decoder",
+    [decode_otlp_json, decode_zipkin_json, decode_zipkin_v1_json],
+    ids=["otlp", "zipkin", "zipkin-v1"],
+)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -74,6 +79,11 @@ ZIPKIN_WORDS = [
     "traceId", "id", "parentId", "name", "kind", "timestamp", "duration", "localEndpoint", "remoteEndpoint",
     "serviceName", "ipv4", "ipv6", "port", "tags", "annotations", "value", "shared", "debug", "error",
 ]  # fmt: skip
+ZIPKIN_V1_WORDS = [
+    "traceId", "id", "parentId", "name", "timestamp", "duration", "debug", "annotations", "binaryAnnotations",
+    "endpoint", "key", "value", "serviceName", "ipv4", "port", "cs", "sr", "ss", "cr", "ms", "mr", "ws", "wr",
+    "ca", "sa", "ma", "lc", "error",
+]  # fmt: skip
 
 scalars = st.one_of(
     st.none(),
@@ -107,7 +117,7 @@ def test_arbitrary_bytes(decoder: Decoder, data: bytes) -> None:
 
 @DECODERS
 @FUZZ
-@given(value=json_values(OTLP_WORDS + ZIPKIN_WORDS))
+@given(value=json_values(OTLP_WORDS + ZIPKIN_WORDS + ZIPKIN_V1_WORDS))
 def test_arbitrary_json(decoder: Decoder, value: Any) -> None:
     check(decoder, orjson.dumps(value))
 
@@ -124,6 +134,16 @@ def test_otlp_shaped_json(value: Any) -> None:
 )
 def test_zipkin_shaped_json(value: Any) -> None:
     check(decode_zipkin_json, orjson.dumps(value))
+
+
+@FUZZ
+@given(
+    value=st.lists(
+        st.dictionaries(st.sampled_from(ZIPKIN_V1_WORDS), json_values(ZIPKIN_V1_WORDS, 8)), max_size=4
+    )
+)
+def test_zipkin_v1_shaped_json(value: Any) -> None:
+    check(decode_zipkin_v1_json, orjson.dumps(value))
 
 
 # -- mutated valid bodies -------------------------------------------------------------------------------------------
@@ -192,11 +212,67 @@ VALID_ZIPKIN: list[dict[str, Any]] = [
 ]
 
 
+_WEB = {"serviceName": "web", "ipv4": "10.0.0.1", "port": 80}
+_DB = {"serviceName": "db", "ipv4": "10.0.0.2", "port": 5432}
+_US = START // 1000
+#: An RPC's two halves in one v1 span, a local span, and a producer, as Zipkin v1 reporters write them.
+VALID_ZIPKIN_V1 = [
+    {
+        "traceId": TRACE[16:],
+        "parentId": "eee19b7ec3c1b173",
+        "id": "eee19b7ec3c1b174",
+        "name": "get",
+        "timestamp": _US,
+        "duration": 40,
+        "annotations": [
+            {"timestamp": _US, "value": "cs", "endpoint": _WEB},
+            {"timestamp": _US + 5, "value": "sr", "endpoint": _DB},
+            {"timestamp": _US + 30, "value": "ss", "endpoint": _DB},
+            {"timestamp": _US + 40, "value": "cr", "endpoint": _WEB},
+            {"timestamp": _US + 20, "value": "cache miss", "endpoint": _DB},
+        ],
+        "binaryAnnotations": [
+            {"key": "http.path", "value": "/", "endpoint": _WEB},
+            {"key": "error", "value": "boom", "endpoint": _DB},
+            {"key": "sa", "value": True, "endpoint": _DB},
+            {"key": "ca", "value": True, "endpoint": _WEB},
+        ],
+    },
+    {
+        "traceId": TRACE[16:],
+        "id": "eee19b7ec3c1b173",
+        "name": "checkout",
+        "timestamp": _US - 10,
+        "duration": 60,
+        "binaryAnnotations": [{"key": "lc", "value": "", "endpoint": _WEB}],
+    },
+    {
+        "traceId": TRACE[16:],
+        "parentId": "eee19b7ec3c1b173",
+        "id": "eee19b7ec3c1b175",
+        "name": "send",
+        "annotations": [
+            {"timestamp": _US + 45, "value": "ms", "endpoint": _WEB},
+            {"timestamp": _US + 47, "value": "ws", "endpoint": _WEB},
+        ],
+        "binaryAnnotations": [{"key": "ma", "value": True, "endpoint": {"serviceName": "kafka"}}],
+        "debug": True,
+    },
+]
+VALID_BODIES: dict[Decoder, Any] = {
+    decode_otlp_json: VALID_OTLP,
+    decode_zipkin_json: VALID_ZIPKIN,
+    decode_zipkin_v1_json: VALID_ZIPKIN_V1,
+}
+
+
 def test_the_valid_bodies_are_valid() -> None:
     otlp = check(decode_otlp_json, orjson.dumps(VALID_OTLP))
     zipkin = check(decode_zipkin_json, orjson.dumps(VALID_ZIPKIN))
+    v1 = check(decode_zipkin_v1_json, orjson.dumps(VALID_ZIPKIN_V1))
     assert otlp is not None and otlp.batch.num_rows == 3 and otlp.rejected_spans == 0
     assert zipkin is not None and zipkin.batch.num_rows == 4 and zipkin.rejected_spans == 0
+    assert v1 is not None and v1.batch.num_rows == 4 and v1.rejected_spans == 0  # the RPC's halves apart
 
 
 def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -256,11 +332,24 @@ def test_mutated_zipkin_bodies(data: st.DataObject) -> None:
     check(decode_zipkin_json, orjson.dumps(mutate(VALID_ZIPKIN, data.draw, mutations)))
 
 
+v1_mutations = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.sampled_from(ZIPKIN_V1_WORDS), scalars, max_size=3),
+)
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_zipkin_v1_bodies(data: st.DataObject) -> None:
+    check(decode_zipkin_v1_json, orjson.dumps(mutate(VALID_ZIPKIN_V1, data.draw, v1_mutations)))
+
+
 @DECODERS
 @FUZZ
 @given(data=st.data())
 def test_byte_flipped_valid_bodies(decoder: Decoder, data: st.DataObject) -> None:
-    body = bytearray(orjson.dumps(VALID_OTLP if decoder is decode_otlp_json else VALID_ZIPKIN))
+    body = bytearray(orjson.dumps(VALID_BODIES[decoder]))
     for _ in range(data.draw(st.integers(1, 6))):
         position = data.draw(st.integers(0, len(body) - 1))
         action = data.draw(st.sampled_from(["set", "delete", "insert"]))

@@ -79,20 +79,26 @@ def decode_zipkin_json(body: bytes) -> DecodeResult:
     return decode_zipkin_spans(load_json(body, list, "a JSON array of Zipkin v2 spans"))
 
 
-def decode_zipkin_spans(spans: list[Any]) -> DecodeResult:
-    """Zipkin v2 spans as JSON reads them (the protobuf encoding is read into the same shape first), each
-    accepted or rejected with its reason; raises a ``Problem`` when the request itself is malformed."""
+def decode_zipkin_spans(
+    spans: list[Any], rejected: RejectedSpans | None = None, labels: list[str] | None = None
+) -> DecodeResult:
+    """Zipkin v2 spans as JSON reads them (the protobuf and v1 encodings are read into the same shape first),
+    each accepted or rejected with its reason; raises a ``Problem`` when the request itself is malformed.
+    ``rejected`` holds the request's spans refused before (v1 spans that could not be read), and ``labels`` say
+    where each span was in the request (``spans[i]`` when they are the request's own)."""
     builder = SpanBatchBuilder()
     # Most requests come from one process talking to few peers: decode each distinct endpoint once.
     local_endpoints: dict[Any, Resource] = {}
     remote_endpoints: dict[Any, list[tuple[str, Any]]] = {}
-    rejected = RejectedSpans()
+    if rejected is None:
+        rejected = RejectedSpans()
+    refused_before = rejected.count
     for i, span in enumerate(spans):
         try:
             _add_span(builder, span, local_endpoints, remote_endpoints)
         except Problem as problem:
-            rejected.add(problem.at(f"spans[{i}]"))
-    return finish_batch(builder, len(spans), rejected)
+            rejected.add(problem.at(f"spans[{i}]" if labels is None else labels[i]))
+    return finish_batch(builder, len(spans) + refused_before, rejected)
 
 
 def _add_span(

@@ -2,7 +2,7 @@
 // One RPC traced with the Zipkin JS tracer (npm `zipkin`) and reported with its HTTP transport
 // (`zipkin-transport-http`), both used unchanged, to spyglass's Zipkin endpoint.
 //
-//   node zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no] [--debug yes|no]
+//   node zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no] [--debug yes|no] [--encoder v1|v2]
 //
 // Two tracers stand for two processes, each with its own recorder and transport (so each reports in requests of
 // its own): "zipkin-frontend" runs a local span "checkout" that calls "zipkin-backend" over real HTTP with the
@@ -11,7 +11,8 @@
 // shared. Inside it the backend runs a local span "SELECT orders" (failing with --fail yes, and the RPC then
 // answers 503). The backend reports the child before the server span, and the frontend reports its client
 // span after both, in separate requests. With --debug yes the root carries Zipkin's debug flag (B3 `X-B3-Flags:
-// 1`), which every span of the trace inherits and reports as `"debug": true`.
+// 1`), which every span of the trace inherits and reports as `"debug": true`. With --encoder v1 the transport
+// keeps its own default encoder, Zipkin v1 JSON (`JSON_V1`), for an endpoint of /api/v1/spans.
 //
 // On success it prints one JSON line to stdout,
 //   {"trace_id", "root_id", "client_id", "server_id", "server_shared", "db_id", "requests"}
@@ -23,7 +24,7 @@ import zipkinTransportHttp from 'zipkin-transport-http';
 
 const { Tracer, BatchRecorder, ExplicitContext, Instrumentation, jsonEncoder } = zipkin;
 const { HttpLogger } = zipkinTransportHttp;
-const USAGE = 'usage: zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no] [--debug yes|no]';
+const USAGE = 'usage: zipkin_rpc.mjs --endpoint URL [--join yes|no] [--fail yes|no] [--debug yes|no] [--encoder v1|v2]';
 
 function fail(message) {
   process.stderr.write(`zipkin_rpc: ${message}\n${USAGE}\n`);
@@ -31,7 +32,7 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const options = { endpoint: undefined, join: 'yes', fail: 'no', debug: 'no' };
+  const options = { endpoint: undefined, join: 'yes', fail: 'no', debug: 'no', encoder: 'v2' };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]?.replace(/^--/, '');
     if (!(key in options) || argv[i + 1] === undefined) fail(`bad argument ${JSON.stringify(argv[i])}`);
@@ -39,6 +40,7 @@ function parseArgs(argv) {
   }
   if (!options.endpoint) fail('--endpoint is required');
   for (const key of ['join', 'fail', 'debug']) if (!['yes', 'no'].includes(options[key])) fail(`--${key} must be yes or no`);
+  if (!['v1', 'v2'].includes(options.encoder)) fail('--encoder must be v1 or v2');
   return options;
 }
 
@@ -60,7 +62,7 @@ function localRoot(tracer, serviceName, name, debug, callable) {
 }
 
 /** A process's reporting: the stock transport, with fetch wrapped only to see every answer. */
-function reporting(endpoint, outcome) {
+function reporting(endpoint, encoder, outcome) {
   const fetchImplementation = (url, options) => {
     const sent = fetch(url, options).then((response) => {
       outcome.requests += 1;
@@ -70,7 +72,9 @@ function reporting(endpoint, outcome) {
     outcome.pending.push(sent.catch((error) => outcome.failures.push(String(error))));
     return sent;
   };
-  const logger = new HttpLogger({ endpoint, jsonEncoder: jsonEncoder.JSON_V2, httpInterval: 50, fetchImplementation });
+  // v1: the transport's own default encoder (JSON_V1), as a user who sets none gets it.
+  const encoding = encoder === 'v2' ? { jsonEncoder: jsonEncoder.JSON_V2 } : {};
+  const logger = new HttpLogger({ endpoint, ...encoding, httpInterval: 50, fetchImplementation });
   logger.on('error', (error) => outcome.failures.push(String(error)));
   return { logger, recorder: new BatchRecorder({ logger }), fetchImplementation };
 }
@@ -78,8 +82,8 @@ function reporting(endpoint, outcome) {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   const outcome = { requests: 0, failures: [], pending: [] };
-  const front = reporting(options.endpoint, outcome);
-  const back = reporting(options.endpoint, outcome);
+  const front = reporting(options.endpoint, options.encoder, outcome);
+  const back = reporting(options.endpoint, options.encoder, outcome);
   const frontend = new Tracer({ ctxImpl: new ExplicitContext(), recorder: front.recorder, localServiceName: 'zipkin-frontend' });
   const backend = new Tracer({
     ctxImpl: new ExplicitContext(),
