@@ -188,32 +188,33 @@ class _Conversion:
         """Both halves of an RPC in one v1 span: the client's times are the span's, the server's its own."""
         assert cs.endpoint is not None and sr.endpoint is not None
         self._timed(cs, cr)
-        client = self._part(cs.endpoint)
-        if _same_service(cs.endpoint, sr.endpoint):  # a loopback call still has two halves
-            client.kind = "CLIENT"
-            server = self._new_part(sr.endpoint)
-            server.kind = "SERVER"
-        else:
-            server = self._part(sr.endpoint)
-        server.shared = True
+        client, server = self._halves(cs.endpoint, sr.endpoint, ("CLIENT", "SERVER"))
         server.timestamp = sr.timestamp
         if ss is not None:
             server.duration = ss.timestamp - sr.timestamp
         if cr is None and not self.duration:
             client.duration = None  # one-way: no duration
 
+    def _halves(
+        self, first: dict[str, Any], second: dict[str, Any], kinds: tuple[str, str]
+    ) -> tuple[_Part, _Part]:
+        """The parts of the two halves one v1 span holds (a client and a server, a producer and a consumer), the
+        second marked shared: one per service, or two all the same when a call loops back to its own service."""
+        sender = self._part(first)
+        if _same_service(first, second):
+            sender.kind = kinds[0]
+            receiver = self._new_part(second)
+            receiver.kind = kinds[1]
+        else:
+            receiver = self._part(second)
+        receiver.shared = True
+        return sender, receiver
+
     def _messaging(self) -> None:
         ms, mr, ws, wr = (self.core.get(name) for name in ("ms", "mr", "ws", "wr"))
         if ms is not None and mr is not None:  # not supposed to share a span, but when they do
             assert ms.endpoint is not None and mr.endpoint is not None
-            producer = self._part(ms.endpoint)
-            if _same_service(ms.endpoint, mr.endpoint):
-                producer.kind = "PRODUCER"
-                consumer = self._new_part(mr.endpoint)
-                consumer.kind = "CONSUMER"
-            else:
-                consumer = self._part(mr.endpoint)
-            consumer.shared = True
+            producer, consumer = self._halves(ms.endpoint, mr.endpoint, ("PRODUCER", "CONSUMER"))
             if wr is not None:
                 consumer.timestamp, consumer.duration = wr.timestamp, mr.timestamp - wr.timestamp
             else:
