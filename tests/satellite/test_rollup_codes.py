@@ -7,7 +7,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from spyglass.satellite.rollup_codes import Bucket, merge_rows, reduce_raw
+from spyglass.satellite.rollup_codes import (
+    MAX_TAIL_ROWS,
+    TAIL_PER_ROW,
+    TAIL_ROWS,
+    Bucket,
+    merge_rows,
+    reduce_raw,
+)
 
 
 def naive_rows(raw: np.ndarray, weights: np.ndarray | None) -> dict[int, tuple[int, int]]:
@@ -55,3 +62,25 @@ def test_a_bucket_compacted_in_steps_equals_one_reduction() -> None:
             merged = merge_rows(merged, reduce_raw(part))
     everything = np.concatenate(parts)
     assert as_dict(bucket.compact()) == naive_rows(everything, None) == as_dict(merged)
+
+
+def test_a_big_bucket_merges_less_often_within_a_bound() -> None:
+    """A merge passes over every row a bucket holds: a bucket collects raw codes in proportion to its rows
+    before merging them (at least ``TAIL_ROWS``), never more than ``MAX_TAIL_ROWS``; what it counts is the
+    same whenever it merges."""
+    rng = np.random.default_rng(11)
+    bucket = Bucket(0, 60, 0.0)
+    assert bucket.tail_limit() == TAIL_ROWS
+    many = rng.choice(1 << 50, size=TAIL_ROWS // 2, replace=False)
+    bucket.add(many)
+    bucket.compact()
+    assert bucket.tail_limit() == min(MAX_TAIL_ROWS, TAIL_PER_ROW * many.size) > TAIL_ROWS
+    more = many[rng.integers(0, many.size, bucket.tail_limit() - 1)]
+    bucket.add(more)
+    assert bucket.tail_size == more.size, "not merged before the limit"
+    bucket.add(more[:1])
+    assert bucket.tail_size == 0, "merged at the limit"
+    assert as_dict(bucket.rows) == naive_rows(np.concatenate([many, more, more[:1]]), None)
+    huge = Bucket(0, 60, 0.0)
+    huge.rows = (np.arange(MAX_TAIL_ROWS, dtype=np.int64), *(np.ones(MAX_TAIL_ROWS, np.int64),) * 2)
+    assert huge.tail_limit() == MAX_TAIL_ROWS
