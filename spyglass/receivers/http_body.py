@@ -56,6 +56,11 @@ async def discard_body(request: Request, max_bytes: int) -> None:
             return
 
 
+def content_type(request: Request) -> str:
+    """The request's media type, lower case and without its parameters (``charset``...); "" when it names none."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def content_encoding(request: Request) -> str:
     return request.headers.get("content-encoding", "identity").strip().lower()
 

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from spyglass.receivers.decoders.otlp_json import decode_otlp_json
 from spyglass.receivers.decoders.otlp_logs import decode_otlp_logs_json, decode_otlp_logs_proto
 from spyglass.receivers.decoders.otlp_proto import decode_otlp_proto
+from spyglass.receivers.http_body import content_type
 from spyglass.receivers.ingest import (
     HTTP_STATUS,
     RETRY_AFTER_S,
@@ -36,10 +37,10 @@ JSON = "application/json"
 
 
 def _media_type(request: Request) -> str | None:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in (PROTOBUF, "application/protobuf"):
+    media = content_type(request)
+    if media in (PROTOBUF, "application/protobuf"):
         return PROTOBUF
-    if content_type == JSON:
+    if media == JSON:
         return JSON
     return None
 

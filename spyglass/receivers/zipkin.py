@@ -18,17 +18,21 @@ from spyglass.receivers.decoders.result import DecodeResult
 from spyglass.receivers.decoders.zipkin_json import decode_zipkin_json
 from spyglass.receivers.decoders.zipkin_proto import decode_zipkin_proto
 from spyglass.receivers.decoders.zipkin_v1 import decode_zipkin_v1_json
+from spyglass.receivers.http_body import content_type
 from spyglass.receivers.ingest import HTTP_STATUS, RETRY_AFTER_S, Outcome, ReceiverSettings, ingest
+
+#: What Zipkin's reporters send JSON as (none, for some): Zipkin's own server reads them all as JSON.
+_JSON_TYPES = ("application/json", "text/plain", "")
 
 
 def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
     """The Zipkin ingest application; answers 202 as Zipkin's own server does."""
 
     async def spans(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if content_type == "application/x-protobuf":
+        media = content_type(request)
+        if media == "application/x-protobuf":
             decode = decode_zipkin_proto
-        elif content_type in ("application/json", "text/plain", ""):
+        elif media in _JSON_TYPES:
             decode = decode_zipkin_json
         else:
             return _error(
@@ -37,8 +41,7 @@ def create_zipkin_app(settings: ReceiverSettings) -> Starlette:
         return await _ingested(request, settings, decode)
 
     async def v1_spans(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "text/plain", ""):
+        if content_type(request) not in _JSON_TYPES:
             # Zipkin's server also takes v1 Thrift here; its reporters all send JSON or v2 now.
             return _error(415, "Content-Type must be application/json (Zipkin v1 spans; Thrift is not read)")
         return await _ingested(request, settings, decode_zipkin_v1_json)
