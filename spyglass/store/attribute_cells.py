@@ -92,7 +92,7 @@ def code_totals(
     totals = np.zeros(values)
     for batch in batches:
         weights = None if weight is not None else as_numpy(batch.column("sample_weight"), np.float64)
-        totals += np.bincount(as_numpy(batch.column("code"), np.int32), weights, values)[:values]
+        totals += np.bincount(as_numpy(batch.column("code"), np.intp), weights, values)[:values]
     return totals * (weight if weight is not None else 1.0)
 
 
@@ -180,7 +180,7 @@ def summed_cells(
     at = 0
     for batch in spans.to_batches():
         out = cell[at : at + batch.num_rows]
-        out[:] = np.take(value_table, as_numpy(batch.column("code"), np.int32))
+        out[:] = np.take(value_table, as_numpy(batch.column("code"), np.intp))
         outcome = as_numpy(batch.column("outcome"), np.int32)
         out += outcome if outcome_table is None else np.take(outcome_table, outcome, mode="wrap")
         if step_ns is not None:

@@ -49,6 +49,7 @@ from spyglass.store.attribute_cells import (
 from spyglass.store.attribute_slots import (
     BIN_COLUMN,
     OUTCOME_COLUMN,
+    SLOT_CODE_READ_TYPE,
     SLOT_COLUMN_TYPE,
     SLOT_TABLES,
     AttributeSlots,
@@ -1131,7 +1132,8 @@ class DuckDBStore:
         greatest in a millisecond, and reading a column of ones took 27 ms."""
         params = PositionalParams()
         where = " AND ".join(scan_conditions(DUCKDB, params, start_ns, end_ns, filters))
-        code = slot_column(slot.index)
+        # Codes are below ``MAX_SLOT_VALUES``: read as 16 bits, a third less for DuckDB to hand over.
+        code = f"{slot_column(slot.index)}::{SLOT_CODE_READ_TYPE}"
         start = ", start_ns" if step_ns is not None else ""
         # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
         chosen = f"FROM spans WHERE {where} AND {code} IS NOT NULL"

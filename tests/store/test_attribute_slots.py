@@ -306,3 +306,35 @@ def test_a_key_with_a_value_too_long_to_code_is_retired() -> None:
     slots.apply(plan)
     assert slots.readable("late.key") is None and not late.codes
     assert slots.readable("region") is not None
+
+
+def test_a_key_with_as_many_values_as_a_slot_codes_reads_every_code_back(tmp_path: Path) -> None:
+    """Codes are read narrower than they are stored (``SLOT_CODE_READ_TYPE``): the highest a slot gives, for its
+    ``MAX_SLOT_VALUES``-th value, sums as the maps give it."""
+    values = attribute_slots.MAX_SLOT_VALUES
+    builder = SpanBatchBuilder()
+    for index in range(values):
+        builder.add(
+            trace_id=index.to_bytes(16, "big"),
+            span_id=index.to_bytes(8, "big"),
+            parent_span_id=None,
+            service="api",
+            name="GET /a",
+            kind=SpanKind.SERVER,
+            start_ns=BASE_NS + index * MS,
+            duration_ns=(index % 97 + 1) * MS,
+            status_code=StatusCode.ERROR if index % 5 == 0 else StatusCode.UNSET,
+            attributes=([("customer.id", f"c{index}")], []),
+        )
+    store = DuckDBStore(tmp_path / "codes.duckdb")
+    try:
+        store.write(stored(builder.finish()))
+        slot = store._slots.readable("customer.id")
+        assert slot is not None and len(slot.codes) == values
+        window = (BASE_NS, BASE_NS + values * MS)
+        got = store.attribute_cells("customer.id", *window, None)
+        expected = attribute_cells_of(store.scan(CELL_SPAN_COLUMNS, *window), "customer.id", window[0], None)
+        assert rows(got) == rows(expected)
+        assert f"c{values - 1}" in got.column("value").to_pylist()
+    finally:
+        store.close()
