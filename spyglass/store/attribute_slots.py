@@ -70,9 +70,9 @@ def slot_column(slot: int) -> str:
 #: The DuckDB type of a slot's column. A slot's column is added to the span table when the slot is created:
 #: every column costs each write, null or not (24 unused ones cost a write of 125,000 spans 1.1 µs a span).
 SLOT_COLUMN_TYPE = "INTEGER"
-#: The type a slot's codes are read as: every code is below ``MAX_SLOT_VALUES``.
-SLOT_CODE_READ_TYPE = "SMALLINT"
-assert MAX_SLOT_VALUES <= 2**15, "slot codes are read as SMALLINT"
+#: The type a slot's codes are read as, the narrowest every code (below ``MAX_SLOT_VALUES``) fits: at ten million
+#: spans, 16 bits hand DuckDB's reader 20 MB less than the column's own 32.
+SLOT_CODE_READ_TYPE = "SMALLINT" if MAX_SLOT_VALUES <= 2**15 else SLOT_COLUMN_TYPE
 
 
 @dataclass

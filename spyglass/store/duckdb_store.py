@@ -1132,7 +1132,7 @@ class DuckDBStore:
         greatest in a millisecond, and reading a column of ones took 27 ms."""
         params = PositionalParams()
         where = " AND ".join(scan_conditions(DUCKDB, params, start_ns, end_ns, filters))
-        # Codes are below ``MAX_SLOT_VALUES``: read as 16 bits, a third less for DuckDB to hand over.
+        # Codes are read as narrow as they fit (``SLOT_CODE_READ_TYPE``).
         code = f"{slot_column(slot.index)}::{SLOT_CODE_READ_TYPE}"
         start = ", start_ns" if step_ns is not None else ""
         # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
