@@ -1132,11 +1132,12 @@ class DuckDBStore:
         greatest in a millisecond, and reading a column of ones took 27 ms."""
         params = PositionalParams()
         where = " AND ".join(scan_conditions(DUCKDB, params, start_ns, end_ns, filters))
-        # Codes are read as narrow as they fit (``SLOT_CODE_READ_TYPE``).
-        code = f"{slot_column(slot.index)}::{SLOT_CODE_READ_TYPE}"
+        column = slot_column(slot.index)
+        # Codes are handed over as narrow as they fit (``SLOT_CODE_READ_TYPE``); filters test the column as stored.
+        code = f"{column}::{SLOT_CODE_READ_TYPE}"
         start = ", start_ns" if step_ns is not None else ""
         # Column names are the slot's (a number) and fixed ones; conditions are fixed fragments with parameters.
-        chosen = f"FROM spans WHERE {where} AND {code} IS NOT NULL"
+        chosen = f"FROM spans WHERE {where} AND {column} IS NOT NULL"
         # Spans written before their outcome was kept (schema 6 and older) have it computed; a window without
         # them skips that part by DuckDB's statistics, as a column that has no nulls.
         computed = (
