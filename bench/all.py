@@ -59,6 +59,12 @@ def runs(seed: int) -> list[Run]:
         ),
         Run("aggregate", "aggregate.py", ("--rates", "1000"), ("--rates", "1000")),
         Run("recall_memory", "recall_memory.py", ("--spans", "1000000"), ("--spans", "100000")),
+        Run(
+            "recall_lookup",
+            "recall_lookup.py",
+            ("--recall-memory-mb", "512"),
+            ("--recall-memory-mb", "32", "--lookups", "50"),
+        ),
         Run("flood", "flood.py", ("--seconds", "60"), ("--seconds", "5")),
         Run("cluster", "cluster.py", ("--spans", "300000"), ("--spans", "30000")),
         Run("query_store", "query_store.py", ("--spans", "1000000"), ("--spans", "100000")),

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from spyglass.model.arrow_numpy import as_numpy
 from spyglass.model.schema import NO_SPANS, SPAN_SCHEMA, TRACE_ID
+from spyglass.satellite.decided_index import DecidedIndex
 from spyglass.satellite.recall_chunk import Chunk, TraceIndex, pack_table
 
 
@@ -65,9 +66,11 @@ class RecallBuffer:
         # Every span that arrived after this is still here (decided or not): since start, until one is forgotten.
         self._complete_since_ns = time.time_ns()
         self._lock = threading.Lock()
-        # Which chunks are held changes with every change of ``_version``; ``_index`` is built for one version.
-        self._version = 0
-        self._index: tuple[int, TraceIndex] | None = None
+        # The decided chunks by trace id, kept up as they come and go; the few undecided ones are indexed again
+        # after each change of ``_undecided_version`` (``_undecided_index`` is built for one).
+        self._decided_index = DecidedIndex()
+        self._undecided_version = 0
+        self._undecided_index: tuple[int, TraceIndex] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -100,7 +103,7 @@ class RecallBuffer:
 
     def add_chunks(self, chunks: list[Chunk]) -> None:
         with self._lock:
-            self._version += 1
+            self._undecided_version += 1
             for chunk in chunks:
                 self._chunks.append(chunk)
                 self._bytes += chunk.nbytes
@@ -125,11 +128,11 @@ class RecallBuffer:
         chunks = self._repacked(spans, parts, decided_ns) if parts else pack_table(spans, decided_ns)
         chunks = _decided(chunks, pa.array([], TRACE_ID) if kept_ids is None else kept_ids)
         with self._lock:
-            self._version += 1
             self._deciding = None
             self._deciding_parts = []
             for chunk in chunks:
                 self._decided.append(chunk)
+                self._decided_index.append(chunk)
                 self._decided_bytes += chunk.nbytes
                 self._decided_spans += chunk.rows
             self._evict_decided(self.max_bytes)
@@ -158,8 +161,8 @@ class RecallBuffer:
 
     def _evict_decided(self, target_bytes: int) -> None:
         while self._decided and self.nbytes > target_bytes:
-            self._version += 1
             chunk = self._decided.popleft()
+            self._decided_index.forget_oldest()
             self._complete_since_ns = max(self._complete_since_ns, chunk.arrival_ns)
             self._decided_bytes -= chunk.nbytes
             self._decided_spans -= chunk.rows
@@ -244,11 +247,12 @@ class RecallBuffer:
         which holds them, and unpacking their chunk was a fifth of a trace lookup through the API."""
         wanted = pa.scalar(trace_id, pa.binary(16))
         with self._lock:
-            if self._index is None or self._index[0] != self._version:
-                self._index = (self._version, TraceIndex([*self._decided, *self._chunks]))
-            index = self._index[1]
+            if self._undecided_index is None or self._undecided_index[0] != self._undecided_version:
+                self._undecided_index = (self._undecided_version, TraceIndex(list(self._chunks)))
+            undecided = self._undecided_index[1]
+            hits = self._decided_index.find(trace_id)
             deciding = self._deciding
-        hits = index.find(trace_id)
+        hits += undecided.find(trace_id)
         if skip_kept:
             hits = [(chunk, at) for chunk, at in hits if not chunk.kept_at(at)]
         batches = [chunk.trace_at(at) for chunk, at in hits]
@@ -287,7 +291,7 @@ class RecallBuffer:
         return pa.concat_tables([table, deciding])
 
     def _replace(self, chunks: list[Chunk]) -> None:
-        self._version += 1
+        self._undecided_version += 1
         self._chunks = chunks
         self._bytes = sum(c.nbytes for c in chunks)
         self._spans = sum(c.rows for c in chunks)

@@ -1,0 +1,120 @@
+"""Where trace ids are among the recall buffer's decided chunks, kept up as chunks come and go.
+
+A full buffer holds millions of spans in thousands of chunks, nearly all of them decided, and while spans arrive
+its chunks change every few milliseconds: new decided chunks at one end, the oldest forgotten at the other.
+Indexing every chunk again for each lookup after a change (``TraceIndex``) cost 5 ms a lookup at 11M buffered
+spans (``bench/recall_lookup.py``), more than the store's part of a trace by id. Here the decided chunks are
+indexed in segments of about ``SEGMENT_KEYS`` trace ids: a segment, once full, is sorted once and never changes,
+so a lookup is two binary searches per segment, and the newest, unfilled one is scanned as it grows. Forgetting
+the oldest chunk only moves where the first segment starts; the segment goes once all its chunks are gone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from spyglass.satellite.recall_chunk import Chunk, id_key
+
+#: Trace ids a segment holds before it is sealed (sorted). Fewer make more segments to search per lookup (a
+#: binary search each); more make the unsealed one, scanned whole, longer: at 11M buffered spans, about 20.
+SEGMENT_KEYS = 65_536
+
+
+class _Sealed:
+    """Chunks whose keys are sorted together once: a lookup is two binary searches, then whole ids compared."""
+
+    def __init__(self, chunks: list[Chunk]) -> None:
+        self.chunks = chunks
+        keys = np.concatenate([chunk.id_keys for chunk in chunks])
+        self.order = np.argsort(keys, kind="stable")
+        self.keys = keys[self.order]
+        self.starts = np.cumsum([0, *(len(chunk.id_keys) for chunk in chunks)])
+
+    def find(self, key: int, trace_id: bytes, first_held: int) -> list[tuple[Chunk, int]]:
+        wanted = np.uint32(key)
+        low = int(np.searchsorted(self.keys, wanted, side="left"))
+        high = int(np.searchsorted(self.keys, wanted, side="right"))
+        found = []
+        for position in self.order[low:high].tolist():
+            at = int(np.searchsorted(self.starts, position, side="right")) - 1
+            chunk, index = self.chunks[at], position - int(self.starts[at])
+            if at >= first_held and chunk.holds_at(index, trace_id):
+                found.append((chunk, index))
+        return found
+
+
+class _Growing:
+    """The newest decided chunks, their keys appended to one array as they come (doubling its room), scanned."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+        self._keys = np.empty(1024, np.uint32)
+        self._starts = [0]
+
+    @property
+    def size(self) -> int:
+        return self._starts[-1]
+
+    def append(self, chunk: Chunk) -> None:
+        keys = chunk.id_keys
+        end = self.size + len(keys)
+        if end > len(self._keys):
+            grown = np.empty(max(end, 2 * len(self._keys)), np.uint32)
+            grown[: self.size] = self._keys[: self.size]
+            self._keys = grown
+        self._keys[self.size : end] = keys
+        self.chunks.append(chunk)
+        self._starts.append(end)
+
+    def drop_oldest(self) -> None:
+        rest = self.chunks[1:]
+        self.chunks, self._starts = [], [0]
+        for chunk in rest:
+            self.append(chunk)
+
+    def find(self, key: int, trace_id: bytes) -> list[tuple[Chunk, int]]:
+        found = []
+        for position in np.flatnonzero(self._keys[: self.size] == np.uint32(key)).tolist():
+            at = int(np.searchsorted(self._starts, position, side="right")) - 1
+            chunk, index = self.chunks[at], position - self._starts[at]
+            if chunk.holds_at(index, trace_id):
+                found.append((chunk, index))
+        return found
+
+
+class DecidedIndex:
+    """The decided chunks in the order they were decided, oldest first, indexed by trace id. Not thread-safe:
+    the recall buffer calls it under its lock."""
+
+    def __init__(self) -> None:
+        self._sealed: deque[_Sealed] = deque()
+        #: How many chunks at the start of the oldest sealed segment are forgotten already.
+        self._forgotten = 0
+        self._growing = _Growing()
+
+    def append(self, chunk: Chunk) -> None:
+        """A chunk decided after every other one held."""
+        self._growing.append(chunk)
+        if self._growing.size >= SEGMENT_KEYS:
+            self._sealed.append(_Sealed(self._growing.chunks))
+            self._growing = _Growing()
+
+    def forget_oldest(self) -> None:
+        """The oldest chunk held is forgotten."""
+        if not self._sealed:
+            self._growing.drop_oldest()
+            return
+        self._forgotten += 1
+        if self._forgotten == len(self._sealed[0].chunks):
+            self._sealed.popleft()
+            self._forgotten = 0
+
+    def find(self, trace_id: bytes) -> list[tuple[Chunk, int]]:
+        """Each held chunk with spans of the trace, and the trace's index among that chunk's distinct ids."""
+        key = id_key(trace_id)
+        found: list[tuple[Chunk, int]] = []
+        for number, segment in enumerate(self._sealed):
+            found += segment.find(key, trace_id, self._forgotten if number == 0 else 0)
+        return found + self._growing.find(key, trace_id)
