@@ -17,6 +17,10 @@ a few seconds earlier cost 5-7.5 µs a page against 0.45 µs within a second (10
 worker threads give freed memory back to the system 0.5 s after they go idle (``malloc_trim``). So a trace by id
 and the metrics by ``customer.id`` are asked again, ``--pause-s`` apart (3 s unless told), and shown beside.
 
+A running server takes spans in while it is asked, so a trace by id is asked once more while new spans arrive
+(``ARRIVING_SPANS_PER_S``, a fifth of what this server stores at most): the recall buffer, full after the ingest,
+then changes between lookups, as it does in service.
+
     .venv/bin/python bench/query_api.py --spans 300000        # a couple of minutes
     .venv/bin/python bench/query_api.py --spans 10000000      # the issue's size
     .venv/bin/python bench/query_api.py --spans 300000 --checkout /tmp/q_before   # another checkout
@@ -30,6 +34,7 @@ import random
 import shutil
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,12 +153,61 @@ def spaced(
 
 #: Calls of each query asked ``--pause-s`` apart.
 SPACED_CALLS = 12
+#: Spans a second sent while a trace by id is asked ``ARRIVING_CALLS`` times, ``ARRIVING_PAUSE_S`` apart.
+ARRIVING_SPANS_PER_S = 20_000
+ARRIVING_CALLS = 60
+ARRIVING_PAUSE_S = 0.1
+
+
+#: Bodies made for that: enough for the two seconds before the first call, and the calls with room to spare.
+ARRIVING_BODIES = (
+    int((2 + ARRIVING_CALLS * (ARRIVING_PAUSE_S + 0.1)) * ARRIVING_SPANS_PER_S) // SPANS_PER_BODY
+)
+
+
+def while_arriving(
+    server: Served, client: httpx.Client, trace_ids: list[str], bodies: list[bytes]
+) -> tuple[Timings, int]:
+    """A trace by id asked while ``bodies`` are sent, ``ARRIVING_SPANS_PER_S`` spans a second, on another
+    thread; the sending goes on until every call is answered. Also how many spans were sent."""
+    done = threading.Event()
+    sent = [0]
+
+    def send() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.otlp_http_port}", timeout=60) as sender:
+            began = time.perf_counter()
+            for index, body in enumerate(bodies):
+                if done.is_set():
+                    return
+                due = began + index * SPANS_PER_BODY / ARRIVING_SPANS_PER_S
+                time.sleep(max(0.0, due - time.perf_counter()))
+                sender.post("/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
+                sent[0] += SPANS_PER_BODY
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    time.sleep(2)  # the arrivals under way: decided and retained, the buffer evicting its oldest
+    try:
+        timings = spaced(
+            client, {"arriving": [(f"/api/v1/traces/{i}", {}) for i in trace_ids]}, ARRIVING_PAUSE_S
+        )
+    finally:
+        done.set()
+        sender.join()
+    return timings["arriving"], sent[0]
 
 
 def measure_api(
-    server: Served, trace_ids: list[bytes], end_ns: int, repeats: int, budget_s: float, pause_s: float
-) -> dict[str, Timings]:
-    """Each query of the issue, asked ``repeats`` times after its cold call (different ids and values)."""
+    server: Served,
+    trace_ids: list[bytes],
+    end_ns: int,
+    repeats: int,
+    budget_s: float,
+    pause_s: float,
+    arriving: list[bytes],
+) -> tuple[dict[str, Timings], int]:
+    """Each query of the issue, asked ``repeats`` times after its cold call (different ids and values); then
+    some apart, and a trace by id while ``arriving`` is sent. Also how many spans that sent."""
     rng = random.Random(5)
     window = {"start_ns": end_ns - HOUR_NS, "end_ns": end_ns}
     ids = [trace_ids[i % len(trace_ids)].hex() for i in range(repeats + 1)]
@@ -213,9 +267,16 @@ def measure_api(
             ("/api/v1/metrics", {**window, "group_by": "customer.id"}) for _ in range(SPACED_CALLS)
         ],
     }
+    # Neither asked above nor apart.
+    later = [
+        trace_ids[(repeats + 1 + SPACED_CALLS + i) % len(trace_ids)].hex() for i in range(ARRIVING_CALLS)
+    ]
     with httpx.Client(base_url=server.api, timeout=600) as client:
         answers = {label: timed(client, requests, budget_s) for label, requests in asked.items()}
-        return {**answers, **spaced(client, apart, pause_s)}
+        answers.update(spaced(client, apart, pause_s))
+        label = f"trace by id, {ARRIVING_SPANS_PER_S:,} spans/s arriving"
+        answers[label], sent = while_arriving(server, client, later, arriving)
+        return answers, sent
 
 
 def measure_store(data_dir: Path, trace_ids: list[bytes], repeats: int) -> Timings:
@@ -259,6 +320,7 @@ def report(
     store: Timings,
     bytes_served: int,
     bytes_closed: int,
+    arrived: int,
 ) -> None:
     print(f"\n{spans:,} spans over an hour, all stored; ingested end to end at {ingest_rate:,.0f} spans/s")
     print(f"{'figure':<42} {'target':>9} {'cold ms':>9} {'p50 ms':>8} {'p99 ms':>8} {'n':>5} {'bytes':>9}")
@@ -275,7 +337,8 @@ def report(
     print(f"{'trace by id: the path around the store, p50':<42} {'':>9} {'':>9} {path_p50:>8.1f}")
     print(
         f"bytes on disk per span: {bytes_served / spans:,.1f} while serving, "
-        f"{bytes_closed / spans:,.1f} after shutdown (data directory, WAL included)"
+        f"{bytes_closed / (spans + arrived):,.1f} after shutdown (data directory, WAL included; with the "
+        f"{arrived:,} spans that arrived while asked)"
     )
     conditions = f"{spans:,} spans"
     record(
@@ -344,7 +407,11 @@ def main() -> None:
         del bodies
         print(f"stored in the server at {ingest_rate:,.0f} spans/s", flush=True)
         bytes_served = disk_bytes(server.data_dir)
-        api = measure_api(server, trace_ids, end_ns, args.repeats, args.budget_s, args.pause_s)
+        # New spans for the arriving part, after the hour's last: sent for as long as it lasts.
+        arriving = _bodies_of((batches, ARRIVING_BODIES, batches, end_ns))
+        api, sent = measure_api(
+            server, trace_ids, end_ns, args.repeats, args.budget_s, args.pause_s, arriving
+        )
         server.stop()
         stopped = True
         bytes_closed = disk_bytes(server.data_dir)
@@ -361,7 +428,7 @@ def main() -> None:
             print(f"the server's log: {server.log}")
         else:
             server.log.unlink(missing_ok=True)
-    report(spans, ingest_rate, api, store, bytes_served, bytes_closed)
+    report(spans, ingest_rate, api, store, bytes_served, bytes_closed, sent)
 
 
 if __name__ == "__main__":
