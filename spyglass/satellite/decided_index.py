@@ -28,8 +28,10 @@ class _Sealed:
     def __init__(self, chunks: list[Chunk]) -> None:
         self.chunks = chunks
         keys = np.concatenate([chunk.id_keys for chunk in chunks])
-        self.order = np.argsort(keys, kind="stable")
-        self.keys = keys[self.order]
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        # 8 bytes a trace id, its key and its place: under a byte a buffered span at ten spans a trace.
+        self.order = order.astype(np.int32)
         self.starts = np.cumsum([0, *(len(chunk.id_keys) for chunk in chunks)])
 
     def find(self, key: int, trace_id: bytes, first_held: int) -> list[tuple[Chunk, int]]:
