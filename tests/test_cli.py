@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gc
+import sys
+import threading
 import time
 
-from spyglass.cli import freeze_startup_objects, main
+import pytest
+
+from spyglass.cli import GIL_SWITCH_INTERVAL_S, freeze_startup_objects, hand_the_gil_over_sooner, main
 from tests.conftest import RunningServer
 
 
@@ -32,3 +36,31 @@ def test_a_serving_process_leaves_its_startup_objects_out_of_later_collections()
         assert gc.get_freeze_count() >= before + len(made_at_startup)
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.alone
+def test_a_serving_process_hands_the_gil_over_within_its_switch_interval() -> None:
+    """A thread back from a blocking call (a DuckDB statement, a socket write) has the GIL again within about
+    the switch interval while another thread runs Python without a pause: with CPython's 5 ms it waited 5 ms."""
+    default = sys.getswitchinterval()
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    hand_the_gil_over_sooner()
+    spinner = threading.Thread(target=busy)
+    spinner.start()
+    try:
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_S
+        waits = []
+        for _ in range(50):
+            started = time.perf_counter()
+            time.sleep(0.0001)  # gives the GIL up, as a blocking call does
+            waits.append(time.perf_counter() - started)
+        assert sorted(waits)[len(waits) // 2] < 0.0035
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(default)
