@@ -48,39 +48,51 @@ class _Sealed:
 
 
 class _Growing:
-    """The newest decided chunks, their keys appended to one array as they come (doubling its room), scanned."""
+    """The newest decided chunks, their keys appended to one array as they come (doubling its room), scanned.
+    Forgetting the oldest moves where the live ones start, and they are copied down once half are forgotten."""
 
     def __init__(self) -> None:
         self.chunks: list[Chunk] = []
         self._keys = np.empty(1024, np.uint32)
         self._starts = [0]
+        #: Chunks at the start of ``chunks`` that are forgotten.
+        self._first = 0
+
+    @property
+    def held(self) -> list[Chunk]:
+        return self.chunks[self._first :]
 
     @property
     def size(self) -> int:
-        return self._starts[-1]
+        """Trace ids of the held chunks."""
+        return self._starts[-1] - self._starts[self._first]
 
     def append(self, chunk: Chunk) -> None:
         keys = chunk.id_keys
-        end = self.size + len(keys)
+        begin = self._starts[-1]
+        end = begin + len(keys)
         if end > len(self._keys):
             grown = np.empty(max(end, 2 * len(self._keys)), np.uint32)
-            grown[: self.size] = self._keys[: self.size]
+            grown[:begin] = self._keys[:begin]
             self._keys = grown
-        self._keys[self.size : end] = keys
+        self._keys[begin:end] = keys
         self.chunks.append(chunk)
         self._starts.append(end)
 
     def drop_oldest(self) -> None:
-        rest = self.chunks[1:]
-        self.chunks, self._starts = [], [0]
-        for chunk in rest:
-            self.append(chunk)
+        self._first += 1
+        if self._first * 2 > len(self.chunks):
+            held = self.held
+            self.chunks, self._starts, self._first = [], [0], 0
+            for chunk in held:
+                self.append(chunk)
 
     def find(self, key: int, trace_id: bytes) -> list[tuple[Chunk, int]]:
         found = []
-        for position in np.flatnonzero(self._keys[: self.size] == np.uint32(key)).tolist():
-            at = int(np.searchsorted(self._starts, position, side="right")) - 1
-            chunk, index = self.chunks[at], position - self._starts[at]
+        first = self._starts[self._first]
+        for position in np.flatnonzero(self._keys[first : self._starts[-1]] == np.uint32(key)).tolist():
+            at = int(np.searchsorted(self._starts, first + position, side="right")) - 1
+            chunk, index = self.chunks[at], first + position - self._starts[at]
             if chunk.holds_at(index, trace_id):
                 found.append((chunk, index))
         return found
@@ -100,7 +112,7 @@ class DecidedIndex:
         """A chunk decided after every other one held."""
         self._growing.append(chunk)
         if self._growing.size >= SEGMENT_KEYS:
-            self._sealed.append(_Sealed(self._growing.chunks))
+            self._sealed.append(_Sealed(self._growing.held))
             self._growing = _Growing()
 
     def forget_oldest(self) -> None:

@@ -84,6 +84,27 @@ def test_finds_what_a_scan_of_the_held_chunks_finds(
                 assert found == _scanned(held, trace_id)
 
 
+def test_chunks_forgotten_before_their_segment_fills_stay_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest segment has lost its oldest chunks when it fills and is sealed: the sealed segment holds only
+    the others, and later forgetting goes on from the right chunk."""
+    monkeypatch.setattr(decided_index, "SEGMENT_KEYS", 8)
+    index = DecidedIndex()
+    chunks = [_chunk(_POOL[2 * n : 2 * n + 2]) for n in range(8)]
+    for chunk in chunks[:3]:
+        index.append(chunk)
+    index.forget_oldest()  # the first of three: not yet half, so not copied down
+    for chunk in chunks[3:6]:
+        index.append(chunk)  # 2 + 3 chunks of 2 ids held: 10, sealed
+    held = chunks[1:6]
+    for trace_id in _POOL[:16]:
+        assert [(id(c), at) for c, at in index.find(trace_id)] == _scanned(held, trace_id)
+    index.forget_oldest()
+    index.append(chunks[6])
+    held = chunks[2:7]
+    for trace_id in _POOL[:16]:
+        assert [(id(c), at) for c, at in index.find(trace_id)] == _scanned(held, trace_id)
+
+
 def test_a_full_buffer_finds_held_traces_and_not_forgotten_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the recall buffer: decided traces are found while held, and not once the bound forgot them,
     across many sealed segments; undecided ones are found too."""
