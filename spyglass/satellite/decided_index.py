@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from spyglass.satellite.recall_chunk import Chunk, id_key
+from spyglass.satellite.recall_chunk import Chunk, chunks_holding, id_key
 
 #: Trace ids a segment holds before it is sealed (sorted). Fewer make more segments to search per lookup (a
 #: binary search each); more make the unsealed one, scanned whole, longer: at 11M buffered spans, about 20.
@@ -38,13 +38,7 @@ class _Sealed:
         wanted = np.uint32(key)
         low = int(np.searchsorted(self.keys, wanted, side="left"))
         high = int(np.searchsorted(self.keys, wanted, side="right"))
-        found = []
-        for position in self.order[low:high].tolist():
-            at = int(np.searchsorted(self.starts, position, side="right")) - 1
-            chunk, index = self.chunks[at], position - int(self.starts[at])
-            if at >= first_held and chunk.holds_at(index, trace_id):
-                found.append((chunk, index))
-        return found
+        return chunks_holding(self.chunks, self.starts, self.order[low:high].tolist(), trace_id, first_held)
 
 
 class _Growing:
@@ -88,14 +82,9 @@ class _Growing:
                 self.append(chunk)
 
     def find(self, key: int, trace_id: bytes) -> list[tuple[Chunk, int]]:
-        found = []
         first = self._starts[self._first]
-        for position in np.flatnonzero(self._keys[first : self._starts[-1]] == np.uint32(key)).tolist():
-            at = int(np.searchsorted(self._starts, first + position, side="right")) - 1
-            chunk, index = self.chunks[at], first + position - self._starts[at]
-            if chunk.holds_at(index, trace_id):
-                found.append((chunk, index))
-        return found
+        hits = np.flatnonzero(self._keys[first : self._starts[-1]] == np.uint32(key)) + first
+        return chunks_holding(self.chunks, self._starts, hits.tolist(), trace_id)
 
 
 class DecidedIndex:
