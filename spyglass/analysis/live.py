@@ -46,6 +46,11 @@ class LiveData(Protocol):
         (for a caller that found the trace in the store, where they are)."""
         ...
 
+    def live_trace_split(self, trace_id: bytes) -> tuple[pa.Table, pa.Table]:
+        """``live_trace`` in two parts: the decided spans of a kept trace this reader holds copies of as they
+        were written to the store, and every other held span of the trace."""
+        ...
+
 
 class RollupReader(Protocol):
     """The rollups of 100% of spans: stored rows and the rows not yet stored, read as one."""

@@ -12,6 +12,8 @@ from spyglass.analysis.live import LiveData
 from spyglass.model.equal_runs import equal_runs
 from spyglass.model.schema import NO_SPANS, SPAN_SCHEMA
 from spyglass.model.shared_spans import separate_shared_spans, span_keys
+from spyglass.model.span_fingerprint import fingerprint
+from spyglass.model.span_order import by_start
 from spyglass.store.protocol import Store
 from spyglass.store.span_predicates import as_schema
 
@@ -22,14 +24,15 @@ FETCH_BY_ID = 20
 def trace_spans(store: Store, live: LiveData | None, trace_id: bytes) -> pa.Table:
     """Every known span of a trace, stored or still buffered (``SPAN_SCHEMA``), one span per id: the children
     of a shared span's server half that were not yet decided (or came late) are put under it here."""
-    # The live part first, leaving out the decided spans of kept traces: those are in the store or still with
-    # its writer, which the live part includes. A write landing between the two reads then leaves a span in both
-    # (the stored copy is shown), never in neither; read the other way round, a trace written in two parts
-    # could show only the first.
-    buffered = live.live_trace(trace_id, skip_kept=True) if live is not None else NO_SPANS
-    stored = as_schema(store.trace(trace_id), SPAN_SCHEMA)
-    if live is not None and buffered.num_rows == 0 and stored.num_rows == 0:
-        buffered = live.live_trace(trace_id)  # kept, but the store failed to take it: the buffer still has it
+    # The live part first: a write landing between the two reads then leaves a span in both (the stored copy
+    # is shown), never in neither; read the other way round, a trace written in two parts could show only the
+    # first. The buffer's copies of a kept trace's decided spans stand for the stored ones when the store holds
+    # exactly those (by count and ids): then only its summary is read.
+    kept, buffered = live.live_trace_split(trace_id) if live is not None else (NO_SPANS, NO_SPANS)
+    stored_or_none = store.trace_unless_held(trace_id, fingerprint(kept.column("span_id")))
+    stored = by_start(kept) if stored_or_none is None else as_schema(stored_or_none, SPAN_SCHEMA)
+    if buffered.num_rows == 0 and stored.num_rows == 0:
+        buffered = kept  # kept, but the store failed to take it: the buffer still has it
     if buffered.num_rows == 0:
         return separate_shared_spans(stored)
     # Each span once, the stored copy first. A span is known by its id and kind, as an RPC's client and server

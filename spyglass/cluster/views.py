@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from spyglass.cluster.peer_client import PeerClient
 from spyglass.cluster.peer_reads import PeerReads
 from spyglass.model.rollups import ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
+from spyglass.model.span_fingerprint import SpanFingerprint
 from spyglass.satellite.pipeline import Satellite
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
@@ -98,6 +99,10 @@ class ClusterStore(StoreOver):
 
     def trace(self, trace_id: bytes) -> pa.Table:
         return _concat([self.local.trace(trace_id), *self.fan_out.store_peers.trace(trace_id)])
+
+    def trace_unless_held(self, trace_id: bytes, held: SpanFingerprint) -> pa.Table | None:
+        """``trace`` always: peers' stores may hold spans of it too."""
+        return self.trace(trace_id)
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         # Peers are asked trace by trace (their own stores each read one by one).
@@ -200,6 +205,12 @@ class ClusterLive:
     def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
         peers = self.fan_out.peers.live_trace(trace_id, skip_kept)
         return _concat([self.local.live_trace(trace_id, skip_kept), *peers])
+
+    def live_trace_split(self, trace_id: bytes) -> tuple[pa.Table, pa.Table]:
+        """This member's kept copies; the peers' kept spans are read from the store (their count and ids are
+        not asked of them, so a trace with spans on several members is read from the store)."""
+        kept, others = self.local.live_trace_split(trace_id)
+        return kept, _concat([others, *self.fan_out.peers.live_trace(trace_id, True)])
 
 
 class ClusterRollups:

@@ -176,14 +176,14 @@ class Satellite:
         """Spans of a recent trace from the recall buffer, whether it was kept or not, and the kept spans the
         store does not have yet; with ``skip_kept``, only those of the decided spans of a kept trace (the caller
         reads the store, which has the rest)."""
-        waiting = self._unwritten_spans(trace_id)
-        buffered = self.buffer.trace(trace_id, skip_kept)
-        if waiting.num_rows == 0:
-            return buffered
-        if buffered.num_rows:
-            # Between its decision and the buffer marking it kept, a span is in both.
-            waiting = waiting.filter(pc.invert(pc.is_in(span_keys(waiting), value_set=span_keys(buffered))))
-        return pa.concat_tables([buffered, waiting.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
+        return _and_waiting(self.buffer.trace(trace_id, skip_kept), self._unwritten_spans(trace_id))
+
+    def live_trace_split(self, trace_id: bytes) -> tuple[pa.Table, pa.Table]:
+        """``live_trace`` in two parts: the buffer's decided spans of a kept trace (copies of what was written
+        to the store, or is being written), and the others with the kept spans the store does not have yet
+        (``live_trace(skip_kept=True)``: those may be among the copies too)."""
+        kept, others = self.buffer.trace_split(trace_id)
+        return kept, _and_waiting(others, self._unwritten_spans(trace_id))
 
     def waiting_spans(
         self, columns: list[str], start_ns: int, end_ns: int, filters: ScanFilter | None = None
@@ -501,6 +501,16 @@ class Satellite:
         self.counters.spans_write_failed += report.failed
         if report.unwritable or report.failed:
             self.counters.write_failures += 1
+
+
+def _and_waiting(buffered: pa.Table, waiting: pa.Table) -> pa.Table:
+    """Spans from the buffer and the kept spans waiting for the store (``STORED_SPAN_SCHEMA``): between its
+    decision and the buffer marking it kept, a span is in both, and is taken once."""
+    if waiting.num_rows == 0:
+        return buffered
+    if buffered.num_rows:
+        waiting = waiting.filter(pc.invert(pc.is_in(span_keys(waiting), value_set=span_keys(buffered))))
+    return pa.concat_tables([buffered, waiting.select(SPAN_SCHEMA.names).cast(SPAN_SCHEMA)])
 
 
 def _unique_ids(spans: pa.Table) -> pa.Array:

@@ -245,23 +245,29 @@ class RecallBuffer:
         """Every buffered span of one trace, decided or not (the live view of a recent trace). With
         ``skip_kept``, decided spans of a kept trace are left out: the caller found the trace in the store,
         which holds them, and unpacking their chunk was a fifth of a trace lookup through the API."""
-        wanted = pa.scalar(trace_id, pa.binary(16))
+        hits, deciding = self._trace_hits(trace_id)
+        if skip_kept:
+            hits = [(chunk, at) for chunk, at in hits if not chunk.kept_at(at)]
+        return _with_deciding(_unpacked(hits), deciding, trace_id)
+
+    def trace_split(self, trace_id: bytes) -> tuple[pa.Table, pa.Table]:
+        """``trace``, in two parts: the decided spans of a kept trace (copies of what was written to the
+        store), and the others (undecided, being decided, or decided and dropped)."""
+        hits, deciding = self._trace_hits(trace_id)
+        kept = [(chunk, at) for chunk, at in hits if chunk.kept_at(at)]
+        others = [(chunk, at) for chunk, at in hits if not chunk.kept_at(at)]
+        return _unpacked(kept), _with_deciding(_unpacked(others), deciding, trace_id)
+
+    def _trace_hits(self, trace_id: bytes) -> tuple[list[tuple[Chunk, int]], pa.Table | None]:
+        """The chunks holding spans of the trace (each with the trace's place in it), and the table being
+        decided."""
         with self._lock:
             if self._undecided_index is None or self._undecided_index[0] != self._undecided_version:
                 self._undecided_index = (self._undecided_version, TraceIndex(list(self._chunks)))
             undecided = self._undecided_index[1]
             hits = self._decided_index.find(trace_id)
             deciding = self._deciding
-        hits += undecided.find(trace_id)
-        if skip_kept:
-            hits = [(chunk, at) for chunk, at in hits if not chunk.kept_at(at)]
-        batches = [chunk.trace_at(at) for chunk, at in hits]
-        found = pa.Table.from_batches(batches, schema=SPAN_SCHEMA)
-        if deciding is not None and deciding.num_rows:
-            mine = deciding.filter(pc.equal(deciding.column("trace_id"), wanted))
-            if mine.num_rows:
-                found = pa.concat_tables([found, mine])
-        return found
+        return hits + undecided.find(trace_id), deciding
 
     def snapshot(
         self,
@@ -295,3 +301,16 @@ class RecallBuffer:
         self._chunks = chunks
         self._bytes = sum(c.nbytes for c in chunks)
         self._spans = sum(c.rows for c in chunks)
+
+
+def _unpacked(hits: list[tuple[Chunk, int]]) -> pa.Table:
+    """The spans of one trace in each of these chunks."""
+    return pa.Table.from_batches([chunk.trace_at(at) for chunk, at in hits], schema=SPAN_SCHEMA)
+
+
+def _with_deciding(found: pa.Table, deciding: pa.Table | None, trace_id: bytes) -> pa.Table:
+    """``found`` and the trace's spans in the table being decided."""
+    if deciding is None or deciding.num_rows == 0:
+        return found
+    mine = deciding.filter(pc.equal(deciding.column("trace_id"), pa.scalar(trace_id, TRACE_ID)))
+    return pa.concat_tables([found, mine]) if mine.num_rows else found

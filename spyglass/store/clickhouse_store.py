@@ -21,6 +21,7 @@ from spyglass.model.log_schema import LOG_SCHEMA
 from spyglass.model.retention import HOUR_S, RetentionPolicy
 from spyglass.model.rollups import ROLLUP_KEY, ROLLUP_SCHEMA, TRACE_SUMMARY_SCHEMA, merge_rollups
 from spyglass.model.schema import NO_STORED_SPANS, STORED_SPAN_SCHEMA
+from spyglass.model.span_fingerprint import SpanFingerprint
 from spyglass.model.span_order import by_start
 from spyglass.store.attribute_cells import CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.call_rollups import CALL_SPAN_COLUMNS, call_rows
@@ -214,6 +215,11 @@ class ClickHouseStore:
     def trace(self, trace_id: bytes) -> pa.Table:
         """All spans of one trace (``traces`` of it alone), by start time."""
         return by_start(self.traces([trace_id]))
+
+    def trace_unless_held(self, trace_id: bytes, held: SpanFingerprint) -> pa.Table | None:
+        """``trace`` always: the summaries keep no fingerprint of their spans (and a shared store holds other
+        members' writes too)."""
+        return self.trace(trace_id)
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         """All spans of several traces in one query: their summaries bound the time range read, so only the day

@@ -38,6 +38,7 @@ from spyglass.model.rollups import (
 from spyglass.model.schema import NO_STORED_SPANS, STORED_SPAN_SCHEMA, StatusCode
 from spyglass.model.shared_spans import separate_shared_spans
 from spyglass.model.sketch import BIN_SQL
+from spyglass.model.span_fingerprint import SpanFingerprint, span_id_numbers
 from spyglass.model.span_order import by_start
 from spyglass.store import duckdb_coarse_rollups as coarse
 from spyglass.store.attribute_cells import (
@@ -101,7 +102,7 @@ from spyglass.store.trace_ranges import merged_ranges
 _log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables below change; ``_MIGRATIONS[v]`` upgrades a file from version ``v``.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: Rows in each batch of a slot's read (DuckDB's row group): its codes are summed while DuckDB makes the next.
 _CELL_READ_ROWS = 122_880
 
@@ -199,6 +200,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # Spans written from the upgrade on keep their outcome; older ones are read from their bin and status.
     6: [f"ALTER TABLE spans ADD COLUMN IF NOT EXISTS {OUTCOME_COLUMN} SMALLINT"],
+    # Older summaries have none (NULL stays NULL as writes merge): their traces are always read from the spans.
+    7: ["ALTER TABLE traces ADD COLUMN IF NOT EXISTS span_ids_xor UBIGINT"],
 }
 
 _CREATE_TABLES = [
@@ -238,7 +241,9 @@ _CREATE_TABLES = [
         max_start_ns BIGINT NOT NULL,
         span_count BIGINT NOT NULL,
         error_count BIGINT NOT NULL,
-        sample_weight DOUBLE NOT NULL
+        sample_weight DOUBLE NOT NULL,
+        -- with span_count, the trace's stored spans in two numbers (``span_fingerprint``)
+        span_ids_xor UBIGINT
     )""",
     # services() and operations() are asked often (Jaeger UI dropdowns): answer them without scanning spans.
     """CREATE TABLE IF NOT EXISTS operations (
@@ -257,9 +262,12 @@ _CREATE_TABLES = [
 # Created apart: a file migrated from version 3 fills it from its spans first (``_MIGRATIONS[3]``).
 _CREATE_LATER = [_CREATE_CALL_ROLLUPS]
 
+#: A column the incoming spans carry for their summaries only: each span id as a 64-bit number
+#: (``span_fingerprint``), whose exclusive or the trace's summary keeps.
+_SPAN_NUMBER = "span_number"
 # No ORDER BY: a row group holds ~12 writes, so sorting inside one write does not tighten its start_ns zone
 # map, and it cost ~20% of the insert time (measured with bench/query_store.py).
-_INSERT_SPANS = "INSERT INTO spans BY NAME SELECT * FROM incoming_spans"
+_INSERT_SPANS = f"INSERT INTO spans BY NAME SELECT * EXCLUDE ({_SPAN_NUMBER}) FROM incoming_spans"  # noqa: S608
 #: The columns of a stored span (``STORED_SPAN_SCHEMA``), as a select list: the table has the slots' too.
 _SPAN_COLUMNS = ", ".join(STORED_SPAN_SCHEMA.names)
 
@@ -270,7 +278,7 @@ _INDEXED_LOOKUPS = 1000
 _READS_PER_STATEMENT = 64
 
 # Existing root fields win (a root is written once); a late root fills them in. Times and counts merge.
-_UPSERT_TRACES = """
+_UPSERT_TRACES = f"""
 INSERT INTO traces
 SELECT
     trace_id,
@@ -281,7 +289,8 @@ SELECT
     max(start_ns),
     count(*),
     count(*) FILTER (WHERE status_code = 2),
-    max(sample_weight)
+    max(sample_weight),
+    bit_xor({_SPAN_NUMBER})
 FROM incoming_spans
 GROUP BY trace_id
 ON CONFLICT (trace_id) DO UPDATE SET
@@ -292,8 +301,9 @@ ON CONFLICT (trace_id) DO UPDATE SET
     max_start_ns = greatest(traces.max_start_ns, excluded.max_start_ns),
     span_count = traces.span_count + excluded.span_count,
     error_count = traces.error_count + excluded.error_count,
-    sample_weight = greatest(traces.sample_weight, excluded.sample_weight)
-"""
+    sample_weight = greatest(traces.sample_weight, excluded.sample_weight),
+    span_ids_xor = xor(traces.span_ids_xor, excluded.span_ids_xor)
+"""  # noqa: S608 (fixed text)
 
 #: The same summaries when none of the incoming traces is stored yet.
 _INSERT_TRACES = _UPSERT_TRACES[: _UPSERT_TRACES.index("ON CONFLICT")]
@@ -719,6 +729,9 @@ class DuckDBStore:
                     plan = self._slots.plan(incoming, lambda: _newest_start(cur))
                     for name, column in plan.columns.items():
                         incoming = incoming.append_column(name, column)
+                    incoming = incoming.append_column(
+                        _SPAN_NUMBER, pa.array(span_id_numbers(incoming.column("span_id")), pa.uint64())
+                    )
                     cur.register("incoming_spans", incoming)
                     _write_slot_changes(cur, plan)
                     stored = self._stored_calls_of_incoming(cur, spans)
@@ -918,12 +931,26 @@ class DuckDBStore:
         ORDER BY made the read about twice as slow (a sort operator and its buffers for a few rows)."""
         return by_start(self.traces([trace_id]))
 
+    def trace_unless_held(self, trace_id: bytes, held: SpanFingerprint) -> pa.Table | None:
+        """``trace``, or None when the summary says the store holds exactly the ``held`` spans: then only the
+        summary is read (0.4 ms at 10M spans, where reading the spans takes another 3-4)."""
+        with self._conn.cursor() as cur:
+            found = cur.execute(
+                "SELECT trace_id, start_ns, max_start_ns, span_count, span_ids_xor FROM traces WHERE trace_id = ?",
+                [bytes(trace_id)],
+            ).fetchall()
+            if not found:
+                return NO_STORED_SPANS
+            trace, start_ns, max_start_ns, spans, ids_xor = found[0]
+            if ids_xor is not None and SpanFingerprint(spans, ids_xor) == held:
+                return None
+            return by_start(self._spans_of(cur, [(trace, start_ns, max_start_ns)]))
+
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         """All spans of several traces, in one statement: each trace's summary bounds where its spans start,
         and ranges with few spans between them are read as one (``trace_ranges``). A search's 20 traces at 10M
         spans: 14 ms, against 82 ms one by one."""
         wanted = list(dict.fromkeys(bytes(trace_id) for trace_id in trace_ids))
-        parts: list[pa.Table] = []
         with self._conn.cursor() as cur:
             found: list[tuple[bytes, int, int]] = []
             for first in range(0, len(wanted), _INDEXED_LOOKUPS):
@@ -933,33 +960,39 @@ class DuckDBStore:
                     f"WHERE trace_id IN ({', '.join('?' * len(chunk))})",
                     chunk,
                 ).fetchall()
-            if not found:
-                return NO_STORED_SPANS
-            spans_between = None
-            if len(found) > 1:
-                # About how many spans start across the traces' window: the summaries' counts, by their zone maps.
-                spans_between = cur.execute(
-                    "SELECT sum(span_count) FROM traces WHERE start_ns BETWEEN ? AND ?",
-                    [min(start for _, start, _ in found), max(end for _, _, end in found)],
-                ).fetchall()[0][0]
-            ranges = merged_ranges(found, None if spans_between is None else int(spans_between))
-            for first in range(0, len(ranges), _READS_PER_STATEMENT):
-                selects, params = [], []
-                for part in ranges[first : first + _READS_PER_STATEMENT]:
-                    marks = ", ".join("?" * len(part.trace_ids))
-                    # The span columns only, not the latency bins and attribute slots beside them (33 more
-                    # columns to read: 3.7 against 3.4 ms p50 for a trace at 10M spans).
-                    selects.append(
-                        f"SELECT {_SPAN_COLUMNS} FROM spans "  # noqa: S608 (fixed columns, placeholders)
-                        f"WHERE trace_id IN ({marks}) AND start_ns BETWEEN ? AND ?"
-                    )
-                    params += [*part.trace_ids, part.start_ns, part.end_ns]
-                parts.append(
-                    as_schema(
-                        cur.sql(" UNION ALL ".join(selects), params=params).to_arrow_table(),
-                        STORED_SPAN_SCHEMA,
-                    )
+            return self._spans_of(cur, found)
+
+    @staticmethod
+    def _spans_of(cur: duckdb.DuckDBPyConnection, found: list[tuple[bytes, int, int]]) -> pa.Table:
+        """The spans of traces ``(trace_id, first start, last start)`` from their summaries, unordered."""
+        if not found:
+            return NO_STORED_SPANS
+        spans_between = None
+        if len(found) > 1:
+            # About how many spans start across the traces' window: the summaries' counts, by their zone maps.
+            spans_between = cur.execute(
+                "SELECT sum(span_count) FROM traces WHERE start_ns BETWEEN ? AND ?",
+                [min(start for _, start, _ in found), max(end for _, _, end in found)],
+            ).fetchall()[0][0]
+        ranges = merged_ranges(found, None if spans_between is None else int(spans_between))
+        parts: list[pa.Table] = []
+        for first in range(0, len(ranges), _READS_PER_STATEMENT):
+            selects, params = [], []
+            for part in ranges[first : first + _READS_PER_STATEMENT]:
+                marks = ", ".join("?" * len(part.trace_ids))
+                # The span columns only, not the latency bins and attribute slots beside them (33 more
+                # columns to read: 3.7 against 3.4 ms p50 for a trace at 10M spans).
+                selects.append(
+                    f"SELECT {_SPAN_COLUMNS} FROM spans "  # noqa: S608 (fixed columns, placeholders)
+                    f"WHERE trace_id IN ({marks}) AND start_ns BETWEEN ? AND ?"
                 )
+                params += [*part.trace_ids, part.start_ns, part.end_ns]
+            parts.append(
+                as_schema(
+                    cur.sql(" UNION ALL ".join(selects), params=params).to_arrow_table(),
+                    STORED_SPAN_SCHEMA,
+                )
+            )
         # One statement's table as it is (a lookup by id): a concatenation costs a tenth of a millisecond.
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 

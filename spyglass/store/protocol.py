@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import pyarrow as pa
 
 from spyglass.model.figures import StorageFigures
+from spyglass.model.span_fingerprint import SpanFingerprint
 from spyglass.store.top_values import TopValues
 
 
@@ -136,6 +137,12 @@ class Store(Protocol):
 
     def trace(self, trace_id: bytes) -> pa.Table:
         """All stored spans of one trace (``STORED_SPAN_SCHEMA``), empty when unknown."""
+        ...
+
+    def trace_unless_held(self, trace_id: bytes, held: SpanFingerprint) -> pa.Table | None:
+        """``trace``, or None when the store knows it holds exactly the spans ``held`` describes (copies of
+        what was written, such as the recall buffer's kept traces), which then answer instead. A store that
+        cannot tell reads the spans."""
         ...
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from spyglass.model.figures import StorageFigures
+from spyglass.model.span_fingerprint import SpanFingerprint
 from spyglass.store.protocol import (
     Compaction,
     ExpiringData,
@@ -31,6 +32,9 @@ class StoreOver:
 
     def trace(self, trace_id: bytes) -> pa.Table:
         return self.local.trace(trace_id)
+
+    def trace_unless_held(self, trace_id: bytes, held: SpanFingerprint) -> pa.Table | None:
+        return self.local.trace_unless_held(trace_id, held)
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         return self.local.traces(trace_ids)
