@@ -51,11 +51,16 @@ class Served:
 
 
 def start_serve(
-    *flags: str, checkout: Path | None = None, prefix: str = "spyglass-bench-", logged: bool = False
+    *flags: str,
+    checkout: Path | None = None,
+    prefix: str = "spyglass-bench-",
+    logged: bool = False,
+    data_dir: Path | None = None,
 ) -> Served:
     """``spyglass serve`` with ``flags`` besides the data directory and ports; ``checkout`` runs the package of
-    another checkout (its directory on ``PYTHONPATH`` and as the working directory)."""
-    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    another checkout (its directory on ``PYTHONPATH`` and as the working directory); ``data_dir`` serves the
+    data an earlier server left (a new temporary directory unless given)."""
+    data_dir = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix=prefix))
     api, grpc_port, http_port, zipkin = free_ports(4)
     env = dict(os.environ)
     log = data_dir.with_name(data_dir.name + ".log").open("wb") if logged else subprocess.DEVNULL
