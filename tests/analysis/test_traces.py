@@ -7,6 +7,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,7 +50,7 @@ class _KeepSome:
     def decide(self, traces: pa.Table) -> pa.Table:
         ids = pc.unique(traces.column("trace_id").combine_chunks())
         kept = pa.array([i for i in ids.to_pylist() if i[-1] % 2 == 0], pa.binary(16))
-        return with_weights(traces, kept, [2.0] * len(kept))
+        return with_weights(traces, kept, np.full(len(kept), 2.0))
 
 
 def _value(rng: random.Random) -> dict[str, object]:
@@ -78,7 +79,7 @@ def _trace(rng: random.Random, index: int) -> tuple[bytes, list[dict[str, object
     trace_id = (bytes(8) if rng.random() < 0.2 else rng.randbytes(8)) + rng.randbytes(8)
     start = BASE_NS + index * 1_000_000
     root = rng.randbytes(8)
-    spans = []
+    spans: list[dict[str, object]] = []
     for n in range(rng.randrange(1, 9)):
         span_id = root if n == 0 else rng.randbytes(8)
         parent = None if n == 0 else root
