@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-__all__ = ["as_numpy", "valid_mask"]
+__all__ = ["as_numpy", "id_words", "valid_mask"]
 
 
 def as_numpy(column: pa.Array | pa.ChunkedArray, dtype: Any) -> npt.NDArray[Any]:
@@ -27,3 +27,17 @@ def valid_mask(array: pa.Array) -> npt.NDArray[np.bool_]:
         return np.zeros(n, dtype=bool)
     bits = np.frombuffer(array.buffers()[0], np.uint8)
     return np.unpackbits(bits, bitorder="little", count=array.offset + n)[array.offset :].astype(bool)
+
+
+def id_words(column: pa.Array) -> npt.NDArray[np.uint64]:
+    """A fixed-size binary(8) column (span ids) as big-endian uint64 values (a writable copy; null rows are
+    zero)."""
+    n = len(column)
+    data = column.buffers()[1]
+    if data is None or n == 0:
+        return np.zeros(n, dtype=np.uint64)
+    raw = np.frombuffer(data, dtype=">u8", count=column.offset + n)[column.offset :]
+    words = raw.astype(np.uint64)
+    if column.null_count:
+        words[~valid_mask(column)] = 0
+    return words

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spyglass.model.arrow_numpy import as_numpy, valid_mask
+from spyglass.model.arrow_numpy import as_numpy, id_words, valid_mask
 from spyglass.model.schema import SPAN_ID, SpanKind
 
 # splitmix64's constants: a bijection on 64-bit words that scatters neighbouring ids far apart.
@@ -63,8 +63,8 @@ def separate_shared_spans(spans: pa.Table) -> pa.Table:
     if spans.num_rows == 0:
         return spans
     parent_col = spans.column("parent_span_id").combine_chunks()
-    span_ids = _words(spans.column("span_id").combine_chunks())
-    parent_ids = _words(parent_col)
+    span_ids = id_words(spans.column("span_id").combine_chunks())
+    parent_ids = id_words(parent_col)
     has_parent = valid_mask(parent_col)
     kinds = np.asarray(spans.column("kind").to_numpy(), dtype=np.int64)
 
@@ -141,19 +141,6 @@ def _trace_ids(spans: pa.Table, rows: np.ndarray) -> list[bytes]:
 
 def _services(spans: pa.Table, rows: np.ndarray) -> list[str]:
     return cast("list[str]", spans.column("service").take(pa.array(rows, pa.int64())).to_pylist())
-
-
-def _words(column: pa.Array) -> np.ndarray:
-    """A fixed-size binary(8) column as big-endian uint64 values (a writable copy; null rows are zero)."""
-    n = len(column)
-    data = column.buffers()[1]
-    if data is None or n == 0:
-        return np.zeros(n, dtype=np.uint64)
-    raw = np.frombuffer(data, dtype=">u8", count=column.offset + n)[column.offset :]
-    words = raw.astype(np.uint64)
-    if column.null_count:
-        words[~valid_mask(column)] = 0
-    return words
 
 
 def _id_column(words: np.ndarray, valid: np.ndarray | None) -> pa.Array:

@@ -17,7 +17,7 @@ _IDS = st.lists(st.binary(min_size=8, max_size=8), max_size=40)
 
 def _expected(ids: list[bytes]) -> SpanFingerprint:
     return SpanFingerprint(
-        len(ids), functools.reduce(operator.xor, (int.from_bytes(i, "little") for i in ids), 0)
+        len(ids), functools.reduce(operator.xor, (int.from_bytes(i, "big") for i in ids), 0)
     )
 
 
