@@ -41,14 +41,9 @@ class LiveData(Protocol):
         ``[from, to)`` windows are needed (others may come too, but a holder need not unpack them)."""
         ...
 
-    def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
-        """The held spans of one trace; with ``skip_kept``, not the decided spans of a trace that was kept
-        (for a caller that found the trace in the store, where they are)."""
-        ...
-
     def live_trace_split(self, trace_id: bytes) -> tuple[pa.Table, pa.Table]:
-        """``live_trace`` in two parts: the decided spans of a kept trace this reader holds copies of as they
-        were written to the store, and every other held span of the trace."""
+        """The held spans of one trace in two parts: the decided spans of a kept trace this reader holds copies
+        of as they were written to the store, and every other held span of the trace."""
         ...
 
 

@@ -202,10 +202,6 @@ class ClusterLive:
         remote = self.fan_out.peers.live_spans(include_decided, newest)
         return _concat([self.local.recent_spans(include_decided, newest, starting), *remote])
 
-    def live_trace(self, trace_id: bytes, skip_kept: bool = False) -> pa.Table:
-        peers = self.fan_out.peers.live_trace(trace_id, skip_kept)
-        return _concat([self.local.live_trace(trace_id, skip_kept), *peers])
-
     def live_trace_split(self, trace_id: bytes) -> tuple[pa.Table, pa.Table]:
         """This member's kept copies; the peers' kept spans are read from the store (their count and ids are
         not asked of them, so a trace with spans on several members is read from the store)."""
