@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from spyglass.model.arrow_numpy import valid_mask
+from spyglass.model.arrow_numpy import id_words, valid_mask
 from spyglass.model.equal_runs import equal_runs
 from spyglass.model.schema import SPAN_SCHEMA, TRACE_ID
 
@@ -107,11 +107,15 @@ class Chunk:
         return self._spans(packed, origins, dictionaries)
 
     def trace_at(self, index: int) -> pa.RecordBatch:
-        """The spans of the chunk's ``index``-th distinct trace id, as ``SPAN_SCHEMA``. Only the trace's rows are
-        decoded: decoding all of a chunk's spans was most of a trace lookup's time."""
+        """The spans of the chunk's ``index``-th distinct trace id, as ``SPAN_SCHEMA``, by start time (then span
+        id). Only the trace's rows are decoded (decoding all of a chunk's spans was most of a trace lookup's
+        time), and they are put in order while packed: taking the decoded spans again cost a lookup through the
+        API about a tenth of its time."""
         packed, origins, dictionaries = self._messages()
-        rows = pc.equal(packed.column("trace_index"), pa.scalar(index, pa.int32()))
-        return self._spans(packed.filter(rows), origins, dictionaries)
+        rows = np.flatnonzero(packed.column("trace_index").to_numpy() == index)
+        starts = packed.column("start_ns").to_numpy()[rows]
+        rows = rows[np.lexsort((id_words(packed.column("span_id"))[rows], starts))]
+        return self._spans(packed.take(pa.array(rows)), origins, dictionaries)
 
     def _messages(self) -> tuple[pa.RecordBatch, pa.RecordBatch, pa.RecordBatch]:
         """The packed spans, the origins and the dictionaries, decompressed."""

@@ -33,7 +33,7 @@ def _spans(
             "service": ["svc" if r is None or len(r) % 2 else "other" for r in resources],
             "name": [f"op-{i % 4}" for i in range(n)],
             "kind": [2] * n,
-            "start_ns": list(range(1, n + 1)),
+            "start_ns": [rng.randint(1, 4) for _ in range(n)],  # out of order, and equal ones
             "duration_ns": [10] * n,
             "status_code": [0] * n,
             "status_message": [None] * n,
@@ -116,14 +116,15 @@ def test_a_chunk_finds_the_trace_ids_it_holds_by_their_keys() -> None:
 def test_one_trace_of_a_chunk_comes_back_as_its_rows_of_the_whole(
     rows: list[tuple[list[tuple[str, str | None]] | None, str | None]],
 ) -> None:
-    """``trace_at`` decodes only the trace's rows, and they are those ``unpack`` gives; an id the chunk does not
-    hold, even one sharing its first 8 bytes with a held one, gives None."""
+    """``trace_at`` decodes only the trace's rows, and they are those ``unpack`` gives, by start time then span id;
+    an id the chunk does not hold, even one sharing its first 8 bytes with a held one, gives None."""
     batch = _spans([r for r, _ in rows], [s for _, s in rows])
     chunk = pack_spans(batch, arrival_ns=1)
     whole = chunk.unpack()
     for trace_id in {bytes([i % 3 + 1]) * 16 for i in range(len(rows))}:
-        mine = pc.equal(whole.column("trace_id"), pa.scalar(trace_id, pa.binary(16)))
-        assert _trace(chunk, trace_id) == whole.filter(mine)
+        mine = whole.filter(pc.equal(whole.column("trace_id"), pa.scalar(trace_id, pa.binary(16))))
+        in_order = pc.sort_indices(mine, sort_keys=[("start_ns", "ascending"), ("span_id", "ascending")])
+        assert _trace(chunk, trace_id) == mine.take(in_order)
     assert _trace(chunk, bytes([1]) * 8 + bytes([9]) * 8) is None
     assert _trace(chunk, bytes([7]) * 16) is None
 
