@@ -116,8 +116,9 @@ class RecallBuffer:
     def retain_decided(self, spans: pa.Table, decided_ns: int, kept_ids: pa.Array | None = None) -> None:
         """Keep decided traces (kept or dropped) for live queries, while memory allows; ``kept_ids`` are the
         traces that were kept (none when None), which a lookup that read the store can pass over."""
-        if self.nbytes >= self.max_bytes * 0.9:
-            # Under memory pressure these would be forgotten at once: do not spend the compression.
+        if self._bytes >= self.max_bytes * 0.9:
+            # Undecided spans fill the bound: these would be forgotten at once, so do not spend the compression.
+            # Decided ones give way to them, oldest first: a buffer full of older decided traces keeps the newest.
             with self._lock:
                 self._complete_since_ns = max(self._complete_since_ns, decided_ns)
                 self._deciding = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pyarrow as pa
 
 from spyglass.satellite.recall_buffer import RecallBuffer
@@ -198,3 +200,33 @@ def test_a_read_of_some_minutes_unpacks_only_the_chunks_that_may_start_in_them()
         assert sorted(inside) == sorted(wanted)
         assert got.num_rows == (30 if windows else 0)  # one chunk of the five at most
     assert buffer.snapshot(newest=30, starting=[(0, 2**62)]).num_rows == 30
+
+
+def test_a_buffer_full_of_decided_traces_keeps_the_newest_decided_ones() -> None:
+    """Decided traces give way to newer ones, oldest first: a buffer that older decided traces fill still takes
+    each round just decided (it once passed over every round while at 90% of its bound, as a full buffer
+    always is, keeping the old ones instead). Only undecided spans filling the bound leave a round out."""
+    first, _ = trace_batch(4)
+    bound = RecallBuffer.packed_size(first) * 20
+    buffer = RecallBuffer(max_bytes=bound)
+    rounds: list[list[bytes]] = []
+    for serial in range(100):
+        batch, ids = trace_batch(4)
+        buffer.make_room(RecallBuffer.packed_size(batch))  # as the satellite does before it adds
+        buffer.add(batch, arrival_ns=serial)
+        rounds.append(ids)
+        # Each round decides what arrived three rounds before: the two since are still undecided.
+        buffer.retain_decided(buffer.take_quiet(serial - 3), serial)
+        assert buffer.nbytes <= bound
+        if serial >= 3:
+            assert all(buffer.trace(trace_id).num_rows == 3 for trace_id in rounds[serial - 3]), serial
+    assert buffer.trace(rounds[0][0]).num_rows == 0
+
+    crowded = RecallBuffer(max_bytes=bound)
+    while crowded.nbytes < 0.9 * bound:  # undecided spans, arrived after the cutoff below
+        crowded.add(trace_batch(4)[0], arrival_ns=50)
+    late, late_ids = trace_batch(4)
+    crowded.add(late, arrival_ns=10)
+    decided_ns = time.time_ns() + 10**12
+    crowded.retain_decided(crowded.take_quiet(cutoff_ns=20), decided_ns=decided_ns)
+    assert crowded.trace(late_ids[0]).num_rows == 0 and crowded.covered_since_ns == decided_ns
