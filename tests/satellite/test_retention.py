@@ -174,14 +174,15 @@ def test_a_window_across_every_resolution_counts_every_span_once(tmp_path: Path)
     store.close()
 
 
-#: The longest a query may wait while retention works through a backlog: queries read a snapshot and never wait
-#: for a step; one that starts while the closing checkpoint runs (at most every 10 minutes in a server) waits for
-#: part of it (0.26-0.35 s here after deleting 360,000 spans; without the checkpoint, under 0.1 s).
-QUERY_BOUND_S = 0.5
-#: The longest a write may wait beside the closing checkpoint: one step holds the writer about ``STEP_TARGET_S``
-#: (50 ms). The checkpoint that makes the freed space reusable holds every commit while it runs (as DuckDB's own
-#: checkpoints do, every 256 MB of write-ahead log): a write meeting it waits at most as long as it runs, and
-#: this longer (0.5-1.1 s here after deleting 360,000 spans, by the machine's disk and load).
+#: The longest a query may wait while retention works through a backlog, besides the closing checkpoint: queries
+#: read a snapshot and never wait for a step (under 0.05 s here, on a machine at half its usual speed). A query
+#: that starts while the checkpoint runs (at most every 10 minutes in a server) waits until it ends, as DuckDB
+#: starts no transaction during a checkpoint: 0.47-0.53 s here after deleting 360,000 spans.
+QUERY_BOUND_S = 0.25
+#: The longest a write may wait besides the closing checkpoint: one step holds the writer about
+#: ``STEP_TARGET_S`` (50 ms). The checkpoint that makes the freed space reusable holds every commit while it runs
+#: (as DuckDB's own checkpoints do, every 256 MB of write-ahead log; 0.5-1.4 s here after deleting 360,000
+#: spans, by the machine's disk and load).
 WRITE_BOUND_S = 0.5
 #: The closing checkpoint takes at most this long.
 CHECKPOINT_BOUND_S = 3.0
@@ -191,10 +192,19 @@ STEP_BOUND_S = 0.25
 BACKLOG_TRACES_PER_QUARTER_DAY = 2_500
 
 
+def beside_checkpoint(call: tuple[float, float], checkpoint: list[float]) -> float:
+    """How long a call ``(began, took)`` took outside the checkpoint ``[began, ended]``: a call that meets it
+    waits for what is left of it, which the checkpoint's own bound judges."""
+    began, took = call
+    overlap = max(0.0, min(began + took, checkpoint[1]) - max(began, checkpoint[0]))
+    return took - overlap
+
+
 @pytest.mark.alone  # judges latencies: with the machine to itself, after the parallel suite
 def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> None:
-    """Ten days of backlog expire (a day kept) while a writer and a reader keep going: no query waits more than
-    ``QUERY_BOUND_S``, no write more than ``WRITE_BOUND_S``, and the work is done in many short steps."""
+    """Ten days of backlog expire (a day kept) while a writer and a reader keep going: besides the closing
+    checkpoint, no query waits more than ``QUERY_BOUND_S``, no write more than ``WRITE_BOUND_S``, and the work is
+    done in many short steps."""
     store = DuckDBStore(tmp_path / "spyglass.duckdb")
     rng = np.random.default_rng(9)
     for day in range(10):
@@ -210,7 +220,8 @@ def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> Non
     recent_id = recent.column("trace_id")[0].as_py()
     store.write(stored(recent))
 
-    waits: dict[str, list[float]] = {"trace": [], "search": []}
+    # When each call began and how long it took, by kind.
+    waits: dict[str, list[tuple[float, float]]] = {"write": [], "trace": [], "search": []}
     done = threading.Event()
 
     def expire() -> None:
@@ -230,30 +241,28 @@ def test_retention_steps_do_not_hold_up_writes_or_queries(tmp_path: Path) -> Non
             checkpoint.append(time.perf_counter())
 
     store.reclaim_space = timed_reclaim  # type: ignore[method-assign]
-    writes: list[tuple[float, float]] = []  # when each write began, and how long it waited
     thread = threading.Thread(target=expire)
     thread.start()
     while not done.is_set():
         batch, _ = traffic(now - 60 * 10**9, now, 10, rng)
         began = time.perf_counter()
         store.write(stored(batch))
-        writes.append((began, time.perf_counter() - began))
+        waits["write"].append((began, time.perf_counter() - began))
         began = time.perf_counter()
         assert store.trace(recent_id).num_rows == 4
-        waits["trace"].append(time.perf_counter() - began)
+        waits["trace"].append((began, time.perf_counter() - began))
         began = time.perf_counter()
         store.find_traces(TraceQuery(service=ROOT_SERVICE, start_ns=now - HOUR_NS, limit=20))
-        waits["search"].append(time.perf_counter() - began)
+        waits["search"].append((began, time.perf_counter() - began))
     thread.join()
 
     assert worker.counters.spans_expired >= backlog * 0.85
     assert worker.counters.steps >= 10  # many short transactions, not one long one
-    longest = {name: max(times) for name, times in waits.items()}
-    assert longest["trace"] < QUERY_BOUND_S and longest["search"] < QUERY_BOUND_S, longest
     assert len(checkpoint) == 2 and checkpoint[1] - checkpoint[0] < CHECKPOINT_BOUND_S, checkpoint
-    held = checkpoint[1] - checkpoint[0]
-    for began, waited in writes:
-        met_checkpoint = began < checkpoint[1] and began + waited > checkpoint[0]
-        assert waited < WRITE_BOUND_S + (held if met_checkpoint else 0.0), (waited, held, met_checkpoint)
+    longest = {
+        kind: max(beside_checkpoint(call, checkpoint) for call in calls) for kind, calls in waits.items()
+    }
+    assert longest["write"] < WRITE_BOUND_S, longest
+    assert longest["trace"] < QUERY_BOUND_S and longest["search"] < QUERY_BOUND_S, longest
     assert worker.counters.longest_step_s < STEP_BOUND_S
     store.close()
