@@ -39,6 +39,7 @@ from spyglass.model.schema import (
     StatusCode,
     ValueType,
 )
+from spyglass.model.span_fingerprint import SpanFingerprint, fingerprint
 from spyglass.store.clickhouse_connection import connect
 from spyglass.store.clickhouse_store import ClickHouseStore
 from spyglass.store.duckdb_store import DuckDBStore
@@ -311,11 +312,20 @@ def measure(
     rng = np.random.default_rng(seed + 1)
     trace_ids = table.column("trace_id").take(pa.array(trace_offsets)).to_pylist()
     by_id: list[float] = []
+    held: list[tuple[bytes, SpanFingerprint]] = []
     for index in rng.integers(0, n_traces, size=200):
         began = time.perf_counter()
         found = store.trace(trace_ids[index])
         by_id.append(time.perf_counter() - began)
         assert found.num_rows > 0, f"{name}: trace not found"
+        held.append((trace_ids[index], fingerprint(found.column("span_id"))))
+    # What a lookup costs the store when the recall buffer holds the trace's copies: the summary alone.
+    by_summary: list[float] = []
+    for trace_id, copies in held:
+        began = time.perf_counter()
+        unread = store.trace_unless_held(trace_id, copies)
+        by_summary.append(time.perf_counter() - began)
+        assert unread is None, f"{name}: the copies did not stand for the stored spans"
 
     def timed(queries: list[TraceQuery]) -> tuple[list[float], float]:
         samples, hits = [], 0
@@ -370,6 +380,12 @@ def measure(
         Figure("write", f"{n_spans / write_s:,.0f}", "spans/s", f"batches of ~{batch_spans:,} spans"),
         Figure("stored size", f"{bytes_per_span:,.1f}", "bytes/span", "on disk after close"),
         Figure("trace by id p50 / p99", pair(by_id, 2), "ms", "200 random known ids"),
+        Figure(
+            "trace by id, copies held p50 / p99",
+            pair(by_summary, 2),
+            "ms",
+            "the same ids; the summary read alone (trace_unless_held), as when the recall buffer answers",
+        ),
         Figure(
             "search service + span attribute p50 / p99",
             pair(by_attribute, 1),

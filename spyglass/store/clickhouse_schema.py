@@ -19,7 +19,7 @@ from spyglass.model.retention import RetentionPolicy
 from spyglass.store.clickhouse_connection import ClickHouseConnection
 
 #: Bumped whenever the statements below change; ``_MIGRATIONS[v]`` upgrades a database from version ``v``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SPANS = "otel_traces"
 TRACE_ID_TS = "otel_traces_trace_id_ts"
@@ -107,6 +107,9 @@ GROUP BY TraceId
 # One row per trace per insert, merged in the background and summed at read (GROUP BY TraceId): what a trace
 # search reads instead of ~10 span rows per trace. Root is the min of (is-not-root, start, service, name), so
 # it is the earliest root span when the trace has one, and its first element says whether it does.
+# SpanIdsXor is the exclusive or of the span ids read as big-endian 64-bit numbers (``span_fingerprint``), over
+# the XorSpanCount spans written since the summaries kept it: where that equals SpanCount, the two numbers are
+# the trace's fingerprint (summaries written before schema version 2 leave it short for good).
 _SUMMARY_SELECT = f"""
 SELECT
     TraceId,
@@ -117,11 +120,17 @@ SELECT
     toUInt64(countIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'))) AS ErrorCount,
     max(SampleWeight) AS SampleWeight,
     min(tuple(toUInt8(ParentSpanId != ''), toUnixTimestamp64Nano(Timestamp),
-              toString(ServiceName), toString(SpanName))) AS Root
+              toString(ServiceName), toString(SpanName))) AS Root,
+    groupBitXor(reinterpretAsUInt64(reverse(unhex(SpanId)))) AS SpanIdsXor,
+    toUInt64(count()) AS XorSpanCount
 FROM {SPANS}
 WHERE TraceId != ''
 GROUP BY TraceId
 """  # noqa: S608 (table names are the constants above; no value is ever part of these statements)
+_SUMMARY_FINGERPRINT = [
+    "SpanIdsXor SimpleAggregateFunction(groupBitXor, UInt64) CODEC(ZSTD(1))",
+    "XorSpanCount SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1))",
+]
 _CREATE_SUMMARIES = f"""
 CREATE TABLE IF NOT EXISTS {SUMMARIES} (
     TraceId String CODEC(ZSTD(1)),
@@ -132,6 +141,8 @@ CREATE TABLE IF NOT EXISTS {SUMMARIES} (
     ErrorCount SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
     SampleWeight SimpleAggregateFunction(max, Float64) CODEC(ZSTD(1)),
     Root SimpleAggregateFunction(min, Tuple(UInt8, Int64, String, String)) CODEC(ZSTD(1)),
+    {_SUMMARY_FINGERPRINT[0]},
+    {_SUMMARY_FINGERPRINT[1]},
     INDEX idx_start StartNs TYPE minmax GRANULARITY 1
 ) ENGINE = AggregatingMergeTree
 ORDER BY (TraceId)
@@ -230,6 +241,13 @@ _MIGRATIONS: dict[int, list[str]] = {
         _CREATE_ROLLUPS,
         _CREATE_LOGS,
         _add_columns(LOGS, _LOG_EXTRAS),
+    ],
+    # The summaries keep their spans' fingerprint: the view is made again to fill it (a Collector's insert in
+    # between is not summarized; spyglass's own writes wait for the migration).
+    1: [
+        _add_columns(SUMMARIES, _SUMMARY_FINGERPRINT),
+        f"DROP VIEW IF EXISTS {SUMMARIES}_mv",
+        _CREATE_SUMMARIES_MV,
     ],
 }
 

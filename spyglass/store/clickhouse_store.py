@@ -217,9 +217,24 @@ class ClickHouseStore:
         return by_start(self.traces([trace_id]))
 
     def trace_unless_held(self, trace_id: bytes, held: SpanFingerprint) -> pa.Table | None:
-        """``trace`` always: the summaries keep no fingerprint of their spans (and a shared store holds other
-        members' writes too)."""
-        return self.trace(trace_id)
+        """``trace``, or None when the summary says the store holds exactly the ``held`` spans (by count and
+        span ids, ``span_fingerprint``): then only the trace's summary rows are read. A summary written before
+        it kept the fingerprint (or a span without a summary) never stands for the spans."""
+        params = NamedParams()
+        trace = params(bytes(trace_id).hex(), "String")
+        found = self._conn.query_arrow(
+            "SELECT min(StartNs) AS first, max(MaxStartNs) AS last, sum(SpanCount) AS spans, "  # noqa: S608
+            "sum(XorSpanCount) AS fingerprinted, groupBitXor(SpanIdsXor) AS ids_xor "
+            f"FROM {SUMMARIES} WHERE TraceId = {trace}",
+            params.values,
+        ).to_pylist()
+        summary = found[0] if found else None
+        if summary is None or summary["first"] is None or not summary["spans"]:
+            return NO_STORED_SPANS
+        spans = int(summary["spans"])
+        if spans == int(summary["fingerprinted"]) and SpanFingerprint(spans, int(summary["ids_xor"])) == held:
+            return None
+        return by_start(self._spans_between([trace_id], int(summary["first"]), int(summary["last"])))
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         """All spans of several traces in one query: their summaries bound the time range read, so only the day
@@ -235,6 +250,17 @@ class ClickHouseStore:
             f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "
             f"WHERE TraceId IN {ids} "
             "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2)"
+        )
+        return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
+
+    def _spans_between(self, trace_ids: Sequence[bytes], first_ns: int, last_ns: int) -> pa.Table:
+        """The spans of traces whose spans start in ``[first_ns, last_ns]``, bounds already read."""
+        params = NamedParams()
+        ids = params([bytes(trace_id).hex() for trace_id in trace_ids], "Array(String)")
+        sql = (
+            f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "  # noqa: S608
+            f"WHERE TraceId IN {ids} AND Timestamp >= fromUnixTimestamp64Nano({params(first_ns, 'Int64')}) "
+            f"AND Timestamp <= fromUnixTimestamp64Nano({params(last_ns, 'Int64')})"
         )
         return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
 

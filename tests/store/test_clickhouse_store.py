@@ -16,9 +16,10 @@ from opentelemetry.trace import SpanKind as OtelSpanKind
 from opentelemetry.trace import Status, StatusCode
 
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind
+from spyglass.model.span_fingerprint import fingerprint
 from spyglass.store.clickhouse_columns import hex_ids
 from spyglass.store.clickhouse_connection import ClickHouseConnection, connect, parse_url
-from spyglass.store.clickhouse_schema import SCHEMA_VERSION, VERSIONS
+from spyglass.store.clickhouse_schema import _SUMMARY_SELECT, SCHEMA_VERSION, SUMMARIES, VERSIONS
 from spyglass.store.clickhouse_store import ClickHouseStore
 from spyglass.store.protocol import ScanFilter, TraceQuery
 from tests.conftest import RunningServer
@@ -180,6 +181,11 @@ def test_reads_a_table_the_collector_filled(raw: ClickHouseConnection, database_
                 }
             ]
             assert leaf["duration_ns"] == 1000 and {r["sample_weight"] for r in rows} == {1.0}
+            # The backfilled summary keeps the fingerprint of the Collector's hex span ids.
+            assert (
+                store.trace_unless_held(bytes.fromhex(trace_hex), fingerprint(spans.column("span_id")))
+                is None
+            )
 
         assert store.services() == ["postgres", "shop"]
         assert store.operations("shop") == [
@@ -202,8 +208,48 @@ def test_reads_a_table_the_collector_filled(raw: ClickHouseConnection, database_
         newest = store.find_traces(TraceQuery(limit=1)).to_pylist()[0]
         assert newest["trace_id"].hex() == later and newest["error_count"] == 0 and newest["span_count"] == 3
         assert store.trace(bytes.fromhex(later)).num_rows == 3
+        later_ids = store.trace(bytes.fromhex(later)).column("span_id")
+        assert store.trace_unless_held(bytes.fromhex(later), fingerprint(later_ids)) is None
     finally:
         store.close()
+
+
+def test_a_version_1_database_reads_its_older_traces_from_their_spans(
+    raw: ClickHouseConnection, database_url: str
+) -> None:
+    """Summaries written before they kept their span ids' fingerprint never stand for the spans, nor after a
+    later write adds to them; traces written after the upgrade do."""
+    old, new = trace_id_of("old"), trace_id_of("new")
+    old_spans = make_trace(old)
+    store = ClickHouseStore(database_url)
+    store.write(old_spans.slice(0, 5))
+    store.close()
+    # As schema version 1 left it: the view without the fingerprint, the summaries without its columns.
+    raw.command(f"DROP VIEW {SUMMARIES}_mv")
+    raw.command(f"ALTER TABLE {SUMMARIES} DROP COLUMN SpanIdsXor, DROP COLUMN XorSpanCount")
+    version_1_select = _SUMMARY_SELECT.replace(
+        ",\n    groupBitXor(reinterpretAsUInt64(reverse(unhex(SpanId)))) AS SpanIdsXor,\n"
+        "    toUInt64(count()) AS XorSpanCount",
+        "",
+    )
+    assert "SpanIdsXor" not in version_1_select
+    raw.command(f"CREATE MATERIALIZED VIEW {SUMMARIES}_mv TO {SUMMARIES} AS {version_1_select}")
+    raw.command(f"TRUNCATE TABLE {VERSIONS}")
+    raw.command(f"INSERT INTO {VERSIONS} (version) VALUES (1)")
+
+    reopened = ClickHouseStore(database_url)
+    try:
+        answer = reopened.trace_unless_held(old, fingerprint(old_spans.slice(0, 5).column("span_id")))
+        assert answer is not None and answer.num_rows == 5
+        reopened.write(old_spans.slice(5))
+        reopened.write(make_trace(new, start_ns=BASE_NS + SECOND))
+        held_old = fingerprint(old_spans.column("span_id"))
+        answer = reopened.trace_unless_held(old, held_old)
+        assert answer is not None and answer.num_rows == 6
+        assert reopened.trace_unless_held(new, fingerprint(reopened.trace(new).column("span_id"))) is None
+        assert reopened.find_traces(TraceQuery(limit=10)).num_rows == 2  # the view summarizes again
+    finally:
+        reopened.close()
 
 
 def test_spyglass_rows_are_the_exporter_layout(raw: ClickHouseConnection, database_url: str) -> None:

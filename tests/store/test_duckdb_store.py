@@ -390,32 +390,6 @@ def test_a_write_merges_the_summaries_of_stored_traces_among_new_ones(
     store.close()
 
 
-def test_a_trace_is_not_read_when_the_caller_holds_exactly_its_stored_spans(tmp_path: Path) -> None:
-    """``trace_unless_held`` reads the summary only when the held copies are the stored spans by count and ids,
-    across writes that add to a trace; any other set (one span fewer, one exchanged, one twice) reads them."""
-    from spyglass.model.span_fingerprint import fingerprint
-
-    store = DuckDBStore(tmp_path / "s.duckdb")
-    try:
-        trace_id = trace_id_of("held")
-        spans = make_trace(trace_id)
-        store.write(spans.slice(0, 4))
-        store.write(spans.slice(4))  # late spans: the summary merges
-        ids = spans.column("span_id")
-        assert store.trace_unless_held(trace_id, fingerprint(ids)) is None
-        other = make_trace(trace_id_of("other")).column("span_id")
-        for held in (
-            ids.slice(1),
-            pa.chunked_array([ids.slice(1), other.slice(0, 1)]),
-            pa.chunked_array([ids, ids.slice(0, 1)]),
-        ):
-            answer = store.trace_unless_held(trace_id, fingerprint(held))
-            assert answer is not None and answer.equals(store.trace(trace_id))
-        assert store.trace_unless_held(trace_id_of("unknown"), fingerprint(ids)).num_rows == 0  # type: ignore[union-attr]
-    finally:
-        store.close()
-
-
 def test_a_version_7_file_reads_its_older_traces_from_their_spans(tmp_path: Path) -> None:
     """Summaries written before they kept their span ids' fingerprint never stand for the spans, nor after a
     later write adds to them; traces written after the upgrade do."""

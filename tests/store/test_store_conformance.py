@@ -12,6 +12,7 @@ import pytest
 from spyglass.model.builder import SpanBatchBuilder, encode_attributes
 from spyglass.model.rollups import TRACE_SUMMARY_SCHEMA
 from spyglass.model.schema import STORED_SPAN_SCHEMA, SpanKind, StatusCode
+from spyglass.model.span_fingerprint import fingerprint
 from spyglass.store import duckdb_store, trace_ranges
 from spyglass.store.attribute_cells import ATTRIBUTE_CELL_SCHEMA, CELL_SPAN_COLUMNS, attribute_cells_of
 from spyglass.store.protocol import ScanFilter, Store, TraceQuery
@@ -47,6 +48,27 @@ def late_span(trace_id: bytes, name: str, start_ns: int, duration_ns: int, **fie
 
 
 # -- writing and reading one trace ---------------------------------------------------------------------------
+
+
+def test_a_trace_is_not_read_when_the_caller_holds_exactly_its_stored_spans(store: Store) -> None:
+    """``trace_unless_held`` reads the summary only when the held copies are the stored spans by count and ids,
+    across writes that add to a trace; any other set (one span fewer, one exchanged, one twice) reads them."""
+    trace_id = trace_id_of("held")
+    spans = make_trace(trace_id)
+    store.write(spans.slice(0, 4))
+    store.write(spans.slice(4))  # late spans: the summary merges
+    ids = spans.column("span_id")
+    assert store.trace_unless_held(trace_id, fingerprint(ids)) is None
+    other = make_trace(trace_id_of("other")).column("span_id")
+    for held in (
+        ids.slice(1),
+        pa.chunked_array([ids.slice(1), other.slice(0, 1)]),
+        pa.chunked_array([ids, ids.slice(0, 1)]),
+    ):
+        answer = store.trace_unless_held(trace_id, fingerprint(held))
+        assert answer is not None and answer.equals(store.trace(trace_id))
+    unknown = store.trace_unless_held(trace_id_of("unknown"), fingerprint(ids))
+    assert unknown is not None and unknown.num_rows == 0
 
 
 def test_trace_round_trip_is_exact(store: Store) -> None:
