@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _CHILD = """
 import dataclasses, json, sys
+from spyglass.cli import hand_the_gil_over_sooner
 from spyglass.demo.runner import run_demo
+hand_the_gil_over_sooner()  # as `spyglass demo` does
 endpoint, scenario, duration, rate, baseline, seed = sys.argv[1:]
 stats = run_demo(endpoint, duration_s=float(duration), scenario=scenario, rate_per_s=float(rate),
                  baseline_s=float(baseline), seed=int(seed))
