@@ -113,3 +113,28 @@ def test_full_rollout_of_a_slow_version_in_single_span_traces() -> None:
     findings = explain_spans(workload(one_span), request())
     assert first(findings) == ("attribute", "api", "service.version", "2.0"), findings[:3]
     assert findings[0]["score"] > 0.8
+
+
+def test_a_slow_uninstrumented_peer_is_named_by_its_peer_service() -> None:
+    """The calls to a peer that sends no spans of its own (a vendor's API) are childless client spans: the
+    finding names the peer, and its sentence gives the calls' own time (it said "n/a": it read the numbers a
+    request value has)."""
+
+    def with_vendor(rng: Any, regression: bool, i: int) -> list[S]:
+        vendor_ms = rng.uniform(4, 6) * (5.0 if regression else 1.0)
+        render_ms = rng.uniform(2, 3)
+        return [
+            S("api", "GET /x", 0.0, 1 + vendor_ms + render_ms + 1),
+            S("api", "POST /score", 1.0, vendor_ms, 0, attrs={"peer.service": "fraud-api"}),
+            S("api", "render", 1 + vendor_ms, render_ms, 0),
+        ]
+
+    findings = explain_spans(workload(with_vendor), request())
+    assert first(findings) == ("attribute", "api", "peer.service", "fraud-api"), findings[:3]
+    sentence = findings[0]["summary"]
+    assert "n/a" not in sentence and "None" not in sentence, sentence
+    assert "fraud-api" in sentence and "POST /score" in sentence, sentence
+    reg, base = findings[0]["evidence"]["regression"], findings[0]["evidence"]["baseline"]
+    assert reg["own_ms_per_trace"] == pytest.approx(25, rel=0.1)
+    assert base["own_ms_per_trace"] == pytest.approx(5, rel=0.1)
+    assert f"from {base['own_ms_per_trace']} to {reg['own_ms_per_trace']} ms" in sentence, sentence

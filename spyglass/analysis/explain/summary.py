@@ -39,6 +39,22 @@ def _sentence(f: Finding, req: ExplainRequest) -> str:
             f"Spans with {f.key}={f.value} (in {where}) originate errors in "
             f"{pct(reg.get('errors_originated_per_span_with'))} of their calls: {share} of the new {symptom} failures."
         )
+    if (
+        f.kind == Kind.ATTRIBUTE
+        and ev.get("also")
+        and ("own_ms_per_trace" in reg or "errors_per_trace" in reg)
+    ):
+        # An operation told by the uninstrumented peer it calls (``relabel_peers``): its own time is the peer's.
+        calls = f"{f.service}'s calls to {f.key}={f.value} ({ev['also'][0].removeprefix(f.service + ' operation ')})"
+        if req.signal == "latency":
+            return (
+                f"{calls} grew from {base.get('own_ms_per_trace')} to {reg.get('own_ms_per_trace')} ms per "
+                f"{symptom} request ({share} of the latency growth)."
+            )
+        return (
+            f"{calls} errors grew from {base.get('errors_per_trace')} to {reg.get('errors_per_trace')} per "
+            f"{symptom} request."
+        )
     if f.kind == Kind.ATTRIBUTE:
         return (
             f"Traces through {f.service} with {f.key}={f.value} explain {share} of the {what} "
