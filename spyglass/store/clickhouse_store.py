@@ -158,6 +158,15 @@ CLICKHOUSE = Dialect(
 )
 
 
+def _spans_sql(traces: str, first_ns: str, last_ns: str) -> str:
+    """The spans of the traces ``traces`` (a condition on TraceId) starting between two nanosecond times (SQL
+    expressions): the time bounds open only the day partitions the traces span."""
+    return (
+        f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} WHERE {traces} "  # noqa: S608
+        f"AND Timestamp >= fromUnixTimestamp64Nano({first_ns}) AND Timestamp <= fromUnixTimestamp64Nano({last_ns})"
+    )
+
+
 class ClickHouseStore:
     """The ``Store`` protocol over a ClickHouse database (a server over HTTP, or chDB in-process).
 
@@ -228,13 +237,15 @@ class ClickHouseStore:
             f"FROM {SUMMARIES} WHERE TraceId = {trace}",
             params.values,
         ).to_pylist()
-        summary = found[0] if found else None
-        if summary is None or summary["first"] is None or not summary["spans"]:
-            return NO_STORED_SPANS
+        # An aggregate without GROUP BY answers one row, of zeros when no summary matched.
+        summary = found[0]
         spans = int(summary["spans"])
+        if not spans:
+            return NO_STORED_SPANS
         if spans == int(summary["fingerprinted"]) and SpanFingerprint(spans, int(summary["ids_xor"])) == held:
             return None
-        return by_start(self._spans_between([trace_id], int(summary["first"]), int(summary["last"])))
+        first, last = params(int(summary["first"]), "Int64"), params(int(summary["last"]), "Int64")
+        return by_start(self._query_spans(_spans_sql(f"TraceId = {trace}", first, last), params))
 
     def traces(self, trace_ids: Sequence[bytes]) -> pa.Table:
         """All spans of several traces in one query: their summaries bound the time range read, so only the day
@@ -245,23 +256,10 @@ class ClickHouseStore:
             return NO_STORED_SPANS
         params = NamedParams()
         ids = params(wanted, "Array(String)")
-        sql = (
-            f"WITH (SELECT (min(StartNs), max(MaxStartNs)) FROM {SUMMARIES} WHERE TraceId IN {ids}) AS bounds "  # noqa: S608
-            f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "
-            f"WHERE TraceId IN {ids} "
-            "AND Timestamp >= fromUnixTimestamp64Nano(bounds.1) AND Timestamp <= fromUnixTimestamp64Nano(bounds.2)"
-        )
-        return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
+        bounds = f"WITH (SELECT (min(StartNs), max(MaxStartNs)) FROM {SUMMARIES} WHERE TraceId IN {ids}) AS bounds "  # noqa: S608
+        return self._query_spans(bounds + _spans_sql(f"TraceId IN {ids}", "bounds.1", "bounds.2"), params)
 
-    def _spans_between(self, trace_ids: Sequence[bytes], first_ns: int, last_ns: int) -> pa.Table:
-        """The spans of traces whose spans start in ``[first_ns, last_ns]``, bounds already read."""
-        params = NamedParams()
-        ids = params([bytes(trace_id).hex() for trace_id in trace_ids], "Array(String)")
-        sql = (
-            f"SELECT {select_list(STORED_SPAN_SCHEMA.names, SPAN_COLUMN_SQL)} FROM {SPANS} "  # noqa: S608
-            f"WHERE TraceId IN {ids} AND Timestamp >= fromUnixTimestamp64Nano({params(first_ns, 'Int64')}) "
-            f"AND Timestamp <= fromUnixTimestamp64Nano({params(last_ns, 'Int64')})"
-        )
+    def _query_spans(self, sql: str, params: NamedParams) -> pa.Table:
         return as_schema(self._conn.query_arrow(sql, params.values), STORED_SPAN_SCHEMA)
 
     def find_traces(self, query: TraceQuery) -> pa.Table:
