@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from spyglass.analysis.explain.finding import Finding, Kind
 from spyglass.analysis.explain.numbers import pct
 from spyglass.analysis.explain.symptom import ExplainRequest
@@ -39,22 +41,10 @@ def _sentence(f: Finding, req: ExplainRequest) -> str:
             f"Spans with {f.key}={f.value} (in {where}) originate errors in "
             f"{pct(reg.get('errors_originated_per_span_with'))} of their calls: {share} of the new {symptom} failures."
         )
-    if (
-        f.kind == Kind.ATTRIBUTE
-        and ev.get("also")
-        and ("own_ms_per_trace" in reg or "errors_per_trace" in reg)
-    ):
+    if f.where:
         # An operation told by the uninstrumented peer it calls (``relabel_peers``): its own time is the peer's.
-        calls = f"{f.service}'s calls to {f.key}={f.value} ({ev['also'][0].removeprefix(f.service + ' operation ')})"
-        if req.signal == "latency":
-            return (
-                f"{calls} grew from {base.get('own_ms_per_trace')} to {reg.get('own_ms_per_trace')} ms per "
-                f"{symptom} request ({share} of the latency growth)."
-            )
-        return (
-            f"{calls} errors grew from {base.get('errors_per_trace')} to {reg.get('errors_per_trace')} per "
-            f"{symptom} request."
-        )
+        calls = ev["also"][0].removeprefix(f"{f.service} operation ")
+        return _own_growth(f"{f.service}'s calls to {f.key}={f.value} ({calls})", req, share, reg, base)
     if f.kind == Kind.ATTRIBUTE:
         return (
             f"Traces through {f.service} with {f.key}={f.value} explain {share} of the {what} "
@@ -62,15 +52,7 @@ def _sentence(f: Finding, req: ExplainRequest) -> str:
             f"{pct(reg.get('symptom_share_without') if reg.get('symptom_share_without') is not None else base.get('symptom_share_without'))} without it)."
         )
     if f.kind == Kind.OPERATION:
-        if req.signal == "latency":
-            return (
-                f"{f.service} '{f.operation}' own time grew from {base.get('own_ms_per_trace')} to "
-                f"{reg.get('own_ms_per_trace')} ms per {symptom} request ({share} of the latency growth)."
-            )
-        return (
-            f"{f.service} '{f.operation}' errors grew from {base.get('errors_per_trace')} to "
-            f"{reg.get('errors_per_trace')} per {symptom} request."
-        )
+        return _own_growth(f"{f.service} '{f.operation}'", req, share, reg, base)
     if f.kind == Kind.N_PLUS_ONE:
         return (
             f"{f.service} calls '{f.operation}' {reg.get('calls_per_trace')} times per {symptom} request "
@@ -85,4 +67,21 @@ def _sentence(f: Finding, req: ExplainRequest) -> str:
         f"Errors of {symptom} originate in {f.service} '{f.operation}' "
         f"({pct(reg.get('failed_traces_originating_here'))} of requests now, "
         f"{pct(base.get('failed_traces_originating_here'))} before)."
+    )
+
+
+def _own_growth(
+    subject: str, req: ExplainRequest, share: str, reg: dict[str, Any], base: dict[str, Any]
+) -> str:
+    """How an operation's own time (or its errors) per symptom request grew: an operation's finding, or the
+    calls to a peer that sends no spans."""
+    symptom = f"{req.service} {req.operation}"
+    if req.signal == "latency":
+        return (
+            f"{subject} own time grew from {base.get('own_ms_per_trace')} to {reg.get('own_ms_per_trace')} ms per "
+            f"{symptom} request ({share} of the latency growth)."
+        )
+    return (
+        f"{subject} errors grew from {base.get('errors_per_trace')} to {reg.get('errors_per_trace')} per "
+        f"{symptom} request."
     )
